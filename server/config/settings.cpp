@@ -1,0 +1,386 @@
+// server/config/settings.cpp: loads uvsmtpd.toml (toml++) into Settings, with file:line errors.
+#include "config/settings.hpp"
+
+#include <arpa/inet.h>
+#include <fcntl.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <climits>
+#include <cmath>
+#include <cstring>
+#include <functional>
+#include <map>
+#include <set>
+#include <string_view>
+#include <toml++/toml.h>
+#include <utility>
+
+#include "util/cidr.hpp"
+
+namespace uvs::config {
+
+namespace {
+
+// Upper bound for every duration, in seconds: keeps "seconds * 1000" far from uint64 overflow.
+constexpr double kMaxSeconds = 1e9;
+
+const char *const kLogLevels[] = {"emerg",   "alert",  "crit", "err",
+                                  "warning", "notice", "info", "debug"};
+
+// Reads the whole file; 0 or a positive errno.
+int slurp(const std::string &path, std::string &data) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return errno;
+  data.clear();
+  char buf[8192];
+  for (;;) {
+    ssize_t n = ::read(fd, buf, sizeof buf);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      int e = errno;
+      ::close(fd);
+      return e;
+    }
+    if (n == 0) break;
+    data.append(buf, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return 0;
+}
+
+std::string system_hostname() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+bool printable_ascii(std::string_view s, bool allow_space) {
+  for (char ch : s) {
+    auto c = static_cast<unsigned char>(ch);
+    if (c < 0x20 || c >= 0x7F) return false;
+    if (c == ' ' && !allow_space) return false;
+  }
+  return true;
+}
+
+class Loader {
+ public:
+  Loader(const std::string &file, Settings &s) : file_(file), s_(s) {}
+
+  // Returns false and sets err to the earliest error (by line) in the file.
+  bool load(const toml::table &root, std::string &err) {
+    walk_table(root, "", top_handlers());
+    if (errors_.empty()) return true;
+    auto &[line, msg] = *errors_.begin();
+    err = line > 0 ? file_ + ":" + std::to_string(line) + ": " + msg : file_ + ": " + msg;
+    return false;
+  }
+
+  bool listen_set() const { return listen_set_; }
+  bool hostname_set() const { return hostname_set_; }
+
+ private:
+  using Handler = std::function<void(const toml::node &, const std::string &)>;
+  using Handlers = std::map<std::string, Handler, std::less<>>;
+
+  void error(const toml::source_region &where, std::string msg) {
+    errors_.emplace(where.begin.line, std::move(msg));
+  }
+  void error(const toml::node &n, std::string msg) { error(n.source(), std::move(msg)); }
+
+  void walk_table(const toml::table &t, const std::string &prefix, const Handlers &handlers) {
+    for (auto &&[key, node] : t) {
+      std::string name = prefix + std::string(key.str());
+      auto it = handlers.find(key.str());
+      if (it == handlers.end()) {
+        error(key.source(), "unknown key '" + name + "'");
+        continue;
+      }
+      it->second(node, name);
+    }
+  }
+
+  Handler sub_table(Handlers handlers) {
+    return [this, handlers = std::move(handlers)](const toml::node &n, const std::string &name) {
+      const toml::table *t = n.as_table();
+      if (t == nullptr) return error(n, "'" + name + "' must be a table");
+      walk_table(*t, name + ".", handlers);
+    };
+  }
+
+  // Non-negative integer in [min, max].
+  template <typename T>
+  Handler integer(T &field, uint64_t min, uint64_t max) {
+    return [this, &field, min, max](const toml::node &n, const std::string &name) {
+      const auto *v = n.as_integer();
+      if (v == nullptr) return error(n, "'" + name + "' must be an integer");
+      int64_t x = v->get();
+      if (x < 0 || static_cast<uint64_t>(x) < min || static_cast<uint64_t>(x) > max) {
+        if (min == 0 && x < 0) return error(n, "'" + name + "' must not be negative");
+        return error(n, "'" + name + "' must be between " + std::to_string(min) + " and " +
+                            std::to_string(max));
+      }
+      field = static_cast<T>(x);
+    };
+  }
+
+  // Positive, finite number of seconds (integer or float).
+  Handler seconds(double &field) {
+    return [this, &field](const toml::node &n, const std::string &name) {
+      double x = 0;
+      if (const auto *i = n.as_integer())
+        x = static_cast<double>(i->get());
+      else if (const auto *f = n.as_floating_point())
+        x = f->get();
+      else
+        return error(n, "'" + name + "' must be a number");
+      if (!std::isfinite(x) || x <= 0 || x > kMaxSeconds)
+        return error(n, "'" + name + "' must be a number > 0 and <= 1e9 (seconds)");
+      field = x;
+    };
+  }
+
+  Handler text(std::string &field, std::function<const char *(const std::string &)> check) {
+    return [this, &field, check](const toml::node &n, const std::string &name) {
+      const auto *v = n.as_string();
+      if (v == nullptr) return error(n, "'" + name + "' must be a string");
+      if (check)
+        if (const char *why = check(v->get())) return error(n, "'" + name + "' " + why);
+      field = v->get();
+    };
+  }
+
+  Handler one_of(std::string &field, std::vector<std::string> allowed) {
+    return [this, &field, allowed](const toml::node &n, const std::string &name) {
+      const auto *v = n.as_string();
+      std::string list;
+      for (const auto &a : allowed) list += (list.empty() ? "" : ", ") + a;
+      if (v == nullptr) return error(n, "'" + name + "' must be a string, one of " + list);
+      for (const auto &a : allowed)
+        if (v->get() == a) {
+          field = a;
+          return;
+        }
+      error(n, "'" + name + "' must be one of " + list + " (got '" + v->get() + "')");
+    };
+  }
+
+  void listen_entry(const toml::node &n, const std::string &name, std::vector<Listen> &out) {
+    if (const auto *s = n.as_string()) {
+      Listen l;
+      if (!parse_listen(s->get(), l))
+        return error(n, "'" + name + "' entry '" + s->get() +
+                            "' is not a valid address (host:port, [v6]:port or *:port)");
+      out.push_back(l);
+      return;
+    }
+    const toml::table *t = n.as_table();
+    if (t == nullptr)
+      return error(n, "'" + name + "' entries must be \"host:port\" strings or tables");
+    Listen l;
+    bool have_address = false, ok = true;
+    for (auto &&[key, v] : *t) {
+      std::string kname = name + "." + std::string(key.str());
+      if (key.str() == "address") {
+        const auto *s = v.as_string();
+        if (s == nullptr) {
+          ok = false;
+          error(v, "'" + kname + "' must be a string");
+          continue;
+        }
+        bool sync = l.sync_check;
+        if (!parse_listen(s->get(), l)) {
+          ok = false;
+          error(v, "'" + kname + "' '" + s->get() +
+                       "' is not a valid address (host:port, [v6]:port or *:port)");
+          continue;
+        }
+        l.sync_check = sync;
+        have_address = true;
+      } else if (key.str() == "sync_check") {
+        const auto *b = v.as_boolean();
+        if (b == nullptr) {
+          ok = false;
+          error(v, "'" + kname + "' must be a boolean");
+          continue;
+        }
+        l.sync_check = b->get();
+      } else {
+        ok = false;
+        error(key.source(), "unknown key '" + kname + "'");
+      }
+    }
+    if (!ok) return;
+    if (!have_address) return error(n, "'" + name + "' table needs an 'address'");
+    out.push_back(l);
+  }
+
+  Handler listen() {
+    return [this](const toml::node &n, const std::string &name) {
+      const toml::array *a = n.as_array();
+      if (a == nullptr)
+        return error(
+            n, "'" + name + "' must be an array of \"host:port\" strings or [[listen]] tables");
+      if (a->empty()) return error(n, "'" + name + "' must not be empty");
+      std::vector<Listen> out;
+      for (const toml::node &e : *a) {
+        size_t before = out.size();
+        listen_entry(e, name, out);
+        if (out.size() == before) continue;
+        const Listen &l = out.back();
+        for (size_t i = 0; i + 1 < out.size(); ++i)
+          if (out[i].host == l.host && out[i].port == l.port && l.port != 0) {
+            error(e, "'" + name + "' has a duplicate address");
+            break;
+          }
+      }
+      s_.listen = std::move(out);
+      listen_set_ = true;
+    };
+  }
+
+  Handler cidr_list(std::vector<std::string> &field) {
+    return [this, &field](const toml::node &n, const std::string &name) {
+      const toml::array *a = n.as_array();
+      if (a == nullptr) return error(n, "'" + name + "' must be an array of CIDR strings");
+      std::vector<std::string> out;
+      for (const toml::node &e : *a) {
+        const auto *s = e.as_string();
+        if (s == nullptr) {
+          error(e, "'" + name + "' entries must be strings");
+          continue;
+        }
+        Cidr c;
+        if (!parse_cidr(s->get(), c)) {
+          error(e, "'" + name + "' entry '" + s->get() + "' is not a valid CIDR");
+          continue;
+        }
+        out.push_back(s->get());
+      }
+      field = std::move(out);
+    };
+  }
+
+  Handlers top_handlers() {
+    Handlers h;
+    h["hostname"] = [this](const toml::node &n, const std::string &name) {
+      text(s_.hostname, [](const std::string &v) -> const char * {
+        if (v.empty()) return "must not be empty";
+        if (v.size() > 255 || !printable_ascii(v, false))
+          return "must be printable ASCII without spaces (at most 255 characters)";
+        return nullptr;
+      })(n, name);
+      hostname_set_ = n.is_string();
+    };
+    h["greeting"] = text(s_.greeting, [](const std::string &v) -> const char * {
+      if (v.size() > 400 || !printable_ascii(v, true))
+        return "must be printable ASCII (at most 400 characters)";
+      return nullptr;
+    });
+    h["listen"] = listen();
+    h["max_connections"] = integer(s_.max_connections, 0, UINT32_MAX);
+    h["max_connections_per_ip"] = integer(s_.max_connections_per_ip, 0, UINT32_MAX);
+    h["max_message_size"] = integer(s_.max_message_size, 0, INT64_MAX);
+    h["max_recipients"] = integer(s_.max_recipients, 1, UINT32_MAX);
+    h["max_line_length"] = integer(s_.max_line_length, 64, 65536);
+    h["max_errors"] = integer(s_.max_errors, 0, UINT32_MAX);
+    h["hook_timeout"] = seconds(s_.hook_timeout);
+    h["shutdown_grace"] = seconds(s_.shutdown_grace);
+    h["spool_dir"] = text(s_.spool_dir, [](const std::string &v) -> const char * {
+      return v.empty() ? "must not be empty" : nullptr;
+    });
+    h["plugin_dir"] = text(s_.plugin_dir, nullptr);
+    h["timeouts"] =
+        sub_table({{"command", seconds(s_.timeout_command)}, {"data", seconds(s_.timeout_data)}});
+    h["log"] =
+        sub_table({{"level", one_of(s_.log_level, std::vector<std::string>(std::begin(kLogLevels),
+                                                                           std::end(kLogLevels)))},
+                   {"format", one_of(s_.log_format, {"text", "json"})}});
+    h["bare_newline"] =
+        sub_table({{"policy", one_of(s_.bare_newline, {"reject", "normalize"})},
+                   {"normalize_networks", cidr_list(s_.bare_newline_normalize_networks)}});
+    return h;
+  }
+
+  const std::string &file_;
+  Settings &s_;
+  std::multimap<uint32_t, std::string> errors_;  // line -> message
+  bool listen_set_ = false;
+  bool hostname_set_ = false;
+};
+
+void apply_defaults(Settings &s, bool hostname_set, bool listen_set) {
+  if (!hostname_set) s.hostname = system_hostname();
+  if (!listen_set) s.listen = {Listen{"127.0.0.1", 2525, true}};
+}
+
+}  // namespace
+
+bool load_settings(const std::string &path, Settings &out, std::string &err, bool missing_ok) {
+  Settings s;
+  s.greeting = "ESMTP uvsmtpd";
+  std::string data;
+  if (int e = slurp(path, data); e != 0) {
+    if (e == ENOENT && missing_ok) {
+      apply_defaults(s, false, false);
+      out = std::move(s);
+      return true;
+    }
+    err = path + ": cannot open: " + std::strerror(e);
+    return false;
+  }
+  toml::table root;
+  try {
+    root = toml::parse(data, std::string_view(path));
+  } catch (const toml::parse_error &e) {
+    err = path + ":" + std::to_string(e.source().begin.line) + ": " + std::string(e.description());
+    return false;
+  }
+  Loader loader(path, s);
+  if (!loader.load(root, err)) return false;
+  apply_defaults(s, loader.hostname_set(), loader.listen_set());
+  out = std::move(s);
+  return true;
+}
+
+bool parse_listen(const std::string &text, Listen &out) {
+  size_t colon = text.rfind(':');
+  if (colon == std::string::npos) return false;
+  std::string host = text.substr(0, colon);
+  std::string port_text = text.substr(colon + 1);
+  if (port_text.empty() || port_text.size() > 5) return false;
+  unsigned port = 0;
+  for (char c : port_text) {
+    if (c < '0' || c > '9') return false;
+    port = port * 10 + static_cast<unsigned>(c - '0');
+  }
+  if (port > 65535) return false;
+
+  std::string canon;
+  if (host.size() >= 2 && host.front() == '[' && host.back() == ']') {
+    std::string inner = host.substr(1, host.size() - 2);
+    unsigned char buf[16];
+    if (inner.find(':') == std::string::npos) return false;
+    if (inet_pton(AF_INET6, inner.c_str(), buf) != 1) return false;
+    char text6[INET6_ADDRSTRLEN];
+    if (inet_ntop(AF_INET6, buf, text6, sizeof text6) == nullptr) return false;
+    canon = text6;
+  } else if (host == "*") {
+    canon = "0.0.0.0";
+  } else if (host == "localhost") {
+    canon = "127.0.0.1";
+  } else {
+    unsigned char buf[4];
+    if (host.find(':') != std::string::npos) return false;  // IPv6 needs brackets
+    if (inet_pton(AF_INET, host.c_str(), buf) != 1) return false;
+    canon = host;
+  }
+  Listen l;
+  l.host = std::move(canon);
+  l.port = static_cast<uint16_t>(port);
+  out = std::move(l);
+  return true;
+}
+
+}  // namespace uvs::config

@@ -1,0 +1,89 @@
+// hooks/call.hpp: what a hook invocation sees: the CallHost interface (implemented by Session,
+// faked in unit tests), the hook arguments, and the C ABI's uvs_call / uvs_plugin structs.
+#pragma once
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <string>
+#include <string_view>
+#include <vector>
+
+#include "hooks/notes.hpp"
+#include "hooks/reply.hpp"
+#include "smtp/address.hpp"
+#include "uvsmtpd/plugin.h"
+
+namespace uvs {
+
+class CallHost {
+ public:
+  virtual ~CallHost() = default;
+  virtual const std::string &session_id() const = 0;
+  virtual const std::string &peer_ip() const = 0;
+  virtual int peer_port() const = 0;
+  virtual const std::string &local_ip() const = 0;
+  virtual int local_port() const = 0;
+  virtual const std::string *helo() const = 0;
+  virtual bool esmtp() const = 0;
+  virtual const std::string *mail_from() const = 0;
+  virtual const std::vector<std::string> &rcpts() const = 0;
+  virtual Notes &notes(int scope) = 0;
+  virtual bool relay_client() const = 0;
+  virtual void set_relay_client(bool on) = 0;
+  virtual bool tls_active() const { return false; }
+  virtual const std::string *auth_user() const { return nullptr; }
+  virtual int64_t message_size() const { return -1; }
+  virtual int64_t message_read(int64_t, void *, size_t) const { return -2; /* -ENOENT */ }
+  virtual const std::string *header(std::string_view, int) const { return nullptr; }
+  // Watch for client input while a call is pending: cb(UVS_INPUT_*) once, on the loop, never
+  // from inside this call. Returns 0 or a negative errno.
+  virtual int watch_input(std::function<void(int)> cb) = 0;
+  virtual void unwatch_input() = 0;
+};
+
+struct HookArgs {
+  std::string arg;
+  std::string address;
+  const std::vector<smtp::EsmtpParam> *params = nullptr;
+};
+
+struct Handler;
+struct HookTable;
+class ChainRun;
+class LoopServices;
+
+}  // namespace uvs
+
+// One loaded plugin instance.
+struct uvs_plugin {
+  std::string instance;                // "earlytalker:1"
+  std::string module;                  // "earlytalker"
+  std::vector<std::string> args;
+  std::string config_dir;
+  std::string me;
+  std::string error;                   // set_error
+  void *data = nullptr;                // plugin_set_data
+  const uvs_plugin_info *info = nullptr;
+  uvs::HookTable *registering = nullptr;  // the table being built, only during init
+  bool initialised = false;
+};
+
+// One hook invocation.
+struct uvs_call {
+  uvs::CallHost *host = nullptr;
+  uvs_plugin *plugin = nullptr;
+  uvs_hook hook = UVS_HOOK_CONNECT;
+  const uvs::HookArgs *args = nullptr;
+  uvs::Reply reply;                    // what the plugin set with reply()/reply_line()
+  uvs_pending *pending = nullptr;      // set by suspend()
+  bool may_suspend = false;
+  uvs::LoopServices *services = nullptr;
+};
+
+namespace uvs {
+struct Handler {
+  uvs_plugin *plugin;
+  uvs_hook_fn fn;
+  void *ud;
+};
+}  // namespace uvs

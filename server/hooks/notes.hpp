@@ -1,0 +1,34 @@
+// hooks/notes.hpp: connection and transaction notes: string values, or pointers with a destructor.
+#pragma once
+#include <map>
+#include <string>
+#include <string_view>
+
+namespace uvs {
+
+class Notes {
+ public:
+  Notes() = default;
+  Notes(const Notes &) = delete;
+  Notes &operator=(const Notes &) = delete;
+  ~Notes() { clear(); }
+
+  void set(std::string_view key, std::string_view value);
+  const std::string *get(std::string_view key) const;  // nullptr if absent or a pointer note
+  void set_ptr(std::string_view key, void *ptr, void (*dtor)(void *));
+  void *get_ptr(std::string_view key) const;
+  void erase(std::string_view key);
+  void clear();
+
+ private:
+  struct Value {
+    std::string str;
+    void *ptr = nullptr;
+    void (*dtor)(void *) = nullptr;
+    bool is_ptr = false;
+  };
+  static void release(Value &v);
+  std::map<std::string, Value, std::less<>> map_;
+};
+
+}  // namespace uvs

@@ -1,0 +1,75 @@
+// hooks/runner.hpp: the hook chain runner, qpsmtpd's semantics: handlers run in order, the first
+// verdict other than DECLINED decides, deny/ok observers fire after each handler, a handler may
+// suspend (PENDING) and the chain resumes when it completes or times out. Knows no sockets.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "hooks/call.hpp"
+#include "hooks/services.hpp"
+#include "util/timer.hpp"
+
+namespace uvs {
+
+// Handlers per hook id, in conf/plugins order.
+struct HookTable {
+  std::vector<Handler> by_hook[UVS_HOOK_OK + 1];
+};
+
+struct HookResult {
+  uvs_verdict verdict = UVS_DECLINED;
+  bool has_reply = false;  // the plugin set reply text/code (validated against the verdict)
+  Reply reply;             // reply.code 0 = keep the default code
+  std::string plugin;      // instance that decided ("" if none)
+};
+
+using HookDone = std::function<void(HookResult)>;
+
+class ChainRun {
+ public:
+  // Runs hook's chain over table for host. done is called exactly once, synchronously when no
+  // handler suspends, else later on the loop; never after cancel(). While the chain waits,
+  // *slot points at it (cleared before done runs), so the owner can cancel() it.
+  static void start(LoopServices *svc, CallHost &host, const HookTable &table, uvs_hook hook,
+                    HookArgs args, HookDone done, ChainRun **slot);
+  // The owner goes away: let go of the pending call without calling done.
+  void cancel();
+
+  // Called by the completion queue (loop thread).
+  void on_complete(uvs_verdict v, int code, const std::string &enh, const std::string &text);
+  uvs_call *call() { return &call_; }
+
+ private:
+  ChainRun(LoopServices *svc, CallHost &host, const HookTable &table, uvs_hook hook,
+           HookArgs args, HookDone done, ChainRun **slot);
+  void step();
+  bool after_verdict(uvs_verdict v);  // true = the chain is decided
+  void finish();
+  void on_timeout();
+  void observe(uvs_verdict v);
+
+  LoopServices *svc_;
+  CallHost &host_;
+  const HookTable &table_;
+  uvs_hook hook_;
+  HookArgs args_;
+  HookDone done_;
+  ChainRun **slot_;
+  size_t next_ = 0;
+  uvs_call call_;
+  uvs_pending *pending_ = nullptr;
+  std::unique_ptr<Timer> timeout_;
+  HookResult result_;
+};
+
+// Run only the observers of a notification hook (disconnect, reset_transaction, queue_post):
+// every handler runs, verdicts are logged but change nothing, suspend() is refused.
+void notify_hook(LoopServices *svc, CallHost &host, const HookTable &table, uvs_hook hook,
+                 const HookArgs &args);
+
+// Validates the reply a plugin set against its verdict; logs and drops it if it does not fit.
+bool reply_fits_verdict(const Reply &r, uvs_verdict v);
+
+}  // namespace uvs

@@ -1,0 +1,178 @@
+// hooks/services.cpp: the completion queue and the uvs_pending life cycle (see services.hpp).
+#include "hooks/services.hpp"
+
+#include <cerrno>
+
+#include "hooks/runner.hpp"
+
+namespace uvs {
+
+LoopServices::LoopServices(uv_loop_t *loop, double hook_timeout_s)
+    : loop_(loop), hook_timeout_s_(hook_timeout_s), async_(new uv_async_t) {
+  uv_async_init(loop_, async_, [](uv_async_t *a) { static_cast<LoopServices *>(a->data)->drain(); });
+  async_->data = this;
+}
+
+LoopServices::~LoopServices() {
+  async_->data = nullptr;
+  uv_close(reinterpret_cast<uv_handle_t *>(async_),
+           [](uv_handle_t *h) { delete reinterpret_cast<uv_async_t *>(h); });
+}
+
+void LoopServices::post(Completion c) {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    queue_.push_back(std::move(c));
+  }
+  uv_async_send(async_);  // coalesces: drain() takes the whole queue
+}
+
+void LoopServices::drain() {
+  std::vector<Completion> batch;
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    batch.swap(queue_);
+  }
+  for (auto &c : batch) {
+    uvs_pending *p = c.pending;
+    ChainRun *run = p->run;
+    pending::finish(p);  // detaches p from run, may free p
+    if (run) run->on_complete(c.verdict, c.code, c.enhanced, c.text);
+  }
+}
+
+namespace pending {
+
+uvs_pending *create(LoopServices *svc, uvs_call *call) {
+  auto *p = new uvs_pending;
+  p->svc = svc;
+  p->call = call;
+  p->host = call->host;
+  svc->pending_created();
+  return p;
+}
+
+static void maybe_free(uvs_pending *p) {
+  if (p->completed && p->work_in_flight == 0) {
+    p->svc->pending_destroyed();
+    delete p;
+  }
+}
+
+static void end_input_watch(uvs_pending *p) {
+  if (!p->input_active) return;
+  p->input_active = false;
+  if (p->host) p->host->unwatch_input();
+  if (p->input_timer) p->input_timer->stop();
+}
+
+static void detach(uvs_pending *p) {
+  p->run = nullptr;
+  p->call = nullptr;
+  p->host = nullptr;
+  p->waiting = false;
+}
+
+void abandon(uvs_pending *p) {
+  if (p->input_active) {
+    // The plugin still hears back: its input watch ends with EOF, on the loop, soon.
+    end_input_watch(p);
+    detach(p);
+    if (!p->input_timer) p->input_timer = std::make_unique<Timer>(p->svc->loop());
+    p->input_timer->start(0, [p] {
+      auto cb = p->input_cb;
+      p->input_cb = nullptr;
+      if (cb && !p->completed) cb(p, UVS_INPUT_EOF, p->input_ud);
+    });
+  }
+  detach(p);
+}
+
+void finish(uvs_pending *p) {
+  end_input_watch(p);
+  detach(p);
+  p->completed = true;
+  p->timers.clear();
+  p->input_timer.reset();
+  maybe_free(p);
+}
+
+int timer(uvs_pending *p, uint64_t ms, uvs_pending_fn cb, void *ud) {
+  if (!p || !cb) return -EINVAL;
+  if (p->completed) return -EALREADY;
+  auto t = std::make_unique<Timer>(p->svc->loop());
+  t->start(ms, [p, cb, ud] {
+    if (!p->completed) cb(p, ud);
+  });
+  p->timers.push_back(std::move(t));
+  return 0;
+}
+
+int wait_for_input(uvs_pending *p, uint64_t ms, uvs_input_fn cb, void *ud) {
+  if (!p || !cb) return -EINVAL;
+  if (p->completed) return -EALREADY;
+  if (p->input_active) return -EBUSY;
+  p->input_cb = cb;
+  p->input_ud = ud;
+  p->input_active = true;
+  if (!p->input_timer) p->input_timer = std::make_unique<Timer>(p->svc->loop());
+  auto fire = [p](int result) {
+    if (!p->input_active) return;
+    p->input_active = false;
+    p->input_timer->stop();
+    auto cb = p->input_cb;
+    p->input_cb = nullptr;
+    if (cb && !p->completed) cb(p, result, p->input_ud);
+  };
+  CallHost *host = p->host;
+  if (!host) {
+    p->input_timer->start(0, [fire] { fire(UVS_INPUT_EOF); });
+    return 0;
+  }
+  int rc = host->watch_input([fire](int result) { fire(result); });
+  if (rc < 0) {
+    p->input_active = false;
+    return rc;
+  }
+  p->input_timer->start(ms, [p, fire] {
+    if (p->host) p->host->unwatch_input();
+    fire(UVS_INPUT_TIMEOUT);
+  });
+  return 0;
+}
+
+namespace {
+struct Work {
+  uv_work_t req;
+  uvs_pending *p;
+  uvs_work_fn work;
+  uvs_pending_fn done;
+  void *ud;
+};
+}  // namespace
+
+int run_blocking(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void *ud) {
+  if (!p || !work) return -EINVAL;
+  if (p->completed) return -EALREADY;
+  auto *w = new Work{{}, p, work, done, ud};
+  w->req.data = w;
+  int rc = uv_queue_work(
+      p->svc->loop(), &w->req, [](uv_work_t *r) { auto *w = static_cast<Work *>(r->data); w->work(w->ud); },
+      [](uv_work_t *r, int) {
+        auto *w = static_cast<Work *>(r->data);
+        uvs_pending *p = w->p;
+        --p->work_in_flight;
+        if (!p->completed && w->done) w->done(p, w->ud);
+        delete w;
+        maybe_free(p);
+      });
+  if (rc < 0) {
+    delete w;
+    return rc;
+  }
+  ++p->work_in_flight;
+  return 0;
+}
+
+}  // namespace pending
+}  // namespace uvs

@@ -1,0 +1,79 @@
+// hooks/services.hpp: per-loop services behind async plugin calls: the completion queue that
+// uvs_api.complete() feeds from any thread (drained on the loop by one uv_async_t), and the
+// uvs_pending handle with its timers, input watch and thread-pool work.
+#pragma once
+#include <atomic>
+#include <memory>
+#include <mutex>
+#include <string>
+#include <vector>
+#include <uv.h>
+
+#include "hooks/call.hpp"
+#include "util/timer.hpp"
+
+namespace uvs {
+
+class LoopServices {
+ public:
+  LoopServices(uv_loop_t *loop, double hook_timeout_s);
+  ~LoopServices();  // closes the async handle (run the loop once more to finish closing)
+  LoopServices(const LoopServices &) = delete;
+  LoopServices &operator=(const LoopServices &) = delete;
+
+  uv_loop_t *loop() const { return loop_; }
+  double hook_timeout() const { return hook_timeout_s_; }
+  void set_hook_timeout(double s) { hook_timeout_s_ = s; }
+
+  struct Completion {
+    uvs_pending *pending;
+    uvs_verdict verdict;
+    int code;
+    std::string enhanced;
+    std::string text;
+  };
+  void post(Completion c);  // any thread
+  size_t live_pending() const { return live_pending_; }
+  void pending_created() { ++live_pending_; }
+  void pending_destroyed() { --live_pending_; }
+
+ private:
+  void drain();
+  uv_loop_t *loop_;
+  double hook_timeout_s_;
+  uv_async_t *async_;
+  std::mutex mutex_;
+  std::vector<Completion> queue_;
+  std::atomic<size_t> live_pending_{0};
+};
+
+}  // namespace uvs
+
+struct uvs_pending {
+  uvs::LoopServices *svc = nullptr;
+  uvs::ChainRun *run = nullptr;        // the waiting chain (null inside the hook, and once
+                                       // nobody waits: client gone, timeout)
+  uvs_call *call = nullptr;            // the suspended call, while somebody waits
+  uvs::CallHost *host = nullptr;       // its session, while somebody waits
+  std::atomic<bool> waiting{true};     // mirrors run != nullptr, for complete() on any thread
+  std::atomic<bool> complete_called{false};
+  bool completed = false;              // the completion was processed on the loop
+  int work_in_flight = 0;
+  std::vector<std::unique_ptr<uvs::Timer>> timers;
+  std::unique_ptr<uvs::Timer> input_timer;
+  uvs_input_fn input_cb = nullptr;
+  void *input_ud = nullptr;
+  bool input_active = false;
+};
+
+namespace uvs::pending {
+uvs_pending *create(LoopServices *svc, uvs_call *call);
+// The waiting chain lets go (timeout or session end); plugin callbacks still fire, input
+// watches end with UVS_INPUT_EOF.
+void abandon(uvs_pending *p);
+// Loop thread: the plugin's completion arrived; frees p when nothing is in flight.
+void finish(uvs_pending *p);
+int timer(uvs_pending *p, uint64_t ms, uvs_pending_fn cb, void *ud);
+int wait_for_input(uvs_pending *p, uint64_t ms, uvs_input_fn cb, void *ud);
+int run_blocking(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void *ud);
+}  // namespace uvs::pending

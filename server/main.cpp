@@ -1,0 +1,110 @@
+// main.cpp: uvsmtpd's command line: load and check the configuration, bind, run the loop.
+#include <csignal>
+#include <cstdio>
+#include <cstring>
+#include <string>
+#include <vector>
+#include <uv.h>
+
+#include "config/settings.hpp"
+#include "log/log.hpp"
+#include "net/server.hpp"
+#include "plugin_host/host.hpp"
+#include "uvs_build_config.h"
+
+namespace {
+
+void usage(FILE *f) {
+  fprintf(f,
+          "usage: uvsmtpd [--config DIR] [--listen ADDR:PORT]... [--plugin-dir DIR]\n"
+          "               [--check-config] [--version]\n"
+          "  --config DIR      configuration directory (uvsmtpd.toml, plugins, list files);\n"
+          "                    default ./conf\n"
+          "  --listen ADDR:PORT  listen here instead of the configured list (repeatable;\n"
+          "                    [IPv6]:port; port 0 picks a free port, logged at start)\n"
+          "  --plugin-dir DIR  where plugin .so files live (overrides plugin_dir)\n"
+          "  --check-config    load everything, report the first error, exit 0 or 1\n"
+          "  --version         print the version and exit\n");
+}
+
+}  // namespace
+
+int main(int argc, char **argv) {
+  std::string config_dir = "conf";
+  std::string plugin_dir;
+  std::vector<uvs::config::Listen> listen;
+  bool check_only = false;
+  for (int i = 1; i < argc; ++i) {
+    std::string a = argv[i];
+    auto value = [&](const char *name) -> std::string {
+      if (i + 1 >= argc) {
+        fprintf(stderr, "uvsmtpd: %s needs a value\n", name);
+        exit(2);
+      }
+      return argv[++i];
+    };
+    if (a == "--config") {
+      config_dir = value("--config");
+    } else if (a == "--plugin-dir") {
+      plugin_dir = value("--plugin-dir");
+    } else if (a == "--listen") {
+      uvs::config::Listen l;
+      std::string v = value("--listen");
+      if (!uvs::config::parse_listen(v, l)) {
+        fprintf(stderr, "uvsmtpd: --listen %s: expected ADDR:PORT or [IPv6]:PORT\n", v.c_str());
+        return 2;
+      }
+      listen.push_back(l);
+    } else if (a == "--check-config") {
+      check_only = true;
+    } else if (a == "--version") {
+      printf("uvsmtpd %s (plugin ABI %d.%d)\n", UVS_VERSION, UVS_ABI_MAJOR, UVS_ABI_MINOR);
+      return 0;
+    } else if (a == "--help" || a == "-h") {
+      usage(stdout);
+      return 0;
+    } else {
+      fprintf(stderr, "uvsmtpd: unknown argument '%s'\n", a.c_str());
+      usage(stderr);
+      return 2;
+    }
+  }
+
+  signal(SIGPIPE, SIG_IGN);
+  std::string err;
+  auto load = [&](std::string &e) { return uvs::load_generation(config_dir, listen, plugin_dir, e); };
+  auto gen = load(err);
+  if (!gen) {
+    fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
+    return 1;
+  }
+  if (check_only) {
+    printf("uvsmtpd: configuration OK (%s, %zu plugin instance(s))\n", config_dir.c_str(),
+           gen->plugins->instances.size());
+    return 0;
+  }
+  int level = uvs::log::info;
+  uvs::log::parse_level(gen->settings.log_level, level);
+  uvs::log::set_level(level);
+  uvs::log::set_json(gen->settings.log_format == "json");
+
+  uv_loop_t *loop = uv_default_loop();
+  int rc = 0;
+  {
+    uvs::Server server(loop, gen, load);
+    gen.reset();
+    if (!server.listen(err)) {
+      fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
+      server.begin_shutdown("startup failure");
+      server.run();
+      rc = 1;
+    } else {
+      uvs::log::format(uvs::log::notice, "", "", "uvsmtpd %s started (pid %d)", UVS_VERSION,
+                       static_cast<int>(getpid()));
+      rc = server.run();
+    }
+  }
+  uv_run(loop, UV_RUN_DEFAULT);  // let the last close callbacks run
+  uv_loop_close(loop);
+  return rc;
+}

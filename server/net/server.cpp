@@ -1,0 +1,158 @@
+// net/server.cpp: listeners, accept and limits, signals, reload and shutdown (see server.hpp).
+#include "net/server.hpp"
+
+#include <arpa/inet.h>
+#include <cstring>
+#include <netinet/in.h>
+
+#include "log/log.hpp"
+#include "session/session.hpp"
+#include "session/session_data.hpp"
+
+namespace uvs {
+
+Server::Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reloader)
+    : loop_(loop), gen_(std::move(gen)), reloader_(std::move(reloader)),
+      services_(loop, gen_->settings.hook_timeout) {
+  uv_signal_init(loop_, &sig_term_);
+  uv_signal_init(loop_, &sig_int_);
+  uv_signal_init(loop_, &sig_hup_);
+  sig_term_.data = sig_int_.data = sig_hup_.data = this;
+  uv_signal_start(&sig_term_, [](uv_signal_t *s, int) {
+    static_cast<Server *>(s->data)->begin_shutdown("SIGTERM");
+  }, SIGTERM);
+  uv_signal_start(&sig_int_, [](uv_signal_t *s, int) {
+    static_cast<Server *>(s->data)->begin_shutdown("SIGINT");
+  }, SIGINT);
+  uv_signal_start(&sig_hup_, [](uv_signal_t *s, int) { static_cast<Server *>(s->data)->reload(); },
+                  SIGHUP);
+}
+
+Server::~Server() = default;
+
+bool Server::listen(std::string &err) {
+  for (const auto &l : gen_->settings.listen) {
+    auto *lst = new Listener;
+    lst->server = this;
+    lst->sync_check = l.sync_check;
+    uv_tcp_init(loop_, &lst->tcp);
+    lst->tcp.data = lst;
+    listeners_.push_back(lst);
+    sockaddr_storage ss;
+    bool v6 = l.host.find(':') != std::string::npos;
+    int rc = v6 ? uv_ip6_addr(l.host.c_str(), l.port, reinterpret_cast<sockaddr_in6 *>(&ss))
+                : uv_ip4_addr(l.host.c_str(), l.port, reinterpret_cast<sockaddr_in *>(&ss));
+    if (rc == 0) rc = uv_tcp_bind(&lst->tcp, reinterpret_cast<sockaddr *>(&ss), v6 ? UV_TCP_IPV6ONLY : 0);
+    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t *>(&lst->tcp), 1024, on_connection);
+    std::string shown = v6 ? "[" + l.host + "]:" + std::to_string(l.port) : l.host + ":" + std::to_string(l.port);
+    if (rc < 0) {
+      err = "cannot listen on " + shown + ": " + uv_strerror(rc);
+      return false;
+    }
+    int len = sizeof ss;
+    uv_tcp_getsockname(&lst->tcp, reinterpret_cast<sockaddr *>(&ss), &len);
+    std::string ip;
+    int port = 0;
+    split_address(ss, ip, port);
+    log::format(log::notice, "", "", "listening on %s%s%s:%d%s", v6 ? "[" : "", ip.c_str(), v6 ? "]" : "",
+                port, l.sync_check ? "" : " (sync_check off)");
+  }
+  return true;
+}
+
+int Server::run() {
+  uv_run(loop_, UV_RUN_DEFAULT);
+  return 0;
+}
+
+void Server::on_connection(uv_stream_t *stream, int status) {
+  auto *l = static_cast<Listener *>(stream->data);
+  if (status < 0) {
+    log::format(log::err, "", "", "accept: %s", uv_strerror(status));
+    return;
+  }
+  l->server->accept_one(l);
+}
+
+void Server::accept_one(Listener *l) {
+  auto *s = new Session(*this, gen_, l->sync_check, ++serial_);
+  if (s->accept_from(reinterpret_cast<uv_stream_t *>(&l->tcp)) < 0) {
+    delete s;  // nothing was accepted; the handle was never used for I/O
+    return;
+  }
+  sessions_.insert(s);
+  const auto &cfg = gen_->settings;
+  const std::string &ip = s->peer_ip();
+  session_ip_[s] = ip;
+  uint32_t &count = per_ip_[ip];
+  ++count;
+  if (shutting_down_) {
+    s->refuse(make_reply(421, "4.3.2", cfg.hostname + " Service shutting down"));
+  } else if (cfg.max_connections && sessions_.size() > cfg.max_connections) {
+    s->refuse(make_reply(421, "4.7.0", cfg.hostname + " Error: too many connections"));
+  } else if (cfg.max_connections_per_ip && count > cfg.max_connections_per_ip) {
+    s->refuse(make_reply(421, "4.7.0", cfg.hostname + " Error: too many connections from " + ip));
+  } else {
+    s->start();
+  }
+}
+
+void Server::session_closed(Session *s) {
+  auto it = session_ip_.find(s);
+  if (it != session_ip_.end()) {
+    auto pit = per_ip_.find(it->second);
+    if (pit != per_ip_.end() && --pit->second == 0) per_ip_.erase(pit);
+    session_ip_.erase(it);
+  }
+  sessions_.erase(s);
+  delete s;
+  maybe_finish();
+}
+
+void Server::begin_shutdown(const char *why) {
+  if (shutting_down_) return;
+  shutting_down_ = true;
+  log::format(log::notice, "", "", "%s: shutting down, %zu session(s) open", why, sessions_.size());
+  for (auto *l : listeners_)
+    uv_close(reinterpret_cast<uv_handle_t *>(&l->tcp),
+             [](uv_handle_t *h) { delete static_cast<Listener *>(h->data); });
+  listeners_.clear();
+  std::vector<Session *> snapshot(sessions_.begin(), sessions_.end());
+  for (auto *s : snapshot)
+    if (sessions_.count(s)) s->shutdown_notice();
+  grace_timer_ = std::make_unique<Timer>(loop_);
+  grace_timer_->start(static_cast<uint64_t>(gen_->settings.shutdown_grace * 1000), [this] {
+    log::format(log::notice, "", "", "grace period over: closing %zu session(s)", sessions_.size());
+    std::vector<Session *> left(sessions_.begin(), sessions_.end());
+    for (auto *s : left)
+      if (sessions_.count(s)) s->force_close();
+  });
+  maybe_finish();
+}
+
+void Server::maybe_finish() {
+  if (!shutting_down_ || finished_ || !sessions_.empty()) return;
+  finished_ = true;
+  grace_timer_.reset();
+  uv_close(reinterpret_cast<uv_handle_t *>(&sig_term_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t *>(&sig_int_), nullptr);
+  uv_close(reinterpret_cast<uv_handle_t *>(&sig_hup_), nullptr);
+  log::format(log::notice, "", "", "all sessions closed; exiting");
+}
+
+void Server::reload() {
+  if (shutting_down_) return;
+  std::string err;
+  auto gen = reloader_(err);
+  if (!gen) {
+    log::format(log::err, "", "", "SIGHUP: reload failed, keeping the running configuration: %s",
+                err.c_str());
+    return;
+  }
+  services_.set_hook_timeout(gen->settings.hook_timeout);
+  gen_ = std::move(gen);
+  log::format(log::notice, "", "", "SIGHUP: configuration and plugins reloaded (%zu plugin instance(s)); "
+              "listeners unchanged", gen_->plugins->instances.size());
+}
+
+}  // namespace uvs

@@ -1,0 +1,63 @@
+// net/server.hpp: the process's listeners and sessions: accept with connection limits, the
+// current Generation (swapped on SIGHUP), and graceful shutdown on SIGTERM/SIGINT.
+#pragma once
+#include <functional>
+#include <memory>
+#include <string>
+#include <unordered_map>
+#include <unordered_set>
+#include <vector>
+#include <uv.h>
+
+#include "hooks/services.hpp"
+#include "plugin_host/host.hpp"
+#include "util/timer.hpp"
+
+namespace uvs {
+
+class Session;
+
+class Server {
+ public:
+  using Reloader = std::function<std::shared_ptr<Generation>(std::string &err)>;
+  Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reloader);
+  ~Server();
+
+  // Binds every listener of the generation; logs "listening on ADDR:PORT" for each.
+  bool listen(std::string &err);
+  // Runs until shutdown completes; returns the exit code.
+  int run();
+
+  uv_loop_t *loop() const { return loop_; }
+  LoopServices &services() { return services_; }
+  void session_closed(Session *s);
+  void begin_shutdown(const char *why);
+  void reload();
+  size_t session_count() const { return sessions_.size(); }
+
+ private:
+  struct Listener {
+    uv_tcp_t tcp;
+    Server *server;
+    bool sync_check;
+  };
+  static void on_connection(uv_stream_t *l, int status);
+  void accept_one(Listener *l);
+  void maybe_finish();
+
+  uv_loop_t *loop_;
+  std::shared_ptr<Generation> gen_;
+  Reloader reloader_;
+  LoopServices services_;
+  std::vector<Listener *> listeners_;
+  std::unordered_set<Session *> sessions_;
+  std::unordered_map<std::string, uint32_t> per_ip_;
+  std::unordered_map<Session *, std::string> session_ip_;
+  uv_signal_t sig_term_, sig_int_, sig_hup_;
+  std::unique_ptr<Timer> grace_timer_;
+  bool shutting_down_ = false;
+  bool finished_ = false;
+  uint64_t serial_ = 0;
+};
+
+}  // namespace uvs

@@ -1,0 +1,236 @@
+// plugin_host/api.cpp: the uvs_api function table: every entry point plugins call. Each one is
+// noexcept, checks its arguments and returns 0 / a count, or a negative errno.
+#include <cerrno>
+#include <cstdarg>
+#include <cstring>
+#include <string>
+
+#include "config/flat_file.hpp"
+#include "hooks/hook_names.hpp"
+#include "hooks/runner.hpp"
+#include "hooks/services.hpp"
+#include "log/log.hpp"
+#include "plugin_host/host.hpp"
+
+namespace uvs {
+namespace {
+
+const char *cstr(const std::string *s) { return s ? s->c_str() : nullptr; }
+bool valid_scope(int scope) { return scope == UVS_NOTE_CONNECTION || scope == UVS_NOTE_TRANSACTION; }
+
+// -- plugin level --
+int api_register_hook(uvs_plugin *p, uvs_hook hook, uvs_hook_fn fn, void *ud) noexcept {
+  if (!p || !fn) return -EINVAL;
+  if (!p->registering) return -EPERM;  // only during init
+  if (!hook_known(hook)) return -ENOSYS;
+  p->registering->by_hook[hook].push_back(Handler{p, fn, ud});
+  return 0;
+}
+
+int api_set_error(uvs_plugin *p, const char *msg) noexcept {
+  if (!p) return -EINVAL;
+  p->error = msg ? msg : "";
+  return 0;
+}
+const char *api_plugin_name(const uvs_plugin *p) noexcept { return p ? p->instance.c_str() : nullptr; }
+int api_plugin_argc(const uvs_plugin *p) noexcept { return p ? static_cast<int>(p->args.size()) : -EINVAL; }
+const char *api_plugin_argv(const uvs_plugin *p, int i) noexcept {
+  if (!p || i < 0 || static_cast<size_t>(i) >= p->args.size()) return nullptr;
+  return p->args[i].c_str();
+}
+void api_plugin_set_data(uvs_plugin *p, void *data) noexcept {
+  if (p) p->data = data;
+}
+void *api_plugin_data(const uvs_plugin *p) noexcept { return p ? p->data : nullptr; }
+
+int api_config_lines(uvs_plugin *p, const char *name, uvs_line_fn cb, void *ud) noexcept {
+  if (!p || !name || !cb || !*name || strstr(name, "..") || name[0] == '/') return -EINVAL;
+  std::vector<std::string> lines;
+  int rc = config::read_flat_file(p->config_dir + "/" + name, lines);
+  if (rc < 0) return rc;
+  int n = 0;
+  for (const auto &l : lines) {
+    ++n;
+    if (cb(l.c_str(), ud) != 0) break;
+  }
+  return n;
+}
+const char *api_me(const uvs_plugin *p) noexcept { return p ? p->me.c_str() : nullptr; }
+
+void api_log(uvs_plugin *p, const uvs_call *c, int level, const char *fmt, ...) noexcept {
+  if (!fmt || !log::enabled(level)) return;
+  va_list ap;
+  va_start(ap, fmt);
+  std::string sid = (c && c->host) ? c->host->session_id() : std::string();
+  log::vformat(level, sid, p ? p->instance : std::string("plugin"), fmt, ap);
+  va_end(ap);
+}
+
+// -- the call --
+uvs_hook api_call_hook(const uvs_call *c) noexcept { return c ? c->hook : static_cast<uvs_hook>(0); }
+const char *api_call_arg(const uvs_call *c) noexcept { return (c && c->args) ? c->args->arg.c_str() : ""; }
+const char *api_call_address(const uvs_call *c) noexcept {
+  return (c && c->args) ? c->args->address.c_str() : "";
+}
+const char *api_call_param(const uvs_call *c, const char *key) noexcept {
+  if (!c || !c->args || !c->args->params || !key) return nullptr;
+  std::string k(key);
+  for (auto &ch : k) ch = static_cast<char>(toupper(static_cast<unsigned char>(ch)));
+  const smtp::EsmtpParam *p = smtp::find_param(*c->args->params, k);
+  if (!p) return nullptr;
+  return p->value ? p->value->c_str() : "";
+}
+const char *api_session_id(const uvs_call *c) noexcept { return c ? c->host->session_id().c_str() : nullptr; }
+const char *api_peer_ip(const uvs_call *c) noexcept { return c ? c->host->peer_ip().c_str() : nullptr; }
+int api_peer_port(const uvs_call *c) noexcept { return c ? c->host->peer_port() : -EINVAL; }
+const char *api_local_ip(const uvs_call *c) noexcept { return c ? c->host->local_ip().c_str() : nullptr; }
+int api_local_port(const uvs_call *c) noexcept { return c ? c->host->local_port() : -EINVAL; }
+const char *api_helo_name(const uvs_call *c) noexcept { return c ? cstr(c->host->helo()) : nullptr; }
+int api_is_esmtp(const uvs_call *c) noexcept { return c ? c->host->esmtp() : -EINVAL; }
+const char *api_mail_from(const uvs_call *c) noexcept { return c ? cstr(c->host->mail_from()) : nullptr; }
+int api_rcpt_count(const uvs_call *c) noexcept {
+  return c ? static_cast<int>(c->host->rcpts().size()) : -EINVAL;
+}
+const char *api_rcpt_at(const uvs_call *c, int i) noexcept {
+  if (!c || i < 0 || static_cast<size_t>(i) >= c->host->rcpts().size()) return nullptr;
+  return c->host->rcpts()[i].c_str();
+}
+int api_tls_active(const uvs_call *c) noexcept { return c ? c->host->tls_active() : -EINVAL; }
+const char *api_auth_user(const uvs_call *c) noexcept { return c ? cstr(c->host->auth_user()) : nullptr; }
+
+// -- message --
+int64_t api_message_size(const uvs_call *c) noexcept { return c ? c->host->message_size() : -EINVAL; }
+int64_t api_message_read(const uvs_call *c, int64_t off, void *buf, size_t len) noexcept {
+  if (!c || !buf || off < 0) return -EINVAL;
+  return c->host->message_read(off, buf, len);
+}
+const char *api_header_get(const uvs_call *c, const char *name, int i) noexcept {
+  if (!c || !name || i < 0) return nullptr;
+  return cstr(c->host->header(name, i));
+}
+
+// -- reply --
+int api_reply(uvs_call *c, int code, const char *enhanced, const char *text) noexcept {
+  if (!c) return -EINVAL;
+  if (code != 0 && (code < 200 || code > 599)) return -EINVAL;
+  std::string enh = enhanced ? enhanced : "";
+  if (!enh.empty() && (!enhanced_ok(enh) || (code != 0 && enh[0] - '0' != code / 100))) return -EINVAL;
+  std::string t = text ? text : "";
+  if (!reply_text_ok(t)) return -EINVAL;
+  c->reply.code = code;
+  c->reply.enhanced = enh;
+  c->reply.lines.clear();
+  if (!t.empty() || code != 0) c->reply.lines.push_back(t);
+  return 0;
+}
+int api_reply_line(uvs_call *c, const char *text) noexcept {
+  if (!c || !text || !reply_text_ok(text)) return -EINVAL;
+  if (c->reply.lines.size() >= 64) return -E2BIG;
+  c->reply.lines.emplace_back(text);
+  return 0;
+}
+
+// -- notes --
+int api_note_set(uvs_call *c, int scope, const char *key, const char *value) noexcept {
+  if (!c || !key || !*key || !valid_scope(scope)) return -EINVAL;
+  if (value)
+    c->host->notes(scope).set(key, value);
+  else
+    c->host->notes(scope).erase(key);
+  return 0;
+}
+const char *api_note_get(const uvs_call *c, int scope, const char *key) noexcept {
+  if (!c || !key || !valid_scope(scope)) return nullptr;
+  return cstr(c->host->notes(scope).get(key));
+}
+int api_note_set_ptr(uvs_call *c, int scope, const char *key, void *ptr, uvs_free_fn dtor) noexcept {
+  if (!c || !key || !*key || !valid_scope(scope)) return -EINVAL;
+  c->host->notes(scope).set_ptr(key, ptr, dtor);
+  return 0;
+}
+void *api_note_get_ptr(const uvs_call *c, int scope, const char *key) noexcept {
+  if (!c || !key || !valid_scope(scope)) return nullptr;
+  return c->host->notes(scope).get_ptr(key);
+}
+int api_relay_client(const uvs_call *c) noexcept { return c ? c->host->relay_client() : -EINVAL; }
+int api_set_relay_client(uvs_call *c, int on) noexcept {
+  if (!c) return -EINVAL;
+  c->host->set_relay_client(on != 0);
+  return 0;
+}
+bool truthy(const std::string *s) { return s && !s->empty() && *s != "0"; }
+int api_is_immune(const uvs_call *c) noexcept {
+  if (!c) return -EINVAL;
+  return c->host->relay_client() || truthy(c->host->notes(UVS_NOTE_CONNECTION).get("whitelisthost")) ||
+         truthy(c->host->notes(UVS_NOTE_TRANSACTION).get("whitelistsender"));
+}
+int api_adjust_karma(uvs_call *c, int delta) noexcept {
+  if (!c) return -EINVAL;
+  Notes &n = c->host->notes(UVS_NOTE_CONNECTION);
+  const std::string *cur = n.get("karma");
+  long v = cur ? strtol(cur->c_str(), nullptr, 10) : 0;
+  v += delta;
+  n.set("karma", std::to_string(v));
+  if (log::enabled(log::info))
+    log::format(log::info, c->host->session_id(), c->plugin ? c->plugin->instance : "", "karma %d (%ld)",
+                delta, v);
+  return static_cast<int>(v);
+}
+
+// -- async --
+uvs_pending *api_suspend(uvs_call *c) noexcept {
+  if (!c || !c->may_suspend || c->pending || !c->services) return nullptr;
+  c->pending = pending::create(c->services, c);
+  return c->pending;
+}
+int api_complete(uvs_pending *p, uvs_verdict v, int code, const char *enhanced, const char *text) noexcept {
+  if (!p) return -EINVAL;
+  if (p->complete_called.exchange(true)) return -EALREADY;
+  bool waiting = p->waiting.load();
+  std::string t = text ? text : "";
+  std::string e = enhanced ? enhanced : "";
+  bool bad = (code != 0 && (code < 200 || code > 599)) || !reply_text_ok(t) ||
+             (!e.empty() && (!enhanced_ok(e) || (code != 0 && e[0] - '0' != code / 100)));
+  if (bad) {
+    code = 0;
+    e.clear();
+    t.clear();
+  }
+  p->svc->post(LoopServices::Completion{p, v, code, std::move(e), std::move(t)});
+  if (bad) return -EINVAL;
+  return waiting ? 0 : -ECANCELED;
+}
+uvs_call *api_pending_call(uvs_pending *p) noexcept {
+  if (!p || p->completed) return nullptr;
+  return p->call;
+}
+int api_pending_timer(uvs_pending *p, uint64_t ms, uvs_pending_fn cb, void *ud) noexcept {
+  return pending::timer(p, ms, cb, ud);
+}
+int api_wait_for_input(uvs_pending *p, uint64_t ms, uvs_input_fn cb, void *ud) noexcept {
+  return pending::wait_for_input(p, ms, cb, ud);
+}
+int api_run_blocking(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void *ud) noexcept {
+  return pending::run_blocking(p, work, done, ud);
+}
+
+const uvs_api kApi = {
+    sizeof(uvs_api), UVS_ABI_MAJOR, UVS_ABI_MINOR,
+    api_register_hook, api_set_error, api_plugin_name, api_plugin_argc, api_plugin_argv,
+    api_plugin_set_data, api_plugin_data, api_config_lines, api_me, api_log,
+    api_call_hook, api_call_arg, api_call_address, api_call_param, api_session_id, api_peer_ip,
+    api_peer_port, api_local_ip, api_local_port, api_helo_name, api_is_esmtp, api_mail_from,
+    api_rcpt_count, api_rcpt_at, api_tls_active, api_auth_user,
+    api_message_size, api_message_read, api_header_get,
+    api_reply, api_reply_line,
+    api_note_set, api_note_get, api_note_set_ptr, api_note_get_ptr, api_relay_client,
+    api_set_relay_client, api_is_immune, api_adjust_karma,
+    api_suspend, api_complete, api_pending_call, api_pending_timer, api_wait_for_input,
+    api_run_blocking,
+};
+
+}  // namespace
+
+const uvs_api *plugin_api() { return &kApi; }
+
+}  // namespace uvs

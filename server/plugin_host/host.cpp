@@ -1,0 +1,163 @@
+// plugin_host/host.cpp: the plugin loader (dlopen, the versioned entry symbol, size and version
+// checks before any plugin code runs, init) and the Generation loader used at start and SIGHUP.
+#include "plugin_host/host.hpp"
+
+#include <cerrno>
+#include <cstddef>
+#include <cstring>
+#include <dlfcn.h>
+#include <map>
+#include <sys/stat.h>
+
+#include "log/log.hpp"
+#include "uvs_build_config.h"
+
+namespace uvs {
+
+PluginSet::~PluginSet() {
+  // Retire in reverse order of loading; the shared objects stay mapped (never dlclose'd).
+  for (auto it = instances.rbegin(); it != instances.rend(); ++it) {
+    uvs_plugin *p = it->get();
+    if (p->initialised && p->info && p->info->fini) p->info->fini(p);
+  }
+}
+
+uvs_plugin *add_builtin(PluginSet &set, const std::string &name) {
+  auto p = std::make_unique<uvs_plugin>();
+  p->instance = name;
+  p->module = name;
+  p->initialised = true;
+  set.instances.push_back(std::move(p));
+  return set.instances.back().get();
+}
+
+namespace {
+
+std::string where(const config::PluginLine &l) { return l.file + ":" + std::to_string(l.line) + ": "; }
+
+// One dlopen per path for the life of the process: instances and reloads share it.
+void *open_module(const std::string &path, std::string &err) {
+  static std::map<std::string, void *> handles;
+  auto it = handles.find(path);
+  if (it != handles.end()) return it->second;
+  void *h = dlopen(path.c_str(), RTLD_NOW | RTLD_LOCAL);
+  if (!h) {
+    const char *e = dlerror();
+    err = e ? e : "dlopen failed";
+    return nullptr;
+  }
+  handles[path] = h;
+  return h;
+}
+
+constexpr size_t kMinInfoSize = offsetof(uvs_plugin_info, fini) + sizeof(void (*)(uvs_plugin *));
+
+}  // namespace
+
+std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &lines,
+                                        const std::string &plugin_dir,
+                                        const std::string &config_dir, const std::string &me,
+                                        std::string &err) {
+  auto set = std::make_shared<PluginSet>();
+  for (const auto &line : lines) {
+    std::string path = plugin_dir + "/" + line.module + ".so";
+    struct stat st;
+    if (stat(path.c_str(), &st) != 0) {
+      err = where(line) + "plugin '" + line.module + "': cannot find " + path + ": " + strerror(errno);
+      return nullptr;
+    }
+    if (!S_ISREG(st.st_mode)) {
+      err = where(line) + "plugin '" + line.module + "': " + path + " is not a regular file";
+      return nullptr;
+    }
+    std::string dlerr;
+    void *h = open_module(path, dlerr);
+    if (!h) {
+      err = where(line) + "plugin '" + line.module + "': cannot load " + path + ": " + dlerr;
+      return nullptr;
+    }
+    auto *info = static_cast<const uvs_plugin_info *>(dlsym(h, "uvs_plugin_v1"));
+    if (!info) {
+      err = where(line) + "plugin '" + line.module + "': " + path +
+            " has no uvs_plugin_v1 symbol (not a uvsmtpd plugin, or built without UVS_PLUGIN)";
+      return nullptr;
+    }
+    if (info->size < kMinInfoSize) {
+      err = where(line) + "plugin '" + line.module + "': uvs_plugin_info too small (" +
+            std::to_string(info->size) + " bytes)";
+      return nullptr;
+    }
+    if (info->abi_major != UVS_ABI_MAJOR) {
+      err = where(line) + "plugin '" + line.module + "': built for ABI " +
+            std::to_string(info->abi_major) + "." + std::to_string(info->abi_minor) +
+            ", this server speaks ABI " + std::to_string(UVS_ABI_MAJOR) + "." +
+            std::to_string(UVS_ABI_MINOR);
+      return nullptr;
+    }
+    if (info->abi_minor > UVS_ABI_MINOR) {
+      err = where(line) + "plugin '" + line.module + "': needs ABI " +
+            std::to_string(info->abi_major) + "." + std::to_string(info->abi_minor) +
+            ", newer than this server's " + std::to_string(UVS_ABI_MAJOR) + "." +
+            std::to_string(UVS_ABI_MINOR) + " (upgrade uvsmtpd)";
+      return nullptr;
+    }
+    if (!info->init) {
+      err = where(line) + "plugin '" + line.module + "': no init function";
+      return nullptr;
+    }
+    auto p = std::make_unique<uvs_plugin>();
+    p->instance = line.instance;
+    p->module = line.module;
+    p->args = line.args;
+    p->config_dir = config_dir;
+    p->me = me;
+    p->info = info;
+    p->registering = &set->table;
+    uvs_plugin *raw = p.get();
+    set->instances.push_back(std::move(p));
+    int rc = info->init(raw, plugin_api());
+    raw->registering = nullptr;
+    if (rc != 0) {
+      err = where(line) + "plugin '" + line.instance + "' failed to initialise: " +
+            (raw->error.empty() ? std::string(strerror(rc < 0 ? -rc : rc)) : raw->error);
+      set->instances.pop_back();  // its fini does not run: init did not succeed
+      return nullptr;
+    }
+    raw->initialised = true;
+    log::format(log::debug, "", "", "loaded %s (%s %s) from %s", line.instance.c_str(),
+                info->name ? info->name : "?", info->version ? info->version : "?", path.c_str());
+  }
+  return set;
+}
+
+std::shared_ptr<Generation> load_generation(const std::string &config_dir,
+                                            const std::vector<config::Listen> &listen_override,
+                                            const std::string &plugin_dir_override,
+                                            std::string &err) {
+  auto gen = std::make_shared<Generation>();
+  gen->config_dir = config_dir;
+  if (!config::load_settings(config_dir + "/uvsmtpd.toml", gen->settings, err)) return nullptr;
+  if (!listen_override.empty()) gen->settings.listen = listen_override;
+  for (const auto &cidr : gen->settings.bare_newline_normalize_networks) gen->normalize_networks.add(cidr);
+
+  std::string dir = plugin_dir_override.empty() ? gen->settings.plugin_dir : plugin_dir_override;
+  if (dir.empty()) {
+    struct stat st;
+    dir = stat(UVS_BUILD_PLUGIN_DIR, &st) == 0 ? UVS_BUILD_PLUGIN_DIR : UVS_INSTALL_PLUGIN_DIR;
+  }
+  gen->plugin_dir = dir;
+
+  std::vector<config::PluginLine> lines;
+  std::string plugins_file = config_dir + "/plugins";
+  struct stat st;
+  if (stat(plugins_file.c_str(), &st) == 0) {
+    if (!config::parse_plugins_file(plugins_file, lines, err)) return nullptr;
+  } else {
+    log::format(log::warning, "", "", "%s not found: no plugins loaded", plugins_file.c_str());
+  }
+  gen->plugins = load_plugins(lines, dir, config_dir, gen->settings.hostname, err);
+  if (!gen->plugins) return nullptr;
+  return gen;
+}
+
+}  // namespace uvs

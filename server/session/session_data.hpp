@@ -1,0 +1,23 @@
+// session/session_data.hpp: small pure helpers of the session: ids, addresses, dates, headers.
+#pragma once
+#include <cstdint>
+#include <string>
+#include <string_view>
+#include <sys/socket.h>
+
+namespace uvs {
+
+inline constexpr size_t kMaxHeaderCapture = 256 * 1024;  // header bytes kept for header_get
+
+// 12 hex digits, unique within the process, unpredictable across restarts.
+std::string make_session_id(uint64_t serial);
+// A queue id: the time in base 32 plus a per-process counter, e.g. "6M2K4Q0A1B".
+std::string make_queue_id(uint32_t n);
+void split_address(const sockaddr_storage &ss, std::string &ip, int &port);
+// "Sun, 29 Nov 2026 00:48:40 +0000" in local time (RFC 5322 3.3).
+std::string rfc5322_date();
+// The i-th header field `name` (case-insensitive) in a header section with CRLF lines:
+// unfolded, leading blanks trimmed. False if absent.
+bool find_header(std::string_view headers, std::string_view name, int index, std::string &out);
+
+}  // namespace uvs

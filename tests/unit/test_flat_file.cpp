@@ -1,0 +1,160 @@
+// tests/unit/test_flat_file.cpp: unit tests for config/flat_file (read_flat_file).
+#include <doctest/doctest.h>
+
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "config/flat_file.hpp"
+
+using uvs::config::read_flat_file;
+
+namespace {
+
+struct FlatTmp {
+  std::string dir;
+  FlatTmp() {
+    char tmpl[] = "/tmp/uvs_flat_XXXXXX";
+    char *d = ::mkdtemp(tmpl);
+    REQUIRE(d != nullptr);
+    dir = d;
+  }
+  ~FlatTmp() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::string write(const std::string &rel, const std::string &content) const {
+    std::string p = dir + "/" + rel;
+    std::filesystem::create_directories(std::filesystem::path(p).parent_path());
+    std::ofstream f(p, std::ios::binary);
+    f << content;
+    return p;
+  }
+  std::string mkdir(const std::string &rel) const {
+    std::string p = dir + "/" + rel;
+    std::filesystem::create_directories(p);
+    return p;
+  }
+};
+
+using V = std::vector<std::string>;
+
+}  // namespace
+
+TEST_CASE("flat_file: trims, drops blanks and comments") {
+  FlatTmp t;
+  std::string p = t.write("relayclients",
+                          "# comment\n"
+                          "\n"
+                          "   \t \n"
+                          "  192.0.2.1  \n"
+                          "\t# indented comment\n"
+                          "10.0.0.0/8\r\n"
+                          "example.com # inline stays\n"
+                          "last-without-newline");
+  V lines{"stale"};
+  int n = read_flat_file(p, lines);
+  CHECK(n == 4);
+  CHECK(lines ==
+        V{"192.0.2.1", "10.0.0.0/8", "example.com # inline stays", "last-without-newline"});
+}
+
+TEST_CASE("flat_file: empty file and comment-only file give zero lines") {
+  FlatTmp t;
+  V lines{"stale"};
+  CHECK(read_flat_file(t.write("empty", ""), lines) == 0);
+  CHECK(lines.empty());
+  CHECK(read_flat_file(t.write("comments", "# a\n#b\n\n"), lines) == 0);
+  CHECK(lines.empty());
+}
+
+TEST_CASE("flat_file: missing file is -ENOENT") {
+  FlatTmp t;
+  V lines{"stale"};
+  CHECK(read_flat_file(t.dir + "/nope", lines) == -ENOENT);
+  CHECK(lines.empty());
+}
+
+TEST_CASE("flat_file: $include of a file, relative to the including file") {
+  FlatTmp t;
+  t.write("conf/extra", "b\nc\n");
+  t.write("conf/sub/deeper", "d\n");
+  t.write("conf/sub/mid", "$include deeper\n");
+  std::string p = t.write("conf/main", "a\n$include extra\n$include   sub/mid  \ne\n");
+  V lines;
+  CHECK(read_flat_file(p, lines) == 5);
+  CHECK(lines == V{"a", "b", "c", "d", "e"});
+}
+
+TEST_CASE("flat_file: $include absolute path") {
+  FlatTmp t;
+  std::string extra = t.write("x/extra", "x1\n");
+  std::string p = t.write("main", "$include " + extra + "\n");
+  V lines;
+  CHECK(read_flat_file(p, lines) == 1);
+  CHECK(lines == V{"x1"});
+}
+
+TEST_CASE("flat_file: $include of a directory: sorted, dot files and subdirs skipped") {
+  FlatTmp t;
+  t.write("d.d/20-b", "b\n");
+  t.write("d.d/10-a", "a\n");
+  t.write("d.d/.hidden", "hidden\n");
+  t.write("d.d/30-c", "c1\nc2\n");
+  t.mkdir("d.d/40-subdir");
+  std::string p = t.write("main", "first\n$include d.d\nlast\n");
+  V lines;
+  CHECK(read_flat_file(p, lines) == 6);
+  CHECK(lines == V{"first", "a", "b", "c1", "c2", "last"});
+}
+
+TEST_CASE("flat_file: include errors propagate") {
+  FlatTmp t;
+  V lines{"stale"};
+  SUBCASE("missing include is -ENOENT") {
+    std::string p = t.write("main", "a\n$include missing\n");
+    CHECK(read_flat_file(p, lines) == -ENOENT);
+    CHECK(lines.empty());
+  }
+  SUBCASE("self include is -ELOOP") {
+    std::string p = t.write("main", "a\n$include main\n");
+    CHECK(read_flat_file(p, lines) == -ELOOP);
+    CHECK(lines.empty());
+  }
+  SUBCASE("two-file cycle is -ELOOP") {
+    t.write("b", "$include a\n");
+    std::string p = t.write("a", "x\n$include b\n");
+    CHECK(read_flat_file(p, lines) == -ELOOP);
+  }
+  SUBCASE("directory containing the including file is a cycle") {
+    std::string p = t.write("d/main", "$include .\n");
+    CHECK(read_flat_file(p, lines) == -ELOOP);
+  }
+  SUBCASE("$include without a path is -EINVAL") {
+    std::string p = t.write("main", "$include\n");
+    CHECK(read_flat_file(p, lines) == -EINVAL);
+  }
+}
+
+TEST_CASE("flat_file: the same file included twice (no cycle) is fine") {
+  FlatTmp t;
+  t.write("common", "c\n");
+  std::string p = t.write("main", "$include common\n$include common\n");
+  V lines;
+  CHECK(read_flat_file(p, lines) == 2);
+  CHECK(lines == V{"c", "c"});
+}
+
+TEST_CASE("flat_file: words that merely start with $include are values") {
+  FlatTmp t;
+  std::string p = t.write("main", "$includes\n");
+  V lines;
+  CHECK(read_flat_file(p, lines) == 1);
+  CHECK(lines == V{"$includes"});
+}

@@ -1,0 +1,441 @@
+// tests/unit/test_settings.cpp: unit tests for config/settings (load_settings, parse_listen).
+#include <doctest/doctest.h>
+
+#include <unistd.h>
+
+#include <climits>
+#include <cstdlib>
+#include <filesystem>
+#include <fstream>
+#include <string>
+#include <vector>
+
+#include "config/settings.hpp"
+
+using uvs::config::Listen;
+using uvs::config::load_settings;
+using uvs::config::parse_listen;
+using uvs::config::Settings;
+
+namespace {
+
+struct SetTmp {
+  std::string dir;
+  SetTmp() {
+    char tmpl[] = "/tmp/uvs_settings_XXXXXX";
+    char *d = ::mkdtemp(tmpl);
+    REQUIRE(d != nullptr);
+    dir = d;
+  }
+  ~SetTmp() {
+    std::error_code ec;
+    std::filesystem::remove_all(dir, ec);
+  }
+  std::string write(const std::string &rel, const std::string &content) const {
+    std::string p = dir + "/" + rel;
+    std::ofstream f(p, std::ios::binary);
+    f << content;
+    return p;
+  }
+};
+
+std::string host_name() {
+  char buf[HOST_NAME_MAX + 1] = {};
+  if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
+  return buf;
+}
+
+// Loads `toml` and returns "" on success, else the error with the file name stripped
+// (":<line>: <message>"); checks that the error starts with the file name.
+std::string load_err(const std::string &toml, Settings *out = nullptr) {
+  SetTmp t;
+  std::string p = t.write("uvsmtpd.toml", toml);
+  Settings s;
+  std::string err;
+  bool ok = load_settings(p, s, err, false);
+  if (out) *out = s;
+  if (ok) return "";
+  CHECK_MESSAGE(err.rfind(p + ":", 0) == 0, err);
+  return err.substr(p.size());
+}
+
+Settings load_ok(const std::string &toml) {
+  Settings s;
+  std::string e = load_err(toml, &s);
+  CHECK_MESSAGE(e.empty(), e);
+  return s;
+}
+
+void check_defaults(const Settings &s) {
+  Settings d;
+  CHECK(s.greeting == "ESMTP uvsmtpd");
+  REQUIRE(s.listen.size() == 1);
+  CHECK(s.listen[0].host == "127.0.0.1");
+  CHECK(s.listen[0].port == 2525);
+  CHECK(s.listen[0].sync_check);
+  CHECK(s.max_connections == d.max_connections);
+  CHECK(s.max_connections == 10000);
+  CHECK(s.max_connections_per_ip == 50);
+  CHECK(s.timeout_command == 300);
+  CHECK(s.timeout_data == 180);
+  CHECK(s.hook_timeout == 30);
+  CHECK(s.shutdown_grace == 30);
+  CHECK(s.max_message_size == 26214400);
+  CHECK(s.max_recipients == 1000);
+  CHECK(s.max_line_length == 512);
+  CHECK(s.max_errors == 20);
+  CHECK(s.spool_dir == "var/spool");
+  CHECK(s.plugin_dir == "");
+  CHECK(s.bare_newline == "reject");
+  CHECK(s.bare_newline_normalize_networks.empty());
+  CHECK(s.log_level == "info");
+  CHECK(s.log_format == "text");
+}
+
+}  // namespace
+
+TEST_CASE("settings: missing file gives defaults when missing_ok") {
+  SetTmp t;
+  Settings s;
+  s.max_errors = 99;
+  std::string err;
+  REQUIRE(load_settings(t.dir + "/nope.toml", s, err));
+  check_defaults(s);
+  CHECK(s.hostname == host_name());
+}
+
+TEST_CASE("settings: missing file is an error unless missing_ok") {
+  SetTmp t;
+  Settings s;
+  s.max_errors = 99;
+  std::string err;
+  CHECK_FALSE(load_settings(t.dir + "/nope.toml", s, err, false));
+  CHECK(err == t.dir + "/nope.toml: cannot open: No such file or directory");
+  CHECK(s.max_errors == 99);  // untouched on error
+}
+
+TEST_CASE("settings: a directory is not a settings file") {
+  SetTmp t;
+  Settings s;
+  std::string err;
+  CHECK_FALSE(load_settings(t.dir, s, err, true));
+  CHECK(err == t.dir + ": cannot open: Is a directory");
+}
+
+TEST_CASE("settings: empty file and comment-only file give defaults") {
+  Settings s = load_ok("");
+  check_defaults(s);
+  CHECK(s.hostname == host_name());
+  check_defaults(load_ok("# nothing here\n\n"));
+}
+
+TEST_CASE("settings: every key") {
+  Settings s = load_ok(R"(
+hostname = "mx.example.test"
+greeting = "ESMTP ready"
+listen = ["127.0.0.1:25", "[::1]:2526", "*:0"]
+max_connections = 7
+max_connections_per_ip = 3
+max_message_size = 1000000
+max_recipients = 5
+max_line_length = 1000
+max_errors = 0
+hook_timeout = 2.5
+shutdown_grace = 10
+spool_dir = "/var/spool/uvsmtpd"
+plugin_dir = "/usr/lib/uvsmtpd/plugins"
+
+[timeouts]
+command = 60
+data = 0.5
+
+[log]
+level = "debug"
+format = "json"
+
+[bare_newline]
+policy = "normalize"
+normalize_networks = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"]
+)");
+  CHECK(s.hostname == "mx.example.test");
+  CHECK(s.greeting == "ESMTP ready");
+  REQUIRE(s.listen.size() == 3);
+  CHECK(s.listen[0].host == "127.0.0.1");
+  CHECK(s.listen[0].port == 25);
+  CHECK(s.listen[1].host == "::1");
+  CHECK(s.listen[1].port == 2526);
+  CHECK(s.listen[2].host == "0.0.0.0");
+  CHECK(s.listen[2].port == 0);
+  for (const Listen &l : s.listen) CHECK(l.sync_check);
+  CHECK(s.max_connections == 7);
+  CHECK(s.max_connections_per_ip == 3);
+  CHECK(s.max_message_size == 1000000);
+  CHECK(s.max_recipients == 5);
+  CHECK(s.max_line_length == 1000);
+  CHECK(s.max_errors == 0);
+  CHECK(s.hook_timeout == 2.5);
+  CHECK(s.shutdown_grace == 10);
+  CHECK(s.spool_dir == "/var/spool/uvsmtpd");
+  CHECK(s.plugin_dir == "/usr/lib/uvsmtpd/plugins");
+  CHECK(s.timeout_command == 60);
+  CHECK(s.timeout_data == 0.5);
+  CHECK(s.log_level == "debug");
+  CHECK(s.log_format == "json");
+  CHECK(s.bare_newline == "normalize");
+  CHECK(s.bare_newline_normalize_networks ==
+        std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32", "192.0.2.1"});
+}
+
+TEST_CASE("settings: dotted keys and inline tables work like sections") {
+  Settings s = load_ok("timeouts.command = 42\nlog = { level = \"err\" }\n");
+  CHECK(s.timeout_command == 42);
+  CHECK(s.timeout_data == 180);
+  CHECK(s.log_level == "err");
+  CHECK(s.log_format == "text");
+}
+
+TEST_CASE("settings: every log level is accepted") {
+  for (const char *l : {"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"})
+    CHECK(load_ok(std::string("[log]\nlevel = \"") + l + "\"\n").log_level == l);
+}
+
+TEST_CASE("settings: listen as an array of tables") {
+  Settings s = load_ok(R"(
+hostname = "h"
+
+[[listen]]
+address = "127.0.0.1:2525"
+
+[[listen]]
+address = "[::1]:2525"
+sync_check = false
+
+[[listen]]
+sync_check = false
+address = "localhost:26"
+)");
+  REQUIRE(s.listen.size() == 3);
+  CHECK(s.listen[0].host == "127.0.0.1");
+  CHECK(s.listen[0].port == 2525);
+  CHECK(s.listen[0].sync_check);
+  CHECK(s.listen[1].host == "::1");
+  CHECK_FALSE(s.listen[1].sync_check);
+  CHECK(s.listen[2].host == "127.0.0.1");
+  CHECK(s.listen[2].port == 26);
+  CHECK_FALSE(s.listen[2].sync_check);
+}
+
+TEST_CASE("settings: listen errors") {
+  CHECK(load_err("listen = []\n") == ":1: 'listen' must not be empty");
+  CHECK(load_err("listen = \"127.0.0.1:25\"\n") ==
+        ":1: 'listen' must be an array of \"host:port\" strings or [[listen]] tables");
+  CHECK(load_err("listen = [\n  \"127.0.0.1:25\",\n  \"example.com:25\",\n]\n") ==
+        ":3: 'listen' entry 'example.com:25' is not a valid address (host:port, [v6]:port or "
+        "*:port)");
+  CHECK(load_err("listen = [25]\n") ==
+        ":1: 'listen' entries must be \"host:port\" strings or tables");
+  CHECK(load_err("listen = [\"127.0.0.1:25\", \"127.0.0.1:25\"]\n") ==
+        ":1: 'listen' has a duplicate address");
+  CHECK(load_err("[[listen]]\nsync_check = false\n") == ":1: 'listen' table needs an 'address'");
+  CHECK(load_err("[[listen]]\naddress = \"1.2.3.4:25\"\nsync_check = 1\n") ==
+        ":3: 'listen.sync_check' must be a boolean");
+  CHECK(load_err("[[listen]]\naddress = 25\n") == ":2: 'listen.address' must be a string");
+  CHECK(load_err("[[listen]]\naddress = \"1.2.3.4:99999\"\n") ==
+        ":2: 'listen.address' '1.2.3.4:99999' is not a valid address (host:port, [v6]:port or "
+        "*:port)");
+  CHECK(load_err("[[listen]]\naddress = \"1.2.3.4:25\"\n\nport = 5\n") ==
+        ":4: unknown key 'listen.port'");
+}
+
+TEST_CASE("settings: unknown keys report the key and its line") {
+  CHECK(load_err("hostname = \"h\"\n\nfoo = 1\n") == ":3: unknown key 'foo'");
+  CHECK(load_err("max_conections = 5\n") == ":1: unknown key 'max_conections'");
+  CHECK(load_err("hostname = \"h\"\n[other]\nx = 1\n") == ":2: unknown key 'other'");
+  // the earliest error in the file wins, whatever the key order
+  CHECK(load_err("zzz = 1\naaa = 2\n") == ":1: unknown key 'zzz'");
+  CHECK(load_err("aaa = 1\nmax_errors = \"x\"\n") == ":1: unknown key 'aaa'");
+}
+
+TEST_CASE("settings: nested unknown keys report the dotted path and line") {
+  CHECK(load_err("[timeouts]\ncommand = 5\nidle = 7\n") == ":3: unknown key 'timeouts.idle'");
+  CHECK(load_err("[log]\nlevel = \"info\"\n\n\nfile = \"x\"\n") == ":5: unknown key 'log.file'");
+  CHECK(load_err("[bare_newline]\nexclusions = []\n") ==
+        ":2: unknown key 'bare_newline.exclusions'");
+  CHECK(load_err("[log.sub]\nx = 1\n") == ":1: unknown key 'log.sub'");
+}
+
+TEST_CASE("settings: wrong types") {
+  CHECK(load_err("\nmax_connections = \"10\"\n") == ":2: 'max_connections' must be an integer");
+  CHECK(load_err("max_connections_per_ip = 1.5\n") ==
+        ":1: 'max_connections_per_ip' must be an integer");
+  CHECK(load_err("max_message_size = true\n") == ":1: 'max_message_size' must be an integer");
+  CHECK(load_err("max_recipients = [1]\n") == ":1: 'max_recipients' must be an integer");
+  CHECK(load_err("max_line_length = 1e3\n") == ":1: 'max_line_length' must be an integer");
+  CHECK(load_err("max_errors = {}\n") == ":1: 'max_errors' must be an integer");
+  CHECK(load_err("hook_timeout = \"30\"\n") == ":1: 'hook_timeout' must be a number");
+  CHECK(load_err("shutdown_grace = false\n") == ":1: 'shutdown_grace' must be a number");
+  CHECK(load_err("hostname = 5\n") == ":1: 'hostname' must be a string");
+  CHECK(load_err("greeting = []\n") == ":1: 'greeting' must be a string");
+  CHECK(load_err("spool_dir = 1\n") == ":1: 'spool_dir' must be a string");
+  CHECK(load_err("plugin_dir = 1\n") == ":1: 'plugin_dir' must be a string");
+  CHECK(load_err("timeouts = 5\n") == ":1: 'timeouts' must be a table");
+  CHECK(load_err("log = \"info\"\n") == ":1: 'log' must be a table");
+  CHECK(load_err("bare_newline = \"reject\"\n") == ":1: 'bare_newline' must be a table");
+  CHECK(load_err("[timeouts]\ncommand = \"300\"\n") == ":2: 'timeouts.command' must be a number");
+  CHECK(load_err("[timeouts]\ndata = [1]\n") == ":2: 'timeouts.data' must be a number");
+  CHECK(load_err("[log]\nlevel = 6\n") ==
+        ":2: 'log.level' must be a string, one of emerg, alert, crit, err, warning, notice, info, "
+        "debug");
+  CHECK(load_err("[bare_newline]\nnormalize_networks = \"10.0.0.0/8\"\n") ==
+        ":2: 'bare_newline.normalize_networks' must be an array of CIDR strings");
+  CHECK(load_err("[bare_newline]\nnormalize_networks = [\n 10,\n]\n") ==
+        ":3: 'bare_newline.normalize_networks' entries must be strings");
+}
+
+TEST_CASE("settings: bad enum values") {
+  CHECK(load_err("[log]\nlevel = \"verbose\"\n") ==
+        ":2: 'log.level' must be one of emerg, alert, crit, err, warning, notice, info, debug "
+        "(got 'verbose')");
+  CHECK(load_err("[log]\nlevel = \"INFO\"\n") ==
+        ":2: 'log.level' must be one of emerg, alert, crit, err, warning, notice, info, debug "
+        "(got 'INFO')");
+  CHECK(load_err("[log]\nformat = \"xml\"\n") ==
+        ":2: 'log.format' must be one of text, json (got 'xml')");
+  CHECK(load_err("[bare_newline]\npolicy = \"allow\"\n") ==
+        ":2: 'bare_newline.policy' must be one of reject, normalize (got 'allow')");
+  CHECK(load_err("[bare_newline]\nnormalize_networks = [\"10.0.0.0/8\", \"10.0.0.0/33\"]\n") ==
+        ":2: 'bare_newline.normalize_networks' entry '10.0.0.0/33' is not a valid CIDR");
+}
+
+TEST_CASE("settings: integer ranges") {
+  CHECK(load_err("max_connections = -1\n") == ":1: 'max_connections' must not be negative");
+  CHECK(load_err("max_errors = -5\n") == ":1: 'max_errors' must not be negative");
+  CHECK(load_err("max_message_size = -1\n") == ":1: 'max_message_size' must not be negative");
+  CHECK(load_err("max_connections = 4294967296\n") ==
+        ":1: 'max_connections' must be between 0 and 4294967295");
+  CHECK(load_ok("max_connections = 4294967295\n").max_connections == 4294967295u);
+  CHECK(load_ok("max_connections = 0\n").max_connections == 0);
+  CHECK(load_ok("max_message_size = 0\n").max_message_size == 0);
+  CHECK(load_ok("max_message_size = 10_000_000_000\n").max_message_size == 10000000000ull);
+  CHECK(load_err("max_recipients = 0\n") ==
+        ":1: 'max_recipients' must be between 1 and 4294967295");
+  CHECK(load_ok("max_recipients = 1\n").max_recipients == 1);
+  CHECK(load_err("max_line_length = 63\n") == ":1: 'max_line_length' must be between 64 and 65536");
+  CHECK(load_err("max_line_length = 65537\n") ==
+        ":1: 'max_line_length' must be between 64 and 65536");
+  CHECK(load_err("max_line_length = -1\n") == ":1: 'max_line_length' must be between 64 and 65536");
+  CHECK(load_ok("max_line_length = 64\n").max_line_length == 64);
+  CHECK(load_ok("max_line_length = 65536\n").max_line_length == 65536);
+}
+
+TEST_CASE("settings: durations must be positive finite numbers") {
+  const char *msg = " must be a number > 0 and <= 1e9 (seconds)";
+  CHECK(load_err("hook_timeout = 0\n") == std::string(":1: 'hook_timeout'") + msg);
+  CHECK(load_err("shutdown_grace = -1.5\n") == std::string(":1: 'shutdown_grace'") + msg);
+  CHECK(load_err("[timeouts]\ncommand = 0.0\n") == std::string(":2: 'timeouts.command'") + msg);
+  CHECK(load_err("[timeouts]\ndata = inf\n") == std::string(":2: 'timeouts.data'") + msg);
+  CHECK(load_err("[timeouts]\ndata = nan\n") == std::string(":2: 'timeouts.data'") + msg);
+  CHECK(load_err("hook_timeout = 1e10\n") == std::string(":1: 'hook_timeout'") + msg);
+  CHECK(load_ok("hook_timeout = 0.001\n").hook_timeout == 0.001);
+  CHECK(load_ok("[timeouts]\ncommand = 3600\n").timeout_command == 3600);
+}
+
+TEST_CASE("settings: string values are checked") {
+  CHECK(load_err("hostname = \"\"\n") == ":1: 'hostname' must not be empty");
+  CHECK(load_err("hostname = \"mx example\"\n") ==
+        ":1: 'hostname' must be printable ASCII without spaces (at most 255 characters)");
+  CHECK(load_err("hostname = \"mx\\r\\n250 x\"\n") ==
+        ":1: 'hostname' must be printable ASCII without spaces (at most 255 characters)");
+  CHECK(load_err("greeting = \"hi\\r\\nthere\"\n") ==
+        ":1: 'greeting' must be printable ASCII (at most 400 characters)");
+  CHECK(load_err("spool_dir = \"\"\n") == ":1: 'spool_dir' must not be empty");
+  CHECK(load_ok("greeting = \"\"\n").greeting == "");
+  CHECK(load_ok("hostname = \"[192.0.2.1]\"\n").hostname == "[192.0.2.1]");
+}
+
+TEST_CASE("settings: TOML syntax errors carry the line") {
+  std::string e = load_err("hostname = \"h\"\nmax_errors = \n");
+  CHECK_MESSAGE(e.rfind(":2: ", 0) == 0, e);
+  e = load_err("a = 1\nb = 2\n[log\n");
+  CHECK_MESSAGE(e.rfind(":3: ", 0) == 0, e);
+  e = load_err("max_errors = 1\nmax_errors = 2\n");
+  CHECK_MESSAGE(e.rfind(":2: ", 0) == 0, e);
+}
+
+TEST_CASE("settings: parse_listen forms") {
+  Listen l;
+  REQUIRE(parse_listen("127.0.0.1:25", l));
+  CHECK(l.host == "127.0.0.1");
+  CHECK(l.port == 25);
+  CHECK(l.sync_check);
+  REQUIRE(parse_listen("[::1]:2525", l));
+  CHECK(l.host == "::1");
+  CHECK(l.port == 2525);
+  REQUIRE(parse_listen("[::]:25", l));
+  CHECK(l.host == "::");
+  REQUIRE(parse_listen("[2001:DB8:0::1]:587", l));
+  CHECK(l.host == "2001:db8::1");  // canonical form
+  CHECK(l.port == 587);
+  REQUIRE(parse_listen("*:25", l));
+  CHECK(l.host == "0.0.0.0");
+  REQUIRE(parse_listen("localhost:2525", l));
+  CHECK(l.host == "127.0.0.1");
+  REQUIRE(parse_listen("0.0.0.0:0", l));
+  CHECK(l.port == 0);
+  REQUIRE(parse_listen("10.0.0.1:65535", l));
+  CHECK(l.port == 65535);
+}
+
+TEST_CASE("settings: parse_listen rejects bad input and leaves out untouched") {
+  const char *bad[] = {"",
+                       "127.0.0.1",
+                       "127.0.0.1:",
+                       ":25",
+                       "127.0.0.1:65536",
+                       "127.0.0.1:123456",
+                       "127.0.0.1:-1",
+                       "127.0.0.1:+25",
+                       "127.0.0.1: 25",
+                       "127.0.0.1:2x",
+                       "::1:25",
+                       "[::1]",
+                       "[::1]25",
+                       "[127.0.0.1]:25",
+                       "[fe80::1%eth0]:25",
+                       "[]:25",
+                       "example.com:25",
+                       "localhost",
+                       "256.0.0.1:25",
+                       "1.2.3:25",
+                       " 127.0.0.1:25",
+                       "**:25"};
+  for (const char *b : bad) {
+    Listen l;
+    l.host = "keep";
+    l.port = 7;
+    CHECK_MESSAGE(!parse_listen(b, l), b);
+    CHECK(l.host == "keep");
+    CHECK(l.port == 7);
+  }
+}
+
+TEST_CASE("settings: the shipped conf/uvsmtpd.toml loads and matches the built-in defaults") {
+  namespace fs = std::filesystem;
+  std::vector<fs::path> candidates = {"conf/uvsmtpd.toml", "../../conf/uvsmtpd.toml",
+                                      fs::path(__FILE__).parent_path() / "../../conf/uvsmtpd.toml"};
+  std::string found;
+  for (const auto &c : candidates)
+    if (fs::exists(c)) {
+      found = c.string();
+      break;
+    }
+  if (found.empty()) {
+    MESSAGE("conf/uvsmtpd.toml not found from the working directory; skipped");
+    return;
+  }
+  Settings s;
+  std::string err;
+  REQUIRE_MESSAGE(load_settings(found, s, err, false), err);
+  check_defaults(s);
+  CHECK(s.hostname == "localhost");
+}
