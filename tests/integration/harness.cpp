@@ -1,0 +1,335 @@
+// tests/integration/harness.cpp: process control, temp trees and the raw SMTP client.
+#include "harness.hpp"
+
+#include <arpa/inet.h>
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
+#include <cstring>
+#include <fcntl.h>
+#include <filesystem>
+#include <fstream>
+#include <netinet/in.h>
+#include <netinet/tcp.h>
+#include <poll.h>
+#include <sstream>
+#include <sys/socket.h>
+#include <sys/wait.h>
+#include <time.h>
+#include <unistd.h>
+
+namespace fs = std::filesystem;
+
+namespace itest {
+
+std::string build_root() {
+  const char *e = getenv("UVS_BUILD_ROOT");
+  return e ? e : "build";
+}
+std::string source_root() {
+  const char *e = getenv("UVS_SOURCE_ROOT");
+  return e ? e : ".";
+}
+
+double now() {
+  timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
+}
+
+static void write_file(const std::string &path, const std::string &text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+static std::string read_file(const std::string &path) {
+  std::ifstream in(path, std::ios::binary);
+  std::stringstream ss;
+  ss << in.rdbuf();
+  return ss.str();
+}
+
+static void link_plugins(const fs::path &from, const fs::path &to) {
+  std::error_code ec;
+  if (!fs::exists(from, ec)) return;
+  for (auto it = fs::recursive_directory_iterator(from, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec)) {
+    if (ec) break;
+    const fs::path &p = it->path();
+    if (p.extension() != ".so" || !it->is_regular_file()) continue;
+    if (p.string().find(".so.p") != std::string::npos) continue;
+    fs::path rel = fs::relative(p, from);
+    fs::create_directories((to / rel).parent_path());
+    fs::create_symlink(fs::absolute(p), to / rel, ec);
+  }
+}
+
+std::string make_tree(const Options &opt) {
+  char tmpl[] = "/tmp/uvsmtpd-test.XXXXXX";
+  std::string dir = mkdtemp(tmpl);
+  fs::create_directories(dir + "/spool");
+  fs::create_directories(dir + "/plugins");
+  link_plugins(build_root() + "/plugins", dir + "/plugins");
+  link_plugins(build_root() + "/tests/plugins", dir + "/plugins");
+  std::string toml = "hostname = \"mx.test.invalid\"\nspool_dir = \"" + dir + "/spool\"\n" + opt.toml +
+                     "\n[log]\nlevel = \"" + opt.log_level + "\"\n";
+  write_file(dir + "/conf/uvsmtpd.toml", toml);
+  write_file(dir + "/conf/plugins", opt.plugins);
+  for (const auto &[name, text] : opt.files) write_file(dir + "/conf/" + name, text);
+  return dir;
+}
+
+void remove_tree(const std::string &dir) {
+  std::error_code ec;
+  if (!dir.empty() && dir.rfind("/tmp/uvsmtpd-test.", 0) == 0) fs::remove_all(dir, ec);
+}
+
+static std::string binary() { return build_root() + "/server/uvsmtpd"; }
+
+Server::Server(const Options &opt) {
+  dir_ = make_tree(opt);
+  std::vector<std::string> args = {binary(), "--config", dir_ + "/conf", "--listen", "127.0.0.1:0",
+                                   "--plugin-dir", dir_ + "/plugins"};
+  args.insert(args.end(), opt.args.begin(), opt.args.end());
+  std::string logpath = dir_ + "/log";
+  pid_ = fork();
+  if (pid_ == 0) {
+    int fd = open(logpath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
+    dup2(fd, 1);
+    dup2(fd, 2);
+    std::vector<char *> argv;
+    for (auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  double deadline = now() + 15;
+  while (now() < deadline) {
+    std::string l = log();
+    auto pos = l.find("listening on 127.0.0.1:");
+    if (pos != std::string::npos) {
+      port_ = atoi(l.c_str() + pos + strlen("listening on 127.0.0.1:"));
+      break;
+    }
+    int status;
+    if (waitpid(pid_, &status, WNOHANG) == pid_) {
+      reaped_ = true;
+      break;
+    }
+    usleep(5000);
+  }
+}
+
+Server::~Server() {
+  if (!reaped_ && pid_ > 0) {
+    kill(pid_, SIGKILL);
+    waitpid(pid_, nullptr, 0);
+  }
+  if (!getenv("UVS_KEEP_TEST_DIRS")) remove_tree(dir_);
+}
+
+std::string Server::log() const { return read_file(dir_ + "/log"); }
+
+int Server::count_log(std::string_view needle) const {
+  std::string l = log();
+  int n = 0;
+  for (size_t pos = l.find(needle); pos != std::string::npos; pos = l.find(needle, pos + 1)) ++n;
+  return n;
+}
+
+bool Server::wait_log(std::string_view needle, double timeout, int count) const {
+  double deadline = now() + timeout;
+  do {
+    if (count_log(needle) >= count) return true;
+    usleep(5000);
+  } while (now() < deadline);
+  return false;
+}
+
+void Server::signal(int sig) const {
+  if (pid_ > 0) kill(pid_, sig);
+}
+
+int Server::wait_exit(double timeout) {
+  double deadline = now() + timeout;
+  while (now() < deadline) {
+    int status;
+    pid_t r = waitpid(pid_, &status, WNOHANG);
+    if (r == pid_) {
+      reaped_ = true;
+      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+    }
+    usleep(5000);
+  }
+  return -1;
+}
+
+bool Server::running() {
+  if (reaped_) return false;
+  int status;
+  if (waitpid(pid_, &status, WNOHANG) == pid_) {
+    reaped_ = true;
+    return false;
+  }
+  return true;
+}
+
+long Server::rss_kb() const {
+  std::ifstream in("/proc/" + std::to_string(pid_) + "/status");
+  std::string line;
+  while (std::getline(in, line))
+    if (line.rfind("VmRSS:", 0) == 0) return atol(line.c_str() + 6);
+  return -1;
+}
+
+RunResult run_uvsmtpd(const std::vector<std::string> &args, double timeout) {
+  RunResult res;
+  int pipefd[2];
+  if (pipe(pipefd) != 0) return res;
+  pid_t pid = fork();
+  if (pid == 0) {
+    dup2(pipefd[1], 1);
+    dup2(pipefd[1], 2);
+    close(pipefd[0]);
+    std::vector<std::string> full = {binary()};
+    full.insert(full.end(), args.begin(), args.end());
+    std::vector<char *> argv;
+    for (auto &a : full) argv.push_back(const_cast<char *>(a.c_str()));
+    argv.push_back(nullptr);
+    execv(argv[0], argv.data());
+    _exit(127);
+  }
+  close(pipefd[1]);
+  double deadline = now() + timeout;
+  char buf[4096];
+  for (;;) {
+    pollfd p{pipefd[0], POLLIN, 0};
+    int left = static_cast<int>((deadline - now()) * 1000);
+    if (left <= 0) {
+      kill(pid, SIGKILL);
+      break;
+    }
+    if (poll(&p, 1, left) <= 0) continue;
+    ssize_t n = read(pipefd[0], buf, sizeof buf);
+    if (n <= 0) break;
+    res.output.append(buf, static_cast<size_t>(n));
+  }
+  close(pipefd[0]);
+  int status = 0;
+  waitpid(pid, &status, 0);
+  res.status = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+  return res;
+}
+
+Client::Client(int port) {
+  t0_ = now();
+  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_port = htons(static_cast<uint16_t>(port));
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+    close(fd_);
+    fd_ = -1;
+  }
+  int one = 1;
+  if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+}
+
+Client::~Client() {
+  if (fd_ >= 0) close(fd_);
+}
+
+void Client::send(std::string_view bytes) {
+  size_t off = 0;
+  while (fd_ >= 0 && off < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+void Client::shutdown_write() {
+  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
+}
+
+bool Client::fill(double deadline) {
+  if (fd_ < 0 || eof_) return false;
+  int left = static_cast<int>((deadline - now()) * 1000);
+  if (left < 0) left = 0;
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, left) <= 0) return false;
+  char buf[65536];
+  ssize_t n = recv(fd_, buf, sizeof buf, 0);
+  if (n <= 0) {
+    eof_ = true;
+    return false;
+  }
+  buf_.append(buf, static_cast<size_t>(n));
+  return true;
+}
+
+std::string Client::reply(double timeout) {
+  double deadline = now() + timeout;
+  std::string out;
+  size_t pos = 0;
+  for (;;) {
+    size_t nl = buf_.find('\n', pos);
+    if (nl == std::string::npos) {
+      if (!fill(deadline)) return "";
+      continue;
+    }
+    std::string line = buf_.substr(pos, nl - pos);
+    if (line.empty() || line.back() != '\r') last_crlf_ok = false;
+    else line.pop_back();
+    pos = nl + 1;
+    if (!out.empty()) out += '\n';
+    out += line;
+    if (line.size() < 4 || line[3] != '-') {
+      buf_.erase(0, pos);
+      return out;
+    }
+  }
+}
+
+int Client::code(double timeout) {
+  std::string r = reply(timeout);
+  return r.size() >= 3 ? atoi(r.substr(0, 3).c_str()) : -1;
+}
+
+bool Client::closed(double timeout) {
+  double deadline = now() + timeout;
+  drained += buf_;
+  buf_.clear();
+  while (!eof_) {
+    if (now() >= deadline) return false;
+    if (fill(deadline)) {
+      drained += buf_;
+      buf_.clear();
+    }
+  }
+  return true;
+}
+
+std::string Client::read_some(double timeout) {
+  double deadline = now() + timeout;
+  while (fill(deadline)) {
+  }
+  std::string out;
+  out.swap(buf_);
+  return out;
+}
+
+std::string send_message(Client &c, const std::string &from, const std::vector<std::string> &rcpts,
+                         const std::string &body) {
+  std::string r = c.cmd("MAIL FROM:<" + from + ">");
+  if (r.rfind("250", 0) != 0) return r;
+  for (const auto &to : rcpts) c.cmd("RCPT TO:<" + to + ">");
+  r = c.cmd("DATA");
+  if (r.rfind("354", 0) != 0) return r;
+  c.send(body + ".\r\n");
+  return c.reply(10);
+}
+
+}  // namespace itest

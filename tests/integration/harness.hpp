@@ -1,0 +1,104 @@
+// tests/integration/harness.hpp: drives the real uvsmtpd binary: a throw-away config directory,
+// the server process on 127.0.0.1 port 0, and a raw-socket SMTP client with timeouts.
+#pragma once
+#include <map>
+#include <string>
+#include <string_view>
+#include <sys/types.h>
+#include <vector>
+
+namespace itest {
+
+std::string build_root();  // from UVS_BUILD_ROOT (set by meson test)
+std::string source_root(); // from UVS_SOURCE_ROOT
+double now();              // monotonic seconds
+
+struct Options {
+  std::string toml;                           // appended to the base uvsmtpd.toml
+  std::string plugins;                        // conf/plugins
+  std::map<std::string, std::string> files;   // more files in the config dir
+  std::vector<std::string> args;              // more command-line arguments
+  std::string log_level = "debug";
+};
+
+class Server {
+ public:
+  explicit Server(const Options &opt = {});
+  ~Server();
+  Server(const Server &) = delete;
+  Server &operator=(const Server &) = delete;
+
+  bool started() const { return port_ > 0; }
+  int port() const { return port_; }
+  pid_t pid() const { return pid_; }
+  const std::string &dir() const { return dir_; }
+  std::string conf_dir() const { return dir_ + "/conf"; }
+  std::string log() const;
+  // Waits until the log contains `needle` (count times); false on timeout.
+  bool wait_log(std::string_view needle, double timeout = 5, int count = 1) const;
+  int count_log(std::string_view needle) const;
+  void signal(int sig) const;
+  // Exit status (WEXITSTATUS) or -1 on timeout / killed by a signal.
+  int wait_exit(double timeout = 10);
+  bool running();
+  long rss_kb() const;
+
+ private:
+  std::string dir_;
+  pid_t pid_ = -1;
+  int port_ = 0;
+  bool reaped_ = false;
+};
+
+// Writes a config dir for opt under a fresh temp dir and returns that dir (the conf is in
+// <dir>/conf, the plugin tree in <dir>/plugins, the spool in <dir>/spool).
+std::string make_tree(const Options &opt);
+void remove_tree(const std::string &dir);
+
+struct RunResult {
+  int status = -1;
+  std::string output;  // stdout and stderr
+};
+// Runs uvsmtpd with args to completion (for --check-config, --version, bad startups).
+RunResult run_uvsmtpd(const std::vector<std::string> &args, double timeout = 10);
+
+class Client {
+ public:
+  explicit Client(int port);
+  ~Client();
+  Client(const Client &) = delete;
+  Client &operator=(const Client &) = delete;
+
+  bool connected() const { return fd_ >= 0; }
+  void send(std::string_view bytes);
+  void line(std::string_view text) { send(std::string(text) + "\r\n"); }
+  // One complete reply, lines joined by '\n' without CRLF; "" on timeout or EOF.
+  std::string reply(double timeout = 5);
+  int code(double timeout = 5);  // the code of the next reply, -1 if none
+  std::string cmd(std::string_view text, double timeout = 5) {
+    line(text);
+    return reply(timeout);
+  }
+  // True if the server closed the connection (EOF or reset) within timeout; data read on the
+  // way is kept in `drained`.
+  bool closed(double timeout = 3);
+  // Whatever arrives within timeout.
+  std::string read_some(double timeout);
+  double connected_at() const { return t0_; }
+  void shutdown_write();
+  std::string drained;
+  bool last_crlf_ok = true;  // every line of every reply so far ended in CRLF
+
+ private:
+  bool fill(double deadline);
+  int fd_ = -1;
+  std::string buf_;
+  bool eof_ = false;
+  double t0_ = 0;
+};
+
+// Sends a whole polite transaction; returns the final reply to the end of data.
+std::string send_message(Client &c, const std::string &from, const std::vector<std::string> &rcpts,
+                         const std::string &body);
+
+}  // namespace itest

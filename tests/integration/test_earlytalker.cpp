@@ -1,0 +1,3 @@
+// tests/integration/test_earlytalker.cpp: placeholder
+#include <doctest/doctest.h>
+#include "harness.hpp"

@@ -1,0 +1,3 @@
+// tests/integration/test_plugin_host.cpp: placeholder
+#include <doctest/doctest.h>
+#include "harness.hpp"
