@@ -172,12 +172,17 @@ typedef struct uvs_api {
 
   /* -- the reply that goes with the verdict -- */
   /* Set the reply: code 0 = the hook's default code for the verdict; enhanced NULL =
-   * the default enhanced code; text one line, no CR/LF, <= 500 bytes. The class of
-   * code must match the verdict (2/3 for OK/DONE, 5 for DENY*, 4 for DENYSOFT*).
-   * -EINVAL if not. Replaces earlier text. Copied. */
+   * the default enhanced code; text one line, no CR/LF or other controls, <= 500 bytes
+   * (-EINVAL otherwise, as for a code outside 200..599 or an enhanced code whose class
+   * differs from the code's). When the hook returns, the code's class must fit the
+   * verdict (2 for OK, 5 for DENY*, 4 for DENYSOFT*, any for DONE); a reply that does
+   * not fit is logged and the default reply is sent. Replaces earlier text. Copied. */
   int (*reply)(uvs_call *c, int code, const char *enhanced, const char *text);
   /* Append one more line to a multi-line reply. Copied. */
   int (*reply_line)(uvs_call *c, const char *text);
+  /* Send NOW one continuation line "220-text" of the greeting that will follow (connect
+   * hook only, also from pending_call): Postfix's banner teaser. -EPERM elsewhere. */
+  int (*send_continuation)(uvs_call *c, const char *text);
 
   /* -- notes -- */
   int (*note_set)(uvs_call *c, int scope, const char *key, const char *value);

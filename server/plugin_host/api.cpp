@@ -130,6 +130,13 @@ int api_reply_line(uvs_call *c, const char *text) noexcept {
   return 0;
 }
 
+int api_send_continuation(uvs_call *c, const char *text) noexcept {
+  if (!c || !text || !reply_text_ok(text)) return -EINVAL;
+  if (c->hook != UVS_HOOK_CONNECT) return -EPERM;
+  int rc = c->host->send_continuation(text);
+  return rc < 0 ? -EPERM : 0;
+}
+
 // -- notes --
 int api_note_set(uvs_call *c, int scope, const char *key, const char *value) noexcept {
   if (!c || !key || !*key || !valid_scope(scope)) return -EINVAL;
@@ -222,7 +229,7 @@ const uvs_api kApi = {
     api_peer_port, api_local_ip, api_local_port, api_helo_name, api_is_esmtp, api_mail_from,
     api_rcpt_count, api_rcpt_at, api_tls_active, api_auth_user,
     api_message_size, api_message_read, api_header_get,
-    api_reply, api_reply_line,
+    api_reply, api_reply_line, api_send_continuation,
     api_note_set, api_note_get, api_note_set_ptr, api_note_get_ptr, api_relay_client,
     api_set_relay_client, api_is_immune, api_adjust_karma,
     api_suspend, api_complete, api_pending_call, api_pending_timer, api_wait_for_input,

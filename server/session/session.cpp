@@ -808,7 +808,19 @@ void Session::unwatch_input() {
   update_reading();
 }
 
+int Session::send_continuation(std::string_view text) {
+  if (phase_ != Phase::greeting || handle_closed_) return -EPERM;
+  send_raw("220-" + std::string(text) + "\r\n");
+  flush();
+  return 0;
+}
+
 // ---- output -----------------------------------------------------------------------------
+
+void Session::send_raw(std::string wire) {
+  if (handle_closed_) return;
+  out_ += wire;
+}
 
 void Session::send(const Reply &r) {
   if (r.empty() || handle_closed_) return;

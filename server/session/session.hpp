@@ -73,6 +73,7 @@ class Session final : public CallHost {
   const std::string *header(std::string_view name, int i) const override;
   int watch_input(std::function<void(int)> cb) override;
   void unwatch_input() override;
+  int send_continuation(std::string_view text) override;
 
  private:
   enum class Phase { greeting, command, data, closing };
