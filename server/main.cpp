@@ -17,12 +17,13 @@ namespace {
 void usage(FILE *f) {
   fprintf(f,
           "usage: uvsmtpd [--config DIR] [--listen ADDR:PORT]... [--plugin-dir DIR]\n"
-          "               [--check-config] [--version]\n"
+          "               [--no-sync-check] [--check-config] [--version]\n"
           "  --config DIR      configuration directory (uvsmtpd.toml, plugins, list files);\n"
           "                    default ./conf\n"
           "  --listen ADDR:PORT  listen here instead of the configured list (repeatable;\n"
           "                    [IPv6]:port; port 0 picks a free port, logged at start)\n"
           "  --plugin-dir DIR  where plugin .so files live (overrides plugin_dir)\n"
+          "  --no-sync-check   turn the RFC 2920 synchronisation check off on every listener\n"
           "  --check-config    load everything, report the first error, exit 0 or 1\n"
           "  --version         print the version and exit\n");
 }
@@ -34,6 +35,7 @@ int main(int argc, char **argv) {
   std::string plugin_dir;
   std::vector<uvs::config::Listen> listen;
   bool check_only = false;
+  bool no_sync_check = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char *name) -> std::string {
@@ -55,6 +57,8 @@ int main(int argc, char **argv) {
         return 2;
       }
       listen.push_back(l);
+    } else if (a == "--no-sync-check") {
+      no_sync_check = true;
     } else if (a == "--check-config") {
       check_only = true;
     } else if (a == "--version") {
@@ -72,7 +76,12 @@ int main(int argc, char **argv) {
 
   signal(SIGPIPE, SIG_IGN);
   std::string err;
-  auto load = [&](std::string &e) { return uvs::load_generation(config_dir, listen, plugin_dir, e); };
+  auto load = [&](std::string &e) {
+    auto g = uvs::load_generation(config_dir, listen, plugin_dir, e);
+    if (g && no_sync_check)
+      for (auto &l : g->settings.listen) l.sync_check = false;
+    return g;
+  };
   auto gen = load(err);
   if (!gen) {
     fprintf(stderr, "uvsmtpd: %s\n", err.c_str());

@@ -13,17 +13,25 @@ LoopServices::LoopServices(uv_loop_t *loop, double hook_timeout_s)
   async_->data = this;
 }
 
-LoopServices::~LoopServices() {
+LoopServices::~LoopServices() { close(); }
+
+void LoopServices::close() {
+  {
+    std::lock_guard<std::mutex> lock(mutex_);
+    if (closed_) return;
+  }
+  drain();  // completions already posted still free their handles
+  std::lock_guard<std::mutex> lock(mutex_);
+  closed_ = true;
   async_->data = nullptr;
   uv_close(reinterpret_cast<uv_handle_t *>(async_),
            [](uv_handle_t *h) { delete reinterpret_cast<uv_async_t *>(h); });
 }
 
 void LoopServices::post(Completion c) {
-  {
-    std::lock_guard<std::mutex> lock(mutex_);
-    queue_.push_back(std::move(c));
-  }
+  std::lock_guard<std::mutex> lock(mutex_);
+  if (closed_) return;  // shutting down: nobody waits any more
+  queue_.push_back(std::move(c));
   uv_async_send(async_);  // coalesces: drain() takes the whole queue
 }
 

@@ -32,7 +32,8 @@ class LoopServices {
     std::string enhanced;
     std::string text;
   };
-  void post(Completion c);  // any thread
+  void post(Completion c);  // any thread; dropped after close()
+  void close();             // stop serving completions so the loop can end (shutdown)
   size_t live_pending() const { return live_pending_; }
   void pending_created() { ++live_pending_; }
   void pending_destroyed() { --live_pending_; }
@@ -42,6 +43,7 @@ class LoopServices {
   uv_loop_t *loop_;
   double hook_timeout_s_;
   uv_async_t *async_;
+  bool closed_ = false;
   std::mutex mutex_;
   std::vector<Completion> queue_;
   std::atomic<size_t> live_pending_{0};

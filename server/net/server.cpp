@@ -137,6 +137,7 @@ void Server::maybe_finish() {
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_term_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_hup_), nullptr);
+  services_.close();
   log::format(log::notice, "", "", "all sessions closed; exiting");
 }
 

@@ -1,4 +1,4 @@
-// server/smtp/data_reader.cpp: DATA-mode byte state machine (end of data, unstuffing, bare CR/LF, limits).
+// server/smtp/data_reader.cpp: DATA byte state machine (end of data, unstuffing, bare CR/LF).
 #include "smtp/data_reader.hpp"
 
 #include <limits>
@@ -37,10 +37,14 @@ void DataReader::emit(std::string &out, const char *p, size_t n) {
 
 DataEvent DataReader::feed(std::string_view in, std::string &out) {
   switch (state_) {
-    case kDone: return DataEvent{DataEvent::done, 0};
-    case kErrCr: return DataEvent{DataEvent::bare_cr, 0};
-    case kErrLf: return DataEvent{DataEvent::bare_lf, 0};
-    default: break;
+    case kDone:
+      return DataEvent{DataEvent::done, 0};
+    case kErrCr:
+      return DataEvent{DataEvent::bare_cr, 0};
+    case kErrLf:
+      return DataEvent{DataEvent::bare_lf, 0};
+    default:
+      break;
   }
   const bool reject = policy_ == NewlinePolicy::reject;
   const char *const p = in.data();

@@ -40,9 +40,9 @@ class DataReader {
   NewlinePolicy policy_;
   uint64_t size_ = 0;
   bool headers_done_ = false;
-  int state_ = 0;        // implementation-defined state of the byte machine
-  bool line_empty_ = true;     // the pending CR (state CR) was the first byte of its line
-  bool after_bare_lf_ = false; // the pending "." line began after a bare LF (never ends data)
+  int state_ = 0;               // implementation-defined state of the byte machine
+  bool line_empty_ = true;      // the pending CR (state CR) was the first byte of its line
+  bool after_bare_lf_ = false;  // the pending "." line began after a bare LF (never ends data)
 };
 
 }  // namespace uvs::smtp

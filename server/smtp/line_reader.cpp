@@ -1,4 +1,4 @@
-// server/smtp/line_reader.cpp: command-mode line framing (CRLF only / normalize), length limit, discard.
+// server/smtp/line_reader.cpp: command-mode line framing, bare CR/LF, length limit, discard.
 #include "smtp/line_reader.hpp"
 
 namespace uvs::smtp {

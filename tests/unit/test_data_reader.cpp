@@ -1,4 +1,4 @@
-// tests/unit/test_data_reader.cpp: unit tests for smtp/data_reader (end of data, smuggling, unstuffing).
+// tests/unit/test_data_reader.cpp: unit tests for smtp/data_reader (end of data, smuggling).
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -33,10 +33,14 @@ struct Run {
 std::string esc(std::string_view s) {
   std::string r;
   for (char c : s) {
-    if (c == '\r') r += "\\r";
-    else if (c == '\n') r += "\\n";
-    else if (c == '\0') r += "\\0";
-    else r += c;
+    if (c == '\r')
+      r += "\\r";
+    else if (c == '\n')
+      r += "\\n";
+    else if (c == '\0')
+      r += "\\0";
+    else
+      r += c;
   }
   return r;
 }
@@ -48,7 +52,9 @@ std::string show(const std::vector<Ev> &evs) {
   return s;
 }
 
-bool terminal(DataEvent::Type t) { return t != DataEvent::need_more && t != DataEvent::headers_end; }
+bool terminal(DataEvent::Type t) {
+  return t != DataEvent::need_more && t != DataEvent::headers_end;
+}
 
 // Drives a DataReader the way the session does: each chunk is fed until need_more; after done or
 // an error nothing more is fed (the rest of the stream belongs to command mode / is dropped).
@@ -332,9 +338,12 @@ TEST_CASE("data_reader: reject policy stops at the first bare CR or LF") {
     Ev ev;
   };
   const std::vector<Case> cases = {
-      {"\n.\r\n", {DataEvent::bare_lf, 1}},      {"abc\ndef\r\n.\r\n", {DataEvent::bare_lf, 4}},
-      {"abc\rdef\r\n.\r\n", {DataEvent::bare_cr, 4}}, {".\n", {DataEvent::bare_lf, 2}},
-      {".\rx", {DataEvent::bare_cr, 2}},         {"\r\r\n", {DataEvent::bare_cr, 1}},
+      {"\n.\r\n", {DataEvent::bare_lf, 1}},
+      {"abc\ndef\r\n.\r\n", {DataEvent::bare_lf, 4}},
+      {"abc\rdef\r\n.\r\n", {DataEvent::bare_cr, 4}},
+      {".\n", {DataEvent::bare_lf, 2}},
+      {".\rx", {DataEvent::bare_cr, 2}},
+      {"\r\r\n", {DataEvent::bare_cr, 1}},
       {"a\r\n.\r.\r\n", {DataEvent::bare_cr, 5}},
   };
   for (const auto &c : cases) {
@@ -456,9 +465,9 @@ TEST_CASE("data_reader: normalize keeps a dot line after a bare LF, real CRLF.CR
 
 TEST_CASE("data_reader: random segmentation property (fixed seed) against one-shot and a model") {
   std::mt19937 rng(5321);
-  const std::vector<std::string> tokens = {"a",    "b",      "\0"s,  ".",       "..",   "\r",
-                                           "\n",   "\r\n",   "\r\n", "\r\n\r\n", "\r\n.", "\n.",
-                                           "\r.",  "\r\n..", "X: y", "\r\n.\r\n"};
+  const std::vector<std::string> tokens = {"a",   "b",      "\0"s,  ".",        "..",    "\r",
+                                           "\n",  "\r\n",   "\r\n", "\r\n\r\n", "\r\n.", "\n.",
+                                           "\r.", "\r\n..", "X: y", "\r\n.\r\n"};
   int completed = 0;
   for (int iter = 0; iter < 4000; ++iter) {
     std::string s;

@@ -1,4 +1,4 @@
-// tests/unit/test_line_reader.cpp: unit tests for smtp/line_reader (CRLF framing, bare CR/LF, limits).
+// tests/unit/test_line_reader.cpp: unit tests for smtp/line_reader (framing, bare CR/LF, limits).
 #include <doctest/doctest.h>
 
 #include <random>
@@ -50,7 +50,8 @@ std::vector<Ev> run(LineReader &r, const std::vector<std::string_view> &chunks) 
       if (ev.type == LineEvent::need_more) {
         // Without new input there is no further progress.
         LineEvent again = r.next(buf);
-        if (again.type != LineEvent::need_more || again.consumed != 0) FAIL("progress without input");
+        if (again.type != LineEvent::need_more || again.consumed != 0)
+          FAIL("progress without input");
         break;
       }
       evs.push_back(Ev{ev.type, ev.text, base});
@@ -199,8 +200,8 @@ TEST_CASE("line_reader: normalize policy ends lines at bare LF and keeps bare CR
 TEST_CASE("line_reader: too_long exactly at max_len and max_len+1") {
   const size_t max = 16;
   for (auto pol : {NewlinePolicy::reject, NewlinePolicy::normalize}) {
-    const std::string ok(max - 2, 'a');      // + CRLF == max_len: accepted
-    const std::string over(max - 1, 'b');    // + CRLF == max_len + 1: too long
+    const std::string ok(max - 2, 'a');    // + CRLF == max_len: accepted
+    const std::string over(max - 1, 'b');  // + CRLF == max_len + 1: too long
     const std::string s = ok + "\r\n" + over + "\r\nNEXT\r\n";
     std::vector<Ev> expect = {{LineEvent::line, ok, max},
                               {LineEvent::too_long, "", max + max - 1},
@@ -304,8 +305,20 @@ TEST_CASE("line_reader: every split position gives the one-shot result") {
 
 TEST_CASE("line_reader: random segmentation property (fixed seed) against one-shot and a model") {
   std::mt19937 rng(20240611);
-  const std::vector<std::string> tokens = {"a", "b", "Z", "\0"s, " ", ".", "\r", "\n", "\r\n",
-                                           "\r\n", "\r\r\n", "\n\n", "MAIL FROM:<x@y>", "\r\n"};
+  const std::vector<std::string> tokens = {"a",
+                                           "b",
+                                           "Z",
+                                           "\0"s,
+                                           " ",
+                                           ".",
+                                           "\r",
+                                           "\n",
+                                           "\r\n",
+                                           "\r\n",
+                                           "\r\r\n",
+                                           "\n\n",
+                                           "MAIL FROM:<x@y>",
+                                           "\r\n"};
   for (int iter = 0; iter < 3000; ++iter) {
     std::string s;
     const int ntok = std::uniform_int_distribution<int>(0, 40)(rng);
@@ -328,6 +341,21 @@ TEST_CASE("line_reader: random segmentation property (fixed seed) against one-sh
       REQUIRE(run(r, bytewise(s)) == once);
     }
   }
+}
+
+TEST_CASE("line_reader: the already-scanned prefix is not examined again after need_more") {
+  // White-box check of the O(new bytes) re-scan: the caller must re-pass the same prefix, so a
+  // reader that remembers its scan offset never looks at those bytes again. Changing a byte of the
+  // prefix (a contract violation, only done here) is therefore invisible to it.
+  LineReader r(512, NewlinePolicy::reject);
+  CHECK(r.next("abcdef").type == LineEvent::need_more);
+  const auto ev = r.next("ab\ndefgh\r\n");
+  CHECK(ev.type == LineEvent::line);
+  CHECK(ev.consumed == 10);
+  // A shorter input than what was scanned resets the offset (the caller dropped bytes).
+  LineReader r2(512, NewlinePolicy::reject);
+  CHECK(r2.next("abcdef").type == LineEvent::need_more);
+  CHECK(r2.next("a\n").type == LineEvent::bare_lf);
 }
 
 TEST_CASE("line_reader: byte-at-a-time input is linear (scan offset remembered)") {

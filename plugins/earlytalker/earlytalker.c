@@ -1,0 +1,555 @@
+/* plugins/earlytalker/earlytalker.c: the earlytalker plugin (qpsmtpd port): arguments, hooks, checks. */
+/*
+ * Holds the greeting (and optionally the 354 reply to DATA) for `wait` seconds while watching
+ * for client input, on the loop (uvs_api.wait_for_input), and refuses clients that talk first.
+ * docs/plugins/earlytalker.md describes the options, the replies and every place where this
+ * differs from qpsmtpd's plugins/earlytalker.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "uvsmtpd/plugin.h"
+#include "et_addr.h"
+
+static const uvs_api *api;
+
+#define ET_MAX_WAIT 300.0           /* seconds; the core's hook_timeout (default 30) is lower */
+#define ET_MAX_PASS_TTL 2592000.0   /* 30 days */
+#define ET_PASS_TABLE_CAP 10000
+#define ET_MAX_ALLOW 1024
+
+static const char kConnectText[] = "Connecting host started transmitting before SMTP greeting";
+static const char kDataText[] = "Client started transmitting message data before the 354 reply";
+static const char kConnectLog[] = "remote started talking before we said hello";
+static const char kDataLog[] = "remote started sending data before the 354 reply";
+
+typedef enum { RT_PERM, RT_TEMP, RT_DISCONNECT, RT_TEMP_DISCONNECT } reject_type;
+
+typedef struct et_state {
+  uvs_plugin *self;
+  double wait;
+  int reject;
+  reject_type rtype;
+  int defer;
+  int at_connect, at_data;
+  int loglevel_mode; /* 0: as is, 1: fixed level, 2: shifted */
+  int loglevel_val;
+  int teaser;
+  char teaser_text[320];
+  et_cidr *allow;
+  size_t nallow;
+  double pass_ttl;
+  et_passtab *passes;
+  unsigned long long checked, passed, early, skipped;
+} et_state;
+
+typedef struct et_job {
+  et_state *st;
+  int at_data;
+  int have_peer;
+  et_addr peer;
+} et_job;
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+static void et_log(et_state *st, const uvs_call *c, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+static void et_log(et_state *st, const uvs_call *c, int level, const char *fmt, ...) {
+  if (st->loglevel_mode == 1) level = st->loglevel_val;
+  else if (st->loglevel_mode == 2) level += st->loglevel_val;
+  if (level < UVS_LOG_EMERG) level = UVS_LOG_EMERG;
+  if (level > UVS_LOG_DEBUG) level = UVS_LOG_DEBUG;
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  api->log(st->self, c, level, "%s", buf);
+}
+
+/* A note is "true" as in Perl: set, not empty, not "0". */
+static int truthy(const char *v) { return v && *v && strcmp(v, "0") != 0; }
+
+/* Seconds: digits with an optional fraction ("1", "0.5", ".25"). -1 on anything else. */
+static double parse_seconds(const char *s) {
+  if (!s || !*s) return -1;
+  int digits = 0, dots = 0;
+  for (const char *p = s; *p; ++p) {
+    if (*p >= '0' && *p <= '9') ++digits;
+    else if (*p == '.' && ++dots == 1) continue;
+    else return -1;
+  }
+  if (!digits || strlen(s) > 32) return -1;
+  return strtod(s, NULL);
+}
+
+static int parse_bool(const char *s) {
+  if (strcmp(s, "0") == 0) return 0;
+  if (strcmp(s, "1") == 0) return 1;
+  return -1;
+}
+
+static int parse_reject_type(const char *s, reject_type *out) {
+  if (!strcasecmp(s, "perm") || !strcasecmp(s, "hard")) *out = RT_PERM;
+  else if (!strcasecmp(s, "temp") || !strcasecmp(s, "soft")) *out = RT_TEMP;
+  else if (!strcasecmp(s, "disconnect")) *out = RT_DISCONNECT;
+  else if (!strcasecmp(s, "temp_disconnect")) *out = RT_TEMP_DISCONNECT;
+  else return -1;
+  return 0;
+}
+
+static const char *reject_type_name(reject_type t) {
+  switch (t) {
+    case RT_PERM: return "perm";
+    case RT_TEMP: return "temp";
+    case RT_DISCONNECT: return "disconnect";
+    default: return "temp_disconnect";
+  }
+}
+
+static int is_temp(reject_type t) { return t == RT_TEMP || t == RT_TEMP_DISCONNECT; }
+
+/* Why the session is immune (qpsmtpd's is_immune), or NULL. */
+static const char *immune_reason(const uvs_call *c) {
+  if (api->is_immune(c) <= 0) return NULL;
+  if (api->relay_client(c) > 0) return "relay client";
+  if (truthy(api->note_get(c, UVS_NOTE_CONNECTION, "whitelisthost"))) return "whitelisted host";
+  if (truthy(api->note_get(c, UVS_NOTE_TRANSACTION, "whitelistsender")))
+    return "whitelisted sender";
+  return "immune";
+}
+
+static int peer_addr(const uvs_call *c, et_addr *out) {
+  return et_addr_parse(api->peer_ip(c), out) == 0;
+}
+
+static int allowed(const et_state *st, const et_addr *a) {
+  for (size_t i = 0; i < st->nallow; ++i)
+    if (et_cidr_match(&st->allow[i], a)) return 1;
+  return 0;
+}
+
+/* The wait for this session: connection note earlytalker_wait (alias relayclient_wait), when
+ * it holds a positive number of seconds, else the configured wait. */
+static double wait_for(et_state *st, const uvs_call *c) {
+  static const char *const keys[] = {"earlytalker_wait", "relayclient_wait"};
+  for (size_t i = 0; i < 2; ++i) {
+    const char *v = api->note_get(c, UVS_NOTE_CONNECTION, keys[i]);
+    if (!truthy(v)) continue;
+    double w = parse_seconds(v);
+    if (w > 0 && w <= ET_MAX_WAIT) return w;
+    et_log(st, c, UVS_LOG_WARNING, "ignoring note %s='%s': not seconds in (0, %g]", keys[i], v,
+           ET_MAX_WAIT);
+  }
+  return st->wait;
+}
+
+/* Marks the connection as an early talker; karma -1 only the first time per connection. */
+static void mark_early(uvs_call *c) {
+  if (truthy(api->note_get(c, UVS_NOTE_CONNECTION, "earlytalker"))) return;
+  api->note_set(c, UVS_NOTE_CONNECTION, "earlytalker", "1");
+  api->adjust_karma(c, -1);
+}
+
+/* The reply for a refusal at hook `hook`. */
+static void reject_reply(reject_type t, uvs_hook hook, uvs_verdict *v, int *code,
+                         const char **enh, const char **text) {
+  int temp = is_temp(t);
+  *enh = temp ? "4.5.0" : "5.5.0";
+  *text = kConnectText;
+  switch (hook) {
+    case UVS_HOOK_DATA: /* always close: the rest of the stream would be read as commands */
+      *v = temp ? UVS_DENYSOFT_DISCONNECT : UVS_DENY_DISCONNECT;
+      *code = temp ? 451 : 554;
+      *text = kDataText;
+      return;
+    case UVS_HOOK_CONNECT: /* the core closes after any connect denial */
+      *v = t == RT_PERM ? UVS_DENY
+           : t == RT_TEMP ? UVS_DENYSOFT
+           : t == RT_DISCONNECT ? UVS_DENY_DISCONNECT
+                                : UVS_DENYSOFT_DISCONNECT;
+      *code = temp ? 450 : 550;
+      return;
+    default: /* mail, rcpt */
+      *v = t == RT_PERM ? UVS_DENY
+           : t == RT_TEMP ? UVS_DENYSOFT
+           : t == RT_DISCONNECT ? UVS_DENY_DISCONNECT
+                                : UVS_DENYSOFT_DISCONNECT;
+      *code = t == RT_TEMP_DISCONNECT ? 421 : temp ? 450 : 550;
+      return;
+  }
+}
+
+/* ---- the wait --------------------------------------------------------------------------- */
+
+static void on_input(uvs_pending *p, int result, void *ud) {
+  et_job *job = (et_job *)ud;
+  et_state *st = job->st;
+  int at_data = job->at_data;
+  uvs_call *c = api->pending_call(p);
+  if (!c) { /* the session went away or the core's hook_timeout answered for us */
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+    free(job);
+    return;
+  }
+  if (result == UVS_INPUT_TIMEOUT) {
+    st->passed++;
+    et_log(st, c, UVS_LOG_INFO, "pass, not spontaneous");
+    if (!at_data && st->passes && job->have_peer)
+      et_passtab_add(st->passes, &job->peer, now_ms() + (uint64_t)(st->pass_ttl * 1000.0));
+    free(job);
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+    return;
+  }
+  free(job);
+  st->early++;
+  mark_early(c);
+  const char *what = at_data ? kDataLog : kConnectLog;
+  const char *eof = result == UVS_INPUT_EOF ? " (then closed)" : "";
+  if (!st->reject) {
+    et_log(st, c, UVS_LOG_INFO, "fail, tolerated, %s%s", what, eof);
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+    return;
+  }
+  if (!at_data && st->defer) {
+    et_log(st, c, UVS_LOG_INFO, "fail, deferred, %s%s: MAIL and RCPT will be refused", what, eof);
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+    return;
+  }
+  et_log(st, c, UVS_LOG_INFO, "fail, %s%s", what, eof);
+  uvs_verdict v;
+  int code;
+  const char *enh, *text;
+  reject_reply(st->rtype, at_data ? UVS_HOOK_DATA : UVS_HOOK_CONNECT, &v, &code, &enh, &text);
+  api->complete(p, v, code, enh, text);
+}
+
+/* Suspends the call and waits; returns the verdict the hook returns. */
+static uvs_verdict start_wait(et_state *st, uvs_call *c, int at_data, double wait) {
+  et_job *job = (et_job *)calloc(1, sizeof *job);
+  if (!job) {
+    et_log(st, c, UVS_LOG_ERR, "skip, out of memory");
+    return UVS_DECLINED;
+  }
+  uvs_pending *p = api->suspend(c);
+  if (!p) {
+    free(job);
+    et_log(st, c, UVS_LOG_ERR, "skip, cannot suspend the call");
+    st->skipped++;
+    return UVS_DECLINED;
+  }
+  job->st = st;
+  job->at_data = at_data;
+  job->have_peer = peer_addr(c, &job->peer);
+  st->checked++;
+  if (!at_data && st->teaser) {
+    int rc = api->send_continuation(c, st->teaser_text);
+    if (rc < 0) et_log(st, c, UVS_LOG_WARNING, "banner teaser not sent (error %d)", rc);
+  }
+  int rc = api->wait_for_input(p, (uint64_t)(wait * 1000.0 + 0.5), on_input, job);
+  if (rc < 0) {
+    free(job);
+    st->checked--;
+    st->skipped++;
+    et_log(st, c, UVS_LOG_WARNING, "skip, cannot watch the client (error %d)", rc);
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+  }
+  return UVS_PENDING;
+}
+
+/* ---- hooks ------------------------------------------------------------------------------ */
+
+static uvs_verdict on_connect(uvs_call *c, void *ud) {
+  et_state *st = (et_state *)ud;
+  const char *why = immune_reason(c);
+  if (why) {
+    st->skipped++;
+    et_log(st, c, UVS_LOG_INFO, "skip, %s", why);
+    return UVS_DECLINED;
+  }
+  const char *karma = api->note_get(c, UVS_NOTE_CONNECTION, "karma_history");
+  if (karma && strtod(karma, NULL) > 5) {
+    st->skipped++;
+    et_log(st, c, UVS_LOG_INFO, "skip, karma %s", karma);
+    return UVS_DECLINED;
+  }
+  et_addr peer;
+  int have_peer = peer_addr(c, &peer);
+  if (have_peer && allowed(st, &peer)) {
+    st->skipped++;
+    et_log(st, c, UVS_LOG_INFO, "skip, allow");
+    return UVS_DECLINED;
+  }
+  if (have_peer && st->passes && et_passtab_check(st->passes, &peer, now_ms())) {
+    st->skipped++;
+    et_log(st, c, UVS_LOG_INFO, "skip, passed within pass-ttl");
+    return UVS_DECLINED;
+  }
+  return start_wait(st, c, 0, wait_for(st, c));
+}
+
+static uvs_verdict on_data(uvs_call *c, void *ud) {
+  et_state *st = (et_state *)ud;
+  if (api->rcpt_count(c) <= 0) {
+    /* No transaction to start: the core answers 503 and sends no 354. */
+    et_log(st, c, UVS_LOG_DEBUG, "skip, no recipients");
+    return UVS_DECLINED;
+  }
+  const char *why = immune_reason(c);
+  if (why) {
+    st->skipped++;
+    et_log(st, c, UVS_LOG_INFO, "skip, %s", why);
+    return UVS_DECLINED;
+  }
+  et_addr peer;
+  if (peer_addr(c, &peer) && allowed(st, &peer)) {
+    st->skipped++;
+    et_log(st, c, UVS_LOG_INFO, "skip, allow");
+    return UVS_DECLINED;
+  }
+  return start_wait(st, c, 1, wait_for(st, c));
+}
+
+/* defer-reject: MAIL and RCPT of an early talker are refused, unless immune by now. */
+static uvs_verdict on_mail_rcpt(uvs_call *c, void *ud) {
+  et_state *st = (et_state *)ud;
+  if (!truthy(api->note_get(c, UVS_NOTE_CONNECTION, "earlytalker"))) return UVS_DECLINED;
+  const char *why = immune_reason(c);
+  if (why) {
+    et_log(st, c, UVS_LOG_INFO, "skip, %s (early talker, deferred reject waived)", why);
+    return UVS_DECLINED;
+  }
+  uvs_hook hook = api->call_hook(c);
+  et_log(st, c, UVS_LOG_INFO, "fail, %s (deferred reject at %s)", kConnectLog,
+         hook == UVS_HOOK_MAIL ? "MAIL" : "RCPT");
+  uvs_verdict v;
+  int code;
+  const char *enh, *text;
+  reject_reply(st->rtype, hook, &v, &code, &enh, &text);
+  api->reply(c, code, enh, text);
+  return v;
+}
+
+/* ---- arguments -------------------------------------------------------------------------- */
+
+static int fail(uvs_plugin *self, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static int fail(uvs_plugin *self, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  api->set_error(self, msg);
+  return -EINVAL;
+}
+
+static int add_allow(et_state *st, const char *list, uvs_plugin *self) {
+  const char *p = list;
+  for (;;) {
+    const char *comma = strchr(p, ',');
+    size_t len = comma ? (size_t)(comma - p) : strlen(p);
+    if (len == 0)
+      return fail(self, "bad value '%s' for 'allow': empty entry in the CIDR list", list);
+    et_cidr cidr;
+    if (et_cidr_parse(p, len, &cidr) != 0)
+      return fail(self, "bad value '%s' for 'allow': '%.*s' is not an IPv4/IPv6 address or CIDR",
+                  list, (int)len, p);
+    if (st->nallow >= ET_MAX_ALLOW)
+      return fail(self, "bad value for 'allow': more than %d entries", ET_MAX_ALLOW);
+    et_cidr *grown = (et_cidr *)realloc(st->allow, (st->nallow + 1) * sizeof *grown);
+    if (!grown) return fail(self, "out of memory");
+    st->allow = grown;
+    st->allow[st->nallow++] = cidr;
+    if (!comma) return 0;
+    p = comma + 1;
+  }
+}
+
+static const char *const kKeys[] = {"wait",   "reject",   "reject_type",   "defer-reject",
+                                    "check-at", "action", "loglevel", "banner-teaser",
+                                    "allow",  "pass-ttl"};
+enum { K_WAIT, K_REJECT, K_RTYPE, K_DEFER, K_CHECKAT, K_ACTION, K_LOGLEVEL, K_TEASER, K_ALLOW,
+       K_PASSTTL, K_COUNT };
+
+static int parse_args(et_state *st, uvs_plugin *self) {
+  int argc = api->plugin_argc(self);
+  if (argc % 2)
+    return fail(self,
+                "odd number of arguments (%d): arguments are key value pairs, e.g. 'wait 1 "
+                "reject_type temp'",
+                argc);
+  int seen[K_COUNT] = {0};
+  int reject = -1, rtype_set = 0;
+  const char *action = NULL;
+  st->wait = 1;
+  st->rtype = RT_PERM;
+  for (int i = 0; i < argc; i += 2) {
+    const char *key = api->plugin_argv(self, i);
+    const char *val = api->plugin_argv(self, i + 1);
+    int k = -1;
+    for (int j = 0; j < K_COUNT; ++j)
+      if (strcasecmp(key, kKeys[j]) == 0) k = j;
+    if (k < 0)
+      return fail(self,
+                  "unknown argument '%s' (known: wait, reject, reject_type, defer-reject, "
+                  "check-at, action, loglevel, banner-teaser, allow, pass-ttl)",
+                  key);
+    if (seen[k]++ && k != K_CHECKAT && k != K_ALLOW)
+      return fail(self, "argument '%s' given twice", kKeys[k]);
+    switch (k) {
+      case K_WAIT: {
+        double w = parse_seconds(val);
+        if (w < 0 || w > ET_MAX_WAIT)
+          return fail(self, "bad value '%s' for 'wait': expected seconds from 0 to %g (e.g. 1, 0.5)",
+                      val, ET_MAX_WAIT);
+        st->wait = w;
+        break;
+      }
+      case K_REJECT:
+        reject = parse_bool(val);
+        if (reject < 0)
+          return fail(self,
+                      "bad value '%s' for 'reject': expected 0 or 1 ('naughty' needs the naughty "
+                      "plugin, which uvsmtpd does not have)",
+                      val);
+        break;
+      case K_RTYPE:
+        if (parse_reject_type(val, &st->rtype) != 0)
+          return fail(self,
+                      "bad value '%s' for 'reject_type': expected perm, hard, temp, soft, "
+                      "disconnect or temp_disconnect",
+                      val);
+        rtype_set = 1;
+        break;
+      case K_DEFER:
+        st->defer = parse_bool(val);
+        if (st->defer < 0) return fail(self, "bad value '%s' for 'defer-reject': expected 0 or 1", val);
+        break;
+      case K_CHECKAT:
+        if (!strcasecmp(val, "connect")) st->at_connect = 1;
+        else if (!strcasecmp(val, "data")) st->at_data = 1;
+        else return fail(self, "bad value '%s' for 'check-at': expected CONNECT or DATA", val);
+        break;
+      case K_ACTION:
+        if (strcasecmp(val, "deny") && strcasecmp(val, "denysoft") && strcasecmp(val, "log"))
+          return fail(self, "bad value '%s' for 'action': expected deny, denysoft or log", val);
+        action = val;
+        break;
+      case K_LOGLEVEL: {
+        const char *d = val;
+        int mode = 1;
+        if (*d == '+' || *d == '-') {
+          mode = 2;
+          ++d;
+        }
+        if (d[0] < '0' || d[0] > '7' || d[1])
+          return fail(self, "bad value '%s' for 'loglevel': expected 0-7, +N or -N", val);
+        st->loglevel_mode = mode;
+        st->loglevel_val = (d[0] - '0') * (val[0] == '-' ? -1 : 1);
+        break;
+      }
+      case K_TEASER:
+        st->teaser = parse_bool(val);
+        if (st->teaser < 0) return fail(self, "bad value '%s' for 'banner-teaser': expected 0 or 1", val);
+        break;
+      case K_ALLOW:
+        if (add_allow(st, val, self) != 0) return -EINVAL;
+        break;
+      case K_PASSTTL: {
+        double t = parse_seconds(val);
+        if (t < 0 || t > ET_MAX_PASS_TTL)
+          return fail(self, "bad value '%s' for 'pass-ttl': expected seconds from 0 to %g", val,
+                      ET_MAX_PASS_TTL);
+        st->pass_ttl = t;
+        break;
+      }
+    }
+  }
+  if (!st->at_connect && !st->at_data) st->at_connect = 1;
+  if (action) {
+    if (reject >= 0) {
+      api->log(self, NULL, UVS_LOG_NOTICE, "'action %s' ignored: 'reject' is given", action);
+    } else {
+      reject = strncasecmp(action, "deny", 4) == 0;
+      if (!rtype_set && !strcasecmp(action, "denysoft")) st->rtype = RT_TEMP;
+    }
+  }
+  st->reject = reject < 0 ? 1 : reject;
+  if (st->defer < 0) st->defer = 0;
+  if (st->teaser < 0) st->teaser = 0;
+  return 0;
+}
+
+static void free_state(et_state *st) {
+  if (!st) return;
+  free(st->allow);
+  et_passtab_free(st->passes);
+  free(st);
+}
+
+static int init(uvs_plugin *self, const uvs_api *a) {
+  api = a;
+  et_state *st = (et_state *)calloc(1, sizeof *st);
+  if (!st) return -ENOMEM;
+  st->self = self;
+  int rc = parse_args(st, self);
+  if (rc != 0) {
+    free_state(st);
+    return rc;
+  }
+  const char *me = api->me(self);
+  snprintf(st->teaser_text, sizeof st->teaser_text, "%s ESMTP uvsmtpd", me && *me ? me : "localhost");
+  if (st->pass_ttl > 0) {
+    st->passes = et_passtab_new(ET_PASS_TABLE_CAP);
+    if (!st->passes) {
+      free_state(st);
+      return fail(self, "out of memory for the pass-ttl table");
+    }
+  }
+  if (st->at_connect) api->register_hook(self, UVS_HOOK_CONNECT, on_connect, st);
+  if (st->at_data) api->register_hook(self, UVS_HOOK_DATA, on_data, st);
+  if (st->defer && st->reject) {
+    api->register_hook(self, UVS_HOOK_MAIL, on_mail_rcpt, st);
+    api->register_hook(self, UVS_HOOK_RCPT, on_mail_rcpt, st);
+  }
+  api->plugin_set_data(self, st);
+  et_log(st, NULL, UVS_LOG_DEBUG,
+         "wait %g, reject %d, reject_type %s, defer-reject %d, check-at%s%s, banner-teaser %d, "
+         "%zu allow entries, pass-ttl %g",
+         st->wait, st->reject, reject_type_name(st->rtype), st->defer,
+         st->at_connect ? " CONNECT" : "", st->at_data ? " DATA" : "", st->teaser, st->nallow,
+         st->pass_ttl);
+  return 0;
+}
+
+static void fini(uvs_plugin *self) {
+  et_state *st = (et_state *)api->plugin_data(self);
+  if (!st) return;
+  api->log(self, NULL, UVS_LOG_NOTICE, "checked %llu, passed %llu, early %llu, skipped %llu",
+           st->checked, st->passed, st->early, st->skipped);
+  api->plugin_set_data(self, NULL);
+  free_state(st);
+}
+
+UVS_PLUGIN("earlytalker", "1.0", init, fini);

@@ -1,0 +1,35 @@
+# scripts/lib.sh: shared by scripts/run and scripts/test: install what is missing (Debian 12),
+# configure and build a meson build directory.
+set -euo pipefail
+
+ROOT="$(cd "$(dirname "${BASH_SOURCE[0]}")/.." && pwd)"
+cd "$ROOT"
+
+# Debian packages the build and the tests need.
+DEB_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 swaks
+              libuv1-dev libtomlplusplus-dev doctest-dev libssl-dev)
+
+as_root() {
+  if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
+}
+
+ensure_packages() {
+  local missing=()
+  for p in "${DEB_PACKAGES[@]}"; do
+    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+  done
+  if [ ${#missing[@]} -gt 0 ]; then
+    echo "==> installing: ${missing[*]}"
+    as_root apt-get update -qq
+    as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+  fi
+}
+
+# build_dir DIR [meson options...]: configure (once) and compile.
+build_dir() {
+  local dir="$1"; shift
+  if [ ! -f "$dir/build.ninja" ]; then
+    meson setup "$dir" "$@" >/dev/null
+  fi
+  ninja -C "$dir" >/dev/null || { ninja -C "$dir"; exit 1; }
+}
