@@ -538,10 +538,7 @@ void Session::cmd_unknown(const std::string &verb, const std::string &arg, const
                   (!verb.empty() && verb.back() == ':' && line.find(' ') != std::string::npos);
   run_hook(UVS_HOOK_UNRECOGNIZED_COMMAND, std::move(a), [this, non_smtp](HookResult r) {
     Decision d = decide(UVS_HOOK_UNRECOGNIZED_COMMAND, r);
-    if (d.kind != Decision::proceed) {
-      if (d.kind == Decision::replace) count_error(d.reply.code);
-      return (void)apply(d);
-    }
+    if (d.kind != Decision::proceed) return (void)apply(d);
     if (non_smtp) {
       log::format(log::notice, id_, "", "non-SMTP command; closing");
       return close_after(make_reply(221, "2.7.0", "Error: I can break rules, too. Goodbye."));
@@ -733,13 +730,13 @@ void Session::notify(uvs_hook hook) {
 bool Session::apply(const Decision &d) {
   if (d.reset) reset_transaction();
   if (d.kind == Decision::replace) {
-    count_error(d.reply.code);
     if (d.close) {
       close_after(d.reply);
       return false;
     }
     send(d.reply);
-    return true;
+    count_error(d.reply.code);
+    return phase_ != Phase::closing;
   }
   if (!d.reply.empty()) send(d.reply);
   if (d.close) {
@@ -818,12 +815,12 @@ int Session::send_continuation(std::string_view text) {
 // ---- output -----------------------------------------------------------------------------
 
 void Session::send_raw(std::string wire) {
-  if (handle_closed_) return;
+  if (handle_closed_ || closing_after_write_) return;
   out_ += wire;
 }
 
 void Session::send(const Reply &r) {
-  if (r.empty() || handle_closed_) return;
+  if (r.empty() || handle_closed_ || closing_after_write_) return;
   if (log::enabled(log::debug))
     log::format(log::debug, id_, "", "-> %d %s", r.code, r.lines.empty() ? "" : r.lines[0].c_str());
   out_ += r.wire();

@@ -1,0 +1,262 @@
+/* tests/abi/abi_pins.h: compile-time pins of the 1.0 plugin ABI (offsets, sizes, enum values), shared by the C and C++ ABI checks.
+ *
+ * This file is the append-only proof: a change that moves, removes or renumbers anything
+ * released in 1.0 fails to compile here. Offsets are computed, not measured: the table
+ * starts with an 8-byte header (uint32_t size, uint16_t abi_major, uint16_t abi_minor),
+ * then one pointer per member in declaration order. That holds on LP64 and ILP32 alike.
+ * When 1.1 appends members, add their pins below the 1.0 block; never edit the 1.0 block.
+ */
+#ifndef UVS_TEST_ABI_PINS_H
+#define UVS_TEST_ABI_PINS_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "uvsmtpd/plugin.h"
+
+#if defined(__cplusplus)
+#define PIN(cond) static_assert(cond, #cond)
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define PIN(cond) _Static_assert(cond, #cond)
+#else /* C99: a negative array size fails */
+#define PIN_CAT2(a, b) a##b
+#define PIN_CAT(a, b) PIN_CAT2(a, b)
+#define PIN(cond) typedef char PIN_CAT(uvs_pin_line_, __LINE__)[(cond) ? 1 : -1]
+#endif
+
+#define UVS_API_HEADER_SIZE 8
+#define SLOT(i) (UVS_API_HEADER_SIZE + (i) * sizeof(void *))
+#define PIN_MEMBER(member, i) PIN(offsetof(uvs_api, member) == SLOT(i))
+
+/* ---- the version ------------------------------------------------------------------------- */
+PIN(UVS_ABI_MAJOR == 1);
+PIN(UVS_ABI_MINOR >= 0);
+
+/* ---- the uvs_api header ------------------------------------------------------------------- */
+PIN(offsetof(uvs_api, size) == 0);
+PIN(offsetof(uvs_api, abi_major) == 4);
+PIN(offsetof(uvs_api, abi_minor) == 6);
+PIN(sizeof(((uvs_api *)0)->size) == 4);
+PIN(sizeof(((uvs_api *)0)->abi_major) == 2);
+PIN(sizeof(((uvs_api *)0)->abi_minor) == 2);
+
+/* ---- uvs_api 1.0 members, in order (46 slots) --------------------------------------------- */
+PIN_MEMBER(register_hook, 0);
+PIN_MEMBER(set_error, 1);
+PIN_MEMBER(plugin_name, 2);
+PIN_MEMBER(plugin_argc, 3);
+PIN_MEMBER(plugin_argv, 4);
+PIN_MEMBER(plugin_set_data, 5);
+PIN_MEMBER(plugin_data, 6);
+PIN_MEMBER(config_lines, 7);
+PIN_MEMBER(me, 8);
+PIN_MEMBER(log, 9);
+PIN_MEMBER(call_hook, 10);
+PIN_MEMBER(call_arg, 11);
+PIN_MEMBER(call_address, 12);
+PIN_MEMBER(call_param, 13);
+PIN_MEMBER(session_id, 14);
+PIN_MEMBER(peer_ip, 15);
+PIN_MEMBER(peer_port, 16);
+PIN_MEMBER(local_ip, 17);
+PIN_MEMBER(local_port, 18);
+PIN_MEMBER(helo_name, 19);
+PIN_MEMBER(is_esmtp, 20);
+PIN_MEMBER(mail_from, 21);
+PIN_MEMBER(rcpt_count, 22);
+PIN_MEMBER(rcpt_at, 23);
+PIN_MEMBER(tls_active, 24);
+PIN_MEMBER(auth_user, 25);
+PIN_MEMBER(message_size, 26);
+PIN_MEMBER(message_read, 27);
+PIN_MEMBER(header_get, 28);
+PIN_MEMBER(reply, 29);
+PIN_MEMBER(reply_line, 30);
+PIN_MEMBER(send_continuation, 31);
+PIN_MEMBER(note_set, 32);
+PIN_MEMBER(note_get, 33);
+PIN_MEMBER(note_set_ptr, 34);
+PIN_MEMBER(note_get_ptr, 35);
+PIN_MEMBER(relay_client, 36);
+PIN_MEMBER(set_relay_client, 37);
+PIN_MEMBER(is_immune, 38);
+PIN_MEMBER(adjust_karma, 39);
+PIN_MEMBER(suspend, 40);
+PIN_MEMBER(complete, 41);
+PIN_MEMBER(pending_call, 42);
+PIN_MEMBER(pending_timer, 43);
+PIN_MEMBER(wait_for_input, 44);
+PIN_MEMBER(run_blocking, 45);
+#define UVS_API_SIZE_1_0 SLOT(46)
+
+/* The running table may grow (1.1 appends), never shrink. While the header says 1.0, the
+ * struct is exactly the 1.0 table: nothing was added without bumping the minor. */
+PIN(sizeof(uvs_api) >= UVS_API_SIZE_1_0);
+#if UVS_ABI_MAJOR == 1 && UVS_ABI_MINOR == 0
+PIN(sizeof(uvs_api) == UVS_API_SIZE_1_0);
+#endif
+
+/* ---- uvs_plugin_info: the exported symbol's type ------------------------------------------ */
+PIN(offsetof(uvs_plugin_info, size) == 0);
+PIN(offsetof(uvs_plugin_info, abi_major) == 4);
+PIN(offsetof(uvs_plugin_info, abi_minor) == 6);
+PIN(offsetof(uvs_plugin_info, name) == SLOT(0));
+PIN(offsetof(uvs_plugin_info, version) == SLOT(1));
+PIN(offsetof(uvs_plugin_info, init) == SLOT(2));
+PIN(offsetof(uvs_plugin_info, fini) == SLOT(3));
+PIN(sizeof(uvs_plugin_info) == SLOT(4));
+
+/* ---- enums: values are ABI ------------------------------------------------------------------ */
+PIN(sizeof(uvs_hook) == sizeof(int));
+PIN(sizeof(uvs_verdict) == sizeof(int));
+
+PIN(UVS_HOOK_PRE_CONNECTION == 1);
+PIN(UVS_HOOK_CONNECT == 2);
+PIN(UVS_HOOK_HELO == 3);
+PIN(UVS_HOOK_EHLO == 4);
+PIN(UVS_HOOK_MAIL == 5);
+PIN(UVS_HOOK_RCPT == 6);
+PIN(UVS_HOOK_DATA == 7);
+PIN(UVS_HOOK_DATA_HEADERS_END == 8);
+PIN(UVS_HOOK_DATA_POST == 9);
+PIN(UVS_HOOK_QUEUE == 10);
+PIN(UVS_HOOK_QUEUE_POST == 11);
+PIN(UVS_HOOK_RESET_TRANSACTION == 12);
+PIN(UVS_HOOK_QUIT == 13);
+PIN(UVS_HOOK_DISCONNECT == 14);
+PIN(UVS_HOOK_UNRECOGNIZED_COMMAND == 15);
+PIN(UVS_HOOK_VRFY == 16);
+PIN(UVS_HOOK_NOOP == 17);
+PIN(UVS_HOOK_HELP == 18);
+PIN(UVS_HOOK_DENY == 19);
+PIN(UVS_HOOK_OK == 20);
+
+PIN(UVS_DECLINED == 0);
+PIN(UVS_OK == 1);
+PIN(UVS_DENY == 2);
+PIN(UVS_DENYSOFT == 3);
+PIN(UVS_DENY_DISCONNECT == 4);
+PIN(UVS_DENYSOFT_DISCONNECT == 5);
+PIN(UVS_DONE == 6);
+PIN(UVS_PENDING == 7);
+
+PIN(UVS_NOTE_CONNECTION == 0);
+PIN(UVS_NOTE_TRANSACTION == 1);
+
+PIN(UVS_LOG_EMERG == 0);
+PIN(UVS_LOG_ALERT == 1);
+PIN(UVS_LOG_CRIT == 2);
+PIN(UVS_LOG_ERR == 3);
+PIN(UVS_LOG_WARNING == 4);
+PIN(UVS_LOG_NOTICE == 5);
+PIN(UVS_LOG_INFO == 6);
+PIN(UVS_LOG_DEBUG == 7);
+
+PIN(UVS_INPUT_TIMEOUT == 0);
+PIN(UVS_INPUT_DATA == 1);
+PIN(UVS_INPUT_EOF == 2);
+
+/* ---- signatures: a member's type is ABI too ------------------------------------------------- */
+#if defined(__cplusplus)
+#include <type_traits>
+#define PIN_TYPE(expr, ...) static_assert(std::is_same<decltype(expr), __VA_ARGS__>::value, #expr)
+#define HAVE_PIN_TYPE 1
+#elif defined(__STDC_VERSION__) && __STDC_VERSION__ >= 201112L
+#define PIN_TYPE(expr, ...) _Static_assert(_Generic((expr), __VA_ARGS__: 1, default: 0), #expr)
+#define HAVE_PIN_TYPE 1
+#endif
+
+#ifdef HAVE_PIN_TYPE
+#define API_M(member) (((const uvs_api *)0)->member)
+#define INFO_M(member) (((const uvs_plugin_info *)0)->member)
+#if defined(__cplusplus) /* decltype of a member access through a const pointer keeps the member's type */
+#define API_T(member) uvs_api::member
+#define INFO_T(member) uvs_plugin_info::member
+#else
+#define API_T(member) API_M(member)
+#define INFO_T(member) INFO_M(member)
+#endif
+
+PIN_TYPE(API_T(size), uint32_t);
+PIN_TYPE(API_T(abi_major), uint16_t);
+PIN_TYPE(API_T(abi_minor), uint16_t);
+PIN_TYPE(API_T(register_hook), int (*)(uvs_plugin *, uvs_hook, uvs_hook_fn, void *));
+PIN_TYPE(API_T(set_error), int (*)(uvs_plugin *, const char *));
+PIN_TYPE(API_T(plugin_name), const char *(*)(const uvs_plugin *));
+PIN_TYPE(API_T(plugin_argc), int (*)(const uvs_plugin *));
+PIN_TYPE(API_T(plugin_argv), const char *(*)(const uvs_plugin *, int));
+PIN_TYPE(API_T(plugin_set_data), void (*)(uvs_plugin *, void *));
+PIN_TYPE(API_T(plugin_data), void *(*)(const uvs_plugin *));
+PIN_TYPE(API_T(config_lines), int (*)(uvs_plugin *, const char *, uvs_line_fn, void *));
+PIN_TYPE(API_T(me), const char *(*)(const uvs_plugin *));
+#if defined(__cplusplus)
+/* log carries a printf format attribute, which g++ drops (with a warning) from a template
+ * argument; an initialisation pins the type just as well: C++ converts no function pointer
+ * type into another implicitly. */
+inline void pin_log_type(const uvs_api *a) {
+  void (*f)(uvs_plugin *, const uvs_call *, int, const char *, ...) = a->log;
+  (void)f;
+}
+#else
+PIN_TYPE(API_T(log), void (*)(uvs_plugin *, const uvs_call *, int, const char *, ...));
+#endif
+PIN_TYPE(API_T(call_hook), uvs_hook (*)(const uvs_call *));
+PIN_TYPE(API_T(call_arg), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(call_address), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(call_param), const char *(*)(const uvs_call *, const char *));
+PIN_TYPE(API_T(session_id), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(peer_ip), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(peer_port), int (*)(const uvs_call *));
+PIN_TYPE(API_T(local_ip), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(local_port), int (*)(const uvs_call *));
+PIN_TYPE(API_T(helo_name), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(is_esmtp), int (*)(const uvs_call *));
+PIN_TYPE(API_T(mail_from), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(rcpt_count), int (*)(const uvs_call *));
+PIN_TYPE(API_T(rcpt_at), const char *(*)(const uvs_call *, int));
+PIN_TYPE(API_T(tls_active), int (*)(const uvs_call *));
+PIN_TYPE(API_T(auth_user), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(message_size), int64_t (*)(const uvs_call *));
+PIN_TYPE(API_T(message_read), int64_t (*)(const uvs_call *, int64_t, void *, size_t));
+PIN_TYPE(API_T(header_get), const char *(*)(const uvs_call *, const char *, int));
+PIN_TYPE(API_T(reply), int (*)(uvs_call *, int, const char *, const char *));
+PIN_TYPE(API_T(reply_line), int (*)(uvs_call *, const char *));
+PIN_TYPE(API_T(send_continuation), int (*)(uvs_call *, const char *));
+PIN_TYPE(API_T(note_set), int (*)(uvs_call *, int, const char *, const char *));
+PIN_TYPE(API_T(note_get), const char *(*)(const uvs_call *, int, const char *));
+PIN_TYPE(API_T(note_set_ptr), int (*)(uvs_call *, int, const char *, void *, uvs_free_fn));
+PIN_TYPE(API_T(note_get_ptr), void *(*)(const uvs_call *, int, const char *));
+PIN_TYPE(API_T(relay_client), int (*)(const uvs_call *));
+PIN_TYPE(API_T(set_relay_client), int (*)(uvs_call *, int));
+PIN_TYPE(API_T(is_immune), int (*)(const uvs_call *));
+PIN_TYPE(API_T(adjust_karma), int (*)(uvs_call *, int));
+PIN_TYPE(API_T(suspend), uvs_pending *(*)(uvs_call *));
+PIN_TYPE(API_T(complete), int (*)(uvs_pending *, uvs_verdict, int, const char *, const char *));
+PIN_TYPE(API_T(pending_call), uvs_call *(*)(uvs_pending *));
+PIN_TYPE(API_T(pending_timer), int (*)(uvs_pending *, uint64_t, uvs_pending_fn, void *));
+PIN_TYPE(API_T(wait_for_input), int (*)(uvs_pending *, uint64_t, uvs_input_fn, void *));
+PIN_TYPE(API_T(run_blocking), int (*)(uvs_pending *, uvs_work_fn, uvs_pending_fn, void *));
+
+PIN_TYPE(INFO_T(size), uint32_t);
+PIN_TYPE(INFO_T(abi_major), uint16_t);
+PIN_TYPE(INFO_T(abi_minor), uint16_t);
+PIN_TYPE(INFO_T(name), const char *);
+PIN_TYPE(INFO_T(version), const char *);
+PIN_TYPE(INFO_T(init), int (*)(uvs_plugin *, const uvs_api *));
+PIN_TYPE(INFO_T(fini), void (*)(uvs_plugin *));
+
+/* the callback types */
+#if defined(__cplusplus)
+#define PIN_TYPEDEF(t, ...) static_assert(std::is_same<t, __VA_ARGS__>::value, #t)
+#else
+#define PIN_TYPEDEF(t, ...) PIN_TYPE(*(t *)0, __VA_ARGS__)
+#endif
+PIN_TYPEDEF(uvs_hook_fn, uvs_verdict (*)(uvs_call *, void *));
+PIN_TYPEDEF(uvs_pending_fn, void (*)(uvs_pending *, void *));
+PIN_TYPEDEF(uvs_input_fn, void (*)(uvs_pending *, int, void *));
+PIN_TYPEDEF(uvs_work_fn, void (*)(void *));
+PIN_TYPEDEF(uvs_free_fn, void (*)(void *));
+PIN_TYPEDEF(uvs_line_fn, int (*)(const char *, void *));
+#endif /* HAVE_PIN_TYPE */
+
+#endif /* UVS_TEST_ABI_PINS_H */

@@ -1,0 +1,69 @@
+/* tests/abi/abi_runtime.h: the run-time half of the ABI checks (UVS_API_HAS, UVS_PLUGIN), written once in the common subset of C and C++.
+ *
+ * Included by abi_c.c and abi_cpp.cpp after abi_pins.h. Each program also instantiates
+ * UVS_PLUGIN, so the macro is proven to compile in C and C++ with -Werror -pedantic. */
+#ifndef UVS_TEST_ABI_RUNTIME_H
+#define UVS_TEST_ABI_RUNTIME_H
+
+#include <stdio.h>
+#include <string.h>
+
+static int failures = 0;
+#define CHECK(cond)                                                          \
+  do {                                                                       \
+    if (!(cond)) {                                                           \
+      fprintf(stderr, "%s:%d: CHECK failed: %s\n", __FILE__, __LINE__, #cond); \
+      ++failures;                                                            \
+    }                                                                        \
+  } while (0)
+
+static int fake_init(uvs_plugin *self, const uvs_api *api) {
+  (void)self;
+  (void)api;
+  return 0;
+}
+static void fake_fini(uvs_plugin *self) { (void)self; }
+static int fake_run_blocking(uvs_pending *p, uvs_work_fn w, uvs_pending_fn d, void *ud) {
+  (void)p;
+  (void)w;
+  (void)d;
+  (void)ud;
+  return 0;
+}
+
+UVS_PLUGIN("abi_check", "1.2.3", fake_init, fake_fini);
+
+static int run_abi_checks(const char *lang) {
+  /* UVS_PLUGIN stamps the header's version and the struct's size. */
+  CHECK(uvs_plugin_v1.size == sizeof(uvs_plugin_info));
+  CHECK(uvs_plugin_v1.abi_major == UVS_ABI_MAJOR);
+  CHECK(uvs_plugin_v1.abi_minor == UVS_ABI_MINOR);
+  CHECK(strcmp(uvs_plugin_v1.name, "abi_check") == 0);
+  CHECK(strcmp(uvs_plugin_v1.version, "1.2.3") == 0);
+  CHECK(uvs_plugin_v1.init == fake_init);
+  CHECK(uvs_plugin_v1.fini == fake_fini);
+
+  /* UVS_API_HAS: covered by size AND not NULL. */
+  uvs_api t;
+  memset(&t, 0, sizeof t);
+  t.size = (uint32_t)sizeof t;
+  t.abi_major = UVS_ABI_MAJOR;
+  t.abi_minor = UVS_ABI_MINOR;
+  CHECK(!UVS_API_HAS(&t, run_blocking)); /* covered, but NULL: not in this build */
+  t.run_blocking = fake_run_blocking;
+  CHECK(UVS_API_HAS(&t, run_blocking));
+  /* an older server's smaller table does not cover the last member, whatever follows */
+  t.size = (uint32_t)offsetof(uvs_api, run_blocking);
+  CHECK(!UVS_API_HAS(&t, run_blocking));
+  t.size = (uint32_t)(offsetof(uvs_api, run_blocking) + sizeof(void *) - 1);
+  CHECK(!UVS_API_HAS(&t, run_blocking));
+  t.size = (uint32_t)(offsetof(uvs_api, run_blocking) + sizeof(void *));
+  CHECK(UVS_API_HAS(&t, run_blocking));
+
+  printf("abi %s: %s (uvs_api %u bytes, uvs_plugin_info %u bytes, ABI %d.%d)\n", lang,
+         failures ? "FAILED" : "ok", (unsigned)sizeof(uvs_api), (unsigned)sizeof(uvs_plugin_info),
+         UVS_ABI_MAJOR, UVS_ABI_MINOR);
+  return failures ? 1 : 0;
+}
+
+#endif /* UVS_TEST_ABI_RUNTIME_H */
