@@ -3,6 +3,7 @@
 
 #include <algorithm>
 #include <csignal>
+#include <cstdlib>
 #include <memory>
 #include <string>
 #include <unistd.h>
@@ -26,12 +27,51 @@ constexpr double kEarly = 0.005;
 // "Well before wait + 0.5 s".
 constexpr double kSlack = 0.5;
 
+// WORKAROUND (build layout, reported to the lead): meson builds plugins/earlytalker/meson.build
+// into build/plugins/earlytalker/earlytalker.so, so the plugin tree the harness links has
+// earlytalker/earlytalker.so and "earlytalker" in conf/plugins is not found. Until the tree is
+// flat, the tests pass a --plugin-dir of their own with earlytalker.so and verdict.so at the top.
+// The later --plugin-dir wins. When build/plugins/earlytalker.so exists this does nothing.
+struct FlatPluginDir {
+  std::string dir;
+  FlatPluginDir() {
+    std::string root = build_root();
+    if (char *abs = realpath(root.c_str(), nullptr)) {
+      root = abs;
+      free(abs);
+    }
+    if (access((root + "/plugins/earlytalker.so").c_str(), F_OK) == 0) return;
+    char tmpl[] = "/tmp/uvsmtpd-test.etplugins.XXXXXX";
+    if (!mkdtemp(tmpl)) return;
+    dir = tmpl;
+    if (symlink((root + "/plugins/earlytalker/earlytalker.so").c_str(), (dir + "/earlytalker.so").c_str()) != 0 ||
+        symlink((root + "/tests/plugins/verdict.so").c_str(), (dir + "/verdict.so").c_str()) != 0)
+      dir.clear();
+  }
+  ~FlatPluginDir() {
+    if (!dir.empty()) remove_tree(dir);
+  }
+};
+const std::string &flat_plugin_dir() {
+  static FlatPluginDir d;
+  return d.dir;
+}
+
+std::vector<std::string> plugin_dir_args(const std::string &tree) {
+  const std::string &flat = flat_plugin_dir();
+  return {"--plugin-dir", flat.empty() ? tree + "/plugins" : flat};
+}
+
 Options opts(const std::string &plugins, const std::string &toml = "",
              std::vector<std::string> args = {}) {
   Options o;
   o.plugins = plugins;
   o.toml = toml;
   o.args = std::move(args);
+  if (!flat_plugin_dir().empty()) {
+    o.args.push_back("--plugin-dir");
+    o.args.push_back(flat_plugin_dir());
+  }
   return o;
 }
 
@@ -609,13 +649,16 @@ TEST_CASE("earlytalker: odd, unknown and bad arguments refuse startup naming con
   for (const Row &row : rows) {
     CAPTURE(row.line);
     std::string dir = make_tree(opts(std::string("# line 1 is a comment\n") + row.line + "\n"));
-    RunResult r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
+    std::vector<std::string> args = {"--config", dir + "/conf", "--check-config"};
+    for (const auto &a : plugin_dir_args(dir)) args.push_back(a);
+    RunResult r = run_uvsmtpd(args);
     CHECK(r.status == 1);
     CHECK(r.output.find("conf/plugins:2: plugin 'earlytalker' failed to initialise") != std::string::npos);
     CHECK(r.output.find(row.message) != std::string::npos);
     // and the server does not start either
-    RunResult r2 = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--listen",
-                                "127.0.0.1:0"});
+    args = {"--config", dir + "/conf", "--listen", "127.0.0.1:0"};
+    for (const auto &a : plugin_dir_args(dir)) args.push_back(a);
+    RunResult r2 = run_uvsmtpd(args);
     CHECK(r2.status == 1);
     remove_tree(dir);
   }
@@ -623,7 +666,9 @@ TEST_CASE("earlytalker: odd, unknown and bad arguments refuse startup naming con
       "earlytalker wait 0.5 reject 1 reject_type soft defer-reject 1 check-at connect check-at DATA "
       "loglevel -1 banner-teaser 1 allow 10.0.0.0/8,fe80::/10 pass-ttl 3600\n"
       "earlytalker:1 action denysoft loglevel 6\n"));
-  RunResult ok = run_uvsmtpd({"--config", good + "/conf", "--plugin-dir", good + "/plugins", "--check-config"});
+  std::vector<std::string> args = {"--config", good + "/conf", "--check-config"};
+  for (const auto &a : plugin_dir_args(good)) args.push_back(a);
+  RunResult ok = run_uvsmtpd(args);
   CHECK(ok.status == 0);
   CHECK(ok.output.find("configuration OK") != std::string::npos);
   remove_tree(good);
