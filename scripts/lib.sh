@@ -7,7 +7,7 @@ cd "$ROOT"
 
 # Debian packages the build and the tests need.
 DEB_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 swaks
-              libuv1-dev libtomlplusplus-dev doctest-dev libssl-dev)
+              libuv1-dev libtomlplusplus-dev doctest-dev libssl-dev libc-ares-dev)
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

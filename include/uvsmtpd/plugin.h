@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define UVS_ABI_MAJOR 1 /* bump = incompatible; the server refuses other majors */
-#define UVS_ABI_MINOR 0 /* bump = members appended; older plugins still load    */
+#define UVS_ABI_MINOR 1 /* bump = members appended; older plugins still load    */
 
 typedef struct uvs_plugin uvs_plugin;   /* one plugin instance (a conf/plugins line)  */
 typedef struct uvs_call uvs_call;       /* one hook invocation: session, txn, args    */
@@ -87,6 +87,13 @@ typedef enum uvs_verdict {
 #define UVS_LOG_INFO 6
 #define UVS_LOG_DEBUG 7
 
+/* DNS record types for dns_query() (1.1). */
+#define UVS_DNS_A 1
+#define UVS_DNS_AAAA 2
+#define UVS_DNS_MX 3
+#define UVS_DNS_TXT 4
+#define UVS_DNS_PTR 5 /* name is an IPv4/IPv6 address */
+
 /* wait_for_input() results. */
 #define UVS_INPUT_TIMEOUT 0 /* nothing arrived within the time               */
 #define UVS_INPUT_DATA 1    /* the client sent at least one byte             */
@@ -96,6 +103,10 @@ typedef uvs_verdict (*uvs_hook_fn)(uvs_call *call, void *ud);
 typedef void (*uvs_pending_fn)(uvs_pending *pending, void *ud);
 typedef void (*uvs_input_fn)(uvs_pending *pending, int result, void *ud);
 typedef void (*uvs_work_fn)(void *ud);
+/* DNS answer (1.1): status 0, or -ENOENT (no such name/data), -ETIMEDOUT, -EIO; answers are
+ * borrowed for the callback: A/AAAA addresses, MX "preference host", TXT strings, PTR names. */
+typedef void (*uvs_dns_fn)(uvs_pending *pending, int status, int count,
+                           const char *const *answers, void *ud);
 typedef void (*uvs_free_fn)(void *ptr);
 typedef int (*uvs_line_fn)(const char *line, void *ud); /* nonzero return stops */
 
@@ -218,7 +229,20 @@ typedef struct uvs_api {
   /* Run work(ud) on the thread pool, then done(p, ud) on the loop. */
   int (*run_blocking)(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void *ud);
 
-  /* ---- 1.1 and later: append below this line only ----------------------------- */
+  /* ---- 1.1 ------------------------------------------------------------------- */
+
+  /* The client's reverse DNS name, looked up at connect (bounded in time); NULL if it has
+   * none, the lookup failed or lookups are off. Borrowed. */
+  const char *(*remote_host)(const uvs_call *c);
+  /* Asynchronous DNS through the server's resolver: cb(p, status, count, answers, ud) on
+   * the loop within timeout_ms (0 = the server's default). Several may run at once. */
+  int (*dns_query)(uvs_pending *p, const char *name, int type, uint64_t timeout_ms,
+                   uvs_dns_fn cb, void *ud);
+  /* The server's libuv loop (a uv_loop_t *, libuv 1.x), for plugins that do their own
+   * network I/O (they link libuv themselves). Loop thread only; never run or close it. */
+  void *(*event_loop)(const uvs_plugin *p);
+
+  /* ---- 1.2 and later: append below this line only ----------------------------- */
 } uvs_api;
 
 /* Does the running server's table have this member? */

@@ -240,6 +240,37 @@ class Loader {
     };
   }
 
+  Handler boolean(bool &field) {
+    return [this, &field](const toml::node &n, const std::string &name) {
+      const auto *b = n.as_boolean();
+      if (b == nullptr) return error(n, "'" + name + "' must be true or false");
+      field = b->get();
+    };
+  }
+
+  // DNS servers: "ip" or "ip:port" or "[ipv6]:port".
+  Handler server_list(std::vector<std::string> &field) {
+    return [this, &field](const toml::node &n, const std::string &name) {
+      const toml::array *a = n.as_array();
+      if (a == nullptr) return error(n, "'" + name + "' must be an array of \"ip[:port]\" strings");
+      std::vector<std::string> out;
+      for (const toml::node &e : *a) {
+        const auto *s = e.as_string();
+        Listen l;
+        std::string v = s ? s->get() : "";
+        bool ok = s && (parse_listen(v, l) || parse_listen(v + ":53", l) || parse_listen("[" + v + "]:53", l));
+        if (!ok) {
+          error(e, "'" + name + "' entries must be \"ip\", \"ip:port\" or \"[ipv6]:port\"");
+          continue;
+        }
+        out.push_back(l.host.find(':') != std::string::npos
+                          ? "[" + l.host + "]:" + std::to_string(l.port)
+                          : l.host + ":" + std::to_string(l.port));
+      }
+      field = std::move(out);
+    };
+  }
+
   Handler cidr_list(std::vector<std::string> &field) {
     return [this, &field](const toml::node &n, const std::string &name) {
       const toml::array *a = n.as_array();
@@ -297,6 +328,12 @@ class Loader {
         sub_table({{"level", one_of(s_.log_level, std::vector<std::string>(std::begin(kLogLevels),
                                                                            std::end(kLogLevels)))},
                    {"format", one_of(s_.log_format, {"text", "json"})}});
+    h["user"] = text(s_.user, nullptr);
+    h["group"] = text(s_.group, nullptr);
+    h["dns"] = sub_table({{"servers", server_list(s_.dns_servers)},
+                          {"timeout", seconds(s_.dns_timeout)},
+                          {"reverse_lookup", boolean(s_.reverse_lookup)},
+                          {"reverse_timeout", seconds(s_.reverse_timeout)}});
     h["bare_newline"] =
         sub_table({{"policy", one_of(s_.bare_newline, {"reject", "normalize"})},
                    {"normalize_networks", cidr_list(s_.bare_newline_normalize_networks)}});

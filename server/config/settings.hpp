@@ -30,6 +30,12 @@ struct Settings {
   std::string plugin_dir;               // "" = the built-in default (next to the binary)
   std::string bare_newline = "reject";  // "reject" | "normalize"
   std::vector<std::string> bare_newline_normalize_networks;  // CIDRs that get normalize anyway
+  std::string user;                     // drop to this user after binding (when started as root)
+  std::string group;                    // and this group (default: the user's group)
+  std::vector<std::string> dns_servers; // "ip:port"; empty = /etc/resolv.conf
+  double dns_timeout = 5;               // seconds per query (plugins may ask for less)
+  bool reverse_lookup = true;           // look up the client's name at connect
+  double reverse_timeout = 3;           // seconds the connect-time lookup may take
   std::string log_level = "info";       // emerg alert crit err warning notice info debug
   std::string log_format = "text";      // text | json
 };

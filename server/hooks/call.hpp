@@ -32,6 +32,7 @@ class CallHost {
   virtual void set_relay_client(bool on) = 0;
   virtual bool tls_active() const { return false; }
   virtual const std::string *auth_user() const { return nullptr; }
+  virtual const std::string *remote_host() const { return nullptr; }
   virtual int64_t message_size() const { return -1; }
   virtual int64_t message_read(int64_t, void *, size_t) const { return -2; /* -ENOENT */ }
   virtual const std::string *header(std::string_view, int) const { return nullptr; }
@@ -63,6 +64,7 @@ struct uvs_plugin {
   std::vector<std::string> args;
   std::string config_dir;
   std::string me;
+  void *loop = nullptr;                // the server's uv_loop_t
   std::string error;                   // set_error
   void *data = nullptr;                // plugin_set_data
   const uvs_plugin_info *info = nullptr;

@@ -3,6 +3,7 @@
 
 #include <cerrno>
 
+#include "dns/resolver.hpp"
 #include "hooks/runner.hpp"
 
 namespace uvs {
@@ -179,6 +180,28 @@ int run_blocking(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void *ud
     return rc;
   }
   ++p->work_in_flight;
+  return 0;
+}
+
+int dns_query(uvs_pending *p, const char *name, int type, uint64_t timeout_ms, uvs_dns_fn cb,
+              void *ud) {
+  if (!p || !name || !cb || type < UVS_DNS_A || type > UVS_DNS_PTR) return -EINVAL;
+  if (p->completed) return -EALREADY;
+  Resolver *r = p->svc->resolver;
+  if (!r) return -ENOSYS;
+  double secs = timeout_ms ? static_cast<double>(timeout_ms) / 1000.0 : p->svc->dns_timeout;
+  ++p->work_in_flight;
+  r->query(name, static_cast<Resolver::Type>(type), secs,
+           [p, cb, ud](int status, std::vector<std::string> answers) {
+             --p->work_in_flight;
+             if (!p->completed) {
+               std::vector<const char *> ptrs;
+               for (auto &a : answers) ptrs.push_back(a.c_str());
+               ptrs.push_back(nullptr);
+               cb(p, status, static_cast<int>(answers.size()), ptrs.data(), ud);
+             }
+             maybe_free(p);
+           });
   return 0;
 }
 

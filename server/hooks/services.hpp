@@ -35,6 +35,8 @@ class LoopServices {
   void post(Completion c);  // any thread; dropped after close()
   void close();             // stop serving completions so the loop can end (shutdown)
   size_t live_pending() const { return live_pending_; }
+  class Resolver *resolver = nullptr;  // set by the server; may be null (no DNS)
+  double dns_timeout = 5;
   void pending_created() { ++live_pending_; }
   void pending_destroyed() { --live_pending_; }
 
@@ -78,4 +80,6 @@ void finish(uvs_pending *p);
 int timer(uvs_pending *p, uint64_t ms, uvs_pending_fn cb, void *ud);
 int wait_for_input(uvs_pending *p, uint64_t ms, uvs_input_fn cb, void *ud);
 int run_blocking(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void *ud);
+int dns_query(uvs_pending *p, const char *name, int type, uint64_t timeout_ms, uvs_dns_fn cb,
+              void *ud);
 }  // namespace uvs::pending

@@ -13,7 +13,15 @@ namespace uvs {
 
 Server::Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reloader)
     : loop_(loop), gen_(std::move(gen)), reloader_(std::move(reloader)),
-      services_(loop, gen_->settings.hook_timeout) {
+      services_(loop, gen_->settings.hook_timeout), resolver_(loop) {
+  std::string err;
+  if (resolver_.init(gen_->settings.dns_servers, gen_->settings.dns_timeout, err) == 0) {
+    resolver_ok_ = true;
+    services_.resolver = &resolver_;
+    services_.dns_timeout = gen_->settings.dns_timeout;
+  } else {
+    log::format(log::err, "", "", "DNS resolver unavailable: %s", err.c_str());
+  }
   uv_signal_init(loop_, &sig_term_);
   uv_signal_init(loop_, &sig_int_);
   uv_signal_init(loop_, &sig_hup_);
@@ -138,6 +146,7 @@ void Server::maybe_finish() {
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_hup_), nullptr);
   services_.close();
+  resolver_.shutdown();
   log::format(log::notice, "", "", "all sessions closed; exiting");
 }
 

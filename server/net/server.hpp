@@ -9,6 +9,7 @@
 #include <vector>
 #include <uv.h>
 
+#include "dns/resolver.hpp"
 #include "hooks/services.hpp"
 #include "plugin_host/host.hpp"
 #include "util/timer.hpp"
@@ -30,6 +31,7 @@ class Server {
 
   uv_loop_t *loop() const { return loop_; }
   LoopServices &services() { return services_; }
+  Resolver *resolver() { return resolver_ok_ ? &resolver_ : nullptr; }
   void session_closed(Session *s);
   void begin_shutdown(const char *why);
   void reload();
@@ -49,6 +51,8 @@ class Server {
   std::shared_ptr<Generation> gen_;
   Reloader reloader_;
   LoopServices services_;
+  Resolver resolver_;
+  bool resolver_ok_ = false;
   std::vector<Listener *> listeners_;
   std::unordered_set<Session *> sessions_;
   std::unordered_map<std::string, uint32_t> per_ip_;

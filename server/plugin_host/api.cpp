@@ -221,6 +221,14 @@ int api_run_blocking(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void
   return pending::run_blocking(p, work, done, ud);
 }
 
+// -- 1.1 --
+const char *api_remote_host(const uvs_call *c) noexcept { return c ? cstr(c->host->remote_host()) : nullptr; }
+int api_dns_query(uvs_pending *p, const char *name, int type, uint64_t timeout_ms, uvs_dns_fn cb,
+                  void *ud) noexcept {
+  return pending::dns_query(p, name, type, timeout_ms, cb, ud);
+}
+void *api_event_loop(const uvs_plugin *p) noexcept { return p ? p->loop : nullptr; }
+
 const uvs_api kApi = {
     sizeof(uvs_api), UVS_ABI_MAJOR, UVS_ABI_MINOR,
     api_register_hook, api_set_error, api_plugin_name, api_plugin_argc, api_plugin_argv,
@@ -234,6 +242,7 @@ const uvs_api kApi = {
     api_set_relay_client, api_is_immune, api_adjust_karma,
     api_suspend, api_complete, api_pending_call, api_pending_timer, api_wait_for_input,
     api_run_blocking,
+    api_remote_host, api_dns_query, api_event_loop,
 };
 
 }  // namespace

@@ -8,6 +8,7 @@
 #include <dlfcn.h>
 #include <map>
 #include <sys/stat.h>
+#include <uv.h>
 
 #include "log/log.hpp"
 #include "uvs_build_config.h"
@@ -111,6 +112,7 @@ std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &l
     p->args = line.args;
     p->config_dir = config_dir;
     p->me = me;
+    p->loop = uv_default_loop();
     p->info = info;
     p->registering = &set->table;
     uvs_plugin *raw = p.get();

@@ -47,6 +47,7 @@ Session::Session(Server &server, std::shared_ptr<const Generation> gen, bool syn
 }
 
 Session::~Session() {
+  if (dns_query_ && server_.resolver()) server_.resolver()->cancel(dns_query_);
   if (chain_) chain_->cancel();
   if (!disconnected_) run_disconnect();
 }
@@ -88,6 +89,25 @@ void Session::start() {
   run_hook(UVS_HOOK_PRE_CONNECTION, a, [this](HookResult r) {
     Decision d = decide(UVS_HOOK_PRE_CONNECTION, r);
     if (d.kind == Decision::replace) return close_after(d.reply);
+    Resolver *dns = server_.resolver();
+    if (!cfg_.reverse_lookup || !dns) return after_reverse_lookup();
+    dns_query_ = dns->query(peer_ip_, Resolver::PTR, cfg_.reverse_timeout,
+                            [this](int status, std::vector<std::string> names) {
+                              dns_query_ = 0;
+                              if (status == 0 && !names.empty() && names[0].size() < 256 &&
+                                  reply_text_ok(names[0]))
+                                remote_host_ = names[0];
+                              else if (status == -ETIMEDOUT)
+                                log::format(log::info, id_, "", "reverse lookup of %s timed out",
+                                            peer_ip_.c_str());
+                              after_reverse_lookup();
+                            });
+  });
+}
+
+void Session::after_reverse_lookup() {
+  if (phase_ == Phase::closing) return;
+  {
     run_hook(UVS_HOOK_CONNECT, HookArgs{}, [this](HookResult r) {
       Decision d = decide(UVS_HOOK_CONNECT, r);
       if (d.kind == Decision::replace) return close_after(d.reply);
@@ -104,7 +124,7 @@ void Session::start() {
       arm_idle_timer();
       process();
     });
-  });
+  }
 }
 
 void Session::shutdown_notice() {
@@ -169,6 +189,8 @@ void Session::finish_close() {
 void Session::hard_close() {
   if (handle_closed_) return;
   handle_closed_ = true;
+  if (dns_query_ && server_.resolver()) server_.resolver()->cancel(dns_query_);
+  dns_query_ = 0;
   idle_timer_.stop();
   linger_timer_.reset();
   input_watch_timer_.reset();
@@ -356,7 +378,7 @@ void Session::dispatch(std::string line) {
 }
 
 std::string Session::ehlo_lines_head() const {
-  return cfg_.hostname + " Hi Unknown [" + peer_ip_ + "]";
+  return cfg_.hostname + " Hi " + (remote_host_.empty() ? "Unknown" : remote_host_) + " [" + peer_ip_ + "]";
 }
 
 void Session::cmd_helo(const std::string &verb, const std::string &arg) {
@@ -567,11 +589,12 @@ void Session::begin_data() {
 }
 
 std::string Session::received_header() const {
-  std::string proto = esmtp_ ? "ESMTP" : "SMTP";
-  if (txn_.smtputf8) proto = "UTF8SMTP";
-  return "Received: from " + log::printable(helo_.value_or("unknown"), 255) + " ([" + peer_ip_ +
-         "])\r\n\tby " + cfg_.hostname + " (uvsmtpd) with " + proto + " id " + txn_.id + ";\r\n\t" +
-         rfc5322_date() + "\r\n";
+  // qpsmtpd's shape, RFC 3848 protocol words (ESMTPS/ESMTPA/ESMTPSA once TLS/AUTH exist).
+  std::string proto = txn_.smtputf8 ? "UTF8SMTP" : esmtp_ ? "ESMTP" : "SMTP";
+  std::string from = remote_host_.empty() ? "Unknown" : remote_host_;
+  return "Received: from " + from + " (HELO " + log::printable(helo_.value_or("unknown"), 255) +
+         ") ([" + peer_ip_ + "])\r\n\tby " + cfg_.hostname + " (uvsmtpd/" UVS_VERSION ") with " +
+         proto + " id " + txn_.id + "; " + rfc5322_date() + "\r\n";
 }
 
 void Session::process_data_input() {

@@ -48,6 +48,7 @@ class Session final : public CallHost {
   void refuse(const Reply &r);
   // Runs pre-connection and connect, then greets.
   void start();
+  void after_reverse_lookup();
   // SIGTERM: idle sessions get 421 now, busy ones after their current transaction step.
   void shutdown_notice();
   // Grace period over: 421 and close whatever the state.
@@ -74,6 +75,7 @@ class Session final : public CallHost {
   int watch_input(std::function<void(int)> cb) override;
   void unwatch_input() override;
   int send_continuation(std::string_view text) override;
+  const std::string *remote_host() const override { return remote_host_.empty() ? nullptr : &remote_host_; }
 
  private:
   enum class Phase { greeting, command, data, closing };
@@ -137,6 +139,8 @@ class Session final : public CallHost {
   uv_tcp_t tcp_;
   std::string id_;
   std::string peer_ip_, local_ip_;
+  std::string remote_host_;       // reverse DNS name ("" if none)
+  uint64_t dns_query_ = 0;        // the connect-time PTR lookup in flight
   int peer_port_ = 0, local_port_ = 0;
   Phase phase_ = Phase::greeting;
 

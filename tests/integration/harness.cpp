@@ -74,6 +74,8 @@ std::string make_tree(const Options &opt) {
   link_plugins(build_root() + "/tests/plugins", dir + "/plugins");
   std::string toml = "hostname = \"mx.test.invalid\"\nspool_dir = \"" + dir + "/spool\"\n" + opt.toml +
                      "\n[log]\nlevel = \"" + opt.log_level + "\"\n";
+  // Tests send nothing off the machine: no DNS unless the test points [dns] at its own stub.
+  if (opt.toml.find("[dns]") == std::string::npos) toml += "[dns]\nreverse_lookup = false\n";
   write_file(dir + "/conf/uvsmtpd.toml", toml);
   write_file(dir + "/conf/plugins", opt.plugins);
   for (const auto &[name, text] : opt.files) write_file(dir + "/conf/" + name, text);

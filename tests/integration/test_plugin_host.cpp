@@ -1,3 +1,775 @@
-// tests/integration/test_plugin_host.cpp: placeholder
+// tests/integration/test_plugin_host.cpp: the plugin host through the real binary: every uvs_api member via api_probe, the loader's refusals (file:line), conf/plugins features, SIGHUP reload, the tutorial plugin in-tree and built out-of-tree against the installed header.
+#include <cerrno>
+#include <csignal>
+#include <cstdio>
+#include <cstdlib>
 #include <doctest/doctest.h>
+#include <filesystem>
+#include <fstream>
+#include <map>
+#include <string>
+#include <sys/wait.h>
+#include <unistd.h>
+#include <vector>
+
+#include "../../include/uvsmtpd/plugin.h"
 #include "harness.hpp"
+
+using namespace itest;
+namespace fs = std::filesystem;
+
+namespace {
+
+// What api_probe logged as "<source>: <what>=<value>" (first occurrence); "<missing>" if absent.
+std::string probe(const std::string &log, const std::string &what, const std::string &source = "api_probe") {
+  std::string needle = source + ": " + what + "=";
+  size_t pos = log.find(needle);
+  if (pos == std::string::npos) return "<missing>";
+  pos += needle.size();
+  return log.substr(pos, log.find('\n', pos) - pos);
+}
+
+bool has(const std::string &hay, const std::string &needle) { return hay.find(needle) != std::string::npos; }
+
+std::string num(int v) { return std::to_string(v); }
+
+// Position of needle in the log (npos if absent), for ordering checks.
+size_t at(const std::string &log, const std::string &needle) { return log.find(needle); }
+
+// The conf/plugins name of the tutorial plugin in the build tree: build/plugins/helo_blocklist.so
+// if the build puts it there, else the mirror of its source folder (example/helo_blocklist.so).
+std::string example_module() {
+  if (fs::exists(build_root() + "/plugins/helo_blocklist.so")) return "helo_blocklist";
+  return "example/helo_blocklist";
+}
+
+// Options without designated initialisers (which warn about the members left out).
+Options opts(const std::string &plugins, const std::map<std::string, std::string> &files = {},
+             const std::string &toml = "", const std::vector<std::string> &args = {}) {
+  Options o;
+  o.plugins = plugins;
+  o.files = files;
+  o.toml = toml;
+  o.args = args;
+  return o;
+}
+
+void write_file(const std::string &path, const std::string &text) {
+  fs::create_directories(fs::path(path).parent_path());
+  std::ofstream(path, std::ios::binary) << text;
+}
+
+struct ShResult {
+  int status = -1;
+  std::string output;
+};
+
+ShResult sh(const std::string &cmd) {
+  ShResult r;
+  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
+std::string trim(std::string s) {
+  while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
+  return s;
+}
+
+std::string make_tmpdir() {
+  char tmpl[] = "/tmp/uvsmtpd-test.XXXXXX";
+  const char *d = mkdtemp(tmpl);
+  return d ? d : "";
+}
+
+// --check-config over a tree made for opt.
+RunResult check_config(const Options &opt, std::string *dir_out = nullptr) {
+  std::string dir = make_tree(opt);
+  RunResult r = run_uvsmtpd({"--check-config", "--config", dir + "/conf", "--plugin-dir", dir + "/plugins"});
+  if (dir_out)
+    *dir_out = dir;
+  else
+    remove_tree(dir);
+  return r;
+}
+
+// Reads a greeting that may carry continuation lines.
+std::string greeting(Client &c) { return c.reply(5); }
+
+const std::string kMessage =
+    "Subject: probe subject\r\n"
+    "X-Probe: one\r\n"
+    "X-Folded: first part\r\n"
+    " second part\r\n"
+    "X-Probe: two\r\n"
+    "\r\n"
+    "probe body marker\r\n"
+    "..leading dot\r\n"
+    "Body-Looking: x\r\n";
+
+}  // namespace
+
+// ---- api_probe: every uvs_api member through a real session -------------------------------
+
+TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
+  Server s(opts("api_probe\n"));
+  REQUIRE(s.started());
+  {
+    Client c(s.port());
+    REQUIRE(c.connected());
+    // send_continuation from the connect hook and from a pending_timer via pending_call
+    CHECK(greeting(c) == "220-probe teaser\n220-probe teaser from timer\n220 mx.test.invalid ESMTP uvsmtpd");
+    CHECK(c.cmd("EHLO client.example").rfind("250-mx.test.invalid", 0) == 0);
+    CHECK(c.cmd("MAIL FROM:<sender@example.org> SIZE=1234 BODY=8BITMIME SMTPUTF8").rfind("250 ", 0) == 0);
+    CHECK(c.cmd("RCPT TO:<a@example.net>") == "250 2.1.5 <a@example.net>, recipient ok");
+    CHECK(c.cmd("RCPT TO:<thread@example.net>") == "250 2.1.5 probe thread ok");
+    CHECK(c.cmd("RCPT TO:<badcomplete@example.net>") == "250 2.1.5 <badcomplete@example.net>, recipient ok");
+    CHECK(c.cmd("DATA").rfind("354", 0) == 0);
+    c.send(kMessage + ".\r\n");
+    CHECK(c.reply(10) == "250 2.0.0 probe queued");
+    CHECK(s.wait_log("api_probe: dtor txn:sender@example.org"));  // end of DATA ends the transaction
+
+    CHECK(c.cmd("NOOP replycheck") == "250 2.0.0 OK");
+    CHECK(c.cmd("NOOP multiline") == "550-5.7.1 probe line one\n550 5.7.1 probe line two");
+    CHECK(c.cmd("NOOP mismatch") == "500 5.5.1 Stop wasting my time.");
+    CHECK(c.cmd("NOOP done") == "250 2.0.0 probe done reply");
+
+    // wait_for_input: nothing comes, then something comes while the call is pending
+    double t0 = now();
+    CHECK(c.cmd("VRFY wait 200") == "250 2.1.5 input timeout");
+    CHECK(now() - t0 >= 0.15);
+    c.line("VRFY wait 5000");
+    usleep(100 * 1000);
+    c.line("NOOP");
+    CHECK(c.reply() == "250 2.1.5 input data");
+    CHECK(c.reply() == "250 2.0.0 OK");
+
+    CHECK(c.cmd("XYZZY foo bar") == "500 5.5.1 Unrecognized command");
+    CHECK(c.cmd("MAIL FROM:<>").rfind("250 ", 0) == 0);
+    CHECK(s.count_log("api_probe: dtor txn:\n") == 0);
+    CHECK(c.cmd("RSET") == "250 2.0.0 OK");
+    CHECK(s.wait_log("api_probe: dtor txn:\n"));  // RSET ends the transaction
+    CHECK(s.count_log("api_probe: dtor conn\n") == 0);
+    CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
+    CHECK(c.closed());
+  }
+  REQUIRE(s.wait_log("api_probe: dtor conn\n"));  // the connection's pointer note dies with it
+  REQUIRE(s.wait_log("api_probe: disconnect suspend="));
+  std::string log = s.log();
+  auto P = [&](const std::string &what) { return probe(log, what); };
+
+  SUBCASE("session accessors") {
+    std::string sid = P("connect session_id");
+    CHECK(sid.size() == 12);
+    CHECK(has(log, "[" + sid + "] api_probe: connect peer_ip=127.0.0.1"));  // log() prepends the id
+    CHECK(P("pre-connection peer_ip") == "127.0.0.1");
+    CHECK(P("pre-connection call_arg") == "127.0.0.1");
+    CHECK(P("pre-connection send_continuation") == num(-EPERM));
+    CHECK(P("connect hook") == num(UVS_HOOK_CONNECT));
+    CHECK(P("connect peer_ip") == "127.0.0.1");
+    CHECK(P("connect local_ip") == "127.0.0.1");
+    CHECK(P("connect local_port") == num(s.port()));
+    std::string peer_port = P("connect peer_port");
+    CHECK(std::atoi(peer_port.c_str()) > 0);
+    CHECK(has(log, "connect from 127.0.0.1:" + peer_port + " to 127.0.0.1:" + num(s.port())));
+    CHECK(P("connect helo_name") == "(null)");
+    CHECK(P("connect is_esmtp") == "0");
+    CHECK(P("connect mail_from") == "(null)");
+    CHECK(P("connect rcpt_count") == "0");
+    CHECK(P("connect rcpt_at0") == "(null)");
+    CHECK(P("connect tls_active") == "0");
+    CHECK(P("connect auth_user") == "(null)");
+    CHECK(P("connect relay_client") == "0");
+    CHECK(P("connect call_param") == "(null)");
+    CHECK(P("connect header_get") == "(null)");
+    CHECK(std::atoi(P("connect message_read").c_str()) < 0);  // no message yet
+    CHECK(std::atoi(P("connect message_size").c_str()) < 0);
+  }
+  SUBCASE("registration after init and continuation lines") {
+    CHECK(P("connect register_late") == num(-EPERM));
+    CHECK(P("connect send_continuation") == "0");
+    CHECK(P("connect send_continuation_crlf") == num(-EINVAL));
+    CHECK(P("connect timer send_continuation") == "0");
+    CHECK(P("ehlo send_continuation") == num(-EPERM));
+    CHECK(P("noop send_continuation") == num(-EPERM));
+  }
+  SUBCASE("notes") {
+    CHECK(P("connect note_set") == "0");
+    CHECK(P("connect note_get") == "c1");
+    CHECK(P("connect note_get_txn_scope") == "(null)");  // scopes are separate
+    CHECK(P("connect note_set_bad_scope") == num(-EINVAL));
+    CHECK(P("connect note_set_empty_key") == num(-EINVAL));
+    CHECK(P("connect note_set_null_key") == num(-EINVAL));
+    CHECK(P("connect note_set_ptr_bad_scope") == num(-EINVAL));
+    CHECK(P("connect note_set_ptr") == "0");
+    CHECK(P("connect note_get_ptr") == "same");
+    CHECK(P("connect note_get_on_ptr") == "(null)");
+    CHECK(P("connect note_get_ptr_on_str") == "(null)");
+    CHECK(P("connect note_replaced") == "now a string");
+    CHECK(P("connect note_erased") == "(null)");
+    // replacing a pointer note runs the old destructor at once (before the hook returns)
+    size_t end = at(log, "api_probe: connect end");
+    CHECK(at(log, "api_probe: dtor replaced\n") < end);
+    CHECK(at(log, "api_probe: dtor replacement\n") < end);
+    CHECK(P("connect timer note") == "c1");
+    CHECK(P("mail note_early") == P("rcpt note_early"));
+    CHECK(P("rcpt note_txn") == "t1");
+    CHECK(P("rcpt note_txnptr") == "txn:sender@example.org");
+    CHECK(P("data_post note_txn") == "t1");
+    CHECK(P("reset_transaction note_txn") == "t1");  // still there while reset_transaction runs
+    CHECK(P("queue_post note_txn") == "(null)");      // gone after it
+    CHECK(P("disconnect note_conn") == "c1");
+    // each pointer note's destructor ran exactly once
+    CHECK(s.count_log("api_probe: dtor txn:sender@example.org\n") == 1);
+    CHECK(s.count_log("api_probe: dtor txn:\n") == 1);
+    CHECK(s.count_log("api_probe: dtor conn\n") == 1);
+    CHECK(s.count_log("api_probe: dtor replaced\n") == 1);
+    CHECK(s.count_log("api_probe: dtor replacement\n") == 1);
+  }
+  SUBCASE("relay client, is_immune, karma") {
+    CHECK(P("connect is_immune") == "0");
+    CHECK(P("connect is_immune_whitelisthost") == "1");
+    CHECK(P("connect is_immune_whitelisthost0") == "0");
+    CHECK(P("connect is_immune_whitelistsender") == "1");
+    CHECK(P("connect set_relay_client") == "0");
+    CHECK(P("connect relay_client_on") == "1");
+    CHECK(P("connect is_immune_relay") == "1");
+    CHECK(P("connect relay_client_off") == "0");
+    CHECK(P("connect is_immune_after") == "0");
+    CHECK(P("connect karma_plus") == "2");
+    CHECK(P("connect karma_minus") == "-1");
+    CHECK(P("connect karma_note") == "-1");
+    CHECK(P("disconnect karma") == "-1");
+  }
+  SUBCASE("helo, mail and rcpt arguments") {
+    CHECK(P("ehlo hook") == num(UVS_HOOK_EHLO));
+    CHECK(P("ehlo call_arg") == "client.example");
+    CHECK(P("ehlo call_address") == "client.example");
+    CHECK(P("ehlo helo_name") == "(null)");  // the command takes effect after its hook
+    CHECK(P("ehlo is_esmtp") == "0");
+    CHECK(P("mail call_arg") == "FROM:<sender@example.org> SIZE=1234 BODY=8BITMIME SMTPUTF8");
+    CHECK(P("mail call_address") == "sender@example.org");
+    CHECK(P("mail param_size") == "1234");
+    CHECK(P("mail param_body") == "8BITMIME");
+    CHECK(P("mail param_smtputf8") == "");  // a parameter without a value
+    CHECK(P("mail param_missing") == "(null)");
+    CHECK(P("mail param_null") == "(null)");
+    CHECK(P("mail helo_name") == "client.example");
+    CHECK(P("mail is_esmtp") == "1");
+    CHECK(P("mail mail_from") == "(null)");  // MAIL takes effect after its hook
+    CHECK(P("mail rcpt_count") == "0");
+    CHECK(P("rcpt call_arg") == "TO:<a@example.net>");
+    CHECK(P("rcpt call_address") == "a@example.net");
+    CHECK(P("rcpt mail_from") == "sender@example.org");
+    CHECK(P("rcpt rcpt_count") == "0");
+    CHECK(P("rcpt rcpt_at_oob") == "(null)");
+    CHECK(P("rcpt rcpt_at_neg") == "(null)");
+    CHECK(has(log, "api_probe: rcpt rcpt_at[1]=thread@example.net\n"));
+    CHECK(P("data rcpt_count") == "3");
+    CHECK(P("data rcpt_at[2]") == "badcomplete@example.net");
+    CHECK(P("data mail_from") == "sender@example.org");
+    CHECK(P("unrecognized_command call_arg") == "foo bar");
+    CHECK(P("unrecognized_command call_address") == "xyzzy");
+    CHECK(has(log, "api_probe: mail call_address=\n"));  // the null sender
+    CHECK(P("queue_post mail_from") == "(null)");
+  }
+  SUBCASE("the message at data_headers_end, data_post and queue") {
+    CHECK(P("data_headers_end header_subject") == "probe subject");
+    CHECK(P("data_headers_end message_size_positive") == "1");
+    std::string size = P("data_post message_size");
+    CHECK(std::atoll(size.c_str()) > static_cast<long long>(kMessage.size()));  // + Received:
+    CHECK(P("data_post read_total") == size);
+    CHECK(P("data_post read_at_end") == "0");
+    CHECK(P("data_post read_negative") == num(-EINVAL));
+    CHECK(P("data_post read_null_buf") == num(-EINVAL));
+    CHECK(P("data_post first_line").rfind("Received: from client.example ([127.0.0.1])", 0) == 0);
+    CHECK(P("data_post body_marker") == "1");
+    CHECK(P("data_post crlf_only") == "1");
+    CHECK(P("data_post dot_unstuffed") == "1");
+    CHECK(P("data_post header_subject") == "probe subject");  // name is case-insensitive
+    CHECK(P("data_post header_probe0") == "one");
+    CHECK(P("data_post header_probe1") == "two");
+    CHECK(P("data_post header_probe2") == "(null)");
+    CHECK(P("data_post header_folded") == "first part second part");
+    CHECK(P("data_post header_missing") == "(null)");
+    CHECK(P("data_post header_neg") == "(null)");
+    CHECK(P("data_post header_body_line") == "(null)");  // the body is not the header
+    CHECK(P("data_post rcpt_count") == "3");
+    CHECK(P("queue message_size_positive") == "1");
+    CHECK(P("queue rcpt_count") == "3");
+  }
+  SUBCASE("reply validation") {
+    CHECK(P("noop reply_ok") == "0");
+    for (const char *k : {"reply_crlf", "reply_lf", "reply_cr", "reply_tab", "reply_del", "reply_code_low",
+                          "reply_code_high", "reply_class_mismatch", "reply_bad_enhanced",
+                          "reply_bad_enhanced_class", "reply_501_bytes", "reply_line_cr", "reply_line_null"}) {
+      CAPTURE(k);
+      CHECK(P(std::string("noop ") + k) == num(-EINVAL));
+    }
+    CHECK(P("noop reply_500_bytes") == "0");
+    CHECK(P("noop reply_null_text") == "0");
+    CHECK(P("noop reply_line_accepted") == "63");  // 64 lines in all
+    CHECK(P("noop reply_line_limit") == num(-E2BIG));
+    CHECK(has(log, "api_probe: reply code 250 does not fit verdict DENY; default reply used"));
+    // observers see the deciding plugin and its verdict
+    CHECK(has(log, "api_probe: deny arg=api_probe address=" + num(UVS_DENY) + "\n"));
+    CHECK(has(log, "api_probe: ok arg=api_probe address=" + num(UVS_OK) + "\n"));
+  }
+  SUBCASE("async: suspend, pending_call, timers, run_blocking, wait_for_input, complete") {
+    CHECK(P("connect suspend") == "ok");
+    CHECK(P("connect suspend_again") == "(null)");
+    CHECK(P("connect pending_call_in_hook") == "same");
+    CHECK(P("connect run_blocking_null") == num(-EINVAL));
+    CHECK(P("connect pending_timer_null") == num(-EINVAL));
+    CHECK(P("connect pending_timer") == "0");
+    CHECK(P("connect timer pending_call") == "ok");
+    CHECK(P("connect timer hook") == num(UVS_HOOK_CONNECT));
+    CHECK(P("connect complete") == "0");
+    CHECK(P("rcpt run_blocking") == "0");
+    CHECK(has(log, "api_probe: rcpt worker thread log\n"));  // log() from a pool thread
+    CHECK(at(log, "api_probe: rcpt worker thread log") < at(log, "api_probe: rcpt done pending_call=ok"));
+    CHECK(P("rcpt done rcpt_count") == "1");
+    CHECK(P("rcpt done complete") == "0");
+    CHECK(P("rcpt badcomplete complete") == num(-EINVAL));  // the verdict still counts
+    CHECK(P("vrfy wait_for_input") == "0");
+    CHECK(P("vrfy wait_for_input_again") == num(-EBUSY));
+    CHECK(P("vrfy wait_for_input_null") == num(-EINVAL));
+    CHECK(has(log, "api_probe: vrfy input=" + num(UVS_INPUT_TIMEOUT) + "\n"));
+    CHECK(has(log, "api_probe: vrfy input=" + num(UVS_INPUT_DATA) + "\n"));
+    CHECK(P("vrfy input complete") == "0");
+    CHECK(P("disconnect suspend") == "(null)");  // not in a notification
+  }
+}
+
+TEST_CASE("plugin_host: api_probe init: name, arguments, config_lines, registration errors") {
+  Server s(opts("# the probe, as instance 3\napi_probe:3 alpha beta=2\n",
+                {{"probe_list", "# a comment\n\n  one  \ntwo\n"}}));
+  REQUIRE(s.started());
+  std::string log = s.log();
+  const std::string src = "api_probe:3";
+  auto P = [&](const std::string &what) { return probe(log, what, src); };
+  CHECK(P("init name") == "api_probe:3");
+  CHECK(P("init argc") == "2");
+  CHECK(P("init argv[0]") == "alpha");
+  CHECK(P("init argv[1]") == "beta=2");
+  CHECK(P("init argv_oob") == "(null)");
+  CHECK(P("init argv_neg") == "(null)");
+  CHECK(P("init data_roundtrip") == "1");
+  CHECK(P("init me") == "mx.test.invalid");
+  CHECK(P("init api_size") == num(static_cast<int>(sizeof(uvs_api))) + " abi=" + num(UVS_ABI_MAJOR) + "." +
+                                  num(UVS_ABI_MINOR));
+  CHECK(P("init has_run_blocking") == "1");
+  CHECK(P("init config_lines") == "2 calls=2");  // comments and blanks dropped
+  CHECK(has(log, "api_probe:3: init config_line=one\n"));  // trimmed
+  CHECK(has(log, "api_probe:3: init config_line=two\n"));
+  CHECK(P("init config_missing") == num(-ENOENT));
+  CHECK(P("init config_dotdot") == num(-EINVAL));
+  CHECK(P("init config_absolute") == num(-EINVAL));
+  CHECK(P("init config_null_cb") == num(-EINVAL));
+  CHECK(P("init config_stop calls") == "1");  // a nonzero return stops the reading
+  CHECK(P("init register_999") == num(-ENOSYS));
+  CHECK(P("init register_0") == num(-ENOSYS));
+  CHECK(P("init register_null_fn") == num(-EINVAL));
+  CHECK(P("init set_error") == "0");
+  CHECK(has(log, "plugin: probe log without a plugin"));
+  CHECK(has(log, "api_probe:3: init done"));
+  Client c(s.port());
+  CHECK(greeting(c).rfind("220-probe teaser", 0) == 0);
+}
+
+TEST_CASE("plugin_host: a client that leaves while its call is pending") {
+  Server s(opts("api_probe\n"));
+  REQUIRE(s.started());
+  {
+    Client c(s.port());
+    greeting(c);
+    CHECK(c.cmd("HELO client.example").rfind("250 ", 0) == 0);
+    c.line("VRFY gone");
+    REQUIRE(s.wait_log("api_probe: vrfy arg=gone"));
+  }  // closes the socket while the hook is pending
+  REQUIRE(s.wait_log("api_probe: vrfy gone complete=", 5));
+  std::string log = s.log();
+  CHECK(probe(log, "vrfy gone pending_call") == "(null)");  // the session no longer waits
+  CHECK(probe(log, "vrfy gone complete") == num(-ECANCELED));
+  CHECK(s.wait_log("api_probe: dtor conn\n"));
+  // the server carries on
+  Client c2(s.port());
+  CHECK(greeting(c2).rfind("220-probe teaser", 0) == 0);
+  CHECK(c2.cmd("QUIT").rfind("221 ", 0) == 0);
+  CHECK(s.running());
+}
+
+TEST_CASE("plugin_host: a call not completed within hook_timeout gets 451 4.3.0; the late complete is harmless") {
+  Server s(opts("api_probe\n", {}, "hook_timeout = 0.3\n"));
+  REQUIRE(s.started());
+  Client c(s.port());
+  greeting(c);
+  CHECK(c.cmd("HELO client.example").rfind("250 ", 0) == 0);
+  double t0 = now();
+  CHECK(c.cmd("VRFY late 800") == "451 4.3.0 Temporary failure, please try again later");
+  double took = now() - t0;
+  CHECK(took >= 0.25);
+  CHECK(took < 0.8);
+  CHECK(c.cmd("NOOP") == "250 2.0.0 OK");  // the session goes on
+  REQUIRE(s.wait_log("api_probe: vrfy late complete="));
+  std::string log = s.log();
+  CHECK(probe(log, "vrfy late pending_call") == "(null)");
+  CHECK(probe(log, "vrfy late complete") == num(-ECANCELED));
+  CHECK(has(log, "vrfy hook did not complete within 0.3s; answering 451"));
+  CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
+}
+
+TEST_CASE("plugin_host: pointer notes die with a connection that breaks off mid-transaction") {
+  Server s(opts("api_probe\n"));
+  REQUIRE(s.started());
+  {
+    Client c(s.port());
+    greeting(c);
+    c.cmd("EHLO client.example");
+    CHECK(c.cmd("MAIL FROM:<x@example.org>").rfind("250 ", 0) == 0);
+    CHECK(c.cmd("RCPT TO:<a@example.net>").rfind("250 ", 0) == 0);
+  }
+  CHECK(s.wait_log("api_probe: dtor txn:x@example.org\n"));
+  CHECK(s.wait_log("api_probe: dtor conn\n"));
+  std::string log = s.log();
+  CHECK(probe(log, "reset_transaction note_txn") == "t1");
+  CHECK(probe(log, "disconnect note_conn") == "c1");
+}
+
+// ---- the loader's refusals: --check-config and startup, with file:line ---------------------
+
+TEST_CASE("plugin_host: bad plugin lines stop --check-config and startup, naming file and line") {
+  struct Bad {
+    const char *line;
+    const char *message;
+  };
+  const Bad cases[] = {
+      {"no_such_plugin", "plugin 'no_such_plugin': cannot find "},
+      {"queue/no_such", "plugin 'queue/no_such': cannot find "},
+      {"verdict rcpt.bogus=1", "plugin 'verdict' failed to initialise: unknown option in 'rcpt.bogus=1'"},
+      {"verdict rcpt=MAYBE", "plugin 'verdict' failed to initialise: unknown verdict 'MAYBE'"},
+      {"bad_nosym", "plugin 'bad_nosym': "},
+      {"bad_abi_major", "plugin 'bad_abi_major': built for ABI 2.0, this server speaks ABI 1.0"},
+      {"bad_abi_minor", "plugin 'bad_abi_minor': needs ABI 1.99, newer than this server's 1.0"},
+      {"bad_info_size", "plugin 'bad_info_size': uvs_plugin_info too small (8 bytes)"},
+      {"bad_init x", "plugin 'bad_init' failed to initialise: bad_init: refusing to start (argument 'x')"},
+      {"bad_init:2 silent", "plugin 'bad_init:2' failed to initialise: Permission denied"},
+      {"../escape", "bad plugin name '../escape'"},
+      {"verdict:one", "bad plugin name 'verdict:one'"},
+      {"/abs/path", "bad plugin name '/abs/path'"},
+      {"verdict:1", "duplicate plugin instance 'verdict:1' (first at "},
+      {"$include", "$include needs a path"},
+      {"$include nowhere", "cannot open '"},
+  };
+  for (const Bad &b : cases) {
+    CAPTURE(b.line);
+    Options opt;
+    opt.plugins = std::string("verdict:1 rcpt=OK\n") + b.line + "\nverdict:2 rcpt=OK\n";
+    std::string dir;
+    RunResult r = check_config(opt, &dir);
+    std::string where = dir + "/conf/plugins:2: ";
+    CHECK(r.status == 1);
+    CHECK(has(r.output, where + b.message));
+    CHECK(!has(r.output, "init ran"));  // no plugin code ran for a refused module
+    CHECK(!has(r.output, "failed instance"));
+    remove_tree(dir);
+
+    Server s(opt);
+    CHECK_FALSE(s.started());
+    CHECK(s.wait_exit() == 1);
+    std::string log = s.log();
+    CHECK(has(log, s.conf_dir() + "/plugins:2: " + b.message));
+    CHECK(!has(log, "init ran"));
+  }
+  // the missing symbol gets its own words
+  RunResult r = check_config(opts("bad_nosym\n"));
+  CHECK(has(r.output, "has no uvs_plugin_v1 symbol"));
+}
+
+TEST_CASE("plugin_host: errors inside included files name that file; $include cycles are refused") {
+  SUBCASE("an error in an included file") {
+    std::string dir;
+    RunResult r = check_config(
+        opts("verdict:1 rcpt=OK\n$include more_plugins\n", {{"more_plugins", "# more\n\nno_such_plugin\n"}}), &dir);
+    CHECK(r.status == 1);
+    CHECK(has(r.output, dir + "/conf/more_plugins:3: plugin 'no_such_plugin': cannot find"));
+    remove_tree(dir);
+  }
+  SUBCASE("a cycle") {
+    std::string dir;
+    RunResult r =
+        check_config(opts("$include a\n", {{"a", "verdict:1\n$include b\n"}, {"b", "$include a\n"}}), &dir);
+    CHECK(r.status == 1);
+    CHECK(has(r.output, dir + "/conf/b:1: include cycle through '"));
+    remove_tree(dir);
+    Server s(opts("$include plugins\n"));  // includes itself
+    CHECK_FALSE(s.started());
+    CHECK(s.wait_exit() == 1);
+    CHECK(has(s.log(), s.conf_dir() + "/plugins:1: include cycle through '"));
+  }
+}
+
+TEST_CASE("plugin_host: --check-config accepts a good configuration") {
+  RunResult r = check_config(opts("# comment\nverdict:1 rcpt=OK\n$include more\napi_probe\n",
+                                   {{"more", "verdict:2 mail=DECLINED\n"}}));
+  CHECK(r.status == 0);
+  CHECK(has(r.output, "configuration OK"));
+  CHECK(has(r.output, "3 plugin instance(s)"));
+}
+
+// ---- conf/plugins: instances, order, $include -------------------------------------------------
+
+TEST_CASE("plugin_host: name:N instances keep their own arguments and run in file order") {
+  SUBCASE("the first instance decides") {
+    Server s(opts("verdict:1 rcpt=DENY rcpt.text=one\nverdict:2 rcpt=OK rcpt.text=two\n"));
+    REQUIRE(s.started());
+    Client c(s.port());
+    greeting(c);
+    c.cmd("HELO x.example");
+    c.cmd("MAIL FROM:<a@example.org>");
+    CHECK(c.cmd("RCPT TO:<b@example.net>") == "550 5.7.1 one");
+  }
+  SUBCASE("a declining instance passes to the next") {
+    Server s(opts("verdict:1 mail=DECLINED rcpt.text=one\nverdict:2 rcpt=OK rcpt.text=two\n"));
+    REQUIRE(s.started());
+    Client c(s.port());
+    greeting(c);
+    c.cmd("HELO x.example");
+    c.cmd("MAIL FROM:<a@example.org>");
+    CHECK(c.cmd("RCPT TO:<b@example.net>") == "250 2.1.5 two");
+  }
+}
+
+TEST_CASE("plugin_host: $include splices a file or a directory in place") {
+  // plugins.d is read in name order, dot files skipped; 10-first includes ../extra; all of it
+  // comes before the line after the $include.
+  Server s(opts("# main\n$include plugins.d\nverdict:9 rcpt=OK rcpt.text=from_main vrfy=OK vrfy.text=from_main\n",
+                {{"plugins.d/10-first", "$include ../extra\n"},
+                 {"plugins.d/20-second", "verdict:2 rcpt=DENY rcpt.text=from_second noop=DENY noop.text=from_second\n"},
+                 {"plugins.d/.hidden", "no_such_plugin\n"},
+                 {"extra", "verdict:1 rcpt=DENYSOFT rcpt.text=from_extra\n"}}));
+  REQUIRE(s.started());
+  Client c(s.port());
+  greeting(c);
+  c.cmd("HELO x.example");
+  c.cmd("MAIL FROM:<a@example.org>");
+  CHECK(c.cmd("RCPT TO:<b@example.net>") == "450 4.7.1 from extra");
+  CHECK(c.cmd("NOOP") == "500 5.5.1 from second");
+  CHECK(c.cmd("VRFY someone") == "250 2.1.5 from main");
+}
+
+// ---- SIGHUP --------------------------------------------------------------------------------
+
+TEST_CASE("plugin_host: SIGHUP: a new plugin order for new connections, the old set for sessions in progress") {
+  Server s(opts("verdict:1 rcpt=OK rcpt.text=first\nverdict:2 rcpt=OK rcpt.text=second\n"));
+  REQUIRE(s.started());
+  Client old_session(s.port());
+  greeting(old_session);
+  old_session.cmd("HELO x.example");
+  old_session.cmd("MAIL FROM:<a@example.org>");
+  CHECK(old_session.cmd("RCPT TO:<b@example.net>") == "250 2.1.5 first");
+
+  write_file(s.conf_dir() + "/plugins", "verdict:2 rcpt=OK rcpt.text=second\nverdict:1 rcpt=OK rcpt.text=first\n");
+  s.signal(SIGHUP);
+  REQUIRE(s.wait_log("SIGHUP: configuration and plugins reloaded (2 plugin instance(s))"));
+
+  Client fresh(s.port());
+  greeting(fresh);
+  fresh.cmd("HELO x.example");
+  fresh.cmd("MAIL FROM:<a@example.org>");
+  CHECK(fresh.cmd("RCPT TO:<b@example.net>") == "250 2.1.5 second");
+  // the session opened before the reload keeps the set it started with
+  CHECK(old_session.cmd("RCPT TO:<c@example.net>") == "250 2.1.5 first");
+  CHECK(old_session.cmd("RSET") == "250 2.0.0 OK");
+  old_session.cmd("MAIL FROM:<a@example.org>");
+  CHECK(old_session.cmd("RCPT TO:<d@example.net>") == "250 2.1.5 first");
+}
+
+TEST_CASE("plugin_host: SIGHUP with a broken configuration keeps the running one") {
+  Server s(opts("verdict:1 rcpt=OK rcpt.text=first\n"));
+  REQUIRE(s.started());
+  auto rcpt_reply = [&] {
+    Client c(s.port());
+    greeting(c);
+    c.cmd("HELO x.example");
+    c.cmd("MAIL FROM:<a@example.org>");
+    return c.cmd("RCPT TO:<b@example.net>");
+  };
+  CHECK(rcpt_reply() == "250 2.1.5 first");
+
+  write_file(s.conf_dir() + "/plugins", "verdict:1 rcpt=OK rcpt.text=second\nno_such_plugin\n");
+  s.signal(SIGHUP);
+  REQUIRE(s.wait_log("reload failed"));
+  std::string log = s.log();
+  CHECK(has(log, "SIGHUP: reload failed, keeping the running configuration: " + s.conf_dir() +
+                     "/plugins:2: plugin 'no_such_plugin': cannot find"));
+  CHECK(s.running());
+  CHECK(rcpt_reply() == "250 2.1.5 first");
+
+  // a plugin whose init refuses its arguments is a broken configuration too
+  write_file(s.conf_dir() + "/plugins", "verdict:1 rcpt=OK rcpt.bogus=1\n");
+  s.signal(SIGHUP);
+  REQUIRE(s.wait_log("reload failed", 5, 2));
+  CHECK(has(s.log(), s.conf_dir() + "/plugins:1: plugin 'verdict:1' failed to initialise: unknown option"));
+  CHECK(rcpt_reply() == "250 2.1.5 first");
+
+  // fixed: the next SIGHUP takes it
+  write_file(s.conf_dir() + "/plugins", "verdict:1 rcpt=OK rcpt.text=second\n");
+  s.signal(SIGHUP);
+  REQUIRE(s.wait_log("SIGHUP: configuration and plugins reloaded"));
+  CHECK(rcpt_reply() == "250 2.1.5 second");
+}
+
+TEST_CASE("plugin_host: SIGHUP retires the old instances once their last session ends") {
+  Server s(opts("api_probe\n"));
+  REQUIRE(s.started());
+  Client old_session(s.port());
+  CHECK(greeting(old_session).rfind("220-probe teaser", 0) == 0);
+  s.signal(SIGHUP);
+  REQUIRE(s.wait_log("SIGHUP: configuration and plugins reloaded"));
+  CHECK(s.count_log("api_probe: init done") == 2);  // a new instance for new connections
+  usleep(100 * 1000);
+  CHECK(s.count_log("api_probe: fini\n") == 0);  // the old one still serves old_session
+  CHECK(old_session.cmd("NOOP") == "250 2.0.0 OK");
+  CHECK(old_session.cmd("QUIT").rfind("221 ", 0) == 0);
+  CHECK(old_session.closed());
+  CHECK(s.wait_log("api_probe: fini\n"));
+  // the new instance serves on
+  Client c(s.port());
+  CHECK(greeting(c).rfind("220-probe teaser", 0) == 0);
+  CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
+  // and is retired at shutdown
+  s.signal(SIGTERM);
+  CHECK(s.wait_exit() == 0);
+  CHECK(s.count_log("api_probe: fini\n") == 2);
+}
+
+// ---- the tutorial plugin --------------------------------------------------------------------
+
+TEST_CASE("plugin_host: helo_blocklist (the tutorial plugin) in the build tree") {
+  const std::string mod = example_module();
+  const std::string list = "# blocked names\nbad.example\n.spam.example\n\n";
+  SUBCASE("exact names and .domain suffixes, any case, HELO and EHLO") {
+    Server s(opts(mod + "\n", {{"badhelo", list}}));
+    REQUIRE(s.started());
+    CHECK(has(s.log(), "2 entries from badhelo"));
+    Client c(s.port());
+    greeting(c);
+    CHECK(c.cmd("HELO bad.example") == "550 5.7.1 Your HELO name bad.example is on my blocklist");
+    CHECK(c.cmd("EHLO BAD.Example") == "550 5.7.1 Your HELO name BAD.Example is on my blocklist");
+    CHECK(c.cmd("EHLO host.spam.example") == "550 5.7.1 Your HELO name host.spam.example is on my blocklist");
+    CHECK(c.cmd("EHLO a.b.SPAM.example extra words") ==
+          "550 5.7.1 Your HELO name a.b.SPAM.example is on my blocklist");
+    CHECK(c.cmd("HELO spam.example").rfind("250 ", 0) == 0);  // the suffix needs one more label
+    Client c2(s.port());
+    greeting(c2);
+    CHECK(c2.cmd("EHLO notbad.example").rfind("250-", 0) == 0);
+    CHECK(has(s.log(), "refusing HELO name bad.example"));
+  }
+  SUBCASE("a list file named as the argument") {
+    Server s(opts(mod + " my_list\n", {{"my_list", "other.example\n"}, {"badhelo", list}}));
+    REQUIRE(s.started());
+    Client c(s.port());
+    greeting(c);
+    CHECK(c.cmd("HELO bad.example").rfind("250 ", 0) == 0);  // not on my_list
+    Client c2(s.port());
+    greeting(c2);
+    CHECK(c2.cmd("HELO other.example") == "550 5.7.1 Your HELO name other.example is on my blocklist");
+  }
+  SUBCASE("immune clients pass") {
+    Server s(opts("verdict connect=DECLINED connect.note=whitelisthost:1\n" + mod + "\n", {{"badhelo", list}}));
+    REQUIRE(s.started());
+    Client c(s.port());
+    greeting(c);
+    CHECK(c.cmd("HELO bad.example").rfind("250 ", 0) == 0);
+  }
+  SUBCASE("no badhelo file: nothing blocked, a warning") {
+    Server s(opts(mod + "\n"));
+    REQUIRE(s.started());
+    CHECK(has(s.log(), "no badhelo file in the config directory: nothing is blocked"));
+    Client c(s.port());
+    greeting(c);
+    CHECK(c.cmd("HELO bad.example").rfind("250 ", 0) == 0);
+  }
+  SUBCASE("a missing named file or extra arguments stop startup") {
+    std::string dir;
+    RunResult r = check_config(opts(mod + " nothere\n"), &dir);
+    CHECK(r.status == 1);
+    CHECK(has(r.output, dir + "/conf/plugins:1: plugin '" + mod +
+                            "' failed to initialise: cannot read the list file 'nothere'"));
+    remove_tree(dir);
+    r = check_config(opts("# x\n" + mod + " a b\n"), &dir);
+    CHECK(r.status == 1);
+    CHECK(has(r.output, dir + "/conf/plugins:2: plugin '" + mod + "' failed to initialise: usage: helo_blocklist [FILE]"));
+    remove_tree(dir);
+  }
+}
+
+TEST_CASE("plugin_host: helo_blocklist built out of tree against the installed header only") {
+  const std::string tmp = make_tmpdir();
+  REQUIRE(!tmp.empty());
+  const std::string destdir = tmp + "/destdir";
+  ShResult r = sh("meson install -C '" + build_root() + "' --no-rebuild --quiet --destdir '" + destdir + "'");
+  INFO(r.output);
+  REQUIRE(r.status == 0);
+
+  // what the install put there
+  std::string pc, header;
+  for (auto it = fs::recursive_directory_iterator(destdir); it != fs::recursive_directory_iterator(); ++it) {
+    if (it->path().filename() == "uvsmtpd-plugin.pc") pc = it->path().string();
+    if (it->path().filename() == "plugin.h" && it->path().parent_path().filename() == "uvsmtpd")
+      header = it->path().string();
+  }
+  REQUIRE(!pc.empty());
+  REQUIRE(!header.empty());
+  const std::string pcdir = fs::path(pc).parent_path().string();
+  // only this .pc, nothing from the system; includedir is inside the prefix, so the sysroot
+  // maps it into destdir
+  const std::string env = "PKG_CONFIG_LIBDIR='" + pcdir + "' PKG_CONFIG_PATH= ";
+  ShResult cflags = sh(env + "PKG_CONFIG_SYSROOT_DIR='" + destdir + "' pkg-config --cflags uvsmtpd-plugin");
+  INFO(cflags.output);
+  REQUIRE(cflags.status == 0);
+  CHECK(has(cflags.output, "-I" + destdir + "/"));
+  CHECK(fs::exists(trim(cflags.output).substr(2) + "/uvsmtpd/plugin.h"));
+
+  ShResult plugindir = sh(env + "pkg-config --variable=plugindir uvsmtpd-plugin");
+  CHECK(plugindir.status == 0);
+  std::string pdir = trim(plugindir.output);
+  CHECK(pdir.size() > 1);
+  CHECK(pdir[0] == '/');
+  CHECK(pdir.size() >= 16);
+  CHECK(pdir.rfind("/uvsmtpd/plugins") == pdir.size() - 16);
+  CHECK(fs::exists(destdir + pdir + "/helo_blocklist.so"));  // meson install put it there
+
+  // compile the tutorial source, copied away from the repository's include/ directory
+  fs::create_directories(tmp + "/src");
+  fs::create_directories(tmp + "/out");
+  fs::copy_file(source_root() + "/plugins/example/helo_blocklist.c", tmp + "/src/helo_blocklist.c");
+  ShResult cc = sh("cc -std=c11 -Wall -Wextra -Werror -pedantic -fvisibility=hidden -shared -fPIC " +
+                   trim(cflags.output) + " -o '" + tmp + "/out/helo_blocklist.so' '" + tmp +
+                   "/src/helo_blocklist.c'");
+  INFO(cc.output);
+  REQUIRE(cc.status == 0);
+  ShResult syms = sh("nm -D --defined-only '" + tmp + "/out/helo_blocklist.so'");
+  CHECK(has(syms.output, " uvs_plugin_v1"));
+
+  {
+    // the last --plugin-dir wins over the harness's tree (which links the in-tree build)
+    Server s(opts("helo_blocklist\n", {{"badhelo", "bad.example\n.spam.example\n"}}, "",
+                  {"--plugin-dir", tmp + "/out"}));
+    REQUIRE(s.started());
+    CHECK(has(s.log(), "from " + tmp + "/out/helo_blocklist.so"));
+    Client c(s.port());
+    CHECK(greeting(c).rfind("220 ", 0) == 0);
+    CHECK(c.cmd("HELO bad.example") == "550 5.7.1 Your HELO name bad.example is on my blocklist");
+    CHECK(c.cmd("HELO x.spam.example") == "550 5.7.1 Your HELO name x.spam.example is on my blocklist");
+    CHECK(c.cmd("HELO good.example").rfind("250 ", 0) == 0);
+  }
+  std::error_code ec;
+  if (!getenv("UVS_KEEP_TEST_DIRS")) fs::remove_all(tmp, ec);
+}
