@@ -10,6 +10,7 @@
 #include "log/log.hpp"
 #include "net/server.hpp"
 #include "plugin_host/host.hpp"
+#include "util/privileges.hpp"
 #include "uvs_build_config.h"
 
 namespace {
@@ -76,13 +77,16 @@ int main(int argc, char **argv) {
 
   signal(SIGPIPE, SIG_IGN);
   std::string err;
-  auto load = [&](std::string &e) {
-    auto g = uvs::load_generation(config_dir, listen, plugin_dir, e);
+  auto load_with = [&](std::string &e, bool with_plugins) {
+    auto g = uvs::load_generation(config_dir, listen, plugin_dir, e, with_plugins);
     if (g && no_sync_check)
       for (auto &l : g->settings.listen) l.sync_check = false;
     return g;
   };
-  auto gen = load(err);
+  auto load = [&](std::string &e) { return load_with(e, true); };
+  // --check-config loads everything; a real start binds first, drops root, then loads plugins
+  // (so no plugin code ever runs as root).
+  auto gen = load_with(err, check_only);
   if (!gen) {
     fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
     return 1;
@@ -98,6 +102,7 @@ int main(int argc, char **argv) {
   uvs::log::set_json(gen->settings.log_format == "json");
 
   uv_loop_t *loop = uv_default_loop();
+  const uvs::config::Settings settings = gen->settings;
   int rc = 0;
   {
     uvs::Server server(loop, gen, load);
@@ -107,7 +112,18 @@ int main(int argc, char **argv) {
       server.begin_shutdown("startup failure");
       server.run();
       rc = 1;
+    } else if (auto full = [&]() -> std::shared_ptr<uvs::Generation> {
+                 if (!uvs::drop_privileges(settings.user, settings.group, err)) return nullptr;
+                 return load(err);
+               }();
+               !full) {
+      fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
+      server.begin_shutdown("startup failure");
+      server.run();
+      rc = 1;
     } else {
+      server.set_generation(full);
+      full.reset();
       uvs::log::format(uvs::log::notice, "", "", "uvsmtpd %s started (pid %d)", UVS_VERSION,
                        static_cast<int>(getpid()));
       rc = server.run();

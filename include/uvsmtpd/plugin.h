@@ -241,6 +241,10 @@ typedef struct uvs_api {
   /* The server's libuv loop (a uv_loop_t *, libuv 1.x), for plugins that do their own
    * network I/O (they link libuv themselves). Loop thread only; never run or close it. */
   void *(*event_loop)(const uvs_plugin *p);
+  /* A new read-only file descriptor on the spooled message (data_post, queue): the
+   * plugin owns it (close it) and may read it with pread() from any thread, e.g. in
+   * run_blocking work. Content as message_read() sees it. -ENOENT before DATA. */
+  int (*message_fd)(const uvs_call *c);
 
   /* ---- 1.2 and later: append below this line only ----------------------------- */
 } uvs_api;

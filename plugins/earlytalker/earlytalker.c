@@ -1,4 +1,4 @@
-/* plugins/earlytalker/earlytalker.c: the earlytalker plugin (qpsmtpd port): arguments, hooks, checks. */
+/* plugins/earlytalker/earlytalker.c: the earlytalker plugin: arguments, hooks and checks. */
 /*
  * Holds the greeting (and optionally the 354 reply to DATA) for `wait` seconds while watching
  * for client input, on the loop (uvs_api.wait_for_input), and refuses clients that talk first.
@@ -19,8 +19,8 @@
 
 static const uvs_api *api;
 
-#define ET_MAX_WAIT 300.0           /* seconds; the core's hook_timeout (default 30) is lower */
-#define ET_MAX_PASS_TTL 2592000.0   /* 30 days */
+#define ET_MAX_WAIT 300.0         /* seconds; the core's hook_timeout (default 30) is lower */
+#define ET_MAX_PASS_TTL 2592000.0 /* 30 days */
 #define ET_PASS_TABLE_CAP 10000
 #define ET_MAX_ALLOW 1024
 
@@ -71,8 +71,10 @@ static void et_log(et_state *st, const uvs_call *c, int level, const char *fmt, 
     ;
 
 static void et_log(et_state *st, const uvs_call *c, int level, const char *fmt, ...) {
-  if (st->loglevel_mode == 1) level = st->loglevel_val;
-  else if (st->loglevel_mode == 2) level += st->loglevel_val;
+  if (st->loglevel_mode == 1)
+    level = st->loglevel_val;
+  else if (st->loglevel_mode == 2)
+    level += st->loglevel_val;
   if (level < UVS_LOG_EMERG) level = UVS_LOG_EMERG;
   if (level > UVS_LOG_DEBUG) level = UVS_LOG_DEBUG;
   char buf[512];
@@ -84,16 +86,21 @@ static void et_log(et_state *st, const uvs_call *c, int level, const char *fmt, 
 }
 
 /* A note is "true" as in Perl: set, not empty, not "0". */
-static int truthy(const char *v) { return v && *v && strcmp(v, "0") != 0; }
+static int truthy(const char *v) {
+  return v && *v && strcmp(v, "0") != 0;
+}
 
 /* Seconds: digits with an optional fraction ("1", "0.5", ".25"). -1 on anything else. */
 static double parse_seconds(const char *s) {
   if (!s || !*s) return -1;
   int digits = 0, dots = 0;
   for (const char *p = s; *p; ++p) {
-    if (*p >= '0' && *p <= '9') ++digits;
-    else if (*p == '.' && ++dots == 1) continue;
-    else return -1;
+    if (*p >= '0' && *p <= '9')
+      ++digits;
+    else if (*p == '.' && ++dots == 1)
+      continue;
+    else
+      return -1;
   }
   if (!digits || strlen(s) > 32) return -1;
   return strtod(s, NULL);
@@ -106,24 +113,35 @@ static int parse_bool(const char *s) {
 }
 
 static int parse_reject_type(const char *s, reject_type *out) {
-  if (!strcasecmp(s, "perm") || !strcasecmp(s, "hard")) *out = RT_PERM;
-  else if (!strcasecmp(s, "temp") || !strcasecmp(s, "soft")) *out = RT_TEMP;
-  else if (!strcasecmp(s, "disconnect")) *out = RT_DISCONNECT;
-  else if (!strcasecmp(s, "temp_disconnect")) *out = RT_TEMP_DISCONNECT;
-  else return -1;
+  if (!strcasecmp(s, "perm") || !strcasecmp(s, "hard"))
+    *out = RT_PERM;
+  else if (!strcasecmp(s, "temp") || !strcasecmp(s, "soft"))
+    *out = RT_TEMP;
+  else if (!strcasecmp(s, "disconnect"))
+    *out = RT_DISCONNECT;
+  else if (!strcasecmp(s, "temp_disconnect"))
+    *out = RT_TEMP_DISCONNECT;
+  else
+    return -1;
   return 0;
 }
 
 static const char *reject_type_name(reject_type t) {
   switch (t) {
-    case RT_PERM: return "perm";
-    case RT_TEMP: return "temp";
-    case RT_DISCONNECT: return "disconnect";
-    default: return "temp_disconnect";
+    case RT_PERM:
+      return "perm";
+    case RT_TEMP:
+      return "temp";
+    case RT_DISCONNECT:
+      return "disconnect";
+    default:
+      return "temp_disconnect";
   }
 }
 
-static int is_temp(reject_type t) { return t == RT_TEMP || t == RT_TEMP_DISCONNECT; }
+static int is_temp(reject_type t) {
+  return t == RT_TEMP || t == RT_TEMP_DISCONNECT;
+}
 
 /* Why the session is immune (qpsmtpd's is_immune), or NULL. */
 static const char *immune_reason(const uvs_call *c) {
@@ -168,8 +186,8 @@ static void mark_early(uvs_call *c) {
 }
 
 /* The reply for a refusal at hook `hook`. */
-static void reject_reply(reject_type t, uvs_hook hook, uvs_verdict *v, int *code,
-                         const char **enh, const char **text) {
+static void reject_reply(reject_type t, uvs_hook hook, uvs_verdict *v, int *code, const char **enh,
+                         const char **text) {
   int temp = is_temp(t);
   *enh = temp ? "4.5.0" : "5.5.0";
   *text = kConnectText;
@@ -180,15 +198,15 @@ static void reject_reply(reject_type t, uvs_hook hook, uvs_verdict *v, int *code
       *text = kDataText;
       return;
     case UVS_HOOK_CONNECT: /* the core closes after any connect denial */
-      *v = t == RT_PERM ? UVS_DENY
-           : t == RT_TEMP ? UVS_DENYSOFT
+      *v = t == RT_PERM         ? UVS_DENY
+           : t == RT_TEMP       ? UVS_DENYSOFT
            : t == RT_DISCONNECT ? UVS_DENY_DISCONNECT
                                 : UVS_DENYSOFT_DISCONNECT;
       *code = temp ? 450 : 550;
       return;
     default: /* mail, rcpt */
-      *v = t == RT_PERM ? UVS_DENY
-           : t == RT_TEMP ? UVS_DENYSOFT
+      *v = t == RT_PERM         ? UVS_DENY
+           : t == RT_TEMP       ? UVS_DENYSOFT
            : t == RT_DISCONNECT ? UVS_DENY_DISCONNECT
                                 : UVS_DENYSOFT_DISCONNECT;
       *code = t == RT_TEMP_DISCONNECT ? 421 : temp ? 450 : 550;
@@ -386,11 +404,22 @@ static int add_allow(et_state *st, const char *list, uvs_plugin *self) {
   }
 }
 
-static const char *const kKeys[] = {"wait",   "reject",   "reject_type",   "defer-reject",
-                                    "check-at", "action", "loglevel", "banner-teaser",
-                                    "allow",  "pass-ttl"};
-enum { K_WAIT, K_REJECT, K_RTYPE, K_DEFER, K_CHECKAT, K_ACTION, K_LOGLEVEL, K_TEASER, K_ALLOW,
-       K_PASSTTL, K_COUNT };
+static const char *const kKeys[] = {"wait",     "reject",  "reject_type", "defer-reject",
+                                    "check-at", "action",  "loglevel",    "banner-teaser",
+                                    "allow",    "pass-ttl"};
+enum {
+  K_WAIT,
+  K_REJECT,
+  K_RTYPE,
+  K_DEFER,
+  K_CHECKAT,
+  K_ACTION,
+  K_LOGLEVEL,
+  K_TEASER,
+  K_ALLOW,
+  K_PASSTTL,
+  K_COUNT
+};
 
 static int parse_args(et_state *st, uvs_plugin *self) {
   int argc = api->plugin_argc(self);
@@ -421,8 +450,9 @@ static int parse_args(et_state *st, uvs_plugin *self) {
       case K_WAIT: {
         double w = parse_seconds(val);
         if (w < 0 || w > ET_MAX_WAIT)
-          return fail(self, "bad value '%s' for 'wait': expected seconds from 0 to %g (e.g. 1, 0.5)",
-                      val, ET_MAX_WAIT);
+          return fail(self,
+                      "bad value '%s' for 'wait': expected seconds from 0 to %g (e.g. 1, 0.5)", val,
+                      ET_MAX_WAIT);
         st->wait = w;
         break;
       }
@@ -444,12 +474,16 @@ static int parse_args(et_state *st, uvs_plugin *self) {
         break;
       case K_DEFER:
         st->defer = parse_bool(val);
-        if (st->defer < 0) return fail(self, "bad value '%s' for 'defer-reject': expected 0 or 1", val);
+        if (st->defer < 0)
+          return fail(self, "bad value '%s' for 'defer-reject': expected 0 or 1", val);
         break;
       case K_CHECKAT:
-        if (!strcasecmp(val, "connect")) st->at_connect = 1;
-        else if (!strcasecmp(val, "data")) st->at_data = 1;
-        else return fail(self, "bad value '%s' for 'check-at': expected CONNECT or DATA", val);
+        if (!strcasecmp(val, "connect"))
+          st->at_connect = 1;
+        else if (!strcasecmp(val, "data"))
+          st->at_data = 1;
+        else
+          return fail(self, "bad value '%s' for 'check-at': expected CONNECT or DATA", val);
         break;
       case K_ACTION:
         if (strcasecmp(val, "deny") && strcasecmp(val, "denysoft") && strcasecmp(val, "log"))
@@ -471,7 +505,8 @@ static int parse_args(et_state *st, uvs_plugin *self) {
       }
       case K_TEASER:
         st->teaser = parse_bool(val);
-        if (st->teaser < 0) return fail(self, "bad value '%s' for 'banner-teaser': expected 0 or 1", val);
+        if (st->teaser < 0)
+          return fail(self, "bad value '%s' for 'banner-teaser': expected 0 or 1", val);
         break;
       case K_ALLOW:
         if (add_allow(st, val, self) != 0) return -EINVAL;
@@ -519,7 +554,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     return rc;
   }
   const char *me = api->me(self);
-  snprintf(st->teaser_text, sizeof st->teaser_text, "%s ESMTP uvsmtpd", me && *me ? me : "localhost");
+  snprintf(st->teaser_text, sizeof st->teaser_text, "%s ESMTP uvsmtpd",
+           me && *me ? me : "localhost");
   if (st->pass_ttl > 0) {
     st->passes = et_passtab_new(ET_PASS_TABLE_CAP);
     if (!st->passes) {

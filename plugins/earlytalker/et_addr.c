@@ -132,7 +132,9 @@ void et_passtab_free(et_passtab *t) {
   free(t);
 }
 
-size_t et_passtab_size(const et_passtab *t) { return t ? t->count : 0; }
+size_t et_passtab_size(const et_passtab *t) {
+  return t ? t->count : 0;
+}
 
 static int32_t find(const et_passtab *t, const et_addr *a) {
   for (int32_t i = t->buckets[hash_addr(a, t->nbuckets)]; i >= 0; i = t->e[i].hnext)
@@ -145,10 +147,14 @@ static void remove_at(et_passtab *t, int32_t i) {
   int32_t *link = &t->buckets[hash_addr(&e->key, t->nbuckets)];
   while (*link != i) link = &t->e[*link].hnext;
   *link = e->hnext;
-  if (e->prev >= 0) t->e[e->prev].next = e->next;
-  else t->head = e->next;
-  if (e->next >= 0) t->e[e->next].prev = e->prev;
-  else t->tail = e->prev;
+  if (e->prev >= 0)
+    t->e[e->prev].next = e->next;
+  else
+    t->head = e->next;
+  if (e->next >= 0)
+    t->e[e->next].prev = e->prev;
+  else
+    t->tail = e->prev;
   e->hnext = t->free_list;
   t->free_list = i;
   t->count--;
@@ -179,8 +185,10 @@ void et_passtab_add(et_passtab *t, const et_addr *a, uint64_t expiry_ms) {
   t->buckets[h] = i;
   e->next = -1;
   e->prev = t->tail;
-  if (t->tail >= 0) t->e[t->tail].next = i;
-  else t->head = i;
+  if (t->tail >= 0)
+    t->e[t->tail].next = i;
+  else
+    t->head = i;
   t->tail = i;
   t->count++;
 }

@@ -36,6 +36,7 @@ class CallHost {
   virtual int64_t message_size() const { return -1; }
   virtual int64_t message_read(int64_t, void *, size_t) const { return -2; /* -ENOENT */ }
   virtual const std::string *header(std::string_view, int) const { return nullptr; }
+  virtual int message_fd() const { return -2; /* -ENOENT */ }
   // Watch for client input while a call is pending: cb(UVS_INPUT_*) once, on the loop, never
   // from inside this call. Returns 0 or a negative errno.
   virtual int watch_input(std::function<void(int)> cb) = 0;

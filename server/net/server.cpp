@@ -150,6 +150,11 @@ void Server::maybe_finish() {
   log::format(log::notice, "", "", "all sessions closed; exiting");
 }
 
+void Server::set_generation(std::shared_ptr<Generation> gen) {
+  services_.set_hook_timeout(gen->settings.hook_timeout);
+  gen_ = std::move(gen);
+}
+
 void Server::reload() {
   if (shutting_down_) return;
   std::string err;
@@ -159,8 +164,7 @@ void Server::reload() {
                 err.c_str());
     return;
   }
-  services_.set_hook_timeout(gen->settings.hook_timeout);
-  gen_ = std::move(gen);
+  set_generation(std::move(gen));
   log::format(log::notice, "", "", "SIGHUP: configuration and plugins reloaded (%zu plugin instance(s)); "
               "listeners unchanged", gen_->plugins->instances.size());
 }

@@ -35,6 +35,8 @@ class Server {
   void session_closed(Session *s);
   void begin_shutdown(const char *why);
   void reload();
+  // Installs a new generation for new connections (after the privilege drop, and on reload).
+  void set_generation(std::shared_ptr<Generation> gen);
   size_t session_count() const { return sessions_.size(); }
 
  private:

@@ -228,6 +228,7 @@ int api_dns_query(uvs_pending *p, const char *name, int type, uint64_t timeout_m
   return pending::dns_query(p, name, type, timeout_ms, cb, ud);
 }
 void *api_event_loop(const uvs_plugin *p) noexcept { return p ? p->loop : nullptr; }
+int api_message_fd(const uvs_call *c) noexcept { return c ? c->host->message_fd() : -EINVAL; }
 
 const uvs_api kApi = {
     sizeof(uvs_api), UVS_ABI_MAJOR, UVS_ABI_MINOR,
@@ -242,7 +243,7 @@ const uvs_api kApi = {
     api_set_relay_client, api_is_immune, api_adjust_karma,
     api_suspend, api_complete, api_pending_call, api_pending_timer, api_wait_for_input,
     api_run_blocking,
-    api_remote_host, api_dns_query, api_event_loop,
+    api_remote_host, api_dns_query, api_event_loop, api_message_fd,
 };
 
 }  // namespace

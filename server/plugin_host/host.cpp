@@ -135,7 +135,7 @@ std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &l
 std::shared_ptr<Generation> load_generation(const std::string &config_dir,
                                             const std::vector<config::Listen> &listen_override,
                                             const std::string &plugin_dir_override,
-                                            std::string &err) {
+                                            std::string &err, bool with_plugins) {
   auto gen = std::make_shared<Generation>();
   gen->config_dir = config_dir;
   if (!config::load_settings(config_dir + "/uvsmtpd.toml", gen->settings, err)) return nullptr;
@@ -149,6 +149,10 @@ std::shared_ptr<Generation> load_generation(const std::string &config_dir,
   }
   gen->plugin_dir = dir;
 
+  if (!with_plugins) {
+    gen->plugins = std::make_shared<PluginSet>();
+    return gen;
+  }
   std::vector<config::PluginLine> lines;
   std::string plugins_file = config_dir + "/plugins";
   struct stat st;

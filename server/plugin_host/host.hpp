@@ -46,6 +46,6 @@ struct Generation {
 std::shared_ptr<Generation> load_generation(const std::string &config_dir,
                                             const std::vector<config::Listen> &listen_override,
                                             const std::string &plugin_dir_override,
-                                            std::string &err);
+                                            std::string &err, bool with_plugins = true);
 
 }  // namespace uvs

@@ -801,6 +801,11 @@ const std::string *Session::header(std::string_view name, int i) const {
   return &value;
 }
 
+int Session::message_fd() const {
+  if (!txn_.spool) return -ENOENT;
+  return txn_.spool->dup_fd();
+}
+
 int Session::watch_input(std::function<void(int)> cb) {
   if (phase_ == Phase::closing) return -ECANCELED;
   if (input_watch_) return -EBUSY;

@@ -82,6 +82,16 @@ void SpoolFile::flush(std::function<void(int)> cb) {
 }
 
 int64_t SpoolFile::size() const { return s_->appended; }
+
+int SpoolFile::dup_fd() const {
+  if (s_->fd < 0) return -EBADF;
+  // Through /proc so the new descriptor is read-only and has its own file offset.
+  std::string path = "/proc/self/fd/" + std::to_string(s_->fd);
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd >= 0) return fd;
+  fd = fcntl(s_->fd, F_DUPFD_CLOEXEC, 0);
+  return fd < 0 ? -errno : fd;
+}
 int SpoolFile::error() const { return s_->err; }
 
 int64_t SpoolFile::read(int64_t offset, void *buf, size_t len) const {

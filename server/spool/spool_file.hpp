@@ -29,6 +29,7 @@ class SpoolFile {
   int64_t size() const;  // bytes appended
   int64_t read(int64_t offset, void *buf, size_t len) const;  // pread: bytes or -errno
   int error() const;
+  int dup_fd() const;  // a new read-only descriptor on the file (caller closes), or -errno
 
  private:
   struct State;

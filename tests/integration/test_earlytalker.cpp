@@ -1,4 +1,4 @@
-// tests/integration/test_earlytalker.cpp: the earlytalker plugin against the real server: every row of qpsmtpd.md §4.4 (with our fixes), the DATA check, teaser, allow, pass-ttl, arguments, instances, load.
+// tests/integration/test_earlytalker.cpp: earlytalker.so against the real server (issue 4).
 #include <doctest/doctest.h>
 
 #include <algorithm>
@@ -44,7 +44,8 @@ struct FlatPluginDir {
     char tmpl[] = "/tmp/uvsmtpd-test.etplugins.XXXXXX";
     if (!mkdtemp(tmpl)) return;
     dir = tmpl;
-    if (symlink((root + "/plugins/earlytalker/earlytalker.so").c_str(), (dir + "/earlytalker.so").c_str()) != 0 ||
+    if (symlink((root + "/plugins/earlytalker/earlytalker.so").c_str(),
+                (dir + "/earlytalker.so").c_str()) != 0 ||
         symlink((root + "/tests/plugins/verdict.so").c_str(), (dir + "/verdict.so").c_str()) != 0)
       dir.clear();
   }
@@ -75,7 +76,9 @@ Options opts(const std::string &plugins, const std::string &toml = "",
   return o;
 }
 
-double since(const Client &c) { return now() - c.connected_at(); }
+double since(const Client &c) {
+  return now() - c.connected_at();
+}
 
 // A polite client: waits for the greeting; returns it and when it came.
 struct Timed {
@@ -125,7 +128,9 @@ std::string ehlo_and_message(Client &c) {
 
 // ---- qpsmtpd.md §4.4 rows ------------------------------------------------------------------
 
-TEST_CASE("earlytalker: defaults (wait 1): polite banner after 1 s; early talker 550 at once, then close") {
+TEST_CASE(
+    "earlytalker: defaults (wait 1): polite banner after 1 s; early talker 550 at once, then "
+    "close") {
   Server s(opts("earlytalker\n" + kAccept));
   REQUIRE(s.started());
   {
@@ -152,9 +157,9 @@ TEST_CASE("earlytalker: each reject_type at CONNECT") {
     std::string reply;
   };
   const Row rows[] = {
-      {"perm", "550 5.5.0 " + kConnText},           {"hard", "550 5.5.0 " + kConnText},
-      {"temp", "450 4.5.0 " + kConnText},           {"soft", "450 4.5.0 " + kConnText},
-      {"disconnect", "550 5.5.0 " + kConnText},     {"temp_disconnect", "450 4.5.0 " + kConnText},
+      {"perm", "550 5.5.0 " + kConnText},       {"hard", "550 5.5.0 " + kConnText},
+      {"temp", "450 4.5.0 " + kConnText},       {"soft", "450 4.5.0 " + kConnText},
+      {"disconnect", "550 5.5.0 " + kConnText}, {"temp_disconnect", "450 4.5.0 " + kConnText},
       {"TEMP", "450 4.5.0 " + kConnText},
   };
   for (const Row &row : rows) {
@@ -196,7 +201,7 @@ TEST_CASE("earlytalker: reject 0 and action log tolerate: banner at once, sessio
     c.send("EHLO early.example\r\n");
     Timed g = greeting(c);
     CHECK(g.reply == kBanner);
-    CHECK(g.t < 0.25);  // early talkers get the banner at once
+    CHECK(g.t < 0.25);                                      // early talkers get the banner at once
     CHECK(c.reply().rfind("250-mx.test.invalid", 0) == 0);  // the EHLO sent early is answered
     CHECK(send_message(c, "a@sender.example", {"u@example.com"}, kBody).rfind("250 ", 0) == 0);
     CHECK(s.wait_log("earlytalker: fail, tolerated, remote started talking before we said hello"));
@@ -227,7 +232,8 @@ TEST_CASE("earlytalker: legacy action deny gives 550, action denysoft gives 450 
   }
 }
 
-TEST_CASE("earlytalker: defer-reject 1: banner at once, MAIL 550 (perm default), RCPT 503, QUIT 221") {
+TEST_CASE(
+    "earlytalker: defer-reject 1: banner at once, MAIL 550 (perm default), RCPT 503, QUIT 221") {
   Server s(opts("earlytalker wait 1 defer-reject 1\n" + kAccept));
   REQUIRE(s.started());
   {
@@ -249,7 +255,8 @@ TEST_CASE("earlytalker: defer-reject 1: banner at once, MAIL 550 (perm default),
   CHECK(c.cmd("MAIL FROM:<b@sender.example>") == "550 5.5.0 " + kConnText);  // every MAIL
   CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
   CHECK(c.closed());
-  CHECK(s.wait_log("fail, remote started talking before we said hello (deferred reject at MAIL)", 5, 2));
+  CHECK(s.wait_log("fail, remote started talking before we said hello (deferred reject at MAIL)", 5,
+                   2));
   // karma -1 once per connection, not again on every MAIL (qpsmtpd: -1, -2, ...)
   CHECK(s.count_log("karma -1") == 1);
 }
@@ -268,7 +275,8 @@ TEST_CASE("earlytalker: defer-reject with each reject_type at MAIL") {
   };
   for (const Row &row : rows) {
     CAPTURE(row.type);
-    Server s(opts(std::string("earlytalker wait 1 defer-reject 1 reject_type ") + row.type + "\n" + kAccept));
+    Server s(opts(std::string("earlytalker wait 1 defer-reject 1 reject_type ") + row.type + "\n" +
+                  kAccept));
     REQUIRE(s.started());
     Client c(s.port());
     c.send("EHLO early.example\r\n");
@@ -309,8 +317,9 @@ TEST_CASE("earlytalker: defer-reject refuses RCPT too (MAIL accepted by an earli
 
 TEST_CASE("earlytalker: defer-reject spares a session that became immune by MAIL") {
   // verdict:0 sets whitelisthost at MAIL, before earlytalker runs in the mail chain.
-  Server s(opts("verdict:0 mail=DECLINED mail.note=whitelisthost:1\nearlytalker wait 1 defer-reject 1\n" +
-                kAccept));
+  Server s(opts(
+      "verdict:0 mail=DECLINED mail.note=whitelisthost:1\nearlytalker wait 1 defer-reject 1\n" +
+      kAccept));
   REQUIRE(s.started());
   Client c(s.port());
   c.send("EHLO early.example\r\n");
@@ -377,7 +386,8 @@ TEST_CASE("earlytalker: check-at DATA: body sent before the 354 -> 554/451 and c
     CHECK(s.wait_log("fail, remote started sending data before the 354 reply"));
   }
   {  // reject 0 at DATA: tolerated, the early bytes are the message
-    Server s(opts("earlytalker check-at DATA wait 1 reject 0\n" + kAccept, "", {"--no-sync-check"}));
+    Server s(
+        opts("earlytalker check-at DATA wait 1 reject 0\n" + kAccept, "", {"--no-sync-check"}));
     REQUIRE(s.started());
     Client c(s.port());
     CHECK(c.reply() == kBanner);
@@ -391,14 +401,15 @@ TEST_CASE("earlytalker: check-at DATA: body sent before the 354 -> 554/451 and c
   }
 }
 
-TEST_CASE("earlytalker: same-packet body with the core's sync check on: the core's 554 comes first") {
+TEST_CASE(
+    "earlytalker: same-packet body with the core's sync check on: the core's 554 comes first") {
   Server s(opts("earlytalker check-at DATA wait 1\n" + kAccept));
   REQUIRE(s.started());
   Client c(s.port());
   CHECK(c.reply() == kBanner);
   CHECK(c.cmd("EHLO client.example").rfind("250-", 0) == 0);
-  c.send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n" + std::string(kBody) +
-         ".\r\nQUIT\r\n");
+  c.send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n" +
+         std::string(kBody) + ".\r\nQUIT\r\n");
   CHECK(c.reply().rfind("250 ", 0) == 0);
   CHECK(c.reply().rfind("250 ", 0) == 0);
   double t0 = now();
@@ -408,15 +419,17 @@ TEST_CASE("earlytalker: same-packet body with the core's sync check on: the core
   CHECK(s.count_log("earlytalker: fail") == 0);  // the data hook never ran
 }
 
-TEST_CASE("earlytalker: same-packet body with the sync check off: earlytalker catches it (qpsmtpd misses it)") {
+TEST_CASE(
+    "earlytalker: same-packet body with the sync check off: earlytalker catches it (qpsmtpd misses "
+    "it)") {
   Server s(opts("earlytalker check-at DATA wait 1\n" + kAccept, "", {"--no-sync-check"}));
   REQUIRE(s.started());
   CHECK(s.wait_log("(sync_check off)"));
   Client c(s.port());
   CHECK(c.reply() == kBanner);
   CHECK(c.cmd("EHLO client.example").rfind("250-", 0) == 0);
-  c.send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n" + std::string(kBody) +
-         ".\r\nQUIT\r\n");
+  c.send("MAIL FROM:<a@sender.example>\r\nRCPT TO:<u@example.com>\r\nDATA\r\n" +
+         std::string(kBody) + ".\r\nQUIT\r\n");
   CHECK(c.reply().rfind("250 ", 0) == 0);
   CHECK(c.reply().rfind("250 ", 0) == 0);
   double t0 = now();
@@ -428,8 +441,10 @@ TEST_CASE("earlytalker: same-packet body with the sync check off: earlytalker ca
 }
 
 TEST_CASE("earlytalker: check-at DATA skips immune sessions and DATA without recipients") {
-  Server s(opts("verdict:0 connect=DECLINED connect.note=whitelisthost:1\n"
-                "earlytalker check-at DATA wait 1\n" + kAccept));
+  Server s(
+      opts("verdict:0 connect=DECLINED connect.note=whitelisthost:1\n"
+           "earlytalker check-at DATA wait 1\n" +
+           kAccept));
   REQUIRE(s.started());
   Client c(s.port());
   CHECK(c.reply() == kBanner);
@@ -494,7 +509,8 @@ TEST_CASE("earlytalker: the wait override notes earlytalker_wait and relayclient
     CHECK(g.t < 0.3 + kSlack);
   }
   {  // "0" (false) falls back to the configured wait, as in qpsmtpd
-    Server s(opts("verdict:0 connect=DECLINED connect.note=earlytalker_wait:0\nearlytalker wait 0.4\n"));
+    Server s(
+        opts("verdict:0 connect=DECLINED connect.note=earlytalker_wait:0\nearlytalker wait 0.4\n"));
     REQUIRE(s.started());
     Client c(s.port());
     Timed g = greeting(c);
@@ -502,7 +518,8 @@ TEST_CASE("earlytalker: the wait override notes earlytalker_wait and relayclient
     CHECK(g.t < 0.4 + kSlack);
   }
   {  // garbage is ignored with a warning
-    Server s(opts("verdict:0 connect=DECLINED connect.note=earlytalker_wait:soon\nearlytalker wait 0.3\n"));
+    Server s(opts(
+        "verdict:0 connect=DECLINED connect.note=earlytalker_wait:soon\nearlytalker wait 0.3\n"));
     REQUIRE(s.started());
     Client c(s.port());
     Timed g = greeting(c);
@@ -523,7 +540,8 @@ TEST_CASE("earlytalker: karma_history > 5 and immune sessions skip the delay") {
     CHECK(s.wait_log("earlytalker: skip, karma 9"));
   }
   {
-    Server s(opts("verdict:0 connect=DECLINED connect.note=karma_history:5\nearlytalker wait 0.3\n"));
+    Server s(
+        opts("verdict:0 connect=DECLINED connect.note=karma_history:5\nearlytalker wait 0.3\n"));
     REQUIRE(s.started());
     Client c(s.port());
     Timed g = greeting(c);
@@ -539,7 +557,9 @@ TEST_CASE("earlytalker: karma_history > 5 and immune sessions skip the delay") {
   }
 }
 
-TEST_CASE("earlytalker: banner-teaser: 220- at once, final 220 after wait; talking after the teaser is early") {
+TEST_CASE(
+    "earlytalker: banner-teaser: 220- at once, final 220 after wait; talking after the teaser is "
+    "early") {
   Server s(opts("earlytalker wait 0.5 banner-teaser 1\n" + kAccept));
   REQUIRE(s.started());
   {
@@ -580,7 +600,8 @@ TEST_CASE("earlytalker: allow: listed networks are never delayed") {
     CHECK(s.wait_log("earlytalker: skip, allow"));
   }
   {
-    Server s(opts("earlytalker wait 1 allow 10.0.0.0/8,::1/128,127.0.0.0/8 check-at DATA\n" + kAccept));
+    Server s(
+        opts("earlytalker wait 1 allow 10.0.0.0/8,::1/128,127.0.0.0/8 check-at DATA\n" + kAccept));
     REQUIRE(s.started());
     Client c(s.port());
     CHECK(c.reply() == kBanner);
@@ -660,7 +681,8 @@ TEST_CASE("earlytalker: odd, unknown and bad arguments refuse startup naming con
     for (const auto &a : plugin_dir_args(dir)) args.push_back(a);
     RunResult r = run_uvsmtpd(args);
     CHECK(r.status == 1);
-    CHECK(r.output.find("conf/plugins:2: plugin 'earlytalker' failed to initialise") != std::string::npos);
+    CHECK(r.output.find("conf/plugins:2: plugin 'earlytalker' failed to initialise") !=
+          std::string::npos);
     CHECK(r.output.find(row.message) != std::string::npos);
     // and the server does not start either
     args = {"--config", dir + "/conf", "--listen", "127.0.0.1:0"};
@@ -669,10 +691,11 @@ TEST_CASE("earlytalker: odd, unknown and bad arguments refuse startup naming con
     CHECK(r2.status == 1);
     remove_tree(dir);
   }
-  std::string good = make_tree(opts(
-      "earlytalker wait 0.5 reject 1 reject_type soft defer-reject 1 check-at connect check-at DATA "
-      "loglevel -1 banner-teaser 1 allow 10.0.0.0/8,fe80::/10 pass-ttl 3600\n"
-      "earlytalker:1 action denysoft loglevel 6\n"));
+  std::string good =
+      make_tree(opts("earlytalker wait 0.5 reject 1 reject_type soft defer-reject 1 check-at "
+                     "connect check-at DATA "
+                     "loglevel -1 banner-teaser 1 allow 10.0.0.0/8,fe80::/10 pass-ttl 3600\n"
+                     "earlytalker:1 action denysoft loglevel 6\n"));
   std::vector<std::string> args = {"--config", good + "/conf", "--check-config"};
   for (const auto &a : plugin_dir_args(good)) args.push_back(a);
   RunResult ok = run_uvsmtpd(args);
@@ -682,7 +705,8 @@ TEST_CASE("earlytalker: odd, unknown and bad arguments refuse startup naming con
 }
 
 TEST_CASE("earlytalker: earlytalker:0 plus earlytalker:1 (separate state per instance)") {
-  Server s(opts("earlytalker:0 wait 0.3\nearlytalker:1 check-at DATA wait 0.3 reject_type temp\n" + kAccept));
+  Server s(opts("earlytalker:0 wait 0.3\nearlytalker:1 check-at DATA wait 0.3 reject_type temp\n" +
+                kAccept));
   REQUIRE(s.started());
   {
     Client c(s.port());
@@ -721,8 +745,14 @@ TEST_CASE("earlytalker: earlytalker:0 plus earlytalker:1 (separate state per ins
 TEST_CASE("earlytalker: counters and loglevel") {
   Server s(opts("earlytalker wait 0.2 allow 10.0.0.0/8\n"));
   REQUIRE(s.started());
-  { Client c(s.port()); CHECK(c.reply() == kBanner); }
-  { Client c(s.port()); CHECK(c.reply() == kBanner); }
+  {
+    Client c(s.port());
+    CHECK(c.reply() == kBanner);
+  }
+  {
+    Client c(s.port());
+    CHECK(c.reply() == kBanner);
+  }
   CHECK(talk_first(s.port()).reply == "550 5.5.0 " + kConnText);
   s.signal(SIGTERM);
   CHECK(s.wait_exit() == 0);
@@ -730,7 +760,10 @@ TEST_CASE("earlytalker: counters and loglevel") {
 
   Server q(opts("earlytalker wait 0.2 loglevel 3\n"));  // every line at err
   REQUIRE(q.started());
-  { Client c(q.port()); CHECK(c.reply() == kBanner); }
+  {
+    Client c(q.port());
+    CHECK(c.reply() == kBanner);
+  }
   CHECK(q.wait_log("earlytalker: pass, not spontaneous"));
   std::string l = q.log();
   size_t at = l.find("earlytalker: pass, not spontaneous");
@@ -807,9 +840,10 @@ TEST_CASE("earlytalker: 1,000 concurrent polite connections wait together, memor
   CHECK(tmax <= 3.5);
   clients.clear();
   long rss_after = s.rss_kb();
-  MESSAGE("1000 sessions: connect loop " << t_connect << " s; greeting after min " << tmin << " s, max "
-          << tmax << " s; RSS before " << rss_before << " KiB, during " << rss_during
-          << " KiB, after " << rss_after << " KiB");
+  MESSAGE("1000 sessions: connect loop " << t_connect << " s; greeting after min " << tmin
+                                         << " s, max " << tmax << " s; RSS before " << rss_before
+                                         << " KiB, during " << rss_during << " KiB, after "
+                                         << rss_after << " KiB");
   CHECK(rss_during > 0);
   CHECK(rss_during - rss_before < 64 * 1024);  // < 64 MiB for 1000 waiting sessions
 }
