@@ -313,10 +313,12 @@ void Session::process() {
     in_off_ = 0;
   }
   processing_ = false;
+  // At EOF nothing more can complete a partial line: whatever is left is dropped.
   if (eof_ && (phase_ == Phase::command || phase_ == Phase::data) && !chain_ && !busy_ &&
-      !waiting_disk_ && in_off_ == in_.size()) {
+      !waiting_disk_) {
     if (phase_ == Phase::data) log::format(log::info, id_, "", "client closed during DATA; message discarded");
-    log::format(log::info, id_, "", "client closed the connection");
+    log::format(log::info, id_, "", "client closed the connection%s",
+                in_off_ < in_.size() ? " (after an incomplete line)" : "");
     begin_close();
     return;
   }

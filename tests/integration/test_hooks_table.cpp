@@ -83,7 +83,7 @@ void run_script(Server &s, const Script &script) {
         CHECK(r.substr(0, arg.size()) == arg);
         break;
       }
-      case '-': CHECK(c.read_some(0.15) == ""); break;
+      case '-': CHECK(c.read_some(0.12) == ""); break;
       case '!':
         CHECK(c.closed());
         CHECK(c.drained == "");
@@ -92,6 +92,9 @@ void run_script(Server &s, const Script &script) {
     }
   }
   CHECK(c.last_crlf_ok);
+  std::string log = s.log();  // under -Db_sanitize the server reports to this log
+  CHECK(log.find("AddressSanitizer") == std::string::npos);
+  CHECK(log.find("runtime error:") == std::string::npos);
 }
 
 struct Row {

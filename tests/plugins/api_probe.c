@@ -235,6 +235,17 @@ static uvs_verdict on_connect(probe *st, uvs_call *c) {
   return UVS_PENDING;
 }
 
+/* The completion of a call that the session may have stopped waiting for (client gone,
+ * hook timeout): pending_call() is then NULL and complete() says -ECANCELED. */
+static void late_timer(uvs_pending *p, void *ud) {
+  job *j = (job *)ud;
+  uvs_call *c = api->pending_call(p);
+  out(j->st, NULL, "%s pending_call=%s", j->what, c ? "ok" : "(null)");
+  int rc = api->complete(p, UVS_OK, 0, NULL, "too late");
+  out(j->st, NULL, "%s complete=%d", j->what, rc);
+  free(j);
+}
+
 /* ---- rcpt ------------------------------------------------------------------------------ */
 
 static void rcpt_work(void *ud) {
@@ -275,6 +286,12 @@ static uvs_verdict on_rcpt(probe *st, uvs_call *c) {
     uvs_pending *p = api->suspend(c);
     if (!p) return UVS_DENYSOFT;
     out(st, c, "%s run_blocking=%d", h, api->run_blocking(p, rcpt_work, rcpt_work_done, new_job(st, p, "rcpt")));
+    return UVS_PENDING;
+  }
+  if (strncmp(addr, "late@", 5) == 0) { /* completes after 800 ms: after a short hook_timeout */
+    uvs_pending *p = api->suspend(c);
+    if (!p) return UVS_DENYSOFT;
+    api->pending_timer(p, 800, late_timer, new_job(st, p, "rcpt late"));
     return UVS_PENDING;
   }
   if (strncmp(addr, "badcomplete@", 12) == 0) {
@@ -340,15 +357,6 @@ static void vrfy_input(uvs_pending *p, int result, void *ud) {
   free(j);
 }
 
-static void vrfy_gone_timer(uvs_pending *p, void *ud) {
-  job *j = (job *)ud;
-  uvs_call *c = api->pending_call(p);
-  out(j->st, NULL, "vrfy %s pending_call=%s", j->what, c ? "ok" : "(null)");
-  int rc = api->complete(p, UVS_OK, 0, NULL, "too late");
-  out(j->st, NULL, "vrfy %s complete=%d", j->what, rc);
-  free(j);
-}
-
 static uvs_verdict on_vrfy(probe *st, uvs_call *c) {
   const char *arg = api->call_arg(c);
   out(st, c, "vrfy arg=%s", arg);
@@ -365,8 +373,8 @@ static uvs_verdict on_vrfy(probe *st, uvs_call *c) {
     uvs_pending *p = api->suspend(c);
     if (!p) return UVS_DENYSOFT;
     int gone = arg[0] == 'g';
-    job *j = new_job(st, p, gone ? "gone" : "late");
-    api->pending_timer(p, gone ? 300 : (uint64_t)atoi(arg + 5), vrfy_gone_timer, j);
+    job *j = new_job(st, p, gone ? "vrfy gone" : "vrfy late");
+    api->pending_timer(p, gone ? 300 : (uint64_t)atoi(arg + 5), late_timer, j);
     return UVS_PENDING;
   }
   return UVS_DECLINED;
