@@ -63,6 +63,7 @@ bool parse_level(std::string_view name, int &out) {
 }
 
 void write(int lvl, std::string_view session, std::string_view source, std::string_view msg) {
+  if (lvl > g_level) return;
   if (lvl < 0) lvl = 0;
   if (lvl > 7) lvl = 7;
   std::string line;
@@ -86,6 +87,7 @@ void write(int lvl, std::string_view session, std::string_view source, std::stri
 
 void vformat(int lvl, std::string_view session, std::string_view source, const char *fmt,
              va_list ap) {
+  if (lvl > g_level) return;
   char buf[1024];
   va_list copy;
   va_copy(copy, ap);

@@ -805,7 +805,7 @@ const std::string *Session::header(std::string_view name, int i) const {
 
 int Session::message_fd() const {
   if (!txn_.spool) return -ENOENT;
-  return txn_.spool->dup_fd();
+  return const_cast<SpoolFile &>(*txn_.spool).dup_fd();
 }
 
 int Session::watch_input(std::function<void(int)> cb) {

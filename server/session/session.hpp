@@ -72,7 +72,7 @@ class Session final : public CallHost {
   int64_t message_size() const override;
   int64_t message_read(int64_t offset, void *buf, size_t len) const override;
   const std::string *header(std::string_view name, int i) const override;
-  int message_fd() const override;
+  int message_fd() const override;  // may move an in-memory message into a memfd
   int watch_input(std::function<void(int)> cb) override;
   void unwatch_input() override;
   int send_continuation(std::string_view text) override;

@@ -2,8 +2,11 @@
 // marks for back-pressure, and a shared state that outlives the object while a write is in flight.
 #include "spool/spool_file.hpp"
 
+#include <algorithm>
 #include <cerrno>
+#include <cstring>
 #include <fcntl.h>
+#include <sys/mman.h>
 #include <unistd.h>
 
 namespace uvs {
@@ -17,6 +20,7 @@ constexpr size_t kLow = 256 * 1024;
 struct SpoolFile::State {
   uv_loop_t *loop = nullptr;
   int fd = -1;
+  bool in_memory = true;  // everything is in `buf` (no file yet)
   std::string buf;       // appended, not yet handed to a write
   std::string writing;   // the write in flight
   bool in_flight = false;
@@ -46,29 +50,49 @@ SpoolFile::~SpoolFile() {
 }
 
 int SpoolFile::open() {
+  if (::access(dir_.c_str(), W_OK | X_OK) != 0) return -errno;
+  return 0;
+}
+
+static int open_spill_file(const std::string &dir_) {
   int fd = ::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
     std::string tmpl = dir_ + "/spool.XXXXXX";
     fd = mkostemp(tmpl.data(), O_CLOEXEC);
     if (fd >= 0) ::unlink(tmpl.c_str());
   }
-  if (fd < 0) return -errno;
-  s_->fd = fd;
-  return 0;
+  return fd < 0 ? -errno : fd;
 }
 
 void SpoolFile::append(std::string_view data) {
   if (data.empty() || s_->err) return;
   s_->buf.append(data);
   s_->appended += static_cast<int64_t>(data.size());
+  if (s_->in_memory) {
+    if (s_->buf.size() <= kMemoryLimit) return;
+    int fd = open_spill_file(dir_);  // too big for memory: spill to disk from here on
+    if (fd < 0) {
+      s_->err = fd;
+      s_->buf.clear();
+      return;
+    }
+    s_->fd = fd;
+    s_->in_memory = false;
+  }
   if (s_->buf.size() >= kChunk) kick(s_);
 }
 
-bool SpoolFile::backlogged() const { return s_->buf.size() + s_->writing.size() > kHigh; }
+bool SpoolFile::backlogged() const {
+  return !s_->in_memory && s_->buf.size() + s_->writing.size() > kHigh;
+}
 
 void SpoolFile::on_drained(std::function<void()> cb) { s_->drained = std::move(cb); }
 
 void SpoolFile::flush(std::function<void(int)> cb) {
+  if (s_->in_memory) {
+    cb(0);
+    return;
+  }
   if (s_->err) {
     cb(s_->err);
     return;
@@ -83,7 +107,26 @@ void SpoolFile::flush(std::function<void(int)> cb) {
 
 int64_t SpoolFile::size() const { return s_->appended; }
 
-int SpoolFile::dup_fd() const {
+int SpoolFile::dup_fd() {
+  if (s_->in_memory) {
+    // Hand the content over to a memfd (memory, never blocks on a disk).
+    int fd = memfd_create("uvsmtpd-message", MFD_CLOEXEC);
+    if (fd < 0) return -errno;
+    size_t off = 0;
+    while (off < s_->buf.size()) {
+      ssize_t n = ::write(fd, s_->buf.data() + off, s_->buf.size() - off);
+      if (n < 0) {
+        int e = errno;
+        ::close(fd);
+        return -e;
+      }
+      off += static_cast<size_t>(n);
+    }
+    s_->fd = fd;
+    s_->written = static_cast<int64_t>(off);
+    s_->buf.clear();
+    s_->in_memory = false;
+  }
   if (s_->fd < 0) return -EBADF;
   // Through /proc so the new descriptor is read-only and has its own file offset.
   std::string path = "/proc/self/fd/" + std::to_string(s_->fd);
@@ -95,6 +138,12 @@ int SpoolFile::dup_fd() const {
 int SpoolFile::error() const { return s_->err; }
 
 int64_t SpoolFile::read(int64_t offset, void *buf, size_t len) const {
+  if (s_->in_memory) {
+    if (offset >= static_cast<int64_t>(s_->buf.size())) return 0;
+    size_t n = std::min(len, s_->buf.size() - static_cast<size_t>(offset));
+    memcpy(buf, s_->buf.data() + offset, n);
+    return static_cast<int64_t>(n);
+  }
   if (s_->fd < 0) return -EBADF;
   if (offset >= s_->written) return 0;  // only what is on disk
   size_t max = static_cast<size_t>(s_->written - offset);

@@ -1,6 +1,7 @@
-// spool/spool_file.hpp: the message body of one transaction on disk while it streams in. An
-// anonymous file (O_TMPFILE, or created and unlinked at once) in the spool directory: nothing to
-// clean after a crash. Writes go through libuv's thread pool in order; reads are pread.
+// spool/spool_file.hpp: the message body of one transaction while it streams in. Small messages
+// (up to kMemoryLimit) stay in memory and never cost a disk or thread-pool round trip; larger
+// ones spill to an anonymous file (O_TMPFILE, or created and unlinked at once) in the spool
+// directory — nothing to clean after a crash — written in order through libuv's thread pool.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -18,7 +19,9 @@ class SpoolFile {
   SpoolFile(const SpoolFile &) = delete;
   SpoolFile &operator=(const SpoolFile &) = delete;
 
-  int open();                        // 0 or -errno
+  static constexpr size_t kMemoryLimit = 256 * 1024;
+
+  int open();                        // checks the spool directory: 0 or -errno
   void append(std::string_view data);  // buffered; written in the background
   // True while more than the high-water mark waits to be written: stop reading the client.
   bool backlogged() const;
@@ -29,7 +32,9 @@ class SpoolFile {
   int64_t size() const;  // bytes appended
   int64_t read(int64_t offset, void *buf, size_t len) const;  // pread: bytes or -errno
   int error() const;
-  int dup_fd() const;  // a new read-only descriptor on the file (caller closes), or -errno
+  // A new read-only descriptor on the content (caller closes), or -errno. An in-memory message
+  // is moved into a memfd first.
+  int dup_fd();
 
  private:
   struct State;

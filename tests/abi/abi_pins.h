@@ -4,7 +4,8 @@
  * released in 1.0 fails to compile here. Offsets are computed, not measured: the table
  * starts with an 8-byte header (uint32_t size, uint16_t abi_major, uint16_t abi_minor),
  * then one pointer per member in declaration order. That holds on LP64 and ILP32 alike.
- * When 1.1 appends members, add their pins below the 1.0 block; never edit the 1.0 block.
+ * Each minor's appended members get their own block, guarded by UVS_ABI_MINOR; never edit an
+ * earlier block. A header whose minor has no block here fails to compile (#error).
  */
 #ifndef UVS_TEST_ABI_PINS_H
 #define UVS_TEST_ABI_PINS_H
@@ -89,11 +90,24 @@ PIN_MEMBER(wait_for_input, 44);
 PIN_MEMBER(run_blocking, 45);
 #define UVS_API_SIZE_1_0 SLOT(46)
 
-/* The running table may grow (1.1 appends), never shrink. While the header says 1.0, the
- * struct is exactly the 1.0 table: nothing was added without bumping the minor. */
+/* ---- uvs_api 1.1 members (appended after 1.0's last slot) ---------------------------------- */
+#if UVS_ABI_MINOR >= 1
+PIN_MEMBER(remote_host, 46);
+PIN_MEMBER(dns_query, 47);
+PIN_MEMBER(event_loop, 48);
+PIN_MEMBER(message_fd, 49);
+#define UVS_API_SIZE_1_1 SLOT(50)
+#endif
+
+/* The table grows with each minor, never shrinks; and it is exactly the table of the minor the
+ * header declares: nothing was appended without bumping UVS_ABI_MINOR (and pinning it here). */
 PIN(sizeof(uvs_api) >= UVS_API_SIZE_1_0);
-#if UVS_ABI_MAJOR == 1 && UVS_ABI_MINOR == 0
+#if UVS_ABI_MINOR == 0
 PIN(sizeof(uvs_api) == UVS_API_SIZE_1_0);
+#elif UVS_ABI_MINOR == 1
+PIN(sizeof(uvs_api) == UVS_API_SIZE_1_1);
+#else
+#error "UVS_ABI_MINOR is newer than tests/abi/abi_pins.h: pin the new members"
 #endif
 
 /* ---- uvs_plugin_info: the exported symbol's type ------------------------------------------ */
@@ -151,6 +165,14 @@ PIN(UVS_LOG_WARNING == 4);
 PIN(UVS_LOG_NOTICE == 5);
 PIN(UVS_LOG_INFO == 6);
 PIN(UVS_LOG_DEBUG == 7);
+
+#if UVS_ABI_MINOR >= 1
+PIN(UVS_DNS_A == 1);
+PIN(UVS_DNS_AAAA == 2);
+PIN(UVS_DNS_MX == 3);
+PIN(UVS_DNS_TXT == 4);
+PIN(UVS_DNS_PTR == 5);
+#endif
 
 PIN(UVS_INPUT_TIMEOUT == 0);
 PIN(UVS_INPUT_DATA == 1);
@@ -237,6 +259,13 @@ PIN_TYPE(API_T(pending_timer), int (*)(uvs_pending *, uint64_t, uvs_pending_fn, 
 PIN_TYPE(API_T(wait_for_input), int (*)(uvs_pending *, uint64_t, uvs_input_fn, void *));
 PIN_TYPE(API_T(run_blocking), int (*)(uvs_pending *, uvs_work_fn, uvs_pending_fn, void *));
 
+#if UVS_ABI_MINOR >= 1
+PIN_TYPE(API_T(remote_host), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(dns_query), int (*)(uvs_pending *, const char *, int, uint64_t, uvs_dns_fn, void *));
+PIN_TYPE(API_T(event_loop), void *(*)(const uvs_plugin *));
+PIN_TYPE(API_T(message_fd), int (*)(const uvs_call *));
+#endif
+
 PIN_TYPE(INFO_T(size), uint32_t);
 PIN_TYPE(INFO_T(abi_major), uint16_t);
 PIN_TYPE(INFO_T(abi_minor), uint16_t);
@@ -257,6 +286,9 @@ PIN_TYPEDEF(uvs_input_fn, void (*)(uvs_pending *, int, void *));
 PIN_TYPEDEF(uvs_work_fn, void (*)(void *));
 PIN_TYPEDEF(uvs_free_fn, void (*)(void *));
 PIN_TYPEDEF(uvs_line_fn, int (*)(const char *, void *));
+#if UVS_ABI_MINOR >= 1
+PIN_TYPEDEF(uvs_dns_fn, void (*)(uvs_pending *, int, int, const char *const *, void *));
+#endif
 #endif /* HAVE_PIN_TYPE */
 
 #endif /* UVS_TEST_ABI_PINS_H */

@@ -31,6 +31,13 @@ static int fake_run_blocking(uvs_pending *p, uvs_work_fn w, uvs_pending_fn d, vo
   return 0;
 }
 
+#if UVS_ABI_MINOR >= 1
+static int fake_message_fd(const uvs_call *c) {
+  (void)c;
+  return -1;
+}
+#endif
+
 UVS_PLUGIN("abi_check", "1.2.3", fake_init, fake_fini);
 
 static int run_abi_checks(const char *lang) {
@@ -43,7 +50,7 @@ static int run_abi_checks(const char *lang) {
   CHECK(uvs_plugin_v1.init == fake_init);
   CHECK(uvs_plugin_v1.fini == fake_fini);
 
-  /* UVS_API_HAS: covered by size AND not NULL. */
+  /* UVS_API_HAS: covered by size AND not NULL. A 1.0 server's table ends at run_blocking. */
   uvs_api t;
   memset(&t, 0, sizeof t);
   t.size = (uint32_t)sizeof t;
@@ -59,6 +66,13 @@ static int run_abi_checks(const char *lang) {
   CHECK(!UVS_API_HAS(&t, run_blocking));
   t.size = (uint32_t)(offsetof(uvs_api, run_blocking) + sizeof(void *));
   CHECK(UVS_API_HAS(&t, run_blocking));
+#if UVS_ABI_MINOR >= 1
+  /* a 1.1 member is not there in a 1.0 server's table, even if the memory says otherwise */
+  t.message_fd = fake_message_fd;
+  CHECK(!UVS_API_HAS(&t, message_fd));
+  t.size = (uint32_t)sizeof t;
+  CHECK(UVS_API_HAS(&t, message_fd));
+#endif
 
   printf("abi %s: %s (uvs_api %u bytes, uvs_plugin_info %u bytes, ABI %d.%d)\n", lang,
          failures ? "FAILED" : "ok", (unsigned)sizeof(uvs_api), (unsigned)sizeof(uvs_plugin_info),

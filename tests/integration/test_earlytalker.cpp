@@ -3,7 +3,6 @@
 
 #include <algorithm>
 #include <csignal>
-#include <cstdlib>
 #include <memory>
 #include <string>
 #include <unistd.h>
@@ -27,40 +26,8 @@ constexpr double kEarly = 0.005;
 // "Well before wait + 0.5 s".
 constexpr double kSlack = 0.5;
 
-// WORKAROUND (build layout, reported to the lead): meson builds plugins/earlytalker/meson.build
-// into build/plugins/earlytalker/earlytalker.so, so the plugin tree the harness links has
-// earlytalker/earlytalker.so and "earlytalker" in conf/plugins is not found. Until the tree is
-// flat, the tests pass a --plugin-dir of their own with earlytalker.so and verdict.so at the top.
-// The later --plugin-dir wins. When build/plugins/earlytalker.so exists this does nothing.
-struct FlatPluginDir {
-  std::string dir;
-  FlatPluginDir() {
-    std::string root = build_root();
-    if (char *abs = realpath(root.c_str(), nullptr)) {
-      root = abs;
-      free(abs);
-    }
-    if (access((root + "/plugins/earlytalker.so").c_str(), F_OK) == 0) return;
-    char tmpl[] = "/tmp/uvsmtpd-test.etplugins.XXXXXX";
-    if (!mkdtemp(tmpl)) return;
-    dir = tmpl;
-    if (symlink((root + "/plugins/earlytalker/earlytalker.so").c_str(),
-                (dir + "/earlytalker.so").c_str()) != 0 ||
-        symlink((root + "/tests/plugins/verdict.so").c_str(), (dir + "/verdict.so").c_str()) != 0)
-      dir.clear();
-  }
-  ~FlatPluginDir() {
-    if (!dir.empty()) remove_tree(dir);
-  }
-};
-const std::string &flat_plugin_dir() {
-  static FlatPluginDir d;
-  return d.dir;
-}
-
 std::vector<std::string> plugin_dir_args(const std::string &tree) {
-  const std::string &flat = flat_plugin_dir();
-  return {"--plugin-dir", flat.empty() ? tree + "/plugins" : flat};
+  return {"--plugin-dir", tree + "/plugins"};
 }
 
 Options opts(const std::string &plugins, const std::string &toml = "",
@@ -69,10 +36,6 @@ Options opts(const std::string &plugins, const std::string &toml = "",
   o.plugins = plugins;
   o.toml = toml;
   o.args = std::move(args);
-  if (!flat_plugin_dir().empty()) {
-    o.args.push_back("--plugin-dir");
-    o.args.push_back(flat_plugin_dir());
-  }
   return o;
 }
 

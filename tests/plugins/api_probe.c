@@ -2,14 +2,15 @@
  *
  * Every result is a log line at NOTICE, "<instance>: <hook> <key>=<value>", NULL strings as
  * "(null)". Registers every hook. What it does per hook:
- *   init        plugin_name/argc/argv/set_data/data, me, config_lines (file "probe_list" if
- *               present, missing file, bad names, early stop), register_hook errors
+ *   init        plugin_name/argc/argv/set_data/data, me, event_loop, config_lines (file
+ *               "probe_list" if present, missing file, bad names, early stop), register_hook errors
  *               (-ENOSYS for 999 and 0, -EINVAL for NULL fn), set_error, log(NULL plugin)
  *   pre-connection  peer_ip, send_continuation (-EPERM)
- *   connect     session/peer/local accessors, empty transaction accessors, message
- *               accessors outside DATA, register_hook after init (-EPERM), send_continuation
- *               (0, -EINVAL for CRLF), notes (strings, pointers with destructors, replace
- *               runs the old destructor, type mismatches, bad scope/key), is_immune (relay,
+ *   connect     session/peer/local accessors, remote_host, empty transaction accessors,
+ *               message accessors outside DATA, register_hook after init (-EPERM),
+ *               send_continuation (0, -EINVAL for CRLF), notes (strings, pointers with
+ *               destructors, replacing runs the old destructor, type mismatches, bad
+ *               scope/key), is_immune (relay,
  *               whitelisthost, whitelistsender), adjust_karma; then suspend (second suspend
  *               NULL, pending_call, run_blocking NULL work -EINVAL), pending_timer 30 ms whose
  *               callback sends one more continuation line through pending_call and completes
@@ -21,23 +22,28 @@
  *   rcpt        mail_from, rcpt_count/rcpt_at, notes; local part "thread": suspend +
  *               run_blocking (the worker logs from the pool thread, done() completes OK
  *               "probe thread ok"); "badcomplete": complete() with code 199 (-EINVAL; OK with
- *               the default reply); anything else OK
- *   data, data_headers_end, data_post  rcpt list, message_size/message_read/header_get
+ *               the default reply); "late": completes OK after 800 ms; anything else OK
+ *   data, data_headers_end, data_post  rcpt list, message_size/message_read/header_get,
+ *               message_fd (read with pread, closed)
  *   queue       OK with reply "probe queued"
  *   vrfy ARG    "wait MS": wait_for_input -> complete OK "input timeout|input data|input eof";
  *               "gone": timer 300 ms, then pending_call and complete() (the client left);
  *               "late MS": complete only after MS (after the hook timeout)
+ *   help ARG    "dns NAME TYPE": dns_query (bad type, NULL cb/name -EINVAL), then OK with the
+ *               reply "dns status=S count=N answers..."
  *   noop ARG    "replycheck": reply/reply_line validation; "multiline": DENY with two lines;
  *               "mismatch": 250 with DENY (default reply); "done": DONE with a 250 reply
  *   disconnect  notes, suspend (NULL: not allowed in a notification)
  *   deny/ok     call_arg (plugin) and call_address (verdict)
  *   fini        logs "fini"
  */
+#define _POSIX_C_SOURCE 200809L /* pread */
 #include <errno.h>
 #include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "uvsmtpd/plugin.h"
 
@@ -171,6 +177,8 @@ static uvs_verdict on_connect(probe *st, uvs_call *c) {
   out(st, c, "%s message_size=%lld", h, (long long)api->message_size(c));
   out(st, c, "%s message_read=%lld", h, (long long)api->message_read(c, 0, buf, sizeof buf));
   out(st, c, "%s header_get=%s", h, S(api->header_get(c, "Subject", 0)));
+  if (UVS_API_HAS(api, message_fd)) out(st, c, "%s message_fd=%d", h, api->message_fd(c));
+  if (UVS_API_HAS(api, remote_host)) out(st, c, "%s remote_host=%s", h, S(api->remote_host(c)));
   out(st, c, "%s register_late=%d", h, api->register_hook(st->self, UVS_HOOK_HELO, on_hook, st));
   out(st, c, "%s send_continuation=%d", h, api->send_continuation(c, "probe teaser"));
   out(st, c, "%s send_continuation_crlf=%d", h, api->send_continuation(c, "bad\r\nline"));
@@ -285,7 +293,13 @@ static uvs_verdict on_rcpt(probe *st, uvs_call *c) {
   if (strncmp(addr, "thread@", 7) == 0) {
     uvs_pending *p = api->suspend(c);
     if (!p) return UVS_DENYSOFT;
-    out(st, c, "%s run_blocking=%d", h, api->run_blocking(p, rcpt_work, rcpt_work_done, new_job(st, p, "rcpt")));
+    job *j = new_job(st, p, "rcpt");
+    int rc = api->run_blocking(p, rcpt_work, rcpt_work_done, j);
+    out(st, c, "%s run_blocking=%d", h, rc);
+    if (rc < 0) {
+      free(j);
+      api->complete(p, UVS_DENYSOFT, 0, NULL, NULL);
+    }
     return UVS_PENDING;
   }
   if (strncmp(addr, "late@", 5) == 0) { /* completes after 800 ms: after a short hook_timeout */
@@ -333,6 +347,19 @@ static void on_data_post(probe *st, uvs_call *c) {
   out(st, c, "%s crlf_only=%d", h, crlf_only);
   out(st, c, "%s dot_unstuffed=%d", h, strstr(msg, "\r\n.leading dot\r\n") != NULL);
   free(msg);
+  if (UVS_API_HAS(api, message_fd)) {
+    /* the plugin's own descriptor: same bytes as message_read, closed by us */
+    int fd = api->message_fd(c);
+    out(st, c, "%s message_fd_ok=%d", h, fd >= 0);
+    if (fd >= 0) {
+      char buf[4096];
+      int64_t fd_total = 0;
+      ssize_t n;
+      while ((n = pread(fd, buf, sizeof buf, (off_t)fd_total)) > 0) fd_total += n;
+      out(st, c, "%s message_fd_total=%lld", h, (long long)fd_total);
+      close(fd);
+    }
+  }
   out(st, c, "%s header_subject=%s", h, S(api->header_get(c, "subject", 0)));
   out(st, c, "%s header_probe0=%s", h, S(api->header_get(c, "X-Probe", 0)));
   out(st, c, "%s header_probe1=%s", h, S(api->header_get(c, "x-probe", 1)));
@@ -375,6 +402,42 @@ static uvs_verdict on_vrfy(probe *st, uvs_call *c) {
     int gone = arg[0] == 'g';
     job *j = new_job(st, p, gone ? "vrfy gone" : "vrfy late");
     api->pending_timer(p, gone ? 300 : (uint64_t)atoi(arg + 5), late_timer, j);
+    return UVS_PENDING;
+  }
+  return UVS_DECLINED;
+}
+
+/* ---- help: dns_query (1.1) ------------------------------------------------------------- */
+
+static void help_dns_answer(uvs_pending *p, int status, int count, const char *const *answers, void *ud) {
+  job *j = (job *)ud;
+  char text[300];
+  int len = snprintf(text, sizeof text, "dns status=%d count=%d", status, count);
+  for (int i = 0; i < count && len > 0 && (size_t)len < sizeof text; ++i)
+    len += snprintf(text + len, sizeof text - (size_t)len, " %s", answers[i]);
+  out(j->st, api->pending_call(p), "help %s", text);
+  out(j->st, NULL, "help dns complete=%d", api->complete(p, UVS_OK, 0, NULL, text));
+  free(j);
+}
+
+static uvs_verdict on_help(probe *st, uvs_call *c) {
+  const char *arg = api->call_arg(c);
+  out(st, c, "help call_arg=%s", arg);
+  char name[200];
+  int type = 0;
+  if (UVS_API_HAS(api, dns_query) && sscanf(arg, "dns %199s %d", name, &type) == 2) {
+    uvs_pending *p = api->suspend(c);
+    if (!p) return UVS_DENYSOFT;
+    out(st, c, "help dns_bad_type=%d", api->dns_query(p, name, 99, 0, help_dns_answer, NULL));
+    out(st, c, "help dns_null_cb=%d", api->dns_query(p, name, type, 0, NULL, NULL));
+    out(st, c, "help dns_null_name=%d", api->dns_query(p, NULL, type, 0, help_dns_answer, NULL));
+    job *j = new_job(st, p, "dns");
+    int rc = api->dns_query(p, name, type, 2000, help_dns_answer, j);
+    out(st, c, "help dns_query=%d", rc);
+    if (rc < 0) {
+      free(j);
+      api->complete(p, UVS_DENYSOFT, 0, NULL, NULL);
+    }
     return UVS_PENDING;
   }
   return UVS_DECLINED;
@@ -516,6 +579,8 @@ static uvs_verdict on_hook(uvs_call *c, void *ud) {
       return on_vrfy(st, c);
     case UVS_HOOK_NOOP:
       return on_noop(st, c);
+    case UVS_HOOK_HELP:
+      return on_help(st, c);
     default:
       out(st, c, "%s call_arg=%s", h, api->call_arg(c));
       return UVS_DECLINED;
@@ -540,6 +605,7 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   api->plugin_set_data(self, st);
   out(st, NULL, "init data_roundtrip=%d", api->plugin_data(self) == st);
   out(st, NULL, "init me=%s", S(api->me(self)));
+  if (UVS_API_HAS(api, event_loop)) out(st, NULL, "init event_loop=%s", api->event_loop(self) ? "non-null" : "(null)");
   int rc = api->config_lines(self, "probe_list", collect_line, st);
   out(st, NULL, "init config_lines=%d calls=%d", rc, st->config_calls);
   out(st, NULL, "init config_missing=%d", api->config_lines(self, "no_such_file", collect_line, st));

@@ -149,6 +149,14 @@ static int parse_verdict(const char *v, uvs_verdict *out) {
   return -1;
 }
 
+/* init failed: fini will not run, so free the state here (no leak under LSan). */
+static int fail(uvs_plugin *self, state *st, const char *msg) {
+  api->set_error(self, msg);
+  api->plugin_set_data(self, NULL);
+  free(st);
+  return -EINVAL;
+}
+
 static int init(uvs_plugin *self, const uvs_api *a) {
   api = a;
   state *st = (state *)calloc(1, sizeof *st);
@@ -159,8 +167,7 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     const char *eq = strchr(arg, '=');
     if (!eq) {
       snprintf(msg, sizeof msg, "argument '%s' is not key=value", arg);
-      api->set_error(self, msg);
-      return -EINVAL;
+      return fail(self, st, msg);
     }
     if (strncmp(arg, "trace=", 6) == 0) {
       st->trace = atoi(eq + 1);
@@ -170,16 +177,14 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     int hook = hook_id(arg, (size_t)((dot ? dot : eq) - arg));
     if (!hook) {
       snprintf(msg, sizeof msg, "unknown hook in '%s'", arg);
-      api->set_error(self, msg);
-      return -EINVAL;
+      return fail(self, st, msg);
     }
     hook_conf *h = &st->hooks[hook];
     const char *val = eq + 1;
     if (!dot) {
       if (parse_verdict(val, &h->verdict) != 0) {
         snprintf(msg, sizeof msg, "unknown verdict '%s'", val);
-        api->set_error(self, msg);
-        return -EINVAL;
+        return fail(self, st, msg);
       }
       h->set = 1;
       if (!h->delay) h->delay = 20;
@@ -201,13 +206,12 @@ static int init(uvs_plugin *self, const uvs_api *a) {
         h->delay = (unsigned)atoi(val);
       } else if (klen == 4 && strncmp(dot + 1, "note", 4) == 0) {
         const char *colon = strchr(val, ':');
-        if (!colon) return api->set_error(self, "note needs key:value"), -EINVAL;
+        if (!colon) return fail(self, st, "note needs key:value");
         snprintf(h->note_key, sizeof h->note_key, "%.*s", (int)(colon - val), val);
         copy_text(h->note_val, sizeof h->note_val, colon + 1);
       } else {
         snprintf(msg, sizeof msg, "unknown option in '%s'", arg);
-        api->set_error(self, msg);
-        return -EINVAL;
+        return fail(self, st, msg);
       }
     }
   }

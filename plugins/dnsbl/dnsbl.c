@@ -1,0 +1,640 @@
+/* plugins/dnsbl/dnsbl.c: the dnsbl plugin: IP blocklist lookups at connect, verdicts at connect or RCPT. */
+/*
+ * At connect the call is suspended and one A query per zone of conf/dnsbl_zones is sent at
+ * once through the core's resolver (uvs_api.dns_query); the call completes when every query
+ * has answered or timed out (each query carries the plugin's `timeout`, so the greeting waits
+ * at most that long, once). A listing is stored in connection notes and enforced at connect
+ * (`check-at connect`) or at each RCPT (the default, as in qpsmtpd, so that postmaster and
+ * relay clients can be let through). A timeout or a DNS error never rejects.
+ * docs/plugins/dnsbl.md describes the configuration and the differences from qpsmtpd.
+ */
+#define _POSIX_C_SOURCE 200809L
+#include <arpa/inet.h>
+#include <errno.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <strings.h>
+#include <time.h>
+
+#include "dnsbl_util.h"
+#include "uvsmtpd/plugin.h"
+
+static const uvs_api *api;
+
+#define BL_MAX_ZONES 64
+#define BL_MAX_ALLOW 4096
+#define BL_MAX_MSG_LINES 8
+#define BL_TEXT 400           /* bytes of reply text kept (the core allows 500 per line)  */
+#define BL_MAX_TIMEOUT 60.0   /* seconds; keep it below the core's hook_timeout (30)    */
+#define BL_MIN_TXT_MS 20      /* no TXT follow-up when less time than this is left      */
+#define BL_ZONE_CAP 184
+
+typedef enum { RT_PERM, RT_TEMP, RT_DISCONNECT, RT_TEMP_DISCONNECT } reject_type;
+typedef enum { REJECT_LOG = 0, REJECT_YES = 1, REJECT_NAUGHTY = 2 } reject_mode;
+
+typedef struct bl_zone {
+  char name[BL_ZONE_CAP];
+  bl_expect expect[BL_MAX_EXPECT];
+  int nexpect;
+  char msg[BL_TEXT]; /* "" = TXT record or the default text */
+} bl_zone;
+
+typedef struct bl_state {
+  uvs_plugin *self;
+  bl_zone *zones;
+  size_t nzones;
+  bl_cidr *allow;
+  size_t nallow;
+  char msg_lines[BL_MAX_MSG_LINES][BL_TEXT]; /* conf/dnsbl_rejectmsg */
+  int nmsg_lines;
+  reject_mode reject;
+  reject_type rtype;
+  int at_connect;
+  int txt;
+  double timeout;
+  char reject_note[160]; /* this instance's private connection note */
+  int init_error;
+  char init_msg[480];
+  unsigned long long checked, listed, skipped, timeouts, errors;
+} bl_state;
+
+/* ---- one connection's lookups ----------------------------------------------------------- */
+
+typedef enum { ZQ_PENDING, ZQ_CLEAN, ZQ_LISTED, ZQ_TIMEOUT, ZQ_ERROR } zq_state;
+
+struct bl_job;
+typedef struct bl_zq {
+  struct bl_job *job;
+  size_t zone;
+  zq_state state;
+  char answer[INET6_ADDRSTRLEN];
+  char txt[BL_TEXT];
+} bl_zq;
+
+typedef struct bl_job {
+  bl_state *st;
+  uvs_pending *p;
+  int outstanding; /* queries that will still call back, +1 while launching */
+  uint64_t deadline_ms;
+  char ip[INET6_ADDRSTRLEN];
+  char prefix[72];
+  bl_zq zq[];
+} bl_job;
+
+/* ---- helpers ---------------------------------------------------------------------------- */
+
+static uint64_t now_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* A note is "true" as in Perl: set, not empty, not "0". */
+static int truthy(const char *v) { return v && *v && strcmp(v, "0") != 0; }
+
+static const char *reject_type_name(reject_type t) {
+  static const char *const names[] = {"perm", "temp", "disconnect", "temp_disconnect"};
+  return names[t];
+}
+
+static uvs_verdict reject_verdict(reject_type t) {
+  switch (t) {
+    case RT_TEMP: return UVS_DENYSOFT;
+    case RT_DISCONNECT: return UVS_DENY_DISCONNECT;
+    case RT_TEMP_DISCONNECT: return UVS_DENYSOFT_DISCONNECT;
+    default: return UVS_DENY;
+  }
+}
+
+/* Why the session is immune (qpsmtpd's is_immune), or NULL. */
+static const char *immune_reason(const uvs_call *c) {
+  if (api->is_immune(c) <= 0) return NULL;
+  if (api->relay_client(c) > 0) return "relay client";
+  if (truthy(api->note_get(c, UVS_NOTE_CONNECTION, "whitelisthost"))) return "whitelisted host";
+  if (truthy(api->note_get(c, UVS_NOTE_TRANSACTION, "whitelistsender")))
+    return "whitelisted sender";
+  return "immune";
+}
+
+static int allowed(const bl_state *st, const bl_addr *a) {
+  for (size_t i = 0; i < st->nallow; ++i)
+    if (bl_cidr_match(&st->allow[i], a)) return 1;
+  return 0;
+}
+
+/* The reply: the dnsbl_rejectmsg lines (if any), then msg. Code 0 = the hook's default
+ * (550 5.7.1 / 450 4.7.1, 421 for temp_disconnect at RCPT). */
+static void set_reply(const bl_state *st, uvs_call *c, const char *msg) {
+  if (st->nmsg_lines == 0) {
+    api->reply(c, 0, NULL, msg);
+    return;
+  }
+  api->reply(c, 0, NULL, st->msg_lines[0]);
+  for (int i = 1; i < st->nmsg_lines; ++i) api->reply_line(c, st->msg_lines[i]);
+  api->reply_line(c, msg);
+}
+
+/* qpsmtpd's store_deferred_reject: append "(dnsbl) msg" to the connection note naughty,
+ * and set naughty_reject_type unless another plugin set it first. */
+static void store_deferred_reject(const bl_state *st, uvs_call *c, const char *msg) {
+  char buf[2048];
+  const char *old = api->note_get(c, UVS_NOTE_CONNECTION, "naughty");
+  if (truthy(old))
+    snprintf(buf, sizeof buf, "%s\r\n(dnsbl) %s", old, msg);
+  else
+    snprintf(buf, sizeof buf, "(dnsbl) %s", msg);
+  api->note_set(c, UVS_NOTE_CONNECTION, "naughty", buf);
+  if (!api->note_get(c, UVS_NOTE_CONNECTION, "naughty_reject_type"))
+    api->note_set(c, UVS_NOTE_CONNECTION, "naughty_reject_type", reject_type_name(st->rtype));
+}
+
+/* ---- the lookups ------------------------------------------------------------------------ */
+
+/* All answers are in: decide, note, log, complete, free. The call may be gone (client left,
+ * hook timeout): then only complete. */
+static void job_finish(bl_job *job) {
+  bl_state *st = job->st;
+  uvs_pending *p = job->p;
+  uvs_call *c = api->pending_call(p);
+  const bl_zq *hit = NULL;
+  for (size_t i = 0; i < st->nzones && !hit; ++i)
+    if (job->zq[i].state == ZQ_LISTED) hit = &job->zq[i];
+  if (!hit) {
+    api->log(st->self, c, UVS_LOG_INFO, "pass, %s not listed in %zu zone%s", job->ip, st->nzones,
+             st->nzones == 1 ? "" : "s");
+    free(job);
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+    return;
+  }
+  st->listed++;
+  const bl_zone *z = &st->zones[hit->zone];
+  char msg[BL_TEXT];
+  if (z->msg[0])
+    bl_reply_text(msg, sizeof msg, z->msg, job->ip);
+  else if (hit->txt[0])
+    bl_reply_text(msg, sizeof msg, hit->txt, NULL);
+  else
+    snprintf(msg, sizeof msg, "Blocked - see %s", z->name);
+  char note[BL_TEXT + BL_ZONE_CAP + 4];
+  snprintf(note, sizeof note, "%s: %s", z->name, msg);
+  if (!c) {
+    free(job);
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+    return;
+  }
+  if (!api->note_get(c, UVS_NOTE_CONNECTION, "dnsbl"))
+    api->note_set(c, UVS_NOTE_CONNECTION, "dnsbl", note);
+  uvs_verdict v = UVS_DECLINED;
+  switch (st->reject) {
+    case REJECT_LOG:
+      api->log(st->self, c, UVS_LOG_INFO, "fail, tolerated, %s", note);
+      break;
+    case REJECT_NAUGHTY:
+      api->log(st->self, c, UVS_LOG_INFO, "fail, NAUGHTY, %s", note);
+      store_deferred_reject(st, c, msg);
+      break;
+    case REJECT_YES:
+      if (st->at_connect) {
+        api->log(st->self, c, UVS_LOG_INFO, "fail, %s", note);
+        set_reply(st, c, msg);
+        v = reject_verdict(st->rtype);
+      } else {
+        api->log(st->self, c, UVS_LOG_INFO, "listed, %s (recipients will be refused)", note);
+        api->note_set(c, UVS_NOTE_CONNECTION, st->reject_note, note);
+      }
+      break;
+  }
+  free(job);
+  api->complete(p, v, 0, NULL, NULL);
+}
+
+static void job_release(bl_job *job) {
+  if (--job->outstanding == 0) job_finish(job);
+}
+
+static void on_txt(uvs_pending *p, int status, int count, const char *const *answers, void *ud) {
+  bl_zq *zq = (bl_zq *)ud;
+  bl_job *job = zq->job;
+  const bl_zone *z = &job->st->zones[zq->zone];
+  if (status == 0 && count > 0 && answers[0])
+    bl_reply_text(zq->txt, sizeof zq->txt, answers[0], NULL);
+  else
+    api->log(job->st->self, api->pending_call(p), UVS_LOG_DEBUG, "%s: no TXT record (%d)", z->name,
+             status);
+  job_release(job);
+}
+
+static void on_a(uvs_pending *p, int status, int count, const char *const *answers, void *ud) {
+  bl_zq *zq = (bl_zq *)ud;
+  bl_job *job = zq->job;
+  bl_state *st = job->st;
+  const bl_zone *z = &st->zones[zq->zone];
+  uvs_call *c = api->pending_call(p);
+  if (status == 0) {
+    for (int i = 0; i < count && zq->state != ZQ_LISTED; ++i) {
+      if (!bl_expect_match(z->expect, z->nexpect, answers[i])) continue;
+      zq->state = ZQ_LISTED;
+      snprintf(zq->answer, sizeof zq->answer, "%s", answers[i]);
+    }
+    if (zq->state == ZQ_LISTED) {
+      api->log(st->self, c, UVS_LOG_INFO, "%s lists %s (%s)", z->name, job->ip, zq->answer);
+    } else {
+      zq->state = ZQ_CLEAN;
+      api->log(st->self, c, UVS_LOG_INFO,
+               "%s answered %s for %s, not an expected answer: not listed", z->name,
+               count > 0 ? answers[0] : "nothing", job->ip);
+    }
+  } else if (status == -ENOENT) {
+    zq->state = ZQ_CLEAN;
+    api->log(st->self, c, UVS_LOG_DEBUG, "%s: %s not listed", z->name, job->ip);
+  } else if (status == -ETIMEDOUT) {
+    zq->state = ZQ_TIMEOUT;
+    st->timeouts++;
+    api->log(st->self, c, UVS_LOG_WARNING, "%s: no answer within %gs, treated as not listed",
+             z->name, st->timeout);
+  } else {
+    zq->state = ZQ_ERROR;
+    st->errors++;
+    api->log(st->self, c, UVS_LOG_WARNING, "%s: lookup failed (%s), treated as not listed",
+             z->name, strerror(-status));
+  }
+  if (zq->state == ZQ_LISTED && !z->msg[0] && st->txt) {
+    uint64_t now = now_ms();
+    if (job->deadline_ms > now + BL_MIN_TXT_MS) {
+      char name[256];
+      snprintf(name, sizeof name, "%s.%s", job->prefix, z->name);
+      /* The TXT query takes over this zone's slot in job->outstanding. */
+      if (api->dns_query(p, name, UVS_DNS_TXT, job->deadline_ms - now, on_txt, zq) == 0) return;
+    }
+  }
+  job_release(job);
+}
+
+static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const bl_addr *addr, const char *ip) {
+  bl_job *job = (bl_job *)calloc(1, sizeof *job + st->nzones * sizeof(bl_zq));
+  if (!job) {
+    api->log(st->self, c, UVS_LOG_ERR, "skip, out of memory");
+    return UVS_DECLINED;
+  }
+  if (bl_reverse(addr, job->prefix, sizeof job->prefix) < 0) {
+    free(job);
+    return UVS_DECLINED;
+  }
+  uvs_pending *p = api->suspend(c);
+  if (!p) {
+    free(job);
+    st->skipped++;
+    api->log(st->self, c, UVS_LOG_ERR, "skip, cannot suspend the call");
+    return UVS_DECLINED;
+  }
+  st->checked++;
+  job->st = st;
+  job->p = p;
+  job->deadline_ms = now_ms() + (uint64_t)(st->timeout * 1000.0 + 0.5);
+  snprintf(job->ip, sizeof job->ip, "%s", ip);
+  uint64_t timeout_ms = (uint64_t)(st->timeout * 1000.0 + 0.5);
+  /* The +1 keeps a callback that runs inside dns_query() from finishing the job early. */
+  job->outstanding = 1;
+  for (size_t i = 0; i < st->nzones; ++i) {
+    bl_zq *zq = &job->zq[i];
+    zq->job = job;
+    zq->zone = i;
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", job->prefix, st->zones[i].name);
+    api->log(st->self, c, UVS_LOG_DEBUG, "looking up %s A", name);
+    ++job->outstanding;
+    int rc = api->dns_query(p, name, UVS_DNS_A, timeout_ms, on_a, zq);
+    if (rc < 0) {
+      --job->outstanding;
+      zq->state = ZQ_ERROR;
+      st->errors++;
+      api->log(st->self, c, UVS_LOG_WARNING, "%s: cannot query (%s), treated as not listed",
+               st->zones[i].name, strerror(-rc));
+    }
+  }
+  job_release(job); /* may complete at once if every query failed to start */
+  return UVS_PENDING;
+}
+
+/* ---- hooks ------------------------------------------------------------------------------ */
+
+static uvs_verdict on_connect(uvs_call *c, void *ud) {
+  bl_state *st = (bl_state *)ud;
+  const char *why = immune_reason(c);
+  if (why) {
+    st->skipped++;
+    api->log(st->self, c, UVS_LOG_INFO, "skip, %s", why);
+    return UVS_DECLINED;
+  }
+  const char *ip = api->peer_ip(c);
+  bl_addr addr;
+  if (bl_addr_parse(ip, &addr) != 0) {
+    st->skipped++;
+    api->log(st->self, c, UVS_LOG_INFO, "skip, peer address '%s' is not IPv4/IPv6", ip ? ip : "");
+    return UVS_DECLINED;
+  }
+  if (allowed(st, &addr)) {
+    st->skipped++;
+    api->log(st->self, c, UVS_LOG_INFO, "skip, %s is in dnsbl_allow", ip);
+    return UVS_DECLINED;
+  }
+  return start_lookups(st, c, &addr, ip);
+}
+
+/* RFC 5321 §4.5.1 (postmaster) and RFC 2142 (abuse) mailboxes, as qpsmtpd's list. */
+static int special_recipient(const char *address) {
+  static const char *const names[] = {"postmaster", "abuse", "mailer-daemon", "root"};
+  const char *at = strrchr(address, '@');
+  size_t len = at ? (size_t)(at - address) : strlen(address);
+  for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
+    if (strlen(names[i]) == len && strncasecmp(address, names[i], len) == 0) return 1;
+  return 0;
+}
+
+static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
+  bl_state *st = (bl_state *)ud;
+  const char *note = api->note_get(c, UVS_NOTE_CONNECTION, st->reject_note);
+  if (!truthy(note)) return UVS_DECLINED;
+  const char *why = immune_reason(c);
+  if (why) {
+    api->log(st->self, c, UVS_LOG_INFO, "skip, %s (listed: %s)", why, note);
+    return UVS_DECLINED;
+  }
+  const char *rcpt = api->call_address(c);
+  if (rcpt && special_recipient(rcpt)) {
+    api->log(st->self, c, UVS_LOG_INFO, "skip, special recipient %s (listed: %s)", rcpt, note);
+    return UVS_DECLINED;
+  }
+  api->log(st->self, c, UVS_LOG_INFO, "fail, %s", note);
+  const char *sep = strstr(note, ": ");
+  set_reply(st, c, sep ? sep + 2 : note);
+  return reject_verdict(st->rtype);
+}
+
+/* ---- configuration ---------------------------------------------------------------------- */
+
+static int fail(uvs_plugin *self, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static int fail(uvs_plugin *self, const char *fmt, ...) {
+  char msg[512];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(msg, sizeof msg, fmt, ap);
+  va_end(ap);
+  api->set_error(self, msg);
+  return -EINVAL;
+}
+
+/* config_lines callbacks report the first error into st->init_msg and stop. */
+static int line_error(bl_state *st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+
+static int line_error(bl_state *st, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(st->init_msg, sizeof st->init_msg, fmt, ap);
+  va_end(ap);
+  st->init_error = 1;
+  return 1;
+}
+
+static const char *skip_blanks(const char *s) {
+  while (*s == ' ' || *s == '\t') ++s;
+  return s;
+}
+
+/* One conf/dnsbl_zones line: "zone [expected|-] [message]", or qpsmtpd's "zone:message". */
+static int zone_line(const char *line, void *ud) {
+  bl_state *st = (bl_state *)ud;
+  if (st->nzones >= BL_MAX_ZONES)
+    return line_error(st, "dnsbl_zones: more than %d zones", BL_MAX_ZONES);
+  bl_zone z;
+  memset(&z, 0, sizeof z);
+  size_t len = strcspn(line, " \t:");
+  const char *rest = line + len;
+  if (len == 0 || len >= sizeof z.name)
+    return line_error(st, "dnsbl_zones: bad zone in line '%s'", line);
+  memcpy(z.name, line, len);
+  if (z.name[len - 1] == '.') z.name[len - 1] = 0; /* a rooted name */
+  if (!bl_zone_ok(z.name))
+    return line_error(st, "dnsbl_zones: '%s' is not a DNS zone name (line '%s')", z.name, line);
+  if (*rest == ':') {
+    rest = rest + 1; /* qpsmtpd: everything after the colon is the message */
+  } else {
+    rest = skip_blanks(rest);
+    size_t tlen = strcspn(rest, " \t");
+    char tok[128];
+    if (tlen > 0 && tlen < sizeof tok) {
+      memcpy(tok, rest, tlen);
+      tok[tlen] = 0;
+      if (strcmp(tok, "-") == 0) {
+        rest += tlen;
+      } else if ((tok[0] >= '0' && tok[0] <= '9') || tok[0] == '&') {
+        int n = bl_expect_parse(tok, z.expect);
+        if (n <= 0)
+          return line_error(st,
+                            "dnsbl_zones: '%s' is not an expected answer (an IPv4 address, "
+                            "a.b.c.d/len, &mask, or a comma-separated list of these; write '-' "
+                            "before a message that starts with a digit) in line '%s'",
+                            tok, line);
+        z.nexpect = n;
+        rest += tlen;
+      }
+    } else if (tlen >= sizeof tok && ((rest[0] >= '0' && rest[0] <= '9') || rest[0] == '&')) {
+      return line_error(st, "dnsbl_zones: expected answer too long in line '%s'", line);
+    }
+  }
+  bl_reply_text(z.msg, sizeof z.msg, skip_blanks(rest), NULL);
+  for (size_t i = 0; i < st->nzones; ++i)
+    if (strcasecmp(st->zones[i].name, z.name) == 0) {
+      api->log(st->self, NULL, UVS_LOG_WARNING, "dnsbl_zones: zone %s listed twice; first kept",
+               z.name);
+      return 0;
+    }
+  bl_zone *grown = (bl_zone *)realloc(st->zones, (st->nzones + 1) * sizeof *grown);
+  if (!grown) return line_error(st, "out of memory");
+  st->zones = grown;
+  st->zones[st->nzones++] = z;
+  return 0;
+}
+
+static int allow_line(const char *line, void *ud) {
+  bl_state *st = (bl_state *)ud;
+  bl_cidr cidr;
+  if (bl_cidr_parse(line, &cidr) != 0)
+    return line_error(st,
+                      "dnsbl_allow: '%s' is not an IPv4/IPv6 address, CIDR or IPv4 prefix "
+                      "ending in '.'",
+                      line);
+  if (st->nallow >= BL_MAX_ALLOW)
+    return line_error(st, "dnsbl_allow: more than %d entries", BL_MAX_ALLOW);
+  bl_cidr *grown = (bl_cidr *)realloc(st->allow, (st->nallow + 1) * sizeof *grown);
+  if (!grown) return line_error(st, "out of memory");
+  st->allow = grown;
+  st->allow[st->nallow++] = cidr;
+  return 0;
+}
+
+static int rejectmsg_line(const char *line, void *ud) {
+  bl_state *st = (bl_state *)ud;
+  if (st->nmsg_lines >= BL_MAX_MSG_LINES) return 1; /* the rest is ignored */
+  if (bl_reply_text(st->msg_lines[st->nmsg_lines], BL_TEXT, line, NULL) > 0) st->nmsg_lines++;
+  return 0;
+}
+
+/* Seconds: digits with an optional fraction ("5", "0.3", ".25"). -1 on anything else. */
+static double parse_seconds(const char *s) {
+  int digits = 0, dots = 0;
+  if (!s || !*s || strlen(s) > 32) return -1;
+  for (const char *p = s; *p; ++p) {
+    if (*p >= '0' && *p <= '9')
+      ++digits;
+    else if (*p != '.' || ++dots > 1)
+      return -1;
+  }
+  return digits ? strtod(s, NULL) : -1;
+}
+
+static int parse_reject_type(const char *s, reject_type *out) {
+  if (!strcasecmp(s, "perm") || !strcasecmp(s, "hard"))
+    *out = RT_PERM;
+  else if (!strcasecmp(s, "temp") || !strcasecmp(s, "soft"))
+    *out = RT_TEMP;
+  else if (!strcasecmp(s, "disconnect"))
+    *out = RT_DISCONNECT;
+  else if (!strcasecmp(s, "temp_disconnect"))
+    *out = RT_TEMP_DISCONNECT;
+  else
+    return -1;
+  return 0;
+}
+
+static int parse_args(bl_state *st, uvs_plugin *self) {
+  int argc = api->plugin_argc(self);
+  int i = 0;
+  st->reject = REJECT_YES;
+  st->rtype = RT_PERM;
+  st->timeout = 5;
+  st->txt = 1;
+  if (argc % 2) { /* qpsmtpd's legacy form: "dnsbl disconnect" = reject_type disconnect */
+    const char *v = api->plugin_argv(self, 0);
+    if (parse_reject_type(v, &st->rtype) != 0)
+      return fail(self,
+                  "odd number of arguments: the first one ('%s') must then be a reject_type "
+                  "(perm, temp, disconnect, temp_disconnect); otherwise give key value pairs",
+                  v);
+    i = 1;
+  }
+  for (; i < argc; i += 2) {
+    const char *key = api->plugin_argv(self, i);
+    const char *val = api->plugin_argv(self, i + 1);
+    if (!strcasecmp(key, "reject")) {
+      if (!strcmp(val, "0"))
+        st->reject = REJECT_LOG;
+      else if (!strcmp(val, "1"))
+        st->reject = REJECT_YES;
+      else if (!strcasecmp(val, "naughty"))
+        st->reject = REJECT_NAUGHTY;
+      else
+        return fail(self, "bad value '%s' for 'reject': expected 0, 1 or naughty", val);
+    } else if (!strcasecmp(key, "reject_type")) {
+      if (parse_reject_type(val, &st->rtype) != 0)
+        return fail(self,
+                    "bad value '%s' for 'reject_type': expected perm, hard, temp, soft, "
+                    "disconnect or temp_disconnect",
+                    val);
+    } else if (!strcasecmp(key, "check-at")) {
+      if (!strcasecmp(val, "connect"))
+        st->at_connect = 1;
+      else if (!strcasecmp(val, "rcpt"))
+        st->at_connect = 0;
+      else
+        return fail(self, "bad value '%s' for 'check-at': expected connect or rcpt", val);
+    } else if (!strcasecmp(key, "timeout")) {
+      double t = parse_seconds(val);
+      if (t <= 0 || t > BL_MAX_TIMEOUT)
+        return fail(self, "bad value '%s' for 'timeout': expected seconds in (0, %g], e.g. 5 or 0.5",
+                    val, BL_MAX_TIMEOUT);
+      st->timeout = t;
+    } else if (!strcasecmp(key, "txt")) {
+      if (strcmp(val, "0") && strcmp(val, "1"))
+        return fail(self, "bad value '%s' for 'txt': expected 0 or 1", val);
+      st->txt = val[0] == '1';
+    } else {
+      return fail(self,
+                  "unknown argument '%s' (known: reject, reject_type, check-at, timeout, txt)",
+                  key);
+    }
+  }
+  return 0;
+}
+
+static void free_state(bl_state *st) {
+  if (!st) return;
+  free(st->zones);
+  free(st->allow);
+  free(st);
+}
+
+static int init(uvs_plugin *self, const uvs_api *a) {
+  api = a;
+  if (!UVS_API_HAS(api, dns_query)) {
+    api->set_error(self, "this server has no dns_query (ABI 1.1 needed)");
+    return -ENOSYS;
+  }
+  bl_state *st = (bl_state *)calloc(1, sizeof *st);
+  if (!st) return -ENOMEM;
+  st->self = self;
+  int rc = parse_args(st, self);
+  if (rc != 0) {
+    free_state(st);
+    return rc;
+  }
+  snprintf(st->reject_note, sizeof st->reject_note, "dnsbl_reject:%s", api->plugin_name(self));
+  int nz = api->config_lines(self, "dnsbl_zones", zone_line, st);
+  if (!st->init_error) api->config_lines(self, "dnsbl_allow", allow_line, st);
+  if (!st->init_error) api->config_lines(self, "dnsbl_rejectmsg", rejectmsg_line, st);
+  if (st->init_error) {
+    rc = fail(self, "%s", st->init_msg);
+    free_state(st);
+    return rc;
+  }
+  api->plugin_set_data(self, st);
+  if (st->nzones == 0) {
+    api->log(self, NULL, UVS_LOG_NOTICE, "no zones in dnsbl_zones (%s): nothing to check",
+             nz == -ENOENT ? "file missing" : "file empty");
+    return 0;
+  }
+  api->register_hook(self, UVS_HOOK_CONNECT, on_connect, st);
+  if (st->reject == REJECT_YES && !st->at_connect)
+    api->register_hook(self, UVS_HOOK_RCPT, on_rcpt, st);
+  api->log(self, NULL, UVS_LOG_DEBUG,
+           "%zu zone(s), %zu allow entries, reject %s, reject_type %s, check-at %s, timeout %g, "
+           "txt %d",
+           st->nzones, st->nallow,
+           st->reject == REJECT_LOG ? "0" : st->reject == REJECT_YES ? "1" : "naughty",
+           reject_type_name(st->rtype), st->at_connect ? "connect" : "rcpt", st->timeout,
+           st->txt);
+  return 0;
+}
+
+static void fini(uvs_plugin *self) {
+  bl_state *st = (bl_state *)api->plugin_data(self);
+  if (!st) return;
+  api->log(self, NULL, UVS_LOG_NOTICE,
+           "checked %llu, listed %llu, skipped %llu, timeouts %llu, errors %llu", st->checked,
+           st->listed, st->skipped, st->timeouts, st->errors);
+  api->plugin_set_data(self, NULL);
+  free_state(st);
+}
+
+UVS_PLUGIN("dnsbl", "1.0", init, fini);

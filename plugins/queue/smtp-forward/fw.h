@@ -1,0 +1,116 @@
+/* plugins/queue/smtp-forward/fw.h: the plugin's shared types: configuration and forwarding job. */
+#ifndef FW_H
+#define FW_H
+
+#include <stdint.h>
+#include <uv.h>
+
+#include "fw_proto.h"
+#include "uvsmtpd/plugin.h"
+
+#define FW_MAX_ADDRS 8
+#define FW_CHUNK 65536
+
+extern const uvs_api *fw_api;
+
+/* One conf/plugins line. Jobs hold a reference: a reload may retire the instance (fini) while a
+ * job still talks to the smarthost; the job then keeps the configuration but not the plugin. */
+typedef struct fw_conf {
+  int refs;
+  int retired;      /* fini ran: `self` is gone */
+  uvs_plugin *self;
+  char host[256];   /* as configured, brackets removed */
+  char label[280];  /* "host:port" / "[v6]:port", for texts */
+  int port;
+  int numeric;      /* host is an IP literal */
+  int lmtp;
+  char helo[256];
+  uint64_t connect_ms, cmd_ms, data_ms;
+} fw_conf;
+
+typedef enum fw_state {
+  FW_RESOLVE,  /* uv_getaddrinfo running */
+  FW_CONNECT,  /* uv_tcp_connect running */
+  FW_GREETING, /* waiting for 220 */
+  FW_HELLO,    /* EHLO / LHLO sent */
+  FW_HELO,     /* HELO sent (EHLO refused) */
+  FW_SCAN,     /* looking for 8-bit bytes in the spooled message */
+  FW_MAIL,     /* MAIL (and the pipelined RCPTs) sent: collecting their replies */
+  FW_DATA,     /* DATA sent */
+  FW_BODY,     /* streaming the message */
+  FW_DOT,      /* "." sent: waiting for the final reply (LMTP: one per recipient) */
+  FW_QUIT,     /* verdict given; QUIT sent, waiting for 221 or close */
+  FW_CLOSING   /* handles closing; freed when the last callback has run */
+} fw_state;
+
+/* Replies per recipient, folded into what the upstream verdict needs. */
+typedef struct fw_tally {
+  int ok, soft, hard, bad;
+  int soft_i, hard_i, bad_i; /* first recipient with such a reply */
+  fw_reply first_soft, first_hard, first_bad;
+} fw_tally;
+
+typedef struct fw_job {
+  struct fw_job *next, *prev; /* live jobs (the client-input callback looks its job up) */
+  uint64_t serial;
+  fw_conf *conf;
+  uvs_pending *p; /* NULL once complete() was called */
+  char sid[64];   /* session id, for log lines after the session is gone */
+  uv_loop_t *loop;
+
+  /* envelope and message, copied in the queue hook */
+  char *from;
+  char **rcpts;
+  int nrcpt;
+  int64_t size;
+  uv_file fd;
+  int utf8_addr;
+  int has_8bit;
+
+  /* libuv */
+  uv_timer_t timer;
+  uv_tcp_t *tcp; /* the current connection attempt */
+  uv_getaddrinfo_t gai;
+  uv_fs_t fsreq;
+  int handles;       /* open handles (timer, tcp attempts), each with its close callback due */
+  int gai_active, fs_active, connects, writes;
+  const char *what;  /* what the timer waits for, for the timeout text */
+
+  struct sockaddr_storage addrs[FW_MAX_ADDRS];
+  int naddr, addr_i;
+  char last_err[128];
+
+  fw_state state;
+  fw_parser ps;
+  char rbuf[16384];
+  int ext;
+  int client_gone;   /* the upstream client closed or the core stopped waiting */
+  int decided;       /* the upstream verdict is given */
+  int dot_sent;
+
+  /* MAIL / RCPT / final replies */
+  int expected, seen;
+  fw_reply mail;
+  fw_tally t;
+
+  /* DATA */
+  fw_enc enc;
+  int64_t off;
+  int64_t sent;
+  char *inbuf;
+  char *outbuf;
+} fw_job;
+
+/* forward.c */
+void fw_log(fw_job *j, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 3, 4)))
+#endif
+    ;
+void fw_conf_unref(fw_conf *cf);
+
+/* fw_client.c: takes over a job whose envelope and fd are filled and whose call is suspended
+ * (j->p); answers through complete() exactly once and frees the job itself. */
+void fw_job_start(fw_job *j);
+
+#endif
