@@ -1,4 +1,4 @@
-/* plugins/count_unrecognized_commands/count_unrecognized_commands.c: 521 and close after N unrecognized commands. */
+/* plugins/count_unrecognized_commands/count_unrecognized_commands.c: 521 after N bad commands */
 /*
  * Counts the unrecognized commands of each connection in a connection note (qpsmtpd's
  * `unrec_cmd_count`; `unrec_cmd_count:<suffix>` for an instance named
@@ -60,8 +60,8 @@ static uvs_verdict on_unrecognized(uvs_call *call, void *ud) {
   const char *verb = api->call_address(call);
   long n = bump_count(st, call);
   if (n < st->max) {
-    api->log(st->self, call, UVS_LOG_INFO, "fail, unrecognized command '%.64s' (%ld of %ld)",
-             verb, n, st->max);
+    api->log(st->self, call, UVS_LOG_INFO, "fail, unrecognized command '%.64s' (%ld of %ld)", verb,
+             n, st->max);
     return UVS_DECLINED;
   }
   char text[160];
@@ -101,6 +101,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   return 0;
 }
 
-static void fini(uvs_plugin *self) { free(api->plugin_data(self)); }
+static void fini(uvs_plugin *self) {
+  free(api->plugin_data(self));
+}
 
 UVS_PLUGIN("count_unrecognized_commands", "1.0", init, fini);

@@ -1,4 +1,4 @@
-/* plugins/hosts_allow/hosts_allow.c: pre-connection per-IP concurrency limit and conf/hosts_allow (CIDR -> verdict, text). */
+/* plugins/hosts_allow/hosts_allow.c: per-IP connection limit and conf/hosts_allow rows. */
 /*
  * At pre-connection: first the limit of concurrent connections from one IP (`max-from-ip N`,
  * default 10, 0 = none; adjusted by the connection note karma_history as in qpsmtpd), counted
@@ -40,7 +40,7 @@ typedef struct ha_count {
 
 typedef struct hosts_allow {
   uvs_plugin *self;
-  long max;                      /* 0: no limit */
+  long max; /* 0: no limit */
   ha_row *rows;
   size_t nrows, caprows;
   ha_count *buckets[HA_BUCKETS]; /* address -> open connections */
@@ -173,8 +173,9 @@ static int add_row(const char *line, void *ud) {
   size_t vlen = strcspn(v, " \t");
   if (vlen == 0) return row_error(st, line, "no verdict (expected CIDR VERDICT [text])");
   if (parse_verdict(v, vlen, &row.verdict) < 0)
-    return row_error(st, line, "unknown verdict (expected OK, DENY, DENYSOFT, DENY_DISCONNECT, "
-                               "DENYSOFT_DISCONNECT or DECLINED)");
+    return row_error(st, line,
+                     "unknown verdict (expected OK, DENY, DENYSOFT, DENY_DISCONNECT, "
+                     "DENYSOFT_DISCONNECT or DECLINED)");
   const char *text = v + vlen + strspn(v + vlen, " \t");
   if (!text_ok(text)) return row_error(st, line, "the text has control characters or is too long");
   if (*text && !(row.text = strdup(text))) return row_error(st, line, "out of memory");
@@ -210,7 +211,8 @@ static long effective_max(const hosts_allow *st, const uvs_call *call) {
   char *end;
   long karma = strtol(note, &end, 10);
   if (*end) {
-    api->log(st->self, call, UVS_LOG_WARNING, "karma_history '%.40s' is not a number; ignored", note);
+    api->log(st->self, call, UVS_LOG_WARNING, "karma_history '%.40s' is not a number; ignored",
+             note);
     return st->max;
   }
   if (karma > 5) return st->max + 3;
@@ -218,7 +220,8 @@ static long effective_max(const hosts_allow *st, const uvs_call *call) {
   return st->max;
 }
 
-static uvs_verdict too_many(const hosts_allow *st, uvs_call *call, const char *ip, long n, long max) {
+static uvs_verdict too_many(const hosts_allow *st, uvs_call *call, const char *ip, long n,
+                            long max) {
   char text[200];
   snprintf(text, sizeof text, "too many connections from %.64s", ip);
   api->log(st->self, call, UVS_LOG_INFO, "fail, %s (%ld > %ld)", text, n, max);
@@ -254,7 +257,8 @@ static uvs_verdict on_pre_connection(uvs_call *call, void *ud) {
   const char *ip = api->peer_ip(call);
   ipnet_addr peer;
   if (ipnet_addr_parse(ip, &peer) < 0) {
-    api->log(st->self, call, UVS_LOG_WARNING, "skip, peer address '%.64s' not understood", ip ? ip : "");
+    api->log(st->self, call, UVS_LOG_WARNING, "skip, peer address '%.64s' not understood",
+             ip ? ip : "");
     return UVS_DECLINED;
   }
   if (st->max > 0) {
@@ -271,8 +275,10 @@ static uvs_verdict on_pre_connection(uvs_call *call, void *ud) {
     return v;
   }
   count_in(st, call, &peer);
-  if (row) api->log(st->self, call, UVS_LOG_INFO, "pass, hosts_allow: %s", verdict_name(v));
-  else api->log(st->self, call, UVS_LOG_DEBUG, "pass");
+  if (row)
+    api->log(st->self, call, UVS_LOG_INFO, "pass, hosts_allow: %s", verdict_name(v));
+  else
+    api->log(st->self, call, UVS_LOG_DEBUG, "pass");
   return v;
 }
 
@@ -347,6 +353,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   return 0;
 }
 
-static void fini(uvs_plugin *self) { state_free(api->plugin_data(self)); }
+static void fini(uvs_plugin *self) {
+  state_free(api->plugin_data(self));
+}
 
 UVS_PLUGIN("hosts_allow", "1.0", init, fini);

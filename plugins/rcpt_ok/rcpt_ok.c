@@ -1,4 +1,4 @@
-/* plugins/rcpt_ok/rcpt_ok.c: the rcpt_ok plugin: accepts local recipients (me, conf/rcpthosts, postmaster) and relay sessions, refuses the rest. */
+/* plugins/rcpt_ok/rcpt_ok.c: the rcpt_ok plugin: local recipients and relay sessions pass. */
 /*
  * The last word on RCPT: OK when the session may relay (relay client or is_immune), or the
  * recipient is local: a bare `postmaster`, or a domain equal to me() or listed in rcpthosts
@@ -22,11 +22,13 @@ typedef struct rcpt_ok {
   char **hosts; /* lower-cased rcpthosts entries */
   size_t count;
   size_t cap;
-  int entry;          /* entries read so far, for error messages */
-  char error[320];    /* set by add_host on a bad entry */
+  int entry;       /* entries read so far, for error messages */
+  char error[320]; /* set by add_host on a bad entry */
 } rcpt_ok;
 
-static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
+static char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
 
 static int same_ci(const char *a, const char *b, size_t len) {
   for (size_t i = 0; i < len; ++i)
@@ -130,7 +132,8 @@ static uvs_verdict judge_address(const rcpt_ok *st, uvs_call *call, const char *
   const char *domain = at + 1;
   if (has_routing(addr, (size_t)(at - addr)))
     return deny(st, call, addr, "sender-specified routing (%, ! or @) in the local part");
-  if (domain[0] != '[' && equal_ci(domain, api->me(st->self))) return pass(st, call, "me");
+  const char *me = api->me(st->self);
+  if (domain[0] != '[' && me && equal_ci(domain, me)) return pass(st, call, "me");
   const char *entry = in_rcpthosts(st, domain);
   if (!entry) return deny(st, call, addr, "domain not in rcpthosts");
   char why[320];
@@ -180,6 +183,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   return 0;
 }
 
-static void fini(uvs_plugin *self) { state_free(api->plugin_data(self)); }
+static void fini(uvs_plugin *self) {
+  state_free(api->plugin_data(self));
+}
 
 UVS_PLUGIN("rcpt_ok", "1.0", init, fini);

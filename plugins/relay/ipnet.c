@@ -8,7 +8,9 @@
 
 static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
-static int is_digit(char c) { return c >= '0' && c <= '9'; }
+static int is_digit(char c) {
+  return c >= '0' && c <= '9';
+}
 
 /* ::ffff:a.b.c.d -> a.b.c.d (the prefix length drops by 96 when there is one). */
 static void fold_mapped(ipnet_addr *a, int *len) {

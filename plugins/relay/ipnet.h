@@ -1,4 +1,4 @@
-/* plugins/relay/ipnet.h: IPv4/IPv6 addresses, CIDR networks and network lists (relay, hosts_allow). */
+/* plugins/relay/ipnet.h: IPv4/IPv6 addresses, CIDR networks, network lists (relay, hosts_allow). */
 #ifndef UVS_PLUGIN_IPNET_H
 #define UVS_PLUGIN_IPNET_H
 

@@ -1,4 +1,4 @@
-/* plugins/relay/relay.c: the relay plugin: marks relay clients from conf/relayclients (minus conf/norelayclients). */
+/* plugins/relay/relay.c: the relay plugin: relay clients from conf/relayclients, norelayclients. */
 /*
  * At connect, a client whose IP is in a network of `relayclients` becomes a relay client
  * (uvs_api.set_relay_client): rcpt_ok then lets it send to any domain, and plugins that honour
@@ -85,7 +85,8 @@ static uvs_verdict on_connect(uvs_call *call, void *ud) {
   const char *ip = api->peer_ip(call);
   ipnet_addr peer;
   if (ipnet_addr_parse(ip, &peer) < 0) {
-    api->log(r->self, call, UVS_LOG_WARNING, "skip, peer address '%s' not understood", ip ? ip : "");
+    api->log(r->self, call, UVS_LOG_WARNING, "skip, peer address '%s' not understood",
+             ip ? ip : "");
     return UVS_DECLINED;
   }
   if (ipnet_list_find(&r->deny, &peer) >= 0) {
@@ -105,8 +106,9 @@ static uvs_verdict on_connect(uvs_call *call, void *ud) {
 static int init(uvs_plugin *self, const uvs_api *a) {
   api = a;
   if (api->plugin_argc(self) != 0) {
-    api->set_error(self, "relay takes no arguments (the lists are conf/relayclients and "
-                         "conf/norelayclients)");
+    api->set_error(self,
+                   "relay takes no arguments (the lists are conf/relayclients and "
+                   "conf/norelayclients)");
     return -EINVAL;
   }
   relay *r = calloc(1, sizeof *r);
@@ -126,6 +128,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   return 0;
 }
 
-static void fini(uvs_plugin *self) { relay_free(api->plugin_data(self)); }
+static void fini(uvs_plugin *self) {
+  relay_free(api->plugin_data(self));
+}
 
 UVS_PLUGIN("relay", "1.0", init, fini);

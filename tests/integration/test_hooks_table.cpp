@@ -1,4 +1,4 @@
-// tests/integration/test_hooks_table.cpp: proves docs/hooks.md through real .so loading (the verdict test plugin): every (hook, verdict) reply row, core checks, plugin reply rules, chain order, observers, async completion, hook timeout, invalid verdicts, disconnect while pending and pipelining with pending hooks.
+// tests/integration/test_hooks_table.cpp: proves docs/hooks.md through real .so loading (tests/plugins/verdict.c): every (hook, verdict) row, core checks, reply rules, chain order, observers, async, hook timeout, invalid verdicts, disconnect while pending, pipelining.
 #include <doctest/doctest.h>
 
 #include <memory>
@@ -53,7 +53,8 @@ const Script kNoRcpt = {">DATA", "=503 5.5.1 RCPT first"};
 const Script kTxnAlive = {">RCPT TO:<t@y.example>", "=250 2.1.5 <t@y.example>, recipient ok"};
 const Script kQueuedThenReset = Script{"$" + kBody, kQueued} + kReset;
 
-// One server per configuration, reused while consecutive rows share it (rows are grouped).
+// The last server started is kept and reused while the following rows ask for the same
+// configuration (startup costs ~10 ms; most table rows need their own conf/plugins).
 Server &server_for(const std::string &plugins, const std::string &toml = "") {
   static std::string key;
   static std::unique_ptr<Server> server;
@@ -134,7 +135,7 @@ struct HookSpec {
   std::vector<VerdictRow> rows;
 };
 
-// The same rows for the five verdicts that give the hook's normal answer.
+// The same row for each of the given verdicts.
 std::vector<VerdictRow> same_for(std::initializer_list<const char *> verdicts, const std::string &reply,
                                  const std::string &text_reply, const Script &after) {
   std::vector<VerdictRow> out;

@@ -1,4 +1,4 @@
-// tests/integration/test_policy.cpp: the policy plugins through the real binary: relay, rcpt_ok (and the open relay battery), count_unrecognized_commands, hosts_allow.
+// tests/integration/test_policy.cpp: the policy plugins end to end, with the open relay battery.
 #include <arpa/inet.h>
 #include <cstring>
 #include <netinet/in.h>
@@ -31,9 +31,13 @@ bool envelope(Client &c, const std::string &from = "sender@remote.example") {
   return c.cmd("MAIL FROM:<" + from + ">").rfind("250 ", 0) == 0 && ok;
 }
 
-std::string rcpt(Client &c, const std::string &addr) { return c.cmd("RCPT TO:<" + addr + ">"); }
+std::string rcpt(Client &c, const std::string &addr) {
+  return c.cmd("RCPT TO:<" + addr + ">");
+}
 
-std::string accepted(const std::string &addr) { return "250 2.1.5 <" + addr + ">, recipient ok"; }
+std::string accepted(const std::string &addr) {
+  return "250 2.1.5 <" + addr + ">, recipient ok";
+}
 
 // --check-config over a tree made for opt: exit status and output.
 RunResult check_config(const Options &opt) {
@@ -118,7 +122,8 @@ TEST_CASE("policy: relayclients: a listed client relays, an unlisted one is refu
     CHECK(s.wait_log("rcpt_ok: pass, relay client"));
   }
   SUBCASE("127.0.0.0/8, and qpsmtpd's prefix form 127.") {
-    for (std::string list : {"127.0.0.0/8\n", "127.\n", "127.0.0.1/8\n", "::ffff:127.0.0.0/104\n"}) {
+    for (std::string list :
+         {"127.0.0.0/8\n", "127.\n", "127.0.0.1/8\n", "::ffff:127.0.0.0/104\n"}) {
       CAPTURE(list);
       Server s(policy(plugins, {{"relayclients", list}}));
       REQUIRE(s.started());
@@ -144,7 +149,8 @@ TEST_CASE("policy: relayclients: a listed client relays, an unlisted one is refu
     CHECK(rcpt(c, "victim@elsewhere.example") == kDenied);
   }
   SUBCASE("norelayclients wins over relayclients") {
-    Server s(policy(plugins, {{"relayclients", "127.0.0.0/8\n"}, {"norelayclients", "127.0.0.1\n"}}));
+    Server s(
+        policy(plugins, {{"relayclients", "127.0.0.0/8\n"}, {"norelayclients", "127.0.0.1\n"}}));
     REQUIRE(s.started());
     Client c(s.port());
     REQUIRE(envelope(c));
@@ -184,15 +190,16 @@ TEST_CASE("policy: relayclients over IPv6 (::1)") {
 // ---- rcpt_ok ------------------------------------------------------------------------------
 
 TEST_CASE("policy: rcpthosts: me, exact entries, .subdomain entries, case") {
-  Server s(policy("rcpt_ok\n", {{"rcpthosts", "example.test\n.sub.example\nMixed.Example\n[192.0.2.1]\n"}}));
+  Server s(policy("rcpt_ok\n",
+                  {{"rcpthosts", "example.test\n.sub.example\nMixed.Example\n[192.0.2.1]\n"}}));
   REQUIRE(s.started());
   Client c(s.port());
   REQUIRE(envelope(c));
-  for (std::string ok : {"user@example.test", "user@EXAMPLE.Test", "User.Name@example.test",
-                         "user@mx.test.invalid", "user@MX.Test.Invalid", "user@a.sub.example",
-                         "user@b.a.SUB.example", "user@mixed.example", "user@MIXED.EXAMPLE",
-                         "\"john doe\"@example.test", "user@[192.0.2.1]",
-                         "postmaster@example.test"}) {
+  for (std::string ok :
+       {"user@example.test", "user@EXAMPLE.Test", "User.Name@example.test", "user@mx.test.invalid",
+        "user@MX.Test.Invalid", "user@a.sub.example", "user@b.a.SUB.example", "user@mixed.example",
+        "user@MIXED.EXAMPLE", "\"john doe\"@example.test", "user@[192.0.2.1]",
+        "postmaster@example.test"}) {
     CAPTURE(ok);
     CHECK(rcpt(c, ok) == accepted(ok));
   }
@@ -221,12 +228,13 @@ TEST_CASE("policy: postmaster is always accepted (bare, any case, and @me)") {
   CHECK(s.wait_log("rcpt_ok: pass, postmaster"));
 }
 
-TEST_CASE("policy: open relay battery: refused from a non-relay client, accepted from a relay client") {
+TEST_CASE(
+    "policy: open relay battery: refused from a non-relay client, accepted from a relay client") {
   // Local: example.test (rcpthosts) and mx.test.invalid (me). Foreign: other.example.
   struct Probe {
     const char *addr;
-    bool syntax;                 // the core refuses it as syntax before any plugin (501, for everyone)
-    const char *shown = nullptr; // the address in the 250 reply when it differs (route stripped)
+    bool syntax;  // the core refuses it as syntax before any plugin (501, for everyone)
+    const char *shown = nullptr;  // the address in the 250 reply when it differs (route stripped)
   };
   const Probe battery[] = {
       {"victim@other.example", false},
@@ -311,8 +319,9 @@ TEST_CASE("policy: count_unrecognized_commands: 500 three times, then 521 and cl
     CHECK(c.cmd("") == "500 5.5.1 Unrecognized command");  // the empty line counts, as in qpsmtpd
     CHECK(c.cmd("EHLO client.example").rfind("250", 0) == 0);
     CHECK(c.cmd("BAR baz") == "500 5.5.1 Unrecognized command");
-    CHECK(c.cmd("QUUX") ==
-          "521 5.5.1 Closing connection, 4 unrecognized commands. Perhaps you should read RFC 5321?");
+    CHECK(
+        c.cmd("QUUX") ==
+        "521 5.5.1 Closing connection, 4 unrecognized commands. Perhaps you should read RFC 5321?");
     CHECK(c.closed());
   }
   {  // a new connection starts from zero
@@ -341,8 +350,9 @@ TEST_CASE("policy: count_unrecognized_commands: default 4, N=1, separate instanc
     REQUIRE(s.started());
     Client c(s.port());
     c.reply();
-    CHECK(c.cmd("FOO") ==
-          "521 5.5.1 Closing connection, 1 unrecognized commands. Perhaps you should read RFC 5321?");
+    CHECK(
+        c.cmd("FOO") ==
+        "521 5.5.1 Closing connection, 1 unrecognized commands. Perhaps you should read RFC 5321?");
     CHECK(c.closed());
   }
   SUBCASE("two instances keep separate counts") {
@@ -392,7 +402,8 @@ TEST_CASE("policy: hosts_allow max-from-ip 2: the third concurrent connection ge
   CHECK(c5.reply().rfind("220 ", 0) == 0);
 }
 
-TEST_CASE("policy: hosts_allow: sessions refused at pre-connection by a later plugin are released") {
+TEST_CASE(
+    "policy: hosts_allow: sessions refused at pre-connection by a later plugin are released") {
   // hosts_allow counts the connection, then verdict refuses it; the core runs disconnect,
   // which releases the slot: every connection gets verdict's 550, never hosts_allow's 451.
   Server s(policy("hosts_allow max-from-ip 1\nverdict pre-connection=DENY\n"));
@@ -421,7 +432,8 @@ TEST_CASE("policy: hosts_allow rows: CIDR VERDICT text, first match wins") {
     CHECK(c.closed());
   }
   SUBCASE("DENY_DISCONNECT and DENYSOFT_DISCONNECT") {
-    Server s(policy("hosts_allow\n", {{"hosts_allow", "127.0.0.1/32 DENY_DISCONNECT  bye  now\n"}}));
+    Server s(
+        policy("hosts_allow\n", {{"hosts_allow", "127.0.0.1/32 DENY_DISCONNECT  bye  now\n"}}));
     REQUIRE(s.started());
     Client c(s.port());
     CHECK(c.reply() == "550 5.7.1 bye  now");
@@ -443,6 +455,16 @@ TEST_CASE("policy: hosts_allow rows: CIDR VERDICT text, first match wins") {
     Client c2(s2.port());
     CHECK(c2.reply() == "550 5.7.1 Sorry, service not available for you");
   }
+  SUBCASE("an unlimited instance first: its OK rows exempt addresses from a later limit") {
+    Server s(policy("hosts_allow:0 max-from-ip 0\nhosts_allow:1 max-from-ip 1\n",
+                    {{"hosts_allow", "127.0.0.1 OK\n"}}));
+    REQUIRE(s.started());
+    std::vector<std::unique_ptr<Client>> open;
+    for (int i = 0; i < 3; ++i) {
+      open.push_back(std::make_unique<Client>(s.port()));
+      CHECK(open.back()->reply().rfind("220 ", 0) == 0);
+    }
+  }
   SUBCASE("rows that do not match leave the client alone") {
     Server s(policy("hosts_allow\n", {{"hosts_allow", "10.0.0.0/8 DENY no\n::1 DENY no\n"}}));
     REQUIRE(s.started());
@@ -453,8 +475,9 @@ TEST_CASE("policy: hosts_allow rows: CIDR VERDICT text, first match wins") {
 
 TEST_CASE("policy: hosts_allow: karma_history adjusts the limit") {
   SUBCASE("karma_history <= 0: one connection") {
-    Server s(policy("verdict pre-connection=DECLINED pre-connection.note=karma_history:0\n"
-                    "hosts_allow max-from-ip 5\n"));
+    Server s(
+        policy("verdict pre-connection=DECLINED pre-connection.note=karma_history:0\n"
+               "hosts_allow max-from-ip 5\n"));
     REQUIRE(s.started());
     Client c1(s.port());
     CHECK(c1.reply().rfind("220 ", 0) == 0);
@@ -462,8 +485,9 @@ TEST_CASE("policy: hosts_allow: karma_history adjusts the limit") {
     CHECK(c2.reply() == "451 4.7.0 too many connections from 127.0.0.1, try again later");
   }
   SUBCASE("karma_history > 5: three more") {
-    Server s(policy("verdict pre-connection=DECLINED pre-connection.note=karma_history:6\n"
-                    "hosts_allow max-from-ip 1\n"));
+    Server s(
+        policy("verdict pre-connection=DECLINED pre-connection.note=karma_history:6\n"
+               "hosts_allow max-from-ip 1\n"));
     REQUIRE(s.started());
     std::vector<std::unique_ptr<Client>> open;
     for (int i = 0; i < 4; ++i) {
@@ -486,7 +510,8 @@ TEST_CASE("policy: hosts_allow: karma_history adjusts the limit") {
 
 // ---- configuration errors -------------------------------------------------------------------
 
-TEST_CASE("policy: bad list lines and arguments refuse startup (--check-config), naming file and entry") {
+TEST_CASE(
+    "policy: bad list lines and arguments refuse startup (--check-config), naming file and entry") {
   struct Row {
     const char *plugins;
     const char *file;
@@ -526,7 +551,8 @@ TEST_CASE("policy: bad list lines and arguments refuse startup (--check-config),
     RunResult r = check_config(o);
     CHECK(r.status == 1);
     std::string head = plugins.substr(0, plugins.find_first_of(" \n"));
-    CHECK(r.output.find("conf/plugins:2: plugin '" + head + "' failed to initialise") != std::string::npos);
+    CHECK(r.output.find("conf/plugins:2: plugin '" + head + "' failed to initialise") !=
+          std::string::npos);
     CHECK(r.output.find(row.message) != std::string::npos);
     // and the server does not start either (it binds first, then loads plugins, then exits)
     Server s(o);
