@@ -2,9 +2,11 @@
 // Every target is a pure function of its input: no sockets, no event loop, no global state that
 // survives an input except a per-process scratch directory.
 #pragma once
+#include <signal.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cstddef>
 #include <cstdint>
 #include <cstdio>
@@ -79,7 +81,20 @@ inline const std::string &scratch_dir() {
     } else {
       base = "/tmp";
     }
-    std::string tmpl = base + "/uvs-fuzz-XXXXXX";
+    // Directories left by processes that died without running atexit (libFuzzer's _Exit on a
+    // crash or timeout, -merge children) are named after their pid: remove the ones whose
+    // process is gone.
+    std::error_code ec;
+    for (const auto &e : std::filesystem::directory_iterator(base, ec)) {
+      const std::string name = e.path().filename().string();
+      long pid = 0;
+      if (std::sscanf(name.c_str(), "uvs-fuzz-%ld-", &pid) == 1 && pid > 0 &&
+          ::kill(static_cast<pid_t>(pid), 0) != 0 && errno == ESRCH) {
+        std::error_code ignored;
+        std::filesystem::remove_all(e.path(), ignored);
+      }
+    }
+    std::string tmpl = base + "/uvs-fuzz-" + std::to_string(::getpid()) + "-XXXXXX";
     if (::mkdtemp(tmpl.data()) == nullptr) {
       std::perror("mkdtemp");
       std::abort();

@@ -124,6 +124,7 @@ int main(int argc, char **argv) {
     } else {
       server.set_generation(full);
       full.reset();
+      server.announce();
       uvs::log::format(uvs::log::notice, "", "", "uvsmtpd %s started (pid %d)", UVS_VERSION,
                        static_cast<int>(getpid()));
       rc = server.run();

@@ -57,7 +57,8 @@ typedef enum uvs_hook {
   UVS_HOOK_NOOP = 17,
   UVS_HOOK_HELP = 18,
   UVS_HOOK_DENY = 19, /* observer: after any DENY* verdict; return ignored      */
-  UVS_HOOK_OK = 20    /* observer: after any other verdict; return ignored      */
+  UVS_HOOK_OK = 20,   /* observer: after any other verdict; return ignored      */
+  UVS_HOOK_MAX_ENUM_ = 0x7fffffff /* not a hook: keeps the enum int-sized in C and C++ */
 } uvs_hook;
 
 /* Verdicts: qpsmtpd's vocabulary plus PENDING. Append only. */
@@ -70,7 +71,8 @@ typedef enum uvs_verdict {
   UVS_DENYSOFT_DISCONNECT = 5, /* 4xx (421 where qpsmtpd says so), then close      */
   UVS_DONE = 6,                /* the plugin answered: only the reply it set (if
                                   any) is sent, with no default                    */
-  UVS_PENDING = 7              /* the plugin called suspend(); answer comes later  */
+  UVS_PENDING = 7,             /* the plugin called suspend(); answer comes later  */
+  UVS_VERDICT_MAX_ENUM_ = 0x7fffffff /* not a verdict: keeps the enum int-sized       */
 } uvs_verdict;
 
 /* Note scopes. */

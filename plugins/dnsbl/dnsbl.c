@@ -55,6 +55,9 @@ typedef struct bl_state {
   int txt;
   double timeout;
   char reject_note[160]; /* this instance's private connection note */
+  char name[128];        /* the instance name, for logging after fini */
+  int refs;              /* 1 for the instance (until fini) + 1 per job in flight */
+  int retired;           /* fini ran: st->self is gone */
   int init_error;
   char init_msg[480];
   unsigned long long checked, listed, skipped, timeouts, errors;
@@ -93,6 +96,37 @@ static uint64_t now_ms(void) {
 
 /* A note is "true" as in Perl: set, not empty, not "0". */
 static int truthy(const char *v) { return v && *v && strcmp(v, "0") != 0; }
+
+static void bl_log(const bl_state *st, const uvs_call *c, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+
+/* Logs as the instance. After fini (a reload retired the instance while a lookup was still in
+ * flight) the uvs_plugin handle is gone: log without it, naming the instance in the text. */
+static void bl_log(const bl_state *st, const uvs_call *c, int level, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (st->retired)
+    api->log(NULL, c, level, "%s (retired): %s", st->name, buf);
+  else
+    api->log(st->self, c, level, "%s", buf);
+}
+
+static void free_state(bl_state *st);
+
+/* The state lives until fini AND the last job are done: the core may retire an instance (a
+ * reload, once the old generation's sessions are gone) while an abandoned lookup of it is
+ * still waiting for its answer. */
+static void state_release(bl_state *st) {
+  if (--st->refs == 0) free_state(st);
+}
+
+static void job_free(struct bl_job *job);
 
 static const char *reject_type_name(reject_type t) {
   static const char *const names[] = {"perm", "temp", "disconnect", "temp_disconnect"};
@@ -162,9 +196,9 @@ static void job_finish(bl_job *job) {
   for (size_t i = 0; i < st->nzones && !hit; ++i)
     if (job->zq[i].state == ZQ_LISTED) hit = &job->zq[i];
   if (!hit) {
-    api->log(st->self, c, UVS_LOG_INFO, "pass, %s not listed in %zu zone%s", job->ip, st->nzones,
+    bl_log(st, c, UVS_LOG_INFO, "pass, %s not listed in %zu zone%s", job->ip, st->nzones,
              st->nzones == 1 ? "" : "s");
-    free(job);
+    job_free(job);
     api->complete(p, UVS_DECLINED, 0, NULL, NULL);
     return;
   }
@@ -180,7 +214,7 @@ static void job_finish(bl_job *job) {
   char note[BL_TEXT + BL_ZONE_CAP + 4];
   snprintf(note, sizeof note, "%s: %s", z->name, msg);
   if (!c) {
-    free(job);
+    job_free(job);
     api->complete(p, UVS_DECLINED, 0, NULL, NULL);
     return;
   }
@@ -189,25 +223,31 @@ static void job_finish(bl_job *job) {
   uvs_verdict v = UVS_DECLINED;
   switch (st->reject) {
     case REJECT_LOG:
-      api->log(st->self, c, UVS_LOG_INFO, "fail, tolerated, %s", note);
+      bl_log(st, c, UVS_LOG_INFO, "fail, tolerated, %s", note);
       break;
     case REJECT_NAUGHTY:
-      api->log(st->self, c, UVS_LOG_INFO, "fail, NAUGHTY, %s", note);
+      bl_log(st, c, UVS_LOG_INFO, "fail, NAUGHTY, %s", note);
       store_deferred_reject(st, c, msg);
       break;
     case REJECT_YES:
       if (st->at_connect) {
-        api->log(st->self, c, UVS_LOG_INFO, "fail, %s", note);
+        bl_log(st, c, UVS_LOG_INFO, "fail, %s", note);
         set_reply(st, c, msg);
         v = reject_verdict(st->rtype);
       } else {
-        api->log(st->self, c, UVS_LOG_INFO, "listed, %s (recipients will be refused)", note);
+        bl_log(st, c, UVS_LOG_INFO, "listed, %s (recipients will be refused)", note);
         api->note_set(c, UVS_NOTE_CONNECTION, st->reject_note, note);
       }
       break;
   }
-  free(job);
+  job_free(job);
   api->complete(p, v, 0, NULL, NULL);
+}
+
+static void job_free(bl_job *job) {
+  bl_state *st = job->st;
+  free(job);
+  state_release(st);
 }
 
 static void job_release(bl_job *job) {
@@ -221,7 +261,7 @@ static void on_txt(uvs_pending *p, int status, int count, const char *const *ans
   if (status == 0 && count > 0 && answers[0])
     bl_reply_text(zq->txt, sizeof zq->txt, answers[0], NULL);
   else
-    api->log(job->st->self, api->pending_call(p), UVS_LOG_DEBUG, "%s: no TXT record (%d)", z->name,
+    bl_log(job->st, api->pending_call(p), UVS_LOG_DEBUG, "%s: no TXT record (%d)", z->name,
              status);
   job_release(job);
 }
@@ -239,25 +279,25 @@ static void on_a(uvs_pending *p, int status, int count, const char *const *answe
       snprintf(zq->answer, sizeof zq->answer, "%s", answers[i]);
     }
     if (zq->state == ZQ_LISTED) {
-      api->log(st->self, c, UVS_LOG_INFO, "%s lists %s (%s)", z->name, job->ip, zq->answer);
+      bl_log(st, c, UVS_LOG_INFO, "%s lists %s (%s)", z->name, job->ip, zq->answer);
     } else {
       zq->state = ZQ_CLEAN;
-      api->log(st->self, c, UVS_LOG_INFO,
+      bl_log(st, c, UVS_LOG_INFO,
                "%s answered %s for %s, not an expected answer: not listed", z->name,
                count > 0 ? answers[0] : "nothing", job->ip);
     }
   } else if (status == -ENOENT) {
     zq->state = ZQ_CLEAN;
-    api->log(st->self, c, UVS_LOG_DEBUG, "%s: %s not listed", z->name, job->ip);
+    bl_log(st, c, UVS_LOG_DEBUG, "%s: %s not listed", z->name, job->ip);
   } else if (status == -ETIMEDOUT) {
     zq->state = ZQ_TIMEOUT;
     st->timeouts++;
-    api->log(st->self, c, UVS_LOG_WARNING, "%s: no answer within %gs, treated as not listed",
+    bl_log(st, c, UVS_LOG_WARNING, "%s: no answer within %gs, treated as not listed",
              z->name, st->timeout);
   } else {
     zq->state = ZQ_ERROR;
     st->errors++;
-    api->log(st->self, c, UVS_LOG_WARNING, "%s: lookup failed (%s), treated as not listed",
+    bl_log(st, c, UVS_LOG_WARNING, "%s: lookup failed (%s), treated as not listed",
              z->name, strerror(-status));
   }
   if (zq->state == ZQ_LISTED && !z->msg[0] && st->txt) {
@@ -275,7 +315,7 @@ static void on_a(uvs_pending *p, int status, int count, const char *const *answe
 static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const bl_addr *addr, const char *ip) {
   bl_job *job = (bl_job *)calloc(1, sizeof *job + st->nzones * sizeof(bl_zq));
   if (!job) {
-    api->log(st->self, c, UVS_LOG_ERR, "skip, out of memory");
+    bl_log(st, c, UVS_LOG_ERR, "skip, out of memory");
     return UVS_DECLINED;
   }
   if (bl_reverse(addr, job->prefix, sizeof job->prefix) < 0) {
@@ -286,10 +326,11 @@ static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const bl_addr *addr,
   if (!p) {
     free(job);
     st->skipped++;
-    api->log(st->self, c, UVS_LOG_ERR, "skip, cannot suspend the call");
+    bl_log(st, c, UVS_LOG_ERR, "skip, cannot suspend the call");
     return UVS_DECLINED;
   }
   st->checked++;
+  st->refs++;
   job->st = st;
   job->p = p;
   job->deadline_ms = now_ms() + (uint64_t)(st->timeout * 1000.0 + 0.5);
@@ -303,14 +344,14 @@ static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const bl_addr *addr,
     zq->zone = i;
     char name[256];
     snprintf(name, sizeof name, "%s.%s", job->prefix, st->zones[i].name);
-    api->log(st->self, c, UVS_LOG_DEBUG, "looking up %s A", name);
+    bl_log(st, c, UVS_LOG_DEBUG, "looking up %s A", name);
     ++job->outstanding;
     int rc = api->dns_query(p, name, UVS_DNS_A, timeout_ms, on_a, zq);
     if (rc < 0) {
       --job->outstanding;
       zq->state = ZQ_ERROR;
       st->errors++;
-      api->log(st->self, c, UVS_LOG_WARNING, "%s: cannot query (%s), treated as not listed",
+      bl_log(st, c, UVS_LOG_WARNING, "%s: cannot query (%s), treated as not listed",
                st->zones[i].name, strerror(-rc));
     }
   }
@@ -325,19 +366,19 @@ static uvs_verdict on_connect(uvs_call *c, void *ud) {
   const char *why = immune_reason(c);
   if (why) {
     st->skipped++;
-    api->log(st->self, c, UVS_LOG_INFO, "skip, %s", why);
+    bl_log(st, c, UVS_LOG_INFO, "skip, %s", why);
     return UVS_DECLINED;
   }
   const char *ip = api->peer_ip(c);
   bl_addr addr;
   if (bl_addr_parse(ip, &addr) != 0) {
     st->skipped++;
-    api->log(st->self, c, UVS_LOG_INFO, "skip, peer address '%s' is not IPv4/IPv6", ip ? ip : "");
+    bl_log(st, c, UVS_LOG_INFO, "skip, peer address '%s' is not IPv4/IPv6", ip ? ip : "");
     return UVS_DECLINED;
   }
   if (allowed(st, &addr)) {
     st->skipped++;
-    api->log(st->self, c, UVS_LOG_INFO, "skip, %s is in dnsbl_allow", ip);
+    bl_log(st, c, UVS_LOG_INFO, "skip, %s is in dnsbl_allow", ip);
     return UVS_DECLINED;
   }
   return start_lookups(st, c, &addr, ip);
@@ -359,15 +400,15 @@ static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
   if (!truthy(note)) return UVS_DECLINED;
   const char *why = immune_reason(c);
   if (why) {
-    api->log(st->self, c, UVS_LOG_INFO, "skip, %s (listed: %s)", why, note);
+    bl_log(st, c, UVS_LOG_INFO, "skip, %s (listed: %s)", why, note);
     return UVS_DECLINED;
   }
   const char *rcpt = api->call_address(c);
   if (rcpt && special_recipient(rcpt)) {
-    api->log(st->self, c, UVS_LOG_INFO, "skip, special recipient %s (listed: %s)", rcpt, note);
+    bl_log(st, c, UVS_LOG_INFO, "skip, special recipient %s (listed: %s)", rcpt, note);
     return UVS_DECLINED;
   }
-  api->log(st->self, c, UVS_LOG_INFO, "fail, %s", note);
+  bl_log(st, c, UVS_LOG_INFO, "fail, %s", note);
   const char *sep = strstr(note, ": ");
   set_reply(st, c, sep ? sep + 2 : note);
   return reject_verdict(st->rtype);
@@ -594,6 +635,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   bl_state *st = (bl_state *)calloc(1, sizeof *st);
   if (!st) return -ENOMEM;
   st->self = self;
+  st->refs = 1;
+  snprintf(st->name, sizeof st->name, "%s", api->plugin_name(self));
   int rc = parse_args(st, self);
   if (rc != 0) {
     free_state(st);
@@ -634,7 +677,9 @@ static void fini(uvs_plugin *self) {
            "checked %llu, listed %llu, skipped %llu, timeouts %llu, errors %llu", st->checked,
            st->listed, st->skipped, st->timeouts, st->errors);
   api->plugin_set_data(self, NULL);
-  free_state(st);
+  st->retired = 1;
+  st->self = NULL;
+  state_release(st);
 }
 
 UVS_PLUGIN("dnsbl", "1.0", init, fini);

@@ -1,6 +1,7 @@
 // dns/resolver.cpp: the c-ares channel, its libuv socket and timer integration, and answer parsing.
 #include "dns/resolver.hpp"
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <ares.h>
 #include <cerrno>
@@ -94,6 +95,10 @@ std::vector<std::string> parse(int type, const unsigned char *abuf, int alen, co
     if (host) ares_free_hostent(host);
   }
   status = map_status(rc);
+  std::vector<std::string> unique;  // c-ares repeats the PTR name among its aliases
+  for (auto &a : out)
+    if (std::find(unique.begin(), unique.end(), a) == unique.end()) unique.push_back(std::move(a));
+  out = std::move(unique);
   if (status == 0 && out.empty()) status = -ENOENT;
   return out;
 }

@@ -140,6 +140,15 @@ Reply with_plugin_text(const HookResult &r, int code, std::string_view enh, std:
 
 Decision decide(uvs_hook hook, const HookResult &r, std::string_view addr) {
   Decision d;
+  if (r.timed_out && hook != UVS_HOOK_QUIT && hook != UVS_HOOK_DATA_HEADERS_END) {
+    // A plugin that never answered: 451 whatever the hook (the session decides for QUIT,
+    // which is always 221, and for data_headers_end, which fails the message at its end).
+    d.kind = Decision::replace;
+    d.reply = r.reply;
+    d.close = hook == UVS_HOOK_PRE_CONNECTION || hook == UVS_HOOK_CONNECT;
+    d.reset = hook == UVS_HOOK_DATA || hook == UVS_HOOK_DATA_POST || hook == UVS_HOOK_QUEUE;
+    return d;
+  }
   if (r.verdict == UVS_DONE) {
     d.kind = Decision::silent;
     if (r.has_reply && r.reply.code != 0) d.reply = r.reply;

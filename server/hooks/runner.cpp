@@ -123,8 +123,7 @@ void ChainRun::observe(uvs_verdict v) {
   notify_hook(svc_, host_, table_, obs, a);
 }
 
-void ChainRun::on_complete(uvs_verdict v, int code, const std::string &enh,
-                           const std::string &text) {
+void ChainRun::on_complete(int v, int code, const std::string &enh, const std::string &text) {
   pending_ = nullptr;
   timeout_.reset();
   if (slot_ && *slot_ == this) *slot_ = nullptr;
@@ -140,7 +139,7 @@ void ChainRun::on_complete(uvs_verdict v, int code, const std::string &enh,
     if (!text.empty()) r.lines.push_back(text);
     call_.reply = std::move(r);
   }
-  if (after_verdict(v)) return finish();
+  if (after_verdict(static_cast<uvs_verdict>(v))) return finish();
   step();
 }
 
@@ -152,6 +151,7 @@ void ChainRun::on_timeout() {
   pending_ = nullptr;
   call_.reply = make_reply(451, "4.3.0", "Temporary failure, please try again later");
   after_verdict(UVS_DENYSOFT);
+  result_.timed_out = true;
   finish();
 }
 

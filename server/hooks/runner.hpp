@@ -23,6 +23,7 @@ struct HookResult {
   bool has_reply = false;  // the plugin set reply text/code (validated against the verdict)
   Reply reply;             // reply.code 0 = keep the default code
   std::string plugin;      // instance that decided ("" if none)
+  bool timed_out = false;  // the deciding plugin did not complete within hook_timeout
 };
 
 using HookDone = std::function<void(HookResult)>;
@@ -38,7 +39,7 @@ class ChainRun {
   void cancel();
 
   // Called by the completion queue (loop thread).
-  void on_complete(uvs_verdict v, int code, const std::string &enh, const std::string &text);
+  void on_complete(int v, int code, const std::string &enh, const std::string &text);
   uvs_call *call() { return &call_; }
 
  private:

@@ -61,6 +61,9 @@ uvs_pending *create(LoopServices *svc, uvs_call *call) {
   return p;
 }
 
+// The plugin has called complete() (perhaps not yet drained): no more callbacks for it.
+static bool finished(const uvs_pending *p) { return p->completed || p->complete_called.load(); }
+
 static void maybe_free(uvs_pending *p) {
   if (p->completed && p->work_in_flight == 0) {
     p->svc->pending_destroyed();
@@ -91,7 +94,7 @@ void abandon(uvs_pending *p) {
     p->input_timer->start(0, [p] {
       auto cb = p->input_cb;
       p->input_cb = nullptr;
-      if (cb && !p->completed) cb(p, UVS_INPUT_EOF, p->input_ud);
+      if (cb && !finished(p)) cb(p, UVS_INPUT_EOF, p->input_ud);
     });
   }
   detach(p);
@@ -111,7 +114,7 @@ int timer(uvs_pending *p, uint64_t ms, uvs_pending_fn cb, void *ud) {
   if (p->completed) return -EALREADY;
   auto t = std::make_unique<Timer>(p->svc->loop());
   t->start(ms, [p, cb, ud] {
-    if (!p->completed) cb(p, ud);
+    if (!finished(p)) cb(p, ud);
   });
   p->timers.push_back(std::move(t));
   return 0;
@@ -131,7 +134,7 @@ int wait_for_input(uvs_pending *p, uint64_t ms, uvs_input_fn cb, void *ud) {
     p->input_timer->stop();
     auto cb = p->input_cb;
     p->input_cb = nullptr;
-    if (cb && !p->completed) cb(p, result, p->input_ud);
+    if (cb && !finished(p)) cb(p, result, p->input_ud);
   };
   CallHost *host = p->host;
   if (!host) {
@@ -171,7 +174,7 @@ int run_blocking(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void *ud
         auto *w = static_cast<Work *>(r->data);
         uvs_pending *p = w->p;
         --p->work_in_flight;
-        if (!p->completed && w->done) w->done(p, w->ud);
+        if (!finished(p) && w->done) w->done(p, w->ud);
         delete w;
         maybe_free(p);
       });
@@ -194,7 +197,7 @@ int dns_query(uvs_pending *p, const char *name, int type, uint64_t timeout_ms, u
   r->query(name, static_cast<Resolver::Type>(type), secs,
            [p, cb, ud](int status, std::vector<std::string> answers) {
              --p->work_in_flight;
-             if (!p->completed) {
+             if (!finished(p)) {
                std::vector<const char *> ptrs;
                for (auto &a : answers) ptrs.push_back(a.c_str());
                ptrs.push_back(nullptr);

@@ -27,7 +27,7 @@ class LoopServices {
 
   struct Completion {
     uvs_pending *pending;
-    uvs_verdict verdict;
+    int verdict;  // as the plugin passed it: may be invalid (checked on the loop)
     int code;
     std::string enhanced;
     std::string text;

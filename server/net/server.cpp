@@ -12,8 +12,8 @@
 namespace uvs {
 
 Server::Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reloader)
-    : loop_(loop), gen_(std::move(gen)), reloader_(std::move(reloader)),
-      services_(loop, gen_->settings.hook_timeout), resolver_(loop) {
+    : loop_(loop), services_(loop, gen->settings.hook_timeout), resolver_(loop),
+      gen_(std::move(gen)), reloader_(std::move(reloader)) {
   std::string err;
   if (resolver_.init(gen_->settings.dns_servers, gen_->settings.dns_timeout, err) == 0) {
     resolver_ok_ = true;
@@ -62,10 +62,14 @@ bool Server::listen(std::string &err) {
     std::string ip;
     int port = 0;
     split_address(ss, ip, port);
-    log::format(log::notice, "", "", "listening on %s%s%s:%d%s", v6 ? "[" : "", ip.c_str(), v6 ? "]" : "",
-                port, l.sync_check ? "" : " (sync_check off)");
+    bound_.push_back((v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port) +
+                     (l.sync_check ? "" : " (sync_check off)"));
   }
   return true;
+}
+
+void Server::announce() {
+  for (const auto &b : bound_) log::format(log::notice, "", "", "listening on %s", b.c_str());
 }
 
 int Server::run() {

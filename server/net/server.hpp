@@ -24,8 +24,10 @@ class Server {
   Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reloader);
   ~Server();
 
-  // Binds every listener of the generation; logs "listening on ADDR:PORT" for each.
+  // Binds every listener of the generation.
   bool listen(std::string &err);
+  // Logs "listening on ADDR:PORT" for each listener: the server is ready (plugins loaded).
+  void announce();
   // Runs until shutdown completes; returns the exit code.
   int run();
 
@@ -50,11 +52,12 @@ class Server {
   void maybe_finish();
 
   uv_loop_t *loop_;
-  std::shared_ptr<Generation> gen_;
-  Reloader reloader_;
+  // Declared before gen_: destroyed after it, so plugins' fini can still reach them.
   LoopServices services_;
   Resolver resolver_;
   bool resolver_ok_ = false;
+  std::shared_ptr<Generation> gen_;
+  Reloader reloader_;
   std::vector<Listener *> listeners_;
   std::unordered_set<Session *> sessions_;
   std::unordered_map<std::string, uint32_t> per_ip_;
@@ -64,6 +67,7 @@ class Server {
   bool shutting_down_ = false;
   bool finished_ = false;
   uint64_t serial_ = 0;
+  std::vector<std::string> bound_;  // "ADDR:PORT ..." per listener, for announce()
 };
 
 }  // namespace uvs

@@ -203,7 +203,7 @@ int api_complete(uvs_pending *p, uvs_verdict v, int code, const char *enhanced, 
     e.clear();
     t.clear();
   }
-  p->svc->post(LoopServices::Completion{p, v, code, std::move(e), std::move(t)});
+  p->svc->post(LoopServices::Completion{p, static_cast<int>(v), code, std::move(e), std::move(t)});
   if (bad) return -EINVAL;
   return waiting ? 0 : -ECANCELED;
 }

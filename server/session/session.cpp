@@ -115,7 +115,8 @@ void Session::after_reverse_lookup() {
       phase_ = Phase::command;
       if (d.kind == Decision::proceed) {
         Reply g = make_reply(220, "", cfg_.hostname + " " + cfg_.greeting);
-        if (r.has_reply && !r.reply.lines.empty() && r.reply.code == 0) g.lines = r.reply.lines;
+        if (r.has_reply && !r.reply.lines.empty() && (r.reply.code == 0 || r.reply.code == 220))
+          g.lines = r.reply.lines;
         send(g);
       } else if (!d.reply.empty()) {
         send(d.reply);
@@ -457,6 +458,7 @@ void Session::cmd_mail(const std::string &arg) {
   }
   if (p.path.has_8bit && !smtputf8)
     return reply_error(550, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
+  txn_notes_.clear();  // a transaction starts at MAIL: notes set before it do not carry over
   HookArgs a;
   a.arg = arg;
   a.address = p.path.address;
@@ -530,7 +532,9 @@ void Session::cmd_simple(uvs_hook hook, const std::string &arg) {
   run_hook(hook, std::move(a), [this, hook](HookResult r) {
     Decision d = decide(hook, r);
     if (d.kind != Decision::proceed) return (void)apply(d);
-    if (hook == UVS_HOOK_NOOP) return send(with_plugin_text(r, 250, "2.0.0", "OK"));
+    // Plugin text goes with OK only: a DENYSOFT that proceeds must not put its words on a 2xx.
+    bool ok = r.verdict == UVS_OK && r.has_reply;
+    if (hook == UVS_HOOK_NOOP) return send(ok ? with_plugin_text(r, 250, "2.0.0", "OK") : make_reply(250, "2.0.0", "OK"));
     if (hook == UVS_HOOK_VRFY) {
       if (r.verdict == UVS_OK) return send(with_plugin_text(r, 250, "2.1.5", "User OK"));
       return send(make_reply(252, "2.1.5", "Just try sending a mail and we'll see how it turns out ..."));
@@ -541,16 +545,18 @@ void Session::cmd_simple(uvs_hook hook, const std::string &arg) {
     help.lines = {"This is uvsmtpd " UVS_VERSION,
                   "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
                   "See the docs/ folder of the distribution."};
-    send(r.has_reply ? with_plugin_text(r, 214, "2.0.0", "") : help);
+    send(ok ? with_plugin_text(r, 214, "2.0.0", "") : help);
   });
 }
 
 void Session::cmd_quit() {
   run_hook(UVS_HOOK_QUIT, HookArgs{}, [this](HookResult r) {
     Decision d = decide(UVS_HOOK_QUIT, r);
-    if (d.kind == Decision::silent) return close_after(d.reply);
-    close_after(with_plugin_text(r, 221, "2.0.0",
-                                 cfg_.hostname + " closing connection. Have a wonderful day."));
+    if (d.kind == Decision::silent) return close_after(d.reply.code / 100 == 2 ? d.reply : Reply{});
+    // QUIT is always answered 221 (RFC 5321 4.1.1.10); a plugin may only change the words.
+    Reply bye = make_reply(221, "2.0.0", cfg_.hostname + " closing connection. Have a wonderful day.");
+    if (r.has_reply && !r.timed_out && !r.reply.lines.empty()) bye.lines = r.reply.lines;
+    close_after(bye);
   });
 }
 
@@ -619,6 +625,7 @@ void Session::process_data_input() {
       busy_ = true;
       run_hook(UVS_HOOK_DATA_HEADERS_END, HookArgs{}, [this](HookResult r) {
         busy_ = false;
+        if (r.timed_out) txn_.deferred_failure = r.reply;
         Decision d = decide(UVS_HOOK_DATA_HEADERS_END, r);
         if (d.kind == Decision::replace) apply(d);
         if (phase_ != Phase::closing && !processing_) process();
@@ -664,10 +671,20 @@ void Session::end_of_data() {
       return;
     }
     data_.reset();
+    if (!txn_.deferred_failure.empty()) {
+      Reply fail = txn_.deferred_failure;
+      busy_ = false;
+      reset_transaction();
+      send(fail);
+      count_error(fail.code);
+      if (!processing_) process();
+      return;
+    }
     txn_.spool->flush([this](int err) { after_spool_flush(err); });
   };
   if (headers_fired) return next();
   run_hook(UVS_HOOK_DATA_HEADERS_END, HookArgs{}, [this, next](HookResult r) {
+    if (r.timed_out) txn_.deferred_failure = r.reply;
     Decision d = decide(UVS_HOOK_DATA_HEADERS_END, r);
     if (d.kind == Decision::replace) {
       busy_ = false;
@@ -781,9 +798,9 @@ void Session::reset_transaction() {
   txn_.headers.clear();
   txn_.headers_truncated = false;
   txn_.smtputf8 = txn_.body_8bit = false;
+  txn_.deferred_failure = Reply{};
   data_.reset();
-  if (had || !gen_->plugins->table.by_hook[UVS_HOOK_RESET_TRANSACTION].empty())
-    notify(UVS_HOOK_RESET_TRANSACTION);
+  if (had) notify(UVS_HOOK_RESET_TRANSACTION);
   txn_notes_.clear();
   txn_.id.clear();
 }

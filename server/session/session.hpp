@@ -33,6 +33,7 @@ struct Transaction {
   std::unique_ptr<SpoolFile> spool;
   std::string headers;               // the header section as stored (bounded), for header_get
   bool headers_truncated = false;
+  Reply deferred_failure;            // answer at the end of DATA instead of queueing
 };
 
 class Session final : public CallHost {

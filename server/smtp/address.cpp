@@ -1,4 +1,5 @@
 // server/smtp/address.cpp: RFC 5321 path grammar for MAIL FROM / RCPT TO and ESMTP parameters.
+#include <arpa/inet.h>
 #include "smtp/address.hpp"
 
 namespace uvs::smtp {
@@ -89,12 +90,14 @@ bool valid_ipv4(std::string_view s) {
   }
 }
 
-bool valid_ipv6_chars(std::string_view s) {
-  if (s.empty()) return false;
-  for (char c : s) {
+// A real IPv6 address (RFC 5321 4.1.3 IPv6-addr), checked by the C library's parser.
+bool valid_ipv6(std::string_view s) {
+  if (s.empty() || s.size() >= INET6_ADDRSTRLEN) return false;
+  for (char c : s)
     if (!is_hex(c) && c != ':' && c != '.') return false;
-  }
-  return true;
+  std::string text(s);
+  unsigned char buf[16];
+  return inet_pton(AF_INET6, text.c_str(), buf) == 1;
 }
 
 // s[pos] == '['; returns the position after ']' or kNpos.
@@ -104,7 +107,7 @@ size_t scan_address_literal(std::string_view s, size_t pos) {
   const std::string_view inner = s.substr(pos + 1, close - pos - 1);
   constexpr std::string_view v6 = "IPv6:";
   const bool ok =
-      istarts_with(inner, v6) ? valid_ipv6_chars(inner.substr(v6.size())) : valid_ipv4(inner);
+      istarts_with(inner, v6) ? valid_ipv6(inner.substr(v6.size())) : valid_ipv4(inner);
   return ok ? close + 1 : kNpos;
 }
 

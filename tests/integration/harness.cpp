@@ -109,7 +109,7 @@ Server::Server(const Options &opt) {
   double deadline = now() + 15;
   while (now() < deadline) {
     std::string l = log();
-    auto pos = l.find("listening on 127.0.0.1:");
+    auto pos = l.find("listening on 127.0.0.1:");  // logged once the plugins are loaded
     if (pos != std::string::npos) {
       port_ = atoi(l.c_str() + pos + strlen("listening on 127.0.0.1:"));
       break;
@@ -117,6 +117,7 @@ Server::Server(const Options &opt) {
     int status;
     if (waitpid(pid_, &status, WNOHANG) == pid_) {
       reaped_ = true;
+      exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
       break;
     }
     usleep(5000);
@@ -154,13 +155,15 @@ void Server::signal(int sig) const {
 }
 
 int Server::wait_exit(double timeout) {
+  if (reaped_) return exit_status_;
   double deadline = now() + timeout;
   while (now() < deadline) {
     int status;
     pid_t r = waitpid(pid_, &status, WNOHANG);
     if (r == pid_) {
       reaped_ = true;
-      return WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      exit_status_ = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
+      return exit_status_;
     }
     usleep(5000);
   }

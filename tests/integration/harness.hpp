@@ -48,6 +48,7 @@ class Server {
   pid_t pid_ = -1;
   int port_ = 0;
   bool reaped_ = false;
+  int exit_status_ = -1;
 };
 
 // Writes a config dir for opt under a fresh temp dir and returns that dir (the conf is in

@@ -46,13 +46,6 @@ std::string num(int v) { return std::to_string(v); }
 // Position of needle in the log (npos if absent), for ordering checks.
 size_t at(const std::string &log, const std::string &needle) { return log.find(needle); }
 
-// The conf/plugins name of the tutorial plugin in the build tree: build/plugins/helo_blocklist.so
-// if the build puts it there, else the mirror of its source folder (example/helo_blocklist.so).
-std::string example_module() {
-  if (fs::exists(build_root() + "/plugins/helo_blocklist.so")) return "helo_blocklist";
-  return "example/helo_blocklist";
-}
-
 // Options without designated initialisers (which warn about the members left out).
 Options opts(const std::string &plugins, const std::map<std::string, std::string> &files = {},
              const std::string &toml = "", const std::vector<std::string> &args = {}) {
@@ -442,7 +435,8 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
     for (const char *k : {"reply_crlf", "reply_lf", "reply_cr", "reply_tab", "reply_del", "reply_code_low",
                           "reply_code_high", "reply_class_mismatch", "reply_bad_enhanced",
                           "reply_bad_enhanced_class", "reply_501_bytes", "reply_line_cr", "reply_line_null"}) {
-      CAPTURE(k);
+      std::string key = k;
+      CAPTURE(key);
       CHECK(P(std::string("noop ") + k) == num(-EINVAL));
     }
     CHECK(P("noop reply_500_bytes") == "0");
@@ -681,7 +675,8 @@ TEST_CASE("plugin_host: bad plugin lines stop --check-config and startup, naming
       {"$include nowhere", "cannot open '"},
   };
   for (const Bad &b : cases) {
-    CAPTURE(b.line);
+    std::string line = b.line;
+    CAPTURE(line);
     Options opt;
     opt.plugins = std::string("verdict:1 rcpt=OK\n") + b.line + "\nverdict:2 rcpt=OK\n";
     std::string dir;
@@ -868,7 +863,7 @@ TEST_CASE("plugin_host: SIGHUP retires the old instances once their last session
 // ---- the tutorial plugin --------------------------------------------------------------------
 
 TEST_CASE("plugin_host: helo_blocklist (the tutorial plugin) in the build tree") {
-  const std::string mod = example_module();
+  const std::string mod = "helo_blocklist";  // build/plugins/helo_blocklist.so
   const std::string list = "# blocked names\nbad.example\n.spam.example\n\n";
   SUBCASE("exact names and .domain suffixes, any case, HELO and EHLO") {
     Server s(opts(mod + "\n", {{"badhelo", list}}));

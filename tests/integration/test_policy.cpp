@@ -50,8 +50,9 @@ RunResult check_config(const Options &opt) {
 
 // ---- a minimal IPv6 client for ::1 ------------------------------------------------------
 
-// The port of the "[::1]" listener from the server log, 0 if none.
+// The port of the "[::1]" listener from the server log (logged after 127.0.0.1's), 0 if none.
 int v6_port(const Server &s) {
+  if (!s.wait_log("listening on [::1]:", 5)) return 0;
   std::string l = s.log();
   const std::string needle = "listening on [::1]:";
   size_t pos = l.find(needle);

@@ -575,3 +575,11 @@ TEST_CASE("address: failure leaves ok false and fields untouched for success-onl
   CHECK(r.params.empty());
   CHECK(r.path.address.empty());
 }
+
+TEST_CASE("address: IPv6 address literals must be real IPv6 addresses") {
+  CHECK(uvs::smtp::parse_rcpt_arg("TO:<a@[IPv6:2001:db8::1]>").ok);
+  CHECK(uvs::smtp::parse_rcpt_arg("TO:<a@[IPv6:::ffff:192.0.2.1]>").ok);
+  CHECK_FALSE(uvs::smtp::parse_rcpt_arg("TO:<a@[IPv6:8:....]>").ok);
+  CHECK_FALSE(uvs::smtp::parse_rcpt_arg("TO:<a@[IPv6:ffffffffffffffff]>").ok);
+  CHECK_FALSE(uvs::smtp::parse_rcpt_arg("TO:<a@[IPv6::::::::::::]>").ok);
+}
