@@ -1,4 +1,5 @@
-/* plugins/dnsbl/dnsbl.c: the dnsbl plugin: IP blocklist lookups at connect, verdicts at connect or RCPT. */
+/* plugins/dnsbl/dnsbl.c: the dnsbl plugin: IP blocklist lookups at connect, verdicts at connect or
+ * RCPT. */
 /*
  * At connect the call is suspended and one A query per zone of conf/dnsbl_zones is sent at
  * once through the core's resolver (uvs_api.dns_query); the call completes when every query
@@ -26,9 +27,9 @@ static const uvs_api *api;
 #define BL_MAX_ZONES 64
 #define BL_MAX_ALLOW 4096
 #define BL_MAX_MSG_LINES 8
-#define BL_TEXT 400           /* bytes of reply text kept (the core allows 500 per line)  */
-#define BL_MAX_TIMEOUT 60.0   /* seconds; keep it below the core's hook_timeout (30)    */
-#define BL_MIN_TXT_MS 20      /* no TXT follow-up when less time than this is left      */
+#define BL_TEXT 400         /* bytes of reply text kept (the core allows 500 per line)  */
+#define BL_MAX_TIMEOUT 60.0 /* seconds; keep it below the core's hook_timeout (30)    */
+#define BL_MIN_TXT_MS 20    /* no TXT follow-up when less time than this is left      */
 #define BL_ZONE_CAP 184
 
 typedef enum { RT_PERM, RT_TEMP, RT_DISCONNECT, RT_TEMP_DISCONNECT } reject_type;
@@ -95,7 +96,9 @@ static uint64_t now_ms(void) {
 }
 
 /* A note is "true" as in Perl: set, not empty, not "0". */
-static int truthy(const char *v) { return v && *v && strcmp(v, "0") != 0; }
+static int truthy(const char *v) {
+  return v && *v && strcmp(v, "0") != 0;
+}
 
 static void bl_log(const bl_state *st, const uvs_call *c, int level, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -135,10 +138,14 @@ static const char *reject_type_name(reject_type t) {
 
 static uvs_verdict reject_verdict(reject_type t) {
   switch (t) {
-    case RT_TEMP: return UVS_DENYSOFT;
-    case RT_DISCONNECT: return UVS_DENY_DISCONNECT;
-    case RT_TEMP_DISCONNECT: return UVS_DENYSOFT_DISCONNECT;
-    default: return UVS_DENY;
+    case RT_TEMP:
+      return UVS_DENYSOFT;
+    case RT_DISCONNECT:
+      return UVS_DENY_DISCONNECT;
+    case RT_TEMP_DISCONNECT:
+      return UVS_DENYSOFT_DISCONNECT;
+    default:
+      return UVS_DENY;
   }
 }
 
@@ -197,7 +204,7 @@ static void job_finish(bl_job *job) {
     if (job->zq[i].state == ZQ_LISTED) hit = &job->zq[i];
   if (!hit) {
     bl_log(st, c, UVS_LOG_INFO, "pass, %s not listed in %zu zone%s", job->ip, st->nzones,
-             st->nzones == 1 ? "" : "s");
+           st->nzones == 1 ? "" : "s");
     job_free(job);
     api->complete(p, UVS_DECLINED, 0, NULL, NULL);
     return;
@@ -261,8 +268,7 @@ static void on_txt(uvs_pending *p, int status, int count, const char *const *ans
   if (status == 0 && count > 0 && answers[0])
     bl_reply_text(zq->txt, sizeof zq->txt, answers[0], NULL);
   else
-    bl_log(job->st, api->pending_call(p), UVS_LOG_DEBUG, "%s: no TXT record (%d)", z->name,
-             status);
+    bl_log(job->st, api->pending_call(p), UVS_LOG_DEBUG, "%s: no TXT record (%d)", z->name, status);
   job_release(job);
 }
 
@@ -282,9 +288,8 @@ static void on_a(uvs_pending *p, int status, int count, const char *const *answe
       bl_log(st, c, UVS_LOG_INFO, "%s lists %s (%s)", z->name, job->ip, zq->answer);
     } else {
       zq->state = ZQ_CLEAN;
-      bl_log(st, c, UVS_LOG_INFO,
-               "%s answered %s for %s, not an expected answer: not listed", z->name,
-               count > 0 ? answers[0] : "nothing", job->ip);
+      bl_log(st, c, UVS_LOG_INFO, "%s answered %s for %s, not an expected answer: not listed",
+             z->name, count > 0 ? answers[0] : "nothing", job->ip);
     }
   } else if (status == -ENOENT) {
     zq->state = ZQ_CLEAN;
@@ -292,13 +297,13 @@ static void on_a(uvs_pending *p, int status, int count, const char *const *answe
   } else if (status == -ETIMEDOUT) {
     zq->state = ZQ_TIMEOUT;
     st->timeouts++;
-    bl_log(st, c, UVS_LOG_WARNING, "%s: no answer within %gs, treated as not listed",
-             z->name, st->timeout);
+    bl_log(st, c, UVS_LOG_WARNING, "%s: no answer within %gs, treated as not listed", z->name,
+           st->timeout);
   } else {
     zq->state = ZQ_ERROR;
     st->errors++;
-    bl_log(st, c, UVS_LOG_WARNING, "%s: lookup failed (%s), treated as not listed",
-             z->name, strerror(-status));
+    bl_log(st, c, UVS_LOG_WARNING, "%s: lookup failed (%s), treated as not listed", z->name,
+           strerror(-status));
   }
   if (zq->state == ZQ_LISTED && !z->msg[0] && st->txt) {
     uint64_t now = now_ms();
@@ -352,7 +357,7 @@ static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const bl_addr *addr,
       zq->state = ZQ_ERROR;
       st->errors++;
       bl_log(st, c, UVS_LOG_WARNING, "%s: cannot query (%s), treated as not listed",
-               st->zones[i].name, strerror(-rc));
+             st->zones[i].name, strerror(-rc));
     }
   }
   job_release(job); /* may complete at once if every query failed to start */
@@ -603,17 +608,17 @@ static int parse_args(bl_state *st, uvs_plugin *self) {
     } else if (!strcasecmp(key, "timeout")) {
       double t = parse_seconds(val);
       if (t <= 0 || t > BL_MAX_TIMEOUT)
-        return fail(self, "bad value '%s' for 'timeout': expected seconds in (0, %g], e.g. 5 or 0.5",
-                    val, BL_MAX_TIMEOUT);
+        return fail(self,
+                    "bad value '%s' for 'timeout': expected seconds in (0, %g], e.g. 5 or 0.5", val,
+                    BL_MAX_TIMEOUT);
       st->timeout = t;
     } else if (!strcasecmp(key, "txt")) {
       if (strcmp(val, "0") && strcmp(val, "1"))
         return fail(self, "bad value '%s' for 'txt': expected 0 or 1", val);
       st->txt = val[0] == '1';
     } else {
-      return fail(self,
-                  "unknown argument '%s' (known: reject, reject_type, check-at, timeout, txt)",
-                  key);
+      return fail(
+          self, "unknown argument '%s' (known: reject, reject_type, check-at, timeout, txt)", key);
     }
   }
   return 0;
@@ -664,9 +669,10 @@ static int init(uvs_plugin *self, const uvs_api *a) {
            "%zu zone(s), %zu allow entries, reject %s, reject_type %s, check-at %s, timeout %g, "
            "txt %d",
            st->nzones, st->nallow,
-           st->reject == REJECT_LOG ? "0" : st->reject == REJECT_YES ? "1" : "naughty",
-           reject_type_name(st->rtype), st->at_connect ? "connect" : "rcpt", st->timeout,
-           st->txt);
+           st->reject == REJECT_LOG   ? "0"
+           : st->reject == REJECT_YES ? "1"
+                                      : "naughty",
+           reject_type_name(st->rtype), st->at_connect ? "connect" : "rcpt", st->timeout, st->txt);
   return 0;
 }
 

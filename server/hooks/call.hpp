@@ -41,6 +41,8 @@ class CallHost {
   // from inside this call. Returns 0 or a negative errno.
   virtual int watch_input(std::function<void(int)> cb) = 0;
   virtual void unwatch_input() = 0;
+  // What must outlive a pending call of this session (its generation: plugin instances).
+  virtual std::shared_ptr<const void> keepalive() const { return nullptr; }
   // Sends one greeting continuation line now; -EPERM outside the greeting.
   virtual int send_continuation(std::string_view) { return -1; }
 };

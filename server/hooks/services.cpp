@@ -57,6 +57,7 @@ uvs_pending *create(LoopServices *svc, uvs_call *call) {
   p->svc = svc;
   p->call = call;
   p->host = call->host;
+  p->keep = call->host->keepalive();
   svc->pending_created();
   return p;
 }

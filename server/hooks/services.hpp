@@ -68,6 +68,7 @@ struct uvs_pending {
   uvs_input_fn input_cb = nullptr;
   void *input_ud = nullptr;
   bool input_active = false;
+  std::shared_ptr<const void> keep;    // the plugin's generation: no fini while this lives
 };
 
 namespace uvs::pending {

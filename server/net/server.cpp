@@ -149,8 +149,8 @@ void Server::maybe_finish() {
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_term_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_hup_), nullptr);
-  services_.close();
-  resolver_.shutdown();
+  resolver_.shutdown();  // cancelled lookups complete their pending calls...
+  services_.close();     // ...and close() drains those completions
   log::format(log::notice, "", "", "all sessions closed; exiting");
 }
 

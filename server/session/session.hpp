@@ -77,6 +77,7 @@ class Session final : public CallHost {
   int watch_input(std::function<void(int)> cb) override;
   void unwatch_input() override;
   int send_continuation(std::string_view text) override;
+  std::shared_ptr<const void> keepalive() const override { return gen_; }
   const std::string *remote_host() const override { return remote_host_.empty() ? nullptr : &remote_host_; }
 
  private:

@@ -102,12 +102,18 @@ bool encode_rdata(int type, const std::string &text, std::string &out) {
 
 std::string DnsStub::type_name(int type) {
   switch (type) {
-    case A: return "A";
-    case AAAA: return "AAAA";
-    case PTR: return "PTR";
-    case MX: return "MX";
-    case TXT: return "TXT";
-    default: return "TYPE" + std::to_string(type);
+    case A:
+      return "A";
+    case AAAA:
+      return "AAAA";
+    case PTR:
+      return "PTR";
+    case MX:
+      return "MX";
+    case TXT:
+      return "TXT";
+    default:
+      return "TYPE" + std::to_string(type);
   }
 }
 

@@ -123,7 +123,6 @@ struct VerdictRow {
   std::string reply;       // a script step: "=..." exact, "^..." prefix, "-" nothing
   std::string text_reply;  // the same with plugin text
   Script after;
-  bool text_bug = false;   // the text row is a known core bug (run under may_fail)
 };
 
 struct HookSpec {
@@ -277,16 +276,16 @@ std::vector<HookSpec> hook_specs() {
   specs.push_back({"noop", "", kGreet, {">NOOP"}, "250",
                    {{"OK", "=250 2.0.0 OK", "=250 2.0.0" + T, kAlive},
                     {"DECLINED", "=250 2.0.0 OK", "=250 2.0.0 OK", kAlive},
-                    {"DENYSOFT", "=250 2.0.0 OK", "=250 2.0.0 OK", kAlive, true},
-                    {"DENYSOFT_DISCONNECT", "=250 2.0.0 OK", "=250 2.0.0 OK", kAlive, true},
+                    {"DENYSOFT", "=250 2.0.0 OK", "=250 2.0.0 OK", kAlive},
+                    {"DENYSOFT_DISCONNECT", "=250 2.0.0 OK", "=250 2.0.0 OK", kAlive},
                     {"DENY", "=500 5.5.1 Stop wasting my time.", "=500 5.5.1" + T, kAlive},
                     {"DENY_DISCONNECT", "=500 5.5.1 Stop wasting my time.", "=500 5.5.1" + T, kClosed},
                     {"DONE", "-", "=250" + T, kAlive}}});
   specs.push_back({"help", "", kGreet, {">HELP topic"}, "214",
                    {{"OK", "^" + kHelpHead, "=214 2.0.0" + T, kAlive},
                     {"DECLINED", "^" + kHelpHead, "^" + kHelpHead, kAlive},
-                    {"DENYSOFT", "^" + kHelpHead, "^" + kHelpHead, kAlive, true},
-                    {"DENYSOFT_DISCONNECT", "^" + kHelpHead, "^" + kHelpHead, kAlive, true},
+                    {"DENYSOFT", "^" + kHelpHead, "^" + kHelpHead, kAlive},
+                    {"DENYSOFT_DISCONNECT", "^" + kHelpHead, "^" + kHelpHead, kAlive},
                     {"DENY", "=500 5.5.1 Syntax error, command not recognized", "=500 5.5.1" + T, kAlive},
                     {"DENY_DISCONNECT", "=500 5.5.1 Syntax error, command not recognized", "=500 5.5.1" + T,
                      kClosed},
@@ -299,8 +298,8 @@ std::vector<HookSpec> hook_specs() {
   return specs;
 }
 
-// Expands the specs into rows; bug rows go to `bugs`.
-std::vector<Row> table_rows(std::vector<Row> *bugs = nullptr) {
+// Expands the specs into rows.
+std::vector<Row> table_rows() {
   std::vector<Row> rows;
   for (const HookSpec &h : hook_specs()) {
     // "rcpt RCPT DENY", "unrecognized_command GET DENY", "queue body DENY", "connect DENY"
@@ -314,11 +313,7 @@ std::vector<Row> table_rows(std::vector<Row> *bugs = nullptr) {
       rows.push_back({name, plugins + "\n", h.before + h.command + Script{v.reply} + v.after, ""});
       Row with_text{name + (v.verdict == "DONE" ? " + reply" : " + text"), plugins + text + "\n",
                     h.before + h.command + Script{v.text_reply} + v.after, ""};
-      if (v.text_bug) {
-        if (bugs) bugs->push_back(with_text);
-      } else {
-        rows.push_back(with_text);
-      }
+      rows.push_back(with_text);
     }
   }
   return rows;
@@ -343,17 +338,6 @@ TEST_CASE("hooks: every hook and verdict has a row in the table") {
       if (!found) missing.push_back(std::string(hook) + " " + v);
     }
   CHECK(missing.empty());
-}
-
-// CORE BUG: NOOP and HELP send the plugin text of a DENYSOFT / DENYSOFT_DISCONNECT verdict on their
-// success reply ("250 2.0.0 Plugin text", "214 2.0.0 Plugin text"), although the table
-// (server/hooks/replies.cpp) makes those verdicts "proceed" like DECLINED, whose text is dropped.
-// Cause: Session::cmd_simple applies with_plugin_text() to every proceeding verdict.
-TEST_CASE("hooks: NOOP/HELP DENYSOFT with plugin text keeps the default reply" * doctest::may_fail()) {
-  std::vector<Row> bugs;
-  table_rows(&bugs);
-  REQUIRE(bugs.size() == 4);
-  run_rows(bugs);
 }
 
 TEST_CASE("hooks: core checks run before the hook (the hook would deny)") {
@@ -512,12 +496,12 @@ TEST_CASE("hooks: invalid verdicts are treated as DENYSOFT") {
   }
 }
 
-// CORE BUG: under -Db_sanitize=undefined this fails: an invalid verdict passed to complete() is
+// Fixed core bug (kept as a regression test): under -Db_sanitize=undefined this fails: an invalid verdict passed to complete() is
 // stored in LoopServices::Completion::verdict (a uvs_verdict) and loaded again in
 // LoopServices::drain(), which UBSan reports as "load of value 99, which is not a valid value for
 // type 'uvs_verdict'" (services.hpp:28, services.cpp:49). The synchronous path keeps the value in
 // an int. The reply itself is right (450); run_script checks the log for "runtime error:".
-TEST_CASE("hooks: an invalid verdict completed asynchronously is DENYSOFT" * doctest::may_fail()) {
+TEST_CASE("hooks: an invalid verdict completed asynchronously is DENYSOFT") {
   Server s({.plugins = "verdict rcpt=RAW99 rcpt.async=timer\n"});
   run_script(s, kToMail + Script{">RCPT TO:<r@y.example>", "=450 4.7.1 relaying denied"} + kNoRcpt);
   CHECK(s.wait_log("complete() with invalid verdict 99; treated as DENYSOFT"));
@@ -743,11 +727,11 @@ TEST_CASE("hooks: a hook that never completes gets 451 4.3.0 after hook_timeout"
   }
 }
 
-// CORE BUG: a forgotten completion at vrfy, unrecognized_command or data_headers_end does not get
+// Fixed core bug (kept as a regression test): a forgotten completion at vrfy, unrecognized_command or data_headers_end does not get
 // 451 4.3.0 (issue 3: "a per-hook timeout ... turns a forgotten completion into 451 4.3.0"). The
 // runner reports a timeout as DENYSOFT + a 451 reply, and these hooks ignore DENYSOFT: VRFY answers
 // 252, an unknown command 500, and the message is accepted after a data_headers_end timeout.
-TEST_CASE("hooks: hook timeout at vrfy, unrecognized_command and data_headers_end" * doctest::may_fail()) {
+TEST_CASE("hooks: hook timeout at vrfy, unrecognized_command and data_headers_end") {
   const std::string toml = "hook_timeout = 0.3\n";
   run_rows({
       {"vrfy", "verdict vrfy=OK vrfy.async=never\n", kGreet + Script{">VRFY x", kTimeout} + kAlive, toml},
@@ -861,11 +845,11 @@ TEST_CASE("hooks: pipelined MAIL/RCPT/RCPT/DATA with an asynchronous rcpt hook")
   CHECK(log.find("trace verdict data arg=") > log.find("trace verdict ok arg=verdict:2 address=1", b));
 }
 
-// CORE BUG: reset_transaction fires twice when data_post or queue rejects the message:
+// Fixed core bug (kept as a regression test): reset_transaction fires twice when data_post or queue rejects the message:
 // Session::run_data_post / run_queue call reset_transaction() and then apply(d), which resets again
 // for rows with reset=true (server/hooks/replies.cpp), and reset_transaction() notifies whenever a
 // plugin is registered for the hook. Plugins counting transactions see two resets for one.
-TEST_CASE("hooks: reset_transaction fires once when data_post or queue rejects" * doctest::may_fail()) {
+TEST_CASE("hooks: reset_transaction fires once when data_post or queue rejects") {
   for (const char *hook : {"data_post", "queue"}) {
     SUBCASE(hook) {
       Server s({.plugins = std::string("verdict trace=1 rcpt=OK queue=OK ") + hook + "=DENY\n"});
@@ -875,19 +859,19 @@ TEST_CASE("hooks: reset_transaction fires once when data_post or queue rejects" 
   }
 }
 
-// CORE BUG: connect OK with an explicit 220 code drops the plugin's greeting text: Session::start
+// Fixed core bug (kept as a regression test): connect OK with an explicit 220 code drops the plugin's greeting text: Session::start
 // replaces the greeting only when the plugin left the code at 0, although plugin.h says code 0
 // means "the hook's default code", i.e. 220 given explicitly must behave the same.
-TEST_CASE("hooks: connect OK with code 220 and text replaces the greeting text" * doctest::may_fail()) {
+TEST_CASE("hooks: connect OK with code 220 and text replaces the greeting text") {
   Server s({.plugins = "verdict connect=OK connect.code=220 connect.text=Plugin_text\n"});
   run_script(s, Script{"=220 Plugin text"} + kAlive);
 }
 
-// CORE BUG: QUIT can be answered with another code than 221, which RFC 5321 4.1.1.10 forbids
+// Fixed core bug (kept as a regression test): QUIT can be answered with another code than 221, which RFC 5321 4.1.1.10 forbids
 // ("The receiver MUST send a "221 OK" reply"): Session::cmd_quit passes the plugin's code through
 // with_plugin_text(), so quit=DENY with code 554 sends "554 5.0.0 bye", and a quit hook that times
 // out sends "451 4.3.0 Temporary failure, please try again later" before closing.
-TEST_CASE("hooks: QUIT is always answered 221" * doctest::may_fail()) {
+TEST_CASE("hooks: QUIT is always answered 221") {
   run_rows({
       {"plugin code 554", "verdict quit=DENY quit.code=554 quit.text=bye\n", kGreet + Script{">QUIT", "=221 2.0.0 bye", "!"}},
       {"hook timeout", "verdict quit=OK quit.async=never\n", kGreet + Script{">QUIT", "^221 2.0.0 ", "!"},

@@ -558,12 +558,12 @@ TEST_CASE("plugin_host: a call not completed within hook_timeout gets 451 4.3.0;
   CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
 }
 
-// CORE BUG: on_timeout (server/hooks/runner.cpp) turns a forgotten completion into DENYSOFT with
+// Fixed core bug (kept as a regression test): on_timeout (server/hooks/runner.cpp) turns a forgotten completion into DENYSOFT with
 // the reply 451 4.3.0, but decide() (server/hooks/replies.cpp) maps DENYSOFT to "proceed" on
 // vrfy, noop, help and data_headers_end, so the 451 is dropped: VRFY answers its default 252
 // after the timeout instead of 451 4.3.0 (issue 3: "a per-hook timeout ... that turns a
 // forgotten completion into 451 4.3.0").
-TEST_CASE("plugin_host: the hook timeout answers 451 4.3.0 on every hook" * doctest::may_fail()) {
+TEST_CASE("plugin_host: the hook timeout answers 451 4.3.0 on every hook") {
   Server s(opts("api_probe\n", {}, "hook_timeout = 0.3\n"));
   REQUIRE(up(s));
   Client c(s.port());
@@ -575,11 +575,11 @@ TEST_CASE("plugin_host: the hook timeout answers 451 4.3.0 on every hook" * doct
   CHECK(probe(s.log(), "vrfy late complete") == num(-ECANCELED));
 }
 
-// CORE BUG: include/uvsmtpd/plugin.h says a transaction note "lives until MAIL, RSET, end of
+// Fixed core bug (kept as a regression test): include/uvsmtpd/plugin.h says a transaction note "lives until MAIL, RSET, end of
 // DATA, close" (qpsmtpd: MAIL always begins with reset_transaction), but Session::cmd_mail
 // (server/session/session.cpp) does not clear txn_notes_: a transaction note set at HELO/EHLO
 // (or at connect) is still there in the mail and rcpt hooks of the next transaction.
-TEST_CASE("plugin_host: a transaction note set before MAIL is gone at MAIL" * doctest::may_fail()) {
+TEST_CASE("plugin_host: a transaction note set before MAIL is gone at MAIL") {
   Server s(opts("api_probe\n"));
   REQUIRE(up(s));
   Client c(s.port());
@@ -636,10 +636,10 @@ TEST_CASE("plugin_host: remote_host and dns_query go through the server's resolv
   CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
 }
 
-// CORE BUG: server/dns/resolver.cpp (PTR answers) copies host->h_name and then every
+// Fixed core bug (kept as a regression test): server/dns/resolver.cpp (PTR answers) copies host->h_name and then every
 // host->h_aliases entry, but c-ares' ares_parse_ptr_reply() lists every PTR name in h_aliases,
 // the first one included: one PTR record comes back as two identical answers.
-TEST_CASE("plugin_host: dns_query PTR answers each name once" * doctest::may_fail()) {
+TEST_CASE("plugin_host: dns_query PTR answers each name once") {
   DnsStub dns;
   REQUIRE(dns.port() > 0);
   Server s(opts("api_probe\n", {}, "[dns]\nservers = [\"127.0.0.1:" + num(dns.port()) + "\"]\nreverse_lookup = false\n"));
