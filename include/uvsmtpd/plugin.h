@@ -216,12 +216,15 @@ typedef struct uvs_api {
    * complete() exactly once, even if the client has gone or the hook timed out. */
   uvs_pending *(*suspend)(uvs_call *c);
   /* Finish a pending call with a verdict and optional reply (code 0 = default).
-   * Any thread. Frees the handle. -ECANCELED if the session no longer waits (the
-   * handle is freed all the same). */
+   * Any thread. Frees the handle; no timer, input or work callback of it runs after
+   * this call. -ECANCELED if the session no longer waits (the handle is freed all the
+   * same). A pending call keeps its plugin instance alive: fini waits for it. */
   int (*complete)(uvs_pending *p, uvs_verdict v, int code, const char *enhanced,
                   const char *text);
   /* The call behind a pending handle, for loop-thread callbacks (timers, input,
-   * blocking-work completions): NULL once the session no longer waits. */
+   * blocking-work completions): NULL once the session no longer waits (hook timeout,
+   * session closed). Note: while a call is pending the session does not read, so a
+   * client that disconnects is only noticed through wait_for_input (UVS_INPUT_EOF). */
   uvs_call *(*pending_call)(uvs_pending *p);
   /* Run cb on the loop after ms milliseconds (once); stopped by complete(). */
   int (*pending_timer)(uvs_pending *p, uint64_t ms, uvs_pending_fn cb, void *ud);

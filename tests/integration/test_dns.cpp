@@ -800,12 +800,10 @@ TEST_CASE("dns: dnsbl lookups cut short by hook_timeout end cleanly; counters") 
   }
 }
 
-// Fixed core bug, kept as a regression test (server/net/server.cpp Server::maybe_finish, server/hooks/services.cpp
-// LoopServices::post): at shutdown services_.close() runs before resolver_.shutdown(). The
-// resolver then calls every DNS callback still in flight with -ECANCELED; a plugin that answers
-// with complete() (as it must) has its completion dropped by post() ("closed_"), so the
-// uvs_pending is never freed: LeakSanitizer reports 96 bytes from pending::create per handle
-// and the ASan build exits 1. The plain build passes.
+// Regression test for a fixed core bug (Server::maybe_finish, LoopServices::post): shutdown
+// used to close the services before the resolver, so the -ECANCELED callbacks' complete() calls
+// were dropped and their uvs_pending leaked (LeakSanitizer: 96 bytes from pending::create, exit
+// status 1 under ASan). Now the resolver shuts down first and close() drains the completions.
 TEST_CASE("dns: SIGTERM while dnsbl lookups wait: the session ends, the server exits cleanly") {
   DnsStub dns;
   REQUIRE(dns.started());
