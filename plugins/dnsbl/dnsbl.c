@@ -1,5 +1,4 @@
-/* plugins/dnsbl/dnsbl.c: the dnsbl plugin: IP blocklist lookups at connect, verdicts at connect or
- * RCPT. */
+/* plugins/dnsbl/dnsbl.c: the dnsbl plugin: parallel blocklist lookups, verdicts at connect/RCPT. */
 /*
  * At connect the call is suspended and one A query per zone of conf/dnsbl_zones is sent at
  * once through the core's resolver (uvs_api.dns_query); the call completes when every query

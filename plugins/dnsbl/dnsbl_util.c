@@ -1,5 +1,4 @@
-/* plugins/dnsbl/dnsbl_util.c: dnsbl's pure helpers: addresses, CIDRs, query names, answer tests,
- * text. */
+/* plugins/dnsbl/dnsbl_util.c: dnsbl helpers: addresses, CIDRs, query names, answers, text. */
 #define _POSIX_C_SOURCE 200809L
 #include "dnsbl_util.h"
 

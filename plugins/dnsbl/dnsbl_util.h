@@ -1,5 +1,4 @@
-/* plugins/dnsbl/dnsbl_util.h: dnsbl's pure helpers: addresses, CIDRs, query names, answer tests,
- * text. */
+/* plugins/dnsbl/dnsbl_util.h: dnsbl helpers: addresses, CIDRs, query names, answers, text. */
 #ifndef DNSBL_DNSBL_UTIL_H
 #define DNSBL_DNSBL_UTIL_H
 

@@ -1,5 +1,4 @@
-// tests/integration/test_dns.cpp: the core's connect-time reverse lookup and the dnsbl plugin,
-// against a local DNS stub (issue 5).
+// tests/integration/test_dns.cpp: reverse lookup at connect and dnsbl, against a local DNS stub.
 //
 // Every server here is pointed at a DnsStub on 127.0.0.1 through its [dns] table, and the
 // tests check that the stub received the questions: no lookup leaves the machine.

@@ -1,0 +1,427 @@
+// tests/faults/test_faults.cpp: failshim.so makes the k-th write/fsync/link/rename/directory fsync (and more) fail with EIO or ENOSPC under a live uvsmtpd: 4xx, never 250, nothing partial in new/, and the server delivers the next message.
+#include <doctest/doctest.h>
+
+#include <csignal>
+#include <functional>
+#include <set>
+#include <sstream>
+#include <string>
+#include <sys/wait.h>
+#include <vector>
+
+#include "faults_util.hpp"
+
+using namespace faults;
+
+namespace {
+
+// One fault scenario: the shim's settings, the messages sent, and what the log must say.
+struct Case {
+  std::string call;                              // FAILSHIM_CALL
+  std::function<std::string(const Tree &)> match; // FAILSHIM_MATCH, built from the tree's paths
+  int nth = 1;                                   // FAILSHIM_NTH
+  std::string err = "EIO";                       // FAILSHIM_ERRNO
+  std::vector<std::string> rcpts = {"alice@one.test"};
+  size_t size = 3000;                            // message size (before the Received: header)
+  Env extra;                                     // more FAILSHIM_* settings
+  std::vector<std::string> log_needles;          // each must be in the server log
+  bool precreate = false;                        // create the Maildirs before the start
+  std::string fired_in;                          // the fault must hit a path containing this
+  int max_msgs = 6;                              // give up if the fault has not fired by then
+};
+
+std::string mail_prefix(const Tree &t) { return t.mail() + "/"; }
+
+// Maildir's log line for a failed delivery: operation and errno (e.g. "(ENOSPC 28)").
+std::vector<std::string> maildir_needles(const std::string &op, const std::string &err) {
+  std::string num = err == "ENOSPC" ? "28" : "5";
+  std::vector<std::string> v = {"(" + err + " " + num + "); no copy delivered"};
+  if (!op.empty()) v.push_back("queue/maildir: delivery failed: " + op + " ");
+  return v;
+}
+
+struct Fired {
+  bool yes = false;
+  std::string kind, how, path;
+};
+
+Fired fired(const std::string &shim_log) {
+  Fired f;
+  std::istringstream in(shim_log);
+  std::string line;
+  while (std::getline(in, line)) {
+    if (line.rfind("fired ", 0) != 0) continue;
+    std::istringstream ls(line);
+    std::string word, num;
+    ls >> word >> f.kind >> num >> f.how;
+    std::getline(ls, f.path);
+    if (!f.path.empty() && f.path[0] == ' ') f.path.erase(0, 1);
+    f.yes = true;
+    return f;
+  }
+  return f;
+}
+
+bool starts(const std::string &s, const char *prefix) { return s.rfind(prefix, 0) == 0; }
+
+// Runs one case: sends numbered messages on one session until the fault fires, then one more.
+// Returns a one-line summary for the suite's figures.
+std::string run_case(const Case &k, const std::string &tag) {
+  Tree t;
+  if (k.precreate)
+    for (const auto &r : k.rcpts) make_maildir(maildir_of(t.mail(), r));
+  std::string shim_log = t.dir + "/shim.log";
+  Env env = shim_env(k.call, k.match(t), k.nth, k.err, shim_log);
+  for (const auto &[key, v] : k.extra) env[key] = v;
+  Proc p;
+  if (!p.start(t, env, t.dir + "/log")) {
+    FAIL_CHECK("server did not start: " << p.log());
+    return "no start";
+  }
+  itest::Client c(p.port);
+  std::string greet = c.reply();
+  std::string ehlo = c.cmd("EHLO client.test");
+  if (!starts(greet, "220") || !starts(ehlo, "250")) {
+    FAIL_CHECK("no session: " << greet << " / " << ehlo);
+    return "no session";
+  }
+  std::set<int> acked;
+  int faulted = -1;
+  Fired f;
+  bool cleanup_only = false;
+  std::string fault_reply;
+  for (int i = 0; i < k.max_msgs; ++i) {
+    std::string r = transact(c, k.rcpts, make_message(tag, i, k.size));
+    if (faulted < 0) {
+      f = fired(slurp(shim_log));
+      if (f.yes) {
+        faulted = i;
+        fault_reply = r;
+        // A fault in a step after the copies are durable (the tmp/ fsync after the tmp/ names
+        // are unlinked, or that unlink itself) changes nothing for the client: 250 is right.
+        bool dir_path = !f.path.empty() && f.path.back() == '/';
+        cleanup_only = (dir_path && f.path.size() >= 5 && f.path.compare(f.path.size() - 5, 5, "/tmp/") == 0 &&
+                        k.call != "mkdir") ||
+                       k.call == "unlink";
+        if (cleanup_only) {
+          CHECK_MESSAGE(starts(r, "250 "), "cleanup-only fault " << f.path << ": " << r);
+          if (starts(r, "250 ")) acked.insert(i);
+        } else {
+          CHECK_MESSAGE((starts(r, "451 ") || starts(r, "452 ")), "fault " << f.kind << " #" << k.nth << " "
+                                                                           << f.how << " " << f.path
+                                                                           << " got: " << r);
+          CHECK(!starts(r, "250"));
+        }
+        continue;  // one more message: the server must be fine
+      }
+    }
+    CHECK_MESSAGE(starts(r, "250 "), "message " << i << (faulted >= 0 ? " (after the fault)" : "") << ": " << r);
+    if (starts(r, "250 ")) acked.insert(i);
+    if (faulted >= 0) break;
+  }
+  if (faulted < 0) {
+    FAIL_CHECK("the fault never fired in " << k.max_msgs << " messages; shim log: " << slurp(shim_log));
+    return "not fired";
+  }
+  CHECK_MESSAGE(faulted < k.max_msgs - 1, "no message was sent after the fault");
+  if (!k.fired_in.empty()) CHECK_MESSAGE(f.path.find(k.fired_in) != std::string::npos, f.path);
+
+  // Maildirs: exactly the messages that got 250, once each, complete; nothing in tmp/.
+  size_t copies_total = 0;
+  for (const auto &r : k.rcpts) {
+    std::string md = maildir_of(t.mail(), r);
+    Inventory inv = inventory(md, tag);
+    CAPTURE(md);
+    CHECK_MESSAGE(inv.bad.empty(), "partial or foreign files: " << inv.bad.size() << " first: "
+                                                                 << (inv.bad.empty() ? "" : inv.bad[0]));
+    for (int n : acked) CHECK_MESSAGE(inv.copies[n] == 1, "message " << n << " got 250; copies: " << inv.copies[n]);
+    for (const auto &[n, cnt] : inv.copies) {
+      CHECK_MESSAGE(acked.count(n) == 1, "message " << n << " is in " << md << " without a 250");
+      copies_total += static_cast<size_t>(cnt);
+    }
+    if (k.call == "unlink" && cleanup_only)
+      CHECK(inv.tmp_files <= 1);  // the tmp/ name whose unlink failed: a leftover, same inode
+    else
+      CHECK_MESSAGE(inv.tmp_files == 0, "tmp/ of " << md << " holds " << inv.tmp_files << " file(s)");
+  }
+  // Nowhere else under mail/ is there a message file.
+  size_t visible = 0;
+  for (const auto &rel : all_files(t.mail()))
+    if (rel.find("/new/") != std::string::npos || rel.find("/cur/") != std::string::npos) ++visible;
+  CHECK(visible == copies_total);
+
+  if (!cleanup_only)
+    for (const auto &needle : k.log_needles)
+      CHECK_MESSAGE(p.wait_log(needle, 3), "log lacks: " << needle << "\n" << p.log());
+  // Still healthy: the session ends normally and SIGTERM stops the server with exit 0.
+  CHECK(starts(c.cmd("QUIT"), "221"));
+  p.signal(SIGTERM);
+  bool ended = p.wait(15);
+  CHECK_MESSAGE(ended, "no exit after SIGTERM");
+  if (ended) CHECK_MESSAGE((WIFEXITED(p.wstatus) && WEXITSTATUS(p.wstatus) == 0), describe_status(p.wstatus));
+  std::ostringstream sum;
+  sum << k.call << " #" << k.nth << " " << k.err << ": message " << faulted << " -> "
+      << fault_reply.substr(0, fault_reply.find(' ', 4)) << " (" << f.path.substr(t.dir.size()) << ")";
+  return sum.str();
+}
+
+// Runs every case of a group for errno in {EIO, ENOSPC} and k in {1, 2, 3}.
+void matrix(const Case &base, const std::string &op, const char *label) {
+  int n = 0;
+  for (const char *err : {"EIO", "ENOSPC"}) {
+    for (int nth = 1; nth <= 3; ++nth) {
+      Case k = base;
+      k.err = err;
+      k.nth = nth;
+      if (k.log_needles.empty()) k.log_needles = maildir_needles(op, err);
+      CAPTURE(label);
+      CAPTURE(err);
+      CAPTURE(nth);
+      std::string s = run_case(k, std::string(label) + "-" + err + "-" + std::to_string(nth));
+      MESSAGE(s);
+      ++n;
+    }
+  }
+  CHECK(n == 6);
+}
+
+const size_t kFourChunks = 200000;  // > 3 x 64 KiB: queue/maildir writes each copy in 4 chunks
+
+}  // namespace
+
+TEST_CASE("faults: write fails (EIO, ENOSPC; 1st, 2nd, 3rd chunk of the copy)") {
+  Case k;
+  k.call = "write";
+  k.match = mail_prefix;
+  k.size = kFourChunks;
+  matrix(k, "write", "write");
+}
+
+TEST_CASE("faults: fsync of the tmp/ file fails") {
+  Case k;
+  k.call = "fsync";
+  k.match = mail_prefix;
+  matrix(k, "fsync", "fsync");
+}
+
+TEST_CASE("faults: link tmp/ -> new/ fails") {
+  Case k;
+  k.call = "link";
+  k.match = mail_prefix;
+  matrix(k, "link", "link");
+}
+
+TEST_CASE("faults: rename tmp/ -> new/ fails (file system without hard links)") {
+  Case k;
+  k.call = "rename";
+  k.match = mail_prefix;
+  k.extra["FAILSHIM_LINK_EPERM"] = "1";
+  matrix(k, "rename", "rename");
+}
+
+TEST_CASE("faults: fsync of new/ after the link fails") {
+  Case k;
+  k.call = "dirfsync";
+  k.match = [](const Tree &) { return std::string("/new/"); };
+  matrix(k, "fsync", "dirfsync-new");
+}
+
+TEST_CASE("faults: fsync of a parent directory after mkdir fails (first delivery creates the Maildir)") {
+  Case k;
+  k.call = "dirfsync";
+  k.match = mail_prefix;
+  matrix(k, "fsync", "dirfsync-mkdir");
+}
+
+TEST_CASE("faults: opening new/ for its fsync fails") {
+  Case k;
+  k.call = "diropen";
+  k.match = [](const Tree &) { return std::string("/new/"); };
+  matrix(k, "fsync", "diropen-new");
+}
+
+TEST_CASE("faults: the second copy of a two-recipient message fails: no copy stays for the first") {
+  const std::vector<std::string> two = {"a@one.test", "b@two.test"};  // copies go in this order
+  struct Variant {
+    const char *label, *call, *op;
+    int nth;
+    size_t size;
+    bool link_eperm;
+    std::function<std::string(const Tree &)> match;
+  };
+  const std::vector<Variant> variants = {
+      {"multi-write", "write", "write", 5, kFourChunks, false, mail_prefix},  // 1st chunk of copy 2
+      {"multi-fsync", "fsync", "fsync", 2, 3000, false, mail_prefix},
+      {"multi-link", "link", "link", 2, 3000, false, mail_prefix},  // copy 1 is in new/ already
+      {"multi-rename", "rename", "rename", 2, 3000, true, mail_prefix},
+      {"multi-dirfsync", "dirfsync", "fsync", 2, 3000, false,
+       [](const Tree &) { return std::string("/new/"); }},  // both linked, new/ of copy 2 fails
+  };
+  for (const auto &v : variants) {
+    for (const char *err : {"EIO", "ENOSPC"}) {
+      Case k;
+      k.call = v.call;
+      k.match = v.match;
+      k.nth = v.nth;
+      k.err = err;
+      k.rcpts = two;
+      k.size = v.size;
+      k.precreate = true;  // so the k-th call is the one of copy 2, not a mkdir's
+      if (v.link_eperm) k.extra["FAILSHIM_LINK_EPERM"] = "1";
+      k.fired_in = "/two.test/b/";
+      k.log_needles = maildir_needles(v.op, err);
+      k.max_msgs = 3;
+      CAPTURE(v.label);
+      CAPTURE(err);
+      MESSAGE(run_case(k, std::string(v.label) + "-" + err));
+    }
+  }
+}
+
+TEST_CASE("faults: more places: open, close, mkdir, short write, cleanup-only steps") {
+  SUBCASE("creating tmp/<unique> fails") {
+    for (const char *err : {"EIO", "ENOSPC"}) {
+      Case k;
+      k.call = "open";
+      k.match = mail_prefix;
+      k.err = err;
+      k.log_needles = maildir_needles("open", err);
+      CAPTURE(err);
+      MESSAGE(run_case(k, std::string("open-") + err));
+    }
+  }
+  SUBCASE("close of the tmp/ file reports EIO (NFS-style late error)") {
+    for (int nth : {1, 2}) {
+      Case k;
+      k.call = "close";
+      k.precreate = true;
+      k.match = [](const Tree &t) { return t.mail() + "/one.test/alice/tmp/1"; };  // tmp/<seconds>...
+      k.nth = nth;
+      k.log_needles = maildir_needles("close", "EIO");
+      CAPTURE(nth);
+      MESSAGE(run_case(k, "close-" + std::to_string(nth)));
+    }
+  }
+  SUBCASE("close of a directory after its fsync reports EIO") {
+    Case k;
+    k.call = "close";
+    k.match = [](const Tree &) { return std::string("/new/"); };
+    k.log_needles = maildir_needles("fsync", "EIO");
+    MESSAGE(run_case(k, "close-dir"));
+  }
+  SUBCASE("mkdir fails") {
+    for (int nth : {1, 2, 3}) {
+      Case k;
+      k.call = "mkdir";
+      k.match = mail_prefix;
+      k.nth = nth;
+      k.err = "ENOSPC";
+      k.log_needles = maildir_needles("mkdir", "ENOSPC");
+      CAPTURE(nth);
+      MESSAGE(run_case(k, "mkdir-" + std::to_string(nth)));
+    }
+  }
+  SUBCASE("a short write, then ENOSPC (how a filling disk looks)") {
+    for (int nth : {1, 2, 4}) {
+      Case k;
+      k.call = "write";
+      k.match = mail_prefix;
+      k.nth = nth;
+      k.err = "ENOSPC";
+      k.size = kFourChunks;
+      k.extra["FAILSHIM_SHORT"] = "1";
+      k.log_needles = maildir_needles("write", "ENOSPC");
+      CAPTURE(nth);
+      MESSAGE(run_case(k, "short-" + std::to_string(nth)));
+    }
+  }
+  SUBCASE("fsync of tmp/ after the tmp/ names are removed: cleanup only, 250 stays right") {
+    Case k;
+    k.call = "dirfsync";
+    k.precreate = true;
+    k.match = [](const Tree &t) { return t.mail() + "/one.test/alice/tmp/"; };
+    MESSAGE(run_case(k, "cleanup-fsync"));
+  }
+  SUBCASE("unlink of the tmp/ name after delivery: cleanup only, 250 stays right") {
+    Case k;
+    k.call = "unlink";
+    k.precreate = true;
+    k.match = mail_prefix;
+    MESSAGE(run_case(k, "cleanup-unlink"));
+  }
+}
+
+TEST_CASE("faults: the core's spool (messages over 256 KiB spill to disk; smaller ones go to a memfd)") {
+  SUBCASE("spool write fails") {
+    for (const char *err : {"EIO", "ENOSPC"}) {
+      for (int nth : {1, 2, 3}) {
+        Case k;
+        k.call = "write";
+        k.match = [](const Tree &t) { return t.dir + "/spool/"; };
+        k.nth = nth;
+        k.err = err;
+        k.size = 1024 * 1024;
+        k.log_needles = {"spool write failed"};
+        CAPTURE(err);
+        CAPTURE(nth);
+        MESSAGE(run_case(k, std::string("spool-") + err + "-" + std::to_string(nth)));
+      }
+    }
+  }
+  SUBCASE("the spill file cannot be created") {
+    Case k;
+    k.call = "open";
+    k.match = [](const Tree &t) { return t.dir + "/spool"; };
+    k.err = "ENOSPC";
+    k.size = 400 * 1024;
+    k.log_needles = {"spool write failed"};
+    MESSAGE(run_case(k, "spool-open"));
+  }
+  SUBCASE("the memfd hand-over fails") {
+    Case k;
+    k.call = "write";
+    k.match = [](const Tree &) { return std::string("/memfd:uvsmtpd-message"); };
+    k.err = "ENOSPC";
+    k.log_needles = {"cannot open the spooled message"};
+    MESSAGE(run_case(k, "memfd"));
+  }
+}
+
+TEST_CASE("faults: a disk that stays full: every message gets 4xx, nothing is left, the server lives") {
+  Tree t;
+  std::string shim_log = t.dir + "/shim.log";
+  Env env = shim_env("write", t.mail() + "/", 1, "ENOSPC", shim_log);
+  env["FAILSHIM_TIMES"] = "0";  // every matching write from the first on
+  Proc p;
+  REQUIRE_MESSAGE(p.start(t, env, t.dir + "/log"), p.log());
+  for (int s = 0; s < 2; ++s) {
+    itest::Client c(p.port);
+    REQUIRE(c.code() == 220);
+    REQUIRE(starts(c.cmd("EHLO client.test"), "250"));
+    for (int i = 0; i < 3; ++i) {
+      std::string r = transact(c, {"alice@one.test", "bob@two.test"}, make_message("full", s * 3 + i, 100000));
+      CHECK_MESSAGE((starts(r, "451 ") || starts(r, "452 ")), r);
+    }
+    CHECK(starts(c.cmd("QUIT"), "221"));
+  }
+  CHECK(p.count_log("(ENOSPC 28); no copy delivered") == 6);
+  for (const auto &rel : all_files(t.mail())) FAIL_CHECK("file left under mail/: " << rel);
+  CHECK(p.alive());
+  p.signal(SIGTERM);
+  REQUIRE(p.wait(15));
+  CHECK_MESSAGE((WIFEXITED(p.wstatus) && WEXITSTATUS(p.wstatus) == 0), describe_status(p.wstatus));
+}
+
+TEST_CASE("faults: ENOSPC gets 451 4.3.0 (the recipe in security.md 5.3 asks for 452 4.3.1)") {
+  // Records the reply code for a full disk; both are transient, so no client loses mail.
+  Tree t;
+  Proc p;
+  REQUIRE_MESSAGE(p.start(t, shim_env("fsync", t.mail() + "/", 1, "ENOSPC", t.dir + "/shim.log"), t.dir + "/log"),
+                  p.log());
+  itest::Client c(p.port);
+  REQUIRE(c.code() == 220);
+  REQUIRE(starts(c.cmd("EHLO client.test"), "250"));
+  std::string r = transact(c, {"alice@one.test"}, make_message("enospc", 0, 1000));
+  MESSAGE("ENOSPC reply: " << r);
+  CHECK((starts(r, "451 4.3.0") || starts(r, "452 4.3.1")));
+}
