@@ -1,6 +1,8 @@
 // server/config/plugin_lines.cpp: parses conf/plugins (qpsmtpd format: $include, name:N, args).
 #include "config/plugin_lines.hpp"
 
+#include "config/text_file.hpp"
+
 #include <dirent.h>
 #include <fcntl.h>
 #include <sys/stat.h>
@@ -19,51 +21,6 @@
 namespace uvs::config {
 
 namespace {
-
-// Trimmed at both ends like qpsmtpd's s/^\s+//; s/\s+$// (so CRLF files work).
-constexpr std::string_view kSpace = " \t\r\n\f\v";
-
-std::string_view trim(std::string_view s) {
-  size_t b = s.find_first_not_of(kSpace);
-  if (b == std::string_view::npos) return {};
-  size_t e = s.find_last_not_of(kSpace);
-  return s.substr(b, e - b + 1);
-}
-
-// Reads the whole file; 0 or a positive errno.
-int slurp(const std::string &path, std::string &data) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  data.clear();
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return e;
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return 0;
-}
-
-std::string dir_of(const std::string &path) {
-  size_t slash = path.rfind('/');
-  if (slash == std::string::npos) return {};
-  if (slash == 0) return "/";
-  return path.substr(0, slash);
-}
-
-std::string join(const std::string &dir, std::string_view rel) {
-  if (!rel.empty() && rel.front() == '/') return std::string(rel);
-  if (dir.empty()) return std::string(rel);
-  if (dir.back() == '/') return dir + std::string(rel);
-  return dir + "/" + std::string(rel);
-}
 
 std::string canonical(const std::string &path) {
   char buf[PATH_MAX];

@@ -1,6 +1,8 @@
 // server/config/settings.cpp: loads uvsmtpd.toml (toml++) into Settings, with file:line errors.
 #include "config/settings.hpp"
 
+#include "config/text_file.hpp"
+
 #include <arpa/inet.h>
 #include <fcntl.h>
 #include <unistd.h>
@@ -28,26 +30,6 @@ constexpr double kMaxSeconds = 1e9;
 const char *const kLogLevels[] = {"emerg",   "alert",  "crit", "err",
                                   "warning", "notice", "info", "debug"};
 
-// Reads the whole file; 0 or a positive errno.
-int slurp(const std::string &path, std::string &data) {
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd < 0) return errno;
-  data.clear();
-  char buf[8192];
-  for (;;) {
-    ssize_t n = ::read(fd, buf, sizeof buf);
-    if (n < 0) {
-      if (errno == EINTR) continue;
-      int e = errno;
-      ::close(fd);
-      return e;
-    }
-    if (n == 0) break;
-    data.append(buf, static_cast<size_t>(n));
-  }
-  ::close(fd);
-  return 0;
-}
 
 std::string system_hostname() {
   char buf[HOST_NAME_MAX + 1] = {};

@@ -33,6 +33,7 @@ class CallHost {
   virtual bool tls_active() const { return false; }
   virtual const std::string *auth_user() const { return nullptr; }
   virtual const std::string *remote_host() const { return nullptr; }
+  virtual const std::string *queue_id() const { return nullptr; }  // open transaction's id
   virtual int64_t message_size() const { return -1; }
   virtual int64_t message_read(int64_t, void *, size_t) const { return -2; /* -ENOENT */ }
   virtual const std::string *header(std::string_view, int) const { return nullptr; }

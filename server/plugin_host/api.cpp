@@ -62,6 +62,8 @@ void api_log(uvs_plugin *p, const uvs_call *c, int level, const char *fmt, ...) 
   va_list ap;
   va_start(ap, fmt);
   std::string sid = (c && c->host) ? c->host->session_id() : std::string();
+  if (c && c->host)
+    if (const std::string *qid = c->host->queue_id()) sid += " " + *qid;
   log::vformat(level, sid, p ? p->instance : std::string("plugin"), fmt, ap);
   va_end(ap);
 }

@@ -869,7 +869,7 @@ void Session::send_raw(std::string wire) {
 void Session::send(const Reply &r) {
   if (r.empty() || handle_closed_ || closing_after_write_) return;
   if (log::enabled(log::debug))
-    log::format(log::debug, id_, "", "-> %d %s", r.code, r.lines.empty() ? "" : r.lines[0].c_str());
+    log::format(log::debug, id_, "", "-> %s", log::printable(r.wire(), 300).c_str());
   out_ += r.wire();
 }
 

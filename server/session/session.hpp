@@ -78,6 +78,7 @@ class Session final : public CallHost {
   void unwatch_input() override;
   int send_continuation(std::string_view text) override;
   std::shared_ptr<const void> keepalive() const override { return gen_; }
+  const std::string *queue_id() const override { return txn_.id.empty() ? nullptr : &txn_.id; }
   const std::string *remote_host() const override { return remote_host_.empty() ? nullptr : &remote_host_; }
 
  private:

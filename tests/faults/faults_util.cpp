@@ -143,6 +143,11 @@ void Proc::kill9() {
 
 std::string Proc::log() const { return slurp(log_path); }
 
+std::string Proc::why() const {
+  return (reaped ? describe_status(wstatus) : pid > 0 ? std::string("running, no port yet") : std::string("not started")) +
+         "; log " + log_path + ":\n" + log();
+}
+
 int Proc::count_log(const std::string &needle) const {
   std::string l = log();
   int n = 0;

@@ -52,6 +52,8 @@ struct Proc {
   void signal(int sig) const;
   void kill9();
   std::string log() const;
+  // For failed starts: how the process ended (if it did) and its log.
+  std::string why() const;
   bool wait_log(const std::string &needle, double timeout, int count = 1) const;
   int count_log(const std::string &needle) const;
   ~Proc();

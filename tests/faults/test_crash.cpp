@@ -47,6 +47,9 @@ std::string restart_and_send(const Tree &t, const std::string &tag, int n, const
   Session s(q.port);
   if (!s.ready()) return "no session after restart";
   std::string r = transact(*s.c, rcpts, make_message(tag, n, 5000));
+  s.c->cmd("QUIT");
+  s.c->shutdown_write();
+  s.c->closed(2);
   q.signal(SIGTERM);
   q.wait(10);
   return r;
@@ -63,7 +66,7 @@ void single(const std::string &crash_line, const std::string &where, bool crash_
          crash_after_queue ? line : "");
   t.add_crash_plugin();
   Proc p;
-  REQUIRE_MESSAGE(p.start(t, crash_env(), t.dir + "/log.0"), p.log());
+  REQUIRE_MESSAGE(p.start(t, crash_env(), t.dir + "/log.0"), p.why());
   // A bystander session, idle: the crash takes it down too (the limit of one process).
   Session idle(p.port);
   REQUIRE(idle.ready());
@@ -122,7 +125,7 @@ TEST_CASE("crash: SIGSEGV under load: in-flight sessions are lost, no message th
   Tree t("verdict rcpt=OK\ncrash hook=data_post nth=" + std::to_string(kNth) + "\n");
   t.add_crash_plugin();
   Proc p;
-  REQUIRE_MESSAGE(p.start(t, crash_env(), t.dir + "/log.0"), p.log());
+  REQUIRE_MESSAGE(p.start(t, crash_env(), t.dir + "/log.0"), p.why());
   std::mutex mu;
   std::set<int> acked, unanswered;
   std::map<int, int> sender;
@@ -168,7 +171,9 @@ TEST_CASE("crash: SIGSEGV under load: in-flight sessions are lost, no message th
   MESSAGE("crash under load: " << next.load() << " messages started, " << acked.size() << " got 250, "
                                << unanswered.size() << " sessions cut, " << lost << " lost, " << partial
                                << " partial, " << extra << " delivered without 250");
-  CHECK(acked.size() >= static_cast<size_t>(kNth - 1));
+  // Calls before the crashing one may still have been in their queue step (at most one per
+  // other session): those got no 250 either.
+  CHECK(acked.size() >= static_cast<size_t>(kNth - kThreads));
   CHECK(unanswered.size() == static_cast<size_t>(kThreads));
   CHECK(lost == 0);
   CHECK(partial == 0);

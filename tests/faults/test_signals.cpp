@@ -101,7 +101,7 @@ TEST_CASE("signals: SIGTERM under load: idle sessions get 421, DATA finishes (25
   const double kGrace = 3;
   Tree t("verdict rcpt=OK\n", "shutdown_grace = " + std::to_string(static_cast<int>(kGrace)));
   Proc p;
-  REQUIRE_MESSAGE(p.start(t, {}, t.dir + "/log"), p.log());
+  REQUIRE_MESSAGE(p.start(t, {}, t.dir + "/log"), p.why());
   const std::string tag = "term";
   const int kLoaders = 4;
   Tally tally;
@@ -200,6 +200,7 @@ TEST_CASE("signals: SIGTERM under load: idle sessions get 421, DATA finishes (25
     CHECK_MESSAGE(starts(r, "421 4.3.2 mx.test.invalid Service shutting down"), r);
     CHECK(now() - t_term < 1.5);
     CHECK(idle[i]->closed(2));
+    idle[i]->shutdown_write();  // as a client does at EOF (else the server lingers up to 2 s)
   }
   // The slow DATA finishes within the grace time: 250, then 421.
   usleep(300000);
@@ -211,6 +212,7 @@ TEST_CASE("signals: SIGTERM under load: idle sessions get 421, DATA finishes (25
   CHECK_MESSAGE(starts(r1, "250 2.0.0 Queued as "), r1);
   CHECK_MESSAGE(starts(r2, "421 4.3.2 "), r2);
   CHECK(slow.closed(2));
+  slow.shutdown_write();
   // The stuck DATA gets 421 when the grace time is over, and its message is not delivered.
   std::string r3 = stuck.reply(kGrace + 3);
   double stuck_at = now() - t_term;
@@ -218,6 +220,7 @@ TEST_CASE("signals: SIGTERM under load: idle sessions get 421, DATA finishes (25
   CHECK(stuck_at > kGrace - 0.5);
   CHECK(stuck_at < kGrace + 2);
   CHECK(stuck.closed(2));
+  stuck.shutdown_write();
 
   for (auto &th : threads) th.join();
   bool ended = p.wait(kGrace + 3);
@@ -297,7 +300,7 @@ TEST_CASE("signals: kill -9 loop under load from parallel clients: every 250 is 
       note = round == 1 ? "link+30ms" : "fsync+30ms";
     }
     std::string log = t.dir + "/log." + std::to_string(round);
-    REQUIRE_MESSAGE(srv.start(t, env, log), slurp(log));
+    REQUIRE_MESSAGE(srv.start(t, env, log), srv.why());
     port = srv.port;
     if (round == kKills) {
       // Last start: a few more messages must get through on the tree the kills left behind.
@@ -373,14 +376,15 @@ TEST_CASE("signals: SIGKILL at each step of a delivery, then a restart on the sa
   const std::vector<std::string> rcpts = {"a@one.test", "b@two.test"};
   const std::string tag = "point";
   for (const auto &pt : points) {
-    CAPTURE(pt.label);
+    std::string what = pt.label;
+    CAPTURE(what);
     Tree t;
     for (const auto &r : rcpts) make_maildir(maildir_of(t.mail(), r));
     std::string match = pt.match[0] == '@' ? std::string(pt.match + 1) : t.mail() + pt.match;
     Env env = shim_env(pt.call, match, pt.nth, "EIO", t.dir + "/shim.log");
     env["FAILSHIM_ACTION"] = pt.action;
     Proc p;
-    REQUIRE_MESSAGE(p.start(t, env, t.dir + "/log.0"), p.log());
+    REQUIRE_MESSAGE(p.start(t, env, t.dir + "/log.0"), p.why());
     itest::Client c(p.port);
     REQUIRE(c.code() == 220);
     REQUIRE(starts(c.cmd("EHLO client.test"), "250"));
@@ -397,7 +401,7 @@ TEST_CASE("signals: SIGKILL at each step of a delivery, then a restart on the sa
     }
     // The restart (no shim) on the same tree: the client retries as message 1.
     Proc q;
-    REQUIRE_MESSAGE(q.start(t, {}, t.dir + "/log.1"), q.log());
+    REQUIRE_MESSAGE(q.start(t, {}, t.dir + "/log.1"), q.why());
     itest::Client c2(q.port);
     REQUIRE(c2.code() == 220);
     REQUIRE(starts(c2.cmd("EHLO client.test"), "250"));
@@ -409,7 +413,8 @@ TEST_CASE("signals: SIGKILL at each step of a delivery, then a restart on the sa
       CHECK(inv.copies[1] == 1);
       CHECK(inv.copies[0] <= 1);
     }
-    MESSAGE("SIGKILL " << pt.label << " (" << pt.call << " #" << pt.nth << " " << pt.action << "): " << state.str());
+    MESSAGE("SIGKILL " << std::string(pt.label) << " (" << std::string(pt.call) << " #" << pt.nth << " "
+                       << std::string(pt.action) << "): " << state.str());
   }
 }
 
@@ -423,7 +428,7 @@ TEST_CASE("signals: a restart cleans tmp/ (issue 6)" * doctest::may_fail()) {
   Env env = shim_env("fsync", t.mail() + "/", 1, "EIO", t.dir + "/shim.log");
   env["FAILSHIM_ACTION"] = "kill";
   Proc p;
-  REQUIRE_MESSAGE(p.start(t, env, t.dir + "/log.0"), p.log());
+  REQUIRE_MESSAGE(p.start(t, env, t.dir + "/log.0"), p.why());
   {
     itest::Client c(p.port);
     REQUIRE(c.code() == 220);
@@ -433,7 +438,7 @@ TEST_CASE("signals: a restart cleans tmp/ (issue 6)" * doctest::may_fail()) {
   REQUIRE(p.wait(5));
   REQUIRE(files_in(maildir_of(t.mail(), "a@one.test") + "/tmp").size() == 1);
   Proc q;
-  REQUIRE_MESSAGE(q.start(t, {}, t.dir + "/log.1"), q.log());
+  REQUIRE_MESSAGE(q.start(t, {}, t.dir + "/log.1"), q.why());
   itest::Client c(q.port);
   REQUIRE(c.code() == 220);
   REQUIRE(starts(c.cmd("EHLO client.test"), "250"));

@@ -172,7 +172,7 @@ TEST_CASE("pipelining: a command pipelined while a group-ending command's hook i
   // input before we reply" -> 554 5.5.0 and close. Fix: re-check input_pending() (MSG_PEEK)
   // right before sending the reply of a group-ending command (Exim checks when responding).
   MailStore store;
-  Server s(opts(store, "verdict:slow ehlo=DECLINED ehlo.async=timer ehlo.delay=300\n"));
+  Server s(opts(store, "verdict:2 ehlo=DECLINED ehlo.async=timer ehlo.delay=300\n"));
   REQUIRE(s.started());
   Client c(s.port());
   REQUIRE(c.reply().rfind("220 ", 0) == 0);
@@ -182,6 +182,23 @@ TEST_CASE("pipelining: a command pipelined while a group-ending command's hook i
   CHECK(c.reply() == kSync);
   CHECK(c.closed());
   CHECK(s.count_log("from=<injected@evil.example>") == 0);
+}
+
+TEST_CASE("pipelining: content sent while DATA's hook is still pending is refused before 354") {
+  // The core checks again after the data hook: content that arrived during a slow data hook
+  // (the client did not wait for 354) is a sync violation, not message data.
+  MailStore store;
+  Server s(opts(store, "verdict:2 data=DECLINED data.async=timer data.delay=300\n"));
+  REQUIRE(s.started());
+  Client c(s.port());
+  prepare(c, Before::txn);
+  c.send("DATA\r\n");
+  usleep(100000);
+  c.send("Subject: early\r\n\r\nx\r\n.\r\n");
+  CHECK(c.reply() == kSync);
+  CHECK(c.closed());
+  CHECK(store.count() == 0);
+  CHECK(alive(s));
 }
 
 TEST_CASE("starttls: not offered; STARTTLS is 500 and injected commands behind it never run") {

@@ -162,7 +162,8 @@ static char *maildir_for(const md_state *st, const char *addr, const char **why)
   char local[256], llocal[256], domain[256];
   const char *at = strrchr(addr, '@');
   size_t ln = at ? (size_t)(at - addr) : strlen(addr);
-  const char *dom = at ? at + 1 : api->me(st->self); /* "postmaster" has no domain */
+  const char *me = api->me(st->self);
+  const char *dom = at ? at + 1 : me ? me : ""; /* "postmaster" has no domain */
   size_t dn = strlen(dom);
   if (dn > 0 && dom[dn - 1] == '.') --dn; /* "example.test." is "example.test" */
   if (ln >= sizeof local || dn >= sizeof domain) {
