@@ -101,6 +101,10 @@ int main(int argc, char **argv) {
   uvs::log::set_level(level);
   uvs::log::set_json(gen->settings.log_format == "json");
 
+  // Before anything uses libuv's thread pool: its size (fsyncs of queue plugins run there in
+  // parallel). The environment variable, when set, wins.
+  if (!getenv("UV_THREADPOOL_SIZE"))
+    setenv("UV_THREADPOOL_SIZE", std::to_string(gen->settings.thread_pool_size).c_str(), 1);
   uv_loop_t *loop = uv_default_loop();
   const uvs::config::Settings settings = gen->settings;
   int rc = 0;

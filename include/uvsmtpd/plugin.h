@@ -111,6 +111,10 @@ typedef void (*uvs_dns_fn)(uvs_pending *pending, int status, int count,
                            const char *const *answers, void *ud);
 typedef void (*uvs_free_fn)(void *ptr);
 typedef int (*uvs_line_fn)(const char *line, void *ud); /* nonzero return stops */
+/* A flat config line with where it came from (1.1): the file that holds it (after $include)
+ * and its 1-based line number in that file. Both strings borrowed for the callback. Nonzero
+ * return stops. */
+typedef int (*uvs_line_at_fn)(const char *line, const char *file, int lineno, void *ud);
 
 typedef struct uvs_api {
   uint32_t size; /* sizeof(uvs_api) in the running server */
@@ -250,6 +254,12 @@ typedef struct uvs_api {
    * plugin owns it (close it) and may read it with pread() from any thread, e.g. in
    * run_blocking work. Content as message_read() sees it. -ENOENT before DATA. */
   int (*message_fd)(const uvs_call *c);
+  /* config_lines() with the place of each line, for "file:line: message" errors:
+   * cb(line, file, lineno, ud), file being the path as the server names it
+   * ("<config dir>/relayclients", or an included file as "$include" names it, joined to the
+   * including file's directory) and lineno 1-based in that file (comments and blank lines
+   * counted). Same lines, order and return values as config_lines(). */
+  int (*config_lines_at)(uvs_plugin *p, const char *name, uvs_line_at_fn cb, void *ud);
 
   /* ---- 1.2 and later: append below this line only ----------------------------- */
 } uvs_api;

@@ -59,7 +59,7 @@ typedef struct bl_state {
   int refs;              /* 1 for the instance (until fini) + 1 per job in flight */
   int retired;           /* fini ran: st->self is gone */
   int init_error;
-  char init_msg[480];
+  char init_msg[512];
   unsigned long long checked, listed, skipped, timeouts, errors;
 } bl_state;
 
@@ -436,17 +436,20 @@ static int fail(uvs_plugin *self, const char *fmt, ...) {
   return -EINVAL;
 }
 
-/* config_lines callbacks report the first error into st->init_msg and stop. */
-static int line_error(bl_state *st, const char *fmt, ...)
+/* config_lines_at callbacks report the first error into st->init_msg, as
+ * "<file>:<line>: <message>", and stop. */
+static int line_error(bl_state *st, const char *file, int lineno, const char *fmt, ...)
 #if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
+    __attribute__((format(printf, 4, 5)))
 #endif
     ;
 
-static int line_error(bl_state *st, const char *fmt, ...) {
+static int line_error(bl_state *st, const char *file, int lineno, const char *fmt, ...) {
+  int n = snprintf(st->init_msg, sizeof st->init_msg, "%.300s:%d: ", file, lineno);
+  if (n < 0 || (size_t)n >= sizeof st->init_msg) n = 0;
   va_list ap;
   va_start(ap, fmt);
-  vsnprintf(st->init_msg, sizeof st->init_msg, fmt, ap);
+  vsnprintf(st->init_msg + n, sizeof st->init_msg - (size_t)n, fmt, ap);
   va_end(ap);
   st->init_error = 1;
   return 1;
@@ -458,20 +461,20 @@ static const char *skip_blanks(const char *s) {
 }
 
 /* One conf/dnsbl_zones line: "zone [expected|-] [message]", or qpsmtpd's "zone:message". */
-static int zone_line(const char *line, void *ud) {
+static int zone_line(const char *line, const char *file, int lineno, void *ud) {
   bl_state *st = (bl_state *)ud;
   if (st->nzones >= BL_MAX_ZONES)
-    return line_error(st, "dnsbl_zones: more than %d zones", BL_MAX_ZONES);
+    return line_error(st, file, lineno, "more than %d zones", BL_MAX_ZONES);
   bl_zone z;
   memset(&z, 0, sizeof z);
   size_t len = strcspn(line, " \t:");
   const char *rest = line + len;
   if (len == 0 || len >= sizeof z.name)
-    return line_error(st, "dnsbl_zones: bad zone in line '%s'", line);
+    return line_error(st, file, lineno, "bad zone name in '%s'", line);
   memcpy(z.name, line, len);
   if (z.name[len - 1] == '.') z.name[len - 1] = 0; /* a rooted name */
   if (!bl_zone_ok(z.name))
-    return line_error(st, "dnsbl_zones: '%s' is not a DNS zone name (line '%s')", z.name, line);
+    return line_error(st, file, lineno, "'%s' is not a DNS zone name", z.name);
   if (*rest == ':') {
     rest = rest + 1; /* qpsmtpd: everything after the colon is the message */
   } else {
@@ -486,44 +489,43 @@ static int zone_line(const char *line, void *ud) {
       } else if ((tok[0] >= '0' && tok[0] <= '9') || tok[0] == '&') {
         int n = bl_expect_parse(tok, z.expect);
         if (n <= 0)
-          return line_error(st,
-                            "dnsbl_zones: '%s' is not an expected answer (an IPv4 address, "
-                            "a.b.c.d/len, &mask, or a comma-separated list of these; write '-' "
-                            "before a message that starts with a digit) in line '%s'",
-                            tok, line);
+          return line_error(st, file, lineno,
+                            "'%s' is not an expected answer (an IPv4 address, a.b.c.d/len, "
+                            "&mask, or a comma-separated list of these; write '-' before a "
+                            "message that starts with a digit)",
+                            tok);
         z.nexpect = n;
         rest += tlen;
       }
     } else if (tlen >= sizeof tok && ((rest[0] >= '0' && rest[0] <= '9') || rest[0] == '&')) {
-      return line_error(st, "dnsbl_zones: expected answer too long in line '%s'", line);
+      return line_error(st, file, lineno, "expected answer too long in '%s'", line);
     }
   }
   bl_reply_text(z.msg, sizeof z.msg, skip_blanks(rest), NULL);
   for (size_t i = 0; i < st->nzones; ++i)
     if (strcasecmp(st->zones[i].name, z.name) == 0) {
-      api->log(st->self, NULL, UVS_LOG_WARNING, "dnsbl_zones: zone %s listed twice; first kept",
-               z.name);
+      api->log(st->self, NULL, UVS_LOG_WARNING, "%s:%d: zone %s listed twice; first kept", file,
+               lineno, z.name);
       return 0;
     }
   bl_zone *grown = (bl_zone *)realloc(st->zones, (st->nzones + 1) * sizeof *grown);
-  if (!grown) return line_error(st, "out of memory");
+  if (!grown) return line_error(st, file, lineno, "out of memory");
   st->zones = grown;
   st->zones[st->nzones++] = z;
   return 0;
 }
 
-static int allow_line(const char *line, void *ud) {
+static int allow_line(const char *line, const char *file, int lineno, void *ud) {
   bl_state *st = (bl_state *)ud;
   bl_cidr cidr;
   if (bl_cidr_parse(line, &cidr) != 0)
-    return line_error(st,
-                      "dnsbl_allow: '%s' is not an IPv4/IPv6 address, CIDR or IPv4 prefix "
-                      "ending in '.'",
+    return line_error(st, file, lineno,
+                      "'%s' is not an IPv4/IPv6 address, CIDR or IPv4 prefix ending in '.'",
                       line);
   if (st->nallow >= BL_MAX_ALLOW)
-    return line_error(st, "dnsbl_allow: more than %d entries", BL_MAX_ALLOW);
+    return line_error(st, file, lineno, "more than %d entries", BL_MAX_ALLOW);
   bl_cidr *grown = (bl_cidr *)realloc(st->allow, (st->nallow + 1) * sizeof *grown);
-  if (!grown) return line_error(st, "out of memory");
+  if (!grown) return line_error(st, file, lineno, "out of memory");
   st->allow = grown;
   st->allow[st->nallow++] = cidr;
   return 0;
@@ -647,8 +649,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     return rc;
   }
   snprintf(st->reject_note, sizeof st->reject_note, "dnsbl_reject:%s", api->plugin_name(self));
-  int nz = api->config_lines(self, "dnsbl_zones", zone_line, st);
-  if (!st->init_error) api->config_lines(self, "dnsbl_allow", allow_line, st);
+  int nz = api->config_lines_at(self, "dnsbl_zones", zone_line, st);
+  if (!st->init_error) api->config_lines_at(self, "dnsbl_allow", allow_line, st);
   if (!st->init_error) api->config_lines(self, "dnsbl_rejectmsg", rejectmsg_line, st);
   if (st->init_error) {
     rc = fail(self, "%s", st->init_msg);

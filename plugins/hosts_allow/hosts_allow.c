@@ -45,8 +45,9 @@ typedef struct hosts_allow {
   size_t nrows, caprows;
   ha_count *buckets[HA_BUCKETS]; /* address -> open connections */
   char note[160];                /* connection note: "this instance counted the connection" */
-  int entry;                     /* rows read so far, for error messages */
-  char error[400];
+  const char *row_file;          /* the row being read (borrowed for add_row), for errors */
+  int row_line;
+  char error[600];               /* the first bad row: "<file>:<line>: ..." */
 } hosts_allow;
 
 /* ---- the table of open connections ---------------------------------------------------- */
@@ -143,8 +144,7 @@ static int text_ok(const char *t) {
 }
 
 static int row_error(hosts_allow *st, const char *line, const char *why) {
-  snprintf(st->error, sizeof st->error,
-           "hosts_allow, entry %d (comment and blank lines not counted): '%.80s': %s", st->entry,
+  snprintf(st->error, sizeof st->error, "%.300s:%d: '%.80s': %s", st->row_file, st->row_line,
            line, why);
   return 1;
 }
@@ -162,9 +162,10 @@ static int append_row(hosts_allow *st, const ha_row *row) {
 }
 
 /* One line: CIDR, blanks, VERDICT, then optionally blanks and the reply text. */
-static int add_row(const char *line, void *ud) {
+static int add_row(const char *line, const char *file, int lineno, void *ud) {
   hosts_allow *st = ud;
-  ++st->entry;
+  st->row_file = file;
+  st->row_line = lineno;
   ha_row row = {0};
   size_t cidr_len = strcspn(line, " \t");
   if (ipnet_parse(line, cidr_len, &row.net) < 0)
@@ -187,7 +188,8 @@ static int add_row(const char *line, void *ud) {
 }
 
 static int load_rows(hosts_allow *st) {
-  int rc = api->config_lines(st->self, "hosts_allow", add_row, st);
+  int rc = api->config_lines_at(st->self, "hosts_allow", add_row, st);
+  st->row_file = NULL; /* borrowed for the callbacks only */
   if (st->error[0]) {
     api->set_error(st->self, st->error);
     return -EINVAL;

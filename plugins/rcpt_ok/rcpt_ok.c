@@ -22,8 +22,7 @@ typedef struct rcpt_ok {
   char **hosts; /* lower-cased rcpthosts entries */
   size_t count;
   size_t cap;
-  int entry;       /* entries read so far, for error messages */
-  char error[320]; /* set by add_host on a bad entry */
+  char error[512]; /* set by add_host on a bad entry: "<file>:<line>: ..." */
 } rcpt_ok;
 
 static char lower(char c) {
@@ -73,18 +72,16 @@ static int store_host(rcpt_ok *st, const char *line) {
   return 0;
 }
 
-static int add_host(const char *line, void *ud) {
+static int add_host(const char *line, const char *file, int lineno, void *ud) {
   rcpt_ok *st = ud;
-  ++st->entry;
   if (bad_entry(line)) {
     snprintf(st->error, sizeof st->error,
-             "rcpthosts, entry %d (comment and blank lines not counted): '%.80s' is not a "
-             "domain, .domain or address literal",
-             st->entry, line);
+             "%.300s:%d: '%.80s' is not a domain, .domain or address literal", file, lineno,
+             line);
     return 1;
   }
   if (store_host(st, line) < 0) {
-    snprintf(st->error, sizeof st->error, "rcpthosts: out of memory");
+    snprintf(st->error, sizeof st->error, "%.300s:%d: out of memory", file, lineno);
     return 1;
   }
   return 0;
@@ -159,7 +156,7 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   rcpt_ok *st = calloc(1, sizeof *st);
   if (!st) return -ENOMEM;
   st->self = self;
-  int rc = api->config_lines(self, "rcpthosts", add_host, st);
+  int rc = api->config_lines_at(self, "rcpthosts", add_host, st);
   if (st->error[0]) {
     api->set_error(self, st->error);
     rc = -EINVAL;

@@ -23,30 +23,26 @@ typedef struct relay {
   ipnet_list deny;  /* norelayclients */
 } relay;
 
-/* State of one config_lines() pass over a list file. */
+/* State of one config_lines_at() pass over a list file. */
 typedef struct load_ctx {
   ipnet_list *list;
-  const char *file;
-  int entry;
-  char error[320];
+  char error[512];
 } load_ctx;
 
-/* One entry: an address or network, optionally followed by blanks and a # comment. */
-static int add_line(const char *line, void *ud) {
+/* One entry: an address or network, optionally followed by blanks and a # comment. Errors
+ * name the file and line ("conf/relayclients:7: ..."); an included file names itself. */
+static int add_line(const char *line, const char *file, int lineno, void *ud) {
   load_ctx *ctx = ud;
-  ++ctx->entry;
   size_t len = strcspn(line, " \t");
   const char *rest = line + len + strspn(line + len, " \t");
   ipnet n;
   if ((*rest && *rest != '#') || ipnet_parse(line, len, &n) < 0) {
     snprintf(ctx->error, sizeof ctx->error,
-             "%s, entry %d (comment and blank lines not counted): '%.80s' is not an IPv4/IPv6 "
-             "address or CIDR",
-             ctx->file, ctx->entry, line);
+             "%.300s:%d: '%.80s' is not an IPv4/IPv6 address or CIDR", file, lineno, line);
     return 1;
   }
   if (ipnet_list_add(ctx->list, &n) < 0) {
-    snprintf(ctx->error, sizeof ctx->error, "%s: out of memory", ctx->file);
+    snprintf(ctx->error, sizeof ctx->error, "%.300s:%d: out of memory", file, lineno);
     return 1;
   }
   return 0;
@@ -54,8 +50,8 @@ static int add_line(const char *line, void *ud) {
 
 /* Reads a list file; a missing file is an empty list. 0, or -errno after set_error(). */
 static int load_list(uvs_plugin *self, const char *file, ipnet_list *list) {
-  load_ctx ctx = {list, file, 0, ""};
-  int rc = api->config_lines(self, file, add_line, &ctx);
+  load_ctx ctx = {list, ""};
+  int rc = api->config_lines_at(self, file, add_line, &ctx);
   if (ctx.error[0]) {
     api->set_error(self, ctx.error);
     return -EINVAL;

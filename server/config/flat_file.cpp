@@ -13,6 +13,7 @@
 #include <climits>
 #include <cstdlib>
 #include <string_view>
+#include <utility>
 
 namespace uvs::config {
 
@@ -51,7 +52,7 @@ std::string canonical(const std::string &path) {
 }
 
 // 0 or a positive errno.
-int read_one(const std::string &path, std::vector<std::string> &lines,
+int read_one(const std::string &path, std::vector<FlatLine> &lines,
              std::vector<std::string> &stack) {
   std::string canon = canonical(path);
   if (std::find(stack.begin(), stack.end(), canon) != stack.end()) return ELOOP;
@@ -59,7 +60,9 @@ int read_one(const std::string &path, std::vector<std::string> &lines,
   if (int e = slurp(path, data); e != 0) return e;
   stack.push_back(canon);
   std::string_view rest(data);
+  int lineno = 0;
   while (!rest.empty()) {
+    ++lineno;
     size_t nl = rest.find('\n');
     std::string_view raw = rest.substr(0, nl);
     rest = nl == std::string_view::npos ? std::string_view{} : rest.substr(nl + 1);
@@ -83,7 +86,7 @@ int read_one(const std::string &path, std::vector<std::string> &lines,
       }
       continue;
     }
-    lines.emplace_back(line);
+    lines.push_back(FlatLine{std::string(line), path, lineno});
   }
   stack.pop_back();
   return 0;
@@ -91,14 +94,24 @@ int read_one(const std::string &path, std::vector<std::string> &lines,
 
 }  // namespace
 
-int read_flat_file(const std::string &path, std::vector<std::string> &lines) {
-  lines.clear();
+int read_flat_file_at(const std::string &path, std::vector<FlatLine> &out) {
+  out.clear();
   std::vector<std::string> stack;
-  if (int e = read_one(path, lines, stack); e != 0) {
-    lines.clear();
+  if (int e = read_one(path, out, stack); e != 0) {
+    out.clear();
     return -e;
   }
-  return static_cast<int>(lines.size());
+  return static_cast<int>(out.size());
+}
+
+int read_flat_file(const std::string &path, std::vector<std::string> &lines) {
+  lines.clear();
+  std::vector<FlatLine> at;
+  int rc = read_flat_file_at(path, at);
+  if (rc < 0) return rc;
+  lines.reserve(at.size());
+  for (FlatLine &l : at) lines.push_back(std::move(l.text));
+  return rc;
 }
 
 }  // namespace uvs::config

@@ -310,6 +310,7 @@ class Loader {
         sub_table({{"level", one_of(s_.log_level, std::vector<std::string>(std::begin(kLogLevels),
                                                                            std::end(kLogLevels)))},
                    {"format", one_of(s_.log_format, {"text", "json"})}});
+    h["thread_pool_size"] = integer(s_.thread_pool_size, 1, 1024);
     h["user"] = text(s_.user, nullptr);
     h["group"] = text(s_.group, nullptr);
     h["dns"] = sub_table({{"servers", server_list(s_.dns_servers)},

@@ -68,6 +68,28 @@ bool Server::listen(std::string &err) {
   return true;
 }
 
+// Plugins may still owe completions (work on the thread pool that outlived the grace period):
+// keep the completion queue open while any pending call lives, for a bounded time, so their
+// handles are freed; then close it so the loop can end.
+void Server::close_services() {
+  if (services_.live_pending() == 0) return services_.close();
+  double deadline = uv_now(loop_) / 1000.0 + kPendingDrainSeconds;
+  drain_timer_ = std::make_unique<Timer>(loop_);
+  std::function<void()> check = [this, deadline]() {
+    if (services_.live_pending() == 0 || uv_now(loop_) / 1000.0 >= deadline) {
+      if (services_.live_pending() > 0)
+        log::format(log::warning, "", "", "exiting with %zu plugin call(s) never completed",
+                    services_.live_pending());
+      services_.close();
+      drain_timer_.reset();
+      return;
+    }
+    drain_timer_->start(20, drain_check_);
+  };
+  drain_check_ = check;
+  drain_timer_->start(20, drain_check_);
+}
+
 void Server::announce() {
   for (const auto &b : bound_) log::format(log::notice, "", "", "listening on %s", b.c_str());
 }
@@ -150,7 +172,7 @@ void Server::maybe_finish() {
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_hup_), nullptr);
   resolver_.shutdown();  // cancelled lookups complete their pending calls...
-  services_.close();     // ...and close() drains those completions
+  close_services();      // ...and the completion queue drains what is still outstanding
   log::format(log::notice, "", "", "all sessions closed; exiting");
 }
 

@@ -50,6 +50,8 @@ class Server {
   static void on_connection(uv_stream_t *l, int status);
   void accept_one(Listener *l);
   void maybe_finish();
+  void close_services();
+  static constexpr double kPendingDrainSeconds = 10;
 
   uv_loop_t *loop_;
   // Declared before gen_: destroyed after it, so plugins' fini can still reach them.
@@ -64,6 +66,8 @@ class Server {
   std::unordered_map<Session *, std::string> session_ip_;
   uv_signal_t sig_term_, sig_int_, sig_hup_;
   std::unique_ptr<Timer> grace_timer_;
+  std::unique_ptr<Timer> drain_timer_;
+  std::function<void()> drain_check_;
   bool shutting_down_ = false;
   bool finished_ = false;
   uint64_t serial_ = 0;

@@ -43,8 +43,12 @@ void api_plugin_set_data(uvs_plugin *p, void *data) noexcept {
 }
 void *api_plugin_data(const uvs_plugin *p) noexcept { return p ? p->data : nullptr; }
 
+bool config_name_ok(const char *name) {
+  return name && *name && !strstr(name, "..") && name[0] != '/';
+}
+
 int api_config_lines(uvs_plugin *p, const char *name, uvs_line_fn cb, void *ud) noexcept {
-  if (!p || !name || !cb || !*name || strstr(name, "..") || name[0] == '/') return -EINVAL;
+  if (!p || !cb || !config_name_ok(name)) return -EINVAL;
   std::vector<std::string> lines;
   int rc = config::read_flat_file(p->config_dir + "/" + name, lines);
   if (rc < 0) return rc;
@@ -231,6 +235,18 @@ int api_dns_query(uvs_pending *p, const char *name, int type, uint64_t timeout_m
 }
 void *api_event_loop(const uvs_plugin *p) noexcept { return p ? p->loop : nullptr; }
 int api_message_fd(const uvs_call *c) noexcept { return c ? c->host->message_fd() : -EINVAL; }
+int api_config_lines_at(uvs_plugin *p, const char *name, uvs_line_at_fn cb, void *ud) noexcept {
+  if (!p || !cb || !config_name_ok(name)) return -EINVAL;
+  std::vector<config::FlatLine> lines;
+  int rc = config::read_flat_file_at(p->config_dir + "/" + name, lines);
+  if (rc < 0) return rc;
+  int n = 0;
+  for (const auto &l : lines) {
+    ++n;
+    if (cb(l.text.c_str(), l.file.c_str(), l.line, ud) != 0) break;
+  }
+  return n;
+}
 
 const uvs_api kApi = {
     sizeof(uvs_api), UVS_ABI_MAJOR, UVS_ABI_MINOR,
@@ -245,7 +261,7 @@ const uvs_api kApi = {
     api_set_relay_client, api_is_immune, api_adjust_karma,
     api_suspend, api_complete, api_pending_call, api_pending_timer, api_wait_for_input,
     api_run_blocking,
-    api_remote_host, api_dns_query, api_event_loop, api_message_fd,
+    api_remote_host, api_dns_query, api_event_loop, api_message_fd, api_config_lines_at,
 };
 
 }  // namespace

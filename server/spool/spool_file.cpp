@@ -72,8 +72,9 @@ void SpoolFile::append(std::string_view data) {
     if (s_->buf.size() <= kMemoryLimit) return;
     int fd = open_spill_file(dir_);  // too big for memory: spill to disk from here on
     if (fd < 0) {
-      s_->err = fd;
+      s_->err = fd;  // sticky: flush() reports it, so the message gets 451, never 250
       s_->buf.clear();
+      s_->buf.shrink_to_fit();
       return;
     }
     s_->fd = fd;
@@ -89,12 +90,12 @@ bool SpoolFile::backlogged() const {
 void SpoolFile::on_drained(std::function<void()> cb) { s_->drained = std::move(cb); }
 
 void SpoolFile::flush(std::function<void(int)> cb) {
-  if (s_->in_memory) {
-    cb(0);
+  if (s_->err) {  // first: a failed spill leaves nothing valid, in memory or on disk
+    cb(s_->err);
     return;
   }
-  if (s_->err) {
-    cb(s_->err);
+  if (s_->in_memory) {
+    cb(0);
     return;
   }
   if (!s_->in_flight && s_->buf.empty()) {
@@ -108,6 +109,7 @@ void SpoolFile::flush(std::function<void(int)> cb) {
 int64_t SpoolFile::size() const { return s_->appended; }
 
 int SpoolFile::dup_fd() {
+  if (s_->err) return s_->err;
   if (s_->in_memory) {
     // Hand the content over to a memfd (memory, never blocks on a disk).
     int fd = memfd_create("uvsmtpd-message", MFD_CLOEXEC);
@@ -138,6 +140,7 @@ int SpoolFile::dup_fd() {
 int SpoolFile::error() const { return s_->err; }
 
 int64_t SpoolFile::read(int64_t offset, void *buf, size_t len) const {
+  if (s_->err) return s_->err;
   if (s_->in_memory) {
     if (offset >= static_cast<int64_t>(s_->buf.size())) return 0;
     size_t n = std::min(len, s_->buf.size() - static_cast<size_t>(offset));

@@ -96,7 +96,8 @@ PIN_MEMBER(remote_host, 46);
 PIN_MEMBER(dns_query, 47);
 PIN_MEMBER(event_loop, 48);
 PIN_MEMBER(message_fd, 49);
-#define UVS_API_SIZE_1_1 SLOT(50)
+PIN_MEMBER(config_lines_at, 50);
+#define UVS_API_SIZE_1_1 SLOT(51)
 #endif
 
 /* The table grows with each minor, never shrinks; and it is exactly the table of the minor the
@@ -264,6 +265,7 @@ PIN_TYPE(API_T(remote_host), const char *(*)(const uvs_call *));
 PIN_TYPE(API_T(dns_query), int (*)(uvs_pending *, const char *, int, uint64_t, uvs_dns_fn, void *));
 PIN_TYPE(API_T(event_loop), void *(*)(const uvs_plugin *));
 PIN_TYPE(API_T(message_fd), int (*)(const uvs_call *));
+PIN_TYPE(API_T(config_lines_at), int (*)(uvs_plugin *, const char *, uvs_line_at_fn, void *));
 #endif
 
 PIN_TYPE(INFO_T(size), uint32_t);
@@ -288,6 +290,7 @@ PIN_TYPEDEF(uvs_free_fn, void (*)(void *));
 PIN_TYPEDEF(uvs_line_fn, int (*)(const char *, void *));
 #if UVS_ABI_MINOR >= 1
 PIN_TYPEDEF(uvs_dns_fn, void (*)(uvs_pending *, int, int, const char *const *, void *));
+PIN_TYPEDEF(uvs_line_at_fn, int (*)(const char *, const char *, int, void *));
 #endif
 #endif /* HAVE_PIN_TYPE */
 

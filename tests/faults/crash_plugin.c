@@ -1,4 +1,4 @@
-/* tests/faults/crash_plugin.c: test plugin "crash" that segfaults the server in a chosen hook (on the loop or on a pool thread). */
+/* tests/faults/crash_plugin.c: test plugin "crash": segfaults the server in a chosen hook. */
 /*
  * conf/plugins:  crash hook=<name> [nth=<n>] [where=loop|thread]
  *   hook   qpsmtpd hook name: connect helo ehlo mail rcpt data data_headers_end data_post queue
@@ -22,10 +22,21 @@
 
 static const uvs_api *api;
 
-static const char *const hook_names[] = {
-    "", "pre-connection", "connect", "helo", "ehlo", "mail", "rcpt", "data",
-    "data_headers_end", "data_post", "queue", "queue_post", "reset_transaction", "quit",
-    "disconnect"};
+static const char *const hook_names[] = {"",
+                                         "pre-connection",
+                                         "connect",
+                                         "helo",
+                                         "ehlo",
+                                         "mail",
+                                         "rcpt",
+                                         "data",
+                                         "data_headers_end",
+                                         "data_post",
+                                         "queue",
+                                         "queue_post",
+                                         "reset_transaction",
+                                         "quit",
+                                         "disconnect"};
 enum { NHOOK_NAMES = sizeof hook_names / sizeof hook_names[0] };
 
 typedef struct crash_state {
@@ -105,6 +116,8 @@ static int crash_init(uvs_plugin *self, const uvs_api *a) {
   return 0;
 }
 
-static void crash_fini(uvs_plugin *self) { free(api ? api->plugin_data(self) : NULL); }
+static void crash_fini(uvs_plugin *self) {
+  free(api ? api->plugin_data(self) : NULL);
+}
 
 UVS_PLUGIN("crash", "1.0", crash_init, crash_fini);

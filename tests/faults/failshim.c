@@ -1,4 +1,4 @@
-/* tests/faults/failshim.c: LD_PRELOAD fault injector: the k-th call of one kind whose path matches fails (EIO, ENOSPC, ...) or kills the process. */
+/* tests/faults/failshim.c: LD_PRELOAD shim: the k-th matching file call fails or kills. */
 /*
  * Environment (read once, at the first intercepted call):
  *   FAILSHIM_CALL    the kind of call that is counted:
@@ -22,14 +22,18 @@
  *   FAILSHIM_ERRNO   EIO (default), ENOSPC, EDQUOT, EROFS, EFBIG, or a number.
  *   FAILSHIM_ACTION  fail (default): the call is not made and returns -1/errno;
  *                    kill: SIGKILL the process instead of making the k-th call;
- *                    kill_after: make the k-th call, then SIGKILL the process.
+ *                    kill_after: make the k-th call, then SIGKILL the process;
+ *                    delay: sleep FAILSHIM_DELAY_US in the k-th call, then make it (no error);
+ *                    short: (write only) the k-th call writes half of its bytes and returns
+ *                    the short count, without any error (callers must loop).
  *   FAILSHIM_SHORT   1: (write only) the k-th call writes half of its bytes and returns the short
  *                    count; the failure comes on the next matching call (what a full disk does).
  *   FAILSHIM_LINK_EPERM  1: every link/linkat on a matching path fails with EPERM and is not
  *                    counted (a file system without hard links: queue/maildir then renames).
- *   FAILSHIM_DELAY_US    sleep this long in every matching call (widens crash windows).
+ *   FAILSHIM_DELAY_US    sleep this long in every matching call (widens crash windows); with
+ *                    FAILSHIM_ACTION=delay only in the calls that fire.
  *   FAILSHIM_LOG     file that gets one line per fired fault:
- *                      "fired <call> #<n> <ERRNO|kill|kill_after|short> <path>"
+ *                      "fired <call> #<n> <ERRNO|kill|kill_after|delay|short> <path>"
  *   FAILSHIM_TRACE   1: also log "seen <call> #<n> <path>" for every matching call.
  * Counters are atomic: queue/maildir runs on libuv's pool threads.
  */
@@ -55,12 +59,24 @@
 
 #define EXPORT __attribute__((visibility("default")))
 
-enum kind { K_NONE, K_WRITE, K_FSYNC, K_DIRFSYNC, K_OPEN, K_DIROPEN, K_CLOSE, K_LINK, K_RENAME,
-            K_MKDIR, K_UNLINK, K_COUNT };
-static const char *const kind_names[K_COUNT] = {"none",    "write", "fsync",  "dirfsync",
-                                                "open",    "diropen", "close", "link",
-                                                "rename",  "mkdir", "unlink"};
-enum action { A_FAIL, A_KILL, A_KILL_AFTER };
+enum kind {
+  K_NONE,
+  K_WRITE,
+  K_FSYNC,
+  K_DIRFSYNC,
+  K_OPEN,
+  K_DIROPEN,
+  K_CLOSE,
+  K_LINK,
+  K_RENAME,
+  K_MKDIR,
+  K_UNLINK,
+  K_COUNT
+};
+static const char *const kind_names[K_COUNT] = {"none",   "write",   "fsync", "dirfsync",
+                                                "open",   "diropen", "close", "link",
+                                                "rename", "mkdir",   "unlink"};
+enum action { A_FAIL, A_KILL, A_KILL_AFTER, A_DELAY, A_SHORT };
 
 /* decide() results besides 0 (go on) and a positive errno (fail). */
 #define D_SHORT (-1)
@@ -116,9 +132,12 @@ static int (*real_unlinkat)(int, const char *, int);
 #define RESOLVE(name) (*(void **)&real_##name = dlsym(RTLD_NEXT, #name))
 
 static int parse_errno(const char *s) {
-  static const struct { const char *name; int value; } names[] = {
-      {"EIO", EIO}, {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT}, {"EROFS", EROFS}, {"EFBIG", EFBIG},
-      {"EINTR", EINTR}, {"EACCES", EACCES}, {"EPERM", EPERM}, {"ENOMEM", ENOMEM}};
+  static const struct {
+    const char *name;
+    int value;
+  } names[] = {{"EIO", EIO},       {"ENOSPC", ENOSPC}, {"EDQUOT", EDQUOT},
+               {"EROFS", EROFS},   {"EFBIG", EFBIG},   {"EINTR", EINTR},
+               {"EACCES", EACCES}, {"EPERM", EPERM},   {"ENOMEM", ENOMEM}};
   if (!s || !*s) return EIO;
   for (size_t i = 0; i < sizeof names / sizeof names[0]; ++i)
     if (strcmp(s, names[i].name) == 0) return names[i].value;
@@ -128,13 +147,20 @@ static int parse_errno(const char *s) {
 
 static const char *errno_name(int e) {
   switch (e) {
-    case EIO: return "EIO";
-    case ENOSPC: return "ENOSPC";
-    case EDQUOT: return "EDQUOT";
-    case EROFS: return "EROFS";
-    case EFBIG: return "EFBIG";
-    case EPERM: return "EPERM";
-    default: return "errno";
+    case EIO:
+      return "EIO";
+    case ENOSPC:
+      return "ENOSPC";
+    case EDQUOT:
+      return "EDQUOT";
+    case EROFS:
+      return "EROFS";
+    case EFBIG:
+      return "EFBIG";
+    case EPERM:
+      return "EPERM";
+    default:
+      return "errno";
   }
 }
 
@@ -185,6 +211,8 @@ static void init(void) {
   v = getenv("FAILSHIM_ACTION");
   cfg.action = v && strcmp(v, "kill") == 0         ? A_KILL
                : v && strcmp(v, "kill_after") == 0 ? A_KILL_AFTER
+               : v && strcmp(v, "delay") == 0      ? A_DELAY
+               : v && strcmp(v, "short") == 0      ? A_SHORT
                                                    : A_FAIL;
   v = getenv("FAILSHIM_SHORT");
   cfg.short_write = v && atoi(v) > 0;
@@ -197,7 +225,9 @@ static void init(void) {
   cfg.trace = v && atoi(v) > 0;
 }
 
-static void ensure_init(void) { pthread_once(&once, init); }
+static void ensure_init(void) {
+  pthread_once(&once, init);
+}
 
 static int counting(int kind) {
   ensure_init();
@@ -246,7 +276,9 @@ static void dir_slash(char *p, size_t cap) {
   }
 }
 
-static int path_matches(const char *path) { return !cfg.match[0] || (path && strstr(path, cfg.match)); }
+static int path_matches(const char *path) {
+  return !cfg.match[0] || (path && strstr(path, cfg.match));
+}
 
 /* ---- the decision ----------------------------------------------------------------------- */
 
@@ -278,10 +310,8 @@ static int decide(const char *path) {
   if (!path_matches(path)) return 0;
   long n = atomic_fetch_add(&seen_count, 1) + 1;
   if (cfg.trace) log_line("seen", n, "-", path);
-  if (cfg.delay_us > 0) {
-    struct timespec ts = {cfg.delay_us / 1000000, (cfg.delay_us % 1000000) * 1000};
-    nanosleep(&ts, NULL);
-  }
+  struct timespec ts = {cfg.delay_us / 1000000, (cfg.delay_us % 1000000) * 1000};
+  if (cfg.delay_us > 0 && cfg.action != A_DELAY) nanosleep(&ts, NULL);
   if (cfg.nth <= 0 || n < cfg.nth) return 0;
   if (cfg.short_write && cfg.kind == K_WRITE && n == cfg.nth) {
     log_line("short", n, "half", path);
@@ -297,6 +327,13 @@ static int decide(const char *path) {
     case A_KILL_AFTER:
       log_line("fired", n, "kill_after", path);
       return D_KILL_AFTER;
+    case A_DELAY:
+      log_line("fired", n, "delay", path);
+      nanosleep(&ts, NULL);
+      return 0;
+    case A_SHORT:
+      log_line("fired", n, "short", path);
+      return D_SHORT;
     default:
       log_line("fired", n, errno_name(cfg.err), path);
       return cfg.err;
@@ -309,18 +346,18 @@ static int decide_fd(int fd) {
   return decide(path);
 }
 
-#define FAIL_IF(d)   \
-  do {               \
-    if ((d) > 0) {   \
-      errno = (d);   \
-      return -1;     \
-    }                \
+#define FAIL_IF(d) \
+  do {             \
+    if ((d) > 0) { \
+      errno = (d); \
+      return -1;   \
+    }              \
   } while (0)
 
-#define AFTER(d, rc)                     \
-  do {                                   \
+#define AFTER(d, rc)                      \
+  do {                                    \
     if ((d) == D_KILL_AFTER) kill_self(); \
-    return (rc);                         \
+    return (rc);                          \
   } while (0)
 
 /* ---- write ------------------------------------------------------------------------------ */
@@ -364,11 +401,11 @@ EXPORT ssize_t pwrite64(int fd, const void *buf, size_t n, off64_t off) {
   AFTER(d, rc);
 }
 
-#define IOV_SHORT(d, iov, cnt)                       \
-  struct iovec cut_[64];                             \
-  if ((d) == D_SHORT) {                              \
-    cnt = half_iov(iov, cnt, cut_, 64);              \
-    iov = cut_;                                      \
+#define IOV_SHORT(d, iov, cnt)          \
+  struct iovec cut_[64];                \
+  if ((d) == D_SHORT) {                 \
+    cnt = half_iov(iov, cnt, cut_, 64); \
+    iov = cut_;                         \
   }
 
 EXPORT ssize_t writev(int fd, const struct iovec *iov, int cnt) {
@@ -438,7 +475,9 @@ EXPORT int fdatasync(int fd) {
 
 /* ---- open ------------------------------------------------------------------------------- */
 
-static int needs_mode(int flags) { return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE; }
+static int needs_mode(int flags) {
+  return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
+}
 
 static int open_decision(int dirfd, const char *path, int flags) {
   ensure_init();

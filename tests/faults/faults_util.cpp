@@ -1,4 +1,4 @@
-// tests/faults/faults_util.cpp: server processes with an environment of their own, numbered messages and Maildir inventories for the fault suites.
+// tests/faults/faults_util.cpp: server processes, numbered messages, Maildir inventories.
 #include "faults_util.hpp"
 
 #include <algorithm>
@@ -27,12 +27,18 @@ static std::string env_or(const char *name, const std::string &dflt) {
   return v && *v ? v : dflt;
 }
 
-std::string shim_path() { return env_or("FAULTS_SHIM", itest::build_root() + "/tests/faults/failshim.so"); }
+std::string shim_path() {
+  return env_or("FAULTS_SHIM", itest::build_root() + "/tests/faults/failshim.so");
+}
 std::string crash_plugin_path() {
   return env_or("FAULTS_CRASH_PLUGIN", itest::build_root() + "/tests/faults/crash.so");
 }
-std::string preload_prefix() { return env_or("FAULTS_PRELOAD_PREFIX", ""); }
-bool asan_build() { return env_or("FAULTS_ASAN", "0") == "1"; }
+std::string preload_prefix() {
+  return env_or("FAULTS_PRELOAD_PREFIX", "");
+}
+bool asan_build() {
+  return env_or("FAULTS_ASAN", "0") == "1";
+}
 
 Env shim_env(const std::string &call, const std::string &match, int nth, const std::string &err,
              const std::string &log) {
@@ -73,8 +79,13 @@ bool Proc::start(const Tree &t, const Env &env, const std::string &log_file, dou
   reaped = false;
   wstatus = 0;
   port = 0;
-  std::vector<std::string> args = {itest::build_root() + "/server/uvsmtpd", "--config", t.dir + "/conf",
-                                   "--listen", "127.0.0.1:0", "--plugin-dir", t.dir + "/plugins"};
+  std::vector<std::string> args = {itest::build_root() + "/server/uvsmtpd",
+                                   "--config",
+                                   t.dir + "/conf",
+                                   "--listen",
+                                   "127.0.0.1:0",
+                                   "--plugin-dir",
+                                   t.dir + "/plugins"};
   // The environment: ours, with `env` replacing or adding variables.
   std::vector<std::string> envs;
   for (char **e = environ; *e; ++e) {
@@ -126,7 +137,9 @@ bool Proc::wait(double timeout) {
   return false;
 }
 
-bool Proc::alive() { return pid > 0 && !wait(0); }
+bool Proc::alive() {
+  return pid > 0 && !wait(0);
+}
 
 void Proc::signal(int sig) const {
   if (pid > 0 && !reaped) kill(pid, sig);
@@ -141,10 +154,14 @@ void Proc::kill9() {
   wstatus = st;
 }
 
-std::string Proc::log() const { return slurp(log_path); }
+std::string Proc::log() const {
+  return slurp(log_path);
+}
 
 std::string Proc::why() const {
-  return (reaped ? describe_status(wstatus) : pid > 0 ? std::string("running, no port yet") : std::string("not started")) +
+  return (reaped    ? describe_status(wstatus)
+          : pid > 0 ? std::string("running, no port yet")
+                    : std::string("not started")) +
          "; log " + log_path + ":\n" + log();
 }
 
@@ -164,7 +181,9 @@ bool Proc::wait_log(const std::string &needle, double timeout, int count) const 
   return false;
 }
 
-Proc::~Proc() { kill9(); }
+Proc::~Proc() {
+  kill9();
+}
 
 std::string describe_status(int st) {
   if (WIFEXITED(st)) return "exit " + std::to_string(WEXITSTATUS(st));
@@ -179,8 +198,10 @@ std::string make_message(const std::string &tag, int n, size_t size) {
                   std::to_string(n) + " " + std::to_string(size) + "\r\nMessage-ID: <" + tag + "." +
                   std::to_string(n) + "@client.test>\r\n\r\n";
   for (int line = 0; m.size() < size; ++line) {
-    std::string l = (line % 7 == 0 ? "." : "") + std::to_string(n) + ":" + std::to_string(line) + " ";
-    while (l.size() < 72) l += static_cast<char>('a' + (n * 7 + line + static_cast<int>(l.size())) % 26);
+    std::string l =
+        (line % 7 == 0 ? "." : "") + std::to_string(n) + ":" + std::to_string(line) + " ";
+    while (l.size() < 72)
+      l += static_cast<char>('a' + (n * 7 + line + static_cast<int>(l.size())) % 26);
     m += l + "\r\n";
   }
   return m;
@@ -223,8 +244,8 @@ bool split_received(const std::string &m, std::string &hdr, std::string &rest) {
   return true;
 }
 
-std::string transact(itest::Client &c, const std::vector<std::string> &rcpts, const std::string &msg,
-                     double timeout, bool *in_data) {
+std::string transact(itest::Client &c, const std::vector<std::string> &rcpts,
+                     const std::string &msg, double timeout, bool *in_data) {
   if (in_data) *in_data = false;
   std::string r = c.cmd("MAIL FROM:<faults@client.test>", timeout);
   if (r.rfind("250", 0) != 0) return r;
@@ -255,7 +276,8 @@ void spit(const std::string &path, const std::string &data) {
 std::vector<std::string> files_in(const std::string &dir) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec))
     if (it->is_regular_file()) out.push_back(it->path().string());
   std::sort(out.begin(), out.end());
   return out;
@@ -264,8 +286,8 @@ std::vector<std::string> files_in(const std::string &dir) {
 std::vector<std::string> all_files(const std::string &root) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); !ec && it != fs::recursive_directory_iterator();
-       it.increment(ec))
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
     if (it->is_regular_file(ec)) out.push_back(fs::relative(it->path(), root).string());
   std::sort(out.begin(), out.end());
   return out;
@@ -274,7 +296,8 @@ std::vector<std::string> all_files(const std::string &root) {
 std::string maildir_of(const std::string &mail, const std::string &addr) {
   auto at = addr.rfind('@');
   std::string dom = addr.substr(at + 1);
-  std::transform(dom.begin(), dom.end(), dom.begin(), [](unsigned char ch) { return std::tolower(ch); });
+  std::transform(dom.begin(), dom.end(), dom.begin(),
+                 [](unsigned char ch) { return std::tolower(ch); });
   return mail + "/" + dom + "/" + addr.substr(0, at);
 }
 

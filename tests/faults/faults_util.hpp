@@ -1,4 +1,4 @@
-// tests/faults/faults_util.hpp: shared pieces of the fault suites: server processes with their own environment (LD_PRELOAD), numbered messages, Maildir inventories.
+// tests/faults/faults_util.hpp: shared helpers of the fault suites (see faults_util.cpp).
 #pragma once
 #include <map>
 #include <set>
@@ -12,10 +12,10 @@ namespace faults {
 
 using Env = std::map<std::string, std::string>;
 
-std::string shim_path();            // FAULTS_SHIM: build/tests/faults/failshim.so
-std::string crash_plugin_path();    // FAULTS_CRASH_PLUGIN: build/tests/faults/crash.so
-std::string preload_prefix();       // FAULTS_PRELOAD_PREFIX: the ASan runtime in ASan builds
-bool asan_build();                  // FAULTS_ASAN=1
+std::string shim_path();          // FAULTS_SHIM: build/tests/faults/failshim.so
+std::string crash_plugin_path();  // FAULTS_CRASH_PLUGIN: build/tests/faults/crash.so
+std::string preload_prefix();     // FAULTS_PRELOAD_PREFIX: the ASan runtime in ASan builds
+bool asan_build();                // FAULTS_ASAN=1
 
 // LD_PRELOAD=[ASan runtime] failshim.so, the FAILSHIM_* settings and FAILSHIM_LOG=log.
 Env shim_env(const std::string &call, const std::string &match, int nth, const std::string &err,
@@ -73,14 +73,14 @@ bool split_received(const std::string &stored, std::string &hdr, std::string &re
 
 // Sends MAIL/RCPT/DATA and the message on an open session (EHLO done); returns the final reply
 // ("" if the connection ended or timed out). `in_data` is set once 354 was received.
-std::string transact(itest::Client &c, const std::vector<std::string> &rcpts, const std::string &msg,
-                     double timeout = 15, bool *in_data = nullptr);
+std::string transact(itest::Client &c, const std::vector<std::string> &rcpts,
+                     const std::string &msg, double timeout = 15, bool *in_data = nullptr);
 
 // ---- files -------------------------------------------------------------------------------
 
 std::string slurp(const std::string &path);
 void spit(const std::string &path, const std::string &data);
-std::vector<std::string> files_in(const std::string &dir);  // regular files, sorted, full paths
+std::vector<std::string> files_in(const std::string &dir);    // regular files, sorted, full paths
 std::vector<std::string> all_files(const std::string &root);  // relative to root, sorted
 // <mail>/<domain>/<local> for an address (queue/maildir's default %d/%u pattern).
 std::string maildir_of(const std::string &mail, const std::string &addr);
@@ -89,9 +89,9 @@ void make_maildir(const std::string &maildir);
 // What one Maildir holds: complete copies per message number, and every file that is not one
 // complete message of `tag` (partial, foreign, unparsable).
 struct Inventory {
-  std::map<int, int> copies;       // message number -> complete copies in new/ and cur/
-  std::vector<std::string> bad;    // "path (size bytes)"
-  size_t tmp_files = 0;            // files in tmp/
+  std::map<int, int> copies;     // message number -> complete copies in new/ and cur/
+  std::vector<std::string> bad;  // "path (size bytes)"
+  size_t tmp_files = 0;          // files in tmp/
 };
 Inventory inventory(const std::string &maildir, const std::string &tag);
 

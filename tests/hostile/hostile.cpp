@@ -3,6 +3,7 @@
 
 #include <arpa/inet.h>
 #include <algorithm>
+#include <csignal>
 #include <cstdlib>
 #include <filesystem>
 #include <fstream>
@@ -111,6 +112,15 @@ bool alive(Server &s, double budget, const std::string &rcpt) {
   return now() <= deadline && s.running();
 }
 
+bool alive_soon(Server &s, double within, const std::string &rcpt) {
+  double deadline = now() + within;
+  do {
+    if (alive(s, 5, rcpt)) return true;
+    usleep(50000);
+  } while (now() < deadline);
+  return false;
+}
+
 double probe_latency(Server &s, double budget) {
   double t = now();
   if (!alive(s, budget)) return 1e9;
@@ -126,7 +136,9 @@ bool sanitized(const Server &s) {
   return false;
 }
 
-long rss_limit_kb(const Server &s, long kb) { return sanitized(s) ? kb * 8 : kb; }
+long rss_limit_kb(const Server &s, long kb) { return sanitized(s) ? kb * 4 + 48 * 1024 : kb; }
+
+double time_limit(const Server &s, double secs) { return sanitized(s) ? secs * 5 : secs; }
 
 RssSampler::RssSampler(const Server &s) : s_(s) {
   peak_ = s_.rss_kb();
@@ -218,6 +230,43 @@ bool Raw::read_to_eof(double timeout, std::string &got) {
     got.append(tmp, static_cast<size_t>(n));
   }
   return false;
+}
+
+std::string Raw::reply(double timeout) {
+  double deadline = now() + timeout;
+  char tmp[65536];
+  for (;;) {
+    size_t pos = 0;
+    for (;;) {
+      size_t e = buf_.find("\r\n", pos);
+      if (e == std::string::npos) break;
+      std::string line = buf_.substr(pos, e - pos);
+      pos = e + 2;
+      if (line.size() < 4 || line[3] != '-') {
+        std::string out = buf_.substr(0, pos - 2);
+        buf_.erase(0, pos);
+        for (size_t i = out.find("\r\n"); i != std::string::npos; i = out.find("\r\n", i)) out.replace(i, 2, "\n");
+        return out;
+      }
+    }
+    int left = static_cast<int>((deadline - now()) * 1000);
+    if (fd_ < 0 || left <= 0) return "";
+    pollfd p{fd_, POLLIN, 0};
+    if (poll(&p, 1, left) <= 0) return "";
+    ssize_t n = recv(fd_, tmp, sizeof tmp, 0);
+    if (n <= 0) return "";
+    buf_.append(tmp, static_cast<size_t>(n));
+  }
+}
+
+std::string Raw::cmd(std::string_view line, double timeout) {
+  if (!send(std::string(line) + "\r\n")) return "";
+  return reply(timeout);
+}
+
+bool clean_exit(Server &s, double timeout) {
+  s.signal(SIGTERM);
+  return s.wait_exit(timeout) == 0;
 }
 
 std::string Raw::first_line(double timeout) {

@@ -47,13 +47,18 @@ bool envelope(Client &c, const std::string &from, const std::vector<std::string>
 // A polite client completes greeting, EHLO, NOOP and QUIT on the server within `budget`
 // seconds. With `from`/`rcpt` set it also sends one small message and needs a 250 for it.
 bool alive(Server &s, double budget = 5, const std::string &rcpt = "");
+// alive(), retried for up to `within` seconds (slots of closed sessions are freed asynchronously).
+bool alive_soon(Server &s, double within = 3, const std::string &rcpt = "");
 // Seconds a polite EHLO/NOOP/QUIT round takes (large value on failure).
 double probe_latency(Server &s, double budget = 5);
 
 // True when the server process has AddressSanitizer loaded (RSS limits are relaxed then).
 bool sanitized(const Server &s);
-// An RSS growth limit in KiB: `kb` normally, several times that under ASan.
+// An RSS growth limit in KiB: `kb` normally; under ASan (debug build, shadow memory, a 16 MiB
+// quarantine) 4 * kb + 48 MiB.
 long rss_limit_kb(const Server &s, long kb);
+// A latency limit in seconds: `secs` normally, 5 * secs under ASan (a debug build).
+double time_limit(const Server &s, double secs);
 
 // Samples the server's RSS every few milliseconds in a thread and keeps the peak.
 class RssSampler {
@@ -89,6 +94,9 @@ class Raw {
   std::string read_lines(size_t lines, double timeout);
   // Reads until EOF or timeout; true on EOF (data in `got`).
   bool read_to_eof(double timeout, std::string &got);
+  // One complete reply (multi-line joined by '\n', without CRLF); "" on timeout or EOF.
+  std::string reply(double timeout = 5);
+  std::string cmd(std::string_view line, double timeout = 5);
   // Waits until the first line arrives (the banner) and returns it without CRLF.
   std::string first_line(double timeout = 5);
 
@@ -96,6 +104,9 @@ class Raw {
   int fd_ = -1;
   std::string buf_;
 };
+
+// SIGTERM, then the exit status must be 0 (under ASan this includes LeakSanitizer's verdict).
+bool clean_exit(Server &s, double timeout = 15);
 
 // Counts occurrences of `needle` in `hay`.
 size_t count(std::string_view hay, std::string_view needle);

@@ -3,6 +3,9 @@
 // many ESMTP parameters; NUL, control bytes and invalid UTF-8 in commands and in paths.
 #include <doctest/doctest.h>
 
+#include <cstdio>
+#include <cstring>
+
 #include "hostile.hpp"
 
 using namespace hostile;
@@ -83,6 +86,7 @@ TEST_CASE("limits: command lines of 512 and 513 octets (max_line_length default)
   CHECK(store.delivered().size() == 1);
   CHECK(store.mailbox("example.test/u").size() == 1);
   CHECK(s.count_log("to=<evil@example.test>") == 0);
+  CHECK(alive(s));
 }
 
 TEST_CASE("limits: max_line_length at its bounds (64 and 65536) and a 16 MiB line without CRLF") {
@@ -176,6 +180,7 @@ TEST_CASE("limits: 1000 recipients accepted, the 1001st gets 452 4.5.3; the mess
   CHECK(c.reply(10).rfind("250 2.0.0 Queued as ", 0) == 0);
   CHECK(s.wait_log("1000 recipient(s) by verdict"));
   CHECK(s.count_log("to=<r1000@example.test>") == 0);
+  CHECK(alive(s));
 }
 
 TEST_CASE("limits: a recipient flood past max_recipients ends at max_errors with 421 4.7.0") {
@@ -221,6 +226,7 @@ TEST_CASE("limits: a dictionary attack (refused RCPTs) ends at max_errors") {
   CHECK(c.reply() == "421 4.7.0 mx.test.invalid Error: too many errors");
   CHECK(c.closed());
   CHECK(store.count() == 0);
+  CHECK(alive_soon(s));
 }
 
 TEST_CASE("limits: ESMTP parameters: all known ones, duplicates, unknown ones, 6000 of them") {
@@ -240,22 +246,18 @@ TEST_CASE("limits: ESMTP parameters: all known ones, duplicates, unknown ones, 6
   CHECK(c.cmd("MAIL FROM:<a@client.example>       SIZE=1      ") == accepted_mail("a@client.example"));
   CHECK(c.cmd("RSET") == "250 2.0.0 OK");
   std::string many = "MAIL FROM:<a@client.example>";
-  for (int i = 0; i < 6000; ++i) many += " P" + std::to_string(i) + "=" + std::to_string(i);
-  REQUIRE(many.size() < 65534);
-  double t = now();
+  for (int i = 0; i < 60; ++i) many += " P" + std::to_string(i) + "=" + std::to_string(i);
   CHECK(c.cmd(many) == "555 5.5.4 Unsupported option: P0");
-  CHECK(now() - t < 2.0);  // no quadratic blow-up worth a DoS
   std::string dups = "MAIL FROM:<a@client.example>";
-  for (int i = 0; i < 8000; ++i) dups += " AUTH=<>";
-  t = now();
+  for (int i = 0; i < 1000; ++i) dups += " AUTH=<>";
   CHECK(c.cmd(dups) == "501 5.5.4 Duplicate parameter AUTH");
-  CHECK(now() - t < 2.0);
   CHECK(c.cmd("MAIL FROM:<a@client.example>") == accepted_mail("a@client.example"));
   CHECK(c.cmd("RCPT TO:<u@example.test> NOTIFY=NEVER ORCPT=rfc822;u@example.test") ==
         "555 5.5.4 Unsupported option: NOTIFY");
   CHECK(c.cmd("RCPT TO:<u@example.test>") == accepted_rcpt("u@example.test"));
   CHECK(finish_message(c).rfind("250 2.0.0 Queued as ", 0) == 0);
   CHECK(store.count() == 1);
+  CHECK(alive(s));
 }
 
 TEST_CASE("limits: NUL, control bytes and invalid UTF-8 in commands and paths are 500 5.5.2") {
@@ -302,6 +304,8 @@ TEST_CASE("limits: NUL, control bytes and invalid UTF-8 in commands and paths ar
   std::string log = s.log();
   for (char ch : {'\0', '\x01', '\x1b', '\x7f', '\xff', '\xc0'})
     CHECK(log.find(ch) == std::string::npos);
+  CHECK(alive(s));
+  CHECK(clean_exit(s));
 }
 
 TEST_CASE("limits: valid UTF-8 paths: declared or refused; unsafe mailbox names are never delivered") {
@@ -345,5 +349,42 @@ TEST_CASE("limits: valid UTF-8 paths: declared or refused; unsafe mailbox names 
   }
   CHECK(store.mailbox("example.test/safe").empty());
   CHECK(store.tmp_leftovers() == 0);
+  CHECK(alive(s));
+}
+
+TEST_CASE("limits: a 64 KiB MAIL line of 11,646 distinct parameters must not stall the server"
+          * doctest::may_fail()) {
+  // CORE BUG: smtp::parse_params checks each parameter for a duplicate with a linear scan
+  // (find_param) and unknown keywords are refused only after the whole list is parsed, so the
+  // work is quadratic in the number of parameters and runs on the event loop. With
+  // max_line_length = 65536 (the documented maximum), "MAIL FROM:<a@b.example> K0 K1 K2 ...
+  // K2d7d" (11,646 keywords) costs about 0.2 s of event-loop time in the debugoptimized build
+  // (1.3 s seen on a loaded machine) before the "555 5.5.4 Unsupported option: K0", and every
+  // other session is frozen meanwhile (a polite client's EHLO/NOOP/QUIT takes as long). MAIL may
+  // be pipelined and a 555 is one of max_errors (20), so each connection buys ~4 s of CPU for
+  // 1.3 MB of input. Expected: refuse at the first unknown keyword, cap the parameter count
+  // (RFC 5321 extensions define a handful) or use a set: well under 50 ms.
+  // With the default max_line_length (512) a line holds about 60 parameters: no problem.
+  Server s({.toml = "max_line_length = 65536\nmax_errors = 0\n", .log_level = "info"});
+  REQUIRE(s.started());
+  Client c(s.port());
+  greet(c);
+  std::string many = "MAIL FROM:<a@b.example>";
+  int n = 0;
+  for (;;) {
+    char key[16];
+    snprintf(key, sizeof key, " K%x", n);
+    if (many.size() + strlen(key) + 2 > 65536) break;
+    many += key;
+    ++n;
+  }
+  CHECK(n == 11646);
+  double t = now();
+  CHECK(c.cmd(many, 30) == "555 5.5.4 Unsupported option: K0");
+  CHECK(now() - t < time_limit(s, 0.05));
+  c.line(many);
+  double lat = probe_latency(s, 30);
+  CHECK(lat < time_limit(s, 0.05));
+  CHECK(c.reply(30) == "555 5.5.4 Unsupported option: K0");
   CHECK(alive(s));
 }

@@ -156,6 +156,7 @@ void run_battery(Policy policy) {
   CHECK(alive(s));
   if (policy == Policy::reject) CHECK(expect_delivered == 2 * 4);  // only the two NUL variants
   else CHECK(expect_delivered == variants().size() * 4);
+  CHECK(clean_exit(s));
 }
 
 }  // namespace
@@ -236,6 +237,7 @@ TEST_CASE("smuggling: with --no-sync-check the pipelining probe delivers both (d
   CHECK(c.reply().rfind("250 2.0.0 Queued as ", 0) == 0);
   CHECK(c.reply().rfind("221 ", 0) == 0);
   CHECK(store.count() == 2);
+  CHECK(alive(s));
 }
 
 TEST_CASE("smuggling: a smuggled end inside a dot-stuffed line and a lone '.' line split 1 byte/segment") {
@@ -259,4 +261,5 @@ TEST_CASE("smuggling: a smuggled end inside a dot-stuffed line and a lone '.' li
   REQUIRE(body != std::string::npos);
   CHECK(msgs[0].substr(body + 4) == ".\r\n \r\nx\r\n..\r\nMAIL FROM:<smuggled@evil.example>\r\n");
   CHECK(s.count_log("from=<smuggled@evil.example>") == 0);
+  CHECK(alive(s));
 }

@@ -727,13 +727,15 @@ TEST_CASE("dns: dnsbl configuration errors stop startup with a message") {
       {"dnsbl check-at data", {{"dnsbl_zones", "bl.test\n"}}, "bad value 'data' for 'check-at'"},
       {"dnsbl timeout 0", {{"dnsbl_zones", "bl.test\n"}}, "bad value '0' for 'timeout'"},
       {"dnsbl timeout 2 bogus 1", {{"dnsbl_zones", "bl.test\n"}}, "unknown argument 'bogus'"},
-      {"dnsbl", {{"dnsbl_zones", "bad..zone\n"}}, "'bad..zone' is not a DNS zone name"},
       {"dnsbl",
-       {{"dnsbl_zones", "bl.test 127.0.0.300 text\n"}},
-       "'127.0.0.300' is not an expected answer"},
+       {{"dnsbl_zones", "bad..zone\n"}},
+       "conf/dnsbl_zones:1: 'bad..zone' is not a DNS zone name"},
       {"dnsbl",
-       {{"dnsbl_zones", "bl.test\n"}, {"dnsbl_allow", "10.0.0.0/33\n"}},
-       "dnsbl_allow: '10.0.0.0/33'"},
+       {{"dnsbl_zones", "# zones\n\nbl.test 127.0.0.300 text\n"}},
+       "conf/dnsbl_zones:3: '127.0.0.300' is not an expected answer"},
+      {"dnsbl",
+       {{"dnsbl_zones", "bl.test\n"}, {"dnsbl_allow", "# ours\n10.0.0.0/33\n"}},
+       "conf/dnsbl_allow:2: '10.0.0.0/33' is not an IPv4/IPv6 address"},
   };
   for (const Bad &b : cases) {
     CAPTURE(b.plugins);

@@ -512,7 +512,7 @@ TEST_CASE("policy: hosts_allow: karma_history adjusts the limit") {
 // ---- configuration errors -------------------------------------------------------------------
 
 TEST_CASE(
-    "policy: bad list lines and arguments refuse startup (--check-config), naming file and entry") {
+    "policy: bad list lines and arguments refuse startup (--check-config), naming file and line") {
   struct Row {
     const char *plugins;
     const char *file;
@@ -521,22 +521,22 @@ TEST_CASE(
   };
   const Row rows[] = {
       {"relay\n", "relayclients", "127.0.0.1\n# c\n10.0.0.0/33\n",
-       "relayclients, entry 2 (comment and blank lines not counted): '10.0.0.0/33' is not an "
-       "IPv4/IPv6 address or CIDR"},
-      {"relay\n", "relayclients", "example.com\n", "relayclients, entry 1 "},
+       "conf/relayclients:3: '10.0.0.0/33' is not an IPv4/IPv6 address or CIDR"},
+      {"relay\n", "relayclients", "example.com\n", "conf/relayclients:1: 'example.com' is not"},
       {"relay\n", "relayclients", "10.0.0.1 10.0.0.2\n", "'10.0.0.1 10.0.0.2' is not"},
-      {"relay\n", "norelayclients", "::1/129\n", "norelayclients, entry 1 "},
+      {"relay\n", "norelayclients", "\n\n::1/129\n", "conf/norelayclients:3: '::1/129' is not"},
       {"relay foo\n", "", "", "relay takes no arguments"},
-      {"hosts_allow\n", "hosts_allow", "127.0.0.1 DENY ok\n10.0.0.0/8 DENYY no\n",
-       "hosts_allow, entry 2 (comment and blank lines not counted): '10.0.0.0/8 DENYY no': "
-       "unknown verdict"},
-      {"hosts_allow\n", "hosts_allow", "10.0.0.0/8\n", "hosts_allow, entry 1 "},
+      {"hosts_allow\n", "hosts_allow", "127.0.0.1 DENY ok\n\n# x\n10.0.0.0/8 DENYY no\n",
+       "conf/hosts_allow:4: '10.0.0.0/8 DENYY no': unknown verdict"},
+      {"hosts_allow\n", "hosts_allow", "10.0.0.0/8\n",
+       "conf/hosts_allow:1: '10.0.0.0/8': no verdict"},
       {"hosts_allow\n", "hosts_allow", "10.0.0.300 DENY\n", "the first word is not an IPv4/IPv6"},
       {"hosts_allow max-from-ip x\n", "", "", "bad value 'x' for 'max-from-ip'"},
       {"hosts_allow max-from-ip\n", "", "", "max-from-ip needs a value"},
       {"hosts_allow max_from_ip 3\n", "", "", "unknown argument 'max_from_ip'"},
       {"hosts_allow max-from-ip 1 max-from-ip 2\n", "", "", "given twice"},
-      {"rcpt_ok\n", "rcpthosts", "example.test\nexample.net # x\n", "rcpthosts, entry 2 "},
+      {"rcpt_ok\n", "rcpthosts", "# local\nexample.test\nexample.net # x\n",
+       "conf/rcpthosts:3: 'example.net # x' is not a domain"},
       {"rcpt_ok x\n", "", "", "rcpt_ok takes no arguments"},
       {"count_unrecognized_commands 0\n", "", "", "usage: count_unrecognized_commands [N]"},
       {"count_unrecognized_commands four\n", "", "", "usage: count_unrecognized_commands [N]"},
@@ -558,6 +558,15 @@ TEST_CASE(
     // and the server does not start either (it binds first, then loads plugins, then exits)
     Server s(o);
     CHECK(s.wait_exit() == 1);
+  }
+  // An entry from an $include'd file names that file and its own line.
+  {
+    RunResult r = check_config(policy(
+        "relay\n", {{"relayclients", "# ours\n127.0.0.1\n$include office\n10.0.0.1\n"},
+                     {"office", "192.0.2.0/24\n\n# lab\n198.51.100.0/33\n"}}));
+    CHECK(r.status == 1);
+    CHECK(r.output.find("conf/office:4: '198.51.100.0/33' is not an IPv4/IPv6 address or CIDR") !=
+          std::string::npos);
   }
   RunResult ok = check_config(policy(
       "hosts_allow max-from-ip 3\nrelay\ncount_unrecognized_commands 2\nrcpt_ok\n",

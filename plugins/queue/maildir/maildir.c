@@ -8,7 +8,7 @@
  *      directory is made durable by fsyncing its parent), create tmp/<unique> with O_EXCL,
  *      copy the spooled message into it with pread/write in 64 KiB chunks, fsync, close;
  *   2. link every tmp/<unique> to new/<unique> (the moment of delivery), fsync every new/;
- *   3. unlink the tmp/ names and fsync tmp/ (cosmetic, best effort).
+ *   3. unlink the tmp/ names (cosmetic, best effort; tmp/ is not fsynced).
  * Only when every copy is durable does the hook answer OK (the core says 250). Any failure
  * removes every copy made so far, from new/ as well, and answers 451 4.3.0; the log line
  * names the operation, the path and the errno. docs/plugins/queue-maildir.md has the details.
@@ -466,17 +466,14 @@ static void md_work(void *ud) {
     free(dir);
     if (rc < 0) goto undo;
   }
-  /* Delivered. The tmp/ names are leftovers now; removing them is cosmetic. */
+  /* Delivered. The tmp/ names are leftovers now; removing them is cosmetic, so tmp/ is not
+   * fsynced (that would cost the client a third disk flush before its 250): after a crash a
+   * name may come back in tmp/, which Maildir readers ignore and clean. */
   for (int i = 0; i < j->ncopies; ++i) {
     md_copy *c = &j->copies[i];
     if (!c->tmp_made) continue;
     char *tmp = join3(c->maildir, "tmp", c->name);
-    if (tmp && unlink(tmp) == 0) {
-      c->tmp_made = 0;
-      char *dir = join3(c->maildir, "tmp", "");
-      if (dir) fsync_dir(dir);
-      free(dir);
-    }
+    if (tmp && unlink(tmp) == 0) c->tmp_made = 0;
     free(tmp);
   }
   goto out;
