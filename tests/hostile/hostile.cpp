@@ -1,4 +1,4 @@
-// tests/hostile/hostile.cpp: the shared helpers of the hostile-input suites.
+// tests/hostile/hostile.cpp: the shared helpers of the hostile-input suites (see hostile.hpp).
 #include "hostile.hpp"
 
 #include <arpa/inet.h>

@@ -1,5 +1,4 @@
-// tests/hostile/hostile.hpp: shared helpers of the hostile-input suites (Maildir store, raw
-// sockets with RST, liveness probe, RSS sampling) on top of tests/integration/harness.hpp.
+// tests/hostile/hostile.hpp: shared helpers (Maildir store, RST sockets, liveness, RSS sampler).
 #pragma once
 #include <atomic>
 #include <string>

@@ -1,5 +1,4 @@
-// tests/hostile/main.cpp: doctest entry point of the hostile-input suites; caps the ASan
-// quarantine of the servers they start so that RSS checks measure memory actually held.
+// tests/hostile/main.cpp: doctest main of the hostile suites; caps the servers' ASan quarantine.
 #define DOCTEST_CONFIG_IMPLEMENT
 #include <doctest/doctest.h>
 

@@ -1,6 +1,4 @@
-// tests/hostile/test_abrupt.cpp: half-open and abrupt clients: RST mid-DATA, mid-line, right after
-// the end of data and while hooks are pending; EOF mid-line and mid-DATA; half-close after a
-// complete group. Nothing partial is delivered, the server stays up and exits cleanly (LSan).
+// tests/hostile/test_abrupt.cpp: half-open and abrupt clients (RST/EOF mid-line, DATA, hooks).
 #include <doctest/doctest.h>
 
 #include <memory>

@@ -1,6 +1,4 @@
-// tests/hostile/test_data.cpp: header bombs and oversize data (security.md §4): 100k header lines,
-// a 5 MB header line, bodies over max_message_size (552 after the end, session usable after);
-// other clients are served meanwhile, RSS stays bounded, exactly the right messages are stored.
+// tests/hostile/test_data.cpp: header bombs, oversize and parked DATA (deliveries, RSS, latency).
 #include <doctest/doctest.h>
 
 #include <memory>

@@ -1,6 +1,4 @@
-// tests/hostile/test_floods.cpp: connection floods (security.md §4.1): hundreds of connections from
-// one IP against max_connections_per_ip, max_connections and hosts_allow max-from-ip; refused
-// and reset connections free their slots; connect/reset churn; running out of file descriptors.
+// tests/hostile/test_floods.cpp: connection floods, per-IP/total/hosts_allow limits, fd exhaustion.
 #include <doctest/doctest.h>
 
 #include <dirent.h>

@@ -1,6 +1,4 @@
-// tests/hostile/test_pipelining.cpp: RFC 2920 synchronisation (security.md §3.6): every command that
-// must end a group, followed by injected input, is refused 554 5.5.0 and nothing after it runs;
-// RSET/MAIL/RCPT groups work; STARTTLS injection (§2); a client that never reads its replies.
+// tests/hostile/test_pipelining.cpp: RFC 2920 sync (554 5.5.0), STARTTLS injection, non-readers.
 #include <doctest/doctest.h>
 
 #include <thread>

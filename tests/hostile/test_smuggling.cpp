@@ -1,6 +1,4 @@
-// tests/hostile/test_smuggling.cpp: SMTP smuggling (security.md §1.2): every end-of-data variant at
-// three positions, in one write and split across packets, under the reject and normalize
-// policies (and with the sync check off), plus smtpsmug's "pipelining" probe; counts deliveries.
+// tests/hostile/test_smuggling.cpp: SMTP smuggling: every end-of-data variant, both policies.
 #include <doctest/doctest.h>
 
 #include <unistd.h>

@@ -1,6 +1,4 @@
-// tests/hostile/test_storms.cpp: unknown-command and junk storms (security.md §4): 10k junk lines in
-// one write end at the sync check or the error limit (421 4.7.0) and never run past it; binary
-// junk, over-long lines, empty lines, HTTP; concurrent storms while a polite client is served.
+// tests/hostile/test_storms.cpp: unknown-command and junk storms, error limits, transaction cycling.
 #include <doctest/doctest.h>
 
 #include <random>
