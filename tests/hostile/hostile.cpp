@@ -43,7 +43,9 @@ static std::vector<std::string> files_under(const std::string &root, const char 
   return out;
 }
 
-std::vector<std::string> MailStore::delivered() const { return files_under(root, "new"); }
+std::vector<std::string> MailStore::delivered() const {
+  return files_under(root, "new");
+}
 
 std::vector<std::string> MailStore::mailbox(const std::string &rel) const {
   std::vector<std::string> out;
@@ -58,7 +60,9 @@ std::vector<std::string> MailStore::messages() const {
   return out;
 }
 
-size_t MailStore::tmp_leftovers() const { return files_under(root, "tmp").size(); }
+size_t MailStore::tmp_leftovers() const {
+  return files_under(root, "tmp").size();
+}
 
 std::string slurp(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
@@ -70,7 +74,8 @@ std::string slurp(const std::string &path) {
 size_t files_in(const std::string &dir) {
   size_t n = 0;
   std::error_code ec;
-  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator(); it.increment(ec))
+  for (auto it = fs::directory_iterator(dir, ec); !ec && it != fs::directory_iterator();
+       it.increment(ec))
     ++n;
   return n;
 }
@@ -136,9 +141,13 @@ bool sanitized(const Server &s) {
   return false;
 }
 
-long rss_limit_kb(const Server &s, long kb) { return sanitized(s) ? kb * 4 + 48 * 1024 : kb; }
+long rss_limit_kb(const Server &s, long kb) {
+  return sanitized(s) ? kb * 4 + 48 * 1024 : kb;
+}
 
-double time_limit(const Server &s, double secs) { return sanitized(s) ? secs * 5 : secs; }
+double time_limit(const Server &s, double secs) {
+  return sanitized(s) ? secs * 5 : secs;
+}
 
 RssSampler::RssSampler(const Server &s) : s_(s) {
   peak_ = s_.rss_kb();
@@ -151,7 +160,9 @@ RssSampler::RssSampler(const Server &s) : s_(s) {
   });
 }
 
-RssSampler::~RssSampler() { stop(); }
+RssSampler::~RssSampler() {
+  stop();
+}
 
 void RssSampler::stop() {
   stop_ = true;
@@ -245,7 +256,8 @@ std::string Raw::reply(double timeout) {
       if (line.size() < 4 || line[3] != '-') {
         std::string out = buf_.substr(0, pos - 2);
         buf_.erase(0, pos);
-        for (size_t i = out.find("\r\n"); i != std::string::npos; i = out.find("\r\n", i)) out.replace(i, 2, "\n");
+        for (size_t i = out.find("\r\n"); i != std::string::npos; i = out.find("\r\n", i))
+          out.replace(i, 2, "\n");
         return out;
       }
     }
@@ -279,7 +291,8 @@ std::string Raw::first_line(double timeout) {
 
 size_t count(std::string_view hay, std::string_view needle) {
   size_t n = 0;
-  for (size_t pos = hay.find(needle); pos != std::string_view::npos; pos = hay.find(needle, pos + needle.size()))
+  for (size_t pos = hay.find(needle); pos != std::string_view::npos;
+       pos = hay.find(needle, pos + needle.size()))
     ++n;
   return n;
 }

@@ -11,9 +11,9 @@
 namespace hostile {
 
 using itest::Client;
+using itest::now;
 using itest::Options;
 using itest::Server;
-using itest::now;
 
 // A Maildir root for queue/maildir in a private temp dir (removed at destruction).
 struct MailStore {

@@ -14,7 +14,8 @@ namespace {
 
 Options opts(const MailStore &store, const std::string &more_plugins = "") {
   Options o;
-  o.plugins = "hosts_allow max-from-ip 20\n" + more_plugins + "verdict rcpt=OK\n" + store.plugin_line();
+  o.plugins =
+      "hosts_allow max-from-ip 20\n" + more_plugins + "verdict rcpt=OK\n" + store.plugin_line();
   o.toml = "shutdown_grace = 2\n";
   o.log_level = "info";
   return o;
@@ -30,7 +31,9 @@ bool raw_open_data(Raw &r, const std::string &rcpt = "u@example.test") {
 }
 
 // Waits until the server has logged `needle` n times.
-bool logged(Server &s, const char *needle, int n = 1) { return s.wait_log(needle, 5, n); }
+bool logged(Server &s, const char *needle, int n = 1) {
+  return s.wait_log(needle, 5, n);
+}
 
 }  // namespace
 
@@ -59,8 +62,8 @@ TEST_CASE("abrupt: EOF in the middle of a command line: the partial line never r
   MailStore store;
   Server s(opts(store));
   REQUIRE(s.started());
-  for (std::string partial : {"MAIL FROM:<partial@evil.example>", "MAIL FROM:<partial@evil.example>\r",
-                              "QUIT", "N"}) {
+  for (std::string partial :
+       {"MAIL FROM:<partial@evil.example>", "MAIL FROM:<partial@evil.example>\r", "QUIT", "N"}) {
     CAPTURE(partial);
     Client c(s.port());
     greet(c);
@@ -98,7 +101,9 @@ TEST_CASE("abrupt: EOF in the middle of DATA discards the message; after CRLF.CR
     greet(c);
     REQUIRE(envelope(c, "a@client.example", {"u@example.test"}));
     REQUIRE(c.cmd("DATA") == "354 go ahead");
-    c.send("Subject: whole\r\n\r\nwhole\r\n.\r\nMAIL FROM:<b@client.example>\r\nRCPT TO:<v@example.test>\r\n");
+    c.send(
+        "Subject: whole\r\n\r\nwhole\r\n.\r\nMAIL FROM:<b@client.example>\r\nRCPT "
+        "TO:<v@example.test>\r\n");
     c.shutdown_write();
     CHECK(c.reply().rfind("250 2.0.0 Queued as ", 0) == 0);
     CHECK(c.reply().rfind("250 2.1.0 <b@client.example>", 0) == 0);
@@ -125,7 +130,8 @@ TEST_CASE("abrupt: RST right after the end of data: at most one copy, never a pa
   usleep(500000);
   // Each message was either stored whole (the server may finish before it sees the RST) or not
   // at all; there is no duplicate and no stray temp file.
-  for (int i = 0; i < 10; ++i) CHECK(store.mailbox("example.test/r" + std::to_string(i)).size() <= 1);
+  for (int i = 0; i < 10; ++i)
+    CHECK(store.mailbox("example.test/r" + std::to_string(i)).size() <= 1);
   for (const std::string &m : store.messages()) CHECK(m.find(body) != std::string::npos);
   CHECK(store.tmp_leftovers() == 0);
   CHECK(files_in(s.dir() + "/spool") == 0);
@@ -139,7 +145,8 @@ TEST_CASE("abrupt: RST while a plugin hook is pending (timer, thread and raw thr
     CAPTURE(mode);
     std::string m = mode;
     Options o;
-    o.plugins = "verdict:1 helo=DECLINED helo.async=" + m + " helo.delay=200 rcpt=OK rcpt.async=" + m +
+    o.plugins = "verdict:1 helo=DECLINED helo.async=" + m +
+                " helo.delay=200 rcpt=OK rcpt.async=" + m +
                 " rcpt.delay=200 data_post=DECLINED data_post.async=" + m +
                 " data_post.delay=200 queue=OK queue.async=" + m + " queue.delay=200\n";
     o.log_level = "info";

@@ -26,7 +26,9 @@ std::string header_bomb(int lines) {
   return m + "Subject: bomb\r\n\r\nbody\r\n";
 }
 
-std::string long_header(size_t n) { return "X-Big: " + std::string(n, 'a') + "\r\nSubject: long\r\n\r\nbody\r\n"; }
+std::string long_header(size_t n) {
+  return "X-Big: " + std::string(n, 'a') + "\r\nSubject: long\r\n\r\nbody\r\n";
+}
 
 // The stored message without the core's Received: header (its first field, two lines).
 std::string after_received(const std::string &m) {
@@ -38,7 +40,8 @@ std::string after_received(const std::string &m) {
 
 // Sends content (already CRLF-terminated, not dot-stuffed: no line starts with '.') and the
 // end of data in chunks with short pauses, so the transfer takes a while.
-void send_paced(Client &c, const std::string &content, size_t chunk = 256 * 1024, int pause_us = 5000) {
+void send_paced(Client &c, const std::string &content, size_t chunk = 256 * 1024,
+                int pause_us = 5000) {
   for (size_t off = 0; off < content.size(); off += chunk) {
     c.send(std::string_view(content).substr(off, chunk));
     if (pause_us) usleep(pause_us);
@@ -161,7 +164,8 @@ TEST_CASE("data: one 5 MB header line: stored within the limit, 552 over it; RSS
   }
 }
 
-TEST_CASE("data: bodies over max_message_size: 552 after the end, three in a row, then a good one") {
+TEST_CASE(
+    "data: bodies over max_message_size: 552 after the end, three in a row, then a good one") {
   MailStore store;
   Server s(opts(store, "max_message_size = 4194304\n"));
   REQUIRE(s.started());
@@ -225,8 +229,10 @@ TEST_CASE("data: eight clients send 3 MB messages at once while others are serve
       ts.emplace_back([&, i] {
         Client c(s.port());
         greet(c);
-        if (c.cmd("MAIL FROM:<m" + std::to_string(i) + "@client.example>").rfind("250 ", 0) != 0) return;
-        if (c.cmd("RCPT TO:<c" + std::to_string(i) + "@example.test>").rfind("250 ", 0) != 0) return;
+        if (c.cmd("MAIL FROM:<m" + std::to_string(i) + "@client.example>").rfind("250 ", 0) != 0)
+          return;
+        if (c.cmd("RCPT TO:<c" + std::to_string(i) + "@example.test>").rfind("250 ", 0) != 0)
+          return;
         if (c.cmd("DATA") != "354 go ahead") return;
         send_paced(c, body, 128 * 1024, 2000);
         if (c.reply(60).rfind("250 2.0.0 Queued as ", 0) == 0) ++ok;
@@ -238,7 +244,8 @@ TEST_CASE("data: eight clients send 3 MB messages at once while others are serve
   CHECK(worst < time_limit(s, 3.0));
   CHECK(rss.peak_kb() - base < rss_limit_kb(s, 48 * 1024));
   CHECK(store.count() == 8);
-  for (int i = 0; i < 8; ++i) CHECK(store.mailbox("example.test/c" + std::to_string(i)).size() == 1);
+  for (int i = 0; i < 8; ++i)
+    CHECK(store.mailbox("example.test/c" + std::to_string(i)).size() == 1);
   for (const std::string &m : store.messages()) CHECK(after_received(m) == body);
   CHECK(alive(s));
   CHECK(clean_exit(s));
@@ -267,7 +274,8 @@ TEST_CASE("data: a header section that never ends and a 2 MB body line are store
   CHECK(alive(s));
 }
 
-TEST_CASE("data: 40 clients park 250 KiB each in DATA and stall: memory per parked client bounded") {
+TEST_CASE(
+    "data: 40 clients park 250 KiB each in DATA and stall: memory per parked client bounded") {
   // Messages up to 256 KiB stay in memory (memfd) before they spill to the spool directory, so
   // a parked DATA session costs about its message so far plus buffers. Bound: 600 KiB each.
   Server s({.plugins = "verdict rcpt=OK queue=OK\n", .log_level = "info"});

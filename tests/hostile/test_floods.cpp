@@ -21,7 +21,8 @@ struct Tally {
 };
 
 // Opens n connections at once, then reads the first reply of each.
-Tally flood(Server &s, int n, const std::string &refusal, std::vector<std::unique_ptr<Client>> &keep) {
+Tally flood(Server &s, int n, const std::string &refusal,
+            std::vector<std::unique_ptr<Client>> &keep) {
   std::vector<std::unique_ptr<Client>> cs;
   for (int i = 0; i < n; ++i) cs.push_back(std::make_unique<Client>(s.port()));
   Tally t;
@@ -95,7 +96,8 @@ TEST_CASE("floods: 200 connections vs max_connections = 50 (no per-IP limit)") {
 }
 
 TEST_CASE("floods: hosts_allow max-from-ip 10: 451 beyond it; resets and early closes free slots") {
-  Server s({.toml = "max_connections_per_ip = 0\n", .plugins = "hosts_allow max-from-ip 10\nverdict rcpt=OK queue=OK\n",
+  Server s({.toml = "max_connections_per_ip = 0\n",
+            .plugins = "hosts_allow max-from-ip 10\nverdict rcpt=OK queue=OK\n",
             .log_level = "info"});
   REQUIRE(s.started());
   {
@@ -150,7 +152,8 @@ TEST_CASE("floods: out of file descriptors: no crash, no 250 without storage, re
   low.rlim_cur = 64;
   REQUIRE(setrlimit(RLIMIT_NOFILE, &low) == 0);
   Server s({.toml = "max_connections = 0\nmax_connections_per_ip = 0\n",
-            .plugins = "verdict rcpt=OK\n" + store.plugin_line(), .log_level = "info"});
+            .plugins = "verdict rcpt=OK\n" + store.plugin_line(),
+            .log_level = "info"});
   setrlimit(RLIMIT_NOFILE, &old);
   REQUIRE(s.started());
   Client first(s.port());
@@ -175,7 +178,8 @@ TEST_CASE("floods: out of file descriptors: no crash, no 250 without storage, re
   flood.clear();
   // Recovery: new clients are served and deliver.
   bool ok = false;
-  for (double deadline = now() + 5; !ok && now() < deadline;) ok = alive(s, 5, "after@example.test");
+  for (double deadline = now() + 5; !ok && now() < deadline;)
+    ok = alive(s, 5, "after@example.test");
   CHECK(ok);
   CHECK(store.mailbox("example.test/after").size() >= 1);
   CHECK(s.running());

@@ -43,7 +43,9 @@ std::string B(const char (&lit)[N]) {
 std::string accepted_mail(const std::string &a) {
   return "250 2.1.0 <" + a + ">, sender OK - how exciting to get mail from you!";
 }
-std::string accepted_rcpt(const std::string &a) { return "250 2.1.5 <" + a + ">, recipient ok"; }
+std::string accepted_rcpt(const std::string &a) {
+  return "250 2.1.5 <" + a + ">, recipient ok";
+}
 
 std::string finish_message(Client &c) {
   if (c.cmd("DATA") != "354 go ahead") return "no 354";
@@ -127,7 +129,8 @@ TEST_CASE("limits: local part 64/65, label 63/64, domain 255/256, path 256/257 (
   const std::string l64(64, 'l'), l65(65, 'l');
   // MAIL
   CHECK(c.cmd("MAIL FROM:<" + l65 + "@client.example>") == "553 5.1.3 Local part too long");
-  CHECK(c.cmd("MAIL FROM:<a@" + std::string(64, 'd') + ".example>") == "501 5.1.7 Bad sender address syntax");
+  CHECK(c.cmd("MAIL FROM:<a@" + std::string(64, 'd') + ".example>") ==
+        "501 5.1.7 Bad sender address syntax");
   CHECK(c.cmd("MAIL FROM:<a@" + domain_of(256) + ">") == "501 5.1.2 Domain name too long");
   // A 255-octet domain fits the domain limit but not the 256-octet path ("<a@" + 255 + ">").
   CHECK(c.cmd("MAIL FROM:<a@" + domain_of(255) + ">") == "501 5.1.7 Path too long");
@@ -138,14 +141,16 @@ TEST_CASE("limits: local part 64/65, label 63/64, domain 255/256, path 256/257 (
   CHECK(c.cmd("MAIL FROM:<" + l64 + "@client.example>") == accepted_mail(l64 + "@client.example"));
   // RCPT
   CHECK(c.cmd("RCPT TO:<" + l65 + "@example.test>") == "553 5.1.3 Local part too long");
-  CHECK(c.cmd("RCPT TO:<u@" + std::string(64, 'd') + ".example>") == "501 5.1.3 Bad recipient address syntax");
+  CHECK(c.cmd("RCPT TO:<u@" + std::string(64, 'd') + ".example>") ==
+        "501 5.1.3 Bad recipient address syntax");
   CHECK(c.cmd("RCPT TO:<u@" + domain_of(256) + ">") == "501 5.1.2 Domain name too long");
   CHECK(c.cmd("RCPT TO:<u@" + domain_of(253) + ">") == "501 5.1.7 Path too long");
   CHECK(c.cmd("RCPT TO:<u@" + domain_of(252) + ">") == accepted_rcpt("u@" + domain_of(252)));
   // (queue/maildir cannot store a 252-octet directory name: start over without it.)
   CHECK(c.cmd("RSET") == "250 2.0.0 OK");
   CHECK(c.cmd("MAIL FROM:<a@client.example>") == accepted_mail("a@client.example"));
-  CHECK(c.cmd("RCPT TO:<u@" + std::string(63, 'd') + ".example>") == accepted_rcpt("u@" + std::string(63, 'd') + ".example"));
+  CHECK(c.cmd("RCPT TO:<u@" + std::string(63, 'd') + ".example>") ==
+        accepted_rcpt("u@" + std::string(63, 'd') + ".example"));
   // A source route counts towards the path; the route itself is stripped.
   std::string route = "@" + domain_of(256 - 2 - 1 - std::string("u@example.test").size() - 1);
   CHECK(c.cmd("RCPT TO:<" + route + ":u@example.test>") == accepted_rcpt("u@example.test"));
@@ -184,7 +189,9 @@ TEST_CASE("limits: 1000 recipients accepted, the 1001st gets 452 4.5.3; the mess
 TEST_CASE("limits: a recipient flood past max_recipients ends at max_errors with 421 4.7.0") {
   // 5000 pipelined RCPTs with max_recipients 100: 100 accepted, then every 452 counts as an
   // error; the 20th closes the session. Nothing is queued, the rest is never read as commands.
-  Server s({.toml = "max_recipients = 100\n", .plugins = "verdict rcpt=OK queue=OK\n", .log_level = "info"});
+  Server s({.toml = "max_recipients = 100\n",
+            .plugins = "verdict rcpt=OK queue=OK\n",
+            .log_level = "info"});
   REQUIRE(s.started());
   const long base = s.rss_kb();
   Client c(s.port());
@@ -216,7 +223,8 @@ TEST_CASE("limits: a dictionary attack (refused RCPTs) ends at max_errors") {
   greet(c);
   CHECK(c.cmd("MAIL FROM:<a@client.example>").rfind("250 ", 0) == 0);
   std::string group;
-  for (int i = 0; i < 100; ++i) group += "RCPT TO:<guess" + std::to_string(i) + "@other.example>\r\n";
+  for (int i = 0; i < 100; ++i)
+    group += "RCPT TO:<guess" + std::to_string(i) + "@other.example>\r\n";
   c.send(group);
   int denied = 0;
   for (int i = 0; i < 20; ++i) denied += c.reply() == "550 5.7.1 Relaying denied";
@@ -236,12 +244,14 @@ TEST_CASE("limits: ESMTP parameters: all known ones, duplicates, unknown ones, 6
   CHECK(c.cmd("MAIL FROM:<a@client.example> SIZE=10 BODY=8BITMIME SMTPUTF8 AUTH=<>") ==
         accepted_mail("a@client.example"));
   CHECK(c.cmd("RSET") == "250 2.0.0 OK");
-  CHECK(c.cmd("MAIL FROM:<a@client.example> SIZE=1 size=2") == "501 5.5.4 Duplicate parameter SIZE");
+  CHECK(c.cmd("MAIL FROM:<a@client.example> SIZE=1 size=2") ==
+        "501 5.5.4 Duplicate parameter SIZE");
   CHECK(c.cmd("MAIL FROM:<a@client.example> SIZE=") == "555 5.5.4 Syntax error in parameters");
   CHECK(c.cmd("MAIL FROM:<a@client.example> =1") == "555 5.5.4 Syntax error in parameters");
   CHECK(c.cmd("MAIL FROM:<a@client.example> A=B=C") == "555 5.5.4 Syntax error in parameters");
   CHECK(c.cmd("MAIL FROM:<a@client.example>SIZE=1") == "501 5.5.4 Syntax: MAIL FROM:<address>");
-  CHECK(c.cmd("MAIL FROM:<a@client.example>       SIZE=1      ") == accepted_mail("a@client.example"));
+  CHECK(c.cmd("MAIL FROM:<a@client.example>       SIZE=1      ") ==
+        accepted_mail("a@client.example"));
   CHECK(c.cmd("RSET") == "250 2.0.0 OK");
   std::string many = "MAIL FROM:<a@client.example>";
   for (int i = 0; i < 60; ++i) many += " P" + std::to_string(i) + "=" + std::to_string(i);
@@ -277,12 +287,15 @@ TEST_CASE("limits: NUL, control bytes and invalid UTF-8 in commands and paths ar
     bad.push_back("RCPT TO:<a" + std::string(1, static_cast<char>(ch)) + "b@example.test>");
     bad.push_back("EHLO x" + std::string(1, static_cast<char>(ch)));
   }
-  bad.push_back("RCPT TO:<a\x7f" "b@example.test>");
+  bad.push_back(
+      "RCPT TO:<a\x7f"
+      "b@example.test>");
   // Invalid UTF-8: stray bytes, overlongs (of '/', '.', NUL), surrogates, > U+10FFFF, 5-byte
   // forms, truncated sequences.
-  for (const char *seq : {"\xff", "\xfe", "\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xae",
-                          "\xc0\x80", "\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80",
-                          "\xf5\x80\x80\x80", "\xf8\x88\x80\x80\x80", "\xc3", "\xe2\x82", "\xf0\x9f\x98"}) {
+  for (const char *seq :
+       {"\xff", "\xfe", "\x80", "\xbf", "\xc0\xaf", "\xc1\xbf", "\xe0\x80\xae", "\xc0\x80",
+        "\xed\xa0\x80", "\xed\xbf\xbf", "\xf4\x90\x80\x80", "\xf5\x80\x80\x80",
+        "\xf8\x88\x80\x80\x80", "\xc3", "\xe2\x82", "\xf0\x9f\x98"}) {
     bad.push_back(std::string("RCPT TO:<..") + seq + "etc@example.test>");
     bad.push_back(std::string("RCPT TO:<u@example.test") + seq + ">");
     bad.push_back(std::string("MAIL") + seq);
@@ -306,7 +319,8 @@ TEST_CASE("limits: NUL, control bytes and invalid UTF-8 in commands and paths ar
   CHECK(clean_exit(s));
 }
 
-TEST_CASE("limits: valid UTF-8 paths: declared or refused; unsafe mailbox names are never delivered") {
+TEST_CASE(
+    "limits: valid UTF-8 paths: declared or refused; unsafe mailbox names are never delivered") {
   MailStore store;
   Server s(opts(store));
   REQUIRE(s.started());
@@ -314,23 +328,26 @@ TEST_CASE("limits: valid UTF-8 paths: declared or refused; unsafe mailbox names 
   greet(c);
   SUBCASE("without SMTPUTF8") {
     CHECK(c.cmd("MAIL FROM:<a@client.example>") == accepted_mail("a@client.example"));
-    CHECK(c.cmd("RCPT TO:<\xc3\xbc@example.test>") == "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
-    CHECK(c.cmd("RCPT TO:<u@ex\xc3\xa4mple.test>") == "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+    CHECK(c.cmd("RCPT TO:<\xc3\xbc@example.test>") ==
+          "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
+    CHECK(c.cmd("RCPT TO:<u@ex\xc3\xa4mple.test>") ==
+          "553 5.6.7 Must declare SMTPUTF8 to send unicode address");
     CHECK(c.cmd("RCPT TO:<u@example.test>") == accepted_rcpt("u@example.test"));
     CHECK(finish_message(c).rfind("250 2.0.0 Queued as ", 0) == 0);
     CHECK(store.count() == 1);
   }
   // With SMTPUTF8 the core accepts them; queue/maildir refuses names it cannot store safely
   // and the whole message is refused, nothing is delivered to anyone.
-  for (std::string rcpt : {"\xc3\xbc@example.test",          // non-ASCII local part
-                           "u@ex\xc3\xa4mple.test",           // U-label domain
-                           "\xe2\x80\xae" "u@example.test",   // RIGHT-TO-LEFT OVERRIDE
-                           "\xef\xbb\xbfu@example.test",      // BOM
-                           "\"a\\\"b\"@example.test",         // quoted, with an escaped quote
-                           "\"../../etc\"@example.test",      // quoted path traversal
+  for (std::string rcpt : {"\xc3\xbc@example.test",  // non-ASCII local part
+                           "u@ex\xc3\xa4mple.test",  // U-label domain
+                           "\xe2\x80\xae"
+                           "u@example.test",              // RIGHT-TO-LEFT OVERRIDE
+                           "\xef\xbb\xbfu@example.test",  // BOM
+                           "\"a\\\"b\"@example.test",     // quoted, with an escaped quote
+                           "\"../../etc\"@example.test",  // quoted path traversal
                            "\"a/b\"@example.test",
-                           "\"a>b\"@example.test",            // '>' inside quotes
-                           ".hidden@example.test"}) {         // not atext-valid: 501
+                           "\"a>b\"@example.test",     // '>' inside quotes
+                           ".hidden@example.test"}) {  // not atext-valid: 501
     CAPTURE(rcpt);
     Client d(s.port());
     greet(d);
@@ -342,7 +359,8 @@ TEST_CASE("limits: valid UTF-8 paths: declared or refused; unsafe mailbox names 
     }
     CHECK(r == accepted_rcpt(rcpt));
     CHECK(d.cmd("RCPT TO:<safe@example.test>") == accepted_rcpt("safe@example.test"));
-    CHECK(finish_message(d) == "554 5.1.3 Cannot deliver locally: unsafe mailbox name for a recipient");
+    CHECK(finish_message(d) ==
+          "554 5.1.3 Cannot deliver locally: unsafe mailbox name for a recipient");
     CHECK(d.cmd("NOOP") == "250 2.0.0 OK");
   }
   CHECK(store.mailbox("example.test/safe").empty());
@@ -350,8 +368,8 @@ TEST_CASE("limits: valid UTF-8 paths: declared or refused; unsafe mailbox names 
   CHECK(alive(s));
 }
 
-TEST_CASE("limits: a 64 KiB MAIL line of 11,646 distinct parameters must not stall the server"
-          * doctest::may_fail()) {
+TEST_CASE("limits: a 64 KiB MAIL line of 11,646 distinct parameters must not stall the server" *
+          doctest::may_fail()) {
   // CORE BUG: smtp::parse_params checks each parameter for a duplicate with a linear scan
   // (find_param) and unknown keywords are refused only after the whole list is parsed, so the
   // work is quadratic in the number of parameters and runs on the event loop. With

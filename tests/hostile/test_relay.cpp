@@ -181,8 +181,10 @@ TEST_CASE("relay: pretending to be a relay client (XCLIENT, PROXY, HELO) grants 
     Client c(s.port());
     REQUIRE(c.reply(5).rfind("220 ", 0) == 0);
     CHECK(c.cmd("EHLO relay.example").rfind("250", 0) == 0);
-    c.send("MAIL FROM:<a@client.example>\r\nRCPT TO:<u@example.test>\r\nRCPT TO:<victim@other.example>\r\n"
-           "RCPT TO:<v@example.test>\r\nRCPT TO:<victim%other.example@example.test>\r\nDATA\r\n");
+    c.send(
+        "MAIL FROM:<a@client.example>\r\nRCPT TO:<u@example.test>\r\nRCPT "
+        "TO:<victim@other.example>\r\n"
+        "RCPT TO:<v@example.test>\r\nRCPT TO:<victim%other.example@example.test>\r\nDATA\r\n");
     CHECK(c.reply().rfind("250 2.1.0 ", 0) == 0);
     CHECK(c.reply() == "250 2.1.5 <u@example.test>, recipient ok");
     CHECK(c.reply() == kDenied);
@@ -210,7 +212,8 @@ TEST_CASE("relay: a relay dictionary attack is ended by the error limit") {
   CHECK(c.cmd("EHLO relay.example").rfind("250", 0) == 0);
   CHECK(c.cmd("MAIL FROM:<a@client.example>").rfind("250 ", 0) == 0);
   std::string group;
-  for (int i = 0; i < 200; ++i) group += "RCPT TO:<v" + std::to_string(i) + "@other" + std::to_string(i) + ".example>\r\n";
+  for (int i = 0; i < 200; ++i)
+    group += "RCPT TO:<v" + std::to_string(i) + "@other" + std::to_string(i) + ".example>\r\n";
   c.send(group);
   int denied = 0;
   for (int i = 0; i < 20; ++i) denied += c.reply() == kDenied;

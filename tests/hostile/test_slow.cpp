@@ -92,8 +92,8 @@ TEST_CASE("slow: a client typing each command slowly but within the timeout is s
   CHECK(alive(s));
 }
 
-TEST_CASE("slow: a command line trickled one byte per 100 ms is cut off by a per-request deadline"
-          * doctest::may_fail()) {
+TEST_CASE("slow: a command line trickled one byte per 100 ms is cut off by a per-request deadline" *
+          doctest::may_fail()) {
   // CORE BUG: [timeouts] command is an idle timer that every read re-arms
   // (Session::handle_read -> arm_idle_timer), so a client that sends one byte of a command line
   // every 100 ms (here "MAIL FROM:<aaaa..." with command = 1) is never timed out: it holds the
@@ -114,7 +114,8 @@ TEST_CASE("slow: a command line trickled one byte per 100 ms is cut off by a per
   CHECK(alive(s));
 }
 
-TEST_CASE("slow: DATA trickled one byte per 100 ms is cut off (minimum data rate)" * doctest::may_fail()) {
+TEST_CASE("slow: DATA trickled one byte per 100 ms is cut off (minimum data rate)" *
+          doctest::may_fail()) {
   // CORE BUG: [timeouts] data is also re-armed by every read, so 10 bytes/s of message data
   // (data = 1) keeps the session in DATA forever (up to max_message_size: 25 MiB at 10 B/s is
   // a month). Expected: a minimum data rate or per-request deadline (Postfix

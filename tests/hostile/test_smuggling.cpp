@@ -35,7 +35,9 @@ const std::vector<Variant> &variants() {
 
 // Where the variant goes: right after the DATA line, inside the header, or after body text.
 enum class Pos { start, header, body };
-const char *pos_name(Pos p) { return p == Pos::start ? "start" : p == Pos::header ? "header" : "body"; }
+const char *pos_name(Pos p) {
+  return p == Pos::start ? "start" : p == Pos::header ? "header" : "body";
+}
 
 const std::string kSmuggled =
     "MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n"
@@ -113,7 +115,8 @@ void run_battery(Policy policy) {
     Pos pos;
     bool split;
   };
-  const Case cases[] = {{Pos::start, false}, {Pos::header, false}, {Pos::body, false}, {Pos::body, true}};
+  const Case cases[] = {
+      {Pos::start, false}, {Pos::header, false}, {Pos::body, false}, {Pos::body, true}};
   for (const Variant &v : variants()) {
     for (const Case &k : cases) {
       CAPTURE(v.name);
@@ -127,8 +130,8 @@ void run_battery(Policy policy) {
       char bare = first_bare(pre + v.bytes + post);
       if (policy == Policy::reject && bare) {
         // The bare CR/LF is refused where it is found; the session ends; nothing queued.
-        CHECK(c.reply() == std::string("550 5.5.2 Error: bare <") + (bare == 'L' ? "LF" : "CR") +
-                               "> received");
+        CHECK(c.reply() ==
+              std::string("550 5.5.2 Error: bare <") + (bare == 'L' ? "LF" : "CR") + "> received");
         CHECK(c.closed());
         CHECK(c.drained.empty());  // no second reply: nothing smuggled ran
       } else {
@@ -152,8 +155,10 @@ void run_battery(Policy policy) {
   CHECK(s.count_log("queued, ") == static_cast<int>(expect_delivered));
   CHECK(s.count_log("from=<smuggled@evil.example>") == 0);
   CHECK(alive(s));
-  if (policy == Policy::reject) CHECK(expect_delivered == 2 * 4);  // only the two NUL variants
-  else CHECK(expect_delivered == variants().size() * 4);
+  if (policy == Policy::reject)
+    CHECK(expect_delivered == 2 * 4);  // only the two NUL variants
+  else
+    CHECK(expect_delivered == variants().size() * 4);
   CHECK(clean_exit(s));
 }
 
@@ -174,9 +179,10 @@ TEST_CASE("smuggling: normalize policy with the sync check off: still one messag
 TEST_CASE("smuggling: smtpsmug 'pipelining' probe: a second transaction after CRLF.CRLF") {
   // A correct end of data followed, in the same write, by MAIL, RCPT, DATA and the content of
   // a second message: MAIL and RCPT may be pipelined, content after DATA before 354 may not.
-  const std::string probe = "Subject: first\r\n\r\nfirst message\r\n.\r\n"
-                            "MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n"
-                            "Subject: second\r\n\r\nsecond message\r\n.\r\n";
+  const std::string probe =
+      "Subject: first\r\n\r\nfirst message\r\n.\r\n"
+      "MAIL FROM:<smuggled@evil.example>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n"
+      "Subject: second\r\n\r\nsecond message\r\n.\r\n";
   for (Policy policy : {Policy::reject, Policy::normalize}) {
     CAPTURE(static_cast<int>(policy));
     MailStore store;
@@ -187,7 +193,8 @@ TEST_CASE("smuggling: smtpsmug 'pipelining' probe: a second transaction after CR
       open_data(c);
       c.send(probe);
       CHECK(c.reply().rfind("250 2.0.0 Queued as ", 0) == 0);
-      CHECK(c.reply() == "250 2.1.0 <smuggled@evil.example>, sender OK - how exciting to get mail from you!");
+      CHECK(c.reply() ==
+            "250 2.1.0 <smuggled@evil.example>, sender OK - how exciting to get mail from you!");
       CHECK(c.reply() == "250 2.1.5 <u@example.test>, recipient ok");
       CHECK(c.reply() == "554 5.5.0 Error: SMTP protocol synchronization");
       CHECK(c.closed());
@@ -215,7 +222,8 @@ TEST_CASE("smuggling: smtpsmug 'pipelining' probe: a second transaction after CR
   }
 }
 
-TEST_CASE("smuggling: with --no-sync-check the pipelining probe delivers both (documented trade-off)") {
+TEST_CASE(
+    "smuggling: with --no-sync-check the pipelining probe delivers both (documented trade-off)") {
   // The sync check is the only guard against content pipelined behind DATA; switching it off
   // (per listener) makes the second transaction an ordinary pipelined one.
   MailStore store;
@@ -225,9 +233,10 @@ TEST_CASE("smuggling: with --no-sync-check the pipelining probe delivers both (d
   REQUIRE(s.started());
   Client c(s.port());
   open_data(c);
-  c.send("Subject: first\r\n\r\nfirst message\r\n.\r\n"
-         "MAIL FROM:<second@client.example>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n"
-         "Subject: second\r\n\r\nsecond message\r\n.\r\nQUIT\r\n");
+  c.send(
+      "Subject: first\r\n\r\nfirst message\r\n.\r\n"
+      "MAIL FROM:<second@client.example>\r\nRCPT TO:<u@example.test>\r\nDATA\r\n"
+      "Subject: second\r\n\r\nsecond message\r\n.\r\nQUIT\r\n");
   CHECK(c.reply().rfind("250 2.0.0 Queued as ", 0) == 0);
   CHECK(c.reply().rfind("250 2.1.0 ", 0) == 0);
   CHECK(c.reply().rfind("250 2.1.5 ", 0) == 0);
@@ -238,7 +247,9 @@ TEST_CASE("smuggling: with --no-sync-check the pipelining probe delivers both (d
   CHECK(alive(s));
 }
 
-TEST_CASE("smuggling: a smuggled end inside a dot-stuffed line and a lone '.' line split 1 byte/segment") {
+TEST_CASE(
+    "smuggling: a smuggled end inside a dot-stuffed line and a lone '.' line split 1 "
+    "byte/segment") {
   // "..\r\n" is a stuffed dot (content "."), ". \r\n" and ".x" are content; only the real end
   // counts, even when each byte arrives in its own segment.
   MailStore store;
@@ -246,7 +257,8 @@ TEST_CASE("smuggling: a smuggled end inside a dot-stuffed line and a lone '.' li
   REQUIRE(s.started());
   Client c(s.port());
   open_data(c);
-  std::string payload = "Subject: dots\r\n\r\n..\r\n. \r\n.x\r\n...\r\nMAIL FROM:<smuggled@evil.example>\r\n.\r\n";
+  std::string payload =
+      "Subject: dots\r\n\r\n..\r\n. \r\n.x\r\n...\r\nMAIL FROM:<smuggled@evil.example>\r\n.\r\n";
   for (char ch : payload) {
     c.send(std::string(1, ch));
     usleep(2000);

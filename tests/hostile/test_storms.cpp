@@ -1,4 +1,5 @@
-// tests/hostile/test_storms.cpp: unknown-command and junk storms, error limits, transaction cycling.
+// tests/hostile/test_storms.cpp: unknown-command and junk storms, error limits, transaction
+// cycling.
 #include <doctest/doctest.h>
 
 #include <random>
@@ -51,7 +52,8 @@ std::vector<std::string> replies_until_close(Client &c, double timeout = 10) {
 
 }  // namespace
 
-TEST_CASE("storms: 10k junk lines in one write with the sync check: 554 at the first, nothing runs") {
+TEST_CASE(
+    "storms: 10k junk lines in one write with the sync check: 554 at the first, nothing runs") {
   Server s(opts());
   REQUIRE(s.started());
   Client c(s.port());
@@ -80,13 +82,15 @@ TEST_CASE("storms: 10k junk lines in one write without the sync check: 20 x 500,
   CHECK(alive(s));
 }
 
-TEST_CASE("storms: pipelinable junk (RCPT without MAIL, bad MAIL) hits the error limit with sync on") {
+TEST_CASE(
+    "storms: pipelinable junk (RCPT without MAIL, bad MAIL) hits the error limit with sync on") {
   Server s(opts());
   REQUIRE(s.started());
   Client c(s.port());
   greet(c);
   std::string junk;
-  for (int i = 0; i < 5000; ++i) junk += i % 2 ? "RCPT TO:<x@example.test>\r\n" : "MAIL FROM:bad\r\n";
+  for (int i = 0; i < 5000; ++i)
+    junk += i % 2 ? "RCPT TO:<x@example.test>\r\n" : "MAIL FROM:bad\r\n";
   c.send(junk);
   auto rs = replies_until_close(c);
   REQUIRE(rs.size() == 21);
@@ -158,7 +162,8 @@ TEST_CASE("storms: with max_errors = 0 all 10k unknown commands are answered, in
 
 TEST_CASE("storms: count_unrecognized_commands closes at 4 with 521 before the core's limit") {
   Server s({.plugins = "count_unrecognized_commands 4\nverdict rcpt=OK queue=OK\n",
-            .args = {"--no-sync-check"}, .log_level = "info"});
+            .args = {"--no-sync-check"},
+            .log_level = "info"});
   REQUIRE(s.started());
   Client c(s.port());
   greet(c);
@@ -166,7 +171,8 @@ TEST_CASE("storms: count_unrecognized_commands closes at 4 with 521 before the c
   auto rs = replies_until_close(c);
   REQUIRE(rs.size() == 4);
   for (size_t i = 0; i < 3; ++i) CHECK(rs[i] == kUnknown);
-  CHECK(rs[3] == "521 5.5.1 Closing connection, 4 unrecognized commands. Perhaps you should read RFC 5321?");
+  CHECK(rs[3] ==
+        "521 5.5.1 Closing connection, 4 unrecognized commands. Perhaps you should read RFC 5321?");
   CHECK(s.count_log("from=<after@evil.example>") == 0);
   CHECK(alive(s));
 }
@@ -174,8 +180,9 @@ TEST_CASE("storms: count_unrecognized_commands closes at 4 with 521 before the c
 TEST_CASE("storms: HTTP and header-looking first lines are closed with 221 2.7.0 or 554") {
   Server s(opts());
   REQUIRE(s.started());
-  for (std::string req : {"GET / HTTP/1.1\r\n", "POST /x HTTP/1.0\r\n", "CONNECT mx:25 HTTP/1.1\r\n",
-                          "Host: mx.test.invalid\r\n", "User-Agent: curl/8\r\n"}) {
+  for (std::string req :
+       {"GET / HTTP/1.1\r\n", "POST /x HTTP/1.0\r\n", "CONNECT mx:25 HTTP/1.1\r\n",
+        "Host: mx.test.invalid\r\n", "User-Agent: curl/8\r\n"}) {
     CAPTURE(req);
     SUBCASE("alone") {
       Client c(s.port());
@@ -220,7 +227,8 @@ TEST_CASE("storms: 20 concurrent junk storms while a polite client delivers") {
     double t = now();
     Client c(s.port());
     greet(c);
-    if (itest::send_message(c, "polite@client.example", {"u@example.test"}, "Subject: p\r\n\r\np\r\n")
+    if (itest::send_message(c, "polite@client.example", {"u@example.test"},
+                            "Subject: p\r\n\r\np\r\n")
             .rfind("250 2.0.0 Queued", 0) == 0)
       ++delivered;
     c.cmd("QUIT");
@@ -248,7 +256,8 @@ TEST_CASE("storms: 30k MAIL/RCPT/RSET cycles and 300 messages in one session: me
   greet(c);
   auto cycles = [&](int n) {
     std::string group;
-    for (int i = 0; i < n; ++i) group += "MAIL FROM:<a@client.example>\r\nRCPT TO:<u@example.test>\r\nRSET\r\n";
+    for (int i = 0; i < n; ++i)
+      group += "MAIL FROM:<a@client.example>\r\nRCPT TO:<u@example.test>\r\nRSET\r\n";
     std::thread w([&] { c.send(group); });
     int good = 0;
     for (int i = 0; i < n; ++i) {
