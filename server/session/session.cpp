@@ -261,7 +261,9 @@ void Session::handle_read(ssize_t n, const uv_buf_t *buf) {
     cb(UVS_INPUT_DATA);
     return;
   }
-  if (phase_ == Phase::command || phase_ == Phase::data) arm_idle_timer();
+  // In DATA every read restarts the timer; between commands only a complete command does
+  // (dispatch), so a client trickling one line byte by byte meets the command deadline.
+  if (phase_ == Phase::data) arm_idle_timer();
   process();
 }
 
@@ -354,6 +356,7 @@ void Session::process_command_input() {
 // ---- commands ---------------------------------------------------------------------------
 
 void Session::dispatch(std::string line) {
+  arm_idle_timer();  // the deadline for the next command starts now
   smtp::CommandLine cmd = smtp::split_command(line);
   if (log::enabled(log::debug)) log::format(log::debug, id_, "", "<- %s", log::printable(line).c_str());
   if (!smtp::valid_command_text(line)) {
