@@ -30,7 +30,6 @@ constexpr double kMaxSeconds = 1e9;
 const char *const kLogLevels[] = {"emerg",   "alert",  "crit", "err",
                                   "warning", "notice", "info", "debug"};
 
-
 std::string system_hostname() {
   char buf[HOST_NAME_MAX + 1] = {};
   if (::gethostname(buf, sizeof buf - 1) != 0 || buf[0] == '\0') return "localhost";
@@ -240,7 +239,8 @@ class Loader {
         const auto *s = e.as_string();
         Listen l;
         std::string v = s ? s->get() : "";
-        bool ok = s && (parse_listen(v, l) || parse_listen(v + ":53", l) || parse_listen("[" + v + "]:53", l));
+        bool ok = s && (parse_listen(v, l) || parse_listen(v + ":53", l) ||
+                        parse_listen("[" + v + "]:53", l));
         if (!ok) {
           error(e, "'" + name + "' entries must be \"ip\", \"ip:port\" or \"[ipv6]:port\"");
           continue;
@@ -304,8 +304,9 @@ class Loader {
       return v.empty() ? "must not be empty" : nullptr;
     });
     h["plugin_dir"] = text(s_.plugin_dir, nullptr);
-    h["timeouts"] =
-        sub_table({{"command", seconds(s_.timeout_command)}, {"data", seconds(s_.timeout_data)}});
+    h["timeouts"] = sub_table({{"command", seconds(s_.timeout_command)},
+                               {"data", seconds(s_.timeout_data)},
+                               {"min_data_rate", integer(s_.min_data_rate, 0, UINT32_MAX)}});
     h["log"] =
         sub_table({{"level", one_of(s_.log_level, std::vector<std::string>(std::begin(kLogLevels),
                                                                            std::end(kLogLevels)))},

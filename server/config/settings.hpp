@@ -13,38 +13,40 @@ struct Listen {
 };
 
 struct Settings {
-  std::string hostname;                 // default: gethostname()
-  std::string greeting;                 // banner text after "220 <hostname> "; default "ESMTP uvsmtpd"
-  std::vector<Listen> listen;           // default: 127.0.0.1:2525
-  uint32_t max_connections = 10000;     // over it: 421 4.7.0 and close
+  std::string hostname;              // default: gethostname()
+  std::string greeting;              // banner text after "220 <hostname> "; default "ESMTP uvsmtpd"
+  std::vector<Listen> listen;        // default: 127.0.0.1:2525
+  uint32_t max_connections = 10000;  // over it: 421 4.7.0 and close
   uint32_t max_connections_per_ip = 50;
-  double timeout_command = 300;         // seconds, RFC 5321 4.5.3.2.7
-  double timeout_data = 180;            // seconds per read during DATA, RFC 5321 4.5.3.2.5
-  double hook_timeout = 30;             // seconds a pending plugin call may take -> 451 4.3.0
-  double shutdown_grace = 30;           // seconds sessions in DATA get after SIGTERM
-  uint64_t max_message_size = 26214400; // bytes; advertised as SIZE; 0 = no limit
-  uint32_t max_recipients = 1000;       // over it: 452 4.5.3
-  uint32_t max_line_length = 512;       // command line incl. CRLF; longer: 500 5.5.2
-  uint32_t max_errors = 20;             // failed commands before 421 4.7.0 and close; 0 = off
-  std::string spool_dir = "var/spool";  // relative paths: relative to the working directory
-  std::string plugin_dir;               // "" = the built-in default (next to the binary)
-  std::string bare_newline = "reject";  // "reject" | "normalize"
+  double timeout_command = 300;          // seconds, RFC 5321 4.5.3.2.7
+  double timeout_data = 180;             // seconds: DATA deadline from the 354 (RFC 5321 4.5.3.2.5)
+  uint32_t min_data_rate = 500;          // bytes/s that extend the DATA deadline; 0 = idle timer
+  double hook_timeout = 30;              // seconds a pending plugin call may take -> 451 4.3.0
+  double shutdown_grace = 30;            // seconds sessions in DATA get after SIGTERM
+  uint64_t max_message_size = 26214400;  // bytes; advertised as SIZE; 0 = no limit
+  uint32_t max_recipients = 1000;        // over it: 452 4.5.3
+  uint32_t max_line_length = 512;        // command line incl. CRLF; longer: 500 5.5.2
+  uint32_t max_errors = 20;              // failed commands before 421 4.7.0 and close; 0 = off
+  std::string spool_dir = "var/spool";   // relative paths: relative to the working directory
+  std::string plugin_dir;                // "" = the built-in default (next to the binary)
+  std::string bare_newline = "reject";   // "reject" | "normalize"
   std::vector<std::string> bare_newline_normalize_networks;  // CIDRs that get normalize anyway
-  uint32_t thread_pool_size = 4;       // libuv worker threads (spool writes, plugins' blocking work)
-  std::string user;                     // drop to this user after binding (when started as root)
-  std::string group;                    // and this group (default: the user's group)
-  std::vector<std::string> dns_servers; // "ip:port"; empty = /etc/resolv.conf
-  double dns_timeout = 5;               // seconds per query (plugins may ask for less)
-  bool reverse_lookup = true;           // look up the client's name at connect
-  double reverse_timeout = 3;           // seconds the connect-time lookup may take
-  std::string log_level = "info";       // emerg alert crit err warning notice info debug
-  std::string log_format = "text";      // text | json
+  uint32_t thread_pool_size = 4;  // libuv worker threads (spool writes, plugins' blocking work)
+  std::string user;               // drop to this user after binding (when started as root)
+  std::string group;              // and this group (default: the user's group)
+  std::vector<std::string> dns_servers;  // "ip:port"; empty = /etc/resolv.conf
+  double dns_timeout = 5;                // seconds per query (plugins may ask for less)
+  bool reverse_lookup = true;            // look up the client's name at connect
+  double reverse_timeout = 3;            // seconds the connect-time lookup may take
+  std::string log_level = "info";        // emerg alert crit err warning notice info debug
+  std::string log_format = "text";       // text | json
 };
 
 // Loads `path` into `out` (starting from defaults). A missing file is not an error when
 // `missing_ok`; then the defaults stand. On error returns false and sets `err` to
 // "<file>:<line>: <message>" naming the key (unknown key, wrong type, bad value).
-bool load_settings(const std::string &path, Settings &out, std::string &err, bool missing_ok = true);
+bool load_settings(const std::string &path, Settings &out, std::string &err,
+                   bool missing_ok = true);
 
 // "127.0.0.1:25", "[::1]:2525", "*:25" -> Listen; false on syntax error.
 bool parse_listen(const std::string &text, Listen &out);

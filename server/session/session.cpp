@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cerrno>
 #include <cinttypes>
+#include <cmath>
 #include <cstring>
 #include <sys/socket.h>
 
@@ -21,7 +22,8 @@ namespace {
 constexpr size_t kReadChunk = 64 * 1024;
 constexpr size_t kMaxBufferedInput = 256 * 1024;  // stop reading beyond this (back-pressure)
 constexpr size_t kMaxBufferedOutput = 256 * 1024;
-constexpr uint64_t kLingerMs = 2000;
+constexpr uint64_t kLingerMs = 2000;      // after the last reply: read and drop, then close
+constexpr uint64_t kCloseDrainMs = 2000;  // closing: time the last replies get to be written
 
 // Commands that may stand anywhere in a pipelining group (RFC 2920 3.1); every other command
 // must be the last of its group.
@@ -29,7 +31,9 @@ bool may_be_pipelined(const std::string &verb) {
   return verb == "mail" || verb == "rcpt" || verb == "rset";
 }
 
-std::string bracket(const std::string &addr) { return "<" + addr + ">"; }
+std::string bracket(const std::string &addr) {
+  return "<" + addr + ">";
+}
 }  // namespace
 
 Session::Session(Server &server, std::shared_ptr<const Generation> gen, bool sync_check,
@@ -91,17 +95,16 @@ void Session::start() {
     if (d.kind == Decision::replace) return close_after(d.reply);
     Resolver *dns = server_.resolver();
     if (!cfg_.reverse_lookup || !dns) return after_reverse_lookup();
-    dns_query_ = dns->query(peer_ip_, Resolver::PTR, cfg_.reverse_timeout,
-                            [this](int status, std::vector<std::string> names) {
-                              dns_query_ = 0;
-                              if (status == 0 && !names.empty() && names[0].size() < 256 &&
-                                  reply_text_ok(names[0]))
-                                remote_host_ = names[0];
-                              else if (status == -ETIMEDOUT)
-                                log::format(log::info, id_, "", "reverse lookup of %s timed out",
-                                            peer_ip_.c_str());
-                              after_reverse_lookup();
-                            });
+    dns_query_ = dns->query(
+        peer_ip_, Resolver::PTR, cfg_.reverse_timeout,
+        [this](int status, std::vector<std::string> names) {
+          dns_query_ = 0;
+          if (status == 0 && !names.empty() && names[0].size() < 256 && reply_text_ok(names[0]))
+            remote_host_ = names[0];
+          else if (status == -ETIMEDOUT)
+            log::format(log::info, id_, "", "reverse lookup of %s timed out", peer_ip_.c_str());
+          after_reverse_lookup();
+        });
   });
 }
 
@@ -121,7 +124,8 @@ void Session::after_reverse_lookup() {
       } else if (!d.reply.empty()) {
         send(d.reply);
       }
-      if (shutting_down_) return close_after(make_reply(421, "4.3.2", cfg_.hostname + " Service shutting down"));
+      if (shutting_down_)
+        return close_after(make_reply(421, "4.3.2", cfg_.hostname + " Service shutting down"));
       arm_idle_timer();
       process();
     });
@@ -168,22 +172,23 @@ void Session::begin_close() {
 void Session::finish_close() {
   // All replies are written: shut down the write side, then read (and drop) what the client
   // still sends for a moment, so it reads our last reply instead of a TCP reset.
-  if (handle_closed_) return;
+  if (handle_closed_ || write_shut_) return;
+  write_shut_ = true;
   shutdown_req_.data = this;
-  int rc = uv_shutdown(&shutdown_req_, reinterpret_cast<uv_stream_t *>(&tcp_),
-                       [](uv_shutdown_t *req, int) {
-                         auto *s = static_cast<Session *>(req->data);
-                         if (s->handle_closed_) return;
-                         if (s->eof_) return s->hard_close();
-                         s->linger_timer_ = std::make_unique<Timer>(s->server_.loop());
-                         s->linger_timer_->start(kLingerMs, [s] { s->hard_close(); });
-                         s->in_.clear();
-                         s->in_off_ = 0;
-                         if (!s->reading_) {
-                           s->reading_ = true;
-                           uv_read_start(reinterpret_cast<uv_stream_t *>(&s->tcp_), on_alloc, on_read);
-                         }
-                       });
+  int rc = uv_shutdown(
+      &shutdown_req_, reinterpret_cast<uv_stream_t *>(&tcp_), [](uv_shutdown_t *req, int) {
+        auto *s = static_cast<Session *>(req->data);
+        if (s->handle_closed_) return;  // UV_ECANCELED: closed meanwhile
+        if (s->eof_) return s->hard_close();
+        s->close_timer_ = std::make_unique<Timer>(s->server_.loop());
+        s->close_timer_->start(kLingerMs, [s] { s->hard_close(); });
+        s->in_.clear();
+        s->in_off_ = 0;
+        if (!s->reading_) {
+          s->reading_ = true;
+          uv_read_start(reinterpret_cast<uv_stream_t *>(&s->tcp_), on_alloc, on_read);
+        }
+      });
   if (rc < 0) hard_close();
 }
 
@@ -193,7 +198,7 @@ void Session::hard_close() {
   if (dns_query_ && server_.resolver()) server_.resolver()->cancel(dns_query_);
   dns_query_ = 0;
   idle_timer_.stop();
-  linger_timer_.reset();
+  close_timer_.reset();
   input_watch_timer_.reset();
   if (chain_) chain_->cancel();
   run_disconnect();
@@ -204,15 +209,59 @@ void Session::hard_close() {
 }
 
 void Session::arm_idle_timer() {
-  double secs = phase_ == Phase::data ? cfg_.timeout_data : cfg_.timeout_command;
-  idle_timer_.start(static_cast<uint64_t>(secs * 1000), [this] { on_idle_timeout(); });
+  if (phase_ == Phase::data) return sync_data_clock();
+  idle_timer_.start(static_cast<uint64_t>(cfg_.timeout_command * 1000),
+                    [this] { on_idle_timeout(); });
 }
 
 void Session::on_idle_timeout() {
   if (phase_ == Phase::closing) return;
-  if (chain_ || busy_) return arm_idle_timer();  // a hook has its own deadline
+  if (chain_ || busy_ || waiting_disk_) return arm_idle_timer();  // not the client's time
   log::format(log::notice, id_, "", "timeout in %s", phase_ == Phase::data ? "DATA" : "command");
   close_after(make_reply(421, "4.4.2", cfg_.hostname + " Error: timeout exceeded"));
+}
+
+// The DATA deadline (Postfix's smtpd_per_request_deadline with smtpd_min_data_rate): it starts
+// at the 354 with [timeouts] data; each read moves it out by bytes / min_data_rate seconds, but
+// never more than `data` seconds ahead. min_data_rate = 0: each read restarts it (idle timer).
+// Time the server itself holds the session (a hook, the spool catching up) does not count.
+
+void Session::sync_data_clock() {
+  if (phase_ != Phase::data) return;
+  if (chain_ || busy_ || waiting_disk_)
+    pause_data_clock();
+  else
+    resume_data_clock();
+}
+
+void Session::pause_data_clock() {
+  if (!data_clock_) return;
+  data_clock_ = false;
+  data_left_ = std::max(0.0, data_deadline_ - static_cast<double>(uv_now(server_.loop())));
+  idle_timer_.stop();
+}
+
+void Session::resume_data_clock() {
+  if (data_clock_) return;
+  data_clock_ = true;
+  data_deadline_ = static_cast<double>(uv_now(server_.loop())) + data_left_;
+  idle_timer_.start(static_cast<uint64_t>(std::ceil(data_left_)), [this] { on_idle_timeout(); });
+}
+
+void Session::credit_data_read(size_t n) {
+  const double full = cfg_.timeout_data * 1000;
+  const double now = static_cast<double>(uv_now(server_.loop()));
+  double left = data_clock_ ? std::max(0.0, data_deadline_ - now) : data_left_;
+  if (cfg_.min_data_rate == 0)
+    left = full;
+  else
+    left = std::min(full, left + static_cast<double>(n) * 1000 / cfg_.min_data_rate);
+  if (!data_clock_) {
+    data_left_ = left;
+    return;
+  }
+  data_deadline_ = now + left;
+  idle_timer_.start(static_cast<uint64_t>(std::ceil(left)), [this] { on_idle_timeout(); });
 }
 
 // ---- input ------------------------------------------------------------------------------
@@ -261,18 +310,20 @@ void Session::handle_read(ssize_t n, const uv_buf_t *buf) {
     cb(UVS_INPUT_DATA);
     return;
   }
-  // In DATA every read restarts the timer; between commands only a complete command does
-  // (dispatch), so a client trickling one line byte by byte meets the command deadline.
-  if (phase_ == Phase::data) arm_idle_timer();
+  // In DATA every read extends the deadline by what it brought (at min_data_rate); between
+  // commands only a complete command restarts it (dispatch), so a client trickling a line or a
+  // message byte by byte meets the deadline.
+  if (phase_ == Phase::data) credit_data_read(static_cast<size_t>(n));
   process();
 }
 
 void Session::update_reading() {
+  sync_data_clock();
   bool want = false;
   if (!eof_ && phase_ != Phase::closing && phase_ != Phase::greeting) {
     bool paused = chain_ || busy_ || waiting_disk_;
-    want = !paused && in_.size() - in_off_ < kMaxBufferedInput && out_.size() < kMaxBufferedOutput &&
-           write_bytes_in_flight_ < kMaxBufferedOutput;
+    want = !paused && in_.size() - in_off_ < kMaxBufferedInput &&
+           out_.size() < kMaxBufferedOutput && write_bytes_in_flight_ < kMaxBufferedOutput;
   }
   if (input_watch_ && !eof_) want = true;
   if (want && in_.size() - in_off_ >= kMaxBufferedInput && !input_watch_) want = false;
@@ -282,6 +333,13 @@ void Session::update_reading() {
     uv_read_start(reinterpret_cast<uv_stream_t *>(&tcp_), on_alloc, on_read);
   else
     uv_read_stop(reinterpret_cast<uv_stream_t *>(&tcp_));
+}
+
+bool Session::sync_violation(const std::string &what) {
+  if (!sync_check_ || !input_pending()) return false;
+  log::format(log::notice, id_, "", "pipelining violation %s; closing", what.c_str());
+  close_after(make_reply(554, "5.5.0", "Error: SMTP protocol synchronization"));
+  return true;
 }
 
 bool Session::input_pending() {
@@ -319,7 +377,8 @@ void Session::process() {
   // At EOF nothing more can complete a partial line: whatever is left is dropped.
   if (eof_ && (phase_ == Phase::command || phase_ == Phase::data) && !chain_ && !busy_ &&
       !waiting_disk_) {
-    if (phase_ == Phase::data) log::format(log::info, id_, "", "client closed during DATA; message discarded");
+    if (phase_ == Phase::data)
+      log::format(log::info, id_, "", "client closed during DATA; message discarded");
     log::format(log::info, id_, "", "client closed the connection%s",
                 in_off_ < in_.size() ? " (after an incomplete line)" : "");
     begin_close();
@@ -358,18 +417,24 @@ void Session::process_command_input() {
 void Session::dispatch(std::string line) {
   arm_idle_timer();  // the deadline for the next command starts now
   smtp::CommandLine cmd = smtp::split_command(line);
-  if (log::enabled(log::debug)) log::format(log::debug, id_, "", "<- %s", log::printable(line).c_str());
+  if (log::enabled(log::debug))
+    log::format(log::debug, id_, "", "<- %s", log::printable(line).c_str());
   if (!smtp::valid_command_text(line)) {
     reply_error(500, "5.5.2", "Error: bad UTF-8 syntax or control character in command");
     return;
   }
   const std::string &v = cmd.verb;
-  if (sync_check_ && !may_be_pipelined(v) && input_pending()) {
-    log::format(log::notice, id_, "", "pipelining violation after %s; closing",
-                v.empty() ? "empty line" : log::printable(v).c_str());
-    close_after(make_reply(554, "5.5.0", "Error: SMTP protocol synchronization"));
+  bool ends_group = !may_be_pipelined(v);
+  if (ends_group && sync_check_ &&
+      sync_violation("after " + (v.empty() ? std::string("empty line") : log::printable(v))))
     return;
-  }
+  sync_recheck_ = sync_check_ && ends_group;  // run_hook checks again before an async reply
+  run_command(cmd, line);
+  sync_recheck_ = false;
+}
+
+void Session::run_command(const smtp::CommandLine &cmd, const std::string &line) {
+  const std::string &v = cmd.verb;
   if (!cmd.valid_verb) return cmd_unknown(v, cmd.arg, line);
   if (v == "ehlo" || v == "helo") return cmd_helo(v, cmd.arg);
   if (v == "mail") return cmd_mail(cmd.arg);
@@ -384,7 +449,8 @@ void Session::dispatch(std::string line) {
 }
 
 std::string Session::ehlo_lines_head() const {
-  return cfg_.hostname + " Hi " + (remote_host_.empty() ? "Unknown" : remote_host_) + " [" + peer_ip_ + "]";
+  return cfg_.hostname + " Hi " + (remote_host_.empty() ? "Unknown" : remote_host_) + " [" +
+         peer_ip_ + "]";
 }
 
 void Session::cmd_helo(const std::string &verb, const std::string &arg) {
@@ -448,8 +514,10 @@ void Session::cmd_mail(const std::string &arg) {
     } else if (prm.key == "BODY") {
       std::string val = prm.value.value_or("");
       std::transform(val.begin(), val.end(), val.begin(), ::toupper);
-      if (val == "8BITMIME") body8 = true;
-      else if (val != "7BIT") return reply_error(501, "5.5.4", "Unsupported BODY parameter");
+      if (val == "8BITMIME")
+        body8 = true;
+      else if (val != "7BIT")
+        return reply_error(501, "5.5.4", "Unsupported BODY parameter");
     } else if (prm.key == "SMTPUTF8") {
       if (prm.value) return reply_error(501, "5.5.4", "SMTPUTF8 takes no value");
       smtputf8 = true;
@@ -472,13 +540,14 @@ void Session::cmd_mail(const std::string &arg) {
     Decision d = decide(UVS_HOOK_MAIL, r, bracket(addr));
     if (d.kind != Decision::proceed) return (void)apply(d);
     txn_.open = true;
-    txn_.id = make_queue_id(++txn_count_);
+    txn_.id = make_queue_id();
     txn_.mail_from = addr;
     txn_.mail_params = std::move(*params);
     txn_.smtputf8 = smtputf8;
     txn_.body_8bit = body8;
     log::format(log::info, id_, "", "%s: from=<%s>", txn_.id.c_str(), log::printable(addr).c_str());
-    send(make_reply(250, "2.1.0", bracket(addr) + ", sender OK - how exciting to get mail from you!"));
+    send(make_reply(250, "2.1.0",
+                    bracket(addr) + ", sender OK - how exciting to get mail from you!"));
   });
 }
 
@@ -516,10 +585,7 @@ void Session::cmd_data() {
     if (d.kind != Decision::proceed) return (void)apply(d);
     if (!txn_.open) return reply_error(503, "5.5.1", "MAIL first");
     if (txn_.rcpts.empty()) return reply_error(503, "5.5.1", "RCPT first");
-    if (sync_check_ && input_pending()) {
-      log::format(log::notice, id_, "", "pipelining violation: data before 354; closing");
-      return close_after(make_reply(554, "5.5.0", "Error: SMTP protocol synchronization"));
-    }
+    if (sync_violation("before 354")) return;
     begin_data();
   });
 }
@@ -537,10 +603,12 @@ void Session::cmd_simple(uvs_hook hook, const std::string &arg) {
     if (d.kind != Decision::proceed) return (void)apply(d);
     // Plugin text goes with OK only: a DENYSOFT that proceeds must not put its words on a 2xx.
     bool ok = r.verdict == UVS_OK && r.has_reply;
-    if (hook == UVS_HOOK_NOOP) return send(ok ? with_plugin_text(r, 250, "2.0.0", "OK") : make_reply(250, "2.0.0", "OK"));
+    if (hook == UVS_HOOK_NOOP)
+      return send(ok ? with_plugin_text(r, 250, "2.0.0", "OK") : make_reply(250, "2.0.0", "OK"));
     if (hook == UVS_HOOK_VRFY) {
       if (r.verdict == UVS_OK) return send(with_plugin_text(r, 250, "2.1.5", "User OK"));
-      return send(make_reply(252, "2.1.5", "Just try sending a mail and we'll see how it turns out ..."));
+      return send(
+          make_reply(252, "2.1.5", "Just try sending a mail and we'll see how it turns out ..."));
     }
     Reply help;
     help.code = 214;
@@ -557,13 +625,15 @@ void Session::cmd_quit() {
     Decision d = decide(UVS_HOOK_QUIT, r);
     if (d.kind == Decision::silent) return close_after(d.reply.code / 100 == 2 ? d.reply : Reply{});
     // QUIT is always answered 221 (RFC 5321 4.1.1.10); a plugin may only change the words.
-    Reply bye = make_reply(221, "2.0.0", cfg_.hostname + " closing connection. Have a wonderful day.");
+    Reply bye =
+        make_reply(221, "2.0.0", cfg_.hostname + " closing connection. Have a wonderful day.");
     if (r.has_reply && !r.timed_out && !r.reply.lines.empty()) bye.lines = r.reply.lines;
     close_after(bye);
   });
 }
 
-void Session::cmd_unknown(const std::string &verb, const std::string &arg, const std::string &line) {
+void Session::cmd_unknown(const std::string &verb, const std::string &arg,
+                          const std::string &line) {
   HookArgs a;
   a.arg = arg;
   a.address = verb;
@@ -589,14 +659,17 @@ void Session::begin_data() {
     log::format(log::err, id_, "", "cannot create spool file in %s: %s", cfg_.spool_dir.c_str(),
                 strerror(-rc));
     txn_.spool.reset();
-    return reply_error(451, "4.3.0", "Temporary failure: cannot store the message, try again later");
+    return reply_error(451, "4.3.0",
+                       "Temporary failure: cannot store the message, try again later");
   }
   txn_.spool->append(received_header());
   txn_.headers.clear();
   data_.emplace(cfg_.max_message_size, newline_policy_);
   phase_ = Phase::data;
   send(make_reply(354, "", "go ahead"));
-  arm_idle_timer();
+  data_clock_ = false;
+  data_left_ = cfg_.timeout_data * 1000;  // the DATA deadline starts with the 354
+  sync_data_clock();
 }
 
 std::string Session::received_header() const {
@@ -615,7 +688,8 @@ void Session::process_data_input() {
   in_off_ += ev.consumed;
   if (!chunk.empty()) {
     if (!data_->headers_seen() || ev.type == smtp::DataEvent::headers_end) {
-      size_t room = kMaxHeaderCapture > txn_.headers.size() ? kMaxHeaderCapture - txn_.headers.size() : 0;
+      size_t room =
+          kMaxHeaderCapture > txn_.headers.size() ? kMaxHeaderCapture - txn_.headers.size() : 0;
       if (chunk.size() > room) txn_.headers_truncated = true;
       txn_.headers.append(chunk, 0, std::min(room, chunk.size()));
     }
@@ -660,6 +734,8 @@ void Session::process_data_input() {
 void Session::end_of_data() {
   phase_ = Phase::command;
   busy_ = true;
+  data_clock_ = false;
+  arm_idle_timer();  // the command deadline again (held while the end of data is processed)
   bool headers_fired = data_->headers_seen();
   auto next = [this] {
     if (phase_ == Phase::closing) return;
@@ -717,7 +793,7 @@ void Session::run_data_post() {
     Decision d = decide(UVS_HOOK_DATA_POST, r);
     if (d.kind != Decision::proceed) {
       busy_ = false;
-      if (d.reset || d.kind == Decision::silent) reset_transaction();
+      d.reset = true;  // the message is finished whatever the verdict: apply() resets once
       apply(d);
       if (phase_ != Phase::closing && !processing_) process();
       return;
@@ -733,7 +809,8 @@ void Session::run_queue() {
     int64_t size = txn_.spool ? txn_.spool->size() : 0;
     size_t nrcpt = txn_.rcpts.size();
     busy_ = false;
-    reset_transaction();
+    reset_transaction();  // the message is finished whatever the verdict
+    d.reset = false;      // so apply() must not reset again
     if (d.kind == Decision::proceed) {
       log::format(log::info, id_, "", "%s: queued, %" PRId64 " bytes, %zu recipient(s) by %s",
                   id.c_str(), size, nrcpt, r.plugin.c_str());
@@ -752,15 +829,28 @@ void Session::run_queue() {
 // ---- hooks ------------------------------------------------------------------------------
 
 void Session::run_hook(uvs_hook hook, HookArgs args, HookDone done) {
-  idle_timer_.stop();
-  ChainRun::start(&server_.services(), *this, gen_->plugins->table, hook, std::move(args),
-                  [this, done = std::move(done)](HookResult r) {
-                    bool was_async = !processing_;
-                    if (phase_ != Phase::closing) arm_idle_timer();
-                    done(std::move(r));
-                    if (was_async && phase_ != Phase::closing) process();
-                  },
-                  &chain_);
+  // The hook of a command that must end its group: input that arrives while it is pending is
+  // a synchronisation violation too, so check again before its reply (RFC 2920 3.1). A verdict
+  // that closes the connection answers instead: its reply is the last one either way (so
+  // earlytalker's own 554 at DATA stands).
+  bool recheck = sync_recheck_;
+  sync_recheck_ = false;
+  if (phase_ == Phase::data)
+    pause_data_clock();
+  else
+    idle_timer_.stop();
+  ChainRun::start(
+      &server_.services(), *this, gen_->plugins->table, hook, std::move(args),
+      [this, hook, recheck, done = std::move(done)](HookResult r) {
+        bool was_async = !processing_;
+        if (recheck && was_async && phase_ == Phase::command && !decide(hook, r).close &&
+            sync_violation("while the " + std::string(hook_name(hook)) + " hook ran"))
+          return;
+        if (phase_ != Phase::closing) arm_idle_timer();
+        done(std::move(r));
+        if (was_async && phase_ != Phase::closing) process();
+      },
+      &chain_);
   if (chain_) {
     flush();
     update_reading();
@@ -810,7 +900,9 @@ void Session::reset_transaction() {
 
 // ---- CallHost: message and input --------------------------------------------------------
 
-int64_t Session::message_size() const { return txn_.spool ? txn_.spool->size() : -1; }
+int64_t Session::message_size() const {
+  return txn_.spool ? txn_.spool->size() : -1;
+}
 
 int64_t Session::message_read(int64_t offset, void *buf, size_t len) const {
   if (!txn_.spool) return -ENOENT;
@@ -912,7 +1004,17 @@ void Session::flush() {
     ++writes_in_flight_;
     write_bytes_in_flight_ += b.len;
   }
-  if (closing_after_write_ && writes_in_flight_ == 0) finish_close();
+  if (!closing_after_write_) return;
+  if (writes_in_flight_ == 0) return finish_close();
+  // A client that does not read would hold the session (and its per-IP slot) forever: the last
+  // replies get kCloseDrainMs, then the handle is closed (pending writes end with ECANCELED).
+  if (!close_timer_) {
+    close_timer_ = std::make_unique<Timer>(server_.loop());
+    close_timer_->start(kCloseDrainMs, [this] {
+      log::format(log::info, id_, "", "client does not read its replies; dropping the connection");
+      hard_close();
+    });
+  }
 }
 
 void Session::on_write(uv_write_t *req, int status) {

@@ -13,6 +13,7 @@
 #include "hooks/replies.hpp"
 #include "hooks/runner.hpp"
 #include "plugin_host/host.hpp"
+#include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
 #include "smtp/line_reader.hpp"
 #include "spool/spool_file.hpp"
@@ -23,17 +24,17 @@ namespace uvs {
 class Server;
 
 struct Transaction {
-  bool open = false;                 // MAIL accepted
-  std::string id;                    // queue id, made at MAIL
-  std::string mail_from;             // "" for <>
+  bool open = false;      // MAIL accepted
+  std::string id;         // queue id, made at MAIL
+  std::string mail_from;  // "" for <>
   std::vector<smtp::EsmtpParam> mail_params;
   bool smtputf8 = false;
   bool body_8bit = false;
   std::vector<std::string> rcpts;
   std::unique_ptr<SpoolFile> spool;
-  std::string headers;               // the header section as stored (bounded), for header_get
+  std::string headers;  // the header section as stored (bounded), for header_get
   bool headers_truncated = false;
-  Reply deferred_failure;            // answer at the end of DATA instead of queueing
+  Reply deferred_failure;  // answer at the end of DATA instead of queueing
 };
 
 class Session final : public CallHost {
@@ -63,11 +64,11 @@ class Session final : public CallHost {
   int local_port() const override { return local_port_; }
   const std::string *helo() const override { return helo_ ? &*helo_ : nullptr; }
   bool esmtp() const override { return esmtp_; }
-  const std::string *mail_from() const override {
-    return txn_.open ? &txn_.mail_from : nullptr;
-  }
+  const std::string *mail_from() const override { return txn_.open ? &txn_.mail_from : nullptr; }
   const std::vector<std::string> &rcpts() const override { return txn_.rcpts; }
-  Notes &notes(int scope) override { return scope == UVS_NOTE_CONNECTION ? conn_notes_ : txn_notes_; }
+  Notes &notes(int scope) override {
+    return scope == UVS_NOTE_CONNECTION ? conn_notes_ : txn_notes_;
+  }
   bool relay_client() const override { return relay_client_; }
   void set_relay_client(bool on) override { relay_client_ = on; }
   int64_t message_size() const override;
@@ -79,7 +80,9 @@ class Session final : public CallHost {
   int send_continuation(std::string_view text) override;
   std::shared_ptr<const void> keepalive() const override { return gen_; }
   const std::string *queue_id() const override { return txn_.id.empty() ? nullptr : &txn_.id; }
-  const std::string *remote_host() const override { return remote_host_.empty() ? nullptr : &remote_host_; }
+  const std::string *remote_host() const override {
+    return remote_host_.empty() ? nullptr : &remote_host_;
+  }
 
  private:
   enum class Phase { greeting, command, data, closing };
@@ -93,9 +96,12 @@ class Session final : public CallHost {
   void process_command_input();
   void process_data_input();
   bool input_pending();  // bytes after the current command (buffered or in the kernel)
+  // RFC 2920: more input behind a command that must end its group: 554 5.5.0 and close.
+  bool sync_violation(const std::string &what);
 
   // commands
   void dispatch(std::string line);
+  void run_command(const smtp::CommandLine &cmd, const std::string &line);
   void cmd_helo(const std::string &verb, const std::string &arg);
   void cmd_mail(const std::string &arg);
   void cmd_rcpt(const std::string &arg);
@@ -132,8 +138,14 @@ class Session final : public CallHost {
   void begin_close();
   void finish_close();  // writes done: shutdown, linger, close
   void hard_close();
-  void arm_idle_timer();
+  void arm_idle_timer();  // command: a fresh deadline; DATA: runs the DATA clock (below)
   void on_idle_timeout();
+  // The DATA deadline runs only while the session waits for the client: it stops while a hook
+  // or the spool holds the session, and each read adds bytes / min_data_rate (capped).
+  void sync_data_clock();
+  void pause_data_clock();
+  void resume_data_clock();
+  void credit_data_read(size_t n);
   void run_disconnect();
 
   Server &server_;
@@ -143,12 +155,12 @@ class Session final : public CallHost {
   uv_tcp_t tcp_;
   std::string id_;
   std::string peer_ip_, local_ip_;
-  std::string remote_host_;       // reverse DNS name ("" if none)
-  uint64_t dns_query_ = 0;        // the connect-time PTR lookup in flight
+  std::string remote_host_;  // reverse DNS name ("" if none)
+  uint64_t dns_query_ = 0;   // the connect-time PTR lookup in flight
   int peer_port_ = 0, local_port_ = 0;
   Phase phase_ = Phase::greeting;
 
-  std::string in_;         // received, not yet consumed
+  std::string in_;  // received, not yet consumed
   size_t in_off_ = 0;
   bool reading_ = false;
   bool eof_ = false;
@@ -157,12 +169,12 @@ class Session final : public CallHost {
   smtp::LineReader lines_;
   std::optional<smtp::DataReader> data_;
 
-  std::string out_;        // replies not yet handed to the socket
+  std::string out_;  // replies not yet handed to the socket
   size_t writes_in_flight_ = 0;
   size_t write_bytes_in_flight_ = 0;
 
-  ChainRun *chain_ = nullptr;   // a suspended hook chain
-  bool busy_ = false;           // a command's hooks or the end of DATA are in progress
+  ChainRun *chain_ = nullptr;  // a suspended hook chain
+  bool busy_ = false;          // a command's hooks or the end of DATA are in progress
   std::function<void(int)> input_watch_;
   std::unique_ptr<Timer> input_watch_timer_;
 
@@ -172,16 +184,20 @@ class Session final : public CallHost {
   Notes conn_notes_;
   Notes txn_notes_;
   Transaction txn_;
-  uint32_t txn_count_ = 0;
   uint32_t errors_ = 0;
   bool shutting_down_ = false;
   bool disconnected_ = false;
   bool closing_after_write_ = false;
   bool handle_closed_ = false;
+  bool write_shut_ = false;  // finish_close() started the shutdown
   bool waiting_disk_ = false;
+  bool sync_recheck_ = false;  // the command being dispatched must end its group
 
-  Timer idle_timer_;
-  std::unique_ptr<Timer> linger_timer_;
+  Timer idle_timer_;                    // the command deadline, or the DATA deadline
+  bool data_clock_ = false;             // DATA: the deadline is running (idle_timer_ armed for it)
+  double data_deadline_ = 0;            // DATA, clock running: loop time (ms) when it runs out
+  double data_left_ = 0;                // DATA, clock stopped: ms left
+  std::unique_ptr<Timer> close_timer_;  // closing: bounds the last write, then the linger
   uv_shutdown_t shutdown_req_;
 };
 

@@ -30,7 +30,7 @@ std::string make_session_id(uint64_t serial) {
   return buf;
 }
 
-std::string make_queue_id(uint32_t) {
+std::string make_queue_id() {
   static std::atomic<uint64_t> counter{0};
   static const char kDigits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";  // no vowels: no words
   timeval tv;

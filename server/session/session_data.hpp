@@ -11,8 +11,9 @@ inline constexpr size_t kMaxHeaderCapture = 256 * 1024;  // header bytes kept fo
 
 // 12 hex digits, unique within the process, unpredictable across restarts.
 std::string make_session_id(uint64_t serial);
-// A queue id: the time in base 32 plus a per-process counter, e.g. "6M2K4Q0A1B".
-std::string make_queue_id(uint32_t n);
+// A queue id, unique within the process: the time in microseconds (10 base-31 digits) and a
+// per-process counter (4 digits), e.g. "0K8X3M2QDF0B7N".
+std::string make_queue_id();
 void split_address(const sockaddr_storage &ss, std::string &ip, int &port);
 // "Sun, 29 Nov 2026 00:48:40 +0000" in local time (RFC 5322 3.3).
 std::string rfc5322_date();

@@ -177,14 +177,14 @@ TEST_CASE("pipelining: 1000 pipelined RCPTs with async hooks answer in order") {
   CHECK(alive(s));
 }
 
-TEST_CASE("pipelining: a command pipelined while a group-ending command's hook is still pending" *
-          doctest::may_fail()) {
-  // CORE BUG: the sync check runs only when a command is dispatched. Input that arrives after
-  // EHLO was dispatched but before its (slow, plugin-delayed) reply is not noticed: here
-  // "EHLO x" then, 100 ms later and 200 ms before the 250, "MAIL FROM:<injected@...>" is
-  // executed (250 2.1.0). security.md §0.3: a group-ending command "must not be followed by more
-  // input before we reply" -> 554 5.5.0 and close. Fix: re-check input_pending() (MSG_PEEK)
-  // right before sending the reply of a group-ending command (Exim checks when responding).
+TEST_CASE("pipelining: a command pipelined while a group-ending command's hook is still pending") {
+  // Fixed core bug (regression test): the sync check ran only when a command was dispatched.
+  // Input that arrived after EHLO was dispatched but before its (slow, plugin-delayed) reply
+  // was not noticed: here "EHLO x" then, 100 ms later and 200 ms before the 250,
+  // "MAIL FROM:<injected@...>" was executed (250 2.1.0). security.md §0.3: a group-ending
+  // command "must not be followed by more input before we reply" -> 554 5.5.0 and close. Now
+  // the core checks again (buffer and MSG_PEEK) before the reply of a group-ending command
+  // whose hook went async (Exim checks when responding).
   MailStore store;
   Server s(opts(store, "verdict:2 ehlo=DECLINED ehlo.async=timer ehlo.delay=300\n"));
   REQUIRE(s.started());
@@ -196,6 +196,53 @@ TEST_CASE("pipelining: a command pipelined while a group-ending command's hook i
   CHECK(c.reply() == kSync);
   CHECK(c.closed());
   CHECK(s.count_log("from=<injected@evil.example>") == 0);
+  CHECK(alive(s));
+}
+
+TEST_CASE("pipelining: input while the hook of any group-ending command is pending is refused") {
+  // The same check for the other group-ending commands that run a hook: HELO, NOOP, VRFY, HELP,
+  // QUIT and an unknown verb. The injected command never runs and nothing follows the 554.
+  struct Probe {
+    const char *cmd;
+    const char *hook;
+    Before before;
+  };
+  const Probe probes[] = {
+      {"HELO client.example", "helo", Before::greeted},
+      {"NOOP", "noop", Before::ehlo},
+      {"VRFY postmaster", "vrfy", Before::ehlo},
+      {"HELP", "help", Before::ehlo},
+      {"QUIT", "quit", Before::ehlo},
+      {"XYZZY", "unrecognized_command", Before::ehlo},
+  };
+  MailStore store;
+  std::string plugins;
+  int instance = 2;
+  for (const Probe &p : probes)
+    plugins += "verdict:" + std::to_string(instance++) + " " + p.hook + "=DECLINED " + p.hook +
+               ".async=timer " + p.hook + ".delay=300\n";
+  Server s(opts(store, plugins));
+  REQUIRE(s.started());
+  for (const Probe &p : probes) {
+    CAPTURE(p.cmd);
+    Client c(s.port());
+    prepare(c, p.before);
+    c.send(std::string(p.cmd) + "\r\n");
+    usleep(100000);
+    c.send(kInjected);
+    CHECK(c.reply() == kSync);
+    CHECK(c.closed());
+    CHECK(c.drained.empty());
+  }
+  CHECK(s.count_log("from=<injected@evil.example>") == 0);
+  CHECK(s.count_log("pipelining violation") == static_cast<int>(std::size(probes)));
+  {
+    // A client that waits for each slow reply is served.
+    Client c(s.port());
+    prepare(c, Before::ehlo);
+    CHECK(c.cmd("NOOP") == "250 2.0.0 OK");
+    CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
+  }
   CHECK(alive(s));
 }
 

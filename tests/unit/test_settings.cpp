@@ -78,6 +78,7 @@ void check_defaults(const Settings &s) {
   CHECK(s.max_connections_per_ip == 50);
   CHECK(s.timeout_command == 300);
   CHECK(s.timeout_data == 180);
+  CHECK(s.min_data_rate == 500);
   CHECK(s.hook_timeout == 30);
   CHECK(s.shutdown_grace == 30);
   CHECK(s.max_message_size == 26214400);
@@ -338,6 +339,24 @@ TEST_CASE("settings: durations must be positive finite numbers") {
   CHECK(load_err("hook_timeout = 1e10\n") == std::string(":1: 'hook_timeout'") + msg);
   CHECK(load_ok("hook_timeout = 0.001\n").hook_timeout == 0.001);
   CHECK(load_ok("[timeouts]\ncommand = 3600\n").timeout_command == 3600);
+}
+
+TEST_CASE("settings: timeouts.min_data_rate is a byte rate, 0 turns the rate rule off") {
+  CHECK(load_ok("[timeouts]\nmin_data_rate = 0\n").min_data_rate == 0);
+  CHECK(load_ok("[timeouts]\nmin_data_rate = 1_000_000\n").min_data_rate == 1000000);
+  CHECK(load_ok("[timeouts]\nmin_data_rate = 4294967295\n").min_data_rate == 4294967295u);
+  CHECK(load_err("[timeouts]\nmin_data_rate = -1\n") ==
+        ":2: 'timeouts.min_data_rate' must not be negative");
+  CHECK(load_err("[timeouts]\nmin_data_rate = 4294967296\n") ==
+        ":2: 'timeouts.min_data_rate' must be between 0 and 4294967295");
+  CHECK(load_err("[timeouts]\nmin_data_rate = 500.0\n") ==
+        ":2: 'timeouts.min_data_rate' must be an integer");
+  CHECK(load_err("[timeouts]\nmin_data_rate = \"500\"\n") ==
+        ":2: 'timeouts.min_data_rate' must be an integer");
+  Settings s = load_ok("[timeouts]\ncommand = 60\ndata = 20\nmin_data_rate = 1000\n");
+  CHECK(s.timeout_command == 60);
+  CHECK(s.timeout_data == 20);
+  CHECK(s.min_data_rate == 1000);
 }
 
 TEST_CASE("settings: string values are checked") {
