@@ -9,7 +9,7 @@
  * Rules (see docs/abi.md and docs/plugins.md):
  *  - Append-only: enum values and uvs_api members are never renumbered, reordered or
  *    removed. A minor version appends; test with UVS_API_HAS before using a member
- *    newer than 1.0.
+ *    newer than 1.0 (a MUST for members newer than UVS_PLUGIN_MIN_ABI_MINOR, below).
  *  - API functions return 0 (or a count/size) on success and a negative errno on
  *    failure. Hooks return a uvs_verdict, a separate type.
  *  - Strings the server hands out are BORROWED: valid until the hook returns (or, for
@@ -29,7 +29,19 @@ extern "C" {
 #endif
 
 #define UVS_ABI_MAJOR 1 /* bump = incompatible; the server refuses other majors */
-#define UVS_ABI_MINOR 1 /* bump = members appended; older plugins still load    */
+#define UVS_ABI_MINOR 2 /* bump = members appended; older plugins still load    */
+
+/* The oldest server minor (1.N) this plugin runs on: UVS_PLUGIN stamps it into
+ * uvs_plugin_info.abi_minor, and a server older than that refuses the plugin. By default
+ * it is this header's minor. A plugin that also runs on older servers #defines it before
+ * including this header (or passes -DUVS_PLUGIN_MIN_ABI_MINOR=N), and then MUST test every
+ * member newer than 1.N with UVS_API_HAS before using it. */
+#ifndef UVS_PLUGIN_MIN_ABI_MINOR
+#define UVS_PLUGIN_MIN_ABI_MINOR UVS_ABI_MINOR
+#endif
+#if UVS_PLUGIN_MIN_ABI_MINOR < 0 || UVS_PLUGIN_MIN_ABI_MINOR > UVS_ABI_MINOR
+#error "UVS_PLUGIN_MIN_ABI_MINOR must be from 0 to this header's UVS_ABI_MINOR"
+#endif
 
 typedef struct uvs_plugin uvs_plugin;   /* one plugin instance (a conf/plugins line)  */
 typedef struct uvs_call uvs_call;       /* one hook invocation: session, txn, args    */
@@ -261,7 +273,19 @@ typedef struct uvs_api {
    * counted). Same lines, order and return values as config_lines(). */
   int (*config_lines_at)(uvs_plugin *p, const char *name, uvs_line_at_fn cb, void *ud);
 
-  /* ---- 1.2 and later: append below this line only ----------------------------- */
+  /* ---- 1.2 ------------------------------------------------------------------- */
+
+  /* set_error() with a printf format, formatted in full (no length limit) and copied.
+   * Returns what set_error() returns: 0, or -EINVAL for a NULL plugin; also -EINVAL if the
+   * format cannot be expanded (the message is then the format itself), -ENOMEM if memory ran
+   * out (the message is then unchanged). A NULL fmt sets an empty message, as set_error(NULL). */
+  int (*set_errorf)(uvs_plugin *p, const char *fmt, ...)
+#if defined(__GNUC__)
+      __attribute__((format(printf, 2, 3)))
+#endif
+      ;
+
+  /* ---- 1.3 and later: append below this line only ----------------------------- */
 } uvs_api;
 
 /* Does the running server's table have this member? */
@@ -271,7 +295,7 @@ typedef struct uvs_api {
 typedef struct uvs_plugin_info {
   uint32_t size; /* sizeof(uvs_plugin_info) the plugin was built with */
   uint16_t abi_major;
-  uint16_t abi_minor;
+  uint16_t abi_minor;  /* the oldest server minor it runs on (UVS_PLUGIN_MIN_ABI_MINOR) */
   const char *name;    /* e.g. "earlytalker" */
   const char *version; /* the plugin's own version */
   /* Called once per instance: read arguments, register hooks. 0, or a negative
@@ -287,18 +311,19 @@ typedef struct uvs_plugin_info {
 #define UVS_EXPORT
 #endif
 
-/* Use once per plugin: UVS_PLUGIN("name", "1.0", my_init, my_fini); */
+/* Use once per plugin: UVS_PLUGIN("name", "1.0", my_init, my_fini); it stamps the major of
+ * this header and UVS_PLUGIN_MIN_ABI_MINOR. */
 #ifdef __cplusplus
 #define UVS_PLUGIN(name_, version_, init_, fini_)                                    \
   extern "C" UVS_EXPORT const uvs_plugin_info uvs_plugin_v1;                         \
   extern "C" UVS_EXPORT const uvs_plugin_info uvs_plugin_v1 = {                      \
-      sizeof(uvs_plugin_info), UVS_ABI_MAJOR, UVS_ABI_MINOR, (name_), (version_),    \
-      (init_), (fini_)}
+      sizeof(uvs_plugin_info), UVS_ABI_MAJOR, UVS_PLUGIN_MIN_ABI_MINOR, (name_),     \
+      (version_), (init_), (fini_)}
 #else
 #define UVS_PLUGIN(name_, version_, init_, fini_)                                    \
   UVS_EXPORT const uvs_plugin_info uvs_plugin_v1 = {                                 \
-      sizeof(uvs_plugin_info), UVS_ABI_MAJOR, UVS_ABI_MINOR, (name_), (version_),    \
-      (init_), (fini_)}
+      sizeof(uvs_plugin_info), UVS_ABI_MAJOR, UVS_PLUGIN_MIN_ABI_MINOR, (name_),     \
+      (version_), (init_), (fini_)}
 #endif
 
 #ifdef __cplusplus

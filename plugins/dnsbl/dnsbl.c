@@ -420,21 +420,8 @@ static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
 
 /* ---- configuration ---------------------------------------------------------------------- */
 
-static int fail(uvs_plugin *self, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static int fail(uvs_plugin *self, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  api->set_error(self, msg);
-  return -EINVAL;
-}
+/* An init error: the message for the server (set_errorf, 1.2, printf-checked) and -EINVAL. */
+#define FAIL(self, ...) (api->set_errorf((self), __VA_ARGS__), -EINVAL)
 
 /* config_lines_at callbacks report the first error into st->init_msg, as
  * "<file>:<line>: <message>", and stop. */
@@ -575,7 +562,7 @@ static int parse_args(bl_state *st, uvs_plugin *self) {
   if (argc % 2) { /* qpsmtpd's legacy form: "dnsbl disconnect" = reject_type disconnect */
     const char *v = api->plugin_argv(self, 0);
     if (parse_reject_type(v, &st->rtype) != 0)
-      return fail(self,
+      return FAIL(self,
                   "odd number of arguments: the first one ('%s') must then be a reject_type "
                   "(perm, temp, disconnect, temp_disconnect); otherwise give key value pairs",
                   v);
@@ -592,10 +579,10 @@ static int parse_args(bl_state *st, uvs_plugin *self) {
       else if (!strcasecmp(val, "naughty"))
         st->reject = REJECT_NAUGHTY;
       else
-        return fail(self, "bad value '%s' for 'reject': expected 0, 1 or naughty", val);
+        return FAIL(self, "bad value '%s' for 'reject': expected 0, 1 or naughty", val);
     } else if (!strcasecmp(key, "reject_type")) {
       if (parse_reject_type(val, &st->rtype) != 0)
-        return fail(self,
+        return FAIL(self,
                     "bad value '%s' for 'reject_type': expected perm, hard, temp, soft, "
                     "disconnect or temp_disconnect",
                     val);
@@ -605,20 +592,20 @@ static int parse_args(bl_state *st, uvs_plugin *self) {
       else if (!strcasecmp(val, "rcpt"))
         st->at_connect = 0;
       else
-        return fail(self, "bad value '%s' for 'check-at': expected connect or rcpt", val);
+        return FAIL(self, "bad value '%s' for 'check-at': expected connect or rcpt", val);
     } else if (!strcasecmp(key, "timeout")) {
       double t = parse_seconds(val);
       if (t <= 0 || t > BL_MAX_TIMEOUT)
-        return fail(self,
+        return FAIL(self,
                     "bad value '%s' for 'timeout': expected seconds in (0, %g], e.g. 5 or 0.5", val,
                     BL_MAX_TIMEOUT);
       st->timeout = t;
     } else if (!strcasecmp(key, "txt")) {
       if (strcmp(val, "0") && strcmp(val, "1"))
-        return fail(self, "bad value '%s' for 'txt': expected 0 or 1", val);
+        return FAIL(self, "bad value '%s' for 'txt': expected 0 or 1", val);
       st->txt = val[0] == '1';
     } else {
-      return fail(
+      return FAIL(
           self, "unknown argument '%s' (known: reject, reject_type, check-at, timeout, txt)", key);
     }
   }
@@ -634,8 +621,8 @@ static void free_state(bl_state *st) {
 
 static int init(uvs_plugin *self, const uvs_api *a) {
   api = a;
-  if (!UVS_API_HAS(api, dns_query)) {
-    api->set_error(self, "this server has no dns_query (ABI 1.1 needed)");
+  if (!UVS_API_HAS(api, dns_query) || !UVS_API_HAS(api, set_errorf)) {
+    api->set_error(self, "this server has no dns_query or set_errorf (ABI 1.2 needed)");
     return -ENOSYS;
   }
   bl_state *st = (bl_state *)calloc(1, sizeof *st);
@@ -653,7 +640,7 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   if (!st->init_error) api->config_lines_at(self, "dnsbl_allow", allow_line, st);
   if (!st->init_error) api->config_lines(self, "dnsbl_rejectmsg", rejectmsg_line, st);
   if (st->init_error) {
-    rc = fail(self, "%s", st->init_msg);
+    rc = FAIL(self, "%s", st->init_msg);
     free_state(st);
     return rc;
   }

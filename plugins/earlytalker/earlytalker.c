@@ -366,21 +366,8 @@ static uvs_verdict on_mail_rcpt(uvs_call *c, void *ud) {
 
 /* ---- arguments -------------------------------------------------------------------------- */
 
-static int fail(uvs_plugin *self, const char *fmt, ...)
-#if defined(__GNUC__)
-    __attribute__((format(printf, 2, 3)))
-#endif
-    ;
-
-static int fail(uvs_plugin *self, const char *fmt, ...) {
-  char msg[512];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  api->set_error(self, msg);
-  return -EINVAL;
-}
+/* An argument error: the message for the server (set_errorf, 1.2, printf-checked) and -EINVAL. */
+#define FAIL(self, ...) (api->set_errorf((self), __VA_ARGS__), -EINVAL)
 
 static int add_allow(et_state *st, const char *list, uvs_plugin *self) {
   const char *p = list;
@@ -388,15 +375,15 @@ static int add_allow(et_state *st, const char *list, uvs_plugin *self) {
     const char *comma = strchr(p, ',');
     size_t len = comma ? (size_t)(comma - p) : strlen(p);
     if (len == 0)
-      return fail(self, "bad value '%s' for 'allow': empty entry in the CIDR list", list);
+      return FAIL(self, "bad value '%s' for 'allow': empty entry in the CIDR list", list);
     et_cidr cidr;
     if (et_cidr_parse(p, len, &cidr) != 0)
-      return fail(self, "bad value '%s' for 'allow': '%.*s' is not an IPv4/IPv6 address or CIDR",
+      return FAIL(self, "bad value '%s' for 'allow': '%.*s' is not an IPv4/IPv6 address or CIDR",
                   list, (int)len, p);
     if (st->nallow >= ET_MAX_ALLOW)
-      return fail(self, "bad value for 'allow': more than %d entries", ET_MAX_ALLOW);
+      return FAIL(self, "bad value for 'allow': more than %d entries", ET_MAX_ALLOW);
     et_cidr *grown = (et_cidr *)realloc(st->allow, (st->nallow + 1) * sizeof *grown);
-    if (!grown) return fail(self, "out of memory");
+    if (!grown) return FAIL(self, "out of memory");
     st->allow = grown;
     st->allow[st->nallow++] = cidr;
     if (!comma) return 0;
@@ -424,7 +411,7 @@ enum {
 static int parse_args(et_state *st, uvs_plugin *self) {
   int argc = api->plugin_argc(self);
   if (argc % 2)
-    return fail(self,
+    return FAIL(self,
                 "odd number of arguments (%d): arguments are key value pairs, e.g. 'wait 1 "
                 "reject_type temp'",
                 argc);
@@ -440,17 +427,17 @@ static int parse_args(et_state *st, uvs_plugin *self) {
     for (int j = 0; j < K_COUNT; ++j)
       if (strcasecmp(key, kKeys[j]) == 0) k = j;
     if (k < 0)
-      return fail(self,
+      return FAIL(self,
                   "unknown argument '%s' (known: wait, reject, reject_type, defer-reject, "
                   "check-at, action, loglevel, banner-teaser, allow, pass-ttl)",
                   key);
     if (seen[k]++ && k != K_CHECKAT && k != K_ALLOW)
-      return fail(self, "argument '%s' given twice", kKeys[k]);
+      return FAIL(self, "argument '%s' given twice", kKeys[k]);
     switch (k) {
       case K_WAIT: {
         double w = parse_seconds(val);
         if (w < 0 || w > ET_MAX_WAIT)
-          return fail(self,
+          return FAIL(self,
                       "bad value '%s' for 'wait': expected seconds from 0 to %g (e.g. 1, 0.5)", val,
                       ET_MAX_WAIT);
         st->wait = w;
@@ -459,14 +446,14 @@ static int parse_args(et_state *st, uvs_plugin *self) {
       case K_REJECT:
         reject = parse_bool(val);
         if (reject < 0)
-          return fail(self,
+          return FAIL(self,
                       "bad value '%s' for 'reject': expected 0 or 1 ('naughty' needs the naughty "
                       "plugin, which uvsmtpd does not have)",
                       val);
         break;
       case K_RTYPE:
         if (parse_reject_type(val, &st->rtype) != 0)
-          return fail(self,
+          return FAIL(self,
                       "bad value '%s' for 'reject_type': expected perm, hard, temp, soft, "
                       "disconnect or temp_disconnect",
                       val);
@@ -475,7 +462,7 @@ static int parse_args(et_state *st, uvs_plugin *self) {
       case K_DEFER:
         st->defer = parse_bool(val);
         if (st->defer < 0)
-          return fail(self, "bad value '%s' for 'defer-reject': expected 0 or 1", val);
+          return FAIL(self, "bad value '%s' for 'defer-reject': expected 0 or 1", val);
         break;
       case K_CHECKAT:
         if (!strcasecmp(val, "connect"))
@@ -483,11 +470,11 @@ static int parse_args(et_state *st, uvs_plugin *self) {
         else if (!strcasecmp(val, "data"))
           st->at_data = 1;
         else
-          return fail(self, "bad value '%s' for 'check-at': expected CONNECT or DATA", val);
+          return FAIL(self, "bad value '%s' for 'check-at': expected CONNECT or DATA", val);
         break;
       case K_ACTION:
         if (strcasecmp(val, "deny") && strcasecmp(val, "denysoft") && strcasecmp(val, "log"))
-          return fail(self, "bad value '%s' for 'action': expected deny, denysoft or log", val);
+          return FAIL(self, "bad value '%s' for 'action': expected deny, denysoft or log", val);
         action = val;
         break;
       case K_LOGLEVEL: {
@@ -498,7 +485,7 @@ static int parse_args(et_state *st, uvs_plugin *self) {
           ++d;
         }
         if (d[0] < '0' || d[0] > '7' || d[1])
-          return fail(self, "bad value '%s' for 'loglevel': expected 0-7, +N or -N", val);
+          return FAIL(self, "bad value '%s' for 'loglevel': expected 0-7, +N or -N", val);
         st->loglevel_mode = mode;
         st->loglevel_val = (d[0] - '0') * (val[0] == '-' ? -1 : 1);
         break;
@@ -506,7 +493,7 @@ static int parse_args(et_state *st, uvs_plugin *self) {
       case K_TEASER:
         st->teaser = parse_bool(val);
         if (st->teaser < 0)
-          return fail(self, "bad value '%s' for 'banner-teaser': expected 0 or 1", val);
+          return FAIL(self, "bad value '%s' for 'banner-teaser': expected 0 or 1", val);
         break;
       case K_ALLOW:
         if (add_allow(st, val, self) != 0) return -EINVAL;
@@ -514,7 +501,7 @@ static int parse_args(et_state *st, uvs_plugin *self) {
       case K_PASSTTL: {
         double t = parse_seconds(val);
         if (t < 0 || t > ET_MAX_PASS_TTL)
-          return fail(self, "bad value '%s' for 'pass-ttl': expected seconds from 0 to %g", val,
+          return FAIL(self, "bad value '%s' for 'pass-ttl': expected seconds from 0 to %g", val,
                       ET_MAX_PASS_TTL);
         st->pass_ttl = t;
         break;
@@ -545,6 +532,10 @@ static void free_state(et_state *st) {
 
 static int init(uvs_plugin *self, const uvs_api *a) {
   api = a;
+  if (!UVS_API_HAS(api, set_errorf)) {
+    api->set_error(self, "needs uvsmtpd plugin ABI 1.2 (set_errorf)");
+    return -ENOSYS;
+  }
   et_state *st = (et_state *)calloc(1, sizeof *st);
   if (!st) return -ENOMEM;
   st->self = self;
@@ -560,7 +551,7 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     st->passes = et_passtab_new(ET_PASS_TABLE_CAP);
     if (!st->passes) {
       free_state(st);
-      return fail(self, "out of memory for the pass-ttl table");
+      return FAIL(self, "out of memory for the pass-ttl table");
     }
   }
   if (st->at_connect) api->register_hook(self, UVS_HOOK_CONNECT, on_connect, st);

@@ -32,6 +32,11 @@
 #include <stdlib.h>
 #include <string.h>
 
+/* The oldest server this plugin runs on. It uses only members of ABI 1.0, so it says so:
+ * UVS_PLUGIN then stamps 1.0 and every 1.x server loads it, even one older than the header it
+ * is built with. (Without this line the stamp is the header's own minor.) A plugin declaring
+ * an older minimum must test each newer member with UVS_API_HAS before using it. */
+#define UVS_PLUGIN_MIN_ABI_MINOR 0
 #include <uvsmtpd/plugin.h>
 
 /* The server's function table. It is the same for every instance and lives for the whole
@@ -186,7 +191,7 @@ static int init(uvs_plugin *self, const uvs_api *a) {
  * session using it has ended). Free what init allocated. */
 static void fini(uvs_plugin *self) { blocklist_free((blocklist *)api->plugin_data(self)); }
 
-/* The one exported symbol: name, version, init and fini, stamped with the ABI version of the
- * header this file was compiled against. Everything else stays hidden (build with
+/* The one exported symbol: name, version, init and fini, stamped with ABI 1.0 (the
+ * UVS_PLUGIN_MIN_ABI_MINOR at the top). Everything else stays hidden (build with
  * -fvisibility=hidden, or meson's gnu_symbol_visibility : 'hidden'). */
 UVS_PLUGIN("helo_blocklist", "1.0", init, fini);

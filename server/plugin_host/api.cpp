@@ -2,7 +2,9 @@
 // noexcept, checks its arguments and returns 0 / a count, or a negative errno.
 #include <cerrno>
 #include <cstdarg>
+#include <cstdio>
 #include <cstring>
+#include <new>
 #include <string>
 
 #include "config/flat_file.hpp"
@@ -31,6 +33,33 @@ int api_set_error(uvs_plugin *p, const char *msg) noexcept {
   if (!p) return -EINVAL;
   p->error = msg ? msg : "";
   return 0;
+}
+// 1.2: set_error with a format, expanded in full into a string sized by a first vsnprintf pass.
+int api_set_errorf(uvs_plugin *p, const char *fmt, ...) noexcept {
+  if (!p) return -EINVAL;
+  if (!fmt) return api_set_error(p, nullptr);
+  va_list ap;
+  va_start(ap, fmt);
+  va_list copy;
+  va_copy(copy, ap);
+  int n = vsnprintf(nullptr, 0, fmt, copy);
+  va_end(copy);
+  int rc = 0;
+  try {
+    if (n < 0) {  // an expansion error (a bad conversion): keep the format as the message
+      p->error = fmt;
+      rc = -EINVAL;
+    } else {
+      std::string msg(static_cast<size_t>(n) + 1, '\0');
+      vsnprintf(msg.data(), msg.size(), fmt, ap);
+      msg.resize(static_cast<size_t>(n));
+      p->error = std::move(msg);
+    }
+  } catch (const std::bad_alloc &) {
+    rc = -ENOMEM;
+  }
+  va_end(ap);
+  return rc;
 }
 const char *api_plugin_name(const uvs_plugin *p) noexcept { return p ? p->instance.c_str() : nullptr; }
 int api_plugin_argc(const uvs_plugin *p) noexcept { return p ? static_cast<int>(p->args.size()) : -EINVAL; }
@@ -248,8 +277,10 @@ int api_config_lines_at(uvs_plugin *p, const char *name, uvs_line_at_fn cb, void
   return n;
 }
 
+// Positional: the order is the ABI. A member left out at the end would be NULL in a table whose
+// size claims it; -Wextra (-Wmissing-field-initializers) flags that, and the build has no warnings.
 const uvs_api kApi = {
-    sizeof(uvs_api), UVS_ABI_MAJOR, UVS_ABI_MINOR,
+    sizeof(uvs_api), UVS_ABI_MAJOR, UVS_ABI_MINOR,  // this server's, whatever a plugin's stamp
     api_register_hook, api_set_error, api_plugin_name, api_plugin_argc, api_plugin_argv,
     api_plugin_set_data, api_plugin_data, api_config_lines, api_me, api_log,
     api_call_hook, api_call_arg, api_call_address, api_call_param, api_session_id, api_peer_ip,
@@ -262,6 +293,7 @@ const uvs_api kApi = {
     api_suspend, api_complete, api_pending_call, api_pending_timer, api_wait_for_input,
     api_run_blocking,
     api_remote_host, api_dns_query, api_event_loop, api_message_fd, api_config_lines_at,
+    api_set_errorf,
 };
 
 }  // namespace

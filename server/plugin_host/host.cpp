@@ -95,6 +95,8 @@ std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &l
             std::to_string(UVS_ABI_MINOR);
       return nullptr;
     }
+    // abi_minor is the oldest server minor the plugin runs on (UVS_PLUGIN_MIN_ABI_MINOR): it
+    // may have been built against a newer header and test the newer members with UVS_API_HAS.
     if (info->abi_minor > UVS_ABI_MINOR) {
       err = where(line) + "plugin '" + line.module + "': needs ABI " +
             std::to_string(info->abi_major) + "." + std::to_string(info->abi_minor) +
@@ -126,8 +128,10 @@ std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &l
       return nullptr;
     }
     raw->initialised = true;
-    log::format(log::debug, "", "", "loaded %s (%s %s) from %s", line.instance.c_str(),
-                info->name ? info->name : "?", info->version ? info->version : "?", path.c_str());
+    log::format(log::debug, "", "", "loaded %s (%s %s, needs ABI %u.%u) from %s",
+                line.instance.c_str(), info->name ? info->name : "?",
+                info->version ? info->version : "?", static_cast<unsigned>(info->abi_major),
+                static_cast<unsigned>(info->abi_minor), path.c_str());
   }
   return set;
 }

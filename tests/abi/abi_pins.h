@@ -1,4 +1,4 @@
-/* tests/abi/abi_pins.h: compile-time pins of the 1.0 plugin ABI (offsets, sizes, enum values), shared by the C and C++ ABI checks.
+/* tests/abi/abi_pins.h: compile-time pins of the 1.x plugin ABI (offsets, sizes, enum values), shared by the C and C++ ABI checks.
  *
  * This file is the append-only proof: a change that moves, removes or renumbers anything
  * released in 1.0 fails to compile here. Offsets are computed, not measured: the table
@@ -32,6 +32,8 @@
 /* ---- the version ------------------------------------------------------------------------- */
 PIN(UVS_ABI_MAJOR == 1);
 PIN(UVS_ABI_MINOR >= 0);
+/* what UVS_PLUGIN stamps as abi_minor: the plugin's minimum (default: the header's minor) */
+PIN(UVS_PLUGIN_MIN_ABI_MINOR >= 0 && UVS_PLUGIN_MIN_ABI_MINOR <= UVS_ABI_MINOR);
 
 /* ---- the uvs_api header ------------------------------------------------------------------- */
 PIN(offsetof(uvs_api, size) == 0);
@@ -100,6 +102,12 @@ PIN_MEMBER(config_lines_at, 50);
 #define UVS_API_SIZE_1_1 SLOT(51)
 #endif
 
+/* ---- uvs_api 1.2 members (appended after 1.1's last slot) ---------------------------------- */
+#if UVS_ABI_MINOR >= 2
+PIN_MEMBER(set_errorf, 51);
+#define UVS_API_SIZE_1_2 SLOT(52)
+#endif
+
 /* The table grows with each minor, never shrinks; and it is exactly the table of the minor the
  * header declares: nothing was appended without bumping UVS_ABI_MINOR (and pinning it here). */
 PIN(sizeof(uvs_api) >= UVS_API_SIZE_1_0);
@@ -107,6 +115,8 @@ PIN(sizeof(uvs_api) >= UVS_API_SIZE_1_0);
 PIN(sizeof(uvs_api) == UVS_API_SIZE_1_0);
 #elif UVS_ABI_MINOR == 1
 PIN(sizeof(uvs_api) == UVS_API_SIZE_1_1);
+#elif UVS_ABI_MINOR == 2
+PIN(sizeof(uvs_api) == UVS_API_SIZE_1_2);
 #else
 #error "UVS_ABI_MINOR is newer than tests/abi/abi_pins.h: pin the new members"
 #endif
@@ -266,6 +276,17 @@ PIN_TYPE(API_T(dns_query), int (*)(uvs_pending *, const char *, int, uint64_t, u
 PIN_TYPE(API_T(event_loop), void *(*)(const uvs_plugin *));
 PIN_TYPE(API_T(message_fd), int (*)(const uvs_call *));
 PIN_TYPE(API_T(config_lines_at), int (*)(uvs_plugin *, const char *, uvs_line_at_fn, void *));
+#endif
+
+#if UVS_ABI_MINOR >= 2
+#if defined(__cplusplus) /* a printf format attribute, as log: see pin_log_type */
+inline void pin_set_errorf_type(const uvs_api *a) {
+  int (*f)(uvs_plugin *, const char *, ...) = a->set_errorf;
+  (void)f;
+}
+#else
+PIN_TYPE(API_T(set_errorf), int (*)(uvs_plugin *, const char *, ...));
+#endif
 #endif
 
 PIN_TYPE(INFO_T(size), uint32_t);

@@ -38,13 +38,27 @@ static int fake_message_fd(const uvs_call *c) {
 }
 #endif
 
+#if UVS_ABI_MINOR >= 2
+static int fake_set_errorf(uvs_plugin *p, const char *fmt, ...) {
+  (void)p;
+  (void)fmt;
+  return 0;
+}
+#endif
+
 UVS_PLUGIN("abi_check", "1.2.3", fake_init, fake_fini);
 
 static int run_abi_checks(const char *lang) {
-  /* UVS_PLUGIN stamps the header's version and the struct's size. */
+  /* UVS_PLUGIN stamps the header's major, the plugin's minimum minor (by default the header's
+   * minor; the *_min0 builds define UVS_PLUGIN_MIN_ABI_MINOR 0) and the struct's size. */
   CHECK(uvs_plugin_v1.size == sizeof(uvs_plugin_info));
   CHECK(uvs_plugin_v1.abi_major == UVS_ABI_MAJOR);
+  CHECK(uvs_plugin_v1.abi_minor == UVS_PLUGIN_MIN_ABI_MINOR);
+#ifdef UVS_TEST_MIN_ABI_MINOR
+  CHECK(uvs_plugin_v1.abi_minor == UVS_TEST_MIN_ABI_MINOR);
+#else
   CHECK(uvs_plugin_v1.abi_minor == UVS_ABI_MINOR);
+#endif
   CHECK(strcmp(uvs_plugin_v1.name, "abi_check") == 0);
   CHECK(strcmp(uvs_plugin_v1.version, "1.2.3") == 0);
   CHECK(uvs_plugin_v1.init == fake_init);
@@ -73,10 +87,22 @@ static int run_abi_checks(const char *lang) {
   t.size = (uint32_t)sizeof t;
   CHECK(UVS_API_HAS(&t, message_fd));
 #endif
+#if UVS_ABI_MINOR >= 2
+  /* a 1.1 server's table ends at config_lines_at: no set_errorf, whatever the memory says */
+  t.set_errorf = fake_set_errorf;
+  t.size = (uint32_t)offsetof(uvs_api, set_errorf);
+  CHECK(!UVS_API_HAS(&t, set_errorf));
+  CHECK(UVS_API_HAS(&t, message_fd)); /* 1.1 members are still there */
+  t.size = (uint32_t)sizeof t;
+  CHECK(UVS_API_HAS(&t, set_errorf));
+  t.set_errorf = NULL; /* covered, but NULL (a retired member) */
+  CHECK(!UVS_API_HAS(&t, set_errorf));
+#endif
 
-  printf("abi %s: %s (uvs_api %u bytes, uvs_plugin_info %u bytes, ABI %d.%d)\n", lang,
-         failures ? "FAILED" : "ok", (unsigned)sizeof(uvs_api), (unsigned)sizeof(uvs_plugin_info),
-         UVS_ABI_MAJOR, UVS_ABI_MINOR);
+  printf("abi %s: %s (uvs_api %u bytes, uvs_plugin_info %u bytes, ABI %d.%d, plugin stamp 1.%d)\n",
+         lang, failures ? "FAILED" : "ok", (unsigned)sizeof(uvs_api),
+         (unsigned)sizeof(uvs_plugin_info), UVS_ABI_MAJOR, UVS_ABI_MINOR,
+         (int)uvs_plugin_v1.abi_minor);
   return failures ? 1 : 0;
 }
 

@@ -3,6 +3,7 @@
 #include <atomic>
 #include <cerrno>
 #include <csignal>
+#include <cstddef>
 #include <cstdio>
 #include <cstdlib>
 #include <doctest/doctest.h>
@@ -240,7 +241,9 @@ class DnsStub {
 // ---- api_probe: every uvs_api member through a real session -------------------------------
 
 TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
-  Server s(opts("api_probe\n"));
+  // --no-sync-check: the wait_for_input probe below pipelines a NOOP behind a pending VRFY,
+  // which the RFC 2920 check would (rightly) answer 554 5.5.0 (tests/hostile/test_pipelining).
+  Server s(opts("api_probe\n", {}, "", {"--no-sync-check"}));
   REQUIRE(up(s));
   {
     Client c(s.port());
@@ -505,10 +508,47 @@ TEST_CASE("plugin_host: api_probe init: name, arguments, config_lines, registrat
   CHECK(P("init register_0") == num(-ENOSYS));
   CHECK(P("init register_null_fn") == num(-EINVAL));
   CHECK(P("init set_error") == "0");
+  CHECK(P("init has_set_errorf") == "1");
+  CHECK(P("init set_errorf") == "0");
+  CHECK(P("init set_errorf_null_plugin") == num(-EINVAL));
+  CHECK(P("init set_errorf_null_fmt") == "0");
+  CHECK(P("init set_errorf_bad_conversion") == num(-EINVAL));  // the message is then the format
   CHECK(has(log, "plugin: probe log without a plugin"));
   CHECK(has(log, "api_probe:3: init done"));
   Client c(s.port());
   CHECK(greeting(c).rfind("220-probe teaser", 0) == 0);
+}
+
+// ---- UVS_PLUGIN_MIN_ABI_MINOR: a plugin built against this header that runs on older servers -
+
+TEST_CASE("plugin_host: a plugin declaring ABI 1.0 loads, and uses newer members only where they exist") {
+  // min_abi is built with UVS_PLUGIN_MIN_ABI_MINOR 0; as=N makes it see the table of a 1.N server
+  struct Case {
+    const char *args;
+    int minor;
+    size_t size;
+    const char *remote_host;
+  };
+  const Case cases[] = {
+      {"", UVS_ABI_MINOR, sizeof(uvs_api), "none"},  // reverse lookups are off in the harness
+      {" as=1", 1, offsetof(uvs_api, set_errorf), "none"},
+      {" as=0", 0, offsetof(uvs_api, remote_host), "n/a"},
+  };
+  for (const Case &k : cases) {
+    std::string args = k.args;
+    CAPTURE(args);
+    Server s(opts("min_abi" + args + "\n"));
+    REQUIRE(up(s));
+    std::string log = s.log();
+    CHECK(has(log, "loaded min_abi (min_abi 1.0, needs ABI 1.0) from "));
+    CHECK(probe(log, "init stamp", "min_abi") ==
+          "1.0 server=" STR(UVS_ABI_MAJOR) "." + num(k.minor) + " api_size=" + num(static_cast<int>(k.size)) +
+              " has_remote_host=" + num(k.minor >= 1) + " has_set_errorf=" + num(k.minor >= 2));
+    Client c(s.port());
+    greeting(c);
+    CHECK(c.cmd("HELO client.example") ==
+          std::string("250 min_abi ok, remote_host ") + k.remote_host);
+  }
 }
 
 TEST_CASE("plugin_host: a client that leaves while its call is pending is safe") {
@@ -654,8 +694,9 @@ TEST_CASE("plugin_host: dns_query PTR answers each name once") {
 TEST_CASE("plugin_host: bad plugin lines stop --check-config and startup, naming file and line") {
   struct Bad {
     const char *line;
-    const char *message;
+    std::string message;
   };
+  const std::string next_minor = STR(UVS_ABI_MAJOR) "." + num(UVS_ABI_MINOR + 1);
   const Bad cases[] = {
       {"no_such_plugin", "plugin 'no_such_plugin': cannot find "},
       {"queue/no_such", "plugin 'queue/no_such': cannot find "},
@@ -664,9 +705,21 @@ TEST_CASE("plugin_host: bad plugin lines stop --check-config and startup, naming
       {"bad_nosym", "plugin 'bad_nosym': "},
       {"bad_abi_major", "plugin 'bad_abi_major': built for ABI 2.0, this server speaks ABI " kAbi},
       {"bad_abi_minor", "plugin 'bad_abi_minor': needs ABI 1.99, newer than this server's " kAbi " (upgrade uvsmtpd)"},
+      {"bad_abi_next",  // the boundary: one minor newer than the server
+       "plugin 'bad_abi_next': needs ABI " + next_minor +
+           ", newer than this server's " kAbi " (upgrade uvsmtpd)"},
       {"bad_info_size", "plugin 'bad_info_size': uvs_plugin_info too small (8 bytes)"},
       {"bad_init x", "plugin 'bad_init' failed to initialise: bad_init: refusing to start (argument 'x')"},
       {"bad_init:2 silent", "plugin 'bad_init:2' failed to initialise: Permission denied"},
+      // set_errorf (1.2): formatted in full (over 600 bytes), '%' in the arguments kept as is
+      {"api_probe errorf",
+       "plugin 'api_probe' failed to initialise: probe errorf: 100% %s %d %n|42%|" +
+           std::string(600, 'y') + "|end\n"},
+      // a plugin stamped 1.0 (UVS_PLUGIN_MIN_ABI_MINOR 0) tests for set_errorf, and does without it
+      {"min_abi fail",
+       "plugin 'min_abi' failed to initialise: min_abi: refusing to start (set_errorf, ABI " kAbi ")"},
+      {"min_abi as=1 fail",
+       "plugin 'min_abi' failed to initialise: min_abi: refusing to start (set_error, an older server)"},
       {"../escape", "bad plugin name '../escape'"},
       {"verdict:one", "bad plugin name 'verdict:one'"},
       {"/abs/path", "bad plugin name '/abs/path'"},
@@ -969,12 +1022,23 @@ TEST_CASE("plugin_host: helo_blocklist built out of tree against the installed h
   ShResult syms = sh("nm -D --defined-only '" + tmp + "/out/helo_blocklist.so'");
   CHECK(has(syms.output, " uvs_plugin_v1"));
 
+  // a plugin cannot declare a minimum newer than the header it is built with
+  write_file(tmp + "/src/too_new.c",
+             "#define UVS_PLUGIN_MIN_ABI_MINOR (UVS_ABI_MINOR + 1)\n#include <uvsmtpd/plugin.h>\n");
+  ShResult too_new =
+      sh("cc -std=c11 -fsyntax-only " + trim(cflags.output) + " '" + tmp + "/src/too_new.c'");
+  CHECK(too_new.status != 0);
+  CHECK(has(too_new.output,
+            "UVS_PLUGIN_MIN_ABI_MINOR must be from 0 to this header's UVS_ABI_MINOR"));
+
   {
     // the last --plugin-dir wins over the harness's tree (which links the in-tree build)
     Server s(opts("helo_blocklist\n", {{"badhelo", "bad.example\n.spam.example\n"}}, "",
                   {"--plugin-dir", tmp + "/out"}));
     REQUIRE(up(s));
     CHECK(has(s.log(), "from " + tmp + "/out/helo_blocklist.so"));
+    // the minimum it declares (UVS_PLUGIN_MIN_ABI_MINOR 0)
+    CHECK(has(s.log(), "loaded helo_blocklist (helo_blocklist 1.0, needs ABI 1.0) from"));
     Client c(s.port());
     CHECK(greeting(c).rfind("220 ", 0) == 0);
     CHECK(c.cmd("HELO bad.example") == "550 5.7.1 Your HELO name bad.example is on my blocklist");

@@ -4,7 +4,10 @@
  * "(null)". Registers every hook. What it does per hook:
  *   init        plugin_name/argc/argv/set_data/data, me, event_loop, config_lines (file
  *               "probe_list" if present, missing file, bad names, early stop), register_hook errors
- *               (-ENOSYS for 999 and 0, -EINVAL for NULL fn), set_error, log(NULL plugin)
+ *               (-ENOSYS for 999 and 0, -EINVAL for NULL fn), set_error, set_errorf (NULL plugin
+ *               -EINVAL, NULL format, an unencodable %ls -EINVAL), log(NULL plugin); the single
+ *               argument "errorf" makes init fail through set_errorf with a message of over 600
+ *               bytes whose arguments hold '%' signs
  *   pre-connection  peer_ip, send_continuation (-EPERM)
  *   connect     session/peer/local accessors, remote_host, empty transaction accessors,
  *               message accessors outside DATA, register_hook after init (-EPERM),
@@ -44,6 +47,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+#include <wchar.h>
 
 #include "uvsmtpd/plugin.h"
 
@@ -601,6 +605,17 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   out(st, NULL, "init argc=%d", argc);
   for (int i = 0; i < argc; ++i) out(st, NULL, "init argv[%d]=%s", i, S(api->plugin_argv(self, i)));
   out(st, NULL, "init argv_oob=%s", S(api->plugin_argv(self, argc)));
+  if (argc == 1 && strcmp(api->plugin_argv(self, 0), "errorf") == 0) {
+    /* init fails through set_errorf (1.2): longer than any old fixed buffer (the 600 'y's),
+     * with '%' in the arguments, which must come through as they are */
+    char big[601];
+    memset(big, 'y', sizeof big - 1);
+    big[600] = 0;
+    free(st);
+    if (!UVS_API_HAS(api, set_errorf)) return -ENOSYS;
+    int rc = api->set_errorf(self, "probe errorf: %s|%d%%|%s|end", "100% %s %d %n", 42, big);
+    return rc == 0 ? -EINVAL : rc;
+  }
   out(st, NULL, "init argv_neg=%s", S(api->plugin_argv(self, -1)));
   api->plugin_set_data(self, st);
   out(st, NULL, "init data_roundtrip=%d", api->plugin_data(self) == st);
@@ -621,6 +636,16 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   out(st, NULL, "init register_0=%d", api->register_hook(self, (uvs_hook)0, on_hook, st));
   out(st, NULL, "init register_null_fn=%d", api->register_hook(self, UVS_HOOK_HELO, NULL, st));
   out(st, NULL, "init set_error=%d", api->set_error(self, "ignored: init succeeds"));
+  out(st, NULL, "init has_set_errorf=%d", UVS_API_HAS(api, set_errorf));
+  if (UVS_API_HAS(api, set_errorf)) {
+    /* 1.2. A wide character with no multibyte form makes the expansion fail (EILSEQ). */
+    static const wchar_t unencodable[] = {(wchar_t)-1, 0};
+    out(st, NULL, "init set_errorf=%d",
+        api->set_errorf(self, "ignored: %s %d", "init succeeds", 1));
+    out(st, NULL, "init set_errorf_null_plugin=%d", api->set_errorf(NULL, "x %d", 1));
+    out(st, NULL, "init set_errorf_null_fmt=%d", api->set_errorf(self, NULL));
+    out(st, NULL, "init set_errorf_bad_conversion=%d", api->set_errorf(self, "x %ls", unencodable));
+  }
   api->log(NULL, NULL, UVS_LOG_NOTICE, "probe log without a plugin");
   for (int hook = 1; hook < NHOOKS; ++hook) {
     rc = api->register_hook(self, (uvs_hook)hook, on_hook, st);

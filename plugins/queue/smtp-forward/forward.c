@@ -36,16 +36,9 @@ void fw_log(fw_job *j, int level, const char *fmt, ...) {
     fw_api->log(self, NULL, level, "%s(session %s) %s", self ? "" : "smtp-forward: ", j->sid, msg);
 }
 
-static int init_error(uvs_plugin *self, fw_conf *cf, const char *fmt, ...) {
-  char msg[300];
-  va_list ap;
-  va_start(ap, fmt);
-  vsnprintf(msg, sizeof msg, fmt, ap);
-  va_end(ap);
-  fw_api->set_error(self, msg);
-  free(cf);
-  return -EINVAL;
-}
+/* An init error: the message for the server (set_errorf, 1.2, printf-checked; the arguments may
+ * point into cf, so it is freed after), then -EINVAL. */
+#define INIT_ERROR(self, cf, ...) (fw_api->set_errorf((self), __VA_ARGS__), free(cf), -EINVAL)
 
 static int all_digits(const char *s) {
   if (!*s) return 0;
@@ -118,8 +111,9 @@ static uvs_verdict on_queue(uvs_call *c, void *ud) {
 
 static int init(uvs_plugin *self, const uvs_api *api) {
   fw_api = api;
-  if (!UVS_API_HAS(api, event_loop) || !UVS_API_HAS(api, message_fd)) {
-    api->set_error(self, "needs uvsmtpd ABI 1.1 (event_loop, message_fd)");
+  if (!UVS_API_HAS(api, event_loop) || !UVS_API_HAS(api, message_fd) ||
+      !UVS_API_HAS(api, set_errorf)) {
+    api->set_error(self, "needs uvsmtpd ABI 1.2 (event_loop, message_fd, set_errorf)");
     return -ENOSYS;
   }
   fw_conf *cf = (fw_conf *)calloc(1, sizeof *cf);
@@ -130,53 +124,53 @@ static int init(uvs_plugin *self, const uvs_api *api) {
   cf->cmd_ms = 25000;
   cf->data_ms = 0; /* = cmd_ms unless set */
   int argc = api->plugin_argc(self);
-  if (argc < 1) return init_error(self, cf, "usage: queue/smtp-forward <host> [port] [key value ...]");
+  if (argc < 1) return INIT_ERROR(self, cf, "usage: queue/smtp-forward <host> [port] [key value ...]");
   const char *host = api->plugin_argv(self, 0);
   size_t hl = strlen(host);
   if (hl >= 2 && host[0] == '[' && host[hl - 1] == ']') {
     host++;
     hl -= 2;
   }
-  if (hl == 0 || hl >= sizeof cf->host) return init_error(self, cf, "bad smarthost '%s'", host);
+  if (hl == 0 || hl >= sizeof cf->host) return INIT_ERROR(self, cf, "bad smarthost '%s'", host);
   memcpy(cf->host, host, hl);
   cf->host[hl] = 0;
   for (size_t i = 0; i < hl; ++i)
     if ((unsigned char)cf->host[i] <= ' ' || (unsigned char)cf->host[i] >= 0x7f)
-      return init_error(self, cf, "bad smarthost '%s'", host);
+      return INIT_ERROR(self, cf, "bad smarthost '%s'", host);
   int i = 1, port = 0;
   if (i < argc && all_digits(api->plugin_argv(self, i))) {
     port = atoi(api->plugin_argv(self, i));
     if (port < 1 || port > 65535)
-      return init_error(self, cf, "port must be 1..65535, got '%s'", api->plugin_argv(self, i));
+      return INIT_ERROR(self, cf, "port must be 1..65535, got '%s'", api->plugin_argv(self, i));
     i++;
   }
   const char *helo = NULL;
   for (; i < argc; i += 2) {
     const char *k = api->plugin_argv(self, i);
-    if (i + 1 >= argc) return init_error(self, cf, "option '%s' needs a value", k);
+    if (i + 1 >= argc) return INIT_ERROR(self, cf, "option '%s' needs a value", k);
     const char *v = api->plugin_argv(self, i + 1);
     if (strcmp(k, "timeout") == 0 || strcmp(k, "connect_timeout") == 0 ||
         strcmp(k, "data_timeout") == 0) {
       uint64_t ms = parse_seconds(v);
-      if (!ms) return init_error(self, cf, "%s must be a number of seconds > 0 and <= 86400, got '%s'", k, v);
+      if (!ms) return INIT_ERROR(self, cf, "%s must be a number of seconds > 0 and <= 86400, got '%s'", k, v);
       if (k[0] == 't') cf->cmd_ms = ms;
       else if (k[0] == 'c') cf->connect_ms = ms;
       else cf->data_ms = ms;
     } else if (strcmp(k, "lmtp") == 0) {
       if (strcmp(v, "0") != 0 && strcmp(v, "1") != 0)
-        return init_error(self, cf, "lmtp must be 0 or 1, got '%s'", v);
+        return INIT_ERROR(self, cf, "lmtp must be 0 or 1, got '%s'", v);
       cf->lmtp = v[0] == '1';
     } else if (strcmp(k, "helo") == 0) {
       helo = v;
     } else {
-      return init_error(self, cf, "unknown option '%s' (known: timeout connect_timeout data_timeout lmtp helo)", k);
+      return INIT_ERROR(self, cf, "unknown option '%s' (known: timeout connect_timeout data_timeout lmtp helo)", k);
     }
   }
   if (!cf->data_ms) cf->data_ms = cf->cmd_ms;
   cf->port = port ? port : cf->lmtp ? 24 : 25;
   if (!helo) helo = api->me(self);
   if (!helo || !*helo || strlen(helo) >= sizeof cf->helo || strpbrk(helo, " \t\r\n"))
-    return init_error(self, cf, "bad helo name '%s'", helo ? helo : "");
+    return INIT_ERROR(self, cf, "bad helo name '%s'", helo ? helo : "");
   snprintf(cf->helo, sizeof cf->helo, "%s", helo);
   unsigned char tmp[16];
   int v6 = inet_pton(AF_INET6, cf->host, tmp) == 1;
