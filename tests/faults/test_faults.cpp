@@ -1,12 +1,16 @@
-// tests/faults/test_faults.cpp: EIO/ENOSPC on the k-th file call: 4xx, nothing partial.
+// tests/faults/test_faults.cpp: EIO/ENOSPC on the k-th file call: 4xx, nothing partial; the
+// shared (group-committed) fsync of new/ failing under concurrent deliveries.
 #include <doctest/doctest.h>
 
 #include <csignal>
 #include <functional>
+#include <memory>
 #include <set>
 #include <sstream>
 #include <string>
 #include <sys/wait.h>
+#include <thread>
+#include <unistd.h>
 #include <vector>
 
 #include "faults_util.hpp"
@@ -30,6 +34,7 @@ struct Case {
   int max_msgs = 6;                      // give up if the fault has not fired by then
   bool optional = false;                 // the call may not happen at all (then: skip)
   bool benign = false;                   // the shim action is no error (short writes)
+  std::string expect;                    // the faulted message's reply starts so ("": any 4xx)
 };
 
 std::string mail_prefix(const Tree &t) {
@@ -38,7 +43,7 @@ std::string mail_prefix(const Tree &t) {
 
 // Maildir's log line for a failed delivery: operation and errno (e.g. "(ENOSPC 28)").
 std::vector<std::string> maildir_needles(const std::string &op, const std::string &err) {
-  std::string num = err == "ENOSPC" ? "28" : "5";
+  std::string num = err == "ENOSPC" ? "28" : err == "EDQUOT" ? "122" : "5";
   std::vector<std::string> v = {"(" + err + " " + num + "); no copy delivered"};
   if (!op.empty()) v.push_back("queue/maildir: delivery failed: " + op + " ");
   return v;
@@ -68,6 +73,12 @@ Fired fired(const std::string &shim_log) {
 
 bool starts(const std::string &s, const char *prefix) {
   return s.rfind(prefix, 0) == 0;
+}
+
+// queue/maildir's reply for a failed delivery: a full disk or quota is 452 4.3.1, the rest
+// 451 4.3.0.
+std::string maildir_reply(const std::string &err) {
+  return err == "ENOSPC" || err == "EDQUOT" ? "452 4.3.1 " : "451 4.3.0 ";
 }
 
 // Runs one case: sends numbered messages on one session until the fault fires, then one more.
@@ -116,6 +127,8 @@ std::string run_case(const Case &k, const std::string &tag) {
           CHECK_MESSAGE((starts(r, "451 ") || starts(r, "452 ")),
                         "fault " << f.kind << " #" << k.nth << " " << f.how << " " << f.path
                                  << " got: " << r);
+          if (!k.expect.empty())
+            CHECK_MESSAGE(starts(r, k.expect.c_str()), "expected " << k.expect << "got: " << r);
           CHECK(!starts(r, "250"));
         }
         continue;  // one more message: the server must be fine
@@ -196,6 +209,7 @@ void matrix(const Case &base, const std::string &op, const char *label) {
       k.err = err;
       k.nth = nth;
       if (k.log_needles.empty()) k.log_needles = maildir_needles(op, err);
+      k.expect = maildir_reply(err);
       std::string what = std::string(label) + " " + err + " #" + std::to_string(nth);
       CAPTURE(what);
       std::string s = run_case(k, std::string(label) + "-" + err + "-" + std::to_string(nth));
@@ -276,8 +290,10 @@ TEST_CASE("faults: the second copy of a two-recipient message fails: no copy sta
       {"multi-fsync", "fsync", "fsync", 2, 3000, false, mail_prefix},
       {"multi-link", "link", "link", 2, 3000, false, mail_prefix},  // copy 1 is in new/ already
       {"multi-rename", "rename", "rename", 2, 3000, true, mail_prefix},
-      {"multi-dirfsync", "dirfsync", "fsync", 2, 3000, false,
-       [](const Tree &) { return std::string("/new/"); }},  // both linked, new/ of copy 2 fails
+      // Both linked; the new/ fsyncs of the two copies may run in parallel, so the fault is
+      // aimed at copy 2's new/ by its path.
+      {"multi-dirfsync", "dirfsync", "fsync", 1, 3000, false,
+       [](const Tree &t) { return t.mail() + "/two.test/b/new/"; }},
   };
   for (const auto &v : variants) {
     for (const char *err : {"EIO", "ENOSPC"}) {
@@ -292,6 +308,7 @@ TEST_CASE("faults: the second copy of a two-recipient message fails: no copy sta
       if (v.link_eperm) k.extra["FAILSHIM_LINK_EPERM"] = "1";
       k.fired_in = "/two.test/b/";
       k.log_needles = maildir_needles(v.op, err);
+      k.expect = maildir_reply(err);
       k.max_msgs = 3;
       std::string what = std::string(v.label) + " " + err;
       CAPTURE(what);
@@ -308,6 +325,7 @@ TEST_CASE("faults: more places: open, close, mkdir, short write, cleanup-only st
       k.match = mail_prefix;
       k.err = err;
       k.log_needles = maildir_needles("open", err);
+      k.expect = maildir_reply(err);
       std::string what = err;
       CAPTURE(what);
       MESSAGE(run_case(k, std::string("open-") + err));
@@ -323,6 +341,7 @@ TEST_CASE("faults: more places: open, close, mkdir, short write, cleanup-only st
       };  // tmp/<seconds>...
       k.nth = nth;
       k.log_needles = maildir_needles("close", "EIO");
+      k.expect = maildir_reply("EIO");
       CAPTURE(nth);
       MESSAGE(run_case(k, "close-" + std::to_string(nth)));
     }
@@ -332,6 +351,7 @@ TEST_CASE("faults: more places: open, close, mkdir, short write, cleanup-only st
     k.call = "close";
     k.match = [](const Tree &) { return std::string("/new/"); };
     k.log_needles = maildir_needles("fsync", "EIO");
+    k.expect = maildir_reply("EIO");
     MESSAGE(run_case(k, "close-dir"));
   }
   SUBCASE("mkdir fails") {
@@ -342,6 +362,7 @@ TEST_CASE("faults: more places: open, close, mkdir, short write, cleanup-only st
       k.nth = nth;
       k.err = "ENOSPC";
       k.log_needles = maildir_needles("mkdir", "ENOSPC");
+      k.expect = maildir_reply("ENOSPC");
       CAPTURE(nth);
       MESSAGE(run_case(k, "mkdir-" + std::to_string(nth)));
     }
@@ -356,6 +377,7 @@ TEST_CASE("faults: more places: open, close, mkdir, short write, cleanup-only st
       k.size = kFourChunks;
       k.extra["FAILSHIM_SHORT"] = "1";
       k.log_needles = maildir_needles("write", "ENOSPC");
+      k.expect = maildir_reply("ENOSPC");
       CAPTURE(nth);
       MESSAGE(run_case(k, "short-" + std::to_string(nth)));
     }
@@ -446,7 +468,7 @@ TEST_CASE(
     for (int i = 0; i < 3; ++i) {
       std::string r =
           transact(c, {"alice@one.test", "bob@two.test"}, make_message("full", s * 3 + i, 100000));
-      CHECK_MESSAGE((starts(r, "451 ") || starts(r, "452 ")), r);
+      CHECK_MESSAGE(starts(r, "452 4.3.1 "), r);
     }
     CHECK(starts(c.cmd("QUIT"), "221"));
     c.shutdown_write();
@@ -460,28 +482,160 @@ TEST_CASE(
   CHECK_MESSAGE((WIFEXITED(p.wstatus) && WEXITSTATUS(p.wstatus) == 0), describe_status(p.wstatus));
 }
 
-TEST_CASE("faults: ENOSPC gets 451 4.3.0 (the recipe in security.md 5.3 asks for 452 4.3.1)") {
-  // Records the reply code for a full disk; both are transient, so no client loses mail.
-  Tree t;
-  Proc p;
-  REQUIRE_MESSAGE(p.start(t, shim_env("fsync", t.mail() + "/", 1, "ENOSPC", t.dir + "/shim.log"),
-                          t.dir + "/log"),
-                  p.why());
-  itest::Client c(p.port);
-  REQUIRE(c.code() == 220);
-  REQUIRE(starts(c.cmd("EHLO client.test"), "250"));
-  std::string r = transact(c, {"alice@one.test"}, make_message("enospc", 0, 1000));
-  MESSAGE("ENOSPC reply: " << r);
-  CHECK((starts(r, "451 4.3.0") || starts(r, "452 4.3.1")));
+TEST_CASE("faults: ENOSPC and EDQUOT get 452 4.3.1 (security.md 5.3), other errors 451 4.3.0") {
+  struct Want {
+    const char *err, *reply, *needle;
+  };
+  for (const Want &w : {Want{"ENOSPC", "452 4.3.1 ", "(ENOSPC 28); no copy delivered"},
+                        Want{"EDQUOT", "452 4.3.1 ", "(EDQUOT 122); no copy delivered"},
+                        Want{"EIO", "451 4.3.0 ", "(EIO 5); no copy delivered"},
+                        Want{"EROFS", "451 4.3.0 ", "(EROFS 30); no copy delivered"}}) {
+    CAPTURE(std::string(w.err));
+    Tree t;
+    Proc p;
+    REQUIRE_MESSAGE(p.start(t, shim_env("fsync", t.mail() + "/", 1, w.err, t.dir + "/shim.log"),
+                            t.dir + "/log"),
+                    p.why());
+    itest::Client c(p.port);
+    REQUIRE(c.code() == 220);
+    REQUIRE(starts(c.cmd("EHLO client.test"), "250"));
+    std::string r = transact(c, {"alice@one.test"}, make_message("enospc", 0, 1000));
+    MESSAGE(std::string(w.err) << " reply: " << r);
+    CHECK_MESSAGE(starts(r, w.reply), r);
+    CHECK_MESSAGE(p.wait_log(w.needle, 3), p.log());
+    // The next message is fine again.
+    CHECK(starts(transact(c, {"alice@one.test"}, make_message("enospc", 1, 1000)), "250 "));
+    Inventory inv = inventory(maildir_of(t.mail(), "alice@one.test"), "enospc");
+    CHECK(inv.bad.empty());
+    CHECK(inv.copies.count(0) == 0);
+    CHECK(inv.copies[1] == 1);
+    CHECK(inv.tmp_files == 0);
+  }
 }
 
-// Fixed core bug (regression test): SpoolFile::append() cannot create the spill file (open O_TMPFILE fails: ENOSPC, EIO,
-// EMFILE) -> it sets err and clears the buffer but stays in_memory, and flush() checks in_memory
-// before err and reports success. The core then runs data_post and queue on an EMPTY message
-// whose message_size() is the full size: no "spool write failed", no 451 from the core.
-// queue/maildir catches the short spool ("read spool for ...: EIO") and says 451; a queue plugin
-// that reads to EOF (queue/smtp-forward) forwards an empty message and the client gets 250:
-// the message is lost. Fix: in flush() (and dup_fd/read) test err first.
+// ---- group commit: one fsync of new/ settles every copy linked before it started -------
+
+namespace {
+
+// A session opened up to the 354 of DATA for one message to alice@one.test.
+std::unique_ptr<itest::Client> open_data(int port) {
+  auto c = std::make_unique<itest::Client>(port);
+  REQUIRE(c->code() == 220);
+  REQUIRE(starts(c->cmd("EHLO client.test"), "250"));
+  REQUIRE(starts(c->cmd("MAIL FROM:<faults@client.test>"), "250"));
+  REQUIRE(starts(c->cmd("RCPT TO:<alice@one.test>"), "250"));
+  REQUIRE(starts(c->cmd("DATA"), "354"));
+  return c;
+}
+
+int count_lines(const std::string &text, const std::string &needle) {
+  int n = 0;
+  for (size_t pos = text.find(needle); pos != std::string::npos; pos = text.find(needle, pos + 1))
+    ++n;
+  return n;
+}
+
+}  // namespace
+
+TEST_CASE("faults: a shared fsync of new/ fails: every message of its batch gets 451, none stays") {
+  // Every fsync of alice's new/ takes 1.5 s; the 2nd one fails with EIO (only that one). A's
+  // message is linked first and its fsync (#1) starts; B and C are linked while #1 runs, so
+  // both wait for #2, the next one: one fsync for both. Had each message its own fsync, only
+  // one of B and C would fail. A's 250 stands; B and C get 451 and their copies are removed
+  // from new/ (they were linked, complete, but never proven durable).
+  Tree t;
+  std::string md = maildir_of(t.mail(), "alice@one.test");
+  make_maildir(md);
+  std::string shim_log = t.dir + "/shim.log";
+  Env env = shim_env("dirfsync", md + "/new/", 2, "EIO", shim_log);
+  env["FAILSHIM_DELAY_US"] = "1500000";
+  env["FAILSHIM_TRACE"] = "1";
+  Proc p;
+  REQUIRE_MESSAGE(p.start(t, env, t.dir + "/log"), p.why());
+  auto a = open_data(p.port);
+  auto b = open_data(p.port);
+  auto c = open_data(p.port);
+  a->send(dot_stuff(make_message("batch", 0, 3000)) + ".\r\n");
+  for (double deadline = itest::now() + 5;
+       itest::now() < deadline && slurp(shim_log).find("seen dirfsync #1 ") == std::string::npos;)
+    usleep(2000);
+  REQUIRE(slurp(shim_log).find("seen dirfsync #1 ") != std::string::npos);
+  b->send(dot_stuff(make_message("batch", 1, 3000)) + ".\r\n");
+  c->send(dot_stuff(make_message("batch", 2, 3000)) + ".\r\n");
+  std::string ra = a->reply(10), rb = b->reply(10), rc = c->reply(10);
+  MESSAGE("A: " << ra << " | B: " << rb << " | C: " << rc);
+  CHECK_MESSAGE(starts(ra, "250 "), ra);
+  CHECK_MESSAGE(starts(rb, "451 4.3.0 "), rb);
+  CHECK_MESSAGE(starts(rc, "451 4.3.0 "), rc);
+  std::string trace = slurp(shim_log);
+  CHECK(count_lines(trace, "fired dirfsync #2 EIO") == 1);
+  CHECK(count_lines(trace, "fired ") == 1);
+  CHECK(p.count_log("delivery failed: fsync " + md + "/new: Input/output error (EIO 5)") == 2);
+  Inventory inv = inventory(md, "batch");
+  CHECK(inv.bad.empty());
+  CHECK(inv.copies[0] == 1);
+  CHECK(inv.copies.count(1) == 0);
+  CHECK(inv.copies.count(2) == 0);
+  CHECK(inv.tmp_files == 0);
+  CHECK(files_in(md + "/new").size() == 1);
+  // The Maildir works on: a 4th message gets its own (successful) fsync.
+  CHECK(starts(transact(*a, {"alice@one.test"}, make_message("batch", 3, 3000)), "250 "));
+  inv = inventory(md, "batch");
+  CHECK(inv.copies[3] == 1);
+  CHECK(starts(a->cmd("QUIT"), "221"));
+  p.signal(SIGTERM);
+  REQUIRE(p.wait(15));
+  CHECK_MESSAGE((WIFEXITED(p.wstatus) && WEXITSTATUS(p.wstatus) == 0), describe_status(p.wstatus));
+}
+
+TEST_CASE("faults: concurrent deliveries into one Maildir share the fsyncs of its new/") {
+  // 8 sessions send 4 messages each at once; every fsync of new/ takes 100 ms (the shim only
+  // counts and delays). Copies linked while one runs are settled together by the next one, so
+  // there are far fewer fsyncs of new/ than messages; every message still gets its own file
+  // fsync before its link.
+  Tree t;
+  std::string md = maildir_of(t.mail(), "alice@one.test");
+  make_maildir(md);
+  std::string shim_log = t.dir + "/shim.log";
+  Env env = shim_env("dirfsync", md + "/new/", 0, "EIO", shim_log);
+  env["FAILSHIM_DELAY_US"] = "100000";
+  env["FAILSHIM_TRACE"] = "1";
+  Proc p;
+  REQUIRE_MESSAGE(p.start(t, env, t.dir + "/log"), p.why());
+  const int kSessions = 8, kEach = 4;
+  std::vector<std::string> replies(kSessions * kEach);
+  std::vector<std::thread> threads;
+  for (int s = 0; s < kSessions; ++s)
+    threads.emplace_back([&, s] {
+      itest::Client c(p.port);
+      if (c.code() != 220 || !starts(c.cmd("EHLO client.test"), "250")) return;
+      for (int i = 0; i < kEach; ++i)
+        replies[s * kEach + i] =
+            transact(c, {"alice@one.test"}, make_message("group", s * kEach + i, 2000), 20);
+      c.cmd("QUIT");
+    });
+  for (auto &th : threads) th.join();
+  int ok = 0;
+  for (const auto &r : replies) ok += starts(r, "250 ") ? 1 : 0;
+  int syncs = count_lines(slurp(shim_log), "seen dirfsync ");
+  MESSAGE(ok << " of " << replies.size() << " messages got 250 with " << syncs
+             << " fsyncs of new/");
+  CHECK(ok == kSessions * kEach);
+  CHECK(syncs >= 1);
+  CHECK(syncs < kSessions * kEach / 2);
+  Inventory inv = inventory(md, "group");
+  CHECK(inv.bad.empty());
+  for (int n = 0; n < kSessions * kEach; ++n) CHECK_MESSAGE(inv.copies[n] == 1, "message " << n);
+  CHECK(inv.tmp_files == 0);
+}
+
+// Fixed core bug (regression test): SpoolFile::append() cannot create the spill file (open
+// O_TMPFILE fails: ENOSPC, EIO, EMFILE) -> it sets err and clears the buffer but stays in_memory,
+// and flush() checks in_memory before err and reports success. The core then runs data_post and
+// queue on an EMPTY message whose message_size() is the full size: no "spool write failed", no 451
+// from the core. queue/maildir catches the short spool ("read spool for ...: EIO") and says 451; a
+// queue plugin that reads to EOF (queue/smtp-forward) forwards an empty message and the client gets
+// 250: the message is lost. Fix: in flush() (and dup_fd/read) test err first.
 TEST_CASE("faults: the spill file cannot be created: the core must answer 451 itself") {
   Case k;
   k.call = "open";
@@ -492,8 +646,8 @@ TEST_CASE("faults: the spill file cannot be created: the core must answer 451 it
   MESSAGE(run_case(k, "spool-open"));
 }
 
-// Fixed core bug (same as above), end to end: uvsmtpd A forwards with queue/smtp-forward to uvsmtpd B
-// (queue/maildir); A cannot create its spill file. Expected: 451 from A, nothing at B.
+// Fixed core bug (same as above), end to end: uvsmtpd A forwards with queue/smtp-forward to uvsmtpd
+// B (queue/maildir); A cannot create its spill file. Expected: 451 from A, nothing at B.
 TEST_CASE(
     "faults: spill file failure + queue/smtp-forward: no 250 for a message that was not stored") {
   Tree tb;

@@ -3,6 +3,7 @@
 
 #include <atomic>
 #include <csignal>
+#include <ctime>
 #include <map>
 #include <mutex>
 #include <random>
@@ -380,16 +381,19 @@ struct Point {
 
 TEST_CASE("signals: SIGKILL at each step of a delivery, then a restart on the same tree") {
   // Two recipients, copies published in path order (one.test, then two.test); a message of four
-  // 64 KiB chunks. What the recipients hold after each crash is printed; what must hold: the
-  // client saw no 250, no partial file is in new/, the restarted server delivers the retry.
+  // 64 KiB chunks. The order of one delivery: write+fsync copy 1, write+fsync copy 2, link 1,
+  // link 2, unlink both tmp/ names, then the two new/ fsyncs (they may run in parallel), then
+  // 250. What the recipients hold after each crash is printed; what must hold: the client saw
+  // no 250, no partial file is in new/, the restarted server delivers the retry.
   const std::vector<Point> points = {
       {"mid-write of copy 1", "write", "kill", 2, "/"},
       {"before fsync of copy 1", "fsync", "kill", 1, "/"},
       {"after fsync of copy 2, before any link", "fsync", "kill_after", 2, "/"},
       {"after link of copy 1, before link of copy 2", "link", "kill_after", 1, "/"},
-      {"after both links, before fsync of new/", "link", "kill_after", 2, "/"},
-      {"after fsync of both new/, before the tmp/ cleanup", "dirfsync", "kill_after", 2, "@/new/"},
-      {"after the tmp/ cleanup, before the 250", "unlink", "kill_after", 2, "/"},
+      {"after both links, before the tmp/ cleanup", "link", "kill_after", 2, "/"},
+      {"after the tmp/ cleanup, before the fsyncs of new/", "unlink", "kill_after", 2, "/"},
+      {"after the second new/ fsync returns, before the 250", "dirfsync", "kill_after", 2,
+       "@/new/"},
   };
   const std::vector<std::string> rcpts = {"a@one.test", "b@two.test"};
   const std::string tag = "point";
@@ -437,13 +441,15 @@ TEST_CASE("signals: SIGKILL at each step of a delivery, then a restart on the sa
   }
 }
 
-// PLUGIN GAP (issue 6 asks "a restart cleans tmp/"; security.md 5.3 step 6): queue/maildir never
-// removes tmp/ leftovers of a killed delivery, at startup or later; maildir(5) leaves them to
-// readers (36 h). Expected to fail until the plugin sweeps tmp/ (e.g. files older than 36 h,
-// or any file at startup) — a leftover is harmless but grows with every crash.
-TEST_CASE("signals: a restart cleans tmp/ (issue 6)" * doctest::may_fail()) {
+// Issue 6 asks "a restart cleans tmp/" (security.md 5.3 step 6). queue/maildir sweeps a Maildir's
+// tmp/ the first time the process uses it: it removes this host's names whose process is dead
+// (or was started after the file: a reused pid) and any file untouched for 36 hours; it keeps
+// other agents' fresh files and the files of live processes. The sweep runs in the first
+// delivery's pool work, before its 250, so the check after the 250 is not racy.
+TEST_CASE("signals: a restart cleans tmp/ (issue 6)") {
   Tree t;
-  make_maildir(maildir_of(t.mail(), "a@one.test"));
+  std::string md = maildir_of(t.mail(), "a@one.test");
+  make_maildir(md);
   Env env = shim_env("fsync", t.mail() + "/", 1, "EIO", t.dir + "/shim.log");
   env["FAILSHIM_ACTION"] = "kill";
   Proc p;
@@ -455,14 +461,45 @@ TEST_CASE("signals: a restart cleans tmp/ (issue 6)" * doctest::may_fail()) {
     transact(c, {"a@one.test"}, make_message("sweep", 0, 1000), 10);
   }
   REQUIRE(p.wait(5));
-  REQUIRE(files_in(maildir_of(t.mail(), "a@one.test") + "/tmp").size() == 1);
+  auto left = files_in(md + "/tmp");
+  REQUIRE(left.size() == 1);  // the killed run's tmp/<unique>, with its (now dead) pid
+  // Files the sweep must keep, and one more it must remove. The names use the plugin's format
+  // "<secs>.M<usec>P<pid>Q<n>R<16 hex>.<host>"; the tree's hostname is mx.test.invalid.
+  long now_s = static_cast<long>(time(nullptr));
+  auto own = [&](long secs, long pid, const std::string &host) {
+    return md + "/tmp/" + std::to_string(secs) + ".M000001P" + std::to_string(pid) +
+           "Q1R0123456789abcdef." + host;
+  };
+  const std::string live_old_pid = own(now_s - 5, 1, "mx.test.invalid");  // pid 1 is older
+  const std::string reused_pid = own(1000, 1, "mx.test.invalid");  // pid 1 started after 1970
+  const std::string live_self = own(now_s, static_cast<long>(getpid()), "mx.test.invalid");
+  const std::string other_host = own(1000, 999999999, "other.host.invalid");
+  const std::string foreign = md + "/tmp/" + std::to_string(now_s) + ".12345_1.lda.example";
+  for (const auto &f : {live_old_pid, reused_pid, live_self, other_host, foreign})
+    spit(f, "not a message\r\n");
   Proc q;
   REQUIRE_MESSAGE(q.start(t, {}, t.dir + "/log.1"), q.why());
   itest::Client c(q.port);
   REQUIRE(c.code() == 220);
   REQUIRE(starts(c.cmd("EHLO client.test"), "250"));
   REQUIRE(starts(transact(c, {"a@one.test"}, make_message("sweep", 1, 1000), 10), "250 "));
-  CHECK(files_in(maildir_of(t.mail(), "a@one.test") + "/tmp").empty());
+  auto now_files = files_in(md + "/tmp");
+  std::set<std::string> kept(now_files.begin(), now_files.end());
+  CHECK_MESSAGE(kept.count(left[0]) == 0, "the killed run's leftover is still there");
+  CHECK(kept.count(reused_pid) == 0);
+  CHECK(kept.count(live_old_pid) == 1);
+  CHECK(kept.count(live_self) == 1);
+  CHECK(kept.count(other_host) == 1);
+  CHECK(kept.count(foreign) == 1);
+  CHECK(kept.size() == 4);
+  CHECK(q.count_log("removed 2 leftover file(s) of dead uvsmtpd runs on this host and 0 older") ==
+        1);
+  Inventory inv = inventory(md, "sweep");
+  CHECK(inv.bad.empty());
+  CHECK(inv.copies[1] == 1);
+  // A second delivery does not sweep again (once per Maildir and process).
+  REQUIRE(starts(transact(c, {"a@one.test"}, make_message("sweep", 2, 1000), 10), "250 "));
+  CHECK(q.count_log("leftover file(s)") == 1);
 }
 
 // ---- a delivery that outlives its session ----------------------------------------------
@@ -554,14 +591,14 @@ TEST_CASE(
   CHECK(inv.copies[0] == 0);
 }
 
-// Fixed core bug (regression test): a plugin's complete() that arrives after shutdown has closed the completion queue
-// (LoopServices::close(), from Server::maybe_finish) is dropped by LoopServices::post(), so the
-// uvs_pending is never finished and never freed. It holds the Generation (keepalive), so that
-// generation's plugins are never fini'd either: LeakSanitizer reports the pending
-// (services.cpp:56, from api_suspend in queue/maildir's on_queue) and every plugin state, and
-// the ASan build exits with "Aborted" instead of 0. plugin.h promises "the handle is freed all
-// the same". Repro: SIGTERM with shutdown_grace = 1 while queue/maildir's fsync takes 2 s.
-// In a normal build the only trace is fini not running; this test then passes.
+// Fixed core bug (regression test): a plugin's complete() that arrives after shutdown has closed
+// the completion queue (LoopServices::close(), from Server::maybe_finish) is dropped by
+// LoopServices::post(), so the uvs_pending is never finished and never freed. It holds the
+// Generation (keepalive), so that generation's plugins are never fini'd either: LeakSanitizer
+// reports the pending (services.cpp:56, from api_suspend in queue/maildir's on_queue) and every
+// plugin state, and the ASan build exits with "Aborted" instead of 0. plugin.h promises "the handle
+// is freed all the same". Repro: SIGTERM with shutdown_grace = 1 while queue/maildir's fsync takes
+// 2 s. In a normal build the only trace is fini not running; this test then passes.
 TEST_CASE("signals: a delivery that completes after shutdown frees its pending handle (ASan)") {
   Tree t("verdict rcpt=OK\n", "shutdown_grace = 1");
   Proc p;

@@ -447,6 +447,75 @@ TEST_CASE("delivery: failure after one copy is already in new/ removes that copy
   CHECK(files_in(other.path).empty());
 }
 
+TEST_CASE(
+    "delivery: parallel sessions into a shared and an own Maildir: each 250 is in both once") {
+  // Group commit: the fsyncs of a new/ directory are shared by the copies linked while the
+  // previous one ran, so one message's two copies are settled by different batches of two
+  // directories. Whatever the interleaving, every message that got 250 is complete in both of
+  // its Maildirs, exactly once, and tmp/ is empty.
+  TempDir mail;
+  std::string base = mail.path + "/mail";
+  Server s(deliver_opts(base));
+  REQUIRE(s.started());
+  const int kSessions = 6, kEach = 5;
+  auto body = [](int n) {  // n + 5 lines of 62 bytes
+    std::string b;
+    for (int l = 0; l < n + 5; ++l)
+      b += std::to_string(n) + ":" + std::string(58, static_cast<char>('a' + l % 26)) + "\r\n";
+    return b;
+  };
+  std::vector<std::string> replies(kSessions * kEach);
+  std::vector<std::thread> threads;
+  for (int t = 0; t < kSessions; ++t)
+    threads.emplace_back([&, t] {
+      Client c(s.port());
+      if (c.code(10) != 220 || c.cmd("EHLO client.test", 10).rfind("250", 0) != 0) return;
+      for (int i = 0; i < kEach; ++i) {
+        int n = t * kEach + i;
+        if (c.cmd("MAIL FROM:<sender@client.test>", 10).rfind("250", 0) != 0) return;
+        if (c.cmd("RCPT TO:<shared@one.test>", 10).rfind("250", 0) != 0) return;
+        if (c.cmd("RCPT TO:<own" + std::to_string(t) + "@two.test>", 10).rfind("250", 0) != 0)
+          return;
+        if (c.cmd("DATA", 10).rfind("354", 0) != 0) return;
+        c.send(dot_stuff(message("par" + std::to_string(n), body(n))) + ".\r\n");
+        replies[n] = c.reply(20);
+      }
+      c.cmd("QUIT", 5);
+    });
+  for (auto &th : threads) th.join();
+  auto subject_of = [](const std::string &stored) {
+    auto pos = stored.find("\r\nSubject: ");
+    return pos == std::string::npos
+               ? std::string()
+               : stored.substr(pos + 11, stored.find("\r\n", pos + 11) - pos - 11);
+  };
+  std::map<std::string, int> shared;
+  for (const auto &f : files_in(base + "/one.test/shared/new")) ++shared[subject_of(slurp(f))];
+  CHECK(files_in(base + "/one.test/shared/tmp").empty());
+  for (int t = 0; t < kSessions; ++t) {
+    std::string own = base + "/two.test/own" + std::to_string(t);
+    CHECK(files_in(own + "/tmp").empty());
+    std::map<std::string, int> mine;
+    for (const auto &f : files_in(own + "/new")) {
+      std::string stored = slurp(f), hdr, rest;
+      REQUIRE(split_received(stored, hdr, rest));
+      std::string subj = subject_of(stored);
+      int n = atoi(subj.c_str() + 3);
+      CHECK(rest == message(subj, body(n)));
+      ++mine[subj];
+    }
+    for (int i = 0; i < kEach; ++i) {
+      int n = t * kEach + i;
+      std::string subj = "par" + std::to_string(n);
+      CAPTURE(subj);
+      CHECK_MESSAGE(replies[n].rfind("250 ", 0) == 0, replies[n]);
+      CHECK(mine[subj] == 1);
+      CHECK(shared[subj] == 1);
+    }
+  }
+  CHECK(files_in(base + "/one.test/shared/new").size() == static_cast<size_t>(kSessions * kEach));
+}
+
 TEST_CASE("delivery: bad plugin arguments stop startup") {
   // The server binds (and logs "listening") before it loads plugins, so wait for its exit.
   TempDir mail;

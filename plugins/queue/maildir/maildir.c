@@ -1,23 +1,36 @@
 /* plugins/queue/maildir/maildir.c: queue/maildir, durable local delivery of each message into
- * one Maildir per recipient (arguments, path building, the Maildir protocol, rollback). */
+ * one Maildir per recipient (arguments, path building, the Maildir protocol, group commit of the
+ * new/ fsyncs, rollback, the tmp/ sweep). */
 /*
  * conf/plugins:  queue/maildir <dir> [pattern]       (pattern default "%d/%u")
  *
- * The queue hook suspends and runs the delivery on the thread pool (uvs_api.run_blocking):
- *   1. for each distinct Maildir: create <maildir>/{tmp,new,cur} as needed (a created
- *      directory is made durable by fsyncing its parent), create tmp/<unique> with O_EXCL,
- *      copy the spooled message into it with pread/write in 64 KiB chunks, fsync, close;
- *   2. link every tmp/<unique> to new/<unique> (the moment of delivery), fsync every new/;
- *   3. unlink the tmp/ names (cosmetic, best effort; tmp/ is not fsynced).
- * Only when every copy is durable does the hook answer OK (the core says 250). Any failure
- * removes every copy made so far, from new/ as well, and answers 451 4.3.0; the log line
- * names the operation, the path and the errno. docs/plugins/queue-maildir.md has the details.
+ * The queue hook suspends; the delivery runs in stages, the disk work on the thread pool
+ * (uvs_api.run_blocking), the bookkeeping on the loop:
+ *   1. pool: for each distinct Maildir: create <maildir>/{tmp,new,cur} as needed (a created
+ *      directory is made durable by fsyncing its parent); the first time this process uses the
+ *      Maildir, sweep its tmp/ (leftovers of this host's dead runs, files older than 36 h);
+ *      create tmp/<unique> with O_EXCL, copy the spooled message into it with pread/write in
+ *      64 KiB chunks, fsync, close. Then link every tmp/<unique> to new/<unique> (the moment of
+ *      delivery) and unlink the tmp/ names (cosmetic, best effort; tmp/ is not fsynced).
+ *   2. loop: each copy waits for an fsync of its new/ that STARTS after its link (group
+ *      commit, one md_dirq per new/ directory): if none is queued or running, one is queued
+ *      now (pool); if one is queued but has not started, the copy joins it; if one runs, the
+ *      copy joins the next batch, queued when the running one ends. One fsync settles every
+ *      copy of its batch.
+ *   3. loop: when every copy of the message is settled: OK (the core says 250) if all of them
+ *      are durable and the session still waits; otherwise (pool) every copy is removed, from
+ *      new/ as well, and the answer is 452 4.3.1 for ENOSPC/EDQUOT, 451 4.3.0 for the rest.
+ * The log line names the operation, the path and the errno. docs/plugins/queue-maildir.md has
+ * the details.
  */
 #define _GNU_SOURCE
 #include <ctype.h>
+#include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
 #include <limits.h>
+#include <pthread.h>
+#include <signal.h>
 #include <stdatomic.h>
 #include <stdint.h>
 #include <stdio.h>
@@ -31,10 +44,13 @@
 
 #include "uvsmtpd/plugin.h"
 
-#define MD_CHUNK (64 * 1024) /* copy buffer: the message is streamed, never loaded whole */
-#define MD_HOST_MAX 64       /* the host part of unique names                          */
-#define MD_NAME_MAX 192      /* a whole unique name                                     */
-#define MD_OPEN_TRIES 5      /* fresh names tried when tmp/<name> exists                */
+#define MD_CHUNK (64 * 1024)       /* copy buffer: the message is streamed, never loaded whole */
+#define MD_HOST_MAX 64             /* the host part of unique names                          */
+#define MD_NAME_MAX 192            /* a whole unique name                                     */
+#define MD_OPEN_TRIES 5            /* fresh names tried when tmp/<name> exists                */
+#define MD_STALE_SECS (36L * 3600) /* maildir(5): tmp/ files untouched this long are dead   */
+#define MD_START_SLACK 2           /* seconds of rounding in a process's start time           */
+#define MD_DIRQ_BUCKETS 256        /* hash buckets of the new/ directories being synced       */
 
 static const uvs_api *api;
 static atomic_ulong md_counter; /* the Q part of unique names: never reused in this process */
@@ -46,57 +62,107 @@ typedef struct md_state {
   char host[MD_HOST_MAX + 1];
 } md_state;
 
+typedef struct md_job md_job;
+
 typedef struct md_copy {
   char *maildir; /* <dir>/<expanded pattern> */
   char name[MD_NAME_MAX];
-  int tmp_made; /* tmp/<name> exists and is ours */
-  int new_made; /* new/<name> exists and is ours */
+  int tmp_made;          /* tmp/<name> exists and is ours */
+  int new_made;          /* new/<name> exists and is ours */
+  md_job *job;           /* the delivery this copy belongs to */
+  struct md_copy *qnext; /* loop: the next copy in the same md_dirq list */
 } md_copy;
 
-typedef struct md_job {
+/* One delivery. Touched by one thread at a time: the pool during a stage, the loop between
+ * stages (uv_queue_work orders the two). */
+struct md_job {
   uvs_plugin *self;
+  uvs_pending *p;
   int msg_fd;
   int64_t size;
   char host[MD_HOST_MAX + 1];
   md_copy *copies;
   int ncopies;
   int nrcpt;
+  int unsynced; /* loop: copies whose new/ fsync has not settled yet */
+  int gone;     /* durable, but the session no longer waited: being undone */
   /* the first failure */
   int err;
   const char *op;
   char *err_path;
   int cleanup_failures; /* unlinks that failed while rolling back */
-} md_job;
+};
+
+/* Group commit of one new/ directory. Loop thread only, except what dirq_work touches on the
+ * pool while `syncing`: it reads path, sets `started` just before it calls fsync, and writes
+ * err. Exists while a copy waits on it. */
+typedef struct md_dirq {
+  struct md_dirq *hnext; /* hash chain */
+  char *path;            /* <maildir>/new */
+  md_copy *waiting;      /* linked, waiting for the fsync after the running one */
+  md_copy **wait_tail;
+  md_copy *batch;     /* the copies the queued or running fsync settles */
+  int syncing;        /* an fsync of path is queued on the pool or runs there */
+  atomic_int started; /* ... and the pool thread has got to it (fsync is called next) */
+  int err;            /* its result: 0 or an errno */
+} md_dirq;
+
+static md_dirq *md_dirqs[MD_DIRQ_BUCKETS];
 
 /* ---- small helpers -------------------------------------------------------------------- */
 
 static const char *errno_name(int e) {
   switch (e) {
-    case EPERM: return "EPERM";
-    case ENOENT: return "ENOENT";
-    case EIO: return "EIO";
-    case EBADF: return "EBADF";
-    case ENOMEM: return "ENOMEM";
-    case EACCES: return "EACCES";
-    case EEXIST: return "EEXIST";
-    case EXDEV: return "EXDEV";
-    case ENOTDIR: return "ENOTDIR";
-    case EISDIR: return "EISDIR";
-    case EINVAL: return "EINVAL";
-    case ENFILE: return "ENFILE";
-    case EMFILE: return "EMFILE";
-    case EFBIG: return "EFBIG";
-    case ENOSPC: return "ENOSPC";
-    case EROFS: return "EROFS";
-    case EMLINK: return "EMLINK";
-    case ENAMETOOLONG: return "ENAMETOOLONG";
-    case ELOOP: return "ELOOP";
-    case EDQUOT: return "EDQUOT";
-    case ENOSYS: return "ENOSYS";
-    case EOPNOTSUPP: return "EOPNOTSUPP";
-    case ESTALE: return "ESTALE";
-    case EINTR: return "EINTR";
-    default: return "errno";
+    case EPERM:
+      return "EPERM";
+    case ENOENT:
+      return "ENOENT";
+    case EIO:
+      return "EIO";
+    case EBADF:
+      return "EBADF";
+    case ENOMEM:
+      return "ENOMEM";
+    case EACCES:
+      return "EACCES";
+    case EEXIST:
+      return "EEXIST";
+    case EXDEV:
+      return "EXDEV";
+    case ENOTDIR:
+      return "ENOTDIR";
+    case EISDIR:
+      return "EISDIR";
+    case EINVAL:
+      return "EINVAL";
+    case ENFILE:
+      return "ENFILE";
+    case EMFILE:
+      return "EMFILE";
+    case EFBIG:
+      return "EFBIG";
+    case ENOSPC:
+      return "ENOSPC";
+    case EROFS:
+      return "EROFS";
+    case EMLINK:
+      return "EMLINK";
+    case ENAMETOOLONG:
+      return "ENAMETOOLONG";
+    case ELOOP:
+      return "ELOOP";
+    case EDQUOT:
+      return "EDQUOT";
+    case ENOSYS:
+      return "ENOSYS";
+    case EOPNOTSUPP:
+      return "EOPNOTSUPP";
+    case ESTALE:
+      return "ESTALE";
+    case EINTR:
+      return "EINTR";
+    default:
+      return "errno";
   }
 }
 
@@ -244,6 +310,7 @@ static void fail(md_job *j, const char *op, const char *path, int err) {
   if (j->err) return; /* keep the first failure */
   j->err = err ? err : EIO;
   j->op = op;
+  free(j->err_path); /* NULL until the first failure */
   j->err_path = md_strdup(path ? path : "");
 }
 
@@ -265,12 +332,16 @@ static int fsync_parent(md_job *j, char *path) {
     return rc;
   }
   char keep = slash[1];
-  if (slash == path) slash[1] = '\0';
-  else *slash = '\0';
+  if (slash == path)
+    slash[1] = '\0';
+  else
+    *slash = '\0';
   rc = fsync_dir(path);
   if (rc < 0) fail(j, "fsync", path, -rc);
-  if (slash == path) slash[1] = keep;
-  else *slash = '/';
+  if (slash == path)
+    slash[1] = keep;
+  else
+    *slash = '/';
   return rc;
 }
 
@@ -328,6 +399,184 @@ static void unique_name(char *out, size_t cap, const char *host) {
     r = ((unsigned long long)ts.tv_nsec << 32) ^ (q * 0x9E3779B97F4A7C15ull) ^ (uintptr_t)&ts;
   snprintf(out, cap, "%lld.M%06ldP%ldQ%luR%016llx.%s", (long long)ts.tv_sec, ts.tv_nsec / 1000,
            (long)getpid(), q, r, host);
+}
+
+/* ---- the tmp/ sweep (thread pool) ----------------------------------------------------- */
+
+/* Maildirs this process has swept, by a 64-bit hash of the path (open addressing, 0 = empty).
+ * A collision only skips a sweep. Shared by every instance and reload: the module stays
+ * mapped for the life of the process. */
+static pthread_mutex_t md_swept_mu = PTHREAD_MUTEX_INITIALIZER;
+static uint64_t *md_swept;
+static size_t md_swept_cap, md_swept_n;
+
+static uint64_t hash_str(const char *s) {
+  uint64_t h = 1469598103934665603ull; /* FNV-1a */
+  for (; *s; ++s) h = (h ^ (unsigned char)*s) * 1099511628211ull;
+  return h ? h : 1;
+}
+
+static int swept_insert(uint64_t *tab, size_t cap, uint64_t h) {
+  for (size_t i = h & (cap - 1);; i = (i + 1) & (cap - 1)) {
+    if (tab[i] == h) return 0;
+    if (tab[i] == 0) {
+      tab[i] = h;
+      return 1;
+    }
+  }
+}
+
+/* First use of this Maildir in this process? Marks it used. No memory: "not the first". */
+static int first_use(const char *maildir) {
+  uint64_t h = hash_str(maildir);
+  int first = 0;
+  pthread_mutex_lock(&md_swept_mu);
+  if ((md_swept_n + 1) * 2 > md_swept_cap) { /* keep the table at most half full */
+    size_t cap = md_swept_cap ? md_swept_cap * 2 : 256;
+    uint64_t *tab = calloc(cap, sizeof *tab);
+    if (tab) {
+      for (size_t i = 0; i < md_swept_cap; ++i)
+        if (md_swept[i]) swept_insert(tab, cap, md_swept[i]);
+      free(md_swept);
+      md_swept = tab;
+      md_swept_cap = cap;
+    }
+  }
+  if ((md_swept_n + 1) * 2 <= md_swept_cap && swept_insert(md_swept, md_swept_cap, h)) {
+    ++md_swept_n;
+    first = 1;
+  }
+  pthread_mutex_unlock(&md_swept_mu);
+  return first;
+}
+
+/* Decimal digits at *p (at least one, no sign, no blanks) into *v; advances *p. */
+static int digits(const char **p, unsigned long long *v) {
+  const char *s = *p;
+  unsigned long long x = 0;
+  if (!isdigit((unsigned char)*s)) return 0;
+  for (; isdigit((unsigned char)*s); ++s) {
+    if (x > (ULLONG_MAX - 9) / 10) return 0;
+    x = x * 10 + (unsigned)(*s - '0');
+  }
+  *p = s;
+  *v = x;
+  return 1;
+}
+
+/* Is name one of ours, as unique_name() makes it for this host
+ * ("<secs>.M<usec>P<pid>Q<n>R<16 hex>.<host>")? Then *secs and *pid are set. */
+static int own_name(const char *name, const char *host, long long *secs, long *pid) {
+  const char *p = name;
+  unsigned long long s, us, pd, q;
+  if (!digits(&p, &s) || *p++ != '.' || *p++ != 'M' || !digits(&p, &us) || *p++ != 'P' ||
+      !digits(&p, &pd) || *p++ != 'Q' || !digits(&p, &q) || *p++ != 'R')
+    return 0;
+  for (int i = 0; i < 16; ++i, ++p)
+    if (!isxdigit((unsigned char)*p)) return 0;
+  if (*p++ != '.' || strcmp(p, host) != 0 || s > (unsigned long long)LLONG_MAX || pd == 0 ||
+      pd > (unsigned long long)INT_MAX)
+    return 0;
+  *secs = (long long)s;
+  *pid = (long)pd;
+  return 1;
+}
+
+/* The boot time (realtime seconds) from /proc/stat, -1 if unknown. */
+static long long boot_time(void) {
+  FILE *f = fopen("/proc/stat", "re");
+  if (!f) return -1;
+  char line[256];
+  long long bt = -1;
+  while (fgets(line, sizeof line, f))
+    if (strncmp(line, "btime ", 6) == 0) {
+      bt = atoll(line + 6);
+      break;
+    }
+  fclose(f);
+  return bt;
+}
+
+/* When process pid started (realtime seconds), -1 if unknown: /proc/<pid>/stat field 22. */
+static long long start_time(long pid, long long btime) {
+  char path[64], buf[1024];
+  snprintf(path, sizeof path, "/proc/%ld/stat", pid);
+  int fd = open(path, O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return -1;
+  ssize_t n = read(fd, buf, sizeof buf - 1);
+  close(fd);
+  if (n <= 0 || btime < 0) return -1;
+  buf[n] = '\0';
+  const char *p = strrchr(buf, ')'); /* the command name may hold blanks and ')' */
+  if (!p) return -1;
+  ++p;
+  for (int field = 2; field < 21; ++field) { /* after ')' come fields 3 (state) .. 22 */
+    p = strchr(p + 1, ' ');
+    if (!p) return -1;
+  }
+  unsigned long long ticks;
+  ++p;
+  long hz = sysconf(_SC_CLK_TCK);
+  if (!digits(&p, &ticks) || hz <= 0) return -1;
+  return btime + (long long)(ticks / (unsigned long long)hz);
+}
+
+/* Could process pid, alive now, have made a file at secs? Only if it exists and started no
+ * later. Unknown start time: yes (keep the file). */
+static int may_be_owner(long pid, long long secs, long long btime) {
+  if (kill((pid_t)pid, 0) != 0 && errno == ESRCH) return 0;
+  long long started = start_time(pid, btime);
+  return started < 0 || started <= secs + MD_START_SLACK;
+}
+
+/* Removes from <maildir>/tmp (regular files only, symlinks not followed):
+ *  - this host's own names (host part, format) whose process is dead, or is a newer process
+ *    that reuses the pid: the leftovers of a crashed or killed run of uvsmtpd;
+ *  - any file whose mtime, ctime and atime are all older than 36 hours (maildir(5): anyone
+ *    may remove those, whoever wrote them).
+ * Everything else stays: another delivery agent's fresh files, and the files of a live
+ * uvsmtpd (this process, or another one sharing the Maildir). Best effort: errors only count. */
+static void sweep_tmp(md_job *j, const char *maildir) {
+  char *tmp = join3(maildir, "tmp", "");
+  DIR *d = tmp ? opendir(tmp) : NULL;
+  if (!d) {
+    free(tmp);
+    return;
+  }
+  time_t now = time(NULL);
+  long long btime = -1;
+  int dead = 0, old = 0, failed = 0;
+  for (struct dirent *de; (de = readdir(d)) != NULL;) {
+    const char *n = de->d_name;
+    if (strcmp(n, ".") == 0 || strcmp(n, "..") == 0) continue;
+    struct stat sb;
+    if (fstatat(dirfd(d), n, &sb, AT_SYMLINK_NOFOLLOW) != 0 || !S_ISREG(sb.st_mode)) continue;
+    long long secs;
+    long pid;
+    int stale = now - sb.st_mtime > MD_STALE_SECS && now - sb.st_ctime > MD_STALE_SECS &&
+                now - sb.st_atime > MD_STALE_SECS;
+    int orphan = 0;
+    if (!stale && own_name(n, j->host, &secs, &pid)) {
+      if (btime < 0) btime = boot_time();
+      orphan = !may_be_owner(pid, secs, btime);
+    }
+    if (!stale && !orphan) continue;
+    if (unlinkat(dirfd(d), n, 0) == 0) {
+      if (stale)
+        ++old;
+      else
+        ++dead;
+    } else if (errno != ENOENT) {
+      ++failed;
+    }
+  }
+  closedir(d);
+  if (dead + old + failed > 0)
+    api->log(j->self, NULL, UVS_LOG_NOTICE,
+             "swept %s: removed %d leftover file(s) of dead uvsmtpd runs on this host and %d "
+             "older than 36 hours%s",
+             tmp, dead, old, failed ? " (some could not be removed)" : "");
+  free(tmp);
 }
 
 static int write_all(int fd, const char *buf, size_t n) {
@@ -448,6 +697,7 @@ static void rollback(md_job *j) {
   }
 }
 
+/* Stage 1 (pool): every copy written, synced, linked into new/; on failure, all undone. */
 static void md_work(void *ud) {
   md_job *j = ud;
   char *buf = malloc(MD_CHUNK);
@@ -455,20 +705,18 @@ static void md_work(void *ud) {
     fail(j, "malloc", "copy buffer", ENOMEM);
     goto out;
   }
-  for (int i = 0; i < j->ncopies; ++i)
-    if (ensure_maildir(j, &j->copies[i]) < 0 || write_copy(j, &j->copies[i], buf) < 0) goto undo;
+  for (int i = 0; i < j->ncopies; ++i) {
+    md_copy *c = &j->copies[i];
+    if (ensure_maildir(j, c) < 0) goto undo;
+    if (first_use(c->maildir)) sweep_tmp(j, c->maildir);
+    if (write_copy(j, c, buf) < 0) goto undo;
+  }
   for (int i = 0; i < j->ncopies; ++i)
     if (publish_copy(j, &j->copies[i]) < 0) goto undo;
-  for (int i = 0; i < j->ncopies; ++i) {
-    char *dir = join3(j->copies[i].maildir, "new", "");
-    int rc = dir ? fsync_dir(dir) : -ENOMEM;
-    if (rc < 0) fail(j, "fsync", dir ? dir : j->copies[i].maildir, -rc);
-    free(dir);
-    if (rc < 0) goto undo;
-  }
-  /* Delivered. The tmp/ names are leftovers now; removing them is cosmetic, so tmp/ is not
-   * fsynced (that would cost the client a third disk flush before its 250): after a crash a
-   * name may come back in tmp/, which Maildir readers ignore and clean. */
+  /* Every copy has its new/ name; the tmp/ names are leftovers now. Removing them is cosmetic,
+   * so tmp/ is not fsynced (that would cost a disk flush before the 250): after a crash a name
+   * may come back in tmp/, where the next run's sweep or a Maildir reader removes it. If the
+   * new/ fsync fails later, the rollback removes the new/ name, and the file is gone. */
   for (int i = 0; i < j->ncopies; ++i) {
     md_copy *c = &j->copies[i];
     if (!c->tmp_made) continue;
@@ -485,6 +733,10 @@ out:
   j->msg_fd = -1;
 }
 
+static void undo_work(void *ud) {
+  rollback(ud);
+}
+
 /* ---- the loop side -------------------------------------------------------------------- */
 
 static void job_free(md_job *j) {
@@ -497,33 +749,190 @@ static void job_free(md_job *j) {
 }
 
 static const char kSoftText[] = "Temporary local delivery failure, try again later";
+static const char kFullText[] = "Insufficient system storage, try again later";
 
-static void md_done(uvs_pending *p, void *ud) {
+/* A failed delivery's answer: 452 4.3.1 when the disk or the quota is full, else 451 4.3.0. */
+static void complete_failed(md_job *j) {
+  if (j->err == ENOSPC || j->err == EDQUOT)
+    api->complete(j->p, UVS_DENYSOFT, 452, "4.3.1", kFullText);
+  else
+    api->complete(j->p, UVS_DENYSOFT, 451, "4.3.0", kSoftText);
+}
+
+static void log_failed(md_job *j) {
+  api->log(j->self, api->pending_call(j->p), UVS_LOG_ERR,
+           "delivery failed: %s %s: %s (%s %d); no copy delivered%s", j->op,
+           j->err_path ? j->err_path : "", strerror(j->err), errno_name(j->err), j->err,
+           j->cleanup_failures ? ", but some copies could not be removed" : "");
+}
+
+/* Stage 3 (loop), after the undo on the pool. */
+static void undo_done(uvs_pending *p, void *ud) {
   md_job *j = ud;
-  uvs_call *call = api->pending_call(p);
-  if (j->err == 0 && !call) {
-    /* The session stopped waiting (hook timeout, client gone): no 250 can follow this OK,
-     * so the client will send again. Undo the delivery rather than duplicate it. */
-    rollback(j);
+  (void)p;
+  if (j->gone) {
+    /* The session stopped waiting (hook timeout, client gone): no 250 could follow an OK,
+     * so the client will send again. The delivery is undone rather than duplicated. */
     api->log(j->self, NULL, UVS_LOG_WARNING,
              "session no longer waits; removed the %d copies just delivered%s", j->ncopies,
              j->cleanup_failures ? " (some could not be removed: possible duplicate)" : "");
-    api->complete(p, UVS_DENYSOFT, 451, "4.3.0", kSoftText);
-  } else if (j->err == 0) {
-    api->log(j->self, call, UVS_LOG_INFO, "delivered %lld bytes to %d Maildir(s) for %d recipient(s)",
-             (long long)j->size, j->ncopies, j->nrcpt);
+    api->complete(j->p, UVS_DENYSOFT, 451, "4.3.0", kSoftText);
+  } else {
+    log_failed(j);
+    complete_failed(j);
+  }
+  job_free(j);
+}
+
+/* Removes every copy on the pool, then answers (undo_done). */
+static void start_undo(md_job *j) {
+  if (api->run_blocking(j->p, undo_work, undo_done, j) < 0) {
+    rollback(j); /* the pool refused the work: never leave a copy nobody answers 250 for */
+    undo_done(j->p, j);
+  }
+}
+
+/* Stage 3 (loop): every copy's new/ fsync has settled. */
+static void job_settle(md_job *j) {
+  uvs_call *call = api->pending_call(j->p);
+  if (j->err == 0 && call) {
+    api->log(j->self, call, UVS_LOG_INFO,
+             "delivered %lld bytes to %d Maildir(s) for %d recipient(s)", (long long)j->size,
+             j->ncopies, j->nrcpt);
     for (int i = 0; i < j->ncopies; ++i)
       api->log(j->self, call, UVS_LOG_DEBUG, "delivered %s/new/%s", j->copies[i].maildir,
                j->copies[i].name);
-    api->complete(p, UVS_OK, 0, NULL, NULL);
-  } else {
-    api->log(j->self, call, UVS_LOG_ERR,
-             "delivery failed: %s %s: %s (%s %d); no copy delivered%s", j->op,
-             j->err_path ? j->err_path : "", strerror(j->err), errno_name(j->err), j->err,
-             j->cleanup_failures ? ", but some copies could not be removed" : "");
-    api->complete(p, UVS_DENYSOFT, 451, "4.3.0", kSoftText);
+    api->complete(j->p, UVS_OK, 0, NULL, NULL);
+    job_free(j);
+    return;
   }
-  job_free(j);
+  j->gone = j->err == 0;
+  start_undo(j);
+}
+
+/* One copy's new/ fsync has settled with err (0: durable). */
+static void copy_synced(md_job *j, md_copy *c, int err) {
+  if (err && c) {
+    char *dir = join3(c->maildir, "new", "");
+    fail(j, "fsync", dir ? dir : c->maildir, err);
+    free(dir);
+  }
+  if (--j->unsynced == 0) job_settle(j);
+}
+
+/* ---- group commit of new/ (loop) ------------------------------------------------------ */
+
+static void dirq_start(md_dirq *q);
+
+static md_dirq **dirq_slot(const char *path) {
+  md_dirq **slot = &md_dirqs[hash_str(path) % MD_DIRQ_BUCKETS];
+  while (*slot && strcmp((*slot)->path, path) != 0) slot = &(*slot)->hnext;
+  return slot;
+}
+
+static void dirq_release(md_dirq *q) {
+  md_dirq **slot = dirq_slot(q->path);
+  if (*slot == q) *slot = q->hnext;
+  free(q->path);
+  free(q);
+}
+
+static void dirq_work(void *ud) {
+  md_dirq *q = ud;
+  atomic_store(&q->started, 1); /* from here on, no copy joins this batch */
+  int rc = fsync_dir(q->path);
+  q->err = rc < 0 ? -rc : 0;
+}
+
+/* The fsync of q->path has ended: it settles its whole batch. The copies that arrived after
+ * it started need the next one, which starts now. */
+static void dirq_done(uvs_pending *p, void *ud) {
+  md_dirq *q = ud;
+  (void)p;
+  md_copy *batch = q->batch;
+  int err = q->err;
+  q->batch = NULL;
+  q->syncing = 0;
+  if (q->waiting)
+    dirq_start(q);
+  else
+    dirq_release(q);
+  for (md_copy *c = batch, *next; c; c = next) {
+    next = c->qnext;
+    c->qnext = NULL;
+    copy_synced(c->job, c, err);
+  }
+}
+
+/* Starts an fsync for every copy waiting on q, as work of the first one's pending call (which
+ * stays uncompleted until dirq_done, because its copy is in the batch). */
+static void dirq_start(md_dirq *q) {
+  q->batch = q->waiting;
+  q->waiting = NULL;
+  q->wait_tail = &q->waiting;
+  q->syncing = 1;
+  atomic_store(&q->started, 0);
+  q->err = 0;
+  int rc = api->run_blocking(q->batch->job->p, dirq_work, dirq_done, q);
+  if (rc < 0) {
+    q->err = -rc;
+    dirq_done(NULL, q);
+  }
+}
+
+/* Stage 2 (loop): c is linked into new/ (the link happened before this call); it needs an
+ * fsync of new/ that starts after the link:
+ *  - none queued or running: one starts now, for c;
+ *  - one queued on the pool that has not started (it waits behind other work): c joins its
+ *    batch. Its fsync is called after `started` is set, and c saw it unset, after its link;
+ *  - one running (it may have started before the link): c waits for the next one, which
+ *    starts when the running one ends, for every copy that arrived meanwhile. */
+static void dirq_add(md_copy *c) {
+  char *path = join3(c->maildir, "new", "");
+  md_dirq *q = NULL;
+  if (path) {
+    md_dirq **slot = dirq_slot(path);
+    if (*slot) {
+      q = *slot;
+      free(path);
+    } else if ((q = calloc(1, sizeof *q)) != NULL) {
+      q->path = path;
+      q->wait_tail = &q->waiting;
+      *slot = q;
+    } else {
+      free(path);
+    }
+  }
+  if (!q) {
+    copy_synced(c->job, c, ENOMEM);
+    return;
+  }
+  c->qnext = NULL;
+  if (q->syncing && !atomic_load(&q->started)) {
+    c->qnext = q->batch;
+    q->batch = c;
+    return;
+  }
+  *q->wait_tail = c;
+  q->wait_tail = &c->qnext;
+  if (!q->syncing) dirq_start(q);
+}
+
+/* Stage 1 done (loop). */
+static void md_done(uvs_pending *p, void *ud) {
+  md_job *j = ud;
+  if (j->err) { /* already rolled back on the pool */
+    log_failed(j);
+    complete_failed(j);
+    job_free(j);
+  } else if (!api->pending_call(p)) {
+    j->gone = 1; /* nobody waits: no point making new/ durable */
+    start_undo(j);
+  } else {
+    j->unsynced = j->ncopies + 1; /* + 1: j stays alive until every copy is queued */
+    for (int i = 0; i < j->ncopies; ++i) dirq_add(&j->copies[i]);
+    copy_synced(j, NULL, 0);
+  }
 }
 
 static int cmp_copy(const void *a, const void *b) {
@@ -572,6 +981,7 @@ static uvs_verdict on_queue(uvs_call *call, void *ud) {
     j->copies[k++] = j->copies[i];
   }
   j->ncopies = k;
+  for (int i = 0; i < k; ++i) j->copies[i].job = j;
   j->size = api->message_size(call);
   int fd = j->size >= 0 ? api->message_fd(call) : -ENOENT;
   if (fd < 0) {
@@ -589,6 +999,7 @@ static uvs_verdict on_queue(uvs_call *call, void *ud) {
     api->reply(call, 451, "4.3.0", kSoftText);
     return UVS_DENYSOFT;
   }
+  j->p = p;
   int rc = api->run_blocking(p, md_work, md_done, j);
   if (rc < 0) {
     api->log(st->self, call, UVS_LOG_ERR, "cannot start the delivery: %s", strerror(-rc));
@@ -612,8 +1023,11 @@ static void host_part(char *out, size_t cap, const char *me) {
   size_t o = 0;
   for (size_t i = 0; me && me[i] && i < MD_HOST_MAX && o + 5 < cap; ++i) {
     unsigned char ch = (unsigned char)me[i];
-    if (ch == '/' || ch == ':') o += (size_t)snprintf(out + o, cap - o, "\\%03o", ch);
-    else out[o++] = (isascii(ch) && (isalnum(ch) || ch == '-' || ch == '.' || ch == '_')) ? (char)ch : '_';
+    if (ch == '/' || ch == ':')
+      o += (size_t)snprintf(out + o, cap - o, "\\%03o", ch);
+    else
+      out[o++] =
+          (isascii(ch) && (isalnum(ch) || ch == '-' || ch == '.' || ch == '_')) ? (char)ch : '_';
   }
   out[o] = '\0';
   if (o == 0) snprintf(out, cap, "localhost");
@@ -662,7 +1076,8 @@ static int md_init(uvs_plugin *self, const uvs_api *a) {
   }
   a->plugin_set_data(self, st);
   if (!is_dir(dir))
-    a->log(self, NULL, UVS_LOG_NOTICE, "%s does not exist yet; it is created on first delivery", dir);
+    a->log(self, NULL, UVS_LOG_NOTICE, "%s does not exist yet; it is created on first delivery",
+           dir);
   a->log(self, NULL, UVS_LOG_INFO, "delivering into %s/%s", st->dir, st->pattern);
   return 0;
 }
