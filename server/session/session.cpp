@@ -659,8 +659,7 @@ void Session::begin_data() {
     log::format(log::err, id_, "", "cannot create spool file in %s: %s", cfg_.spool_dir.c_str(),
                 strerror(-rc));
     txn_.spool.reset();
-    return reply_error(451, "4.3.0",
-                       "Temporary failure: cannot store the message, try again later");
+    return reply_store_failure(rc);
   }
   txn_.spool->append(received_header());
   txn_.headers.clear();
@@ -775,13 +774,22 @@ void Session::end_of_data() {
   });
 }
 
+// The message could not be spooled: a full disk (or quota) is 452 4.3.1 (RFC 3463 "mail
+// system full"), anything else 451 4.3.0. Both are temporary: the client keeps the message.
+void Session::reply_store_failure(int err) {
+  if (err == UV_ENOSPC || err == -EDQUOT)
+    reply_error(452, "4.3.1", "Insufficient system storage, try again later");
+  else
+    reply_error(451, "4.3.0", "Temporary failure: cannot store the message, try again later");
+}
+
 void Session::after_spool_flush(int err) {
   if (phase_ == Phase::closing) return;
   if (err < 0) {
     log::format(log::err, id_, "", "%s: spool write failed: %s", txn_.id.c_str(), uv_strerror(err));
     busy_ = false;
     reset_transaction();
-    reply_error(451, "4.3.0", "Temporary failure: cannot store the message, try again later");
+    reply_store_failure(err);
     if (!processing_) process();
     return;
   }

@@ -133,6 +133,7 @@ class Session final : public CallHost {
   void flush();
   static void on_write(uv_write_t *req, int status);
   void reply_error(int code, const char *enh, const std::string &text);
+  void reply_store_failure(int err);  // 452 4.3.1 for a full disk, else 451 4.3.0
   void count_error(int code);
   void close_after(const Reply &r);  // reply, then close gracefully
   void begin_close();

@@ -410,6 +410,7 @@ TEST_CASE(
         k.nth = nth;
         k.err = err;
         k.size = 1024 * 1024;
+        k.expect = maildir_reply(err);  // the core answers like queue/maildir: 452 4.3.1 if full
         k.log_needles = {"spool write failed"};
         std::string what = std::string(err) + " #" + std::to_string(nth);
         CAPTURE(what);
@@ -641,6 +642,7 @@ TEST_CASE("faults: the spill file cannot be created: the core must answer 451 it
   k.call = "open";
   k.match = [](const Tree &t) { return t.dir + "/spool"; };
   k.err = "ENOSPC";
+  k.expect = maildir_reply("ENOSPC");
   k.size = 400 * 1024;
   k.log_needles = {"spool write failed"};
   MESSAGE(run_case(k, "spool-open"));

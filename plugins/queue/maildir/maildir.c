@@ -42,6 +42,8 @@
 #include <time.h>
 #include <unistd.h>
 
+/* Uses ABI 1.1 members at most (message_fd): runs on any 1.1 or later server. */
+#define UVS_PLUGIN_MIN_ABI_MINOR 1
 #include "uvsmtpd/plugin.h"
 
 #define MD_CHUNK (64 * 1024)       /* copy buffer: the message is streamed, never loaded whole */
