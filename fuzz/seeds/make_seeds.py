@@ -96,6 +96,11 @@ for k, v in addresses.items():
 put('address', 'crlf-inside', b'FROM:<a\r\n@b.example>')
 put('address', 'nul-quoted', b'FROM:<"a\x00b"@b.example>')
 put('address', 'latin1', b'FROM:<j\xf6ran@example.org>')
+# Parameter lists: a duplicate found only at the end of a long list, and which of a duplicate and
+# a malformed parameter is reported (the first in line order).
+put('address', 'late-dup', 'FROM:<a@b.example> ' + ' '.join('K%x' % i for i in range(40)) + ' k3')
+put('address', 'dup-before-bad', 'FROM:<a@b.example> X Y x =1')
+put('address', 'bad-before-dup', 'FROM:<a@b.example> X =1 x')
 
 
 # ---- data_reader: flags, [size byte], segmentation, stream ----
@@ -142,6 +147,14 @@ put('data_reader', 'bare-cr-data', data_seed('a\rb\r\r\n.\r\r\n.\r\n', normalize
 put('data_reader', 'bare-cr-reject', data_seed('a\rb\r\n.\r\n', splits=(1,)))
 put('data_reader', 'bare-lf-reject', data_seed('Subject: x\r\n\nbody\r\n.\r\n', splits=(2,)))
 put('data_reader', 'binary', data_seed(bytes(range(256)) + b'\r\n.\r\n', normalize=True, splits=(0, 17)))
+# Runs of ordinary lines (the reader's memchr fast path) broken by a dot line, an empty line, a
+# bare CR and a bare LF, cut in packet-sized pieces; and a size limit inside a run.
+runs = 'H: v\r\n\r\n' + ''.join('line %d of text\r\n' % i for i in range(30))
+runs_odd = runs + '..dot\r\n\r\nmid\rcr\r\nmid\nlf\r\n' + runs[9:] + '.\r\n'
+put('data_reader', 'plain-runs', data_seed(runs + '\r\n' + runs[9:] + '.\r\n', splits=(64, 63, 17)))
+put('data_reader', 'plain-runs-normalize', data_seed(runs_odd, normalize=True, splits=(64, 1, 40)))
+put('data_reader', 'plain-runs-reject-bare-cr', data_seed(runs_odd, splits=(64, 64, 64)))
+put('data_reader', 'plain-runs-limit', data_seed(runs + '.\r\n', size_mode=2, size_byte=20, splits=(64,)))
 
 
 # ---- line_reader: flags (policy, data mode, limit), segmentation, client stream ----
@@ -169,6 +182,7 @@ put('line_reader', 'long-line', line_seed('NOOP ' + 'x' * 100 + '\r\nNOOP\r\n', 
 put('line_reader', 'long-line-crlf-split', line_seed('NOOP ' + 'x' * 57 + '\r\nQUIT\r\n', data=False, limit_mode=1, splits=(62, 1)))
 put('line_reader', 'tiny-limit', line_seed('a\r\n\r\nab\r\n', data=False, limit_mode=3, limit_byte=3, splits=(1,)))
 put('line_reader', 'zero-limit', line_seed('\r\nx\r\n', data=False, limit_mode=3, limit_byte=0, splits=(1,)))
+put('line_reader', 'bare-crs-at-limit', line_seed('NOOP ' + 'x\r' * 30 + 'y\r\nNOOP\r\n', normalize=True, data=False, limit_mode=1, splits=(61, 2)))
 put('line_reader', 'discard-bare-cr', line_seed('NOOP ' + 'x' * 70 + '\rmore\r\nQUIT\r\n', data=False, limit_mode=1, splits=(5,)))
 put('line_reader', 'bare-lf-command', line_seed('EHLO x\nQUIT\r\n', data=False, splits=(3,)))
 put('line_reader', 'bare-cr-command', line_seed('EHLO x\rQUIT\r\n', data=False, splits=(3,)))

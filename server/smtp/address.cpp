@@ -2,6 +2,9 @@
 #include <arpa/inet.h>
 #include "smtp/address.hpp"
 
+#include <algorithm>
+#include <utility>
+
 namespace uvs::smtp {
 
 namespace {
@@ -106,8 +109,7 @@ size_t scan_address_literal(std::string_view s, size_t pos) {
   if (close == kNpos) return kNpos;
   const std::string_view inner = s.substr(pos + 1, close - pos - 1);
   constexpr std::string_view v6 = "IPv6:";
-  const bool ok =
-      istarts_with(inner, v6) ? valid_ipv6(inner.substr(v6.size())) : valid_ipv4(inner);
+  const bool ok = istarts_with(inner, v6) ? valid_ipv6(inner.substr(v6.size())) : valid_ipv4(inner);
   return ok ? close + 1 : kNpos;
 }
 
@@ -297,13 +299,32 @@ PathParse path_failure(PathError e, const Verb &verb) {
   }
 }
 
+// Index of the first parameter (in line order) whose keyword repeats an earlier one, or kNpos.
+// Sorting (keyword, index) pairs keeps this O(n log n) for any input: a line of thousands of
+// parameters must not cost quadratic time on the event loop (and no hash table to flood).
+size_t first_duplicate(const std::vector<EsmtpParam> &params) {
+  if (params.size() < 2) return kNpos;
+  std::vector<std::pair<std::string_view, size_t>> keys;
+  keys.reserve(params.size());
+  for (size_t i = 0; i < params.size(); ++i) keys.emplace_back(params[i].key, i);
+  std::sort(keys.begin(), keys.end());  // equal keywords end up adjacent, in line order
+  size_t first = kNpos;
+  for (size_t i = 1; i < keys.size(); ++i) {
+    if (keys[i].first == keys[i - 1].first && keys[i].second < first) first = keys[i].second;
+  }
+  return first;
+}
+
 // Parses everything after '>' into result.params; returns false (with result filled) on error.
+// The first parameter (in line order) that is malformed or repeats an earlier keyword decides
+// the reply.
 bool parse_params(std::string_view rest, PathParse &result, const Verb &verb) {
   if (rest.empty()) return true;
   if (rest[0] != ' ') {
     result = failure(501, "5.5.4", std::string(verb.usage));
     return false;
   }
+  bool malformed = false;  // the parameter after the last one in result.params is malformed
   size_t pos = 0;
   while (pos < rest.size()) {
     if (rest[pos] == ' ') {
@@ -314,15 +335,21 @@ bool parse_params(std::string_view rest, PathParse &result, const Verb &verb) {
     if (end == kNpos) end = rest.size();
     EsmtpParam param;
     if (!parse_one_param(rest.substr(pos, end - pos), param)) {
-      result = failure(555, "5.5.4", "Syntax error in parameters");
-      return false;
-    }
-    if (find_param(result.params, param.key) != nullptr) {
-      result = failure(501, "5.5.4", "Duplicate parameter " + param.key);
-      return false;
+      malformed = true;
+      break;
     }
     result.params.push_back(std::move(param));
     pos = end;
+  }
+  // A duplicate found here comes before the malformed parameter, if any, so it is reported.
+  const size_t dup = first_duplicate(result.params);
+  if (dup != kNpos) {
+    result = failure(501, "5.5.4", "Duplicate parameter " + result.params[dup].key);
+    return false;
+  }
+  if (malformed) {
+    result = failure(555, "5.5.4", "Syntax error in parameters");
+    return false;
   }
   return true;
 }

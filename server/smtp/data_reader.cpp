@@ -1,6 +1,11 @@
 // server/smtp/data_reader.cpp: DATA byte state machine (end of data, unstuffing, bare CR/LF).
+// Hot path: runs of whole ordinary lines are found with memchr and stored with one append; the
+// byte-wise state machine handles only line starts that matter (".", empty, bare LF) and lines
+// with a bare CR or LF.
 #include "smtp/data_reader.hpp"
 
+#include <algorithm>
+#include <cstring>
 #include <limits>
 
 namespace uvs::smtp {
@@ -47,6 +52,13 @@ DataEvent DataReader::feed(std::string_view in, std::string &out) {
       break;
   }
   const bool reject = policy_ == NewlinePolicy::reject;
+  // What this call stores is about the size of the input (at most the room left under the
+  // limit): reserve it once instead of growing `out` run by run.
+  if (size_ < max_size_) {
+    const uint64_t room = max_size_ - size_;
+    const size_t want = in.size() < room ? in.size() : static_cast<size_t>(room);
+    if (want > out.capacity() - out.size()) out.reserve(out.size() + want);
+  }
   const char *const p = in.data();
   const size_t n = in.size();
   size_t i = 0;
@@ -60,6 +72,17 @@ DataEvent DataReader::feed(std::string_view in, std::string &out) {
   auto bare_lf = [&](size_t at) {
     state_ = kErrLf;
     return DataEvent{DataEvent::bare_lf, at + 1};
+  };
+
+  // First CR and first LF at or after a position, found with memchr and remembered: i only
+  // grows, so each byte of `in` is searched at most once per character, whatever the input.
+  size_t next_cr = kNoPos, next_lf = kNoPos;  // kNoPos: not searched yet
+  auto find = [&](char ch, size_t &cache, size_t from) {
+    if (cache == kNoPos || cache < from) {
+      const void *q = std::memchr(p + from, ch, n - from);
+      cache = q ? static_cast<size_t>(static_cast<const char *>(q) - p) : n;
+    }
+    return cache;
   };
 
   while (i < n) {
@@ -91,8 +114,34 @@ DataEvent DataReader::feed(std::string_view in, std::string &out) {
         break;
 
       case kMid: {
+        // Fast path: the rest of this line, and the whole lines after it, are stored verbatim
+        // as long as each ends in CR LF with no other CR or LF inside, and each following line
+        // starts with neither "." nor LF (nor CR while the header section is open: an empty
+        // line may end it). They need no decision, so they go out with a single append.
         size_t j = i;
-        while (j < n && p[j] != '\r' && p[j] != '\n') ++j;
+        bool at_bol = false;  // j is the start of a line that followed a real CR LF
+        for (;;) {
+          if (at_bol) {
+            if (j == n) break;
+            const char b = p[j];
+            if (b == '.' || b == '\n' || (b == '\r' && !headers_done_)) break;
+          }
+          const size_t lf = find('\n', next_lf, j);
+          if (lf == n || lf == j || find('\r', next_cr, j) != lf - 1) break;
+          j = lf + 1;
+          at_bol = true;
+        }
+        if (j > i) {
+          emit(out, p + i, j - i);
+          i = j;
+        }
+        if (at_bol) {  // the state machine decides about the next line start
+          state_ = kBol;
+          break;
+        }
+        // This line holds a bare CR or LF, or does not end in this chunk: store up to its first
+        // CR or LF and decide about that byte.
+        j = std::min(find('\r', next_cr, i), find('\n', next_lf, i));
         emit(out, p + i, j - i);
         i = j;
         if (i == n) break;

@@ -1,7 +1,26 @@
 // server/smtp/line_reader.cpp: command-mode line framing, bare CR/LF, length limit, discard.
+// Terminators are found with memchr (first LF, then a CR only before it), never byte by byte.
 #include "smtp/line_reader.hpp"
 
+#include <cstring>
+
 namespace uvs::smtp {
+
+namespace {
+
+// The first CR or LF in in[from, end), or `end`. `lf` caches the first LF at or after some
+// earlier `from` within [.., end) (npos: not searched yet), so that skipping bare CRs one by
+// one (normalize) does not search for the LF again: each byte is searched at most twice.
+size_t find_cr_or_lf(std::string_view in, size_t from, size_t end, size_t &lf) {
+  if (lf == std::string_view::npos || lf < from) {
+    const void *q = std::memchr(in.data() + from, '\n', end - from);
+    lf = q ? static_cast<size_t>(static_cast<const char *>(q) - in.data()) : end;
+  }
+  const void *q = std::memchr(in.data() + from, '\r', lf - from);
+  return q ? static_cast<size_t>(static_cast<const char *>(q) - in.data()) : lf;
+}
+
+}  // namespace
 
 LineReader::LineReader(size_t max_len, NewlinePolicy policy) : max_len_(max_len), policy_(policy) {}
 
@@ -15,10 +34,12 @@ LineEvent LineReader::next(std::string_view in) {
   if (discarding_) {
     const size_t n = in.size();
     const bool reject = policy_ == NewlinePolicy::reject;
+    size_t lf = std::string_view::npos;
     size_t i = 0;
     for (; i < n; ++i) {
-      const char c = in[i];
-      if (c == '\r') {
+      i = find_cr_or_lf(in, i, n, lf);
+      if (i == n) break;
+      if (in[i] == '\r') {
         // Undecided: leave the CR unconsumed so the next call sees it together with what follows.
         if (i + 1 == n) return LineEvent{LineEvent::need_more, i, {}};
         if (in[i + 1] == '\n') {
@@ -26,7 +47,7 @@ LineEvent LineReader::next(std::string_view in) {
           break;
         }
         if (reject) return LineEvent{LineEvent::bare_cr, i + 1, {}};
-      } else if (c == '\n') {
+      } else {
         if (reject) return LineEvent{LineEvent::bare_lf, i + 1, {}};
         pos = i + 1;
         break;
@@ -48,9 +69,13 @@ LineEvent LineReader::next_line(std::string_view in) {
   const bool reject = policy_ == NewlinePolicy::reject;
   const size_t n = in.size();
   // Invariant: in[0, scan_) is plain content (no terminator, no error) and scan_ <= limit.
-  for (size_t i = scan_; i < n; ++i) {
-    const char c = in[i];
-    if (c == '\r') {
+  // Only in[scan_, end) can matter: content byte number limit+1 (index limit) is too many.
+  const size_t end = limit < n ? limit + 1 : n;
+  size_t lf = std::string_view::npos;
+  for (size_t i = scan_; i < end; ++i) {
+    i = find_cr_or_lf(in, i, end, lf);
+    if (i == end) break;
+    if (in[i] == '\r') {
       if (i + 1 == n) {  // CR as the last byte: cannot tell CRLF from bare CR yet
         scan_ = i;
         return LineEvent{LineEvent::need_more, 0, {}};
@@ -63,17 +88,17 @@ LineEvent LineReader::next_line(std::string_view in) {
         scan_ = 0;
         return LineEvent{LineEvent::bare_cr, i + 1, {}};
       }
-      // normalize: a bare CR is line content, checked against the limit below
-    } else if (c == '\n') {
+      // normalize: a bare CR is line content (counted against the limit like any other byte)
+    } else {
       scan_ = 0;
       if (reject) return LineEvent{LineEvent::bare_lf, i + 1, {}};
       return LineEvent{LineEvent::line, i + 1, std::string(in.substr(0, i))};
     }
-    if (i >= limit) {  // content byte number i+1 > limit: the line is certainly too long
-      scan_ = 0;
-      discarding_ = true;
-      return LineEvent{LineEvent::too_long, i + 1, {}};
-    }
+  }
+  if (end > limit) {  // content byte number limit+1 is there: the line is certainly too long
+    scan_ = 0;
+    discarding_ = true;
+    return LineEvent{LineEvent::too_long, limit + 1, {}};
   }
   scan_ = n;
   return LineEvent{LineEvent::need_more, 0, {}};

@@ -1,4 +1,5 @@
-// tests/unit/test_data_reader.cpp: unit tests for smtp/data_reader (end of data, smuggling).
+// tests/unit/test_data_reader.cpp: unit tests for smtp/data_reader (end of data, smuggling), and a
+// differential test of random segmentations against a line-based reference.
 #include <doctest/doctest.h>
 
 #include <cstdint>
@@ -514,4 +515,290 @@ TEST_CASE("data_reader: large input in one piece and byte by byte is linear") {
     const Run bytes = run(bytewise(s), 1000, pol);
     CHECK(same(bytes, once));
   }
+}
+
+// ---- differential test: the reader, fed in random segmentations, against a simple reference ----
+
+namespace {
+
+struct DiffEv {
+  DataEvent::Type type;
+  size_t end;      // absolute stream offset just after the event's consumed bytes
+  size_t out_len;  // bytes stored when the event was reported (the session splits headers here)
+  bool operator==(const DiffEv &o) const {
+    return type == o.type && end == o.end && out_len == o.out_len;
+  }
+};
+
+struct DiffRun {
+  std::vector<DiffEv> evs;
+  std::string out;
+  uint64_t size = 0;
+  bool too_big = false;
+  bool headers_seen = false;
+  size_t consumed = 0;
+  bool operator==(const DiffRun &o) const {
+    return evs == o.evs && out == o.out && size == o.size && too_big == o.too_big &&
+           headers_seen == o.headers_seen && consumed == o.consumed;
+  }
+};
+
+std::string show(const DiffRun &r) {
+  static const char *names[] = {"need_more", "headers_end", "done", "bare_cr", "bare_lf"};
+  std::string s;
+  for (const auto &e : r.evs)
+    s += std::string(names[e.type]) + "@" + std::to_string(e.end) + "/" +
+         std::to_string(e.out_len) + " ";
+  return s + "consumed=" + std::to_string(r.consumed) + " size=" + std::to_string(r.size) +
+         " too_big=" + std::to_string(r.too_big) + " headers=" + std::to_string(r.headers_seen) +
+         " out=" + std::to_string(r.out.size()) + "B";
+}
+
+// The reference: the whole stream at once, one line at a time, no state machine. A line ends at
+// LF; it is a CRLF line when the byte before the LF is CR. A CR followed by anything but LF is a
+// bare CR (the stream's last byte, if CR, is undecided). "." ends the data when its line ends in
+// CRLF and the line before did too (or it is the first line). A line starting with "." loses that
+// dot, except the line "." itself. Every stored line ends in CRLF. An unfinished line is stored
+// as far as it is decided: without its leading dot and without a trailing CR.
+DiffRun diff_reference(std::string_view in, uint64_t max_size, NewlinePolicy pol) {
+  constexpr size_t npos = std::string_view::npos;
+  const bool reject = pol == NewlinePolicy::reject;
+  const uint64_t limit = max_size == 0 ? UINT64_MAX : max_size;
+  DiffRun r;
+  std::string content;  // everything stored, ignoring the limit
+  auto stored = [&] { return static_cast<size_t>(std::min<uint64_t>(limit, content.size())); };
+  auto event = [&](DataEvent::Type t, size_t end) { r.evs.push_back({t, end, stored()}); };
+  auto partial = [](std::string_view s) {
+    if (!s.empty() && s.back() == '\r') s.remove_suffix(1);
+    if (!s.empty() && s.front() == '.') s.remove_prefix(1);
+    return std::string(s);
+  };
+  bool after_crlf = true;
+  size_t pos = 0;
+  r.consumed = in.size();
+  while (pos < in.size()) {
+    const size_t nl = in.find('\n', pos);
+    const size_t stop = nl == npos ? in.size() : nl;
+    size_t bare = npos;
+    for (size_t j = pos; j < stop && bare == npos; ++j)
+      if (in[j] == '\r' && j + 1 < in.size() && in[j + 1] != '\n') bare = j;
+    if (reject && bare != npos) {
+      content += partial(in.substr(pos, bare - pos));
+      event(DataEvent::bare_cr, bare + 1);
+      r.consumed = bare + 1;
+      break;
+    }
+    if (nl == npos) {
+      content += partial(in.substr(pos));
+      break;
+    }
+    const bool crlf = nl > pos && in[nl - 1] == '\r';
+    if (reject && !crlf) {
+      content += partial(in.substr(pos, nl - pos));
+      event(DataEvent::bare_lf, nl + 1);
+      r.consumed = nl + 1;
+      break;
+    }
+    std::string_view text = in.substr(pos, nl - pos - (crlf ? 1 : 0));
+    if (text == "." && crlf && after_crlf) {
+      event(DataEvent::done, nl + 1);
+      r.consumed = nl + 1;
+      break;
+    }
+    if (text.size() > 1 && text.front() == '.') text.remove_prefix(1);
+    content += text;
+    content += "\r\n";
+    if (text.empty() && !r.headers_seen) {
+      r.headers_seen = true;
+      event(DataEvent::headers_end, nl + 1);
+    }
+    after_crlf = crlf;
+    pos = nl + 1;
+  }
+  r.size = content.size();
+  r.too_big = content.size() > limit;
+  r.out = content.substr(0, stored());
+  return r;
+}
+
+// Feeds the chunks the way the session does and records every event with the stored length.
+DiffRun diff_drive(const std::vector<std::string_view> &chunks, uint64_t max_size,
+                   NewlinePolicy pol) {
+  DataReader dr(max_size, pol);
+  DiffRun r;
+  size_t base = 0;
+  bool stopped = false;
+  for (std::string_view chunk : chunks) {
+    size_t off = 0;
+    while (!stopped) {
+      const DataEvent ev = dr.feed(chunk.substr(off), r.out);
+      if (ev.consumed > chunk.size() - off) FAIL("consumed more than the input");
+      off += ev.consumed;
+      if (ev.type == DataEvent::need_more) {
+        if (off != chunk.size()) FAIL("need_more left input unconsumed");
+        break;
+      }
+      r.evs.push_back({ev.type, base + off, r.out.size()});
+      stopped = terminal(ev.type);
+    }
+    r.consumed = base + off;
+    base += chunk.size();
+    if (stopped) {
+      std::string more;  // a finished reader stays finished
+      const DataEvent again = dr.feed("x\r\n.\r\n", more);
+      if (again.type != r.evs.back().type || again.consumed != 0 || !more.empty())
+        FAIL("a finished reader did not stay finished");
+      break;
+    }
+  }
+  r.size = dr.size();
+  r.too_big = dr.too_big();
+  r.headers_seen = dr.headers_seen();
+  return r;
+}
+
+// Cuts s into chunks whose sizes come from one of several shapes: tiny, packet-like, large, or
+// cut exactly before/after CR, LF and "." bytes.
+std::vector<std::string_view> random_chunks(std::string_view s, std::mt19937 &rng) {
+  std::vector<std::string_view> out;
+  const int shape = std::uniform_int_distribution<int>(0, 4)(rng);
+  size_t pos = 0;
+  while (pos < s.size()) {
+    size_t len;
+    switch (shape) {
+      case 0:
+        len = std::uniform_int_distribution<size_t>(1, 3)(rng);
+        break;
+      case 1:
+        len = std::uniform_int_distribution<size_t>(1, 200)(rng);
+        break;
+      case 2:
+        len = std::uniform_int_distribution<size_t>(500, 5000)(rng);
+        break;
+      case 3: {  // up to (or just past) one of the next special bytes
+        const size_t k = s.find_first_of("\r\n.", pos + 1);
+        len = (k == std::string_view::npos ? s.size() : k) - pos +
+              std::uniform_int_distribution<size_t>(0, 1)(rng);
+        break;
+      }
+      default:
+        len = std::uniform_int_distribution<int>(0, 9)(rng) == 0
+                  ? 0
+                  : std::uniform_int_distribution<size_t>(1, 64)(rng);
+        break;
+    }
+    len = std::min(len, s.size() - pos);
+    out.push_back(s.substr(pos, len));
+    pos += len;
+  }
+  return out;
+}
+
+std::string plain_line(std::mt19937 &rng, size_t max_len) {
+  static const char kChars[] = "abcdefghijklmnopqrstuvwxyz ABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789.";
+  const size_t len = std::uniform_int_distribution<size_t>(1, max_len)(rng);
+  std::string s;
+  for (size_t i = 0; i < len; ++i)
+    s += kChars[std::uniform_int_distribution<size_t>(0, sizeof kChars - 2)(rng)];
+  if (s[0] == '.') s[0] = 'x';
+  return s + "\r\n";
+}
+
+// The message set: realistic bodies (long runs of ordinary lines, where the fast path works),
+// every smuggling variant embedded between such runs, and random token soups.
+std::vector<std::string> diff_messages() {
+  std::mt19937 rng(20260301);
+  std::vector<std::string> msgs;
+  auto body = [&](int lines, size_t max_len) {
+    std::string s;
+    for (int i = 0; i < lines; ++i) {
+      const int k = std::uniform_int_distribution<int>(0, 19)(rng);
+      if (k == 0)
+        s += "\r\n";
+      else if (k == 1)
+        s += "." + plain_line(rng, max_len);
+      else if (k == 2)
+        s += ".." + plain_line(rng, 10);
+      else if (k == 3)
+        s += std::string(std::uniform_int_distribution<size_t>(900, 3000)(rng), 'L') + "\r\n";
+      else
+        s += plain_line(rng, max_len);
+    }
+    return s;
+  };
+  const std::string head =
+      "From: a@b.example\r\nSubject: differential\r\nX-Long: " + std::string(300, 'h') + "\r\n\r\n";
+  for (int i = 0; i < 6; ++i) msgs.push_back(head + body(200, 78) + ".\r\n" + kAfter);
+  msgs.push_back(body(100, 78) + ".\r\n");       // no header section: the first empty line ends it
+  msgs.push_back(head + body(150, 78));          // unfinished: no end of data
+  msgs.push_back(head + body(40, 78) + "tail");  // unfinished line
+  msgs.push_back(head + body(40, 78) + "tail\r");
+  msgs.push_back(head + body(40, 78) + ".");
+  msgs.push_back(head + body(40, 78) + ".\r");
+  msgs.push_back(".\r\n");
+  msgs.push_back("\r\n.\r\n");
+  for (const Variant &v : variants()) {
+    msgs.push_back(head + body(30, 78) + "text" + v.bytes + body(30, 78) + ".\r\n" + kAfter);
+    msgs.push_back(body(5, 20) + v.bytes + "x\r\n" + body(5, 20) + "\r\n" + body(5, 20) + ".\r\n");
+    msgs.push_back(v.bytes.substr(2) + body(10, 40) + ".\r\n");  // right at the start
+  }
+  const std::vector<std::string> tokens = {"plain text line\r\n",
+                                           "plain text line\r\n",
+                                           "\r\n",
+                                           ".dot\r\n",
+                                           "..\r\n",
+                                           "\r",
+                                           "\n",
+                                           ".",
+                                           "x",
+                                           "\0"s,
+                                           "\r\n.",
+                                           std::string(700, 'y') + "\r\n",
+                                           "\r\n.\r\n"};
+  for (int i = 0; i < 150; ++i) {
+    std::string s;
+    const int ntok = std::uniform_int_distribution<int>(1, 120)(rng);
+    for (int t = 0; t < ntok; ++t) {
+      size_t k = std::uniform_int_distribution<size_t>(0, tokens.size() - 1)(rng);
+      if (k == tokens.size() - 1 && std::uniform_int_distribution<int>(0, 3)(rng) != 0) k = 0;
+      s += tokens[k];
+    }
+    if (i % 3 != 0) s += "\r\n.\r\n" + kAfter;
+    msgs.push_back(s);
+  }
+  return msgs;
+}
+
+}  // namespace
+
+TEST_CASE("data_reader: differential: random segmentations of a message set vs a reference") {
+  std::mt19937 rng(4242);
+  const std::vector<std::string> msgs = diff_messages();
+  size_t runs = 0, done = 0, fast_lines = 0;
+  for (const std::string &m : msgs) {
+    fast_lines += m.size() > 2000;
+    for (auto pol : {NewlinePolicy::reject, NewlinePolicy::normalize}) {
+      const uint64_t content = diff_reference(m, 0, pol).size;
+      const std::vector<uint64_t> limits = {
+          0, 1, content, content > 0 ? content - 1 : 1,
+          std::uniform_int_distribution<uint64_t>(1, content + 1)(rng)};
+      for (uint64_t max_size : limits) {
+        const DiffRun ref = diff_reference(m, max_size, pol);
+        done += !ref.evs.empty() && ref.evs.back().type == DataEvent::done;
+        const DiffRun whole = diff_drive({m}, max_size, pol);
+        REQUIRE_MESSAGE(whole == ref, esc(m.substr(0, 300)), "\n  reader: ", show(whole),
+                        "\n  ref:    ", show(ref));
+        for (int seg = 0; seg < 4; ++seg) {
+          const DiffRun got = diff_drive(random_chunks(m, rng), max_size, pol);
+          REQUIRE_MESSAGE(got == ref, esc(m.substr(0, 300)), "\n  reader: ", show(got),
+                          "\n  ref:    ", show(ref));
+          ++runs;
+        }
+        if (m.size() <= 3000) REQUIRE(diff_drive(bytewise(m), max_size, pol) == ref);
+      }
+    }
+  }
+  CHECK(runs > 4000);
+  CHECK(done > 500);       // most messages do reach the end of data
+  CHECK(fast_lines > 30);  // and many are long enough for long runs of ordinary lines
 }
