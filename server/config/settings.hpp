@@ -31,7 +31,7 @@ struct Settings {
   std::string plugin_dir;                // "" = the built-in default (next to the binary)
   std::string bare_newline = "reject";   // "reject" | "normalize"
   std::vector<std::string> bare_newline_normalize_networks;  // CIDRs that get normalize anyway
-  uint32_t thread_pool_size = 4;  // libuv worker threads (spool writes, plugins' blocking work)
+  uint32_t thread_pool_size = 16;  // libuv worker threads (spool writes, plugins' blocking work)
   std::string user;               // drop to this user after binding (when started as root)
   std::string group;              // and this group (default: the user's group)
   std::vector<std::string> dns_servers;  // "ip:port"; empty = /etc/resolv.conf
