@@ -36,9 +36,6 @@ std::string crash_plugin_path() {
 std::string preload_prefix() {
   return env_or("FAULTS_PRELOAD_PREFIX", "");
 }
-bool asan_build() {
-  return env_or("FAULTS_ASAN", "0") == "1";
-}
 
 Env shim_env(const std::string &call, const std::string &match, int nth, const std::string &err,
              const std::string &log) {

@@ -15,7 +15,6 @@ using Env = std::map<std::string, std::string>;
 std::string shim_path();          // FAULTS_SHIM: build/tests/faults/failshim.so
 std::string crash_plugin_path();  // FAULTS_CRASH_PLUGIN: build/tests/faults/crash.so
 std::string preload_prefix();     // FAULTS_PRELOAD_PREFIX: the ASan runtime in ASan builds
-bool asan_build();                // FAULTS_ASAN=1
 
 // LD_PRELOAD=[ASan runtime] failshim.so, the FAILSHIM_* settings and FAILSHIM_LOG=log.
 Env shim_env(const std::string &call, const std::string &match, int nth, const std::string &err,
