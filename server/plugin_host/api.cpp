@@ -76,17 +76,26 @@ bool config_name_ok(const char *name) {
   return name && *name && !strstr(name, "..") && name[0] != '/';
 }
 
-int api_config_lines(uvs_plugin *p, const char *name, uvs_line_fn cb, void *ud) noexcept {
-  if (!p || !cb || !config_name_ok(name)) return -EINVAL;
-  std::vector<std::string> lines;
-  int rc = config::read_flat_file(p->config_dir + "/" + name, lines);
+// The lines of a flat list file in the plugin's config dir, each handed to fn until it returns
+// non-zero: the number of lines handed over, or a negative errno. config_lines(_at) share it.
+template <typename Fn>
+int each_config_line(uvs_plugin *p, const char *name, Fn &&fn) {
+  if (!p || !config_name_ok(name)) return -EINVAL;
+  std::vector<config::FlatLine> lines;
+  int rc = config::read_flat_file_at(p->config_dir + "/" + name, lines);
   if (rc < 0) return rc;
   int n = 0;
   for (const auto &l : lines) {
     ++n;
-    if (cb(l.c_str(), ud) != 0) break;
+    if (fn(l) != 0) break;
   }
   return n;
+}
+
+int api_config_lines(uvs_plugin *p, const char *name, uvs_line_fn cb, void *ud) noexcept {
+  if (!cb) return -EINVAL;
+  return each_config_line(p, name,
+                          [&](const config::FlatLine &l) { return cb(l.text.c_str(), ud); });
 }
 const char *api_me(const uvs_plugin *p) noexcept { return p ? p->me.c_str() : nullptr; }
 
@@ -265,16 +274,10 @@ int api_dns_query(uvs_pending *p, const char *name, int type, uint64_t timeout_m
 void *api_event_loop(const uvs_plugin *p) noexcept { return p ? p->loop : nullptr; }
 int api_message_fd(const uvs_call *c) noexcept { return c ? c->host->message_fd() : -EINVAL; }
 int api_config_lines_at(uvs_plugin *p, const char *name, uvs_line_at_fn cb, void *ud) noexcept {
-  if (!p || !cb || !config_name_ok(name)) return -EINVAL;
-  std::vector<config::FlatLine> lines;
-  int rc = config::read_flat_file_at(p->config_dir + "/" + name, lines);
-  if (rc < 0) return rc;
-  int n = 0;
-  for (const auto &l : lines) {
-    ++n;
-    if (cb(l.text.c_str(), l.file.c_str(), l.line, ud) != 0) break;
-  }
-  return n;
+  if (!cb) return -EINVAL;
+  return each_config_line(p, name, [&](const config::FlatLine &l) {
+    return cb(l.text.c_str(), l.file.c_str(), l.line, ud);
+  });
 }
 
 // Positional: the order is the ABI. A member left out at the end would be NULL in a table whose
