@@ -479,6 +479,18 @@ static int needs_mode(int flags) {
   return (flags & O_CREAT) || (flags & O_TMPFILE) == O_TMPFILE;
 }
 
+/* Declares `mode`: the optional third (or fourth) argument of the open family, present only
+ * with O_CREAT or O_TMPFILE. Use first thing in a variadic wrapper whose last named parameter
+ * is `flags`. */
+#define OPEN_MODE(flags)            \
+  mode_t mode = 0;                  \
+  if (needs_mode(flags)) {          \
+    va_list ap;                     \
+    va_start(ap, flags);            \
+    mode = (mode_t)va_arg(ap, int); \
+    va_end(ap);                     \
+  }
+
 static int open_decision(int dirfd, const char *path, int flags) {
   ensure_init();
   int is_dir_open = (flags & O_DIRECTORY) && (flags & O_TMPFILE) != O_TMPFILE;
@@ -491,13 +503,7 @@ static int open_decision(int dirfd, const char *path, int flags) {
 }
 
 EXPORT int open(const char *path, int flags, ...) {
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = (mode_t)va_arg(ap, int);
-    va_end(ap);
-  }
+  OPEN_MODE(flags)
   int d = open_decision(AT_FDCWD, path, flags);
   FAIL_IF(d);
   int rc = real_open(path, flags, mode);
@@ -505,13 +511,7 @@ EXPORT int open(const char *path, int flags, ...) {
 }
 
 EXPORT int open64(const char *path, int flags, ...) {
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = (mode_t)va_arg(ap, int);
-    va_end(ap);
-  }
+  OPEN_MODE(flags)
   int d = open_decision(AT_FDCWD, path, flags);
   FAIL_IF(d);
   int rc = real_open64(path, flags, mode);
@@ -519,13 +519,7 @@ EXPORT int open64(const char *path, int flags, ...) {
 }
 
 EXPORT int openat(int dirfd, const char *path, int flags, ...) {
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = (mode_t)va_arg(ap, int);
-    va_end(ap);
-  }
+  OPEN_MODE(flags)
   int d = open_decision(dirfd, path, flags);
   FAIL_IF(d);
   int rc = real_openat(dirfd, path, flags, mode);
@@ -533,13 +527,7 @@ EXPORT int openat(int dirfd, const char *path, int flags, ...) {
 }
 
 EXPORT int openat64(int dirfd, const char *path, int flags, ...) {
-  mode_t mode = 0;
-  if (needs_mode(flags)) {
-    va_list ap;
-    va_start(ap, flags);
-    mode = (mode_t)va_arg(ap, int);
-    va_end(ap);
-  }
+  OPEN_MODE(flags)
   int d = open_decision(dirfd, path, flags);
   FAIL_IF(d);
   int rc = real_openat64(dirfd, path, flags, mode);

@@ -214,33 +214,6 @@ int message_number(const std::string &rest, const std::string &tag, size_t *size
   return static_cast<int>(n);
 }
 
-std::string dot_stuff(const std::string &m) {
-  std::string out;
-  out.reserve(m.size() + m.size() / 40);
-  bool bol = true;
-  for (char ch : m) {
-    if (bol && ch == '.') out += '.';
-    out += ch;
-    bol = ch == '\n';
-  }
-  return out;
-}
-
-bool split_received(const std::string &m, std::string &hdr, std::string &rest) {
-  if (m.rfind("Received: ", 0) != 0) return false;
-  size_t pos = 0;
-  for (;;) {
-    size_t e = m.find("\r\n", pos);
-    if (e == std::string::npos) return false;
-    pos = e + 2;
-    if (pos < m.size() && (m[pos] == ' ' || m[pos] == '\t')) continue;
-    break;
-  }
-  hdr = m.substr(0, pos);
-  rest = m.substr(pos);
-  return true;
-}
-
 std::string transact(itest::Client &c, const std::vector<std::string> &rcpts,
                      const std::string &msg, double timeout, bool *in_data) {
   if (in_data) *in_data = false;
@@ -258,17 +231,6 @@ std::string transact(itest::Client &c, const std::vector<std::string> &rcpts,
 }
 
 // ---- files -------------------------------------------------------------------------------
-
-std::string slurp(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void spit(const std::string &path, const std::string &data) {
-  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
-}
 
 std::vector<std::string> files_in(const std::string &dir) {
   std::vector<std::string> out;

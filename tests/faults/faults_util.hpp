@@ -67,8 +67,8 @@ std::string describe_status(int wstatus);
 std::string make_message(const std::string &tag, int n, size_t size);
 // Parses "<tag> <n> <size>" out of a stored message's rest (after Received:); -1 if absent.
 int message_number(const std::string &rest, const std::string &tag, size_t *size = nullptr);
-std::string dot_stuff(const std::string &m);
-bool split_received(const std::string &stored, std::string &hdr, std::string &rest);
+using itest::dot_stuff;
+using itest::split_received;
 
 // Sends MAIL/RCPT/DATA and the message on an open session (EHLO done); returns the final reply
 // ("" if the connection ended or timed out). `in_data` is set once 354 was received.
@@ -77,8 +77,8 @@ std::string transact(itest::Client &c, const std::vector<std::string> &rcpts,
 
 // ---- files -------------------------------------------------------------------------------
 
-std::string slurp(const std::string &path);
-void spit(const std::string &path, const std::string &data);
+using itest::slurp;
+using itest::spit;
 std::vector<std::string> files_in(const std::string &dir);    // regular files, sorted, full paths
 std::vector<std::string> all_files(const std::string &root);  // relative to root, sorted
 // <mail>/<domain>/<local> for an address (queue/maildir's default %d/%u pattern).

@@ -520,6 +520,20 @@ void quit(itest::Client &c) {
   c.closed(2);
 }
 
+// On a fresh session: EHLO, MAIL FROM:<sender@client.test>, alice@one.test, DATA and message 0
+// of `tag`; returns once the shim has seen the slowed fsync start (or after 3 s).
+void send_into_slow_fsync(itest::Client &c, const Tree &t, const std::string &sender,
+                          const std::string &tag) {
+  REQUIRE(c.code() == 220);
+  REQUIRE(starts(c.cmd("EHLO client.test"), "250"));
+  REQUIRE(starts(c.cmd("MAIL FROM:<" + sender + "@client.test>"), "250"));
+  REQUIRE(starts(c.cmd("RCPT TO:<alice@one.test>"), "250"));
+  REQUIRE(starts(c.cmd("DATA"), "354"));
+  c.send(dot_stuff(make_message(tag, 0, 3000)) + ".\r\n");
+  for (double deadline = now() + 3; now() < deadline && slurp(t.dir + "/shim.log").empty();)
+    usleep(2000);
+}
+
 }  // namespace
 
 TEST_CASE("signals: hook_timeout fires during a slow fsync: 451, and the late delivery is undone") {
@@ -557,14 +571,7 @@ TEST_CASE(
   Proc p;
   REQUIRE_MESSAGE(p.start(t, slow_fsync(t, 1, 3), t.dir + "/log"), p.why());
   itest::Client c(p.port);
-  REQUIRE(c.code() == 220);
-  REQUIRE(starts(c.cmd("EHLO client.test"), "250"));
-  REQUIRE(starts(c.cmd("MAIL FROM:<slow@client.test>"), "250"));
-  REQUIRE(starts(c.cmd("RCPT TO:<alice@one.test>"), "250"));
-  REQUIRE(starts(c.cmd("DATA"), "354"));
-  c.send(dot_stuff(make_message("stuck", 0, 3000)) + ".\r\n");
-  for (double deadline = now() + 3; now() < deadline && slurp(t.dir + "/shim.log").empty();)
-    usleep(2000);
+  send_into_slow_fsync(c, t, "slow", "stuck");
   double t_term = now();
   p.signal(SIGTERM);
   std::string r = c.reply(5);
@@ -602,14 +609,7 @@ TEST_CASE("signals: a delivery that completes after shutdown frees its pending h
   Proc p;
   REQUIRE_MESSAGE(p.start(t, slow_fsync(t, 1, 2), t.dir + "/log"), p.why());
   itest::Client c(p.port);
-  REQUIRE(c.code() == 220);
-  REQUIRE(starts(c.cmd("EHLO client.test"), "250"));
-  REQUIRE(starts(c.cmd("MAIL FROM:<slow@client.test>"), "250"));
-  REQUIRE(starts(c.cmd("RCPT TO:<alice@one.test>"), "250"));
-  REQUIRE(starts(c.cmd("DATA"), "354"));
-  c.send(dot_stuff(make_message("leak", 0, 3000)) + ".\r\n");
-  for (double deadline = now() + 3; now() < deadline && slurp(t.dir + "/shim.log").empty();)
-    usleep(2000);
+  send_into_slow_fsync(c, t, "slow", "leak");
   p.signal(SIGTERM);
   c.reply(5);
   c.closed(2);
@@ -628,14 +628,7 @@ TEST_CASE("signals: the client disconnects while its message is being fsynced") 
   REQUIRE_MESSAGE(p.start(t, slow_fsync(t, 1, 1), t.dir + "/log"), p.why());
   {
     itest::Client c(p.port);
-    REQUIRE(c.code() == 220);
-    REQUIRE(starts(c.cmd("EHLO client.test"), "250"));
-    REQUIRE(starts(c.cmd("MAIL FROM:<gone@client.test>"), "250"));
-    REQUIRE(starts(c.cmd("RCPT TO:<alice@one.test>"), "250"));
-    REQUIRE(starts(c.cmd("DATA"), "354"));
-    c.send(dot_stuff(make_message("gone", 0, 3000)) + ".\r\n");
-    for (double deadline = now() + 3; now() < deadline && slurp(t.dir + "/shim.log").empty();)
-      usleep(2000);
+    send_into_slow_fsync(c, t, "gone", "gone");
   }  // closed while fsync sleeps
   usleep(1500000);
   itest::Client c2(p.port);

@@ -64,13 +64,6 @@ size_t MailStore::tmp_leftovers() const {
   return files_under(root, "tmp").size();
 }
 
-std::string slurp(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
 size_t files_in(const std::string &dir) {
   size_t n = 0;
   std::error_code ec;

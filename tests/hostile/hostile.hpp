@@ -35,7 +35,7 @@ struct MailStore {
   size_t tmp_leftovers() const;
 };
 
-std::string slurp(const std::string &path);
+using itest::slurp;
 // Regular files directly in dir (none if it does not exist).
 size_t files_in(const std::string &dir);
 

@@ -38,16 +38,43 @@ double now() {
   return static_cast<double>(ts.tv_sec) + static_cast<double>(ts.tv_nsec) / 1e9;
 }
 
-static void write_file(const std::string &path, const std::string &text) {
+void spit(const std::string &path, const std::string &data) {
   fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << text;
+  std::ofstream(path, std::ios::binary | std::ios::trunc) << data;
 }
 
-static std::string read_file(const std::string &path) {
+std::string slurp(const std::string &path) {
   std::ifstream in(path, std::ios::binary);
   std::stringstream ss;
   ss << in.rdbuf();
   return ss.str();
+}
+
+std::string dot_stuff(const std::string &m) {
+  std::string out;
+  out.reserve(m.size() + m.size() / 40);
+  bool bol = true;
+  for (char ch : m) {
+    if (bol && ch == '.') out += '.';
+    out += ch;
+    bol = ch == '\n';
+  }
+  return out;
+}
+
+bool split_received(const std::string &m, std::string &hdr, std::string &rest) {
+  if (m.rfind("Received: ", 0) != 0) return false;
+  size_t pos = 0;
+  for (;;) {
+    size_t e = m.find("\r\n", pos);
+    if (e == std::string::npos) return false;
+    pos = e + 2;
+    if (pos < m.size() && (m[pos] == ' ' || m[pos] == '\t')) continue;
+    break;
+  }
+  hdr = m.substr(0, pos);
+  rest = m.substr(pos);
+  return true;
 }
 
 static void link_plugins(const fs::path &from, const fs::path &to) {
@@ -76,9 +103,9 @@ std::string make_tree(const Options &opt) {
                      "\n[log]\nlevel = \"" + opt.log_level + "\"\n";
   // Tests send nothing off the machine: no DNS unless the test points [dns] at its own stub.
   if (opt.toml.find("[dns]") == std::string::npos) toml += "[dns]\nreverse_lookup = false\n";
-  write_file(dir + "/conf/uvsmtpd.toml", toml);
-  write_file(dir + "/conf/plugins", opt.plugins);
-  for (const auto &[name, text] : opt.files) write_file(dir + "/conf/" + name, text);
+  spit(dir + "/conf/uvsmtpd.toml", toml);
+  spit(dir + "/conf/plugins", opt.plugins);
+  for (const auto &[name, text] : opt.files) spit(dir + "/conf/" + name, text);
   return dir;
 }
 
@@ -132,7 +159,7 @@ Server::~Server() {
   if (!getenv("UVS_KEEP_TEST_DIRS")) remove_tree(dir_);
 }
 
-std::string Server::log() const { return read_file(dir_ + "/log"); }
+std::string Server::log() const { return slurp(dir_ + "/log"); }
 
 int Server::count_log(std::string_view needle) const {
   std::string l = log();

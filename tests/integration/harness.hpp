@@ -102,4 +102,12 @@ class Client {
 std::string send_message(Client &c, const std::string &from, const std::vector<std::string> &rcpts,
                          const std::string &body);
 
+// ---- files and messages (shared by the integration, hostile and faults suites) ----
+std::string slurp(const std::string &path);                   // whole file; "" if unreadable
+void spit(const std::string &path, const std::string &data);  // creates parent directories
+// RFC 5321 4.5.2 transparency: what a client puts on the wire for stored bytes (no final ".").
+std::string dot_stuff(const std::string &m);
+// Splits the first header field (Received:, with its folded lines) off a stored message.
+bool split_received(const std::string &stored, std::string &hdr, std::string &rest);
+
 }  // namespace itest

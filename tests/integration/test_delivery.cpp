@@ -50,17 +50,6 @@ struct TempDir {
   TempDir &operator=(const TempDir &) = delete;
 };
 
-std::string slurp(const std::string &path) {
-  std::ifstream in(path, std::ios::binary);
-  std::stringstream ss;
-  ss << in.rdbuf();
-  return ss.str();
-}
-
-void spit(const std::string &path, const std::string &data) {
-  std::ofstream(path, std::ios::binary) << data;
-}
-
 // Regular files directly in dir, sorted (empty if dir does not exist).
 std::vector<std::string> files_in(const std::string &dir) {
   std::vector<std::string> out;
@@ -82,42 +71,12 @@ std::vector<std::string> all_files_under(const std::string &root) {
   return out;
 }
 
-// Splits the first header field (with its folded lines) off a stored message.
-bool split_received(const std::string &m, std::string &hdr, std::string &rest) {
-  if (m.rfind("Received: ", 0) != 0) return false;
-  size_t pos = 0;
-  for (;;) {
-    size_t e = m.find("\r\n", pos);
-    if (e == std::string::npos) return false;
-    pos = e + 2;
-    if (pos < m.size() && (m[pos] == ' ' || m[pos] == '\t')) continue;
-    break;
-  }
-  hdr = m.substr(0, pos);
-  rest = m.substr(pos);
-  return true;
-}
-
 bool all_crlf(const std::string &m) {
   for (size_t i = 0; i < m.size(); ++i) {
     if (m[i] == '\n' && (i == 0 || m[i - 1] != '\r')) return false;
     if (m[i] == '\r' && (i + 1 >= m.size() || m[i + 1] != '\n')) return false;
   }
   return !m.empty() && m.size() >= 2 && m.compare(m.size() - 2, 2, "\r\n") == 0;
-}
-
-// RFC 5321 4.5.2 transparency: what a client puts on the wire for stored bytes (without the
-// final ".").
-std::string dot_stuff(const std::string &m) {
-  std::string out;
-  out.reserve(m.size() + m.size() / 50);
-  bool bol = true;
-  for (char ch : m) {
-    if (bol && ch == '.') out += '.';
-    out += ch;
-    bol = ch == '\n';
-  }
-  return out;
 }
 
 // ---- processes ------------------------------------------------------------------------

@@ -58,11 +58,6 @@ Options opts(const std::string &plugins, const std::map<std::string, std::string
   return o;
 }
 
-void write_file(const std::string &path, const std::string &text) {
-  fs::create_directories(fs::path(path).parent_path());
-  std::ofstream(path, std::ios::binary) << text;
-}
-
 struct ShResult {
   int status = -1;
   std::string output;
@@ -837,7 +832,7 @@ TEST_CASE("plugin_host: SIGHUP: a new plugin order for new connections, the old 
   old_session.cmd("MAIL FROM:<a@example.org>");
   CHECK(old_session.cmd("RCPT TO:<b@example.net>") == "250 2.1.5 first");
 
-  write_file(s.conf_dir() + "/plugins", "verdict:2 rcpt=OK rcpt.text=second\nverdict:1 rcpt=OK rcpt.text=first\n");
+  spit(s.conf_dir() + "/plugins", "verdict:2 rcpt=OK rcpt.text=second\nverdict:1 rcpt=OK rcpt.text=first\n");
   s.signal(SIGHUP);
   REQUIRE(s.wait_log("SIGHUP: configuration and plugins reloaded (2 plugin instance(s))"));
 
@@ -865,7 +860,7 @@ TEST_CASE("plugin_host: SIGHUP with a broken configuration keeps the running one
   };
   CHECK(rcpt_reply() == "250 2.1.5 first");
 
-  write_file(s.conf_dir() + "/plugins", "verdict:1 rcpt=OK rcpt.text=second\nno_such_plugin\n");
+  spit(s.conf_dir() + "/plugins", "verdict:1 rcpt=OK rcpt.text=second\nno_such_plugin\n");
   s.signal(SIGHUP);
   REQUIRE(s.wait_log("reload failed"));
   std::string log = s.log();
@@ -875,14 +870,14 @@ TEST_CASE("plugin_host: SIGHUP with a broken configuration keeps the running one
   CHECK(rcpt_reply() == "250 2.1.5 first");
 
   // a plugin whose init refuses its arguments is a broken configuration too
-  write_file(s.conf_dir() + "/plugins", "verdict:1 rcpt=OK rcpt.bogus=1\n");
+  spit(s.conf_dir() + "/plugins", "verdict:1 rcpt=OK rcpt.bogus=1\n");
   s.signal(SIGHUP);
   REQUIRE(s.wait_log("reload failed", 5, 2));
   CHECK(has(s.log(), s.conf_dir() + "/plugins:1: plugin 'verdict:1' failed to initialise: unknown option"));
   CHECK(rcpt_reply() == "250 2.1.5 first");
 
   // fixed: the next SIGHUP takes it
-  write_file(s.conf_dir() + "/plugins", "verdict:1 rcpt=OK rcpt.text=second\n");
+  spit(s.conf_dir() + "/plugins", "verdict:1 rcpt=OK rcpt.text=second\n");
   s.signal(SIGHUP);
   REQUIRE(s.wait_log("SIGHUP: configuration and plugins reloaded"));
   CHECK(rcpt_reply() == "250 2.1.5 second");
@@ -1023,7 +1018,7 @@ TEST_CASE("plugin_host: helo_blocklist built out of tree against the installed h
   CHECK(has(syms.output, " uvs_plugin_v1"));
 
   // a plugin cannot declare a minimum newer than the header it is built with
-  write_file(tmp + "/src/too_new.c",
+  spit(tmp + "/src/too_new.c",
              "#define UVS_PLUGIN_MIN_ABI_MINOR (UVS_ABI_MINOR + 1)\n#include <uvsmtpd/plugin.h>\n");
   ShResult too_new =
       sh("cc -std=c11 -fsyntax-only " + trim(cflags.output) + " '" + tmp + "/src/too_new.c'");
