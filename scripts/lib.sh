@@ -25,11 +25,17 @@ ensure_packages() {
   fi
 }
 
-# build_dir DIR [meson options...]: configure (once) and compile.
-build_dir() {
+# setup_dir DIR [meson options...]: configure DIR once.
+setup_dir() {
   local dir="$1"; shift
   if [ ! -f "$dir/build.ninja" ]; then
     meson setup "$dir" "$@" >/dev/null
   fi
+}
+
+# build_dir DIR [meson options...]: configure (once) and compile everything, quietly.
+build_dir() {
+  local dir="$1"; shift
+  setup_dir "$dir" "$@"
   ninja -C "$dir" >/dev/null || { ninja -C "$dir"; exit 1; }
 }

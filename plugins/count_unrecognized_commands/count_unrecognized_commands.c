@@ -3,8 +3,8 @@
  * Counts the unrecognized commands of each connection in a connection note (qpsmtpd's
  * `unrec_cmd_count`; `unrec_cmd_count:<suffix>` for an instance named
  * count_unrecognized_commands:<suffix>). Below N the core answers its usual 500; the N-th
- * gets `521 5.5.1 Closing connection, N unrecognized commands. Perhaps you should read RFC
- * 5321?` and the connection is closed. docs/plugins/count_unrecognized_commands.md.
+ * gets `521 5.5.1 Too many unrecognized commands (N); closing connection` and the connection is
+ * closed. docs/plugins/count_unrecognized_commands.md.
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -65,10 +65,8 @@ static uvs_verdict on_unrecognized(uvs_call *call, void *ud) {
     return UVS_DECLINED;
   }
   char text[160];
-  snprintf(text, sizeof text, "Closing connection, %ld unrecognized commands.", n);
+  snprintf(text, sizeof text, "Too many unrecognized commands (%ld); closing connection", n);
   api->log(st->self, call, UVS_LOG_INFO, "fail, %s", text);
-  size_t len = strlen(text);
-  snprintf(text + len, sizeof text - len, " Perhaps you should read RFC 5321?");
   api->reply(call, 521, "5.5.1", text);
   return UVS_DENY_DISCONNECT;
 }

@@ -1,7 +1,7 @@
 /* plugins/hosts_allow/hosts_allow.c: per-IP connection limit and conf/hosts_allow rows. */
 /*
  * At pre-connection: first the limit of concurrent connections from one IP (`max-from-ip N`,
- * default 10, 0 = none; adjusted by the connection note karma_history as in qpsmtpd), counted
+ * default 50, 0 = none; adjusted by the connection note karma_history as in qpsmtpd), counted
  * over the connections this instance let through (counted at pre-connection, released at
  * disconnect); over it, `451 4.7.0 too many connections from <ip>, try again later` and
  * close. Then the rows of conf/hosts_allow, `CIDR VERDICT [text]`, first match wins.
@@ -19,7 +19,7 @@
 
 static const uvs_api *api;
 
-#define HA_DEFAULT_MAX 10
+#define HA_DEFAULT_MAX 50 /* Postfix's smtpd_client_connection_count_limit; qpsmtpd: 5 */
 #define HA_MAX_MAX 1000000L
 #define HA_BUCKETS 1024
 #define HA_MAX_TEXT 500

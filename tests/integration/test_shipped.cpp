@@ -1,0 +1,75 @@
+// tests/integration/test_shipped.cpp: the shipped configuration (conf/) as a new admin runs it:
+// its plugins and list files, with only the Maildir root moved into the test's directory.
+#include <doctest/doctest.h>
+
+#include <filesystem>
+#include <memory>
+#include <regex>
+
+#include "harness.hpp"
+
+using namespace itest;
+namespace fs = std::filesystem;
+
+namespace {
+
+// Every file of conf/ but uvsmtpd.toml (the harness writes its own), queue/maildir pointed at
+// `maildirs`.
+Options shipped(const std::string &maildirs) {
+  Options o;
+  o.log_level = "info";
+  for (const auto &e : fs::directory_iterator(source_root() + "/conf")) {
+    std::string name = e.path().filename().string();
+    if (!e.is_regular_file() || name == "uvsmtpd.toml" || name == "uvsmtpd.service") continue;
+    if (name == "plugins") continue;
+    o.files[name] = slurp(e.path().string());
+  }
+  std::string plugins = slurp(source_root() + "/conf/plugins");
+  REQUIRE(plugins.find("queue/maildir") != std::string::npos);
+  o.plugins = std::regex_replace(plugins, std::regex("^queue/maildir[^\n]*", std::regex::multiline),
+                                 "queue/maildir " + maildirs);
+  return o;
+}
+
+}  // namespace
+
+TEST_CASE("shipped conf: a burst of 25 parallel connections from one IP is greeted, none deferred") {
+  // A default Postfix opens up to 20 parallel deliveries to one destination
+  // (default_destination_concurrency_limit); the per-IP limit must not defer them.
+  char tmpl[] = "/tmp/uvsmtpd-test.XXXXXX";
+  std::string maildirs = mkdtemp(tmpl);
+  Server s(shipped(maildirs));
+  REQUIRE(s.started());
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 25; ++i) {
+    clients.push_back(std::make_unique<Client>(s.port()));
+    REQUIRE(clients.back()->connected());
+  }
+  int greeted = 0;
+  for (auto &c : clients) {
+    std::string r = c->reply(10);  // earlytalker holds each greeting about a second, in parallel
+    if (r.rfind("220 ", 0) == 0) ++greeted;
+    else
+      MESSAGE("reply: " << r);
+  }
+  CHECK(greeted == 25);
+  for (auto &c : clients) CHECK(c->cmd("QUIT").rfind("221 ", 0) == 0);
+  remove_tree(maildirs);
+}
+
+TEST_CASE("hosts_allow without arguments: 50 connections per IP, the 51st is deferred") {
+  // The core's own per-IP limit (also 50) is lifted so that the plugin's limit is the one seen.
+  Server s(Options{.toml = "max_connections_per_ip = 0\n", .plugins = "hosts_allow\nverdict rcpt=OK\n",
+                   .log_level = "info"});
+  REQUIRE(s.started());
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 50; ++i) {
+    clients.push_back(std::make_unique<Client>(s.port()));
+    REQUIRE(clients.back()->connected());
+    CHECK(clients.back()->reply().rfind("220 ", 0) == 0);
+  }
+  Client extra(s.port());
+  std::string r = extra.reply();
+  CHECK_MESSAGE(r.rfind("451 ", 0) == 0, r);
+  CHECK(extra.closed());
+}
