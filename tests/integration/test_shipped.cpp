@@ -73,3 +73,52 @@ TEST_CASE("hosts_allow without arguments: 50 connections per IP, the 51st is def
   CHECK_MESSAGE(r.rfind("451 ", 0) == 0, r);
   CHECK(extra.closed());
 }
+
+namespace {
+
+// The [bare_newline] table of the shipped uvsmtpd.toml (the harness writes the other keys).
+std::string shipped_bare_newline() {
+  std::string toml = slurp(source_root() + "/conf/uvsmtpd.toml");
+  size_t at = toml.find("\n[bare_newline]");
+  REQUIRE(at != std::string::npos);
+  size_t end = toml.find("\n[", at + 1);
+  return toml.substr(at + 1, end == std::string::npos ? std::string::npos : end - at - 1);
+}
+
+// Files under `root` whose parent directory is new/ (delivered Maildir messages).
+std::vector<std::string> delivered(const std::string &root) {
+  std::vector<std::string> out;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator();
+       it.increment(ec))
+    if (it->is_regular_file() && it->path().parent_path().filename() == "new")
+      out.push_back(it->path().string());
+  return out;
+}
+
+}  // namespace
+
+TEST_CASE("shipped conf: Python smtplib's sendmail(msg.as_bytes()) with bare LF from loopback is delivered with CRLF") {
+  char tmpl[] = "/tmp/uvsmtpd-test.XXXXXX";
+  std::string maildirs = mkdtemp(tmpl);
+  Options o = shipped(maildirs);
+  o.toml = shipped_bare_newline();
+  Server s(o);
+  REQUIRE(s.started());
+  std::string script = source_root() + "/tests/integration/clients/send_bare_lf.py";
+  std::string cmd = "python3 " + script + " " + std::to_string(s.port()) + " 2>&1";
+  FILE *p = popen(cmd.c_str(), "r");
+  REQUIRE(p);
+  std::string out;
+  char buf[512];
+  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
+  int status = pclose(p);
+  CHECK_MESSAGE(status == 0, out);
+  auto files = delivered(maildirs);
+  REQUIRE(files.size() == 1);
+  std::string stored = slurp(files[0]);
+  CHECK(stored.find("Subject: bare LF from smtplib\r\n") != std::string::npos);
+  CHECK(stored.find("line one\r\nline two\r\n") != std::string::npos);
+  CHECK(stored.find("\n\n") == std::string::npos);
+  remove_tree(maildirs);
+}
