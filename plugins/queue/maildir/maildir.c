@@ -194,12 +194,12 @@ static char *join3(const char *a, const char *b, const char *c) {
   return out;
 }
 
-/* Printable copy for log lines: at most 200 bytes, anything but graphic ASCII as '?'. */
+/* Printable copy for log lines and replies: at most 200 bytes, anything but printable ASCII as '?'. */
 static void printable(char *out, size_t cap, const char *s) {
   size_t i = 0;
   for (; s[i] && i + 1 < cap && i < 200; ++i) {
     unsigned char ch = (unsigned char)s[i];
-    out[i] = (ch > 0x20 && ch < 0x7f) ? (char)ch : '?';
+    out[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
   }
   out[i] = '\0';
 }
