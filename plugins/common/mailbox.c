@@ -39,6 +39,12 @@ int mb_local(const char *local, size_t n, char *out, size_t cap) {
   return (int)o;
 }
 
+int mb_has_routing(const char *local, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (local[i] == '%' || local[i] == '!' || local[i] == '@') return 1;
+  return 0;
+}
+
 int mb_domain_ok(const char *s, size_t n) {
   if (n == 0 || n > 255 || s[0] == '.') return 0;
   for (size_t i = 0; i < n; ++i) {

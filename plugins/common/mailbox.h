@@ -12,6 +12,11 @@
  * length, or -1 when it cannot be stored. */
 int mb_local(const char *local, size_t n, char *out, size_t cap);
 
+/* Sender-specified routing in a local part: %, ! or @, quoted or not (percent hack, bang
+ * path, quoted address). rcpt_ok refuses these as relaying attempts; the others leave them
+ * to it rather than answer "unknown" or "cannot store". */
+int mb_has_routing(const char *local, size_t n);
+
 /* A domain as a path component, already lower-cased: [-a-z0-9_.], no leading '.', no "..". */
 int mb_domain_ok(const char *s, size_t n);
 

@@ -90,6 +90,7 @@ static uvs_verdict on_rcpt(uvs_call *call, void *ud) {
   for (size_t i = 0; i <= dn; ++i) dom[i] = lower(domain[i]);
   int local = ld_match(&m->domains, domain, me, api->local_ip(call)) != NULL;
   if (!local && !rm_is_vdomain(m, dom)) return UVS_DECLINED; /* not ours */
+  if (mb_has_routing(addr, ln)) return UVS_DECLINED;         /* rcpt_ok: Relaying denied */
   int n = mb_local(addr, ln, name, sizeof name);
   if (n < 0 || n > 64) return unknown(st, call, addr);
   for (int i = 0; i < n; ++i) name[i] = lower(name[i]);

@@ -16,6 +16,7 @@
 #include <string.h>
 
 #include "../common/local_domains.h"
+#include "../common/mailbox.h"
 #include "uvsmtpd/plugin.h"
 
 static const uvs_api *api;
@@ -43,13 +44,6 @@ static void state_free(rcpt_ok *st) {
   free(st);
 }
 
-/* Sender-specified routing in the local part: %, ! or @, quoted or not. */
-static int has_routing(const char *local, size_t len) {
-  for (size_t i = 0; i < len; ++i)
-    if (local[i] == '%' || local[i] == '!' || local[i] == '@') return 1;
-  return 0;
-}
-
 static uvs_verdict deny(const rcpt_ok *st, uvs_call *call, const char *addr, const char *why) {
   api->log(st->self, call, UVS_LOG_INFO, "fail, relaying denied for <%.300s>: %s", addr, why);
   api->reply(call, 550, "5.7.1", "Relaying denied");
@@ -66,7 +60,7 @@ static uvs_verdict judge_address(const rcpt_ok *st, uvs_call *call, const char *
   const char *at = strrchr(addr, '@');
   if (!at) return deny(st, call, addr, "no domain");
   const char *domain = at + 1;
-  if (has_routing(addr, (size_t)(at - addr)))
+  if (mb_has_routing(addr, (size_t)(at - addr)))
     return deny(st, call, addr, "sender-specified routing (%, ! or @) in the local part");
   const char *rule = ld_match(&st->hosts, domain, api->me(st->self), api->local_ip(call));
   if (!rule) return deny(st, call, addr, "domain not in rcpthosts");

@@ -552,7 +552,8 @@ TEST_CASE("delivery: what cannot be stored in a Maildir is refused at RCPT, neve
   Client c(s.port());
   open_txn(c);
   for (std::string bad : {"\"a b\"@one.test", "\"../x\"@one.test", "\".hidden\"@one.test",
-                          "a..b@one.test", "\"x\\\"y\"@one.test", "user@one..test"}) {
+                          "a..b@one.test", "\"x\\\"y\"@one.test", "user@one..test",
+                          "u%other.example@one.test"}) {
     CAPTURE(bad);
     std::string r = c.cmd("RCPT TO:<" + bad + ">");
     if (r.rfind("501 ", 0) == 0) continue;  // the core's parser refused it already
@@ -583,6 +584,10 @@ TEST_CASE("delivery: a foreign domain: 550 5.4.4 for a relay client, rcpt_ok's R
     else
       CHECK(r == "550 5.7.1 Relaying denied");
     CHECK(c.cmd("RCPT TO:<victim@[192.0.2.1]>").rfind(relay_client ? "550 5.4.4 " : "550 5.7.1 ", 0) == 0);
+    // a percent hack to a local domain: left to rcpt_ok, unless the session may relay
+    CHECK(c.cmd("RCPT TO:<u%other.example@one.test>") ==
+          (relay_client ? "550 5.1.3 <u%other.example@one.test>: local part cannot be stored in a Maildir"
+                        : "550 5.7.1 Relaying denied"));
     // local: me, rcpthosts, and the server's own address literal (stored under me)
     for (std::string ok : {"u@one.test", "u@mx.test.invalid", "postmaster@[127.0.0.1]"}) {
       CAPTURE(ok);

@@ -92,9 +92,15 @@ TEST_CASE("rcpt_map: local users pass, unknown ones get 550 5.1.1, aliases are r
   Client c(s.port());
   open_txn(c);
   for (std::string bad : {"unknown@one.test", "nobody@mx.test.invalid", "\"a b\"@one.test",
-                          "alice+x@one.test", "user%other.example@one.test"}) {
+                          "alice+x@one.test"}) {
     CAPTURE(bad);
     CHECK(c.cmd("RCPT TO:<" + bad + ">") == unknown(bad));
+  }
+  // sender-specified routing is a relaying attempt, refused as such by rcpt_ok
+  for (std::string relay : {"alice%other.example@one.test", "other.example!alice@one.test",
+                            "\"alice@other.example\"@one.test"}) {
+    CAPTURE(relay);
+    CHECK(c.cmd("RCPT TO:<" + relay + ">") == "550 5.7.1 Relaying denied");
   }
   // case-insensitive local part and domain; quotes dropped; the reply names what was asked
   CHECK(c.cmd("RCPT TO:<Alice@ONE.test>") == accepted("Alice@ONE.test"));

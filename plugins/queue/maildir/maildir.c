@@ -1027,6 +1027,10 @@ static uvs_verdict on_rcpt(uvs_call *call, void *ud) {
       return UVS_DENY;
     }
   }
+  /* a percent hack or bang path to a local domain: a relaying attempt, for rcpt_ok to refuse
+   * unless this session may relay (then it is refused below: it cannot be stored) */
+  if (mb_has_routing(addr, at ? (size_t)(at - addr) : 0) && api->is_immune(call) <= 0)
+    return UVS_DECLINED;
   const char *why = "no address";
   char *path = maildir_for(st, addr, api->local_ip(call), &why);
   if (path) {
