@@ -11,7 +11,9 @@
 
 #include "mailbox.h"
 
-static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
+static char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
 
 static int same_ci(const char *a, const char *b, size_t len) {
   for (size_t i = 0; i < len; ++i)
@@ -47,8 +49,7 @@ static int add_line(const char *line, const char *file, int lineno, void *ud) {
   ld_set *s = ud;
   if (bad_entry(line)) {
     snprintf(s->error, sizeof s->error,
-             "%.300s:%d: '%.80s' is not a domain, .domain or address literal", file, lineno,
-             line);
+             "%.300s:%d: '%.80s' is not a domain, .domain or address literal", file, lineno, line);
     return 1;
   }
   if (store(s, line) < 0) {

@@ -4,6 +4,8 @@
  * Domains it does not serve are left to the next plugin. The files are read and resolved by
  * rm_maps.c; docs/plugins/rcpt_map.md has the rules. */
 #define _POSIX_C_SOURCE 200809L
+/* rcpt_replace is ABI 1.3: older servers refuse to load this plugin (and init checks too). */
+#define UVS_PLUGIN_MIN_ABI_MINOR 3
 #include <errno.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -20,7 +22,9 @@ typedef struct rcpt_map {
   rm_maps maps;
 } rcpt_map;
 
-static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
+static char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
 
 /* Printable copy for replies and logs: at most 200 bytes, other bytes as '?'. */
 static void shown(char *out, size_t cap, const char *s) {
@@ -41,8 +45,8 @@ static uvs_verdict unknown(const rcpt_map *st, uvs_call *call, const char *addr)
   return UVS_DENY;
 }
 
-static uvs_verdict replace(const rcpt_map *st, uvs_call *call, const char *addr,
-                           const rm_entry *e, const char *what) {
+static uvs_verdict replace(const rcpt_map *st, uvs_call *call, const char *addr, const rm_entry *e,
+                           const char *what) {
   int rc = api->rcpt_replace(call, (const char *const *)e->final, e->nfinal);
   char a[256];
   shown(a, sizeof a, addr);
@@ -97,7 +101,8 @@ static uvs_verdict on_rcpt(uvs_call *call, void *ud) {
   if (!local) {
     const rm_entry *v = rm_virtual(m, name, dom);
     if (v) return replace(st, call, addr, v, "virtual");
-    if (strcmp(name, "postmaster") == 0) return replace(st, call, addr, &m->postmaster, "postmaster");
+    if (strcmp(name, "postmaster") == 0)
+      return replace(st, call, addr, &m->postmaster, "postmaster");
     return unknown(st, call, addr);
   }
   const rm_entry *a = rm_alias(m, name);

@@ -13,7 +13,9 @@
 
 #include "../common/mailbox.h"
 
-static char lower(char c) { return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c; }
+static char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
 
 static char *lower_dup(const char *s, size_t n) {
   char *d = malloc(n + 1);
@@ -59,8 +61,9 @@ static int name_ok(const char *s, size_t n) {
   return n > 0 && n <= 64 && s[0] != '"' && mb_local(s, n, buf, sizeof buf) == (int)n;
 }
 
-static const char kNameRule[] = "letters, digits and -+_.,= only, no leading '.' or \"..\", at "
-                                "most 64 bytes";
+static const char kNameRule[] =
+    "letters, digits and -+_.,= only, no leading '.' or \"..\", at "
+    "most 64 bytes";
 
 /* ---- the files ---------------------------------------------------------------------------- */
 
@@ -137,8 +140,7 @@ static int add_alias(const char *line, const char *file, int lineno, void *ud) {
   rm_maps *m = ((ctx *)ud)->m;
   const char *colon = strchr(line, ':');
   if (!colon)
-    return -fail(m, "%.300s:%d: '%.80s': expected 'name: target, target...'", file, lineno,
-                 line);
+    return -fail(m, "%.300s:%d: '%.80s': expected 'name: target, target...'", file, lineno, line);
   size_t n = (size_t)(colon - line);
   while (n > 0 && (line[n - 1] == ' ' || line[n - 1] == '\t')) --n;
   if (!name_ok(line, n))
@@ -174,8 +176,9 @@ static int add_virtual(const char *line, const char *file, int lineno, void *ud)
   }
   const char *rule = ld_match(&m->domains, dom, m->me, NULL);
   if (rule) {
-    fail(m, "%.300s:%d: %.80s is a local domain (%.80s): virtual domains must not be local; map "
-            "its users in the local recipients and aliases",
+    fail(m,
+         "%.300s:%d: %.80s is a local domain (%.80s): virtual domains must not be local; map "
+         "its users in the local recipients and aliases",
          file, lineno, dom, rule);
     free(key);
     return 1;
@@ -210,7 +213,9 @@ static rm_entry *find(const rm_list *l, const char *key) {
   probe.key = (char *)key;
   return l->n ? bsearch(&probe, l->v, l->n, sizeof *l->v, cmp_entry) : NULL;
 }
-const rm_entry *rm_alias(const rm_maps *m, const char *name) { return find(&m->aliases, name); }
+const rm_entry *rm_alias(const rm_maps *m, const char *name) {
+  return find(&m->aliases, name);
+}
 const rm_entry *rm_virtual(const rm_maps *m, const char *user, const char *vdomain) {
   char key[600];
   snprintf(key, sizeof key, "%s@%s", user, vdomain);
@@ -225,8 +230,8 @@ static int sort_list(rm_maps *m, rm_list *l, const char *what) {
     if (strcmp(l->v[i - 1].key, l->v[i].key) == 0) {
       const rm_entry *a = &l->v[i - 1], *b = &l->v[i];
       const rm_entry *later = strcmp(a->where, b->where) < 0 ? b : a; /* report one of the two */
-      return fail(m, "%s: %s '%.80s' is defined twice (also at %s)", later->where, what,
-                  later->key, later == a ? b->where : a->where);
+      return fail(m, "%s: %s '%.80s' is defined twice (also at %s)", later->where, what, later->key,
+                  later == a ? b->where : a->where);
     }
   return 0;
 }
@@ -295,15 +300,14 @@ static int resolve_target(rm_maps *m, rm_entry *from, int depth, outv *o, const 
   if (ld_match(&m->domains, dom, m->me, NULL)) return resolve_local(m, from, depth, o, buf, dom);
   if (rm_is_vdomain(m, dom)) {
     rm_entry *v = (rm_entry *)rm_virtual(m, buf, dom);
-    if (v == from)
-      return fail(m, "%s: '%.80s' expands to itself", from->where, from->key);
+    if (v == from) return fail(m, "%s: '%.80s' expands to itself", from->where, from->key);
     if (v) {
       if (resolve_entry(m, v, depth + 1) < 0) return -1;
       return add_final_of(m, from, o, v);
     }
     if (strcmp(buf, "postmaster") == 0) return add_final_of(m, from, o, &m->postmaster);
-    return fail(m, "%s: target '%.80s': no such user in the virtual domain %.80s", from->where,
-                t, dom);
+    return fail(m, "%s: target '%.80s': no such user in the virtual domain %.80s", from->where, t,
+                dom);
   }
   return fail(m,
               "%s: target '%.80s' is not in a local or virtual domain (nothing here delivers "
@@ -315,8 +319,7 @@ static int resolve_entry(rm_maps *m, rm_entry *e, int depth) {
   if (e->state == 2) return 0;
   if (e->state == 1) return fail(m, "%s: '%.80s' loops: it expands to itself", e->where, e->key);
   if (depth > RM_MAX_DEPTH)
-    return fail(m, "%s: '%.80s' is nested deeper than %d levels", e->where, e->key,
-                RM_MAX_DEPTH);
+    return fail(m, "%s: '%.80s' is nested deeper than %d levels", e->where, e->key, RM_MAX_DEPTH);
   e->state = 1;
   outv o = {0};
   for (int i = 0; i < e->ntargets; ++i)

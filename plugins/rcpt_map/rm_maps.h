@@ -8,7 +8,7 @@
 #include "../common/local_domains.h"
 #include "uvsmtpd/plugin.h"
 
-#define RM_MAX_DEPTH 16   /* alias/virtual nesting allowed at load */
+#define RM_MAX_DEPTH 16     /* alias/virtual nesting allowed at load */
 #define RM_MAX_TARGETS 1000 /* final addresses one entry may expand to */
 
 typedef struct rm_entry {
@@ -40,7 +40,7 @@ typedef struct rm_maps {
 } rm_maps;
 
 typedef struct rm_files {
-  const char *domains, *recipients, *aliases, *virtuals; /* config file names */
+  const char *domains, *recipients, *aliases, *virtuals;              /* config file names */
   int domains_named, recipients_named, aliases_named, virtuals_named; /* must exist */
 } rm_files;
 
