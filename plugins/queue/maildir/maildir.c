@@ -1,8 +1,13 @@
 /* plugins/queue/maildir/maildir.c: queue/maildir, durable local delivery of each message into
- * one Maildir per recipient (arguments, path building, the Maildir protocol, group commit of the
- * new/ fsyncs, rollback, the tmp/ sweep). */
+ * one Maildir per recipient (arguments, path building, the RCPT-time check, the Maildir protocol,
+ * group commit of the new/ fsyncs, rollback, the tmp/ sweep). */
 /*
- * conf/plugins:  queue/maildir <dir> [pattern]       (pattern default "%d/%u")
+ * conf/plugins:  queue/maildir <dir> [pattern] [domains=FILE]  (pattern default "%d/%u",
+ *                domains default rcpthosts)
+ *
+ * The rcpt hook refuses at RCPT what could not be delivered: a local name that cannot be a
+ * Maildir (550 5.1.3) and, for sessions that may relay, a foreign domain (550 5.4.4); it says
+ * DECLINED for the rest. It must stand before rcpt_ok (and after rcpt_map) in conf/plugins.
  *
  * The queue hook suspends; the delivery runs in stages, the disk work on the thread pool
  * (uvs_api.run_blocking), the bookkeeping on the loop:
