@@ -581,12 +581,11 @@ void Session::cmd_rcpt(const std::string &arg) {
     // rcpt_replace (ABI 1.3): the plugin's addresses instead of addr, without duplicates (the
     // domain compared case-insensitively), all or none within max_recipients.
     auto same = [](const std::string &a, const std::string &b) {
+      auto ci = [](unsigned char x, unsigned char y) { return tolower(x) == tolower(y); };
       size_t at = a.rfind('@');
       return a.size() == b.size() && at != std::string::npos && b.rfind('@') == at &&
              a.compare(0, at, b, 0, at) == 0 &&
-             std::equal(a.begin() + at, a.end(), b.begin() + at, [](char x, char y) {
-               return tolower(static_cast<unsigned char>(x)) == tolower(static_cast<unsigned char>(y));
-             });
+             std::equal(a.begin() + at, a.end(), b.begin() + at, ci);
     };
     std::vector<std::string> added;
     for (const std::string &t : r.rcpt_replace) {
