@@ -29,7 +29,7 @@ extern "C" {
 #endif
 
 #define UVS_ABI_MAJOR 1 /* bump = incompatible; the server refuses other majors */
-#define UVS_ABI_MINOR 2 /* bump = members appended; older plugins still load    */
+#define UVS_ABI_MINOR 3 /* bump = members appended; older plugins still load    */
 
 /* The oldest server minor (1.N) this plugin runs on: UVS_PLUGIN stamps it into
  * uvs_plugin_info.abi_minor, and a server older than that refuses the plugin. By default
@@ -285,7 +285,19 @@ typedef struct uvs_api {
 #endif
       ;
 
-  /* ---- 1.3 and later: append below this line only ----------------------------- */
+  /* ---- 1.3 ------------------------------------------------------------------- */
+
+  /* rcpt hook only (also from pending_call): replace the recipient being added by these n
+   * addresses (aliases). Each must be an RFC 5321 mailbox, local-part "@" domain, without <>
+   * (the core checks it as it checks RCPT TO; non-ASCII only when the recipient itself had
+   * it). Takes effect only if this handler's verdict is OK; a later call replaces an earlier
+   * one. The core then adds the addresses instead of the RCPT address, dropping duplicates
+   * (of each other and of recipients already accepted), and answers 452 4.5.3 if the list
+   * would exceed max_recipients. Copied. Returns 0, -EPERM outside the rcpt hook, -EINVAL
+   * for n < 1, a NULL or bad address (nothing is recorded then). */
+  int (*rcpt_replace)(uvs_call *c, const char *const *addrs, int n);
+
+  /* ---- 1.4 and later: append below this line only ----------------------------- */
 } uvs_api;
 
 /* Does the running server's table have this member? */

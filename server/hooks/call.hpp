@@ -86,6 +86,7 @@ struct uvs_call {
   uvs_pending *pending = nullptr;      // set by suspend()
   bool may_suspend = false;
   uvs::LoopServices *services = nullptr;
+  std::vector<std::string> rcpt_replace;  // rcpt_replace() (1.3): used if the verdict is OK
 };
 
 namespace uvs {

@@ -108,6 +108,7 @@ bool ChainRun::after_verdict(uvs_verdict v) {
   result_.has_reply = has_reply;
   result_.reply = std::move(reply);
   result_.plugin = name;
+  if (v == UVS_OK) result_.rcpt_replace = std::move(call_.rcpt_replace);
   return true;
 }
 

@@ -24,6 +24,7 @@ struct HookResult {
   Reply reply;             // reply.code 0 = keep the default code
   std::string plugin;      // instance that decided ("" if none)
   bool timed_out = false;  // the deciding plugin did not complete within hook_timeout
+  std::vector<std::string> rcpt_replace;  // rcpt: the deciding OK's replacement (empty: none)
 };
 
 using HookDone = std::function<void(HookResult)>;

@@ -280,6 +280,41 @@ int api_config_lines_at(uvs_plugin *p, const char *name, uvs_line_at_fn cb, void
   });
 }
 
+// -- 1.3 --
+bool has_8bit(const std::string &s) {
+  for (unsigned char ch : s)
+    if (ch >= 0x80) return true;
+  return false;
+}
+// A replacement must be what RCPT TO:<addr> accepts as a mailbox: no route, no bare postmaster,
+// and written canonically (the parser's address is the text itself).
+bool replacement_ok(const std::string &addr, bool may_8bit) {
+  if (addr.empty() || addr.size() > smtp::kMaxPath) return false;
+  smtp::PathParse p = smtp::parse_rcpt_arg("TO:<" + addr + ">");
+  return p.ok && p.params.empty() && p.path.route.empty() && !p.path.domain.empty() &&
+         p.path.address == addr && (may_8bit || !p.path.has_8bit);
+}
+int api_rcpt_replace(uvs_call *c, const char *const *addrs, int n) noexcept {
+  if (!c) return -EINVAL;
+  if (c->hook != UVS_HOOK_RCPT || !c->args) return -EPERM;
+  if (!addrs || n < 1) return -EINVAL;
+  try {
+    bool may_8bit = has_8bit(c->args->address);  // the transaction declared SMTPUTF8
+    std::vector<std::string> list;
+    list.reserve(static_cast<size_t>(n));
+    for (int i = 0; i < n; ++i) {
+      if (!addrs[i]) return -EINVAL;
+      std::string a(addrs[i]);
+      if (!replacement_ok(a, may_8bit)) return -EINVAL;
+      list.push_back(std::move(a));
+    }
+    c->rcpt_replace = std::move(list);
+  } catch (const std::bad_alloc &) {
+    return -ENOMEM;
+  }
+  return 0;
+}
+
 // Positional: the order is the ABI. A member left out at the end would be NULL in a table whose
 // size claims it; -Wextra (-Wmissing-field-initializers) flags that, and the build has no warnings.
 const uvs_api kApi = {
@@ -297,6 +332,7 @@ const uvs_api kApi = {
     api_run_blocking,
     api_remote_host, api_dns_query, api_event_loop, api_message_fd, api_config_lines_at,
     api_set_errorf,
+    api_rcpt_replace,
 };
 
 }  // namespace

@@ -108,6 +108,12 @@ PIN_MEMBER(set_errorf, 51);
 #define UVS_API_SIZE_1_2 SLOT(52)
 #endif
 
+/* ---- uvs_api 1.3 members (appended after 1.2's last slot) ---------------------------------- */
+#if UVS_ABI_MINOR >= 3
+PIN_MEMBER(rcpt_replace, 52);
+#define UVS_API_SIZE_1_3 SLOT(53)
+#endif
+
 /* The table grows with each minor, never shrinks; and it is exactly the table of the minor the
  * header declares: nothing was appended without bumping UVS_ABI_MINOR (and pinning it here). */
 PIN(sizeof(uvs_api) >= UVS_API_SIZE_1_0);
@@ -117,6 +123,8 @@ PIN(sizeof(uvs_api) == UVS_API_SIZE_1_0);
 PIN(sizeof(uvs_api) == UVS_API_SIZE_1_1);
 #elif UVS_ABI_MINOR == 2
 PIN(sizeof(uvs_api) == UVS_API_SIZE_1_2);
+#elif UVS_ABI_MINOR == 3
+PIN(sizeof(uvs_api) == UVS_API_SIZE_1_3);
 #else
 #error "UVS_ABI_MINOR is newer than tests/abi/abi_pins.h: pin the new members"
 #endif
@@ -287,6 +295,10 @@ inline void pin_set_errorf_type(const uvs_api *a) {
 #else
 PIN_TYPE(API_T(set_errorf), int (*)(uvs_plugin *, const char *, ...));
 #endif
+#endif
+
+#if UVS_ABI_MINOR >= 3
+PIN_TYPE(API_T(rcpt_replace), int (*)(uvs_call *, const char *const *, int));
 #endif
 
 PIN_TYPE(INFO_T(size), uint32_t);

@@ -46,6 +46,15 @@ static int fake_set_errorf(uvs_plugin *p, const char *fmt, ...) {
 }
 #endif
 
+#if UVS_ABI_MINOR >= 3
+static int fake_rcpt_replace(uvs_call *c, const char *const *addrs, int n) {
+  (void)c;
+  (void)addrs;
+  (void)n;
+  return 0;
+}
+#endif
+
 UVS_PLUGIN("abi_check", "1.2.3", fake_init, fake_fini);
 
 static int run_abi_checks(const char *lang) {
@@ -97,6 +106,18 @@ static int run_abi_checks(const char *lang) {
   CHECK(UVS_API_HAS(&t, set_errorf));
   t.set_errorf = NULL; /* covered, but NULL (a retired member) */
   CHECK(!UVS_API_HAS(&t, set_errorf));
+#endif
+#if UVS_ABI_MINOR >= 3
+  /* a 1.2 server's table ends at set_errorf: no rcpt_replace, whatever the memory says */
+  t.set_errorf = fake_set_errorf;
+  t.rcpt_replace = fake_rcpt_replace;
+  t.size = (uint32_t)offsetof(uvs_api, rcpt_replace);
+  CHECK(!UVS_API_HAS(&t, rcpt_replace));
+  CHECK(UVS_API_HAS(&t, set_errorf)); /* 1.2 members are still there */
+  t.size = (uint32_t)sizeof t;
+  CHECK(UVS_API_HAS(&t, rcpt_replace));
+  t.rcpt_replace = NULL;
+  CHECK(!UVS_API_HAS(&t, rcpt_replace));
 #endif
 
   printf("abi %s: %s (uvs_api %u bytes, uvs_plugin_info %u bytes, ABI %d.%d, plugin stamp 1.%d)\n",

@@ -16,6 +16,9 @@ const std::string kDenied = "550 5.7.1 Relaying denied";
 Options default_like(const MailStore &store) {
   std::string plugins = slurp(itest::source_root() + "/conf/plugins");
   std::string rcpthosts = slurp(itest::source_root() + "/conf/rcpthosts");
+  std::string aliases = slurp(itest::source_root() + "/conf/aliases");
+  // the shipped users, and the two mailboxes these tests deliver to
+  std::string users = slurp(itest::source_root() + "/conf/local_recipients") + "u\nv\n";
   REQUIRE(plugins.find("rcpt_ok") != std::string::npos);
   REQUIRE(plugins.find("queue/maildir") != std::string::npos);
   plugins = std::regex_replace(plugins, std::regex("^queue/maildir[^\n]*", std::regex::multiline),
@@ -24,7 +27,10 @@ Options default_like(const MailStore &store) {
                                "earlytalker wait 0.2");
   Options o;
   o.plugins = plugins;
-  o.files = {{"rcpthosts", rcpthosts}, {"relayclients", "10.0.0.0/8\n"}};
+  o.files = {{"rcpthosts", rcpthosts},
+             {"relayclients", "10.0.0.0/8\n"},
+             {"local_recipients", users},
+             {"aliases", aliases}};
   o.log_level = "info";
   return o;
 }

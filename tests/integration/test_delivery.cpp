@@ -329,7 +329,7 @@ TEST_CASE("delivery: recipients that would escape the Maildir tree are refused, 
   REQUIRE(s.started());
   const std::vector<std::string> bad = {
       "\"../../../etc/x\"@one.test", "\"a/b\"@one.test",  "\"..\"@one.test",
-      "\".hidden\"@one.test",        "\"a b\"@one.test",  "user@[127.0.0.1]",
+      "\".hidden\"@one.test",        "\"a b\"@one.test",  "user@[192.0.2.1]",
       "..@one.test",                 ".x@one.test",       "a..b@one.test",
       "user@one..test",              "user@.one.test",    "\"x\\\"y\"@one.test",
   };
@@ -491,8 +491,130 @@ TEST_CASE("delivery: bad plugin arguments stop startup") {
   {
     Server s(deliver_opts(""));
     CHECK(s.wait_exit() == 1);
-    CHECK(s.log().find("usage: queue/maildir <dir> [pattern]") != std::string::npos);
+    CHECK(s.log().find("usage: queue/maildir <dir> [pattern] [domains=FILE]") != std::string::npos);
   }
+  {
+    Server s(deliver_opts(mail.path + " domains=nosuchfile"));
+    CHECK(s.wait_exit() == 1);
+    CHECK(s.log().find("domains=nosuchfile: no such file in the config directory") !=
+          std::string::npos);
+  }
+  {
+    Options o = deliver_opts(mail.path + " domains=maildomains");
+    o.files = {{"maildomains", "one.test\nbad entry\n"}};
+    Server s(o);
+    CHECK(s.wait_exit() == 1);
+    CHECK(s.log().find("conf/maildomains:2: 'bad entry' is not a domain, .domain or address literal") !=
+          std::string::npos);
+  }
+}
+
+// ---- RCPT: queue/maildir accepts only what it can deliver ------------------------------
+
+namespace {
+// queue/maildir before rcpt_ok, as in conf/plugins; 127.0.0.1 relays when `relay_client`.
+Options rcpt_opts(const std::string &maildir_args, bool relay_client) {
+  Options o;
+  o.plugins = "relay\nqueue/maildir " + maildir_args + "\nrcpt_ok\n";
+  o.files = {{"rcpthosts", "one.test\n"},
+             {"relayclients", relay_client ? "127.0.0.1\n" : "192.0.2.0/24\n"}};
+  return o;
+}
+
+std::string open_txn(Client &c) {
+  std::string r = c.reply();
+  r += c.cmd("EHLO client.test");
+  return r + c.cmd("MAIL FROM:<sender@client.test>");
+}
+}  // namespace
+
+TEST_CASE("delivery: a quoted local part with safe characters is stored unquoted (RCPT and queue)") {
+  TempDir mail;
+  Server s(rcpt_opts(mail.path, false));
+  REQUIRE(s.started());
+  Client c(s.port());
+  open_txn(c);
+  CHECK(c.cmd("RCPT TO:<\"john.doe\"@one.test>") == "250 2.1.5 <\"john.doe\"@one.test>, recipient ok");
+  CHECK(c.cmd("RCPT TO:<\"a\\+b\"@one.test>") == "250 2.1.5 <\"a\\+b\"@one.test>, recipient ok");
+  REQUIRE(c.cmd("DATA").rfind("354", 0) == 0);
+  std::string msg = message("quoted", "hello\r\n");
+  c.send(dot_stuff(msg) + ".\r\n");
+  CHECK(c.reply(10).rfind("250 2.0.0 Queued as ", 0) == 0);
+  check_single(mail.path + "/one.test/john.doe", msg);
+  check_single(mail.path + "/one.test/a+b", msg);
+  CHECK(all_files_under(mail.path).size() == 2);
+}
+
+TEST_CASE("delivery: what cannot be stored in a Maildir is refused at RCPT, never after DATA") {
+  TempDir mail;
+  Server s(rcpt_opts(mail.path, true));  // even a relay client
+  REQUIRE(s.started());
+  Client c(s.port());
+  open_txn(c);
+  for (std::string bad : {"\"a b\"@one.test", "\"../x\"@one.test", "\".hidden\"@one.test",
+                          "a..b@one.test", "\"x\\\"y\"@one.test", "user@one..test",
+                          "u%other.example@one.test"}) {
+    CAPTURE(bad);
+    std::string r = c.cmd("RCPT TO:<" + bad + ">");
+    if (r.rfind("501 ", 0) == 0) continue;  // the core's parser refused it already
+    CHECK(r == "550 5.1.3 <" + bad + ">: local part cannot be stored in a Maildir");
+  }
+  // the good recipient of the same transaction still gets the message
+  CHECK(c.cmd("RCPT TO:<good@one.test>") == "250 2.1.5 <good@one.test>, recipient ok");
+  REQUIRE(c.cmd("DATA").rfind("354", 0) == 0);
+  std::string msg = message("good", "x\r\n");
+  c.send(dot_stuff(msg) + ".\r\n");
+  CHECK(c.reply(10).rfind("250 2.0.0 Queued as ", 0) == 0);
+  check_single(mail.path + "/one.test/good", msg);
+  CHECK(all_files_under(mail.path).size() == 1);
+  CHECK(s.wait_log("queue/maildir: refusing <\"a b\"@one.test>: local part has characters outside"));
+}
+
+TEST_CASE("delivery: a foreign domain: 550 5.4.4 for a relay client, rcpt_ok's Relaying denied for others") {
+  for (bool relay_client : {true, false}) {
+    CAPTURE(relay_client);
+    TempDir mail;
+    Server s(rcpt_opts(mail.path, relay_client));
+    REQUIRE(s.started());
+    Client c(s.port());
+    open_txn(c);
+    std::string r = c.cmd("RCPT TO:<victim@Elsewhere.Invalid>");
+    if (relay_client)
+      CHECK(r == "550 5.4.4 <victim@Elsewhere.Invalid>: no route to domain Elsewhere.Invalid");
+    else
+      CHECK(r == "550 5.7.1 Relaying denied");
+    CHECK(c.cmd("RCPT TO:<victim@[192.0.2.1]>").rfind(relay_client ? "550 5.4.4 " : "550 5.7.1 ", 0) == 0);
+    // a percent hack to a local domain: left to rcpt_ok, unless the session may relay
+    CHECK(c.cmd("RCPT TO:<u%other.example@one.test>") ==
+          (relay_client ? "550 5.1.3 <u%other.example@one.test>: local part cannot be stored in a Maildir"
+                        : "550 5.7.1 Relaying denied"));
+    // local: me, rcpthosts, and the server's own address literal (stored under me)
+    for (std::string ok : {"u@one.test", "u@mx.test.invalid", "postmaster@[127.0.0.1]"}) {
+      CAPTURE(ok);
+      CHECK(c.cmd("RCPT TO:<" + ok + ">") == "250 2.1.5 <" + ok + ">, recipient ok");
+    }
+    REQUIRE(c.cmd("DATA").rfind("354", 0) == 0);
+    std::string msg = message("local", "x\r\n");
+    c.send(dot_stuff(msg) + ".\r\n");
+    CHECK(c.reply(10).rfind("250 2.0.0 Queued as ", 0) == 0);
+    check_single(mail.path + "/one.test/u", msg);
+    check_single(mail.path + "/mx.test.invalid/u", msg);
+    check_single(mail.path + "/mx.test.invalid/postmaster", msg);
+    CHECK(!fs::exists(mail.path + "/elsewhere.invalid"));
+  }
+}
+
+TEST_CASE("delivery: domains=FILE names the Maildir domains instead of rcpthosts") {
+  TempDir mail;
+  Options o = rcpt_opts(mail.path + " domains=maildomains", true);
+  o.files["maildomains"] = "two.test\n";
+  Server s(o);
+  REQUIRE(s.started());
+  Client c(s.port());
+  open_txn(c);
+  CHECK(c.cmd("RCPT TO:<u@one.test>") == "550 5.4.4 <u@one.test>: no route to domain one.test");
+  CHECK(c.cmd("RCPT TO:<u@two.test>") == "250 2.1.5 <u@two.test>, recipient ok");
+  CHECK(c.cmd("RCPT TO:<u@mx.test.invalid>") == "250 2.1.5 <u@mx.test.invalid>, recipient ok");
 }
 
 // ---- SIGKILL: no message that got 250 is lost ------------------------------------------

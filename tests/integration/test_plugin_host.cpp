@@ -526,6 +526,7 @@ TEST_CASE("plugin_host: a plugin declaring ABI 1.0 loads, and uses newer members
   };
   const Case cases[] = {
       {"", UVS_ABI_MINOR, sizeof(uvs_api), "none"},  // reverse lookups are off in the harness
+      {" as=2", 2, offsetof(uvs_api, rcpt_replace), "none"},
       {" as=1", 1, offsetof(uvs_api, set_errorf), "none"},
       {" as=0", 0, offsetof(uvs_api, remote_host), "n/a"},
   };
@@ -614,6 +615,46 @@ TEST_CASE("plugin_host: the hook timeout answers 451 4.3.0 on every hook") {
 // DATA, close" (qpsmtpd: MAIL always begins with reset_transaction), but Session::cmd_mail
 // (server/session/session.cpp) does not clear txn_notes_: a transaction note set at HELO/EHLO
 // (or at connect) is still there in the mail and rcpt hooks of the next transaction.
+TEST_CASE("plugin_host: rcpt_replace (ABI 1.3) replaces the recipient on OK, drops duplicates, counts max_recipients") {
+  Server s(opts("api_probe\nverdict rcpt=OK\n", {}, "max_recipients = 8\n"));
+  REQUIRE(up(s));
+  Client c(s.port());
+  greeting(c);
+  CHECK(c.cmd("HELO client.example").rfind("250 ", 0) == 0);
+  CHECK(c.cmd("MAIL FROM:<a@example.org>").rfind("250 ", 0) == 0);
+  CHECK(c.cmd("RCPT TO:<kept@example.test>") == "250 2.1.5 <kept@example.test>, recipient ok");
+  // every bad call is refused and records nothing: the address itself is added
+  CHECK(c.cmd("RCPT TO:<aliasbad@example.test>") == "250 2.1.5 <aliasbad@example.test>, recipient ok");
+  // the reply names the address the client gave; one@EXAMPLE.TEST and kept@ are duplicates
+  CHECK(c.cmd("RCPT TO:<aliaslist@example.test>") == "250 2.1.5 <aliaslist@example.test>, recipient ok");
+  CHECK(c.cmd("RCPT TO:<aliaspending@example.test>") == "250 2.1.5 <aliaspending@example.test>, recipient ok");
+  // 6 accepted + 3 would be 9 > 8: nothing of it is added
+  CHECK(c.cmd("RCPT TO:<aliasmany@example.test>") == "452 4.5.3 Error: too many recipients");
+  // a replacement whose handler DECLINED is dropped; verdict's OK adds the address itself
+  CHECK(c.cmd("RCPT TO:<aliasdeclined@example.test>") ==
+        "250 2.1.5 <aliasdeclined@example.test>, recipient ok");
+  CHECK(c.cmd("DATA").rfind("354", 0) == 0);
+  c.send(kMessage + ".\r\n");
+  CHECK(c.reply(10) == "250 2.0.0 probe queued");
+  std::string log = s.log();
+  CHECK(probe(log, "mail rcpt_replace") == num(-EPERM));
+  for (const char *k : {"null", "n0", "nodomain", "route", "brackets", "space", "8bit", "nullentry"})
+    CHECK(probe(log, std::string("rcpt rcpt_replace_") + k) == num(-EINVAL));
+  CHECK(probe(log, "rcpt rcpt_replace_first") == "0");
+  CHECK(probe(log, "rcpt rcpt_replace") == "0");
+  CHECK(probe(log, "rcpt aliaspending rcpt_replace") == "0");
+  CHECK(probe(log, "rcpt rcpt_replace_many") == "0");
+  CHECK(probe(log, "rcpt rcpt_replace_declined") == "0");
+  // the data hook sees the list as replaced
+  CHECK(probe(log, "data rcpt_count") == "7");
+  const char *want[] = {"kept@example.test", "aliasbad@example.test", "one@example.test",
+                        "two@example.test", "\"q.u\"@example.test", "later@example.test",
+                        "aliasdeclined@example.test"};
+  for (int i = 0; i < 7; ++i) CHECK(probe(log, "data rcpt_at[" + num(i) + "]") == want[i]);
+  CHECK(has(log, "to=<one@example.test> orig_to=<aliaslist@example.test> by api_probe"));
+  CHECK(!has(log, "m1@example.test>"));
+}
+
 TEST_CASE("plugin_host: a transaction note set before MAIL is gone at MAIL") {
   Server s(opts("api_probe\n"));
   REQUIRE(up(s));

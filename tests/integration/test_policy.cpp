@@ -214,6 +214,43 @@ TEST_CASE("policy: rcpthosts: me, exact entries, .subdomain entries, case") {
   CHECK(s.wait_log("rcpt_ok: pass, me"));
 }
 
+TEST_CASE("policy: rcpt_ok: an address literal naming the server's own address is local") {
+  // RFC 1123 5.2.17, RFC 5321 4.1.3: user@[own address] without listing it in rcpthosts.
+  Server s(policy("rcpt_ok\n", {{"rcpthosts", "example.test\n[IPv6:2001:db8::1]\n"}}));
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(envelope(c));
+  for (std::string ok : {"postmaster@[127.0.0.1]", "user@[127.0.0.1]",
+                         // listed literals compare as addresses, not as text
+                         "user@[IPv6:2001:DB8:0:0:0:0:0:1]", "user@[ipv6:2001:db8::0:1]"}) {
+    CAPTURE(ok);
+    CHECK(rcpt(c, ok) == accepted(ok));
+  }
+  for (std::string bad : {"user@[127.0.0.2]", "user@[IPv6:::1]", "user@[IPv6:::ffff:127.0.0.1]",
+                          "user@[IPv6:2001:db8::2]", "user%other.example@[127.0.0.1]"}) {
+    CAPTURE(bad);
+    CHECK(rcpt(c, bad) == kDenied);
+  }
+  CHECK(s.wait_log("rcpt_ok: pass, own address literal: <postmaster@[127.0.0.1]>"));
+
+  // Over IPv6 the own address is ::1, written any way RFC 5321 4.1.3 allows.
+  Options o = policy("rcpt_ok\n");
+  o.args = {"--listen", "[::1]:0"};
+  Server s6(o);
+  if (!s6.started() || v6_port(s6) == 0) {
+    MESSAGE("no IPv6 loopback here; the IPv6 half is skipped");
+    return;
+  }
+  V6Client c6(v6_port(s6));
+  REQUIRE(c6.connected());
+  CHECK(c6.reply().rfind("220 ", 0) == 0);
+  CHECK(c6.cmd("EHLO client.example").rfind("250 ", 0) == 0);
+  CHECK(c6.cmd("MAIL FROM:<a@remote.example>").rfind("250 ", 0) == 0);
+  CHECK(c6.cmd("RCPT TO:<postmaster@[IPv6:::1]>") == accepted("postmaster@[IPv6:::1]"));
+  CHECK(c6.cmd("RCPT TO:<user@[IPv6:0:0:0:0:0:0:0:1]>") == accepted("user@[IPv6:0:0:0:0:0:0:0:1]"));
+  CHECK(c6.cmd("RCPT TO:<user@[127.0.0.1]>") == kDenied);
+}
+
 TEST_CASE("policy: postmaster is always accepted (bare, any case, and @me)") {
   Server s(policy("rcpt_ok\n"));  // no rcpthosts: only me is local
   REQUIRE(s.started());
@@ -253,7 +290,7 @@ TEST_CASE(
       {"@example.test,@mx.test.invalid:user@other.example", false, "user@other.example"},
       {"@[127.0.0.1]:relaytest@other.example", false, "relaytest@other.example"},
       {"relaytest%other.example@[127.0.0.1]", false},
-      {"relaytest@[127.0.0.1]", false},
+      {"relaytest@[192.0.2.1]", false},  // [127.0.0.1] is this server: local (below)
       {"user@other.example@example.test", true},
       {"\"user@other.example\"", true},
       {"other.example!user", true},

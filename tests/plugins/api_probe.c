@@ -20,12 +20,16 @@
  *               DECLINED
  *   helo/ehlo   helo_name/is_esmtp before the command takes effect, call_arg/address,
  *               send_continuation (-EPERM); sets transaction note probe.early
- *   mail        call_arg/address/param, mail_from (NULL before), transaction notes (string
+ *   mail        call_arg/address/param, mail_from (NULL before), rcpt_replace (-EPERM outside
+ *               rcpt), transaction notes (string
  *               and a pointer whose destructor logs "dtor txn:<address>")
  *   rcpt        mail_from, rcpt_count/rcpt_at, notes; local part "thread": suspend +
  *               run_blocking (the worker logs from the pool thread, done() completes OK
  *               "probe thread ok"); "badcomplete": complete() with code 199 (-EINVAL; OK with
- *               the default reply); "late": completes OK after 800 ms; anything else OK
+ *               the default reply); "late": completes OK after 800 ms; "alias*": rcpt_replace
+ *               (1.3): "aliasbad" its -EINVAL cases, then OK; "aliaslist" a list with a
+ *               duplicate, OK; "aliasmany" three addresses, OK; "aliasdeclined" a list, then
+ *               DECLINED; "aliaspending" suspends, replaces from a timer, OK; anything else OK
  *   data, data_headers_end, data_post  rcpt list, message_size/message_read/header_get,
  *               message_fd (read with pread, closed)
  *   queue       OK with reply "probe queued"
@@ -283,6 +287,66 @@ static void badcomplete_timer(uvs_pending *p, void *ud) {
   free(j);
 }
 
+/* rcpt_replace (1.3) from a timer, through pending_call: then OK. */
+static void alias_timer(uvs_pending *p, void *ud) {
+  job *j = (job *)ud;
+  static const char *const later[] = {"later@example.test"};
+  int rc = api->rcpt_replace(api->pending_call(p), later, 1);
+  out(j->st, NULL, "rcpt aliaspending rcpt_replace=%d", rc);
+  api->complete(p, UVS_OK, 0, NULL, NULL);
+  free(j);
+}
+
+/* Local parts starting "alias" exercise rcpt_replace (1.3). Returns 1 when it answered. */
+static int rcpt_alias(probe *st, uvs_call *c, const char *addr, uvs_verdict *v) {
+  static const char *const bad_domain[] = {"nodomain"};
+  static const char *const bad_route[] = {"@r.example:u@example.test"};
+  static const char *const bad_brackets[] = {"<u@example.test>"};
+  static const char *const bad_space[] = {"a b@example.test"};
+  static const char *const bad_8bit[] = {"j\xc3\xb6rg@example.test"};
+  static const char *const bad_null[] = {"one@example.test", NULL};
+  static const char *const list[] = {"one@example.test", "two@example.test",
+                                     "one@EXAMPLE.TEST", "\"q.u\"@example.test",
+                                     "kept@example.test"};
+  static const char *const many[] = {"m1@example.test", "m2@example.test", "m3@example.test"};
+  if (strncmp(addr, "aliasbad@", 9) == 0) {
+    out(st, c, "rcpt rcpt_replace_null=%d", api->rcpt_replace(c, NULL, 1));
+    out(st, c, "rcpt rcpt_replace_n0=%d", api->rcpt_replace(c, list, 0));
+    out(st, c, "rcpt rcpt_replace_nodomain=%d", api->rcpt_replace(c, bad_domain, 1));
+    out(st, c, "rcpt rcpt_replace_route=%d", api->rcpt_replace(c, bad_route, 1));
+    out(st, c, "rcpt rcpt_replace_brackets=%d", api->rcpt_replace(c, bad_brackets, 1));
+    out(st, c, "rcpt rcpt_replace_space=%d", api->rcpt_replace(c, bad_space, 1));
+    out(st, c, "rcpt rcpt_replace_8bit=%d", api->rcpt_replace(c, bad_8bit, 1));
+    out(st, c, "rcpt rcpt_replace_nullentry=%d", api->rcpt_replace(c, bad_null, 2));
+    *v = UVS_OK; /* nothing valid was recorded: the address itself is added */
+    return 1;
+  }
+  if (strncmp(addr, "aliaslist@", 10) == 0) {
+    out(st, c, "rcpt rcpt_replace_first=%d", api->rcpt_replace(c, many, 1)); /* replaced below */
+    out(st, c, "rcpt rcpt_replace=%d", api->rcpt_replace(c, list, 5));
+    *v = UVS_OK;
+    return 1;
+  }
+  if (strncmp(addr, "aliasmany@", 10) == 0) {
+    out(st, c, "rcpt rcpt_replace_many=%d", api->rcpt_replace(c, many, 3));
+    *v = UVS_OK;
+    return 1;
+  }
+  if (strncmp(addr, "aliasdeclined@", 14) == 0) { /* a replacement without OK is dropped */
+    out(st, c, "rcpt rcpt_replace_declined=%d", api->rcpt_replace(c, many, 3));
+    *v = UVS_DECLINED;
+    return 1;
+  }
+  if (strncmp(addr, "aliaspending@", 13) == 0) {
+    uvs_pending *p = api->suspend(c);
+    if (!p) return 0;
+    api->pending_timer(p, 10, alias_timer, new_job(st, p, "alias"));
+    *v = UVS_PENDING;
+    return 1;
+  }
+  return 0;
+}
+
 static uvs_verdict on_rcpt(probe *st, uvs_call *c) {
   const char *h = "rcpt";
   const char *addr = api->call_address(c);
@@ -318,6 +382,8 @@ static uvs_verdict on_rcpt(probe *st, uvs_call *c) {
     api->pending_timer(p, 10, badcomplete_timer, new_job(st, p, "badcomplete"));
     return UVS_PENDING;
   }
+  uvs_verdict v = UVS_OK;
+  if (rcpt_alias(st, c, addr, &v)) return v;
   return UVS_OK;
 }
 
@@ -539,6 +605,10 @@ static uvs_verdict on_hook(uvs_call *c, void *ud) {
       out(st, c, "%s is_esmtp=%d", h, api->is_esmtp(c));
       out(st, c, "%s mail_from=%s", h, S(api->mail_from(c)));
       out(st, c, "%s rcpt_count=%d", h, api->rcpt_count(c));
+      {
+        static const char *const one[] = {"u@example.test"};
+        out(st, c, "%s rcpt_replace=%d", h, api->rcpt_replace(c, one, 1)); /* -EPERM */
+      }
       out(st, c, "%s note_early=%s", h, S(api->note_get(c, UVS_NOTE_TRANSACTION, "probe.early")));
       api->note_set(c, UVS_NOTE_TRANSACTION, "probe.txn", "t1");
       char tag[96];

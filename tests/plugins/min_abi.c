@@ -26,6 +26,7 @@ static uvs_api shrunk; /* the table as an older server would have it (as=N) */
 static size_t table_size(int minor) {
   if (minor <= 0) return offsetof(uvs_api, remote_host);
   if (minor == 1) return offsetof(uvs_api, set_errorf);
+  if (minor == 2) return offsetof(uvs_api, rcpt_replace);
   return sizeof(uvs_api);
 }
 

@@ -3,6 +3,7 @@
 // completion (loop and thread), the timeout, cancellation, and the (hook, verdict) reply table.
 #include <doctest/doctest.h>
 
+#include <cerrno>
 #include <functional>
 #include <thread>
 #include <uv.h>
@@ -102,6 +103,37 @@ TEST_CASE("runner: no handler is DECLINED; order; first non-DECLINED wins") {
   CHECK(r.verdict == UVS_DENY);
   CHECK(r.plugin == "b");
   CHECK(calls == std::vector<std::string>{"a", "b"});
+}
+
+TEST_CASE("runner: rcpt_replace reaches the result only with the deciding OK") {
+  Fixture f;
+  const char *first[] = {"x@example.test"};
+  const char *second[] = {"a@example.test", "b@example.test"};
+  f.add("a", UVS_HOOK_RCPT, [&](uvs_call *c) {
+    CHECK(f.api->rcpt_replace(c, first, 1) == 0);
+    return UVS_DECLINED;  // dropped: the next handler starts afresh
+  });
+  f.add("b", UVS_HOOK_RCPT, [&](uvs_call *c) {
+    CHECK(f.api->rcpt_replace(c, second, 2) == 0);
+    return UVS_OK;
+  });
+  HookResult r = f.run(UVS_HOOK_RCPT);
+  CHECK(r.verdict == UVS_OK);
+  CHECK(r.rcpt_replace == std::vector<std::string>{"a@example.test", "b@example.test"});
+
+  Fixture g;  // a refusal carries no replacement
+  g.add("d", UVS_HOOK_RCPT, [&](uvs_call *c) {
+    g.api->rcpt_replace(c, first, 1);
+    return UVS_DENY;
+  });
+  CHECK(g.run(UVS_HOOK_RCPT).rcpt_replace.empty());
+
+  Fixture h;  // only in the rcpt hook
+  h.add("e", UVS_HOOK_MAIL, [&](uvs_call *c) {
+    CHECK(h.api->rcpt_replace(c, first, 1) == -EPERM);
+    return UVS_OK;
+  });
+  CHECK(h.run(UVS_HOOK_MAIL).rcpt_replace.empty());
 }
 
 TEST_CASE("runner: deny and ok observers fire after each handler") {

@@ -1,8 +1,13 @@
 /* plugins/queue/maildir/maildir.c: queue/maildir, durable local delivery of each message into
- * one Maildir per recipient (arguments, path building, the Maildir protocol, group commit of the
- * new/ fsyncs, rollback, the tmp/ sweep). */
+ * one Maildir per recipient (arguments, path building, the RCPT-time check, the Maildir protocol,
+ * group commit of the new/ fsyncs, rollback, the tmp/ sweep). */
 /*
- * conf/plugins:  queue/maildir <dir> [pattern]       (pattern default "%d/%u")
+ * conf/plugins:  queue/maildir <dir> [pattern] [domains=FILE]  (pattern default "%d/%u",
+ *                domains default rcpthosts)
+ *
+ * The rcpt hook refuses at RCPT what could not be delivered: a local name that cannot be a
+ * Maildir (550 5.1.3) and, for sessions that may relay, a foreign domain (550 5.4.4); it says
+ * DECLINED for the rest. It must stand before rcpt_ok (and after rcpt_map) in conf/plugins.
  *
  * The queue hook suspends; the delivery runs in stages, the disk work on the thread pool
  * (uvs_api.run_blocking), the bookkeeping on the loop:
@@ -45,6 +50,8 @@
 /* Uses ABI 1.1 members at most (message_fd): runs on any 1.1 or later server. */
 #define UVS_PLUGIN_MIN_ABI_MINOR 1
 #include "uvsmtpd/plugin.h"
+#include "../../common/local_domains.h"
+#include "../../common/mailbox.h"
 
 #define MD_CHUNK (64 * 1024)       /* copy buffer: the message is streamed, never loaded whole */
 #define MD_HOST_MAX 64             /* the host part of unique names                          */
@@ -61,6 +68,7 @@ typedef struct md_state {
   uvs_plugin *self;
   char *dir;     /* base directory, no trailing '/' */
   char *pattern; /* validated at init */
+  ld_set domains; /* the local domains besides me: rcpthosts, or domains=FILE */
   char host[MD_HOST_MAX + 1];
 } md_state;
 
@@ -191,63 +199,46 @@ static char *join3(const char *a, const char *b, const char *c) {
   return out;
 }
 
-/* Printable copy for log lines: at most 200 bytes, anything but graphic ASCII as '?'. */
+/* Printable copy for log lines and replies: at most 200 bytes, anything but printable ASCII as '?'. */
 static void printable(char *out, size_t cap, const char *s) {
   size_t i = 0;
   for (; s[i] && i + 1 < cap && i < 200; ++i) {
     unsigned char ch = (unsigned char)s[i];
-    out[i] = (ch > 0x20 && ch < 0x7f) ? (char)ch : '?';
+    out[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
   }
   out[i] = '\0';
 }
 
 /* ---- recipients -> Maildir paths ------------------------------------------------------ */
 
-/* The local part: qpsmtpd's character set (without '@'), no leading '.', no "..". */
-static int local_ok(const char *s, size_t n) {
-  if (n == 0 || n > 255 || s[0] == '.') return 0;
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char ch = (unsigned char)s[i];
-    if (!(isascii(ch) && isalnum(ch)) && !strchr("-+_.,=", ch)) return 0;
-    if (ch == '.' && i + 1 < n && s[i + 1] == '.') return 0;
-  }
-  return 1;
-}
-
-/* The domain, already lower-cased: letters, digits, '-', '_', '.'; no leading '.', no "..". */
-static int domain_ok(const char *s, size_t n) {
-  if (n == 0 || n > 255 || s[0] == '.') return 0;
-  for (size_t i = 0; i < n; ++i) {
-    unsigned char ch = (unsigned char)s[i];
-    if (!(isascii(ch) && isalnum(ch)) && !strchr("-_.", ch)) return 0;
-    if (ch == '.' && i + 1 < n && s[i + 1] == '.') return 0;
-  }
-  return 1;
-}
-
-/* Builds <dir>/<pattern expanded for addr> or returns NULL with *why set. */
-static char *maildir_for(const md_state *st, const char *addr, const char **why) {
+/* Builds <dir>/<pattern expanded for addr> or returns NULL with *why set. The local part is
+ * stored unquoted (plugins/common/mailbox.c); an address literal that is a local domain (the
+ * session's own address, or listed) stands for me. local_ip: the session's, or NULL. */
+static char *maildir_for(const md_state *st, const char *addr, const char *local_ip,
+                         const char **why) {
   char local[256], llocal[256], domain[256];
   const char *at = strrchr(addr, '@');
   size_t ln = at ? (size_t)(at - addr) : strlen(addr);
   const char *me = api->me(st->self);
   const char *dom = at ? at + 1 : me ? me : ""; /* "postmaster" has no domain */
+  if (dom[0] == '[' && ld_match(&st->domains, dom, me, local_ip)) dom = me ? me : "";
   size_t dn = strlen(dom);
   if (dn > 0 && dom[dn - 1] == '.') --dn; /* "example.test." is "example.test" */
   if (ln >= sizeof local || dn >= sizeof domain) {
     *why = "address too long";
     return NULL;
   }
-  memcpy(local, addr, ln);
-  local[ln] = '\0';
+  int un = mb_local(addr, ln, local, sizeof local);
+  if (un < 0) {
+    *why = "local part has characters outside [-A-Za-z0-9+_.,=] (quoted or not), a leading "
+           "'.' or \"..\"";
+    return NULL;
+  }
+  ln = (size_t)un;
   for (size_t i = 0; i <= ln; ++i) llocal[i] = (char)tolower((unsigned char)local[i]);
   for (size_t i = 0; i < dn; ++i) domain[i] = (char)tolower((unsigned char)dom[i]);
   domain[dn] = '\0';
-  if (!local_ok(local, ln)) {
-    *why = "local part has characters outside [-A-Za-z0-9+_.,=], a leading '.' or \"..\"";
-    return NULL;
-  }
-  if (!domain_ok(domain, dn)) {
+  if (!mb_domain_ok(domain, dn)) {
     *why = "domain has characters outside [-a-z0-9_.], a leading '.' or \"..\"";
     return NULL;
   }
@@ -960,7 +951,7 @@ static uvs_verdict on_queue(uvs_call *call, void *ud) {
   for (int i = 0; i < n; ++i) {
     const char *addr = api->rcpt_at(call, i);
     const char *why = "no address";
-    char *path = addr ? maildir_for(st, addr, &why) : NULL;
+    char *path = addr ? maildir_for(st, addr, api->local_ip(call), &why) : NULL;
     if (!path) {
       char shown[256];
       printable(shown, sizeof shown, addr ? addr : "");
@@ -1011,10 +1002,57 @@ static uvs_verdict on_queue(uvs_call *call, void *ud) {
   return UVS_PENDING;
 }
 
+/* ---- RCPT: accept only what can be delivered ---------------------------------------------- */
+
+/* DECLINED for a deliverable recipient (the next plugin decides); DENY for a local one whose
+ * name cannot be stored, and for a foreign one when this session could relay (nothing routes
+ * it: there is no outbound delivery here). Other sessions' foreign recipients are left to
+ * rcpt_ok's "Relaying denied". */
+static uvs_verdict on_rcpt(uvs_call *call, void *ud) {
+  md_state *st = ud;
+  const char *addr = api->call_address(call);
+  const char *at = strrchr(addr, '@');
+  char shown[256], text[600]; /* at most 200 + 200 + 30 bytes are used */
+  printable(shown, sizeof shown, addr);
+  if (at) {
+    const char *domain = at + 1;
+    size_t dn = strlen(domain);
+    char dom[256];
+    if (dn >= sizeof dom) dn = sizeof dom - 1;
+    memcpy(dom, domain, dn);
+    dom[dn] = '\0';
+    if (dn > 1 && dom[dn - 1] == '.') dom[dn - 1] = '\0';
+    if (!ld_match(&st->domains, dom, api->me(st->self), api->local_ip(call))) {
+      if (api->is_immune(call) <= 0) return UVS_DECLINED; /* rcpt_ok: Relaying denied */
+      char d[256];
+      printable(d, sizeof d, domain);
+      api->log(st->self, call, UVS_LOG_INFO, "refusing <%s>: %s is not a local domain", shown, d);
+      snprintf(text, sizeof text, "<%s>: no route to domain %s", shown, d);
+      api->reply(call, 550, "5.4.4", text);
+      return UVS_DENY;
+    }
+  }
+  /* a percent hack or bang path to a local domain: a relaying attempt, for rcpt_ok to refuse
+   * unless this session may relay (then it is refused below: it cannot be stored) */
+  if (mb_has_routing(addr, at ? (size_t)(at - addr) : 0) && api->is_immune(call) <= 0)
+    return UVS_DECLINED;
+  const char *why = "no address";
+  char *path = maildir_for(st, addr, api->local_ip(call), &why);
+  if (path) {
+    free(path);
+    return UVS_DECLINED;
+  }
+  api->log(st->self, call, UVS_LOG_INFO, "refusing <%s>: %s", shown, why);
+  snprintf(text, sizeof text, "<%s>: local part cannot be stored in a Maildir", shown);
+  api->reply(call, 550, "5.1.3", text);
+  return UVS_DENY;
+}
+
 /* ---- init / fini ---------------------------------------------------------------------- */
 
 static void state_free(md_state *st) {
   if (!st) return;
+  ld_free(&st->domains);
   free(st->dir);
   free(st->pattern);
   free(st);
@@ -1042,8 +1080,11 @@ static int md_init(uvs_plugin *self, const uvs_api *a) {
     return -ENOTSUP;
   }
   int argc = a->plugin_argc(self);
-  if (argc < 1 || argc > 2) {
-    a->set_error(self, "usage: queue/maildir <dir> [pattern]");
+  const char *domains_file = NULL;
+  if (argc > 1 && strncmp(a->plugin_argv(self, argc - 1), "domains=", 8) == 0)
+    domains_file = a->plugin_argv(self, --argc) + 8;
+  if (argc < 1 || argc > 2 || (domains_file && !domains_file[0])) {
+    a->set_error(self, "usage: queue/maildir <dir> [pattern] [domains=FILE]");
     return -EINVAL;
   }
   const char *dir = a->plugin_argv(self, 0);
@@ -1070,17 +1111,31 @@ static int md_init(uvs_plugin *self, const uvs_api *a) {
   if (strcmp(st->dir, "/") == 0) st->dir[0] = '\0'; /* "/" + "/" + sub */
   st->self = self;
   host_part(st->host, sizeof st->host, a->me(self));
-  int rc = a->register_hook(self, UVS_HOOK_QUEUE, on_queue, st);
+  int rc = ld_load(&st->domains, a, self, domains_file ? domains_file : "rcpthosts");
+  if (rc == -ENOENT && domains_file)
+    snprintf(st->domains.error, sizeof st->domains.error, "domains=%.200s: no such file in the "
+             "config directory", domains_file);
+  else if (rc == -ENOENT)
+    rc = 0; /* no rcpthosts: only me (and the own address literal) is local */
+  if (rc < 0) {
+    a->set_error(self, st->domains.error);
+    state_free(st);
+    return rc;
+  }
+  rc = a->register_hook(self, UVS_HOOK_QUEUE, on_queue, st);
+  if (rc == 0) rc = a->register_hook(self, UVS_HOOK_RCPT, on_rcpt, st);
   if (rc < 0) {
     state_free(st);
-    a->set_error(self, "cannot register the queue hook");
+    a->set_error(self, "cannot register the queue and rcpt hooks");
     return rc;
   }
   a->plugin_set_data(self, st);
   if (!is_dir(dir))
     a->log(self, NULL, UVS_LOG_NOTICE, "%s does not exist yet; it is created on first delivery",
            dir);
-  a->log(self, NULL, UVS_LOG_INFO, "delivering into %s/%s", st->dir, st->pattern);
+  a->log(self, NULL, UVS_LOG_INFO, "delivering into %s/%s for %s and %zu %s entr%s", st->dir,
+         st->pattern, a->me(self), st->domains.count, domains_file ? domains_file : "rcpthosts",
+         st->domains.count == 1 ? "y" : "ies");
   return 0;
 }
 

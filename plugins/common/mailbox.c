@@ -1,0 +1,99 @@
+/* plugins/common/mailbox.c: the local mailbox naming rules shared by the local-delivery
+ * plugins (see mailbox.h). */
+#define _POSIX_C_SOURCE 200809L
+#include "mailbox.h"
+
+#include <arpa/inet.h>
+#include <string.h>
+#include <strings.h>
+#include <sys/socket.h>
+
+static int safe_char(unsigned char ch) {
+  return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
+         (ch && strchr("-+_.,=", ch));
+}
+
+int mb_local(const char *local, size_t n, char *out, size_t cap) {
+  size_t o = 0;
+  if (n >= 2 && local[0] == '"' && local[n - 1] == '"') { /* quoted-string: drop quotes, \ */
+    for (size_t i = 1; i + 1 < n; ++i) {
+      char ch = local[i];
+      if (ch == '\\') {
+        if (i + 2 >= n) return -1;
+        ch = local[++i];
+      }
+      if (o + 1 >= cap) return -1;
+      out[o++] = ch;
+    }
+  } else {
+    if (n + 1 > cap) return -1;
+    memcpy(out, local, n);
+    o = n;
+  }
+  out[o] = '\0';
+  if (o == 0 || o > 255 || out[0] == '.') return -1;
+  for (size_t i = 0; i < o; ++i) {
+    if (!safe_char((unsigned char)out[i])) return -1;
+    if (out[i] == '.' && out[i + 1] == '.') return -1;
+  }
+  return (int)o;
+}
+
+int mb_has_routing(const char *local, size_t n) {
+  for (size_t i = 0; i < n; ++i)
+    if (local[i] == '%' || local[i] == '!' || local[i] == '@') return 1;
+  return 0;
+}
+
+int mb_domain_ok(const char *s, size_t n) {
+  if (n == 0 || n > 255 || s[0] == '.') return 0;
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char ch = (unsigned char)s[i];
+    if (!((ch >= 'a' && ch <= 'z') || (ch >= '0' && ch <= '9') || ch == '-' || ch == '_' ||
+          ch == '.'))
+      return 0;
+    if (ch == '.' && i + 1 < n && s[i + 1] == '.') return 0;
+  }
+  return 1;
+}
+
+int mb_ip(const char *ip, int *family, unsigned char addr[16]) {
+  static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+  if (!ip) return 0;
+  if (inet_pton(AF_INET, ip, addr) == 1) {
+    *family = AF_INET;
+    return 1;
+  }
+  if (inet_pton(AF_INET6, ip, addr) == 1) {
+    *family = AF_INET6;
+    if (memcmp(addr, mapped, sizeof mapped) == 0) { /* a dual-stack socket's IPv4 peer */
+      memmove(addr, addr + 12, 4);
+      *family = AF_INET;
+    }
+    return 1;
+  }
+  return 0;
+}
+
+int mb_literal(const char *domain, int *family, unsigned char addr[16]) {
+  size_t n = domain ? strlen(domain) : 0;
+  char text[64];
+  if (n < 3 || domain[0] != '[' || domain[n - 1] != ']' || n - 2 >= sizeof text) return 0;
+  memcpy(text, domain + 1, n - 2);
+  text[n - 2] = '\0';
+  if (strncasecmp(text, "IPv6:", 5) == 0) {
+    if (inet_pton(AF_INET6, text + 5, addr) != 1) return 0;
+    *family = AF_INET6; /* an IPv4-mapped literal stays IPv6: it is not the IPv4 literal */
+    return 1;
+  }
+  if (inet_pton(AF_INET, text, addr) != 1) return 0;
+  *family = AF_INET;
+  return 1;
+}
+
+int mb_literal_is_ip(const char *domain, const char *ip) {
+  int fa, fb;
+  unsigned char a[16], b[16];
+  if (!mb_literal(domain, &fa, a) || !mb_ip(ip, &fb, b) || fa != fb) return 0;
+  return memcmp(a, b, fa == AF_INET ? 4 : 16) == 0;
+}
