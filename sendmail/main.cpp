@@ -98,6 +98,10 @@ int main(int argc, char **argv) {
   // Recipients: the arguments, and with -t the To:, Cc: and Bcc: fields.
   std::vector<std::string> rcpts;
   auto add = [&](const std::string &list) -> bool {
+    if (list.find_first_of("\r\n") != std::string::npos) {
+      err = "bad recipient address '" + list.substr(0, list.find_first_of("\r\n")) + "...'";
+      return false;
+    }
     for (auto &a : sm::parse_address_list(list)) {
       std::string q = sm::qualify(a, domain);
       if (!sm::address_ok(q)) {
