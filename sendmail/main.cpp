@@ -29,7 +29,9 @@ int fail(int code, const std::string &msg) {
 }
 
 // The exit code for a refusal: 4xx -> EX_TEMPFAIL, 5xx -> the given permanent code.
-int refusal(const sm::Reply &r, int permanent) { return r.code >= 500 ? permanent : EX_TEMPFAIL; }
+int refusal(const sm::Reply &r, int permanent) {
+  return r.code >= 500 ? permanent : EX_TEMPFAIL;
+}
 
 std::string login_name() {
   if (const passwd *pw = getpwuid(getuid())) return pw->pw_name;
@@ -121,8 +123,10 @@ int main(int argc, char **argv) {
       if (f.name == "to" || f.name == "cc" || f.name == "bcc")
         if (!add(f.value)) return fail(EX_DATAERR, err);
   if (rcpts.empty())
-    return opt.from_headers ? fail(EX_DATAERR, "no recipients: none given and no To:, Cc: or Bcc: in the message")
-                            : fail(EX_USAGE, "no recipients given (use -t to read them from the message)");
+    return opt.from_headers
+               ? fail(EX_DATAERR,
+                      "no recipients: none given and no To:, Cc: or Bcc: in the message")
+               : fail(EX_USAGE, "no recipients given (use -t to read them from the message)");
   sm::remove_fields(msg, "bcc");  // blind copies stay blind
 
   // The SMTP dialogue.
@@ -135,7 +139,8 @@ int main(int argc, char **argv) {
   if (!c.connect(target, kTimeout, err)) return fail(EX_TEMPFAIL, err);
   if (!c.reply(r, kTimeout, err)) return lost(err);
   if (r.code != 220)
-    return fail(refusal(r, EX_UNAVAILABLE), target.shown() + " refused the connection: " + r.text());
+    return fail(refusal(r, EX_UNAVAILABLE),
+                target.shown() + " refused the connection: " + r.text());
   if (!c.command("EHLO " + domain, r, kTimeout, err)) return lost(err);
   bool esmtp = r.code == 250;
   if (!esmtp && r.code >= 500 && r.code != 554 && !c.command("HELO " + domain, r, kTimeout, err))

@@ -15,8 +15,8 @@ bool read_message(int fd, bool dot_ends, std::string &out, std::string &err);
 std::string to_crlf(std::string_view in);
 
 struct HeaderField {
-  std::string name;   // lower case
-  std::string value;  // unfolded (the CRLFs of continuation lines removed)
+  std::string name;           // lower case
+  std::string value;          // unfolded (the CRLFs of continuation lines removed)
   size_t begin = 0, end = 0;  // byte range in the message, the final CRLF included
 };
 // The header fields at the top of a CRLF message, up to the empty line (or the first line that

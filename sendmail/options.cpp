@@ -16,15 +16,26 @@ namespace {
 // Modes (-bX) other than -bm: what they would do elsewhere, for the error line.
 const char *mode_name(char c) {
   switch (c) {
-    case 's': return "SMTP on standard input";
-    case 'p': return "list the mail queue";
-    case 'd': case 'D': return "run as a daemon";
-    case 'i': return "rebuild the aliases";
-    case 'v': return "verify addresses";
-    case 't': return "address test mode";
-    case 'h': case 'H': return "host status";
-    case 'P': return "print queue counts";
-    default: return nullptr;
+    case 's':
+      return "SMTP on standard input";
+    case 'p':
+      return "list the mail queue";
+    case 'd':
+    case 'D':
+      return "run as a daemon";
+    case 'i':
+      return "rebuild the aliases";
+    case 'v':
+      return "verify addresses";
+    case 't':
+      return "address test mode";
+    case 'h':
+    case 'H':
+      return "host status";
+    case 'P':
+      return "print queue counts";
+    default:
+      return nullptr;
   }
 }
 
@@ -56,11 +67,22 @@ int parse_options(int argc, char **argv, Options &o, std::string &err) {
         return EX_USAGE;
       }
       switch (c) {
-        case 'f': case 'r': o.sender = v; o.sender_set = true; break;
-        case 'F': o.full_name = v; break;
-        case 'S': o.server = v; break;
-        case 'C': o.config = v; break;
-        default: break;  // -B body type, -N/-R/-V DSN, -h hop count, -L tag, -O option: ignored
+        case 'f':
+        case 'r':
+          o.sender = v;
+          o.sender_set = true;
+          break;
+        case 'F':
+          o.full_name = v;
+          break;
+        case 'S':
+          o.server = v;
+          break;
+        case 'C':
+          o.config = v;
+          break;
+        default:
+          break;  // -B body type, -N/-R/-V DSN, -h hop count, -L tag, -O option: ignored
       }
       continue;
     }
@@ -85,11 +107,22 @@ int parse_options(int argc, char **argv, Options &o, std::string &err) {
     }
     if (a.size() == 2) {
       switch (c) {
-        case 't': o.from_headers = true; continue;
-        case 'i': o.dot_ends = false; continue;
-        case 'v': o.verbose = true; continue;
-        case 'm': case 'n': case 'U': case 'G': continue;  // historic, harmless
-        default: break;
+        case 't':
+          o.from_headers = true;
+          continue;
+        case 'i':
+          o.dot_ends = false;
+          continue;
+        case 'v':
+          o.verbose = true;
+          continue;
+        case 'm':
+        case 'n':
+        case 'U':
+        case 'G':
+          continue;  // historic, harmless
+        default:
+          break;
       }
     }
     if (c == 'A' || c == 'e') continue;  // -Am/-Ac, -em/-ep/-eq: harmless

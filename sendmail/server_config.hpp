@@ -16,9 +16,9 @@ bool parse_target(const std::string &s, Target &t);
 
 // What uvsmtpd.toml says (only listen and hostname are read).
 struct ServerConfig {
-  bool found = false;   // the file was read
-  std::string listen;   // the first listen address, made connectable ("*:25" -> 127.0.0.1:25)
-  std::string hostname; // "" when not set
+  bool found = false;    // the file was read
+  std::string listen;    // the first listen address, made connectable ("*:25" -> 127.0.0.1:25)
+  std::string hostname;  // "" when not set
 };
 // path: a config directory (its uvsmtpd.toml) or a file. A missing or unreadable file is an
 // error only when required; a file that does not parse always is. 0 or EX_CONFIG with err.

@@ -189,7 +189,8 @@ TEST_CASE("sendmail: recipients from the arguments; bare LF arrives as CRLF") {
   REQUIRE(m.server->started());
   std::string msg = "From: a@example.test\nTo: bob@example.test\nSubject: t\n\nline 1\nline 2\n";
   Run r = sendmail({"-S", m.at(), "-f", "a@example.test", "bob@example.test",
-                    "Carol <carol@example.test>, dan@example.test"}, msg);
+                    "Carol <carol@example.test>, dan@example.test"},
+                   msg);
   CHECK_MESSAGE(r.status == 0, r.output);
   CHECK(r.output == "");
   for (const char *u : {"bob", "carol", "dan"}) {
@@ -208,9 +209,9 @@ TEST_CASE("sendmail: -t takes To, Cc and Bcc; Bcc is removed from the message") 
       "  \"Dan D.\" <dan@example.test>\nBcc: eve@example.test\nSubject: t\n\nBcc: in the body\n";
   Run r = sendmail({"-S", m.at(), "-t", "-i"}, msg);
   CHECK_MESSAGE(r.status == 0, r.output);
-  std::string want =
-      crlf("From: a@example.test\nTo: Bob <bob@example.test>\nCc: carol@example.test,\n"
-           "  \"Dan D.\" <dan@example.test>\nSubject: t\n\nBcc: in the body\n");
+  std::string want = crlf(
+      "From: a@example.test\nTo: Bob <bob@example.test>\nCc: carol@example.test,\n"
+      "  \"Dan D.\" <dan@example.test>\nSubject: t\n\nBcc: in the body\n");
   for (const char *u : {"bob", "carol", "dan", "eve"}) {
     auto got = m.messages(u, "example.test");
     REQUIRE_MESSAGE(got.size() == 1, u);
@@ -239,7 +240,8 @@ TEST_CASE("sendmail: a lone '.' line: kept with -i (stuffed on the wire), ends t
   Run r = sendmail({"-S", f.at(), "-oi", "bob@example.test"}, msg);
   CHECK_MESSAGE(r.status == 0, r.output);
   f.t.join();
-  CHECK(f.received.find("DATA\r\nSubject: dots\r\n\r\nbefore\r\n..\r\n...two\r\nafter\r\n.\r\nQUIT\r\n") !=
+  CHECK(f.received.find(
+            "DATA\r\nSubject: dots\r\n\r\nbefore\r\n..\r\n...two\r\nafter\r\n.\r\nQUIT\r\n") !=
         std::string::npos);
   // The multiline EHLO reply was read to its end: MAIL came next, 8-bit-free so no BODY=.
   CHECK(f.received.find("\r\nMAIL FROM:<") != std::string::npos);
@@ -259,7 +261,8 @@ TEST_CASE("sendmail: 8-bit content gets BODY=8BITMIME when the server offers it"
 TEST_CASE("sendmail: a refused recipient: exit 67 (EX_NOUSER), nothing is delivered") {
   Mta m;
   REQUIRE(m.server->started());
-  Run r = sendmail({"-S", m.at(), "bob@example.test", "nobody@elsewhere.invalid"}, "Subject: x\n\nx\n");
+  Run r =
+      sendmail({"-S", m.at(), "bob@example.test", "nobody@elsewhere.invalid"}, "Subject: x\n\nx\n");
   CHECK(r.status == EX_NOUSER);
   CHECK(r.output.find("uvsmtpd-sendmail: recipient <nobody@elsewhere.invalid> refused: 550") !=
         std::string::npos);
@@ -300,8 +303,9 @@ TEST_CASE("sendmail: the config's first listen address and hostname; the environ
   CHECK(m.messages("bob", "example.test").size() == 1);
   CHECK(m.server->count_log("from=<" + login() + "@example.test>") == 1);
   // The [[listen]] table form, a file named directly.
-  spit(conf + "/other.toml", "[[listen]]\naddress = \"127.0.0.1:" + port + "\"\n[[listen]]\n"
-                             "address = \"127.0.0.1:1\"\n");
+  spit(conf + "/other.toml", "[[listen]]\naddress = \"127.0.0.1:" + port +
+                                 "\"\n[[listen]]\n"
+                                 "address = \"127.0.0.1:1\"\n");
   r = sendmail({"-C", conf + "/other.toml", "carol@example.test"}, "Subject: 2\n\n2\n");
   CHECK_MESSAGE(r.status == 0, r.output);
   CHECK(m.messages("carol", "example.test").size() == 1);
