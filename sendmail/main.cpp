@@ -162,13 +162,14 @@ int main(int argc, char **argv) {
   for (auto &rcpt : rcpts) {
     if (!c.command("RCPT TO:<" + rcpt + ">", r, kTimeout, err)) return lost(err);
     if (r.code == 250 || r.code == 251) continue;
-    fail(0, "recipient <" + rcpt + "> refused: " + r.text());
+    // One line per refused recipient; every recipient must be accepted or nothing is sent.
+    fail(0, "recipient <" + rcpt + "> refused: " + r.text() + " (message not sent)");
     int code = refusal(r, EX_NOUSER);
     if (rc == 0 || code == EX_NOUSER) rc = code;
   }
   if (rc != 0) {
     c.command("QUIT", r, kTimeout, err);
-    return fail(rc, "message not sent (every recipient must be accepted)");
+    return rc;
   }
   if (!c.command("DATA", r, kTimeout, err)) return lost(err);
   if (r.code != 354) return fail(refusal(r, EX_UNAVAILABLE), "DATA refused: " + r.text());

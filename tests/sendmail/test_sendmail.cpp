@@ -3,6 +3,7 @@
 // server (the bytes on the wire, 4xx replies), with its sysexits.h exit codes.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <arpa/inet.h>
 #include <csignal>
 #include <cstdlib>
@@ -266,6 +267,8 @@ TEST_CASE("sendmail: a refused recipient: exit 67 (EX_NOUSER), nothing is delive
   CHECK(r.status == EX_NOUSER);
   CHECK(r.output.find("uvsmtpd-sendmail: recipient <nobody@elsewhere.invalid> refused: 550") !=
         std::string::npos);
+  CHECK(r.output.find(" (message not sent)\n") != std::string::npos);
+  CHECK(std::count(r.output.begin(), r.output.end(), '\n') == 1);  // one line
   CHECK(m.messages("bob", "example.test").empty());
 }
 
