@@ -10,6 +10,7 @@
 #include "log/log.hpp"
 #include "net/server.hpp"
 #include "plugin_host/host.hpp"
+#include "util/default_paths.hpp"
 #include "util/privileges.hpp"
 #include "uvs_build_config.h"
 
@@ -20,7 +21,8 @@ void usage(FILE *f) {
           "usage: uvsmtpd [--config DIR] [--listen ADDR:PORT]... [--plugin-dir DIR]\n"
           "               [--no-sync-check] [--check-config] [--version]\n"
           "  --config DIR      configuration directory (uvsmtpd.toml, plugins, list files);\n"
-          "                    default ./conf\n"
+          "                    default " UVS_INSTALL_CONFIG_DIR "\n"
+          "                    (./conf for the binary in the build tree)\n"
           "  --listen ADDR:PORT  listen here instead of the configured list (repeatable;\n"
           "                    [IPv6]:port; port 0 picks a free port, logged at start)\n"
           "  --plugin-dir DIR  where plugin .so files live (overrides plugin_dir)\n"
@@ -32,7 +34,7 @@ void usage(FILE *f) {
 }  // namespace
 
 int main(int argc, char **argv) {
-  std::string config_dir = "conf";
+  std::string config_dir = uvs::default_config_dir();
   std::string plugin_dir;
   std::vector<uvs::config::Listen> listen;
   bool check_only = false;

@@ -11,7 +11,7 @@
 #include <uv.h>
 
 #include "log/log.hpp"
-#include "uvs_build_config.h"
+#include "util/default_paths.hpp"
 
 namespace uvs {
 
@@ -147,10 +147,9 @@ std::shared_ptr<Generation> load_generation(const std::string &config_dir,
   for (const auto &cidr : gen->settings.bare_newline_normalize_networks) gen->normalize_networks.add(cidr);
 
   std::string dir = plugin_dir_override.empty() ? gen->settings.plugin_dir : plugin_dir_override;
-  if (dir.empty()) {
-    struct stat st;
-    dir = stat(UVS_BUILD_PLUGIN_DIR, &st) == 0 ? UVS_BUILD_PLUGIN_DIR : UVS_INSTALL_PLUGIN_DIR;
-  }
+  // The build tree's plugins only for the binary in the build tree: an installed binary uses
+  // the installed plugin directory even while a build tree exists.
+  if (dir.empty()) dir = default_plugin_dir();
   gen->plugin_dir = dir;
 
   if (!with_plugins) {

@@ -1,0 +1,103 @@
+#!/bin/bash
+# tests/install/install_test.sh: installs the build into a temp DESTDIR and checks the result.
+#   install_test.sh BUILD SOURCE SBINDIR PLUGINDIR CONFIGDIR EXAMPLEDIR INCLUDEDIR LIBDIR MANDIR UNITDIR
+# (all but BUILD and SOURCE are the absolute install paths; UNITDIR may be "no").
+set -uo pipefail
+BUILD=$1 SRC=$2 SBIN=$3 PLUGINDIR=$4 CONFIGDIR=$5 EXAMPLEDIR=$6 INCDIR=$7 LIBDIR=$8 MANDIR=$9
+UNITDIR=${10}
+D=$(mktemp -d /tmp/uvsmtpd-install.XXXXXX)
+trap 'rm -rf "$D"' EXIT
+failures=0
+fail() { echo "FAIL: $*"; failures=$((failures + 1)); }
+ok() { echo "ok: $*"; }
+need_file() { if [ -f "$D$1" ]; then ok "installed $1"; else fail "missing $1"; fi; }
+
+# 1. Install.
+if ! out=$(meson install -C "$BUILD" --no-rebuild --destdir "$D" 2>&1); then
+  echo "$out"; fail "meson install"; exit 1
+fi
+
+# 2. Every file.
+need_file "$SBIN/uvsmtpd"
+need_file "$SBIN/uvsmtpd-sendmail"
+[ -x "$D$SBIN/uvsmtpd" ] && [ -x "$D$SBIN/uvsmtpd-sendmail" ] || fail "binaries not executable"
+n=0
+while IFS= read -r so; do
+  rel=${so#"$BUILD/plugins/"}
+  need_file "$PLUGINDIR/$rel"
+  n=$((n + 1))
+done < <(find "$BUILD/plugins" -name '*.so' -type f -not -path '*.so.p/*' | sort)
+[ "$n" -ge 8 ] || fail "only $n plugins built?"
+need_file "$INCDIR/uvsmtpd/plugin.h"
+cmp -s "$SRC/include/uvsmtpd/plugin.h" "$D$INCDIR/uvsmtpd/plugin.h" || fail "plugin.h differs"
+need_file "$LIBDIR/pkgconfig/uvsmtpd-plugin.pc"
+for f in $(cd "$SRC/conf" && find . -type f ! -name meson.build ! -name '*.in' | sort); do
+  f=${f#./}
+  for dir in "$EXAMPLEDIR" "$CONFIGDIR"; do
+    need_file "$dir/$f"
+    cmp -s "$SRC/conf/$f" "$D$dir/$f" || fail "$dir/$f differs from conf/$f"
+  done
+done
+if [ "$UNITDIR" != no ]; then
+  unit="$D$UNITDIR/uvsmtpd.service"
+  need_file "$UNITDIR/uvsmtpd.service"
+  grep -qx "ExecStart=$SBIN/uvsmtpd --config $CONFIGDIR" "$unit" || fail "unit ExecStart: $(grep ExecStart= "$unit")"
+  grep -q '@' "$unit" && fail "unsubstituted @VAR@ in the unit"
+fi
+for page in man8/uvsmtpd.8 man5/uvsmtpd.toml.5 man8/uvsmtpd-sendmail.8; do
+  need_file "$MANDIR/$page"
+  # 3. The man pages render without warnings and carry this install's paths.
+  warn=$(groff -man -Tutf8 -ww -z "$D$MANDIR/$page" 2>&1)
+  [ -z "$warn" ] && ok "groff -ww $page" || fail "groff warnings in $page: $warn"
+  grep -q '@[A-Z]*@' "$D$MANDIR/$page" && fail "unsubstituted @VAR@ in $page"
+done
+grep -q "$CONFIGDIR" "$D$MANDIR/man8/uvsmtpd.8" || fail "uvsmtpd.8 does not name $CONFIGDIR"
+# Accurate: every option of --help is in uvsmtpd(8), every key of the example uvsmtpd.toml in
+# uvsmtpd.toml(5).
+for o in $("$D$SBIN/uvsmtpd" --help | grep -o -- '--[a-z][a-z-]*' | sort -u); do
+  grep -q -- "${o//-/\\\\-}" "$D$MANDIR/man8/uvsmtpd.8" || fail "uvsmtpd.8 does not document $o"
+done
+for k in $(sed -n 's/^\[*\([a-z_]*\)\]* *=.*/\1/p; s/^\[\([a-z_]*\)\]$/\1/p' "$SRC/conf/uvsmtpd.toml" | sort -u); do
+  grep -q "$k" "$D$MANDIR/man5/uvsmtpd.toml.5" || fail "uvsmtpd.toml.5 does not document $k"
+done
+
+# 4. The pkg-config file: the installed include dir, a plugin source compiles with it.
+pc() { PKG_CONFIG_SYSROOT_DIR="$D" PKG_CONFIG_PATH="$D$LIBDIR/pkgconfig" PKG_CONFIG_LIBDIR= pkg-config "$@"; }
+cflags=$(pc --cflags uvsmtpd-plugin | xargs)
+[ "$cflags" = "-I$D$INCDIR" ] && ok "pkg-config --cflags: $cflags" || fail "pkg-config --cflags gave '$cflags', want -I$D$INCDIR"
+[ "$(pc --variable=plugindir uvsmtpd-plugin)" = "$D$PLUGINDIR" ] || fail "plugindir: $(pc --variable=plugindir uvsmtpd-plugin)"
+printf '#include <uvsmtpd/plugin.h>\nint main(void) { return UVS_ABI_MAJOR > 0 ? 0 : 1; }\n' > "$D/t.c"
+cc $cflags -fsyntax-only "$D/t.c" && ok "compiles against the installed header" || fail "cannot compile against the installed header"
+
+# 5. The installed binaries run and use the installed directories.
+out=$("$D$SBIN/uvsmtpd" --check-config --config "$D$CONFIGDIR" --plugin-dir "$D$PLUGINDIR" 2>&1)
+[ $? -eq 0 ] && ok "installed uvsmtpd --check-config" || fail "installed --check-config: $out"
+# No --plugin-dir: the installed plugin dir (not under $D, so not found), never the build's,
+# although the build tree exists.
+out=$("$D$SBIN/uvsmtpd" --check-config --config "$D$CONFIGDIR" 2>&1)
+if [ -d "$PLUGINDIR" ]; then
+  echo "note: $PLUGINDIR exists on this machine: the default plugin dir check is skipped"
+elif [[ "$out" == *"cannot find $PLUGINDIR/"* ]]; then
+  ok "installed binary defaults to $PLUGINDIR"
+else
+  fail "installed binary's default plugin dir: $out"
+fi
+[[ "$out" == *"$BUILD"* ]] && fail "installed binary used the build tree: $out"
+# No --config: the installed config dir.
+out=$(cd "$D" && "$D$SBIN/uvsmtpd" --check-config 2>&1)
+[[ "$out" == *"$CONFIGDIR"* ]] && ok "installed binary defaults to $CONFIGDIR" || fail "default config dir: $out"
+# The build tree's binary keeps ./conf and the build's plugins.
+out=$(cd "$SRC" && "$BUILD/server/uvsmtpd" --check-config 2>&1)
+[[ "$out" == *"configuration OK (conf,"* ]] && ok "build binary defaults to ./conf and build plugins" || fail "build binary: $out"
+out=$("$D$SBIN/uvsmtpd-sendmail" -S 127.0.0.1:1 root </dev/null 2>&1)
+[ $? -eq 75 ] && ok "installed uvsmtpd-sendmail runs" || fail "installed uvsmtpd-sendmail: $out"
+
+# 6. A reinstall keeps an edited configuration (the example copy is refreshed).
+echo "# edited" >> "$D$CONFIGDIR/relayclients"
+echo "# edited" >> "$D$EXAMPLEDIR/relayclients"
+meson install -C "$BUILD" --no-rebuild --destdir "$D" >/dev/null 2>&1 || fail "second meson install"
+grep -q "# edited" "$D$CONFIGDIR/relayclients" && ok "reinstall keeps $CONFIGDIR/relayclients" || fail "reinstall overwrote $CONFIGDIR/relayclients"
+cmp -s "$SRC/conf/relayclients" "$D$EXAMPLEDIR/relayclients" || fail "reinstall did not refresh the example"
+
+echo "$failures failure(s)"
+[ "$failures" -eq 0 ]
