@@ -387,3 +387,34 @@ TEST_CASE("logging: syslog facility defaults to mail; JSON goes to syslog as one
   REQUIRE_MESSAGE(v, l);
   CHECK(v->str("level") == "notice");
 }
+
+TEST_CASE("logging: SIGHUP applies a new level and format; a new destination waits for a restart") {
+  LogServer s("", "stderr");
+  REQUIRE(s.port > 0);
+  std::string toml = slurp(s.conf());
+  const std::string anchor = "[log]\nlevel = \"info\"\n";
+  size_t at = toml.find(anchor);
+  REQUIRE(at != std::string::npos);
+  toml.replace(at, anchor.size(),
+               "[log]\nlevel = \"notice\"\nformat = \"json\"\ndestination = \"file\"\nfile = \"" +
+                   s.path("other.log") + "\"\n");
+  spit(s.conf(), toml);
+  kill(s.pid, SIGHUP);
+  REQUIRE(s.wait_for("stderr", "SIGHUP: configuration and plugins reloaded"));
+  std::string warn = line_with(s.read("stderr"), "change only on restart");
+  auto v = jsoncheck::parse(warn);
+  REQUIRE_MESSAGE(v, warn);
+  CHECK(v->str("level") == "warning");
+  CHECK(v->str("msg") == "SIGHUP: [log] destination, file and syslog_facility change only on "
+                         "restart; still logging as before");
+  auto done = jsoncheck::parse(line_with(s.read("stderr"), "SIGHUP: configuration and plugins"));
+  CHECK(done);
+  CHECK_FALSE(fs::exists(s.path("other.log")));
+  // level notice now: a session's info lines are gone.
+  Client c(s.port);
+  CHECK(c.code() == 220);
+  c.cmd("QUIT");
+  CHECK(c.closed(3));
+  usleep(200000);
+  CHECK(s.read("stderr").find("connect from 127.0.0.1") == std::string::npos);
+}
