@@ -8,7 +8,7 @@ namespace {
 
 // Postfix smtpd's order (RFC 5321 commands, then the extensions' verbs), "unknown" last.
 constexpr std::string_view kCommandNames[SessionCounters::kNames] = {
-    "helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data", "bdat",
+    "helo", "ehlo", "starttls", "auth", "mail", "rcpt", "data",   "bdat",
     "rset", "noop", "vrfy",     "expn", "help", "quit", "unknown"};
 
 std::string_view trim(std::string_view s) {
@@ -38,7 +38,9 @@ std::string client_text(std::string_view ip, std::string_view host) {
          "]";
 }
 
-std::string json_or_null(std::string_view s) { return s.empty() ? "null" : json_string(s); }
+std::string json_or_null(std::string_view s) {
+  return s.empty() ? "null" : json_string(s);
+}
 
 std::string seconds_text(double s) {
   char buf[32];

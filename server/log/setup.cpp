@@ -40,8 +40,9 @@ void reload(const config::Settings &s) {
   apply_level_format(s);
   if (s.log_destination != g_destination || (g_destination == "file" && s.log_file != g_file) ||
       (g_destination == "syslog" && s.log_syslog_facility != g_facility))
-    format(warning, "", "", "SIGHUP: [log] destination, file and syslog_facility change only "
-                            "on restart; still logging as before");
+    format(warning, "", "",
+           "SIGHUP: [log] destination, file and syslog_facility change only "
+           "on restart; still logging as before");
 }
 
 }  // namespace uvs::log

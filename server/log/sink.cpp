@@ -53,10 +53,14 @@ void write_all(int fd, std::string_view s) {
 }  // namespace
 
 bool parse_destination(std::string_view name, Destination &out) {
-  if (name == "stderr") out = Destination::standard_error;
-  else if (name == "file") out = Destination::file;
-  else if (name == "syslog") out = Destination::syslog;
-  else return false;
+  if (name == "stderr")
+    out = Destination::standard_error;
+  else if (name == "file")
+    out = Destination::file;
+  else if (name == "syslog")
+    out = Destination::syslog;
+  else
+    return false;
   return true;
 }
 

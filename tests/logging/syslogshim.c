@@ -40,7 +40,9 @@ EXPORT void openlog(const char *ident, int option, int facility) {
   record(buf);
 }
 
-EXPORT void closelog(void) { record("closelog\n"); }
+EXPORT void closelog(void) {
+  record("closelog\n");
+}
 
 EXPORT void vsyslog(int pri, const char *fmt, va_list ap) {
   char msg[16384];

@@ -56,8 +56,7 @@ std::string env_or(const char *name, const std::string &dflt) {
 
 std::string shim_preload() {
   std::string pre = env_or("LOGGING_PRELOAD_PREFIX", "");
-  std::string shim =
-      env_or("SYSLOG_SHIM", itest::build_root() + "/tests/logging/syslogshim.so");
+  std::string shim = env_or("SYSLOG_SHIM", itest::build_root() + "/tests/logging/syslogshim.so");
   return (pre.empty() ? "" : pre + " ") + shim;
 }
 
@@ -95,8 +94,12 @@ struct LogServer {
 
   void start(const std::string &port_from, const std::vector<std::string> &env) {
     std::vector<std::string> args = {itest::build_root() + "/server/uvsmtpd",
-                                     "--config", dir + "/conf", "--listen", "127.0.0.1:0",
-                                     "--plugin-dir", dir + "/plugins"};
+                                     "--config",
+                                     dir + "/conf",
+                                     "--listen",
+                                     "127.0.0.1:0",
+                                     "--plugin-dir",
+                                     dir + "/plugins"};
     std::vector<std::string> envs;
     for (char **e = environ; *e; ++e) envs.push_back(*e);
     envs.insert(envs.end(), env.begin(), env.end());
@@ -246,7 +249,9 @@ TEST_CASE("logging: startup errors of [log] name the file and line or the log fi
   const std::string anchor = "[log]\nlevel = \"info\"\n";
   size_t at = toml.find(anchor);
   REQUIRE(at != std::string::npos);
-  int line = 1 + static_cast<int>(std::count(toml.begin(), toml.begin() + static_cast<long>(at), '\n')) + 2;
+  int line =
+      1 + static_cast<int>(std::count(toml.begin(), toml.begin() + static_cast<long>(at), '\n')) +
+      2;
   toml.insert(at + anchor.size(), "destination = \"file\"\n");
   spit(conf, toml);
   auto r = itest::run_uvsmtpd({"--config", dir + "/conf", "--check-config"});
@@ -257,14 +262,14 @@ TEST_CASE("logging: startup errors of [log] name the file and line or the log fi
                 r.output);
 
   toml = base;
-  toml.insert(at + anchor.size(), "destination = \"file\"\nfile = \"" + dir + "/missing/dir/u.log\"\n");
+  toml.insert(at + anchor.size(),
+              "destination = \"file\"\nfile = \"" + dir + "/missing/dir/u.log\"\n");
   spit(conf, toml);
-  r = itest::run_uvsmtpd({"--config", dir + "/conf", "--listen", "127.0.0.1:0", "--plugin-dir",
-                          dir + "/plugins"});
+  r = itest::run_uvsmtpd(
+      {"--config", dir + "/conf", "--listen", "127.0.0.1:0", "--plugin-dir", dir + "/plugins"});
   CHECK(r.status == 1);
   CHECK_MESSAGE(r.output.find("uvsmtpd: cannot open log file " + dir +
-                              "/missing/dir/u.log: No such file or directory") !=
-                    std::string::npos,
+                              "/missing/dir/u.log: No such file or directory") != std::string::npos,
                 r.output);
 
   toml = base;
@@ -283,7 +288,9 @@ TEST_CASE("logging: JSON lines parse; ids, client and message facts are fields")
   REQUIRE(s.port > 0);
   // A quoted local part with a quote and a backslash, a UTF-8 domain (SMTPUTF8), and a
   // Message-ID with a control byte and a byte that is not UTF-8.
-  std::string from = "\"a\\\"b\\\\c\"@b\xc3\xbc" "cher.example";
+  std::string from =
+      "\"a\\\"b\\\\c\"@b\xc3\xbc"
+      "cher.example";
   std::string mid = std::string("<x\"\x01\xff@client.test>");
   std::string qid = one_session(s.port, from, mid, " SMTPUTF8");
   REQUIRE(!qid.empty());
@@ -305,7 +312,9 @@ TEST_CASE("logging: JSON lines parse; ids, client and message facts are fields")
       CHECK(v->str("queue_id") == qid);
       CHECK(v->str("message_id") == "<x\"\x01\\xff@client.test>");
       CHECK(v->num("size") > 40);
-      CHECK(v->str("from") == "\"a\\\"b\\\\c\"@b\xc3\xbc" "cher.example");
+      CHECK(v->str("from") ==
+            "\"a\\\"b\\\\c\"@b\xc3\xbc"
+            "cher.example");
       CHECK(v->num("nrcpt") == 2);
       const auto *rc = v->get("rcpts");
       REQUIRE(rc);
@@ -405,8 +414,9 @@ TEST_CASE("logging: SIGHUP applies a new level and format; a new destination wai
   auto v = jsoncheck::parse(warn);
   REQUIRE_MESSAGE(v, warn);
   CHECK(v->str("level") == "warning");
-  CHECK(v->str("msg") == "SIGHUP: [log] destination, file and syslog_facility change only on "
-                         "restart; still logging as before");
+  CHECK(v->str("msg") ==
+        "SIGHUP: [log] destination, file and syslog_facility change only on "
+        "restart; still logging as before");
   auto done = jsoncheck::parse(line_with(s.read("stderr"), "SIGHUP: configuration and plugins"));
   CHECK(done);
   CHECK_FALSE(fs::exists(s.path("other.log")));

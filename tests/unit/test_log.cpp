@@ -111,8 +111,9 @@ TEST_CASE("log settings: destination, file and syslog_facility are read") {
 TEST_CASE("log settings: bad values name the file and line") {
   CHECK(load_err("[log]\nlevel = \"info\"\ndestination = \"stdout\"\n") ==
         ":3: 'log.destination' must be one of stderr, file, syslog (got 'stdout')");
-  CHECK(load_err("[log]\n\nsyslog_facility = \"kern\"\n").rfind(
-            ":3: 'log.syslog_facility' must be one of auth, authpriv, cron, daemon, ", 0) == 0);
+  CHECK(load_err("[log]\n\nsyslog_facility = \"kern\"\n")
+            .rfind(":3: 'log.syslog_facility' must be one of auth, authpriv, cron, daemon, ", 0) ==
+        0);
   CHECK(load_err("[log]\nfile = \"\"\n") == ":2: 'log.file' must not be empty");
   CHECK(load_err("[log]\nfile = 7\n") == ":2: 'log.file' must be a string");
   CHECK(load_err("[log]\ndestinaton = \"file\"\n") == ":2: unknown key 'log.destinaton'");
@@ -192,10 +193,10 @@ TEST_CASE("log: destination names") {
 
 TEST_CASE("log json: the reader used by these tests is strict") {
   CHECK(jsoncheck::parse("{\"a\":[1,-2.5e3,true,null,\"x\\u00e9\\ud83d\\ude00\"]}"));
-  CHECK_FALSE(jsoncheck::parse("{\"a\":\"\x01\"}"));      // raw control byte
-  CHECK_FALSE(jsoncheck::parse("{\"a\":\"\xff\"}"));      // not UTF-8
-  CHECK_FALSE(jsoncheck::parse("{\"a\":\"\\x41\"}"));     // no such escape
-  CHECK_FALSE(jsoncheck::parse("{\"a\":\"\\ud83d\"}"));   // lone surrogate
+  CHECK_FALSE(jsoncheck::parse("{\"a\":\"\x01\"}"));     // raw control byte
+  CHECK_FALSE(jsoncheck::parse("{\"a\":\"\xff\"}"));     // not UTF-8
+  CHECK_FALSE(jsoncheck::parse("{\"a\":\"\\x41\"}"));    // no such escape
+  CHECK_FALSE(jsoncheck::parse("{\"a\":\"\\ud83d\"}"));  // lone surrogate
   CHECK_FALSE(jsoncheck::parse("{\"a\":1,}"));
   CHECK_FALSE(jsoncheck::parse("{\"a\":01}"));
   CHECK_FALSE(jsoncheck::parse("{\"a\":1} x"));
@@ -259,8 +260,8 @@ TEST_CASE("log file: lines are appended; reopen switches to a new file at the sa
 TEST_CASE("log file: an unopenable path is an error and the old destination stays") {
   FileLog f(false);
   std::string err;
-  CHECK_FALSE(uvs::log::open_sink(uvs::log::Destination::file, f.tmp.dir + "/no/such/dir/log", 0,
-                                  err));
+  CHECK_FALSE(
+      uvs::log::open_sink(uvs::log::Destination::file, f.tmp.dir + "/no/such/dir/log", 0, err));
   CHECK(err.find("cannot open log file " + f.tmp.dir + "/no/such/dir/log: No such file") == 0);
   uvs::log::write(uvs::log::info, "", "", "still here");
   CHECK(f.text().find("still here") != std::string::npos);
