@@ -2,6 +2,7 @@
 // each write, so lines from the loop and from worker threads never interleave.
 #include "log/sink.hpp"
 
+#include <atomic>
 #include <cerrno>
 #include <cstring>
 #include <fcntl.h>
@@ -27,8 +28,8 @@ const FacilityName kFacilities[] = {
 };
 
 std::mutex g_mutex;
-Destination g_dest = Destination::standard_error;
-int g_fd = -1;  // the file destination's descriptor
+std::atomic<Destination> g_dest{Destination::standard_error};  // written under g_mutex
+int g_fd = -1;                                                 // the file destination's descriptor
 std::string g_path;
 bool g_syslog_open = false;
 
@@ -105,7 +106,6 @@ bool open_sink(Destination d, const std::string &path, int facility, std::string
 }
 
 Destination sink_destination() {
-  std::lock_guard<std::mutex> lock(g_mutex);
   return g_dest;
 }
 
