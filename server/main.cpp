@@ -8,6 +8,7 @@
 
 #include "config/settings.hpp"
 #include "log/log.hpp"
+#include "log/setup.hpp"
 #include "net/server.hpp"
 #include "plugin_host/host.hpp"
 #include "util/default_paths.hpp"
@@ -98,10 +99,11 @@ int main(int argc, char **argv) {
            gen->plugins->instances.size());
     return 0;
   }
-  int level = uvs::log::info;
-  uvs::log::parse_level(gen->settings.log_level, level);
-  uvs::log::set_level(level);
-  uvs::log::set_json(gen->settings.log_format == "json");
+  // [log]: level, format, destination (a log file is opened here, before privileges drop).
+  if (!uvs::log::setup(gen->settings, err)) {
+    fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
+    return 1;
+  }
 
   // Before anything uses libuv's thread pool: its size (fsyncs of queue plugins run there in
   // parallel). The environment variable, when set, wins.

@@ -18,6 +18,7 @@
 #include <toml++/toml.h>
 #include <utility>
 
+#include "log/sink.hpp"
 #include "util/cidr.hpp"
 
 namespace uvs::config {
@@ -52,6 +53,7 @@ class Loader {
   // Returns false and sets err to the earliest error (by line) in the file.
   bool load(const toml::table &root, std::string &err) {
     walk_table(root, "", top_handlers());
+    check_log_file();
     if (errors_.empty()) return true;
     auto &[line, msg] = *errors_.begin();
     err = line > 0 ? file_ + ":" + std::to_string(line) + ": " + msg : file_ + ": " + msg;
@@ -310,7 +312,18 @@ class Loader {
     h["log"] =
         sub_table({{"level", one_of(s_.log_level, std::vector<std::string>(std::begin(kLogLevels),
                                                                            std::end(kLogLevels)))},
-                   {"format", one_of(s_.log_format, {"text", "json"})}});
+                   {"format", one_of(s_.log_format, {"text", "json"})},
+                   {"destination",
+                    [this](const toml::node &n, const std::string &name) {
+                      one_of(s_.log_destination, {"stderr", "file", "syslog"})(n, name);
+                      log_destination_line_ = n.source().begin.line;
+                    }},
+                   {"file", text(s_.log_file,
+                                 [](const std::string &v) -> const char * {
+                                   return v.empty() ? "must not be empty" : nullptr;
+                                 })},
+                   {"syslog_facility", one_of(s_.log_syslog_facility,
+                                              log::syslog_facility_names())}});
     h["thread_pool_size"] = integer(s_.thread_pool_size, 1, 1024);
     h["user"] = text(s_.user, nullptr);
     h["group"] = text(s_.group, nullptr);
@@ -324,8 +337,16 @@ class Loader {
     return h;
   }
 
+  // destination "file" needs a file: the error names the destination's line.
+  void check_log_file() {
+    if (s_.log_destination != "file" || !s_.log_file.empty()) return;
+    errors_.emplace(log_destination_line_,
+                    "'log.destination' is \"file\" but 'log.file' is not set");
+  }
+
   const std::string &file_;
   Settings &s_;
+  uint32_t log_destination_line_ = 0;
   std::multimap<uint32_t, std::string> errors_;  // line -> message
   bool listen_set_ = false;
   bool hostname_set_ = false;

@@ -40,6 +40,9 @@ struct Settings {
   double reverse_timeout = 3;            // seconds the connect-time lookup may take
   std::string log_level = "info";        // emerg alert crit err warning notice info debug
   std::string log_format = "text";       // text | json
+  std::string log_destination = "stderr";  // stderr | file | syslog
+  std::string log_file;                    // destination "file": appended to, reopened on SIGHUP
+  std::string log_syslog_facility = "mail";  // destination "syslog": the facility name
 };
 
 // Loads `path` into `out` (starting from defaults). A missing file is not an error when

@@ -1,6 +1,9 @@
 // log/log.hpp: the process logger: one line per event, text or JSON, syslog levels, thread-safe.
+// Lines go to the destination chosen in log/sink.hpp (stderr, a file or syslog).
 #pragma once
 #include <cstdarg>
+#include <cstdint>
+#include <span>
 #include <string>
 #include <string_view>
 
@@ -11,11 +14,28 @@ enum Level { emerg = 0, alert, crit, err, warning, notice, info, debug };
 void set_level(int level);
 int level();
 void set_json(bool json);
+bool json();
 // "info" -> info; false if unknown.
 bool parse_level(std::string_view name, int &out);
 
+// One structured item of an event line: a key and its value already encoded as JSON (use
+// json_string / json_number / json_strings). Only the JSON format shows fields, each as a
+// member of the line's object after "msg"; text lines carry the same facts in msg.
+struct Field {
+  std::string_view key;
+  std::string json;
+};
+std::string json_string(std::string_view s);  // "..." with JSON escapes (see json_escape)
+std::string json_number(int64_t n);
+std::string json_strings(std::span<const std::string> items);  // ["a","b"]
+// JSON string body: quote, backslash and control bytes escaped (\n, \u0001, ...); valid
+// UTF-8 is kept; a byte that is not part of valid UTF-8 reads \xNN once decoded (written
+// \\xNN), so every line is valid UTF-8 and parses.
+std::string json_escape(std::string_view s);
+
 // session may be empty; source is the plugin instance or "" for the core.
-void write(int level, std::string_view session, std::string_view source, std::string_view msg);
+void write(int level, std::string_view session, std::string_view source, std::string_view msg,
+           std::span<const Field> fields = {});
 void vformat(int level, std::string_view session, std::string_view source, const char *fmt,
              va_list ap);
 void format(int level, std::string_view session, std::string_view source, const char *fmt, ...)

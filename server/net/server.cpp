@@ -6,6 +6,7 @@
 #include <netinet/in.h>
 
 #include "log/log.hpp"
+#include "log/setup.hpp"
 #include "session/session.hpp"
 #include "session/session_data.hpp"
 
@@ -183,6 +184,7 @@ void Server::set_generation(std::shared_ptr<Generation> gen) {
 
 void Server::reload() {
   if (shutting_down_) return;
+  log::reopen();  // logrotate renamed the log file: open the path again, whatever the reload
   std::string err;
   auto gen = reloader_(err);
   if (!gen) {
@@ -191,6 +193,7 @@ void Server::reload() {
     return;
   }
   set_generation(std::move(gen));
+  log::reload(gen_->settings);
   log::format(log::notice, "", "", "SIGHUP: configuration and plugins reloaded (%zu plugin instance(s)); "
               "listeners unchanged", gen_->plugins->instances.size());
 }

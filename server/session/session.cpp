@@ -54,6 +54,7 @@ Session::~Session() {
   if (dns_query_ && server_.resolver()) server_.resolver()->cancel(dns_query_);
   if (chain_) chain_->cancel();
   if (!disconnected_) run_disconnect();
+  log_session_end();
 }
 
 int Session::accept_from(uv_stream_t *listener) {
@@ -417,6 +418,7 @@ void Session::process_command_input() {
 void Session::dispatch(std::string line) {
   arm_idle_timer();  // the deadline for the next command starts now
   smtp::CommandLine cmd = smtp::split_command(line);
+  counters_.command(cmd.valid_verb ? cmd.verb : "unknown");
   if (log::enabled(log::debug))
     log::format(log::debug, id_, "", "<- %s", log::printable(line).c_str());
   if (!smtp::valid_command_text(line)) {
@@ -840,15 +842,13 @@ void Session::run_queue() {
   run_hook(UVS_HOOK_QUEUE, HookArgs{}, [this](HookResult r) {
     Decision d = decide(UVS_HOOK_QUEUE, r);
     std::string id = txn_.id;
-    int64_t size = txn_.spool ? txn_.spool->size() : 0;
-    size_t nrcpt = txn_.rcpts.size();
+    Reply queued = with_plugin_text(r, 250, "2.0.0", "Queued as " + id);
+    if (d.kind == Decision::proceed) log_accepted(r.plugin, queued);  // reads the transaction
     busy_ = false;
     reset_transaction();  // the message is finished whatever the verdict
     d.reset = false;      // so apply() must not reset again
     if (d.kind == Decision::proceed) {
-      log::format(log::info, id_, "", "%s: queued, %" PRId64 " bytes, %zu recipient(s) by %s",
-                  id.c_str(), size, nrcpt, r.plugin.c_str());
-      send(with_plugin_text(r, 250, "2.0.0", "Queued as " + id));
+      send(queued);
     } else {
       log::format(log::info, id_, "", "%s: not queued (%s from %s)", id.c_str(),
                   std::string(verdict_name(r.verdict)).c_str(),
@@ -997,6 +997,7 @@ void Session::send_raw(std::string wire) {
 
 void Session::send(const Reply &r) {
   if (r.empty() || handle_closed_ || closing_after_write_) return;
+  counters_.reply(r.code);
   if (log::enabled(log::debug))
     log::format(log::debug, id_, "", "-> %s", log::printable(r.wire(), 300).c_str());
   out_ += r.wire();

@@ -12,6 +12,7 @@
 #include "hooks/call.hpp"
 #include "hooks/replies.hpp"
 #include "hooks/runner.hpp"
+#include "log/events.hpp"
 #include "plugin_host/host.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
@@ -149,6 +150,11 @@ class Session final : public CallHost {
   void credit_data_read(size_t n);
   void run_disconnect();
 
+  // session_log.cpp: the accepted-message line (reads the transaction: call before the reset)
+  // and the session-end summary.
+  void log_accepted(const std::string &plugin, const Reply &reply);
+  void log_session_end();
+
   Server &server_;
   std::shared_ptr<const Generation> gen_;
   const config::Settings &cfg_;
@@ -200,6 +206,7 @@ class Session final : public CallHost {
   double data_left_ = 0;                // DATA, clock stopped: ms left
   std::unique_ptr<Timer> close_timer_;  // closing: bounds the last write, then the linger
   uv_shutdown_t shutdown_req_;
+  log::SessionCounters counters_;  // commands and accepted messages, for log_session_end()
 };
 
 }  // namespace uvs

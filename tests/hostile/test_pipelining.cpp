@@ -173,7 +173,8 @@ TEST_CASE("pipelining: 1000 pipelined RCPTs with async hooks answer in order") {
   CHECK(c.reply() == "354 go ahead");
   c.send("Subject: many\r\n\r\nx\r\n.\r\n");
   CHECK(c.reply(10).rfind("250 2.0.0 Queued as ", 0) == 0);
-  CHECK(s.wait_log("1000 recipient(s) by verdict:1"));
+  CHECK(s.wait_log(" nrcpt=1000 rcpt=<r0@example.test>,"));
+  CHECK(s.wait_log(" queue=verdict:1: 250 2.0.0 Queued as "));
   CHECK(alive(s));
 }
 

@@ -297,7 +297,7 @@ std::string deliver(int port, const std::vector<std::string> &rcpts, const std::
 }
 
 long long logged_size(const Server &s) {
-  static const std::regex re("queued, ([0-9]+) bytes");
+  static const std::regex re(": accepted message-id=\\S+ size=([0-9]+) ");
   std::smatch m;
   std::string l = s.log();
   if (!std::regex_search(l, m, re)) return -1;
@@ -373,9 +373,10 @@ TEST_CASE("forward: success: 250 upstream, the downstream queues it once, same s
   }
   std::string r = deliver(up.port(), {"bob@down.test", "carol@down.test"}, body);
   CHECK(starts(r, "250 2.0.0 Queued as "));
-  REQUIRE(down.wait_log("queued, "));
-  CHECK(down.count_log("queued, ") == 1);
-  CHECK(down.wait_log("2 recipient(s) by verdict"));
+  REQUIRE(down.wait_log(": accepted message-id="));
+  CHECK(down.count_log(": accepted message-id=") == 1);
+  CHECK(down.wait_log(" nrcpt=2 rcpt="));
+  CHECK(down.wait_log(" queue=verdict: 250 2.0.0 Queued as "));
   long long u = logged_size(up), d = logged_size(down);
   REQUIRE(u > 0);
   // MAIL carried SIZE= the upstream's spooled size; no BODY= for a 7-bit message.
@@ -399,8 +400,8 @@ TEST_CASE("forward: several messages in one upstream session, each forwarded onc
   REQUIRE(starts(c.cmd("EHLO mx.test.invalid"), "250"));
   for (int i = 0; i < 3; ++i) CHECK(starts(send_message(c, "a@up.test", {"b@down.test"}, kBody), "250 "));
   CHECK(starts(c.cmd("QUIT"), "221"));
-  CHECK(down.wait_log("queued, ", 5, 3));
-  CHECK(down.count_log("queued, ") == 3);
+  CHECK(down.wait_log(": accepted message-id=", 5, 3));
+  CHECK(down.count_log(": accepted message-id=") == 3);
 }
 
 TEST_CASE("forward: concurrent sessions forward in parallel on the loop") {
@@ -417,8 +418,8 @@ TEST_CASE("forward: concurrent sessions forward in parallel on the loop") {
     });
   for (auto &t : ts) t.join();
   CHECK(ok == kN);
-  CHECK(down.wait_log("queued, ", 5, kN));
-  CHECK(down.count_log("queued, ") == kN);
+  CHECK(down.wait_log(": accepted message-id=", 5, kN));
+  CHECK(down.count_log(": accepted message-id=") == kN);
 }
 
 TEST_CASE("forward: BODY=8BITMIME is sent only for a message with 8-bit bytes") {
@@ -428,10 +429,10 @@ TEST_CASE("forward: BODY=8BITMIME is sent only for a message with 8-bit bytes") 
   REQUIRE(up.started());
   std::string body8 = "Subject: caf\xc3\xa9\r\n\r\nna\xc3\xafve body\r\n";
   CHECK(starts(deliver(up.port(), {"bob@down.test"}, body8), "250 "));
-  REQUIRE(down.wait_log("queued, "));
+  REQUIRE(down.wait_log(": accepted message-id="));
   CHECK(down.count_log(" BODY=8BITMIME address=alice@up.test") == 1);
   CHECK(starts(deliver(up.port(), {"bob@down.test"}, kBody), "250 "));
-  REQUIRE(down.wait_log("queued, ", 5, 2));
+  REQUIRE(down.wait_log(": accepted message-id=", 5, 2));
   CHECK(down.count_log("trace verdict mail arg=") == 2);
   CHECK(down.count_log(" BODY=8BITMIME address=") == 1);
 }
@@ -444,7 +445,7 @@ TEST_CASE("forward: downstream 4xx at RCPT is a 4xx upstream, nothing queued") {
   std::string r = deliver(up.port(), {"bob@down.test"}, kBody);
   CHECK(r == "450 4.2.1 <bob@down.test>: mailbox busy");
   CHECK(down.wait_log("trace verdict quit"));
-  CHECK(down.count_log("queued, ") == 0);
+  CHECK(down.count_log(": accepted message-id=") == 0);
   CHECK(down.count_log("trace verdict data ") == 0);
 }
 
@@ -461,7 +462,7 @@ TEST_CASE("forward: downstream 5xx at RCPT stays 5xx (qpsmtpd #150/#151)") {
           "550 5.1.1 <bob@down.test>: no such user (all 2 recipients refused)");
   }
   CHECK(down.wait_log("trace verdict quit"));
-  CHECK(down.count_log("queued, ") == 0);
+  CHECK(down.count_log(": accepted message-id=") == 0);
   CHECK(up.wait_log("DENY 550 5.1.1"));
 }
 
@@ -471,7 +472,7 @@ TEST_CASE("forward: downstream 5xx at MAIL stays 5xx, its default text kept") {
   Server up(upstream(down.port()));
   REQUIRE(up.started());
   CHECK(deliver(up.port(), {"bob@down.test"}, kBody) == "550 5.7.1 <alice@up.test>, denied");
-  CHECK(down.count_log("queued, ") == 0);
+  CHECK(down.count_log(": accepted message-id=") == 0);
 }
 
 TEST_CASE("forward: downstream refusal at the end of data") {
@@ -481,7 +482,7 @@ TEST_CASE("forward: downstream refusal at the end of data") {
     Server up(upstream(down.port()));
     REQUIRE(up.started());
     CHECK(deliver(up.port(), {"bob@down.test"}, kBody) == "554 5.7.1 spam detected");
-    CHECK(down.count_log("queued, ") == 0);
+    CHECK(down.count_log(": accepted message-id=") == 0);
   }
   SUBCASE("DENYSOFT at data_post is a 4xx") {
     Server down(downstream("rcpt=OK data_post=DENYSOFT data_post.text=scanner_busy"));
@@ -622,7 +623,7 @@ TEST_CASE("forward: dot-stuffing round trip") {
     Server up(upstream(down.port()));
     REQUIRE(up.started());
     CHECK(starts(deliver(up.port(), {"bob@down.test"}, stuffed), "250 "));
-    REQUIRE(down.wait_log("queued, "));
+    REQUIRE(down.wait_log(": accepted message-id="));
     long long u = logged_size(up), d = logged_size(down);
     CHECK(d == u + (u - static_cast<long long>(original.size())));
   }
@@ -844,7 +845,7 @@ TEST_CASE("forward: the client leaving before the end of data aborts the downstr
   CHECK(up.wait_log("aborting the smarthost transaction", 5));
   CHECK(down.wait_log("trace verdict quit", 5));
   CHECK(down.count_log("trace verdict data ") == 0);
-  CHECK(down.count_log("queued, ") == 0);
+  CHECK(down.count_log(": accepted message-id=") == 0);
 }
 
 TEST_CASE("forward: the client leaving after the end of data was sent: finished, logged") {
@@ -862,7 +863,7 @@ TEST_CASE("forward: the client leaving after the end of data was sent: finished,
     c.send(kBody + ".\r\n");
     REQUIRE(down.wait_log("trace verdict data_post"));
   }
-  CHECK(down.wait_log("queued, ", 5));
+  CHECK(down.wait_log(": accepted message-id=", 5));
   CHECK(up.wait_log("accepted the message after the client went away", 5));
   CHECK(up.wait_log("forwarded to 127.0.0.1:", 5));
 }
@@ -878,7 +879,7 @@ TEST_CASE("forward: the core's hook timeout before the end of data: 451 upstream
   CHECK(now() - t0 < 2.0);
   CHECK(up.wait_log("aborting the smarthost transaction", 5));
   CHECK(down.wait_log("trace verdict quit", 5));
-  CHECK(down.count_log("queued, ") == 0);
+  CHECK(down.count_log(": accepted message-id=") == 0);
 }
 
 // ---- configuration ------------------------------------------------------------------------

@@ -9,7 +9,7 @@
 using namespace itest;
 
 namespace {
-// Accepts every recipient and queues every message (log: "queued, N bytes").
+// Accepts every recipient and queues every message (log: "<qid>: accepted message-id=... size=N").
 const char *kAcceptAll = "verdict rcpt=OK queue=OK\n";
 
 std::string greet(Client &c, const char *verb = "EHLO") {
@@ -93,8 +93,9 @@ TEST_CASE("smtp_core: a message is queued; without a queue plugin it is refused 
     greet(c);
     std::string r = send_message(c, "a@b.example", {"u@example.test", "v@example.test"}, kBody);
     CHECK(r.rfind("250 2.0.0 Queued as ", 0) == 0);
-    CHECK(s.wait_log("queued, "));
-    CHECK(s.wait_log("2 recipient(s) by verdict"));
+    CHECK(s.wait_log(": accepted message-id=none size="));
+    CHECK(s.wait_log(" nrcpt=2 rcpt=<u@example.test>,<v@example.test> "));
+    CHECK(s.wait_log(" queue=verdict: 250 2.0.0 Queued as "));
   }
   SUBCASE("no queue plugin") {
     Server s({.plugins = "verdict rcpt=OK\n"});
@@ -159,7 +160,7 @@ TEST_CASE("smtp_core: bare newline normalize policy for listed networks") {
   c.send("Subject: x\n\nline\n.\nMAIL FROM:<smuggled@evil.example>\n\r\n.\r\n");
   CHECK(c.reply().rfind("250 2.0.0", 0) == 0);
   CHECK(c.cmd("QUIT").rfind("221", 0) == 0);
-  CHECK(s.count_log("queued, ") == 1);
+  CHECK(s.count_log(": accepted message-id=") == 1);
   CHECK(s.count_log("smuggled") == 0);  // never seen as a command
 }
 
@@ -192,7 +193,7 @@ TEST_CASE("smtp_core: SMTP smuggling end-of-data variants never end the data") {
       CHECK(c.closed());
     }
   }
-  CHECK(s.count_log("queued, ") == 0);
+  CHECK(s.count_log(": accepted message-id=") == 0);
   CHECK(s.count_log("from=<smuggled@evil.example>") == 0);
 }
 
@@ -209,7 +210,7 @@ TEST_CASE("smtp_core: NUL variants are content; exactly one message") {
     CHECK(c.reply().rfind("250 2.0.0", 0) == 0);
     CHECK(c.cmd("QUIT").rfind("221", 0) == 0);
   }
-  CHECK(s.count_log("queued, ") == 2);
+  CHECK(s.count_log(": accepted message-id=") == 2);
   CHECK(s.count_log("from=<smuggled") == 0);
 }
 
@@ -246,7 +247,7 @@ TEST_CASE("smtp_core: pipelining replies in order; synchronisation violations cl
     CHECK(c.reply().rfind("250", 0) == 0);
     CHECK(c.reply() == "554 5.5.0 Error: SMTP protocol synchronization");
     CHECK(c.closed());
-    CHECK(s.count_log("queued, ") == 0);
+    CHECK(s.count_log(": accepted message-id=") == 0);
   }
 }
 
@@ -298,7 +299,7 @@ TEST_CASE("smtp_core: timeouts send 421 4.4.2 with CRLF, then close") {
     c.send("Subject: partial\r\n");
     CHECK(c.reply(3) == "421 4.4.2 mx.test.invalid Error: timeout exceeded");
     CHECK(c.closed());
-    CHECK(s.count_log("queued, ") == 0);
+    CHECK(s.count_log(": accepted message-id=") == 0);
   }
 }
 
@@ -390,7 +391,7 @@ TEST_CASE("smtp_core: shutdown grace period ends stuck sessions") {
   s.signal(SIGTERM);
   CHECK(busy.reply(3) == "421 4.3.2 mx.test.invalid Service shutting down");
   CHECK(s.wait_exit(5) == 0);
-  CHECK(s.count_log("queued, ") == 0);
+  CHECK(s.count_log(": accepted message-id=") == 0);
 }
 
 TEST_CASE("smtp_core: command line: --version, --check-config, config errors") {

@@ -259,7 +259,7 @@ TEST_CASE("settings: unknown keys report the key and its line") {
 
 TEST_CASE("settings: nested unknown keys report the dotted path and line") {
   CHECK(load_err("[timeouts]\ncommand = 5\nidle = 7\n") == ":3: unknown key 'timeouts.idle'");
-  CHECK(load_err("[log]\nlevel = \"info\"\n\n\nfile = \"x\"\n") == ":5: unknown key 'log.file'");
+  CHECK(load_err("[log]\nlevel = \"info\"\n\n\nfilename = \"x\"\n") == ":5: unknown key 'log.filename'");
   CHECK(load_err("[bare_newline]\nexclusions = []\n") ==
         ":2: unknown key 'bare_newline.exclusions'");
   CHECK(load_err("[log.sub]\nx = 1\n") == ":1: unknown key 'log.sub'");

@@ -1,0 +1,32 @@
+// session/session_log.cpp: the session's two mail-log lines (log/events.hpp): one per accepted
+// message and one summary when the session ends.
+#include "log/events.hpp"
+#include "session/session.hpp"
+
+namespace uvs {
+
+void Session::log_accepted(const std::string &plugin, const Reply &reply) {
+  counters_.message_accepted();
+  if (!log::enabled(log::info)) return;
+  std::string wire = reply.wire();
+  std::string_view first(wire);
+  first = first.substr(0, first.find('\r'));  // the reply's first line, without CRLF
+  log::AcceptedMessage m;
+  m.queue_id = txn_.id;
+  m.message_id = header("Message-ID", 0);
+  m.size = txn_.spool ? txn_.spool->size() : 0;
+  m.from = txn_.mail_from;
+  m.rcpts = txn_.rcpts;
+  m.plugin = plugin;
+  m.reply = first;
+  m.client_ip = peer_ip_;
+  m.client_host = remote_host_;
+  log::message_accepted(id_, m);
+}
+
+void Session::log_session_end() {
+  if (peer_ip_.empty()) return;  // never accepted: no session to summarise
+  log::session_end(id_, {peer_ip_, remote_host_, &counters_, counters_.seconds()});
+}
+
+}  // namespace uvs
