@@ -199,7 +199,7 @@ TEST_CASE("sendmail: recipients from the arguments; bare LF arrives as CRLF") {
     REQUIRE_MESSAGE(got.size() == 1, u);
     CHECK(got[0] == crlf(msg));
   }
-  CHECK(m.server->count_log("from=<a@example.test>") == 1);
+  CHECK(m.server->count_log(": from=<a@example.test>") == 1);
 }
 
 TEST_CASE("sendmail: -t takes To, Cc and Bcc; Bcc is removed from the message") {
@@ -304,7 +304,7 @@ TEST_CASE("sendmail: the config's first listen address and hostname; the environ
   Run r = sendmail({"-C", conf, "bob"}, "Subject: 1\n\n1\n");
   CHECK_MESSAGE(r.status == 0, r.output);
   CHECK(m.messages("bob", "example.test").size() == 1);
-  CHECK(m.server->count_log("from=<" + login() + "@example.test>") == 1);
+  CHECK(m.server->count_log(": from=<" + login() + "@example.test>") == 1);
   // The [[listen]] table form, a file named directly.
   spit(conf + "/other.toml", "[[listen]]\naddress = \"127.0.0.1:" + port +
                                  "\"\n[[listen]]\n"
@@ -318,7 +318,7 @@ TEST_CASE("sendmail: the config's first listen address and hostname; the environ
   // -f "<>": the null sender.
   r = sendmail({"-S", m.at(), "-f", "<>", "eve@example.test"}, "Subject: 4\n\n4\n");
   CHECK_MESSAGE(r.status == 0, r.output);
-  CHECK(m.server->count_log("from=<>") == 1);
+  CHECK(m.server->count_log(": from=<>") == 1);
   // A broken config file: EX_CONFIG naming the file.
   spit(conf + "/bad.toml", "listen = [\n");
   r = sendmail({"-C", conf + "/bad.toml", "bob@example.test"}, "x\n");
