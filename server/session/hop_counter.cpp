@@ -9,7 +9,9 @@ namespace {
 constexpr char kName[] = "received";
 constexpr uint8_t kNameLen = sizeof kName - 1;
 
-char lower(char c) { return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+  return c >= 'A' && c <= 'Z' ? static_cast<char>(c - 'A' + 'a') : c;
+}
 }  // namespace
 
 void HopCounter::feed(std::string_view bytes) {

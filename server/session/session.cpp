@@ -416,8 +416,7 @@ void Session::process_command_input() {
     case smtp::LineEvent::bare_lf:
       log::format(log::notice, id_, "", "bare %s in command; closing",
                   ev.type == smtp::LineEvent::bare_cr ? "CR" : "LF");
-      close_after(
-          make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::LineEvent::bare_cr)));
+      close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::LineEvent::bare_cr)));
       return;
     case smtp::LineEvent::line:
       dispatch(std::move(ev.text));
@@ -748,8 +747,7 @@ void Session::process_data_input() {
       log::format(log::notice, id_, "", "%s: bare %s in message data; closing", txn_.id.c_str(),
                   ev.type == smtp::DataEvent::bare_cr ? "CR" : "LF");
       data_.reset();
-      close_after(
-          make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::DataEvent::bare_cr)));
+      close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::DataEvent::bare_cr)));
       return;
     case smtp::DataEvent::done:
       end_of_data();

@@ -35,7 +35,7 @@ struct Transaction {
   std::unique_ptr<SpoolFile> spool;
   std::string headers;  // the header section as stored (bounded), for header_get
   bool headers_truncated = false;
-  HopCounter hops;  // Received: fields of the header section (all of it, not just `headers`)
+  HopCounter hops;         // Received: fields of the whole header section, not just `headers`
   Reply deferred_failure;  // answer at the end of DATA instead of queueing
 };
 
