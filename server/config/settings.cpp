@@ -300,6 +300,8 @@ class Loader {
     h["max_recipients"] = integer(s_.max_recipients, 1, UINT32_MAX);
     h["max_line_length"] = integer(s_.max_line_length, 64, 65536);
     h["max_errors"] = integer(s_.max_errors, 0, UINT32_MAX);
+    h["max_junk_commands"] = integer(s_.max_junk_commands, 0, UINT32_MAX);
+    h["max_hops"] = integer(s_.max_hops, 1, 10000);
     h["hook_timeout"] = seconds(s_.hook_timeout);
     h["shutdown_grace"] = seconds(s_.shutdown_grace);
     h["spool_dir"] = text(s_.spool_dir, [](const std::string &v) -> const char * {
@@ -333,7 +335,8 @@ class Loader {
                           {"reverse_timeout", seconds(s_.reverse_timeout)}});
     h["bare_newline"] =
         sub_table({{"policy", one_of(s_.bare_newline, {"reject", "normalize"})},
-                   {"normalize_networks", cidr_list(s_.bare_newline_normalize_networks)}});
+                   {"normalize_networks", cidr_list(s_.bare_newline_normalize_networks)},
+                   {"normalize_relay_clients", boolean(s_.bare_newline_normalize_relay_clients)}});
     return h;
   }
 

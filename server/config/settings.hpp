@@ -27,10 +27,13 @@ struct Settings {
   uint32_t max_recipients = 1000;        // over it: 452 4.5.3
   uint32_t max_line_length = 512;        // command line incl. CRLF; longer: 500 5.5.2
   uint32_t max_errors = 20;              // failed commands before 421 4.7.0 and close; 0 = off
+  uint32_t max_junk_commands = 100;      // NOOP/RSET/VRFY/HELP/re-HELO between messages; 0 = off
+  uint32_t max_hops = 100;               // Received: fields over this: 554 5.4.6 (RFC 5321 6.3)
   std::string spool_dir = "var/spool";   // relative paths: relative to the working directory
   std::string plugin_dir;                // "" = the built-in default (next to the binary)
   std::string bare_newline = "reject";   // "reject" | "normalize"
   std::vector<std::string> bare_newline_normalize_networks;  // CIDRs that get normalize anyway
+  bool bare_newline_normalize_relay_clients = true;          // relay clients get normalize anyway
   uint32_t thread_pool_size = 16;  // libuv worker threads (spool writes, plugins' blocking work)
   std::string user;               // drop to this user after binding (when started as root)
   std::string group;              // and this group (default: the user's group)

@@ -34,6 +34,12 @@ bool may_be_pipelined(const std::string &verb) {
 std::string bracket(const std::string &addr) {
   return "<" + addr + ">";
 }
+
+// The 550 for a line end that is not CRLF (command or message data).
+std::string bare_newline_text(bool cr) {
+  return std::string(cr ? "Bare CR" : "Bare LF") +
+         " received; lines must end with CRLF (RFC 5321 2.3.8)";
+}
 }  // namespace
 
 Session::Session(Server &server, std::shared_ptr<const Generation> gen, bool sync_check,
@@ -70,7 +76,6 @@ int Session::accept_from(uv_stream_t *listener) {
     split_address(ss, local_ip_, local_port_);
   if (cfg_.bare_newline == "normalize" || gen_->normalize_networks.contains(peer_ip_))
     newline_policy_ = smtp::NewlinePolicy::normalize;
-  lines_.set_policy(newline_policy_);
   return 0;
 }
 
@@ -389,8 +394,17 @@ void Session::process() {
   update_reading();
 }
 
+smtp::NewlinePolicy Session::newline_policy() const {
+  // Relay clients get normalize as Postfix exempts $mynetworks; the flag is read when the bytes
+  // are judged, so a plugin that sets it at connect (or later) counts.
+  if (relay_client_ && cfg_.bare_newline_normalize_relay_clients)
+    return smtp::NewlinePolicy::normalize;
+  return newline_policy_;
+}
+
 void Session::process_command_input() {
   std::string_view view(in_.data() + in_off_, in_.size() - in_off_);
+  lines_.set_policy(newline_policy());
   smtp::LineEvent ev = lines_.next(view);
   in_off_ += ev.consumed;
   switch (ev.type) {
@@ -403,9 +417,7 @@ void Session::process_command_input() {
     case smtp::LineEvent::bare_lf:
       log::format(log::notice, id_, "", "bare %s in command; closing",
                   ev.type == smtp::LineEvent::bare_cr ? "CR" : "LF");
-      close_after(make_reply(550, "5.5.2",
-                             ev.type == smtp::LineEvent::bare_cr ? "Error: bare <CR> received"
-                                                                 : "Error: bare <LF> received"));
+      close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::LineEvent::bare_cr)));
       return;
     case smtp::LineEvent::line:
       dispatch(std::move(ev.text));
@@ -426,7 +438,9 @@ void Session::dispatch(std::string line) {
     return;
   }
   const std::string &v = cmd.verb;
-  bool ends_group = !may_be_pipelined(v);
+  // After HELO no PIPELINING was offered (RFC 2920 applies to EHLO sessions): every command
+  // must end its group.
+  bool ends_group = !may_be_pipelined(v) || (helo_ && !esmtp_);
   if (ends_group && sync_check_ &&
       sync_violation("after " + (v.empty() ? std::string("empty line") : log::printable(v))))
     return;
@@ -451,16 +465,33 @@ void Session::run_command(const smtp::CommandLine &cmd, const std::string &line)
 }
 
 std::string Session::ehlo_lines_head() const {
-  return cfg_.hostname + " Hi " + (remote_host_.empty() ? "Unknown" : remote_host_) + " [" +
+  return cfg_.hostname + " Hello " + (remote_host_.empty() ? "" : remote_host_ + " ") + "[" +
          peer_ip_ + "]";
 }
 
+// Commands that move no mail (Postfix's smtpd_junk_command_limit): past max_junk_commands since
+// the last accepted message, 421 and close. Returns true if the session is closing.
+bool Session::junk_command() {
+  if (cfg_.max_junk_commands == 0 || ++junk_ <= cfg_.max_junk_commands) return false;
+  log::format(log::notice, id_, "", "too many commands without mail (%u); closing", junk_);
+  close_after(make_reply(421, "4.7.0",
+                         cfg_.hostname + " Too many commands without mail; closing connection"));
+  return true;
+}
+
 void Session::cmd_helo(const std::string &verb, const std::string &arg) {
+  bool ehlo = verb == "ehlo";
   std::string host = arg.substr(0, arg.find(' '));
   if (host.empty())
-    return reply_error(501, "5.5.4", verb + " requires domain/address - see RFC-2821 4.1.1.1");
-  if (helo_) return reply_error(503, "5.5.1", "but you already said HELO ...");
-  bool ehlo = verb == "ehlo";
+    return reply_error(501, "5.5.4", ehlo ? "Syntax: EHLO hostname" : "Syntax: HELO hostname");
+  if (helo_) {
+    // RFC 5321 4.1.4: a later HELO/EHLO resets the state exactly like RSET, and the session is
+    // greeted anew (the hooks run for the new name; until they accept it there is no greeting).
+    if (junk_command()) return;
+    reset_transaction();
+    helo_.reset();
+    esmtp_ = false;
+  }
   HookArgs a;
   a.arg = arg;
   a.address = host;
@@ -470,7 +501,7 @@ void Session::cmd_helo(const std::string &verb, const std::string &arg) {
     helo_ = host;
     esmtp_ = ehlo;
     if (!ehlo) {
-      send(make_reply(250, "", ehlo_lines_head() + "; I am so happy to meet you."));
+      send(make_reply(250, "", ehlo_lines_head()));
       return;
     }
     Reply rep;
@@ -498,7 +529,7 @@ void Session::cmd_helo(const std::string &verb, const std::string &arg) {
 }
 
 void Session::cmd_mail(const std::string &arg) {
-  if (!helo_) return reply_error(503, "5.5.1", "please say hello first ...");
+  if (!helo_) return reply_error(503, "5.5.1", "Error: send HELO/EHLO first");
   if (txn_.open) return reply_error(503, "5.5.1", "Error: nested MAIL command");
   smtp::PathParse p = smtp::parse_mail_arg(arg);
   if (!p.ok) return reply_error(p.code, p.enhanced.c_str(), p.message);
@@ -548,8 +579,7 @@ void Session::cmd_mail(const std::string &arg) {
     txn_.smtputf8 = smtputf8;
     txn_.body_8bit = body8;
     log::format(log::info, id_, "", "%s: from=<%s>", txn_.id.c_str(), log::printable(addr).c_str());
-    send(make_reply(250, "2.1.0",
-                    bracket(addr) + ", sender OK - how exciting to get mail from you!"));
+    send(make_reply(250, "2.1.0", bracket(addr) + ", sender OK"));
   });
 }
 
@@ -619,11 +649,13 @@ void Session::cmd_data() {
 }
 
 void Session::cmd_rset() {
+  if (junk_command()) return;
   reset_transaction();
   send(make_reply(250, "2.0.0", "OK"));
 }
 
 void Session::cmd_simple(uvs_hook hook, const std::string &arg) {
+  if (junk_command()) return;
   HookArgs a;
   a.arg = arg;
   run_hook(hook, std::move(a), [this, hook](HookResult r) {
@@ -635,8 +667,8 @@ void Session::cmd_simple(uvs_hook hook, const std::string &arg) {
       return send(ok ? with_plugin_text(r, 250, "2.0.0", "OK") : make_reply(250, "2.0.0", "OK"));
     if (hook == UVS_HOOK_VRFY) {
       if (r.verdict == UVS_OK) return send(with_plugin_text(r, 250, "2.1.5", "User OK"));
-      return send(
-          make_reply(252, "2.1.5", "Just try sending a mail and we'll see how it turns out ..."));
+      return send(make_reply(252, "2.1.5",
+                             "Cannot VRFY user, but will accept message and attempt delivery"));
     }
     Reply help;
     help.code = 214;
@@ -653,8 +685,7 @@ void Session::cmd_quit() {
     Decision d = decide(UVS_HOOK_QUIT, r);
     if (d.kind == Decision::silent) return close_after(d.reply.code / 100 == 2 ? d.reply : Reply{});
     // QUIT is always answered 221 (RFC 5321 4.1.1.10); a plugin may only change the words.
-    Reply bye =
-        make_reply(221, "2.0.0", cfg_.hostname + " closing connection. Have a wonderful day.");
+    Reply bye = make_reply(221, "2.0.0", cfg_.hostname + " Service closing transmission channel");
     if (r.has_reply && !r.timed_out && !r.reply.lines.empty()) bye.lines = r.reply.lines;
     close_after(bye);
   });
@@ -672,7 +703,8 @@ void Session::cmd_unknown(const std::string &verb, const std::string &arg,
     if (d.kind != Decision::proceed) return (void)apply(d);
     if (non_smtp) {
       log::format(log::notice, id_, "", "non-SMTP command; closing");
-      return close_after(make_reply(221, "2.7.0", "Error: I can break rules, too. Goodbye."));
+      return close_after(
+          make_reply(221, "2.7.0", "Error: not an SMTP command; closing connection"));
     }
     reply_error(500, "5.5.1", "Unrecognized command");
   });
@@ -691,7 +723,8 @@ void Session::begin_data() {
   }
   txn_.spool->append(received_header());
   txn_.headers.clear();
-  data_.emplace(cfg_.max_message_size, newline_policy_);
+  txn_.hops = HopCounter{};
+  data_.emplace(cfg_.max_message_size, newline_policy());
   phase_ = Phase::data;
   send(make_reply(354, "", "go ahead"));
   data_clock_ = false;
@@ -719,6 +752,7 @@ void Session::process_data_input() {
           kMaxHeaderCapture > txn_.headers.size() ? kMaxHeaderCapture - txn_.headers.size() : 0;
       if (chunk.size() > room) txn_.headers_truncated = true;
       txn_.headers.append(chunk, 0, std::min(room, chunk.size()));
+      txn_.hops.feed(chunk);  // the whole header section, however long
     }
     txn_.spool->append(chunk);
   }
@@ -741,9 +775,7 @@ void Session::process_data_input() {
       log::format(log::notice, id_, "", "%s: bare %s in message data; closing", txn_.id.c_str(),
                   ev.type == smtp::DataEvent::bare_cr ? "CR" : "LF");
       data_.reset();
-      close_after(make_reply(550, "5.5.2",
-                             ev.type == smtp::DataEvent::bare_cr ? "Error: bare <CR> received"
-                                                                 : "Error: bare <LF> received"));
+      close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::DataEvent::bare_cr)));
       return;
     case smtp::DataEvent::done:
       end_of_data();
@@ -772,11 +804,21 @@ void Session::end_of_data() {
       data_.reset();
       busy_ = false;
       reset_transaction();
-      reply_error(552, "5.3.4", "Message too big!");
+      reply_error(552, "5.3.4", "Message size exceeds fixed maximum message size");
       if (!processing_) process();
       return;
     }
     data_.reset();
+    if (txn_.hops.count() > cfg_.max_hops) {
+      // RFC 5321 6.3: a loop must be detected; 554 5.4.6 as Postfix, nothing is queued.
+      log::format(log::notice, id_, "", "%s: %u Received: header fields (max_hops %u); refused",
+                  txn_.id.c_str(), txn_.hops.count(), cfg_.max_hops);
+      busy_ = false;
+      reset_transaction();
+      reply_error(554, "5.4.6", "Too many hops (mail loop detected)");
+      if (!processing_) process();
+      return;
+    }
     if (!txn_.deferred_failure.empty()) {
       Reply fail = txn_.deferred_failure;
       busy_ = false;
@@ -829,6 +871,7 @@ void Session::run_data_post() {
     Decision d = decide(UVS_HOOK_DATA_POST, r);
     if (d.kind != Decision::proceed) {
       busy_ = false;
+      if (d.kind == Decision::silent && d.reply.code / 100 == 2) junk_ = 0;  // accepted
       d.reset = true;  // the message is finished whatever the verdict: apply() resets once
       apply(d);
       if (phase_ != Phase::closing && !processing_) process();
@@ -847,6 +890,8 @@ void Session::run_queue() {
     busy_ = false;
     reset_transaction();  // the message is finished whatever the verdict
     d.reset = false;      // so apply() must not reset again
+    if (d.kind == Decision::proceed || (d.kind == Decision::silent && d.reply.code / 100 == 2))
+      junk_ = 0;  // a message was accepted: the junk count starts again
     if (d.kind == Decision::proceed) {
       send(queued);
     } else {

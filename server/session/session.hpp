@@ -14,6 +14,7 @@
 #include "hooks/runner.hpp"
 #include "log/events.hpp"
 #include "plugin_host/host.hpp"
+#include "session/hop_counter.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
 #include "smtp/line_reader.hpp"
@@ -35,6 +36,7 @@ struct Transaction {
   std::unique_ptr<SpoolFile> spool;
   std::string headers;  // the header section as stored (bounded), for header_get
   bool headers_truncated = false;
+  HopCounter hops;         // Received: fields of the whole header section, not just `headers`
   Reply deferred_failure;  // answer at the end of DATA instead of queueing
 };
 
@@ -97,6 +99,9 @@ class Session final : public CallHost {
   void process_command_input();
   void process_data_input();
   bool input_pending();  // bytes after the current command (buffered or in the kernel)
+  // The bare CR/LF policy now: the listener's and networks' choice, or normalize for a relay
+  // client ([bare_newline] normalize_relay_clients).
+  smtp::NewlinePolicy newline_policy() const;
   // RFC 2920: more input behind a command that must end its group: 554 5.5.0 and close.
   bool sync_violation(const std::string &what);
 
@@ -112,6 +117,7 @@ class Session final : public CallHost {
   void cmd_quit();
   void cmd_unknown(const std::string &verb, const std::string &arg, const std::string &line);
   std::string ehlo_lines_head() const;
+  bool junk_command();  // counts a command that moves no mail; true if the limit closed
 
   // DATA
   void begin_data();
@@ -172,7 +178,7 @@ class Session final : public CallHost {
   bool reading_ = false;
   bool eof_ = false;
   bool processing_ = false;
-  smtp::NewlinePolicy newline_policy_;
+  smtp::NewlinePolicy newline_policy_;  // from [bare_newline] policy and normalize_networks
   smtp::LineReader lines_;
   std::optional<smtp::DataReader> data_;
 
@@ -192,6 +198,7 @@ class Session final : public CallHost {
   Notes txn_notes_;
   Transaction txn_;
   uint32_t errors_ = 0;
+  uint32_t junk_ = 0;  // junk commands since the session began or the last accepted message
   bool shutting_down_ = false;
   bool disconnected_ = false;
   bool closing_after_write_ = false;

@@ -110,7 +110,7 @@ TEST_CASE("data: 100k header lines over max_message_size: 552 only after the end
   c.send(bomb);
   CHECK(c.read_some(0.3).empty());  // nothing until the end of data: the server keeps reading
   c.send(".\r\n");
-  CHECK(c.reply(10) == "552 5.3.4 Message too big!");
+  CHECK(c.reply(10) == "552 5.3.4 Message size exceeds fixed maximum message size");
   CHECK(c.cmd("NOOP") == "250 2.0.0 OK");
   CHECK(c.cmd("RCPT TO:<u@example.test>") == "503 5.5.1 Use MAIL before RCPT");  // reset
   CHECK(c.cmd("MAIL FROM:<a@client.example>").rfind("250 ", 0) == 0);
@@ -156,7 +156,7 @@ TEST_CASE("data: one 5 MB header line: stored within the limit, 552 over it; RSS
     Client c(s.port());
     open_data(c);
     send_paced(c, long_header(5 << 20));
-    CHECK(c.reply(30) == "552 5.3.4 Message too big!");
+    CHECK(c.reply(30) == "552 5.3.4 Message size exceeds fixed maximum message size");
     CHECK(c.cmd("NOOP") == "250 2.0.0 OK");
     CHECK(s.rss_kb() - base < rss_limit_kb(s, 24 * 1024));
     CHECK(store.count() == 0);
@@ -185,7 +185,7 @@ TEST_CASE(
     REQUIRE(c.cmd("RCPT TO:<u@example.test>").rfind("250 ", 0) == 0);
     REQUIRE(c.cmd("DATA") == "354 go ahead");
     send_paced(c, body, 1 << 20, 1000);
-    CHECK(c.reply(30) == "552 5.3.4 Message too big!");
+    CHECK(c.reply(30) == "552 5.3.4 Message size exceeds fixed maximum message size");
   }
   // Just at the limit: accepted (the Received: header is not counted).
   std::string fits = "Subject: fits\r\n\r\n";
@@ -202,7 +202,7 @@ TEST_CASE(
   REQUIRE(c.cmd("RCPT TO:<u@example.test>").rfind("250 ", 0) == 0);
   REQUIRE(c.cmd("DATA") == "354 go ahead");
   send_paced(c, "x" + fits, 1 << 20, 0);
-  CHECK(c.reply(30) == "552 5.3.4 Message too big!");
+  CHECK(c.reply(30) == "552 5.3.4 Message size exceeds fixed maximum message size");
   rss.stop();
   CHECK(rss.peak_kb() - base < rss_limit_kb(s, 32 * 1024));
   CHECK(store.count() == 1);

@@ -41,7 +41,7 @@ std::string B(const char (&lit)[N]) {
 }
 
 std::string accepted_mail(const std::string &a) {
-  return "250 2.1.0 <" + a + ">, sender OK - how exciting to get mail from you!";
+  return "250 2.1.0 <" + a + ">, sender OK";
 }
 std::string accepted_rcpt(const std::string &a) {
   return "250 2.1.5 <" + a + ">, recipient ok";

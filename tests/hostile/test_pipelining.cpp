@@ -326,7 +326,9 @@ TEST_CASE("starttls: not offered; STARTTLS is 500 and injected commands behind i
 TEST_CASE("pipelining: a client that pipelines 200k commands and does not read stays bounded") {
   // The server stops reading while its replies cannot be written (back-pressure): memory stays
   // bounded, other clients are served, and once the client reads, every reply arrives in order.
-  Server s({.plugins = "verdict rcpt=OK queue=OK\n", .log_level = "info"});
+  // (max_junk_commands = 0: the junk limit would otherwise end the flood at the 101st RSET.)
+  Server s({.toml = "max_junk_commands = 0\n", .plugins = "verdict rcpt=OK queue=OK\n",
+            .log_level = "info"});
   REQUIRE(s.started());
   const long base = s.rss_kb();
   Raw r(s.port());

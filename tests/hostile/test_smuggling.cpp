@@ -131,7 +131,8 @@ void run_battery(Policy policy) {
       if (policy == Policy::reject && bare) {
         // The bare CR/LF is refused where it is found; the session ends; nothing queued.
         CHECK(c.reply() ==
-              std::string("550 5.5.2 Error: bare <") + (bare == 'L' ? "LF" : "CR") + "> received");
+              std::string("550 5.5.2 Bare ") + (bare == 'L' ? "LF" : "CR") +
+                  " received; lines must end with CRLF (RFC 5321 2.3.8)");
         CHECK(c.closed());
         CHECK(c.drained.empty());  // no second reply: nothing smuggled ran
       } else {
@@ -194,7 +195,7 @@ TEST_CASE("smuggling: smtpsmug 'pipelining' probe: a second transaction after CR
       c.send(probe);
       CHECK(c.reply().rfind("250 2.0.0 Queued as ", 0) == 0);
       CHECK(c.reply() ==
-            "250 2.1.0 <smuggled@evil.example>, sender OK - how exciting to get mail from you!");
+            "250 2.1.0 <smuggled@evil.example>, sender OK");
       CHECK(c.reply() == "250 2.1.5 <u@example.test>, recipient ok");
       CHECK(c.reply() == "554 5.5.0 Error: SMTP protocol synchronization");
       CHECK(c.closed());

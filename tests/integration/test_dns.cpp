@@ -53,7 +53,7 @@ Options opts(const DnsStub &dns, const std::string &plugins,
   return o;
 }
 
-// The first line of the EHLO reply, e.g. "250-mx.test.invalid Hi Unknown [127.0.0.1]".
+// The first line of the EHLO reply, e.g. "250-mx.test.invalid Hello [127.0.0.1]".
 std::string ehlo_first_line(Client &c) {
   std::string r = c.cmd("EHLO client.example");
   return r.substr(0, r.find('\n'));
@@ -190,7 +190,7 @@ TEST_CASE(
   REQUIRE(s.started());
   Client c(s.port());
   REQUIRE(has(c.reply(), "220 "));
-  CHECK(ehlo_first_line(c) == "250-mx.test.invalid Hi host.example [127.0.0.1]");
+  CHECK(ehlo_first_line(c) == "250-mx.test.invalid Hello host.example [127.0.0.1]");
   CHECK(send_message(c, "a@sender.example", {"u@example.com"}, kBody).rfind("250 ", 0) == 0);
   CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
   REQUIRE(s.wait_log("api_probe: data_post first_line="));
@@ -210,7 +210,7 @@ TEST_CASE("dns: reverse lookup NXDOMAIN: Unknown in EHLO and Received, remote_ho
   Client c(s.port());
   REQUIRE(has(c.reply(), "220 "));
   CHECK(since(c) < 0.5);
-  CHECK(ehlo_first_line(c) == "250-mx.test.invalid Hi Unknown [127.0.0.1]");
+  CHECK(ehlo_first_line(c) == "250-mx.test.invalid Hello [127.0.0.1]");
   CHECK(send_message(c, "a@sender.example", {"u@example.com"}, kBody).rfind("250 ", 0) == 0);
   REQUIRE(s.wait_log("api_probe: data_post first_line="));
   std::string log = s.log();
@@ -232,7 +232,7 @@ TEST_CASE("dns: reverse lookup that never answers: banner after reverse_timeout,
   CHECK(banner == kBanner);
   CHECK(t >= 0.3 - kEarly);
   CHECK(t < 1.0);
-  CHECK(ehlo_first_line(c) == "250-mx.test.invalid Hi Unknown [127.0.0.1]");
+  CHECK(ehlo_first_line(c) == "250-mx.test.invalid Hello [127.0.0.1]");
   CHECK(send_message(c, "a@sender.example", {"u@example.com"}, kBody).rfind("250 ", 0) == 0);
   CHECK(s.wait_log("reverse lookup of 127.0.0.1 timed out"));
   CHECK(dns.queries("1.0.0.127.in-addr.arpa", DnsStub::PTR) >= 1);
@@ -256,7 +256,7 @@ TEST_CASE("dns: reverse lookups of concurrent clients run in parallel") {
   double t = now() - t0;
   CHECK(t >= 0.3 - kEarly);
   CHECK(t < 1.0);  // 20 lookups one after the other would take 6 s
-  CHECK(ehlo_first_line(*clients[0]) == "250-mx.test.invalid Hi slow.example [127.0.0.1]");
+  CHECK(ehlo_first_line(*clients[0]) == "250-mx.test.invalid Hello slow.example [127.0.0.1]");
   CHECK(dns.queries("1.0.0.127.in-addr.arpa", DnsStub::PTR) >= 20);
 }
 
@@ -268,7 +268,7 @@ TEST_CASE("dns: reverse_lookup = false asks nothing") {
   REQUIRE(s.started());
   Client c(s.port());
   CHECK(c.reply() == kBanner);
-  CHECK(ehlo_first_line(c) == "250-mx.test.invalid Hi Unknown [127.0.0.1]");
+  CHECK(ehlo_first_line(c) == "250-mx.test.invalid Hello [127.0.0.1]");
   CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
   usleep(100 * 1000);
   CHECK(dns.queries() == 0);
@@ -283,7 +283,7 @@ TEST_CASE("dns: a hostile PTR name cannot add lines to the EHLO reply or the Rec
   Client c(s.port());
   REQUIRE(has(c.reply(), "220 "));
   std::string ehlo = c.cmd("EHLO client.example");
-  CHECK(ehlo.rfind("250-mx.test.invalid Hi ", 0) == 0);
+  CHECK(ehlo.rfind("250-mx.test.invalid Hello ", 0) == 0);
   CHECK(!has(ehlo, "\nX-Injected"));
   CHECK(c.last_crlf_ok);
   CHECK(send_message(c, "a@sender.example", {"u@example.com"}, kBody).rfind("250 ", 0) == 0);

@@ -26,14 +26,14 @@ Script operator+(Script a, const Script &b) {
 }
 
 const std::string kGreeting = "220 mx.test.invalid ESMTP uvsmtpd";
-const std::string kHeloOk = "250 mx.test.invalid Hi Unknown [127.0.0.1]; I am so happy to meet you.";
+const std::string kHeloOk = "250 mx.test.invalid Hello [127.0.0.1]";
 const std::string kEhloOk =
-    "250-mx.test.invalid Hi Unknown [127.0.0.1]\n250-PIPELINING\n250-SIZE 26214400\n250-8BITMIME\n"
+    "250-mx.test.invalid Hello [127.0.0.1]\n250-PIPELINING\n250-SIZE 26214400\n250-8BITMIME\n"
     "250-ENHANCEDSTATUSCODES\n250 SMTPUTF8";
-const std::string kMailOk = "250 2.1.0 <s@x.example>, sender OK - how exciting to get mail from you!";
+const std::string kMailOk = "250 2.1.0 <s@x.example>, sender OK";
 const std::string kRcptOk = "250 2.1.5 <r@y.example>, recipient ok";
-const std::string kQuitOk = "221 2.0.0 mx.test.invalid closing connection. Have a wonderful day.";
-const std::string kVrfy = "252 2.1.5 Just try sending a mail and we'll see how it turns out ...";
+const std::string kQuitOk = "221 2.0.0 mx.test.invalid Service closing transmission channel";
+const std::string kVrfy = "252 2.1.5 Cannot VRFY user, but will accept message and attempt delivery";
 const std::string kHelpHead = "214-2.0.0 This is uvsmtpd ";
 const std::string kQueued = "^250 2.0.0 Queued as ";
 const std::string kTimeout = "=451 4.3.0 Temporary failure, please try again later";
@@ -48,7 +48,7 @@ const Script kToData = kToRcpt + Script{">DATA", "=354 go ahead"};
 const Script kReset = {">RCPT TO:<r@y.example>", "=503 5.5.1 Use MAIL before RCPT"};
 const Script kAlive = {">RSET", "=250 2.0.0 OK"};  // the session goes on (no hook decides RSET)
 const Script kClosed = {"!"};
-const Script kNoHello = {">MAIL FROM:<s@x.example>", "=503 5.5.1 please say hello first ..."};
+const Script kNoHello = {">MAIL FROM:<s@x.example>", "=503 5.5.1 Error: send HELO/EHLO first"};
 const Script kNoRcpt = {">DATA", "=503 5.5.1 RCPT first"};
 const Script kTxnAlive = {">RCPT TO:<t@y.example>", "=250 2.1.5 <t@y.example>, recipient ok"};
 const Script kQueuedThenReset = Script{"$" + kBody, kQueued} + kReset;
@@ -165,11 +165,11 @@ std::vector<HookSpec> hook_specs() {
   specs.push_back({"connect", "", {}, {}, "220",
                    {{"OK", "=" + kGreeting, "=220" + T, kAlive},
                     {"DECLINED", "=" + kGreeting, "=" + kGreeting, kAlive},
-                    {"DENY", "=550 5.7.1 Connection from you denied, bye bye.", "=550 5.7.1" + T, kClosed},
-                    {"DENYSOFT", "=450 4.7.1 Connection from you temporarily denied, bye bye.", "=450 4.7.1" + T,
+                    {"DENY", "=550 5.7.1 Connection denied", "=550 5.7.1" + T, kClosed},
+                    {"DENYSOFT", "=450 4.7.1 Connection temporarily denied", "=450 4.7.1" + T,
                      kClosed},
-                    {"DENY_DISCONNECT", "=550 5.7.1 Connection from you denied, bye bye.", "=550 5.7.1" + T, kClosed},
-                    {"DENYSOFT_DISCONNECT", "=450 4.7.1 Connection from you temporarily denied, bye bye.",
+                    {"DENY_DISCONNECT", "=550 5.7.1 Connection denied", "=550 5.7.1" + T, kClosed},
+                    {"DENYSOFT_DISCONNECT", "=450 4.7.1 Connection temporarily denied",
                      "=450 4.7.1" + T, kClosed},
                     {"DONE", "-", "=220" + T, {">EHLO c.example", "=" + kEhloOk}}}});
   for (const char *verb : {"HELO", "EHLO"}) {
@@ -258,7 +258,7 @@ std::vector<HookSpec> hook_specs() {
                            {"DENYSOFT_DISCONNECT", "=421 4.7.0 Unrecognized command", "=421 4.7.0" + T, kClosed},
                            {"DONE", "-", "=250" + T, kAlive}}});
   // The non-SMTP verbs (GET, POST, CONNECT, "Host:" ...): "proceed" closes instead of 500.
-  const std::string kNonSmtp = "=221 2.7.0 Error: I can break rules, too. Goodbye.";
+  const std::string kNonSmtp = "=221 2.7.0 Error: not an SMTP command; closing connection";
   specs.push_back({"unrecognized_command", "", kGreet, {">GET / HTTP/1.0"}, "250",
                    same_for({"OK", "DECLINED", "DENYSOFT"}, kNonSmtp, kNonSmtp, kClosed) +
                        std::vector<VerdictRow>{
@@ -278,8 +278,8 @@ std::vector<HookSpec> hook_specs() {
                     {"DECLINED", "=250 2.0.0 OK", "=250 2.0.0 OK", kAlive},
                     {"DENYSOFT", "=250 2.0.0 OK", "=250 2.0.0 OK", kAlive},
                     {"DENYSOFT_DISCONNECT", "=250 2.0.0 OK", "=250 2.0.0 OK", kAlive},
-                    {"DENY", "=500 5.5.1 Stop wasting my time.", "=500 5.5.1" + T, kAlive},
-                    {"DENY_DISCONNECT", "=500 5.5.1 Stop wasting my time.", "=500 5.5.1" + T, kClosed},
+                    {"DENY", "=500 5.5.1 Command refused", "=500 5.5.1" + T, kAlive},
+                    {"DENY_DISCONNECT", "=500 5.5.1 Command refused", "=500 5.5.1" + T, kClosed},
                     {"DONE", "-", "=250" + T, kAlive}}});
   specs.push_back({"help", "", kGreet, {">HELP topic"}, "214",
                    {{"OK", "^" + kHelpHead, "=214 2.0.0" + T, kAlive},
@@ -345,16 +345,18 @@ TEST_CASE("hooks: core checks run before the hook (the hook would deny)") {
   const std::string P = "verdict helo=DENY ehlo=DENY mail=DENY rcpt=DENY helo.text=H ehlo.text=E mail.text=M "
                         "rcpt.text=R\n";
   std::vector<Row> rows = {
-      {"HELO without host", P, kGreet + Script{">HELO", "=501 5.5.4 helo requires domain/address - see RFC-2821 4.1.1.1"}},
-      {"EHLO without host", P, kGreet + Script{">EHLO", "=501 5.5.4 ehlo requires domain/address - see RFC-2821 4.1.1.1"}},
+      {"HELO without host", P, kGreet + Script{">HELO", "=501 5.5.4 Syntax: HELO hostname"}},
+      {"EHLO without host", P, kGreet + Script{">EHLO", "=501 5.5.4 Syntax: EHLO hostname"}},
       {"MAIL before HELO", P, kGreet + kNoHello},
       {"RCPT before MAIL", P, kGreet + kReset},
       {"DATA before MAIL", "", kToEhlo + Script{">DATA", "=503 5.5.1 MAIL first"}},
       {"DATA before RCPT", "", kToMail + kNoRcpt},
-      {"second HELO", "verdict ehlo=OK helo=DENY\n",
-       kToEhlo + Script{">HELO c.example", "=503 5.5.1 but you already said HELO ..."}},
-      {"second EHLO", "verdict ehlo=OK helo=DENY\n",
-       kToEhlo + Script{">EHLO c.example", "=503 5.5.1 but you already said HELO ..."}},
+      // RFC 5321 4.1.4: a second greeting is no core error; its hook decides, and a refused
+      // one leaves the session without a greeting.
+      {"second HELO reaches the hook", "verdict ehlo=OK helo=DENY\n",
+       kToEhlo + Script{">HELO c.example", "=550 5.7.1 Access denied"} + kNoHello},
+      {"second EHLO reaches the hook", "verdict ehlo=OK helo=DENY\n",
+       kToEhlo + Script{">EHLO c.example", "=" + kEhloOk}},
       {"nested MAIL", "verdict mail=OK\n",
        kToMail + Script{">MAIL FROM:<o@x.example>", "=503 5.5.1 Error: nested MAIL command"}},
       {"HELO and EHLO with a host reach the hook", P,
@@ -384,7 +386,7 @@ TEST_CASE("hooks: core checks run before the hook (the hook would deny)") {
       {"RSET resets without a hook decision", "verdict rcpt=OK\n",
        kToRcpt + Script{">RSET", "=250 2.0.0 OK"} + kReset},
       {"null sender", "verdict rcpt=OK\n",
-       kToEhlo + Script{">MAIL FROM:<>", "=250 2.1.0 <>, sender OK - how exciting to get mail from you!"}},
+       kToEhlo + Script{">MAIL FROM:<>", "=250 2.1.0 <>, sender OK"}},
       {"mail DENY names the null sender", "verdict mail=DENY\n",
        kToEhlo + Script{">MAIL FROM:<>", "=550 5.7.1 <>, denied"}},
   };

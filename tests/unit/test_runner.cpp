@@ -356,8 +356,8 @@ TEST_CASE("replies: the (hook, verdict) table") {
     bool close, reset;
   };
   const Row rows[] = {
-      {UVS_HOOK_CONNECT, UVS_DENY, "550 5.7.1 Connection from you denied, bye bye.\r\n", true, false},
-      {UVS_HOOK_CONNECT, UVS_DENYSOFT, "450 4.7.1 Connection from you temporarily denied, bye bye.\r\n", true, false},
+      {UVS_HOOK_CONNECT, UVS_DENY, "550 5.7.1 Connection denied\r\n", true, false},
+      {UVS_HOOK_CONNECT, UVS_DENYSOFT, "450 4.7.1 Connection temporarily denied\r\n", true, false},
       {UVS_HOOK_CONNECT, UVS_OK, nullptr, false, false},
       {UVS_HOOK_HELO, UVS_DENY, "550 5.7.1 Access denied\r\n", false, false},
       {UVS_HOOK_MAIL, UVS_DENY, "550 5.7.1 <a@b>, denied\r\n", false, false},
@@ -373,7 +373,7 @@ TEST_CASE("replies: the (hook, verdict) table") {
       {UVS_HOOK_QUEUE, UVS_DECLINED, "451 4.3.0 Queuing declined or disabled; try again later\r\n", false, true},
       {UVS_HOOK_QUEUE, UVS_DENYSOFT, "452 4.3.0 Message denied temporarily\r\n", false, true},
       {UVS_HOOK_VRFY, UVS_DENY, "554 5.7.1 Access Denied\r\n", false, true},
-      {UVS_HOOK_NOOP, UVS_DENY, "500 5.5.1 Stop wasting my time.\r\n", false, false},
+      {UVS_HOOK_NOOP, UVS_DENY, "500 5.5.1 Command refused\r\n", false, false},
       {UVS_HOOK_UNRECOGNIZED_COMMAND, UVS_DENY_DISCONNECT, "521 5.5.1 Unrecognized command\r\n", true, false},
   };
   for (const Row &row : rows) {

@@ -85,10 +85,13 @@ void check_defaults(const Settings &s) {
   CHECK(s.max_recipients == 1000);
   CHECK(s.max_line_length == 512);
   CHECK(s.max_errors == 20);
+  CHECK(s.max_junk_commands == 100);
+  CHECK(s.max_hops == 100);
   CHECK(s.spool_dir == "var/spool");
   CHECK(s.plugin_dir == "");
   CHECK(s.bare_newline == "reject");
   CHECK(s.bare_newline_normalize_networks.empty());
+  CHECK(s.bare_newline_normalize_relay_clients);
   CHECK(s.log_level == "info");
   CHECK(s.log_format == "text");
 }
@@ -141,6 +144,8 @@ max_message_size = 1000000
 max_recipients = 5
 max_line_length = 1000
 max_errors = 0
+max_junk_commands = 0
+max_hops = 30
 hook_timeout = 2.5
 shutdown_grace = 10
 spool_dir = "/var/spool/uvsmtpd"
@@ -157,6 +162,7 @@ format = "json"
 [bare_newline]
 policy = "normalize"
 normalize_networks = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"]
+normalize_relay_clients = false
 )");
   CHECK(s.hostname == "mx.example.test");
   CHECK(s.greeting == "ESMTP ready");
@@ -174,6 +180,8 @@ normalize_networks = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"]
   CHECK(s.max_recipients == 5);
   CHECK(s.max_line_length == 1000);
   CHECK(s.max_errors == 0);
+  CHECK(s.max_junk_commands == 0);
+  CHECK(s.max_hops == 30);
   CHECK(s.hook_timeout == 2.5);
   CHECK(s.shutdown_grace == 10);
   CHECK(s.spool_dir == "/var/spool/uvsmtpd");
@@ -185,6 +193,7 @@ normalize_networks = ["10.0.0.0/8", "2001:db8::/32", "192.0.2.1"]
   CHECK(s.bare_newline == "normalize");
   CHECK(s.bare_newline_normalize_networks ==
         std::vector<std::string>{"10.0.0.0/8", "2001:db8::/32", "192.0.2.1"});
+  CHECK_FALSE(s.bare_newline_normalize_relay_clients);
 }
 
 TEST_CASE("settings: dotted keys and inline tables work like sections") {
@@ -291,6 +300,10 @@ TEST_CASE("settings: wrong types") {
         ":2: 'bare_newline.normalize_networks' must be an array of CIDR strings");
   CHECK(load_err("[bare_newline]\nnormalize_networks = [\n 10,\n]\n") ==
         ":3: 'bare_newline.normalize_networks' entries must be strings");
+  CHECK(load_err("[bare_newline]\n\nnormalize_relay_clients = \"yes\"\n") ==
+        ":3: 'bare_newline.normalize_relay_clients' must be true or false");
+  CHECK(load_err("max_junk_commands = \"100\"\n") == ":1: 'max_junk_commands' must be an integer");
+  CHECK(load_err("max_hops = 1.5\n") == ":1: 'max_hops' must be an integer");
 }
 
 TEST_CASE("settings: bad enum values") {
@@ -327,6 +340,16 @@ TEST_CASE("settings: integer ranges") {
   CHECK(load_err("max_line_length = -1\n") == ":1: 'max_line_length' must be between 64 and 65536");
   CHECK(load_ok("max_line_length = 64\n").max_line_length == 64);
   CHECK(load_ok("max_line_length = 65536\n").max_line_length == 65536);
+  CHECK(load_err("max_junk_commands = -1\n") == ":1: 'max_junk_commands' must not be negative");
+  CHECK(load_err("max_junk_commands = 4294967296\n") ==
+        ":1: 'max_junk_commands' must be between 0 and 4294967295");
+  CHECK(load_ok("max_junk_commands = 0\n").max_junk_commands == 0);
+  CHECK(load_ok("max_junk_commands = 4294967295\n").max_junk_commands == 4294967295u);
+  CHECK(load_err("max_hops = 0\n") == ":1: 'max_hops' must be between 1 and 10000");
+  CHECK(load_err("\nmax_hops = 10001\n") == ":2: 'max_hops' must be between 1 and 10000");
+  CHECK(load_err("max_hops = -3\n") == ":1: 'max_hops' must be between 1 and 10000");
+  CHECK(load_ok("max_hops = 1\n").max_hops == 1);
+  CHECK(load_ok("max_hops = 10000\n").max_hops == 10000);
 }
 
 TEST_CASE("settings: durations must be positive finite numbers") {
