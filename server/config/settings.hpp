@@ -40,6 +40,8 @@ struct Settings {
   double reverse_timeout = 3;            // seconds the connect-time lookup may take
   std::string log_level = "info";        // emerg alert crit err warning notice info debug
   std::string log_format = "text";       // text | json
+  // -- startup checks (cli) --
+  bool require_queue_plugin = false;  // no plugin registers `queue`: error instead of warning
 };
 
 // Loads `path` into `out` (starting from defaults). A missing file is not an error when
@@ -47,6 +49,9 @@ struct Settings {
 // "<file>:<line>: <message>" naming the key (unknown key, wrong type, bad value).
 bool load_settings(const std::string &path, Settings &out, std::string &err,
                    bool missing_ok = true);
+
+// The settings of an empty uvsmtpd.toml: every built-in default (hostname = gethostname()).
+Settings default_settings();
 
 // "127.0.0.1:25", "[::1]:2525", "*:25" -> Listen; false on syntax error.
 bool parse_listen(const std::string &text, Listen &out);
