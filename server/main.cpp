@@ -31,7 +31,7 @@ void usage(FILE *f) {
           "  --no-sync-check   turn the RFC 2920 synchronisation check off on every listener\n"
           "  --check-config    load everything as a start would (as the run-as user), report\n"
           "                    the first error, exit 0 or 1\n"
-          "  --print-config    print the effective settings (file, defaults, command line) as TOML\n"
+          "  --print-config    print the effective settings (file, defaults, options) as TOML\n"
           "  --print-defaults  print the built-in default settings as TOML\n"
           "  --list-plugins    list the modules in the plugin directory (name, version, ABI) and\n"
           "                    the hooks of each conf/plugins instance\n"
@@ -147,7 +147,8 @@ int main(int argc, char **argv) {
   if (!uvs::cli::check_accounts(gen->settings, config_dir, err)) return fail(err);
   if (check_only || list_only) {
     std::vector<std::string> warnings;
-    if (check_only && !uvs::cli::check_bind_privilege(gen->settings, config_dir, !listen.empty(), err))
+    if (check_only &&
+        !uvs::cli::check_bind_privilege(gen->settings, config_dir, !listen.empty(), err))
       return fail(err);
     if (!uvs::cli::become_run_as_user(gen->settings, config_dir, warnings, err)) return fail(err);
     warn(warnings);

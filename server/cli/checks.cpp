@@ -19,7 +19,9 @@ namespace uvs::cli {
 
 namespace {
 
-std::string quoted(const std::string &s) { return "\"" + s + "\""; }
+std::string quoted(const std::string &s) {
+  return "\"" + s + "\"";
+}
 
 std::string account(uid_t uid) {
   passwd *pw = getpwuid(uid);

@@ -43,8 +43,8 @@ int list_plugins(FILE *out, const std::string &plugin_dir, const Generation *gen
       for (const uvs_plugin *p : it->second) {
         std::string list;
         for (const auto &h : hooks[p]) list += (list.empty() ? "" : ",") + h;
-        hook_text += (hook_text.empty() ? "" : "; ") + p->instance + ": " +
-                     (list.empty() ? "(none)" : list);
+        hook_text +=
+            (hook_text.empty() ? "" : "; ") + p->instance + ": " + (list.empty() ? "(none)" : list);
       }
     }
     fprintf(out, "%-30s %-28s %-8s %-5s %s\n", m.c_str(), info->name ? info->name : "?",

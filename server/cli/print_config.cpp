@@ -34,7 +34,9 @@ std::string num(double v) {
   return std::string(buf, r.ptr);
 }
 
-std::string boolean(bool b) { return b ? "true" : "false"; }
+std::string boolean(bool b) {
+  return b ? "true" : "false";
+}
 
 std::string strings(const std::vector<std::string> &v) {
   std::string out = "[";

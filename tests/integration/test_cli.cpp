@@ -28,9 +28,13 @@ namespace fs = std::filesystem;
 
 namespace {
 
-bool has(const std::string &hay, const std::string &needle) { return hay.find(needle) != std::string::npos; }
+bool has(const std::string &hay, const std::string &needle) {
+  return hay.find(needle) != std::string::npos;
+}
 
-std::string bin() { return build_root() + "/server/uvsmtpd"; }
+std::string bin() {
+  return build_root() + "/server/uvsmtpd";
+}
 
 Options opts(const std::string &plugins, const std::string &toml = "") {
   Options o;
@@ -55,7 +59,8 @@ RunResult check(const std::string &dir, std::vector<std::string> more = {}) {
 }
 
 // A real start expected to fail (a start that works runs until the timeout: status -1).
-RunResult start(const std::string &dir, std::vector<std::string> more = {"--listen", "127.0.0.1:0"}) {
+RunResult start(const std::string &dir,
+                std::vector<std::string> more = {"--listen", "127.0.0.1:0"}) {
   std::vector<std::string> a = tree_args(dir);
   a.insert(a.end(), more.begin(), more.end());
   return run_uvsmtpd(a, 5);
@@ -92,7 +97,9 @@ RunResult sh(const std::string &cmd) {
   return r;
 }
 
-bool have_setpriv() { return sh("command -v setpriv").status == 0; }
+bool have_setpriv() {
+  return sh("command -v setpriv").status == 0;
+}
 
 // uvsmtpd run as nobody (from root, through setpriv), to completion within `timeout` seconds.
 RunResult as_nobody(const std::vector<std::string> &args, int timeout = 5) {
@@ -180,7 +187,8 @@ std::set<std::string> toml_keys(const std::string &text) {
 
 int s_count(const std::string &hay, const std::string &needle) {
   int n = 0;
-  for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1)) ++n;
+  for (size_t pos = hay.find(needle); pos != std::string::npos; pos = hay.find(needle, pos + 1))
+    ++n;
   return n;
 }
 
@@ -195,7 +203,8 @@ TEST_CASE("cli: a configuration directory that does not exist") {
     if (!check_only) a.push_back("127.0.0.1:0");
     RunResult r = run_uvsmtpd(a, 5);
     CHECK_MESSAGE(r.status == 1, r.output);
-    CHECK_MESSAGE(has(r.output, "configuration directory " + dir + "/nope does not exist"), r.output);
+    CHECK_MESSAGE(has(r.output, "configuration directory " + dir + "/nope does not exist"),
+                  r.output);
     CHECK_MESSAGE(has(r.output, "give --config the directory that holds uvsmtpd.toml"), r.output);
   }
   remove_tree(dir);
@@ -221,23 +230,27 @@ TEST_CASE("cli: a spool directory that is missing or not writable") {
   SUBCASE("missing") {
     std::string dir = make_tree(opts(kQueued));
     fs::remove_all(dir + "/spool");
-    both_refuse(dir, {dir + "/conf/uvsmtpd.toml:2: spool_dir \"" + dir + "/spool\" does not exist"});
+    both_refuse(dir,
+                {dir + "/conf/uvsmtpd.toml:2: spool_dir \"" + dir + "/spool\" does not exist"});
     remove_tree(dir);
   }
   SUBCASE("read-only, not root") {
     std::string dir = make_tree(opts(kQueued));
     chmod((dir + "/spool").c_str(), 0555);
-    std::string needle = "spool_dir \"" + dir + "/spool\" is not writable by user nobody (uid 65534)";
+    std::string needle =
+        "spool_dir \"" + dir + "/spool\" is not writable by user nobody (uid 65534)";
     if (geteuid() != 0) {
       both_refuse(dir, {"spool_dir \"" + dir + "/spool\" is not writable by", "Permission denied"});
     } else if (!have_setpriv()) {
       MESSAGE("setpriv not found: the non-root read-only spool case is skipped");
     } else {
       open_tree(dir);
-      RunResult c = as_nobody({"--check-config", "--config", dir + "/conf", "--plugin-dir", dir + "/plugins"});
+      RunResult c = as_nobody(
+          {"--check-config", "--config", dir + "/conf", "--plugin-dir", dir + "/plugins"});
       CHECK_MESSAGE(c.status == 1, c.output);
       CHECK_MESSAGE(has(c.output, needle), c.output);
-      RunResult s = as_nobody({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--listen", "127.0.0.1:0"});
+      RunResult s = as_nobody(
+          {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--listen", "127.0.0.1:0"});
       CHECK_MESSAGE(s.status == 1, s.output);
       CHECK_MESSAGE(has(s.output, needle), s.output);
     }
@@ -251,7 +264,7 @@ TEST_CASE("cli: a spool directory that is missing or not writable") {
     std::string dir = make_tree(opts(kQueued, "user = \"nobody\"\n"));
     open_tree(dir);  // the spool stays root's 0755: root could write, nobody cannot
     both_refuse(dir, {dir + "/conf/uvsmtpd.toml:2: spool_dir \"" + dir +
-                          "/spool\" is not writable by user nobody (uid 65534)"});
+                      "/spool\" is not writable by user nobody (uid 65534)"});
     remove_tree(dir);
   }
 }
@@ -285,9 +298,11 @@ TEST_CASE("cli: no queue plugin: a warning by default, an error with require_que
   remove_tree(dir);
 }
 
-TEST_CASE("cli: SIGHUP with a changed listen keeps the old listeners and says a restart is needed") {
+TEST_CASE(
+    "cli: SIGHUP with a changed listen keeps the old listeners and says a restart is needed") {
   int p1 = free_port(), p2 = free_port();
-  std::string dir = make_tree(opts(kQueued, "listen = [\"127.0.0.1:" + std::to_string(p1) + "\"]\n"));
+  std::string dir =
+      make_tree(opts(kQueued, "listen = [\"127.0.0.1:" + std::to_string(p1) + "\"]\n"));
   Proc srv(dir, tree_args(dir));
   REQUIRE_MESSAGE(srv.wait_log(" started (pid"), srv.log());
   std::string toml = slurp(dir + "/conf/uvsmtpd.toml");
@@ -296,8 +311,10 @@ TEST_CASE("cli: SIGHUP with a changed listen keeps the old listeners and says a 
   spit(dir + "/conf/uvsmtpd.toml", toml);
   srv.signal(SIGHUP);
   CHECK_MESSAGE(srv.wait_log("configuration and plugins reloaded"), srv.log());
-  CHECK(has(srv.log(), "SIGHUP: 'listen' changed (now " + to + "); a listen change needs a restart: "
-                       "still listening on " + from));
+  CHECK(has(srv.log(), "SIGHUP: 'listen' changed (now " + to +
+                           "); a listen change needs a restart: "
+                           "still listening on " +
+                           from));
   Client old(p1);
   REQUIRE(old.connected());
   CHECK(old.code() == 220);
@@ -306,7 +323,8 @@ TEST_CASE("cli: SIGHUP with a changed listen keeps the old listeners and says a 
   // A second SIGHUP still compares with what is bound.
   srv.signal(SIGHUP);
   double deadline = now() + 5;
-  while (now() < deadline && s_count(srv.log(), "a listen change needs a restart") < 2) usleep(10000);
+  while (now() < deadline && s_count(srv.log(), "a listen change needs a restart") < 2)
+    usleep(10000);
   CHECK(s_count(srv.log(), "a listen change needs a restart") == 2);
   remove_tree(dir);
 }
@@ -315,8 +333,8 @@ TEST_CASE("cli: an unknown plugin names file:line and lists the plugins there ar
   std::string dir = make_tree(opts(kQueued + "no_such_module\n"));
   both_refuse(dir, {dir + "/conf/plugins:2: plugin 'no_such_module': cannot find " + dir +
                         "/plugins/no_such_module.so: No such file or directory; available: ",
-                    "count_unrecognized_commands, dnsbl, earlytalker", "queue/maildir, queue/smtp-forward",
-                    ", verdict"});
+                    "count_unrecognized_commands, dnsbl, earlytalker",
+                    "queue/maildir, queue/smtp-forward", ", verdict"});
   remove_tree(dir);
 }
 
@@ -334,12 +352,15 @@ TEST_CASE("cli: a port in use and a privileged port name the address and the rem
     std::string dir = make_tree(opts(kQueued, "listen = [\"" + addr + "\"]\n"));
     RunResult r = start(dir, {"--listen", addr});
     CHECK_MESSAGE(r.status == 1, r.output);
-    CHECK_MESSAGE(has(r.output, "--listen: cannot listen on " + addr + ": address already in use "
-                                "(another process listens there"), r.output);
+    CHECK_MESSAGE(has(r.output, "--listen: cannot listen on " + addr +
+                                    ": address already in use "
+                                    "(another process listens there"),
+                  r.output);
     r = start(dir, {});
     CHECK_MESSAGE(r.status == 1, r.output);
     CHECK_MESSAGE(has(r.output, dir + "/conf/uvsmtpd.toml:3: cannot listen on " + addr +
-                                    ": address already in use"), r.output);
+                                    ": address already in use"),
+                  r.output);
     close(fd);
     remove_tree(dir);
   }
@@ -350,7 +371,8 @@ TEST_CASE("cli: a port in use and a privileged port name the address and the rem
       return;
     }
     std::string dir = make_tree(opts(kQueued, "listen = [\"127.0.0.1:25\"]\n"));
-    std::vector<std::string> c = {"--check-config", "--config", dir + "/conf", "--plugin-dir", dir + "/plugins"};
+    std::vector<std::string> c = {"--check-config", "--config", dir + "/conf", "--plugin-dir",
+                                  dir + "/plugins"};
     std::vector<std::string> s = {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins"};
     RunResult rc, rs;
     if (geteuid() != 0) {
@@ -367,11 +389,16 @@ TEST_CASE("cli: a port in use and a privileged port name the address and the rem
       rs = as_nobody(s);
     }
     CHECK_MESSAGE(rc.status == 1, rc.output);
-    CHECK_MESSAGE(has(rc.output, dir + "/conf/uvsmtpd.toml:3: cannot listen on 127.0.0.1:25: ports below"), rc.output);
+    CHECK_MESSAGE(
+        has(rc.output, dir + "/conf/uvsmtpd.toml:3: cannot listen on 127.0.0.1:25: ports below"),
+        rc.output);
     CHECK_MESSAGE(has(rc.output, "need root or CAP_NET_BIND_SERVICE"), rc.output);
     CHECK_MESSAGE(rs.status == 1, rs.output);
-    CHECK_MESSAGE(has(rs.output, dir + "/conf/uvsmtpd.toml:3: cannot listen on 127.0.0.1:25: permission denied "
-                                 "(ports below 1024 need root or CAP_NET_BIND_SERVICE)"), rs.output);
+    CHECK_MESSAGE(
+        has(rs.output, dir +
+                           "/conf/uvsmtpd.toml:3: cannot listen on 127.0.0.1:25: permission denied "
+                           "(ports below 1024 need root or CAP_NET_BIND_SERVICE)"),
+        rs.output);
     remove_tree(dir);
   }
 }
@@ -385,7 +412,10 @@ TEST_CASE("cli: with user set, root drops before any plugin init, in --check-con
   std::string dir = make_tree(opts(kQueued + "not_root\n"));
   RunResult r = check(dir);
   CHECK_MESSAGE(r.status == 1, r.output);
-  CHECK_MESSAGE(has(r.output, "plugins:2: plugin 'not_root' failed to initialise: not_root: init ran as root"), r.output);
+  CHECK_MESSAGE(
+      has(r.output,
+          "plugins:2: plugin 'not_root' failed to initialise: not_root: init ran as root"),
+      r.output);
   remove_tree(dir);
 
   dir = make_tree(opts(kQueued + "not_root\n", "user = \"nobody\"\n"));
@@ -395,16 +425,18 @@ TEST_CASE("cli: with user set, root drops before any plugin init, in --check-con
   CHECK_MESSAGE(r.status == 0, r.output);
   CHECK_MESSAGE(has(r.output, "not_root: init as euid 65534"), r.output);
   CHECK(has(r.output, "configuration OK"));
-  Proc srv(dir, {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--listen", "127.0.0.1:0"});
+  Proc srv(dir, {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--listen",
+                 "127.0.0.1:0"});
   CHECK_MESSAGE(srv.wait_log(" started (pid"), srv.log());
   CHECK(has(srv.log(), "not_root: init as euid 65534"));
   remove_tree(dir);
 }
 
 TEST_CASE("cli: --print-config prints every key; its output is a valid uvsmtpd.toml") {
-  std::string dir = make_tree(opts(kQueued, "max_errors = 7\ngreeting = \"say \\\"hi\\\"\"\n"
-                                            "[timeouts]\ncommand = 12.5\n"
-                                            "[[listen]]\naddress = \"[::1]:2600\"\nsync_check = false\n"));
+  std::string dir = make_tree(opts(kQueued,
+                                   "max_errors = 7\ngreeting = \"say \\\"hi\\\"\"\n"
+                                   "[timeouts]\ncommand = 12.5\n"
+                                   "[[listen]]\naddress = \"[::1]:2600\"\nsync_check = false\n"));
   RunResult p = run_uvsmtpd({"--print-config", "--config", dir + "/conf"});
   REQUIRE_MESSAGE(p.status == 0, p.output);
   CHECK(has(p.output, "max_errors = 7\n"));
@@ -436,7 +468,8 @@ TEST_CASE("cli: --print-config prints every key; its output is a valid uvsmtpd.t
   CHECK(has(d.output, "listen = [{ address = \"127.0.0.1:2525\", sync_check = true }]\n"));
   CHECK(has(d.output, "spool_dir = \"var/spool\"\n"));
   CHECK(has(d.output, "require_queue_plugin = false\n"));
-  for (const auto &k : shipped) CHECK_MESSAGE(toml_keys(d.output).count(k), "--print-defaults lacks " << k);
+  for (const auto &k : shipped)
+    CHECK_MESSAGE(toml_keys(d.output).count(k), "--print-defaults lacks " << k);
   std::string def = d.output;
   def.replace(def.find("spool_dir = \"var/spool\""), 23, "spool_dir = \"" + again + "/spool\"");
   spit(again + "/conf/uvsmtpd.toml", def);
@@ -446,10 +479,13 @@ TEST_CASE("cli: --print-config prints every key; its output is a valid uvsmtpd.t
   remove_tree(again);
 }
 
-TEST_CASE("cli: --list-plugins names every module with its version and ABI, and the hooks of conf/plugins") {
-  std::string dir = make_tree(opts("verdict:1 rcpt=OK queue=OK\nverdict:2 helo=DENY\nearlytalker\n"));
-  RunResult r = run_uvsmtpd({"--list-plugins", "--config", dir + "/conf", "--plugin-dir",
-                             build_root() + "/plugins"});
+TEST_CASE(
+    "cli: --list-plugins names every module with its version and ABI, and the hooks of "
+    "conf/plugins") {
+  std::string dir =
+      make_tree(opts("verdict:1 rcpt=OK queue=OK\nverdict:2 helo=DENY\nearlytalker\n"));
+  RunResult r = run_uvsmtpd(
+      {"--list-plugins", "--config", dir + "/conf", "--plugin-dir", build_root() + "/plugins"});
   // build/plugins has no verdict: the configuration does not load, the list still comes
   CHECK(r.status == 1);
   CHECK(has(r.output, "(hooks not shown)"));
