@@ -101,24 +101,24 @@ bool check_bind_privilege(const config::Settings &s, const std::string &config_d
 
 bool check_spool(const config::Settings &s, const std::string &config_dir, std::string &err) {
   const std::string &dir = s.spool_dir;
-  std::string at = where_key(config_dir, "spool_dir") + "spool_dir " + quoted(dir);
+  auto at = [&] { return where_key(config_dir, "spool_dir") + "spool_dir " + quoted(dir); };
   struct stat st;
   if (stat(dir.c_str(), &st) != 0) {
     int e = errno;
     if (e == ENOENT)
-      err = at + " does not exist: create it, writable by " + account(geteuid()) +
+      err = at() + " does not exist: create it, writable by " + account(geteuid()) +
             " (e.g. install -d -m 0750 -o <user> " + dir + ")";
     else
-      err = at + ": " + strerror(e) + " (as " + account(geteuid()) + ")";
+      err = at() + ": " + strerror(e) + " (as " + account(geteuid()) + ")";
     return false;
   }
   if (!S_ISDIR(st.st_mode)) {
-    err = at + " is not a directory";
+    err = at() + " is not a directory";
     return false;
   }
   if (faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0) {
     int e = errno;
-    err = at + " is not writable by " + account(geteuid()) + ": " + strerror(e) +
+    err = at() + " is not writable by " + account(geteuid()) + ": " + strerror(e) +
           " (make that user its owner, or give it write permission)";
     return false;
   }
