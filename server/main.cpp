@@ -6,6 +6,9 @@
 #include <vector>
 #include <uv.h>
 
+#include "cli/checks.hpp"
+#include "cli/list_plugins.hpp"
+#include "cli/print_config.hpp"
 #include "config/settings.hpp"
 #include "log/log.hpp"
 #include "log/setup.hpp"
@@ -20,7 +23,8 @@ namespace {
 void usage(FILE *f) {
   fprintf(f,
           "usage: uvsmtpd [--config DIR] [--listen ADDR:PORT]... [--plugin-dir DIR]\n"
-          "               [--no-sync-check] [--check-config] [--version]\n"
+          "               [--no-sync-check] [--check-config] [--print-config]\n"
+          "               [--print-defaults] [--list-plugins] [--version]\n"
           "  --config DIR      configuration directory (uvsmtpd.toml, plugins, list files);\n"
           "                    default " UVS_INSTALL_CONFIG_DIR "\n"
           "                    (./conf for the binary in the build tree)\n"
@@ -28,7 +32,12 @@ void usage(FILE *f) {
           "                    [IPv6]:port; port 0 picks a free port, logged at start)\n"
           "  --plugin-dir DIR  where plugin .so files live (overrides plugin_dir)\n"
           "  --no-sync-check   turn the RFC 2920 synchronisation check off on every listener\n"
-          "  --check-config    load everything, report the first error, exit 0 or 1\n"
+          "  --check-config    load everything as a start would (as the run-as user), report\n"
+          "                    the first error, exit 0 or 1\n"
+          "  --print-config    print the effective settings (file, defaults, options) as TOML\n"
+          "  --print-defaults  print the built-in default settings as TOML\n"
+          "  --list-plugins    list the modules in the plugin directory (name, version, ABI) and\n"
+          "                    the hooks of each conf/plugins instance\n"
           "  --version         print the version and exit\n");
 }
 
@@ -40,6 +49,7 @@ int main(int argc, char **argv) {
   std::vector<uvs::config::Listen> listen;
   bool check_only = false;
   bool no_sync_check = false;
+  bool print_config = false, print_defaults = false, list_only = false;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char *name) -> std::string {
@@ -65,6 +75,12 @@ int main(int argc, char **argv) {
       no_sync_check = true;
     } else if (a == "--check-config") {
       check_only = true;
+    } else if (a == "--print-config") {
+      print_config = true;
+    } else if (a == "--print-defaults") {
+      print_defaults = true;
+    } else if (a == "--list-plugins") {
+      list_only = true;
     } else if (a == "--version") {
       printf("uvsmtpd %s (plugin ABI %d.%d)\n", UVS_VERSION, UVS_ABI_MAJOR, UVS_ABI_MINOR);
       return 0;
@@ -78,25 +94,77 @@ int main(int argc, char **argv) {
     }
   }
 
+  if (print_defaults) {
+    uvs::cli::print_settings(stdout, uvs::config::default_settings(),
+                             "uvsmtpd --print-defaults: the built-in defaults (hostname: this "
+                             "host's name)");
+    return 0;
+  }
+
   signal(SIGPIPE, SIG_IGN);
   std::string err;
+  bool logging = false;  // log::format once the configured logging is set up; stderr before
+  auto warn = [&](const std::vector<std::string> &warnings) {
+    for (const auto &w : warnings) {
+      if (logging)
+        uvs::log::format(uvs::log::warning, "", "", "%s", w.c_str());
+      else
+        fprintf(stderr, "uvsmtpd: warning: %s\n", w.c_str());
+    }
+  };
   auto load_with = [&](std::string &e, bool with_plugins) {
     auto g = uvs::load_generation(config_dir, listen, plugin_dir, e, with_plugins);
     if (g && no_sync_check)
       for (auto &l : g->settings.listen) l.sync_check = false;
     return g;
   };
-  auto load = [&](std::string &e) { return load_with(e, true); };
-  // --check-config loads everything; a real start binds first, drops root, then loads plugins
-  // (so no plugin code ever runs as root).
-  auto gen = load_with(err, check_only);
-  if (!gen) {
-    fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
+  // Everything a start (or SIGHUP) loads once running as the run-as user: the plugins, then the
+  // spool directory and the queue plugin checks.
+  auto load = [&](std::string &e) -> std::shared_ptr<uvs::Generation> {
+    auto g = load_with(e, true);
+    std::vector<std::string> warnings;
+    if (!g || !uvs::cli::check_spool(g->settings, config_dir, e) ||
+        !uvs::cli::check_queue(*g, warnings, e))
+      return nullptr;
+    warn(warnings);
+    return g;
+  };
+  auto fail = [&](const std::string &e) {
+    fprintf(stderr, "uvsmtpd: %s\n", e.c_str());
     return 1;
+  };
+  // A real start loads only the settings here: it binds first, drops root, then loads plugins
+  // (so no plugin code ever runs as root). --check-config and --list-plugins drop root the
+  // same way before they load plugins.
+  auto gen = load_with(err, false);
+  if (!gen) return fail(err);
+  if (print_config) {
+    uvs::config::Settings shown = gen->settings;
+    if (!plugin_dir.empty()) shown.plugin_dir = plugin_dir;
+    uvs::cli::print_settings(stdout, shown,
+                             "uvsmtpd --print-config: effective settings of " + config_dir +
+                                 "/uvsmtpd.toml (built-in defaults for keys it does not set, "
+                                 "command-line options applied)");
+    return 0;
   }
-  if (check_only) {
+  if (!uvs::cli::check_accounts(gen->settings, config_dir, err)) return fail(err);
+  if (check_only || list_only) {
+    std::vector<std::string> warnings;
+    if (check_only &&
+        !uvs::cli::check_bind_privilege(gen->settings, config_dir, !listen.empty(), err))
+      return fail(err);
+    if (!uvs::cli::become_run_as_user(gen->settings, config_dir, warnings, err)) return fail(err);
+    warn(warnings);
+    if (list_only) {
+      auto full = load_with(err, true);
+      if (!full) fprintf(stderr, "uvsmtpd: %s (hooks not shown)\n", err.c_str());
+      uvs::cli::list_plugins(stdout, gen->plugin_dir, full.get());
+      return full ? 0 : 1;
+    }
+    auto full = load(err);
+    if (!full) return fail(err);
     printf("uvsmtpd: configuration OK (%s, %zu plugin instance(s))\n", config_dir.c_str(),
-           gen->plugins->instances.size());
+           full->plugins->instances.size());
     return 0;
   }
   // [log]: level, format, destination (a log file is opened here, before privileges drop).
@@ -104,6 +172,7 @@ int main(int argc, char **argv) {
     fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
     return 1;
   }
+  logging = true;
 
   // Before anything uses libuv's thread pool: its size (fsyncs of queue plugins run there in
   // parallel). The environment variable, when set, wins.
@@ -116,7 +185,9 @@ int main(int argc, char **argv) {
     uvs::Server server(loop, gen, load);
     gen.reset();
     if (!server.listen(err)) {
-      fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
+      fprintf(stderr, "uvsmtpd: %s%s\n",
+              listen.empty() ? uvs::cli::where_key(config_dir, "listen").c_str() : "--listen: ",
+              err.c_str());
       server.begin_shutdown("startup failure");
       server.run();
       rc = 1;

@@ -337,6 +337,7 @@ class Loader {
         sub_table({{"policy", one_of(s_.bare_newline, {"reject", "normalize"})},
                    {"normalize_networks", cidr_list(s_.bare_newline_normalize_networks)},
                    {"normalize_relay_clients", boolean(s_.bare_newline_normalize_relay_clients)}});
+    h["require_queue_plugin"] = boolean(s_.require_queue_plugin);
     return h;
   }
 
@@ -362,14 +363,20 @@ void apply_defaults(Settings &s, bool hostname_set, bool listen_set) {
 
 }  // namespace
 
+Settings default_settings() {
+  Settings s;
+  s.greeting = "ESMTP uvsmtpd";
+  apply_defaults(s, false, false);
+  return s;
+}
+
 bool load_settings(const std::string &path, Settings &out, std::string &err, bool missing_ok) {
   Settings s;
   s.greeting = "ESMTP uvsmtpd";
   std::string data;
   if (int e = slurp(path, data); e != 0) {
     if (e == ENOENT && missing_ok) {
-      apply_defaults(s, false, false);
-      out = std::move(s);
+      out = default_settings();
       return true;
     }
     err = path + ": cannot open: " + std::strerror(e);

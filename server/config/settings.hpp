@@ -46,6 +46,8 @@ struct Settings {
   std::string log_destination = "stderr";  // stderr | file | syslog
   std::string log_file;                    // destination "file": appended to, reopened on SIGHUP
   std::string log_syslog_facility = "mail";  // destination "syslog": the facility name
+  // -- startup checks (cli) --
+  bool require_queue_plugin = false;  // no plugin registers `queue`: error instead of warning
 };
 
 // Loads `path` into `out` (starting from defaults). A missing file is not an error when
@@ -53,6 +55,9 @@ struct Settings {
 // "<file>:<line>: <message>" naming the key (unknown key, wrong type, bad value).
 bool load_settings(const std::string &path, Settings &out, std::string &err,
                    bool missing_ok = true);
+
+// The settings of an empty uvsmtpd.toml: every built-in default (hostname = gethostname()).
+Settings default_settings();
 
 // "127.0.0.1:25", "[::1]:2525", "*:25" -> Listen; false on syntax error.
 bool parse_listen(const std::string &text, Listen &out);

@@ -39,7 +39,30 @@ Server::Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reload
 
 Server::~Server() = default;
 
+namespace {
+
+std::string listen_text(const std::vector<config::Listen> &list) {
+  std::string out;
+  for (const auto &l : list) {
+    bool v6 = l.host.find(':') != std::string::npos;
+    out += (out.empty() ? "" : ", ") + (v6 ? "[" + l.host + "]" : l.host) + ":" +
+           std::to_string(l.port) + (l.sync_check ? "" : " (sync_check off)");
+  }
+  return out;
+}
+
+bool same_listen(const std::vector<config::Listen> &a, const std::vector<config::Listen> &b) {
+  if (a.size() != b.size()) return false;
+  for (size_t i = 0; i < a.size(); ++i)
+    if (a[i].host != b[i].host || a[i].port != b[i].port || a[i].sync_check != b[i].sync_check)
+      return false;
+  return true;
+}
+
+}  // namespace
+
 bool Server::listen(std::string &err) {
+  bound_listen_ = gen_->settings.listen;
   for (const auto &l : gen_->settings.listen) {
     auto *lst = new Listener;
     lst->server = this;
@@ -56,6 +79,12 @@ bool Server::listen(std::string &err) {
     std::string shown = v6 ? "[" + l.host + "]:" + std::to_string(l.port) : l.host + ":" + std::to_string(l.port);
     if (rc < 0) {
       err = "cannot listen on " + shown + ": " + uv_strerror(rc);
+      if (rc == UV_EADDRINUSE)
+        err += " (another process listens there: stop it, or change the address)";
+      else if (rc == UV_EACCES && l.port < 1024)
+        err += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
+      else if (rc == UV_EADDRNOTAVAIL)
+        err += " (no interface of this host has that address)";
       return false;
     }
     int len = sizeof ss;
@@ -191,6 +220,13 @@ void Server::reload() {
     log::format(log::err, "", "", "SIGHUP: reload failed, keeping the running configuration: %s",
                 err.c_str());
     return;
+  }
+  if (!same_listen(gen->settings.listen, bound_listen_)) {
+    log::format(log::warning, "", "",
+                "SIGHUP: 'listen' changed (now %s); a listen change needs a restart: still "
+                "listening on %s",
+                listen_text(gen->settings.listen).c_str(), listen_text(bound_listen_).c_str());
+    gen->settings.listen = bound_listen_;
   }
   set_generation(std::move(gen));
   log::reload(gen_->settings);

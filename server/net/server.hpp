@@ -72,6 +72,7 @@ class Server {
   bool finished_ = false;
   uint64_t serial_ = 0;
   std::vector<std::string> bound_;  // "ADDR:PORT ..." per listener, for announce()
+  std::vector<config::Listen> bound_listen_;  // as configured at start (reload keeps these)
 };
 
 }  // namespace uvs

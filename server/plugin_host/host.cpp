@@ -5,7 +5,9 @@
 #include <cerrno>
 #include <cstddef>
 #include <cstring>
+#include <algorithm>
 #include <dlfcn.h>
+#include <filesystem>
 #include <map>
 #include <sys/stat.h>
 #include <uv.h>
@@ -53,7 +55,52 @@ void *open_module(const std::string &path, std::string &err) {
 
 constexpr size_t kMinInfoSize = offsetof(uvs_plugin_info, fini) + sizeof(void (*)(uvs_plugin *));
 
+std::string joined(const std::vector<std::string> &v) {
+  std::string out;
+  for (const auto &s : v) out += (out.empty() ? "" : ", ") + s;
+  return out;
+}
+
 }  // namespace
+
+std::vector<std::string> list_modules(const std::string &plugin_dir) {
+  namespace fs = std::filesystem;
+  std::vector<std::string> out;
+  std::error_code ec;
+  fs::recursive_directory_iterator it(plugin_dir, ec), end;
+  for (; !ec && it != end; it.increment(ec)) {
+    const fs::path &p = it->path();
+    std::string name = p.filename().string();
+    if (it->is_directory(ec) && name.size() > 5 && name.ends_with(".so.p")) {
+      it.disable_recursion_pending();  // meson's object directories
+      continue;
+    }
+    if (p.extension() != ".so" || !it->is_regular_file(ec)) continue;
+    std::string rel = p.lexically_relative(plugin_dir).string();  // symlinks kept as named
+    out.push_back(rel.substr(0, rel.size() - 3));
+  }
+  std::sort(out.begin(), out.end());
+  return out;
+}
+
+const uvs_plugin_info *probe_module(const std::string &path, std::string &err) {
+  std::string dlerr;
+  void *h = open_module(path, dlerr);
+  if (!h) {
+    err = "cannot load: " + dlerr;
+    return nullptr;
+  }
+  auto *info = static_cast<const uvs_plugin_info *>(dlsym(h, "uvs_plugin_v1"));
+  if (!info) {
+    err = "no uvs_plugin_v1 symbol (not a uvsmtpd plugin)";
+    return nullptr;
+  }
+  if (info->size < kMinInfoSize) {
+    err = "uvs_plugin_info too small (" + std::to_string(info->size) + " bytes)";
+    return nullptr;
+  }
+  return info;
+}
 
 std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &lines,
                                         const std::string &plugin_dir,
@@ -64,7 +111,13 @@ std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &l
     std::string path = plugin_dir + "/" + line.module + ".so";
     struct stat st;
     if (stat(path.c_str(), &st) != 0) {
-      err = where(line) + "plugin '" + line.module + "': cannot find " + path + ": " + strerror(errno);
+      int e = errno;
+      err = where(line) + "plugin '" + line.module + "': cannot find " + path + ": " + strerror(e);
+      if (e == ENOENT) {
+        auto have = list_modules(plugin_dir);
+        err += have.empty() ? "; no plugins at all in " + plugin_dir + " (check plugin_dir / --plugin-dir)"
+                            : "; available: " + joined(have);
+      }
       return nullptr;
     }
     if (!S_ISREG(st.st_mode)) {
@@ -142,7 +195,24 @@ std::shared_ptr<Generation> load_generation(const std::string &config_dir,
                                             std::string &err, bool with_plugins) {
   auto gen = std::make_shared<Generation>();
   gen->config_dir = config_dir;
-  if (!config::load_settings(config_dir + "/uvsmtpd.toml", gen->settings, err)) return nullptr;
+  struct stat dst {};
+  errno = 0;
+  if (stat(config_dir.c_str(), &dst) != 0 || !S_ISDIR(dst.st_mode)) {
+    int e = errno;
+    std::string what = !S_ISDIR(dst.st_mode) && e == 0 ? "is not a directory"
+                       : e == ENOENT                   ? "does not exist"
+                                                       : std::string("cannot be read: ") + strerror(e);
+    err = "configuration directory " + config_dir + " " + what +
+          ": give --config the directory that holds uvsmtpd.toml and plugins";
+    return nullptr;
+  }
+  std::string toml_path = config_dir + "/uvsmtpd.toml";
+  if (stat(toml_path.c_str(), &dst) != 0 && errno == ENOENT) {
+    err = toml_path + ": does not exist: create it (an empty file means every built-in default; "
+          "uvsmtpd --print-defaults prints them)";
+    return nullptr;
+  }
+  if (!config::load_settings(toml_path, gen->settings, err, false)) return nullptr;
   if (!listen_override.empty()) gen->settings.listen = listen_override;
   for (const auto &cidr : gen->settings.bare_newline_normalize_networks) gen->normalize_networks.add(cidr);
 

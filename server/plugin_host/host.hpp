@@ -27,6 +27,13 @@ std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &l
                                         const std::string &config_dir, const std::string &me,
                                         std::string &err);
 
+// The modules in plugin_dir (every *.so below it, as "name" or "queue/maildir"), sorted.
+std::vector<std::string> list_modules(const std::string &plugin_dir);
+
+// dlopens path (once per process) and returns its checked uvs_plugin_info without running any
+// plugin code but its constructors; nullptr with err on failure.
+const uvs_plugin_info *probe_module(const std::string &path, std::string &err);
+
 // Adds in-process handlers (unit tests, built-ins): an instance with this name and handlers.
 uvs_plugin *add_builtin(PluginSet &set, const std::string &name);
 

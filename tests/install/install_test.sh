@@ -69,8 +69,10 @@ cflags=$(pc --cflags uvsmtpd-plugin | xargs)
 printf '#include <uvsmtpd/plugin.h>\nint main(void) { return UVS_ABI_MAJOR > 0 ? 0 : 1; }\n' > "$D/t.c"
 cc $cflags -fsyntax-only "$D/t.c" && ok "compiles against the installed header" || fail "cannot compile against the installed header"
 
-# 5. The installed binaries run and use the installed directories.
-out=$("$D$SBIN/uvsmtpd" --check-config --config "$D$CONFIGDIR" --plugin-dir "$D$PLUGINDIR" 2>&1)
+# 5. The installed binaries run and use the installed directories. The example config's
+# spool_dir is relative ("var/spool"): it must exist where the server runs.
+mkdir -p "$D/var/spool"
+out=$(cd "$D" && "$D$SBIN/uvsmtpd" --check-config --config "$D$CONFIGDIR" --plugin-dir "$D$PLUGINDIR" 2>&1)
 [ $? -eq 0 ] && ok "installed uvsmtpd --check-config" || fail "installed --check-config: $out"
 # No --plugin-dir: the installed plugin dir (not under $D, so not found), never the build's,
 # although the build tree exists.
@@ -87,6 +89,7 @@ fi
 out=$(cd "$D" && "$D$SBIN/uvsmtpd" --check-config 2>&1)
 [[ "$out" == *"$CONFIGDIR"* ]] && ok "installed binary defaults to $CONFIGDIR" || fail "default config dir: $out"
 # The build tree's binary keeps ./conf and the build's plugins.
+mkdir -p "$SRC/var/spool"  # as scripts/run makes it (var/ is not tracked)
 out=$(cd "$SRC" && "$BUILD/server/uvsmtpd" --check-config 2>&1)
 [[ "$out" == *"configuration OK (conf,"* ]] && ok "build binary defaults to ./conf and build plugins" || fail "build binary: $out"
 out=$("$D$SBIN/uvsmtpd-sendmail" -S 127.0.0.1:1 root </dev/null 2>&1)

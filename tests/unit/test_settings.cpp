@@ -485,3 +485,22 @@ TEST_CASE("settings: the shipped conf/uvsmtpd.toml loads and matches the built-i
   check_defaults(s);
   CHECK(s.hostname == "localhost");
 }
+
+// ---- startup checks (cli): require_queue_plugin, default_settings ----
+
+TEST_CASE("settings: require_queue_plugin is a boolean, default false") {
+  CHECK_FALSE(Settings{}.require_queue_plugin);
+  CHECK_FALSE(load_ok("").require_queue_plugin);
+  CHECK(load_ok("require_queue_plugin = true\n").require_queue_plugin);
+  CHECK_FALSE(load_ok("require_queue_plugin = false\n").require_queue_plugin);
+  CHECK(load_err("\nrequire_queue_plugin = \"yes\"\n") ==
+        ":2: 'require_queue_plugin' must be true or false");
+  CHECK(load_err("require_queue_plugin = 1\n") == ":1: 'require_queue_plugin' must be true or false");
+}
+
+TEST_CASE("settings: default_settings() equals loading an empty file") {
+  Settings d = uvs::config::default_settings();
+  check_defaults(d);
+  CHECK(d.hostname == host_name());
+  CHECK_FALSE(d.require_queue_plugin);
+}

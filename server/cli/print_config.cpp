@@ -1,0 +1,110 @@
+// cli/print_config.cpp: the TOML writer behind --print-config and --print-defaults.
+#include "cli/print_config.hpp"
+
+#include <charconv>
+#include <vector>
+
+namespace uvs::cli {
+
+namespace {
+
+// A TOML basic string: quotes, backslashes and control characters escaped.
+std::string str(const std::string &v) {
+  std::string out = "\"";
+  for (char ch : v) {
+    auto c = static_cast<unsigned char>(ch);
+    if (ch == '"' || ch == '\\') {
+      out += '\\';
+      out += ch;
+    } else if (c < 0x20 || c == 0x7F) {
+      char buf[8];
+      snprintf(buf, sizeof buf, "\\u%04X", c);
+      out += buf;
+    } else {
+      out += ch;
+    }
+  }
+  return out + "\"";
+}
+
+// Shortest text that reads back as the same double ("300", "0.25", "1e-05").
+std::string num(double v) {
+  char buf[64];
+  auto r = std::to_chars(buf, buf + sizeof buf, v);
+  return std::string(buf, r.ptr);
+}
+
+std::string boolean(bool b) {
+  return b ? "true" : "false";
+}
+
+std::string strings(const std::vector<std::string> &v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) out += (i ? ", " : "") + str(v[i]);
+  return out + "]";
+}
+
+std::string listen(const std::vector<config::Listen> &v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    const auto &l = v[i];
+    bool v6 = l.host.find(':') != std::string::npos;
+    std::string addr = (v6 ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port);
+    out += (i ? ", " : "") + std::string("{ address = ") + str(addr) +
+           ", sync_check = " + boolean(l.sync_check) + " }";
+  }
+  return out + "]";
+}
+
+}  // namespace
+
+void print_settings(FILE *out, const config::Settings &s, const std::string &origin) {
+  auto kv = [out](const char *key, const std::string &value) {
+    fprintf(out, "%s = %s\n", key, value.c_str());
+  };
+  auto n = [](auto v) { return std::to_string(v); };
+  fprintf(out, "# %s\n", origin.c_str());
+  kv("hostname", str(s.hostname));
+  kv("greeting", str(s.greeting));
+  kv("listen", listen(s.listen));
+  kv("max_connections", n(s.max_connections));
+  kv("max_connections_per_ip", n(s.max_connections_per_ip));
+  kv("max_message_size", n(s.max_message_size));
+  kv("max_recipients", n(s.max_recipients));
+  kv("max_line_length", n(s.max_line_length));
+  kv("max_errors", n(s.max_errors));
+  kv("max_junk_commands", n(s.max_junk_commands));
+  kv("max_hops", n(s.max_hops));
+  kv("hook_timeout", num(s.hook_timeout));
+  kv("shutdown_grace", num(s.shutdown_grace));
+  kv("spool_dir", str(s.spool_dir));
+  kv("plugin_dir", str(s.plugin_dir));
+  kv("thread_pool_size", n(s.thread_pool_size));
+  kv("user", str(s.user));
+  kv("group", str(s.group));
+  kv("require_queue_plugin", boolean(s.require_queue_plugin));
+  fprintf(out, "\n[timeouts]\n");
+  kv("command", num(s.timeout_command));
+  kv("data", num(s.timeout_data));
+  kv("min_data_rate", n(s.min_data_rate));
+  fprintf(out, "\n[log]\n");
+  kv("level", str(s.log_level));
+  kv("format", str(s.log_format));
+  kv("destination", str(s.log_destination));
+  if (s.log_file.empty())  // "" is not a valid value: the key is unset
+    fprintf(out, "# file = (not set; needed with destination = \"file\")\n");
+  else
+    kv("file", str(s.log_file));
+  kv("syslog_facility", str(s.log_syslog_facility));
+  fprintf(out, "\n[dns]\n");
+  kv("servers", strings(s.dns_servers));
+  kv("timeout", num(s.dns_timeout));
+  kv("reverse_lookup", boolean(s.reverse_lookup));
+  kv("reverse_timeout", num(s.reverse_timeout));
+  fprintf(out, "\n[bare_newline]\n");
+  kv("policy", str(s.bare_newline));
+  kv("normalize_networks", strings(s.bare_newline_normalize_networks));
+  kv("normalize_relay_clients", boolean(s.bare_newline_normalize_relay_clients));
+}
+
+}  // namespace uvs::cli
