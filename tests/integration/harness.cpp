@@ -215,6 +215,18 @@ long Server::rss_kb() const {
   return -1;
 }
 
+RunResult sh(const std::string &cmd) {
+  RunResult r;
+  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
+  if (!p) return r;
+  char buf[4096];
+  size_t n;
+  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
+  int st = pclose(p);
+  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
+  return r;
+}
+
 RunResult run_uvsmtpd(const std::vector<std::string> &args, double timeout) {
   RunResult res;
   int pipefd[2];

@@ -62,6 +62,9 @@ struct RunResult {
 };
 // Runs uvsmtpd with args to completion (for --check-config, --version, bad startups).
 RunResult run_uvsmtpd(const std::vector<std::string> &args, double timeout = 10);
+// Runs a shell command to completion: its exit status (-1 if it did not exit) and its stdout and
+// stderr together.
+RunResult sh(const std::string &cmd);
 
 class Client {
  public:

@@ -84,19 +84,6 @@ std::string shell_quote(const std::string &s) {
   return out + "'";
 }
 
-// Runs a shell command to completion; status and output (stdout and stderr).
-RunResult sh(const std::string &cmd) {
-  RunResult r;
-  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-
 bool have_setpriv() {
   return sh("command -v setpriv").status == 0;
 }

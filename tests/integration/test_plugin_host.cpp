@@ -58,23 +58,6 @@ Options opts(const std::string &plugins, const std::map<std::string, std::string
   return o;
 }
 
-struct ShResult {
-  int status = -1;
-  std::string output;
-};
-
-ShResult sh(const std::string &cmd) {
-  ShResult r;
-  FILE *p = popen((cmd + " 2>&1").c_str(), "r");
-  if (!p) return r;
-  char buf[4096];
-  size_t n;
-  while ((n = fread(buf, 1, sizeof buf, p)) > 0) r.output.append(buf, n);
-  int st = pclose(p);
-  r.status = WIFEXITED(st) ? WEXITSTATUS(st) : -1;
-  return r;
-}
-
 std::string trim(std::string s) {
   while (!s.empty() && (s.back() == '\n' || s.back() == ' ' || s.back() == '\r')) s.pop_back();
   return s;
@@ -1014,7 +997,7 @@ TEST_CASE("plugin_host: helo_blocklist built out of tree against the installed h
   const std::string tmp = make_tmpdir();
   REQUIRE(!tmp.empty());
   const std::string destdir = tmp + "/destdir";
-  ShResult r = sh("meson install -C '" + build_root() + "' --no-rebuild --quiet --destdir '" + destdir + "'");
+  RunResult r = sh("meson install -C '" + build_root() + "' --no-rebuild --quiet --destdir '" + destdir + "'");
   INFO(r.output);
   REQUIRE(r.status == 0);
 
@@ -1031,13 +1014,13 @@ TEST_CASE("plugin_host: helo_blocklist built out of tree against the installed h
   // only this .pc, nothing from the system; includedir is inside the prefix, so the sysroot
   // maps it into destdir
   const std::string env = "PKG_CONFIG_LIBDIR='" + pcdir + "' PKG_CONFIG_PATH= ";
-  ShResult cflags = sh(env + "PKG_CONFIG_SYSROOT_DIR='" + destdir + "' pkg-config --cflags uvsmtpd-plugin");
+  RunResult cflags = sh(env + "PKG_CONFIG_SYSROOT_DIR='" + destdir + "' pkg-config --cflags uvsmtpd-plugin");
   INFO(cflags.output);
   REQUIRE(cflags.status == 0);
   CHECK(has(cflags.output, "-I" + destdir + "/"));
   CHECK(fs::exists(trim(cflags.output).substr(2) + "/uvsmtpd/plugin.h"));
 
-  ShResult plugindir = sh(env + "pkg-config --variable=plugindir uvsmtpd-plugin");
+  RunResult plugindir = sh(env + "pkg-config --variable=plugindir uvsmtpd-plugin");
   CHECK(plugindir.status == 0);
   std::string pdir = trim(plugindir.output);
   CHECK(pdir.size() > 1);
@@ -1050,18 +1033,18 @@ TEST_CASE("plugin_host: helo_blocklist built out of tree against the installed h
   fs::create_directories(tmp + "/src");
   fs::create_directories(tmp + "/out");
   fs::copy_file(source_root() + "/plugins/example/helo_blocklist.c", tmp + "/src/helo_blocklist.c");
-  ShResult cc = sh("cc -std=c11 -Wall -Wextra -Werror -pedantic -fvisibility=hidden -shared -fPIC " +
+  RunResult cc = sh("cc -std=c11 -Wall -Wextra -Werror -pedantic -fvisibility=hidden -shared -fPIC " +
                    trim(cflags.output) + " -o '" + tmp + "/out/helo_blocklist.so' '" + tmp +
                    "/src/helo_blocklist.c'");
   INFO(cc.output);
   REQUIRE(cc.status == 0);
-  ShResult syms = sh("nm -D --defined-only '" + tmp + "/out/helo_blocklist.so'");
+  RunResult syms = sh("nm -D --defined-only '" + tmp + "/out/helo_blocklist.so'");
   CHECK(has(syms.output, " uvs_plugin_v1"));
 
   // a plugin cannot declare a minimum newer than the header it is built with
   spit(tmp + "/src/too_new.c",
              "#define UVS_PLUGIN_MIN_ABI_MINOR (UVS_ABI_MINOR + 1)\n#include <uvsmtpd/plugin.h>\n");
-  ShResult too_new =
+  RunResult too_new =
       sh("cc -std=c11 -fsyntax-only " + trim(cflags.output) + " '" + tmp + "/src/too_new.c'");
   CHECK(too_new.status != 0);
   CHECK(has(too_new.output,

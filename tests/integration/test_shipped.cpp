@@ -106,14 +106,8 @@ TEST_CASE("shipped conf: Python smtplib's sendmail(msg.as_bytes()) with bare LF 
   Server s(o);
   REQUIRE(s.started());
   std::string script = source_root() + "/tests/integration/clients/send_bare_lf.py";
-  std::string cmd = "python3 " + script + " " + std::to_string(s.port()) + " 2>&1";
-  FILE *p = popen(cmd.c_str(), "r");
-  REQUIRE(p);
-  std::string out;
-  char buf[512];
-  while (size_t n = fread(buf, 1, sizeof buf, p)) out.append(buf, n);
-  int status = pclose(p);
-  CHECK_MESSAGE(status == 0, out);
+  RunResult r = sh("python3 " + script + " " + std::to_string(s.port()));
+  CHECK_MESSAGE(r.status == 0, r.output);
   auto files = delivered(maildirs);
   REQUIRE(files.size() == 1);
   std::string stored = slurp(files[0]);

@@ -1,6 +1,8 @@
 // tests/unit/test_flat_file.cpp: unit tests for config/flat_file (read_flat_file, read_flat_file_at).
 #include <doctest/doctest.h>
 
+#include "tmp_dir.hpp"
+
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -19,31 +21,7 @@ using uvs::config::read_flat_file_at;
 
 namespace {
 
-struct FlatTmp {
-  std::string dir;
-  FlatTmp() {
-    char tmpl[] = "/tmp/uvs_flat_XXXXXX";
-    char *d = ::mkdtemp(tmpl);
-    REQUIRE(d != nullptr);
-    dir = d;
-  }
-  ~FlatTmp() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::string write(const std::string &rel, const std::string &content) const {
-    std::string p = dir + "/" + rel;
-    std::filesystem::create_directories(std::filesystem::path(p).parent_path());
-    std::ofstream f(p, std::ios::binary);
-    f << content;
-    return p;
-  }
-  std::string mkdir(const std::string &rel) const {
-    std::string p = dir + "/" + rel;
-    std::filesystem::create_directories(p);
-    return p;
-  }
-};
+using FlatTmp = unit::TmpDir;
 
 using V = std::vector<std::string>;
 

@@ -3,6 +3,8 @@
 // counters and the accepted-message / session-end lines.
 #include <doctest/doctest.h>
 
+#include "tmp_dir.hpp"
+
 #include <syslog.h>
 #include <unistd.h>
 
@@ -24,19 +26,7 @@ using uvs::config::Settings;
 
 namespace {
 
-struct TmpDir {
-  std::string dir;
-  TmpDir() {
-    char tmpl[] = "/tmp/uvs_log_XXXXXX";
-    char *d = ::mkdtemp(tmpl);
-    REQUIRE(d != nullptr);
-    dir = d;
-  }
-  ~TmpDir() {
-    std::error_code ec;
-    fs::remove_all(dir, ec);
-  }
-};
+using TmpDir = unit::TmpDir;
 
 std::string read_file(const std::string &p) {
   std::ifstream in(p, std::ios::binary);

@@ -1,6 +1,8 @@
 // tests/unit/test_plugin_lines.cpp: unit tests for config/plugin_lines (conf/plugins parsing).
 #include <doctest/doctest.h>
 
+#include "tmp_dir.hpp"
+
 #include <unistd.h>
 
 #include <cstdlib>
@@ -16,26 +18,7 @@ using uvs::config::PluginLine;
 
 namespace {
 
-struct PlugTmp {
-  std::string dir;
-  PlugTmp() {
-    char tmpl[] = "/tmp/uvs_plugins_XXXXXX";
-    char *d = ::mkdtemp(tmpl);
-    REQUIRE(d != nullptr);
-    dir = d;
-  }
-  ~PlugTmp() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::string write(const std::string &rel, const std::string &content) const {
-    std::string p = dir + "/" + rel;
-    std::filesystem::create_directories(std::filesystem::path(p).parent_path());
-    std::ofstream f(p, std::ios::binary);
-    f << content;
-    return p;
-  }
-};
+using PlugTmp = unit::TmpDir;
 
 using Args = std::vector<std::string>;
 

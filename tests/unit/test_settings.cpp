@@ -1,6 +1,8 @@
 // tests/unit/test_settings.cpp: unit tests for config/settings (load_settings, parse_listen).
 #include <doctest/doctest.h>
 
+#include "tmp_dir.hpp"
+
 #include <unistd.h>
 
 #include <climits>
@@ -19,25 +21,7 @@ using uvs::config::Settings;
 
 namespace {
 
-struct SetTmp {
-  std::string dir;
-  SetTmp() {
-    char tmpl[] = "/tmp/uvs_settings_XXXXXX";
-    char *d = ::mkdtemp(tmpl);
-    REQUIRE(d != nullptr);
-    dir = d;
-  }
-  ~SetTmp() {
-    std::error_code ec;
-    std::filesystem::remove_all(dir, ec);
-  }
-  std::string write(const std::string &rel, const std::string &content) const {
-    std::string p = dir + "/" + rel;
-    std::ofstream f(p, std::ios::binary);
-    f << content;
-    return p;
-  }
-};
+using SetTmp = unit::TmpDir;
 
 std::string host_name() {
   char buf[HOST_NAME_MAX + 1] = {};
