@@ -62,11 +62,17 @@ std::string to_crlf(std::string_view in) {
 
 namespace {
 
-// Length of the field name if line starts a header field ("Name:"), else 0.
-size_t field_name_len(std::string_view line) {
+// If line starts a header field, the length of its name and where its colon is: "Name:" or the
+// obsolete "Name :" with blanks before the colon (RFC 5322 4.5); false otherwise.
+bool field_name(std::string_view line, size_t &name_len, size_t &colon) {
   size_t i = 0;
   while (i < line.size() && line[i] > ' ' && line[i] < 0x7f && line[i] != ':') ++i;
-  return i > 0 && i < line.size() && line[i] == ':' ? i : 0;
+  size_t j = i;
+  while (j < line.size() && (line[j] == ' ' || line[j] == '\t')) ++j;
+  if (i == 0 || j >= line.size() || line[j] != ':') return false;
+  name_len = i;
+  colon = j;
+  return true;
 }
 
 }  // namespace
@@ -82,11 +88,11 @@ std::vector<HeaderField> header_fields(const std::string &msg) {
     if ((line[0] == ' ' || line[0] == '\t') && !out.empty()) {
       out.back().value += line;
       out.back().end = eol + 2;
-    } else if (size_t n = field_name_len(line)) {
+    } else if (size_t n, colon; field_name(line, n, colon)) {
       HeaderField f;
       for (size_t i = 0; i < n; ++i)
         f.name += static_cast<char>(line[i] >= 'A' && line[i] <= 'Z' ? line[i] + 32 : line[i]);
-      f.value = std::string(line.substr(n + 1));
+      f.value = std::string(line.substr(colon + 1));
       f.begin = pos;
       f.end = eol + 2;
       out.push_back(std::move(f));

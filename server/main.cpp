@@ -12,6 +12,7 @@
 #include "config/settings.hpp"
 #include "log/log.hpp"
 #include "log/setup.hpp"
+#include "log/sink.hpp"
 #include "net/server.hpp"
 #include "plugin_host/host.hpp"
 #include "util/default_paths.hpp"
@@ -155,6 +156,9 @@ int main(int argc, char **argv) {
       return fail(err);
     if (!uvs::cli::become_run_as_user(gen->settings, config_dir, warnings, err)) return fail(err);
     warn(warnings);
+    if (check_only && gen->settings.log_destination == "file" &&
+        !uvs::log::probe_log_file(gen->settings.log_file, err))
+      return fail(err);
     if (list_only) {
       auto full = load_with(err, true);
       if (!full) fprintf(stderr, "uvsmtpd: %s (hooks not shown)\n", err.c_str());
@@ -167,8 +171,12 @@ int main(int argc, char **argv) {
            full->plugins->instances.size());
     return 0;
   }
-  // [log]: level, format, destination (a log file is opened here, before privileges drop).
-  if (!uvs::log::setup(gen->settings, err)) {
+  // [log]: level, format, destination. A log file is opened here, before privileges drop, but
+  // with the run-as user's rights (created as that user, never through a symbolic link), so the
+  // reopen at SIGHUP, by then as that user, finds what the start found.
+  if (!uvs::as_user(
+          gen->settings.user, gen->settings.group,
+          [&] { return uvs::log::setup(gen->settings, err); }, err)) {
     fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
     return 1;
   }

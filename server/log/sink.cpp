@@ -7,6 +7,7 @@
 #include <cstring>
 #include <fcntl.h>
 #include <mutex>
+#include <sys/stat.h>
 #include <syslog.h>
 #include <unistd.h>
 
@@ -33,12 +34,26 @@ int g_fd = -1;                                                 // the file desti
 std::string g_path;
 bool g_syslog_open = false;
 
+// Appends to a regular file only: a symbolic link (O_NOFOLLOW: ELOOP) or a device, FIFO or
+// directory at the path is refused, so whoever can write the log's directory cannot point the
+// server's writes elsewhere.
 int open_append(const std::string &path, std::string &err) {
   int fd;
   do {
-    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY, 0640);
+    fd = ::open(path.c_str(), O_WRONLY | O_APPEND | O_CREAT | O_CLOEXEC | O_NOCTTY | O_NOFOLLOW,
+                0640);
   } while (fd < 0 && errno == EINTR);
-  if (fd < 0) err = "cannot open log file " + path + ": " + std::strerror(errno);
+  if (fd < 0) {
+    err = "cannot open log file " + path + ": " +
+          (errno == ELOOP ? std::string("it is a symbolic link") : std::strerror(errno));
+    return -1;
+  }
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || !S_ISREG(st.st_mode)) {
+    ::close(fd);
+    err = "cannot open log file " + path + ": not a regular file";
+    return -1;
+  }
   return fd;
 }
 
@@ -107,6 +122,13 @@ bool open_sink(Destination d, const std::string &path, int facility, std::string
 
 Destination sink_destination() {
   return g_dest;
+}
+
+bool probe_log_file(const std::string &path, std::string &err) {
+  int fd = open_append(path, err);
+  if (fd < 0) return false;
+  ::close(fd);
+  return true;
 }
 
 bool reopen_sink(std::string &err) {

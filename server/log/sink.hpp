@@ -28,6 +28,10 @@ Destination sink_destination();
 // file; on failure keeps writing to the old one and returns false with err. Other
 // destinations: nothing to do, true.
 bool reopen_sink(std::string &err);
+
+// --check-config: can the log file be opened (created if missing) as a start would open it?
+// Opens and closes it; false with err as a start would report it.
+bool probe_log_file(const std::string &path, std::string &err);
 // Writes one complete line (ending in '\n'): one write(2) for stderr and file (no fsync);
 // syslog gets the line without its '\n' at syslog_priority(level). Thread-safe.
 void sink_write(int level, std::string_view line);

@@ -605,22 +605,22 @@ void Session::cmd_rcpt(const std::string &arg) {
     Decision d = decide(UVS_HOOK_RCPT, r, bracket(addr));
     if (d.kind != Decision::proceed) return (void)apply(d);
     if (!txn_.open) return reply_error(503, "5.5.1", "Use MAIL before RCPT");
-    if (r.rcpt_replace.empty()) {
-      txn_.rcpts.push_back(addr);
-      log::format(log::info, id_, "", "%s: to=<%s>", txn_.id.c_str(), log::printable(addr).c_str());
-      return send(with_plugin_text(r, 250, "2.1.5", bracket(addr) + ", recipient ok"));
-    }
-    // rcpt_replace (ABI 1.3): the plugin's addresses instead of addr, without duplicates (the
-    // domain compared case-insensitively), all or none within max_recipients.
+    // The recipient, or what an rcpt_replace (ABI 1.3) put instead of it, without duplicates of
+    // recipients already there (local part exact, domain case-insensitive; duplicates are
+    // answered 250 but stored once, as Postfix's cleanup removes them): all or none within
+    // max_recipients.
+    bool replaced = !r.rcpt_replace.empty();
+    const std::vector<std::string> one{addr};
+    const std::vector<std::string> &targets = replaced ? r.rcpt_replace : one;
     auto same = [](const std::string &a, const std::string &b) {
       auto ci = [](unsigned char x, unsigned char y) { return tolower(x) == tolower(y); };
       size_t at = a.rfind('@');
-      return a.size() == b.size() && at != std::string::npos && b.rfind('@') == at &&
-             a.compare(0, at, b, 0, at) == 0 &&
+      if (at == std::string::npos) return a == b;  // <postmaster>
+      return a.size() == b.size() && b.rfind('@') == at && a.compare(0, at, b, 0, at) == 0 &&
              std::equal(a.begin() + at, a.end(), b.begin() + at, ci);
     };
     std::vector<std::string> added;
-    for (const std::string &t : r.rcpt_replace) {
+    for (const std::string &t : targets) {
       auto dup = [&](const std::string &o) { return same(o, t); };
       if (std::none_of(txn_.rcpts.begin(), txn_.rcpts.end(), dup) &&
           std::none_of(added.begin(), added.end(), dup))
@@ -628,9 +628,15 @@ void Session::cmd_rcpt(const std::string &arg) {
     }
     if (txn_.rcpts.size() + added.size() > cfg_.max_recipients)
       return reply_error(452, "4.5.3", "Error: too many recipients");
+    if (added.empty())
+      log::format(log::info, id_, "", "%s: to=<%s> duplicate, stored once", txn_.id.c_str(),
+                  log::printable(addr).c_str());
     for (std::string &t : added) {
-      log::format(log::info, id_, "", "%s: to=<%s> orig_to=<%s> by %s", txn_.id.c_str(),
-                  log::printable(t).c_str(), log::printable(addr).c_str(), r.plugin.c_str());
+      if (replaced)
+        log::format(log::info, id_, "", "%s: to=<%s> orig_to=<%s> by %s", txn_.id.c_str(),
+                    log::printable(t).c_str(), log::printable(addr).c_str(), r.plugin.c_str());
+      else
+        log::format(log::info, id_, "", "%s: to=<%s>", txn_.id.c_str(), log::printable(t).c_str());
       txn_.rcpts.push_back(std::move(t));
     }
     send(with_plugin_text(r, 250, "2.1.5", bracket(addr) + ", recipient ok"));

@@ -352,3 +352,25 @@ TEST_CASE("rfc_fixes: the core's own reply texts are plain") {
   h.reply();
   CHECK(h.cmd("GET / HTTP/1.0") == "221 2.7.0 Error: not an SMTP command; closing connection");
 }
+
+TEST_CASE("rfc_fixes: a recipient given twice, directly or through an alias, is stored once") {
+  Store st;
+  Server s(Options{.plugins = "rcpt_map\n" + st.plugin_line() + "rcpt_ok\n",
+                   .files = {{"local_recipients", "admin\nbob\n"},
+                             {"aliases", "postmaster: admin\n"},
+                             {"rcpthosts", "example.test\n"}},
+                   .log_level = "info"});
+  REQUIRE(s.started());
+  Client c(s.port());
+  greet(c);
+  REQUIRE(c.cmd("MAIL FROM:<a@remote.example>").rfind("250 ", 0) == 0);
+  for (const char *to : {"postmaster@example.test", "admin@example.test", "bob@example.test",
+                         "bob@EXAMPLE.TEST"})
+    CHECK(c.cmd(std::string("RCPT TO:<") + to + ">").rfind("250 ", 0) == 0);
+  REQUIRE(c.cmd("DATA").rfind("354", 0) == 0);
+  c.send("Subject: twice\r\n\r\nonce each\r\n.\r\n");
+  CHECK(c.reply(10).rfind("250 ", 0) == 0);
+  CHECK(st.messages().size() == 2);  // admin and bob, one copy each
+  CHECK(s.count_log("duplicate, stored once") == 2);
+  CHECK(s.wait_log("nrcpt=2 "));
+}

@@ -11,6 +11,7 @@
 #include <filesystem>
 #include <sstream>
 #include <string>
+#include <sys/stat.h>
 #include <sys/wait.h>
 #include <syslog.h>
 #include <unistd.h>
@@ -427,4 +428,63 @@ TEST_CASE("logging: SIGHUP applies a new level and format; a new destination wai
   CHECK(c.closed(3));
   usleep(200000);
   CHECK(s.read("stderr").find("connect from 127.0.0.1") == std::string::npos);
+}
+
+TEST_CASE("logging: the log file is never opened through a symbolic link; --check-config tries it") {
+  std::string dir = itest::make_tree({.log_level = "info"});
+  std::string conf = dir + "/conf/uvsmtpd.toml";
+  std::string base = slurp(conf);
+  const std::string anchor = "[log]\nlevel = \"info\"\n";
+  size_t at = base.find(anchor);
+  REQUIRE(at != std::string::npos);
+  auto with_log = [&](const std::string &extra) {
+    std::string toml = base;
+    toml.insert(at + anchor.size(), extra);
+    spit(conf, toml);
+  };
+  std::vector<std::string> start = {"--config", dir + "/conf", "--listen", "127.0.0.1:0",
+                                    "--plugin-dir", dir + "/plugins"};
+  std::vector<std::string> check = {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins",
+                                    "--check-config"};
+
+  SUBCASE("a symbolic link at the path: start and --check-config refuse, the target is untouched") {
+    spit(dir + "/target", "precious\n");
+    REQUIRE(symlink((dir + "/target").c_str(), (dir + "/u.log").c_str()) == 0);
+    with_log("destination = \"file\"\nfile = \"" + dir + "/u.log\"\n");
+    for (const auto &args : {start, check}) {
+      auto r = itest::run_uvsmtpd(args);
+      CHECK(r.status == 1);
+      CHECK_MESSAGE(r.output.find("cannot open log file " + dir + "/u.log: it is a symbolic link") !=
+                        std::string::npos,
+                    r.output);
+    }
+    CHECK(slurp(dir + "/target") == "precious\n");
+  }
+  SUBCASE("a directory that does not exist: --check-config says so") {
+    with_log("destination = \"file\"\nfile = \"" + dir + "/missing/u.log\"\n");
+    auto r = itest::run_uvsmtpd(check);
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(r.output.find("cannot open log file " + dir +
+                                "/missing/u.log: No such file or directory") != std::string::npos,
+                  r.output);
+  }
+  SUBCASE("as root with user set: the file is created as that user, so a reopen as it works") {
+    if (geteuid() != 0) {
+      MESSAGE("not root: skipped");
+      return;
+    }
+    fs::create_directories(dir + "/logs");
+    REQUIRE(chown((dir + "/logs").c_str(), 65534, 65534) == 0);  // nobody:nogroup
+    for (const char *p : {"", "/spool"}) chmod((dir + p).c_str(), 0755);
+    REQUIRE(chown((dir + "/spool").c_str(), 65534, 65534) == 0);
+    base.insert(0, "user = \"nobody\"\n");
+    at = base.find(anchor);
+    with_log("destination = \"file\"\nfile = \"" + dir + "/logs/u.log\"\n");
+    auto r = itest::run_uvsmtpd(check);
+    CHECK_MESSAGE(r.status == 0, r.output);
+    struct stat st;
+    REQUIRE(stat((dir + "/logs/u.log").c_str(), &st) == 0);
+    CHECK(st.st_uid == 65534u);
+  }
+  itest::remove_tree(dir);
 }

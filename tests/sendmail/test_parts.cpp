@@ -69,6 +69,16 @@ TEST_CASE("sendmail parts: header fields, folding, Bcc removal, dot-stuffing") {
   CHECK(sm::remove_fields(m, "bcc") == 1);
   CHECK(m == "To: a@x,\r\n b@y\r\nSubject: s\r\n\r\nBcc: not a header\r\n");
   CHECK(sm::header_fields("no header line\r\nTo: a@x\r\n").empty());
+  // The obsolete form with blanks before the colon (RFC 5322 4.5) is a field too: a Bcc written
+  // so is still a recipient and still removed.
+  m = "Subject: s\r\nBcc : c@z\r\nTo\t: a@x\r\n\r\nbody\r\n";
+  f = sm::header_fields(m);
+  REQUIRE(f.size() == 3);
+  CHECK(f[1].name == "bcc");
+  CHECK(f[1].value == " c@z");
+  CHECK(f[2].name == "to");
+  CHECK(sm::remove_fields(m, "bcc") == 1);
+  CHECK(m == "Subject: s\r\nTo\t: a@x\r\n\r\nbody\r\n");
   CHECK(sm::dot_stuff(".a\r\nb.\r\n.\r\n") == "..a\r\nb.\r\n..\r\n");
 }
 
