@@ -73,8 +73,8 @@ static uvs_verdict user(const rcpt_map *st, uvs_call *call, const char *addr, co
     if (rc < 0) {
       char c[256];
       mb_printable(c, sizeof c, canon);
-      api->log(st->self, call, UVS_LOG_ERR,
-               "internal error: rcpt_replace <%s> for <%s> failed: %s", c, a, strerror(-rc));
+      api->log(st->self, call, UVS_LOG_ERR, "internal error: rcpt_replace <%s> for <%s> failed: %s",
+               c, a, strerror(-rc));
       api->reply(call, 451, "4.3.0", "Temporary local problem, try again later");
       return UVS_DENYSOFT;
     }
