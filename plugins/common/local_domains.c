@@ -11,13 +11,9 @@
 
 #include "mailbox.h"
 
-static char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
 static int same_ci(const char *a, const char *b, size_t len) {
   for (size_t i = 0; i < len; ++i)
-    if (lower(a[i]) != lower(b[i])) return 0;
+    if (mb_lower(a[i]) != mb_lower(b[i])) return 0;
   return 1;
 }
 
@@ -40,7 +36,7 @@ static int store(ld_set *s, const char *line) {
   size_t len = strlen(line);
   char *copy = malloc(len + 1);
   if (!copy) return -1;
-  for (size_t i = 0; i <= len; ++i) copy[i] = lower(line[i]);
+  for (size_t i = 0; i <= len; ++i) copy[i] = mb_lower(line[i]);
   s->hosts[s->count++] = copy;
   return 0;
 }

@@ -13,6 +13,29 @@ static int safe_char(unsigned char ch) {
          (ch && strchr("-+_.,=", ch));
 }
 
+char mb_lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
+}
+
+void mb_printable(char *out, size_t cap, const char *s) {
+  size_t i = 0;
+  for (; s[i] && i + 1 < cap && i < 200; ++i) {
+    unsigned char ch = (unsigned char)s[i];
+    out[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
+  }
+  if (cap) out[i] = '\0';
+}
+
+int mb_dot_string(const char *s, size_t n) {
+  if (n == 0 || s[0] == '.' || s[n - 1] == '.') return 0;
+  for (size_t i = 0; i < n; ++i) {
+    unsigned char ch = (unsigned char)s[i];
+    if (ch == ',' || !safe_char(ch)) return 0; /* ',' is storable, but not atext */
+    if (ch == '.' && s[i + 1] == '.') return 0;
+  }
+  return 1;
+}
+
 int mb_local(const char *local, size_t n, char *out, size_t cap) {
   size_t o = 0;
   if (n >= 2 && local[0] == '"' && local[n - 1] == '"') { /* quoted-string: drop quotes, \ */
@@ -55,6 +78,17 @@ int mb_domain_ok(const char *s, size_t n) {
     if (ch == '.' && i + 1 < n && s[i + 1] == '.') return 0;
   }
   return 1;
+}
+
+int mb_store_domain(const char *domain, const char *me, int local_literal, char *out, size_t cap) {
+  const char *d = domain;
+  if (!d || (d[0] == '[' && local_literal)) d = me ? me : "";
+  size_t n = strlen(d);
+  if (d == me && n > 0 && d[n - 1] == '.') --n; /* hostname = "mx.example." */
+  if (n >= cap) return -1;
+  for (size_t i = 0; i < n; ++i) out[i] = mb_lower(d[i]);
+  out[n] = '\0';
+  return mb_domain_ok(out, n) ? (int)n : -1;
 }
 
 int mb_ip(const char *ip, int *family, unsigned char addr[16]) {

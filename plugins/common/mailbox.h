@@ -12,6 +12,19 @@
  * length, or -1 when it cannot be stored. */
 int mb_local(const char *local, size_t n, char *out, size_t cap);
 
+/* Does s (n bytes, not quoted) pass mb_local unchanged and is it also an unquoted RFC 5321
+ * dot-string (RFC 5321 4.1.2: atoms of atext joined by single dots)? That is: letters, digits
+ * and -+_= in atoms separated by single '.' (no leading, trailing or double '.'; no ','). The
+ * form of a local name that can be written back into an address without quotes. */
+int mb_dot_string(const char *s, size_t n);
+
+/* ASCII lower case (the locale plays no part). */
+char mb_lower(char c);
+
+/* Printable copy of s for log lines and replies: at most 200 bytes (and cap - 1), every byte
+ * outside printable ASCII as '?'. */
+void mb_printable(char *out, size_t cap, const char *s);
+
 /* Sender-specified routing in a local part: %, ! or @, quoted or not (percent hack, bang
  * path, quoted address). rcpt_ok refuses these as relaying attempts; the others leave them
  * to it rather than answer "unknown" or "cannot store". */
@@ -19,6 +32,13 @@ int mb_has_routing(const char *local, size_t n);
 
 /* A domain as a path component, already lower-cased: [-a-z0-9_.], no leading '.', no "..". */
 int mb_domain_ok(const char *s, size_t n);
+
+/* The domain part of a local mailbox as queue/maildir stores it: domain (NULL for a bare
+ * "postmaster") lower-cased; me instead when domain is NULL or an address literal that is a
+ * local domain (local_literal), without the trailing '.' a hostname may be written with.
+ * Writes it to out and returns its length, or -1 when mb_domain_ok refuses it (a non-ASCII
+ * domain, an address literal that is not local) or it does not fit. */
+int mb_store_domain(const char *domain, const char *me, int local_literal, char *out, size_t cap);
 
 /* Address literals: "[192.0.2.1]" or "[IPv6:2001:db8::1]" (tag case-insensitive). Fills
  * *family (AF_INET/AF_INET6) and addr (16 bytes) and returns 1; 0 if not such a literal. */

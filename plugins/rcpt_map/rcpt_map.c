@@ -22,23 +22,9 @@ typedef struct rcpt_map {
   rm_maps maps;
 } rcpt_map;
 
-static char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
-/* Printable copy for replies and logs: at most 200 bytes, other bytes as '?'. */
-static void shown(char *out, size_t cap, const char *s) {
-  size_t i = 0;
-  for (; s[i] && i + 1 < cap && i < 200; ++i) {
-    unsigned char ch = (unsigned char)s[i];
-    out[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-  }
-  out[i] = '\0';
-}
-
 static uvs_verdict unknown(const rcpt_map *st, uvs_call *call, const char *addr) {
   char a[256], text[320];
-  shown(a, sizeof a, addr);
+  mb_printable(a, sizeof a, addr);
   api->log(st->self, call, UVS_LOG_INFO, "fail, user unknown: <%s>", a);
   snprintf(text, sizeof text, "<%s>: Recipient address rejected: user unknown", a);
   api->reply(call, 550, "5.1.1", text);
@@ -49,9 +35,10 @@ static uvs_verdict replace(const rcpt_map *st, uvs_call *call, const char *addr,
                            const char *what) {
   int rc = api->rcpt_replace(call, (const char *const *)e->final, e->nfinal);
   char a[256];
-  shown(a, sizeof a, addr);
-  if (rc < 0) { /* cannot happen for entries resolved at load; refuse rather than misdeliver */
-    api->log(st->self, call, UVS_LOG_ERR, "rcpt_replace for <%s> failed: %s", a, strerror(-rc));
+  mb_printable(a, sizeof a, addr);
+  if (rc < 0) { /* entries are checked at load: an internal error; refuse, never misdeliver */
+    api->log(st->self, call, UVS_LOG_ERR, "internal error: rcpt_replace for <%s> failed: %s", a,
+             strerror(-rc));
     api->reply(call, 451, "4.3.0", "Temporary local problem, try again later");
     return UVS_DENYSOFT;
   }
@@ -60,20 +47,36 @@ static uvs_verdict replace(const rcpt_map *st, uvs_call *call, const char *addr,
   return UVS_OK;
 }
 
-/* A local user: OK, rewritten to its canonical form (lower-cased, unquoted) when it differs. */
+/* A local user: OK, rewritten to its canonical form (lower-cased, unquoted) when it differs.
+ * The name is a dot-string queue/maildir can store (checked at load); the domain must be one
+ * it can store too, or the message would be refused after DATA: DECLINED then, and
+ * queue/maildir's rcpt hook, which stands next, refuses the address at RCPT. A failed
+ * rcpt_replace is an internal error (the core refused an address this plugin built): 451. */
 static uvs_verdict user(const rcpt_map *st, uvs_call *call, const char *addr, const char *name,
                         const char *domain) {
+  char a[256], stored[256];
+  mb_printable(a, sizeof a, addr);
+  if (mb_store_domain(domain, api->me(st->self), 1, stored, sizeof stored) < 0) {
+    char d[256];
+    mb_printable(d, sizeof d, domain);
+    api->log(st->self, call, UVS_LOG_NOTICE,
+             "declined, <%s>: local user %s, but queue/maildir cannot store the domain %s "
+             "(a-z 0-9 - _ . only); left to the next plugin",
+             a, name, d);
+    return UVS_DECLINED;
+  }
   char canon[600];
   snprintf(canon, sizeof canon, "%s@%s", name, domain);
-  char a[256];
-  shown(a, sizeof a, addr);
   if (strcmp(canon, addr) != 0) {
     const char *list[1] = {canon};
     int rc = api->rcpt_replace(call, list, 1);
     if (rc < 0) {
-      api->log(st->self, call, UVS_LOG_ERR, "rcpt_replace <%s> for <%s> failed: %s", canon, a,
-               strerror(-rc));
-      return unknown(st, call, addr);
+      char c[256];
+      mb_printable(c, sizeof c, canon);
+      api->log(st->self, call, UVS_LOG_ERR, "internal error: rcpt_replace <%s> for <%s> failed: %s",
+               c, a, strerror(-rc));
+      api->reply(call, 451, "4.3.0", "Temporary local problem, try again later");
+      return UVS_DENYSOFT;
     }
   }
   api->log(st->self, call, UVS_LOG_INFO, "pass, local user %s: <%s>", name, a);
@@ -91,13 +94,13 @@ static uvs_verdict on_rcpt(uvs_call *call, void *ud) {
   char name[256], dom[256];
   size_t dn = strlen(domain);
   if (dn >= sizeof dom || ln >= sizeof name) return UVS_DECLINED;
-  for (size_t i = 0; i <= dn; ++i) dom[i] = lower(domain[i]);
+  for (size_t i = 0; i <= dn; ++i) dom[i] = mb_lower(domain[i]);
   int local = ld_match(&m->domains, domain, me, api->local_ip(call)) != NULL;
   if (!local && !rm_is_vdomain(m, dom)) return UVS_DECLINED; /* not ours */
   if (mb_has_routing(addr, ln)) return UVS_DECLINED;         /* rcpt_ok: Relaying denied */
   int n = mb_local(addr, ln, name, sizeof name);
   if (n < 0 || n > 64) return unknown(st, call, addr);
-  for (int i = 0; i < n; ++i) name[i] = lower(name[i]);
+  for (int i = 0; i < n; ++i) name[i] = mb_lower(name[i]);
   if (!local) {
     const rm_entry *v = rm_virtual(m, name, dom);
     if (v) return replace(st, call, addr, v, "virtual");

@@ -13,14 +13,10 @@
 
 #include "../common/mailbox.h"
 
-static char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
 static char *lower_dup(const char *s, size_t n) {
   char *d = malloc(n + 1);
   if (!d) return NULL;
-  for (size_t i = 0; i < n; ++i) d[i] = lower(s[i]);
+  for (size_t i = 0; i < n; ++i) d[i] = mb_lower(s[i]);
   d[n] = '\0';
   return d;
 }
@@ -55,15 +51,16 @@ static int push_str(char ***v, size_t *n, size_t *cap, char *s) {
   return 0;
 }
 
-/* A local user or alias name: the Maildir-safe set, unquoted, at most 64 bytes. */
+/* A local user or alias name: an unquoted RFC 5321 dot-string that queue/maildir stores as it
+ * is (plugins/common/mailbox.c), at most 64 bytes (RFC 5321 4.5.3.1.1), so that
+ * "name@domain" is an address the core's rcpt_replace takes. */
 static int name_ok(const char *s, size_t n) {
-  char buf[256];
-  return n > 0 && n <= 64 && s[0] != '"' && mb_local(s, n, buf, sizeof buf) == (int)n;
+  return n <= 64 && mb_dot_string(s, n);
 }
 
 static const char kNameRule[] =
-    "letters, digits and -+_.,= only, no leading '.' or \"..\", at "
-    "most 64 bytes";
+    "an unquoted dot-string: letters, digits and - + _ = in parts joined by single dots, no "
+    "leading or trailing '.', at most 64 bytes";
 
 /* ---- the files ---------------------------------------------------------------------------- */
 
@@ -262,9 +259,17 @@ static int add_final_of(rm_maps *m, const rm_entry *from, outv *o, const rm_entr
   return 0;
 }
 
+/* A mailbox in a local domain (me, or a list entry: a listed address literal is me to
+ * queue/maildir): refused when queue/maildir could not store it, or every message to it would
+ * be refused after DATA. */
 static int add_mailbox(rm_maps *m, const rm_entry *from, outv *o, const char *name,
                        const char *domain) {
-  char addr[600];
+  char addr[600], stored[256];
+  if (mb_store_domain(domain, m->me, 1, stored, sizeof stored) < 0)
+    return fail(m,
+                "%s: '%.80s@%.80s' is in a local domain that queue/maildir cannot store "
+                "(a-z 0-9 - _ . only; a non-ASCII domain needs its xn-- form)",
+                from ? from->where : "postmaster", name, domain);
   snprintf(addr, sizeof addr, "%s@%s", name, domain);
   return out_add(m, from, o, addr);
 }
@@ -292,7 +297,7 @@ static int resolve_target(rm_maps *m, rm_entry *from, int depth, outv *o, const 
   char buf[600];
   size_t n = strlen(t);
   if (n >= sizeof buf) return fail(m, "%s: target too long", from->where);
-  for (size_t i = 0; i <= n; ++i) buf[i] = lower(t[i]);
+  for (size_t i = 0; i <= n; ++i) buf[i] = mb_lower(t[i]);
   char *at = strrchr(buf, '@');
   if (!at) return resolve_local(m, from, depth, o, buf, m->me);
   *at = '\0';

@@ -14,6 +14,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 #include "../common/local_domains.h"
 #include "../common/mailbox.h"
@@ -25,18 +26,6 @@ typedef struct rcpt_ok {
   uvs_plugin *self;
   ld_set hosts; /* rcpthosts */
 } rcpt_ok;
-
-static char lower(char c) {
-  return (c >= 'A' && c <= 'Z') ? (char)(c - 'A' + 'a') : c;
-}
-
-static int equal_ci(const char *a, const char *b) {
-  size_t n = strlen(a);
-  if (n != strlen(b)) return 0;
-  for (size_t i = 0; i < n; ++i)
-    if (lower(a[i]) != lower(b[i])) return 0;
-  return 1;
-}
 
 static void state_free(rcpt_ok *st) {
   if (!st) return;
@@ -76,7 +65,7 @@ static uvs_verdict on_rcpt(uvs_call *call, void *ud) {
   if (api->relay_client(call) > 0) return pass(st, call, "relay client");
   if (api->is_immune(call) > 0) return pass(st, call, "immune (whitelisted)");
   const char *addr = api->call_address(call);
-  if (equal_ci(addr, "postmaster")) return pass(st, call, "postmaster");
+  if (strcasecmp(addr, "postmaster") == 0) return pass(st, call, "postmaster");
   return judge_address(st, call, addr);
 }
 

@@ -570,6 +570,32 @@ TEST_CASE("delivery: what cannot be stored in a Maildir is refused at RCPT, neve
   CHECK(s.wait_log("queue/maildir: refusing <\"a b\"@one.test>: local part has characters outside"));
 }
 
+TEST_CASE("delivery: a hostname written with a trailing dot: <postmaster> and the own literal go to it without") {
+  // An address's domain never ends in '.' (the core's parser refuses it); me may, and %d drops it.
+  TempDir mail;
+  Server s(rcpt_opts(mail.path, false));
+  REQUIRE(s.started());
+  std::string toml = slurp(s.conf_dir() + "/uvsmtpd.toml");
+  const std::string from = "hostname = \"mx.test.invalid\"";
+  REQUIRE(toml.find(from) != std::string::npos);
+  toml.replace(toml.find(from), from.size(), "hostname = \"mx.test.invalid.\"");
+  spit(s.conf_dir() + "/uvsmtpd.toml", toml);
+  s.signal(SIGHUP);
+  REQUIRE_MESSAGE(s.wait_log("configuration and plugins reloaded"), s.log());
+  Client c(s.port());
+  open_txn(c);
+  CHECK(c.cmd("RCPT TO:<postmaster>") == "250 2.1.5 <postmaster>, recipient ok");
+  CHECK(c.cmd("RCPT TO:<u@[127.0.0.1]>") == "250 2.1.5 <u@[127.0.0.1]>, recipient ok");
+  CHECK(c.cmd("RCPT TO:<u@example.test.>").rfind("501 ", 0) == 0);
+  REQUIRE(c.cmd("DATA").rfind("354", 0) == 0);
+  std::string msg = message("dot", "x\r\n");
+  c.send(dot_stuff(msg) + ".\r\n");
+  CHECK(c.reply(10).rfind("250 2.0.0 Queued as ", 0) == 0);
+  check_single(mail.path + "/mx.test.invalid/postmaster", msg);
+  check_single(mail.path + "/mx.test.invalid/u", msg);
+  CHECK(all_files_under(mail.path).size() == 2);
+}
+
 TEST_CASE("delivery: a foreign domain: 550 5.4.4 for a relay client, rcpt_ok's Relaying denied for others") {
   for (bool relay_client : {true, false}) {
     CAPTURE(relay_client);

@@ -3,6 +3,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <csignal>
 #include <filesystem>
 #include <regex>
 
@@ -245,6 +246,21 @@ TEST_CASE("rcpt_map: bad files and arguments stop startup, naming file and line"
        "' loops: it expands to itself"},
       {"", {{"local_recipients", "postmaster\n"}, {"virtual", "just-a-name postmaster\n"}},
        "conf/virtual:1: 'just-a-name postmaster': expected 'user@domain target...'"},
+      // names must be unquoted dot-strings, or the core's rcpt_replace refuses "name@domain"
+      {"", {{"local_recipients", "admin\nj.doe.\n"}, {"aliases", "postmaster: j.doe.\n"}},
+       "conf/local_recipients:2: 'j.doe.' is not a local user name (an unquoted dot-string: "
+       "letters, digits and - + _ = in parts joined by single dots, no leading or trailing '.'"},
+      {"", {{"local_recipients", "postmaster\na,b\n"}},
+       "conf/local_recipients:2: 'a,b' is not a local user name (an unquoted dot-string"},
+      {"", {{"local_recipients", "admin\n"}, {"aliases", "postmaster: admin.\n"}},
+       "conf/aliases:1: target 'admin.' is not a local name or user@domain (an unquoted dot-string"},
+      {"", {{"local_recipients", "admin\n"}, {"aliases", "postmaster: admin\nx.: admin\n"}},
+       "conf/aliases:2: 'x.' is not an alias name (an unquoted dot-string"},
+      // a target queue/maildir could not store would be refused after DATA
+      {"", {{"local_recipients", "admin\n"}, {"rcpthosts", "b\xc3\xbc" "cher.example\n"},
+            {"aliases", "postmaster: admin\nsales: admin@b\xc3\xbc" "cher.example\n"}},
+       "conf/aliases:2: 'admin@b\xc3\xbc" "cher.example' is in a local domain that queue/maildir "
+       "cannot store"},
       {" aliases=nosuch", {{"local_recipients", "postmaster\n"}},
        "aliases=nosuch: no such file in the config directory"},
       {" foo", {{"local_recipients", "postmaster\n"}}, "bad argument 'foo': usage: rcpt_map"},
@@ -260,6 +276,55 @@ TEST_CASE("rcpt_map: bad files and arguments stop startup, naming file and line"
     CHECK_MESSAGE(has(log, "plugins:1: plugin 'rcpt_map' failed to initialise: "), log);
     CHECK_MESSAGE(has(log, k.message), log);
   }
+}
+
+TEST_CASE("rcpt_map: a local user in a domain queue/maildir cannot store is refused at RCPT") {
+  // rcpthosts may list a non-ASCII domain (rcpt_ok accepts it); queue/maildir cannot store it.
+  // rcpt_map declines, and queue/maildir's rcpt hook refuses it at RCPT, not 554 after DATA.
+  MailDir mail;
+  auto files = kFiles;
+  files["rcpthosts"] = "one.test\nb\xc3\xbc" "cher.example\n";
+  Server s(map_opts(mail.path, files));
+  REQUIRE(s.started());
+  Client c(s.port());
+  c.reply();
+  c.cmd("EHLO client.example");
+  REQUIRE(c.cmd("MAIL FROM:<sender@client.example> SMTPUTF8").rfind("250 ", 0) == 0);
+  const std::string bad = "alice@b\xc3\xbc" "cher.example";
+  CHECK(c.cmd("RCPT TO:<" + bad + ">") ==
+        "550 5.1.3 <alice@b??cher.example>: domain cannot be stored in a Maildir");
+  // an alias there is rewritten to a mailbox that can be stored: fine
+  CHECK(c.cmd("RCPT TO:<postmaster@b\xc3\xbc" "cher.example>") ==
+        accepted("postmaster@b\xc3\xbc" "cher.example"));
+  CHECK(c.cmd("RCPT TO:<alice@one.test>") == accepted("alice@one.test"));
+  REQUIRE(send_data(c));
+  CHECK(mail.maildirs() == std::vector<std::string>{"mx.test.invalid/admin", "one.test/alice"});
+  CHECK(has(s.log(), "rcpt_map: declined, <alice@b??cher.example>: local user alice, but "
+                     "queue/maildir cannot store the domain b??cher.example"));
+}
+
+TEST_CASE("rcpt_map: a rewrite the core refuses is a temporary internal error (451), not 550") {
+  // A hostname written with a trailing '.' makes "postmaster@mx.test.invalid." for a bare
+  // <postmaster> that is a local user; the core's parser refuses it in rcpt_replace.
+  MailDir mail;
+  auto files = kFiles;
+  files["local_recipients"] = "postmaster\nalice\n";
+  files["aliases"] = "";
+  Server s(map_opts(mail.path, files));
+  REQUIRE(s.started());
+  std::string toml = slurp(s.conf_dir() + "/uvsmtpd.toml");
+  const std::string from = "hostname = \"mx.test.invalid\"";
+  REQUIRE(toml.find(from) != std::string::npos);
+  toml.replace(toml.find(from), from.size(), "hostname = \"mx.test.invalid.\"");
+  spit(s.conf_dir() + "/uvsmtpd.toml", toml);
+  s.signal(SIGHUP);
+  REQUIRE_MESSAGE(s.wait_log("configuration and plugins reloaded"), s.log());
+  Client c(s.port());
+  open_txn(c);
+  CHECK(c.cmd("RCPT TO:<postmaster>") == "451 4.3.0 Temporary local problem, try again later");
+  CHECK(c.cmd("RCPT TO:<alice@one.test>") == accepted("alice@one.test"));
+  CHECK(has(s.log(), "internal error: rcpt_replace <postmaster@mx.test.invalid.> for "
+                     "<postmaster> failed"));
 }
 
 // ---- the shipped configuration -------------------------------------------------------------

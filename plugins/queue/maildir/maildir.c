@@ -199,17 +199,10 @@ static char *join3(const char *a, const char *b, const char *c) {
   return out;
 }
 
-/* Printable copy for log lines and replies: at most 200 bytes, anything but printable ASCII as '?'. */
-static void printable(char *out, size_t cap, const char *s) {
-  size_t i = 0;
-  for (; s[i] && i + 1 < cap && i < 200; ++i) {
-    unsigned char ch = (unsigned char)s[i];
-    out[i] = (ch >= 0x20 && ch < 0x7f) ? (char)ch : '?';
-  }
-  out[i] = '\0';
-}
-
 /* ---- recipients -> Maildir paths ------------------------------------------------------ */
+
+static const char kBadDomain[] = "domain has characters outside [-a-z0-9_.] (a non-ASCII domain "
+                                 "among them), a leading '.' or \"..\"";
 
 /* Builds <dir>/<pattern expanded for addr> or returns NULL with *why set. The local part is
  * stored unquoted (plugins/common/mailbox.c); an address literal that is a local domain (the
@@ -220,11 +213,11 @@ static char *maildir_for(const md_state *st, const char *addr, const char *local
   const char *at = strrchr(addr, '@');
   size_t ln = at ? (size_t)(at - addr) : strlen(addr);
   const char *me = api->me(st->self);
-  const char *dom = at ? at + 1 : me ? me : ""; /* "postmaster" has no domain */
-  if (dom[0] == '[' && ld_match(&st->domains, dom, me, local_ip)) dom = me ? me : "";
-  size_t dn = strlen(dom);
-  if (dn > 0 && dom[dn - 1] == '.') --dn; /* "example.test." is "example.test" */
-  if (ln >= sizeof local || dn >= sizeof domain) {
+  const char *dom = at ? at + 1 : NULL; /* "postmaster" has no domain: me */
+  /* An address literal that is a local domain stands for me. (An address's domain never ends
+   * in '.': the core's RFC 5321 parser refuses an empty label; me may, and loses it.) */
+  int local_literal = dom && dom[0] == '[' && ld_match(&st->domains, dom, me, local_ip);
+  if (ln >= sizeof local) {
     *why = "address too long";
     return NULL;
   }
@@ -235,11 +228,9 @@ static char *maildir_for(const md_state *st, const char *addr, const char *local
     return NULL;
   }
   ln = (size_t)un;
-  for (size_t i = 0; i <= ln; ++i) llocal[i] = (char)tolower((unsigned char)local[i]);
-  for (size_t i = 0; i < dn; ++i) domain[i] = (char)tolower((unsigned char)dom[i]);
-  domain[dn] = '\0';
-  if (!mb_domain_ok(domain, dn)) {
-    *why = "domain has characters outside [-a-z0-9_.], a leading '.' or \"..\"";
+  for (size_t i = 0; i <= ln; ++i) llocal[i] = mb_lower(local[i]);
+  if (mb_store_domain(dom, me, local_literal, domain, sizeof domain) < 0) {
+    *why = kBadDomain;
     return NULL;
   }
   char sub[PATH_MAX];
@@ -954,7 +945,7 @@ static uvs_verdict on_queue(uvs_call *call, void *ud) {
     char *path = addr ? maildir_for(st, addr, api->local_ip(call), &why) : NULL;
     if (!path) {
       char shown[256];
-      printable(shown, sizeof shown, addr ? addr : "");
+      mb_printable(shown, sizeof shown, addr ? addr : "");
       api->log(st->self, call, UVS_LOG_NOTICE, "refusing the message: recipient <%s>: %s", shown,
                why);
       job_free(j);
@@ -1013,19 +1004,13 @@ static uvs_verdict on_rcpt(uvs_call *call, void *ud) {
   const char *addr = api->call_address(call);
   const char *at = strrchr(addr, '@');
   char shown[256], text[600]; /* at most 200 + 200 + 30 bytes are used */
-  printable(shown, sizeof shown, addr);
+  mb_printable(shown, sizeof shown, addr);
   if (at) {
-    const char *domain = at + 1;
-    size_t dn = strlen(domain);
-    char dom[256];
-    if (dn >= sizeof dom) dn = sizeof dom - 1;
-    memcpy(dom, domain, dn);
-    dom[dn] = '\0';
-    if (dn > 1 && dom[dn - 1] == '.') dom[dn - 1] = '\0';
-    if (!ld_match(&st->domains, dom, api->me(st->self), api->local_ip(call))) {
+    const char *domain = at + 1; /* as the core parsed it: no trailing '.' */
+    if (!ld_match(&st->domains, domain, api->me(st->self), api->local_ip(call))) {
       if (api->is_immune(call) <= 0) return UVS_DECLINED; /* rcpt_ok: Relaying denied */
       char d[256];
-      printable(d, sizeof d, domain);
+      mb_printable(d, sizeof d, domain);
       api->log(st->self, call, UVS_LOG_INFO, "refusing <%s>: %s is not a local domain", shown, d);
       snprintf(text, sizeof text, "<%s>: no route to domain %s", shown, d);
       api->reply(call, 550, "5.4.4", text);
@@ -1043,7 +1028,8 @@ static uvs_verdict on_rcpt(uvs_call *call, void *ud) {
     return UVS_DECLINED;
   }
   api->log(st->self, call, UVS_LOG_INFO, "refusing <%s>: %s", shown, why);
-  snprintf(text, sizeof text, "<%s>: local part cannot be stored in a Maildir", shown);
+  snprintf(text, sizeof text, "<%s>: %s cannot be stored in a Maildir", shown,
+           why == kBadDomain ? "domain" : "local part");
   api->reply(call, 550, "5.1.3", text);
   return UVS_DENY;
 }
