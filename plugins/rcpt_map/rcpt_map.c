@@ -47,26 +47,18 @@ static uvs_verdict replace(const rcpt_map *st, uvs_call *call, const char *addr,
   return UVS_OK;
 }
 
-/* A local user: OK, rewritten to its canonical form (lower-cased, unquoted) when it differs.
- * The name is a dot-string queue/maildir can store (checked at load); the domain must be one
- * it can store too, or the message would be refused after DATA: DECLINED then, and
- * queue/maildir's rcpt hook, which stands next, refuses the address at RCPT. A failed
- * rcpt_replace is an internal error (the core refused an address this plugin built): 451. */
-static uvs_verdict user(const rcpt_map *st, uvs_call *call, const char *addr, const char *name,
-                        const char *domain) {
-  char a[256], stored[256];
+/* A local user: OK, rewritten to its one mailbox <name>@<me> when the client wrote it otherwise.
+ * The local domains (me, the domains file, own address literals) share one namespace of users,
+ * as in Postfix's local delivery: alice@example.test and Alice@[127.0.0.1] are the same mailbox
+ * as alice@<me>, where aliases deliver too. The name is a dot-string queue/maildir can store
+ * (checked at load). A failed rcpt_replace is an internal error (the core refused an address
+ * this plugin built): 451, never a misdelivery. */
+static uvs_verdict user(const rcpt_map *st, uvs_call *call, const char *addr, const char *name) {
+  char a[256], me[256], canon[600];
   mb_printable(a, sizeof a, addr);
-  if (mb_store_domain(domain, api->me(st->self), 1, stored, sizeof stored) < 0) {
-    char d[256];
-    mb_printable(d, sizeof d, domain);
-    api->log(st->self, call, UVS_LOG_NOTICE,
-             "declined, <%s>: local user %s, but queue/maildir cannot store the domain %s "
-             "(a-z 0-9 - _ . only); left to the next plugin",
-             a, name, d);
-    return UVS_DECLINED;
-  }
-  char canon[600];
-  snprintf(canon, sizeof canon, "%s@%s", name, domain);
+  if (mb_store_domain(api->me(st->self), api->me(st->self), 1, me, sizeof me) < 0)
+    me[0] = '\0'; /* checked at load (the postmaster's mailbox): cannot happen */
+  snprintf(canon, sizeof canon, "%s@%s", name, me);
   if (strcmp(canon, addr) != 0) {
     const char *list[1] = {canon};
     int rc = api->rcpt_replace(call, list, 1);
@@ -110,8 +102,7 @@ static uvs_verdict on_rcpt(uvs_call *call, void *ud) {
   }
   const rm_entry *a = rm_alias(m, name);
   if (a) return replace(st, call, addr, a, "alias");
-  /* the domain as written: an address literal keeps its text ("IPv6:" and all) */
-  if (rm_is_user(m, name)) return user(st, call, addr, name, domain[0] == '[' ? domain : dom);
+  if (rm_is_user(m, name)) return user(st, call, addr, name);
   return unknown(st, call, addr);
 }
 

@@ -259,34 +259,33 @@ static int add_final_of(rm_maps *m, const rm_entry *from, outv *o, const rm_entr
   return 0;
 }
 
-/* A mailbox in a local domain (me, or a list entry: a listed address literal is me to
- * queue/maildir): refused when queue/maildir could not store it, or every message to it would
- * be refused after DATA. */
-static int add_mailbox(rm_maps *m, const rm_entry *from, outv *o, const char *name,
-                       const char *domain) {
+/* A local user's mailbox. The local domains share one namespace of users: each has one mailbox,
+ * <name>@<me>, whichever local domain an address names (as rcpt_map.c's user() rewrites).
+ * Refused when queue/maildir could not store me, or every message to it would be refused
+ * after DATA. */
+static int add_mailbox(rm_maps *m, const rm_entry *from, outv *o, const char *name) {
   char addr[600], stored[256];
-  if (mb_store_domain(domain, m->me, 1, stored, sizeof stored) < 0)
+  if (mb_store_domain(m->me, m->me, 1, stored, sizeof stored) < 0)
     return fail(m,
-                "%s: '%.80s@%.80s' is in a local domain that queue/maildir cannot store "
-                "(a-z 0-9 - _ . only; a non-ASCII domain needs its xn-- form)",
-                from ? from->where : "postmaster", name, domain);
-  snprintf(addr, sizeof addr, "%s@%s", name, domain);
+                "%s: '%.80s@%.80s': queue/maildir cannot store the host name "
+                "(a-z 0-9 - _ . only; a non-ASCII name needs its xn-- form)",
+                from ? from->where : "postmaster", name, m->me);
+  snprintf(addr, sizeof addr, "%s@%s", name, stored);
   return out_add(m, from, o, addr);
 }
 
-/* A local name (an alias or a user) in a local domain. */
-static int resolve_local(rm_maps *m, rm_entry *from, int depth, outv *o, const char *name,
-                         const char *domain) {
+/* A local name (an alias or a user), in any local domain. */
+static int resolve_local(rm_maps *m, rm_entry *from, int depth, outv *o, const char *name) {
   rm_entry *a = find(&m->aliases, name);
   if (a && a == from) { /* "alice: alice, bob": alice's own mailbox too (as Postfix's local) */
-    if (rm_is_user(m, name)) return add_mailbox(m, from, o, name, domain);
+    if (rm_is_user(m, name)) return add_mailbox(m, from, o, name);
     return fail(m, "%s: alias '%.80s' names itself but is not a local user", from->where, name);
   }
   if (a) {
     if (resolve_entry(m, a, depth + 1) < 0) return -1;
     return add_final_of(m, from, o, a);
   }
-  if (rm_is_user(m, name)) return add_mailbox(m, from, o, name, domain);
+  if (rm_is_user(m, name)) return add_mailbox(m, from, o, name);
   if (from)
     return fail(m, "%s: target '%.80s' of '%.80s' is neither a local user nor an alias",
                 from->where, name, from->key);
@@ -299,10 +298,10 @@ static int resolve_target(rm_maps *m, rm_entry *from, int depth, outv *o, const 
   if (n >= sizeof buf) return fail(m, "%s: target too long", from->where);
   for (size_t i = 0; i <= n; ++i) buf[i] = mb_lower(t[i]);
   char *at = strrchr(buf, '@');
-  if (!at) return resolve_local(m, from, depth, o, buf, m->me);
+  if (!at) return resolve_local(m, from, depth, o, buf);
   *at = '\0';
   const char *dom = at + 1;
-  if (ld_match(&m->domains, dom, m->me, NULL)) return resolve_local(m, from, depth, o, buf, dom);
+  if (ld_match(&m->domains, dom, m->me, NULL)) return resolve_local(m, from, depth, o, buf);
   if (rm_is_vdomain(m, dom)) {
     rm_entry *v = (rm_entry *)rm_virtual(m, buf, dom);
     if (v == from) return fail(m, "%s: '%.80s' expands to itself", from->where, from->key);
@@ -371,7 +370,7 @@ int rm_load(rm_maps *m, const uvs_api *api, uvs_plugin *p, const rm_files *f) {
   snprintf(m->postmaster.where, sizeof m->postmaster.where, "postmaster");
   m->postmaster.key = NULL;
   outv o = {0};
-  if (resolve_local(m, NULL, 0, &o, "postmaster", m->me) < 0) {
+  if (resolve_local(m, NULL, 0, &o, "postmaster") < 0) {
     for (size_t k = 0; k < o.n; ++k) free(o.v[k]);
     free(o.v);
     char why[640];

@@ -286,6 +286,9 @@ class Loader {
           return "must be printable ASCII without spaces (at most 255 characters)";
         return nullptr;
       })(n, name);
+      // A fully qualified name may be written with its root dot: the name is the same without it
+      // (replies, Received:, own-domain checks and the Maildir directory then agree).
+      if (s_.hostname.size() > 1 && s_.hostname.back() == '.') s_.hostname.pop_back();
       hostname_set_ = n.is_string();
     };
     h["greeting"] = text(s_.greeting, [](const std::string &v) -> const char * {

@@ -377,6 +377,7 @@ TEST_CASE("settings: string values are checked") {
   CHECK(load_err("spool_dir = \"\"\n") == ":1: 'spool_dir' must not be empty");
   CHECK(load_ok("greeting = \"\"\n").greeting == "");
   CHECK(load_ok("hostname = \"[192.0.2.1]\"\n").hostname == "[192.0.2.1]");
+  CHECK(load_ok("hostname = \"mx.example.org.\"\n").hostname == "mx.example.org");  // root dot
 }
 
 TEST_CASE("settings: TOML syntax errors carry the line") {
