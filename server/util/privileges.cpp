@@ -14,15 +14,18 @@
 
 namespace uvs {
 
-bool drop_privileges(const std::string &user, const std::string &group, std::string &err) {
-  if (user.empty()) return true;
+namespace {
+
+// The ids of user, and of group (default: the user's primary group).
+bool lookup_ids(const std::string &user, const std::string &group, uid_t &uid, gid_t &gid,
+                std::string &err) {
   passwd *pw = getpwnam(user.c_str());
   if (!pw) {
     err = "user '" + user + "' does not exist";
     return false;
   }
-  uid_t uid = pw->pw_uid;
-  gid_t gid = pw->pw_gid;
+  uid = pw->pw_uid;
+  gid = pw->pw_gid;
   if (!group.empty()) {
     struct group *gr = getgrnam(group.c_str());
     if (!gr) {
@@ -31,6 +34,16 @@ bool drop_privileges(const std::string &user, const std::string &group, std::str
     }
     gid = gr->gr_gid;
   }
+  return true;
+}
+
+}  // namespace
+
+bool drop_privileges(const std::string &user, const std::string &group, std::string &err) {
+  if (user.empty()) return true;
+  uid_t uid;
+  gid_t gid;
+  if (!lookup_ids(user, group, uid, gid, err)) return false;
   if (geteuid() != 0) {
     if (geteuid() == uid) return true;
     err = "user = '" + user + "' needs uvsmtpd to start as root";
@@ -52,21 +65,9 @@ bool drop_privileges(const std::string &user, const std::string &group, std::str
 bool as_user(const std::string &user, const std::string &group, const std::function<bool()> &fn,
              std::string &err) {
   if (user.empty() || geteuid() != 0) return fn();
-  passwd *pw = getpwnam(user.c_str());
-  if (!pw) {
-    err = "user '" + user + "' does not exist";
-    return false;
-  }
-  uid_t uid = pw->pw_uid;
-  gid_t gid = pw->pw_gid;
-  if (!group.empty()) {
-    struct group *gr = getgrnam(group.c_str());
-    if (!gr) {
-      err = "group '" + group + "' does not exist";
-      return false;
-    }
-    gid = gr->gr_gid;
-  }
+  uid_t uid;
+  gid_t gid;
+  if (!lookup_ids(user, group, uid, gid, err)) return false;
   std::vector<gid_t> saved(static_cast<size_t>(std::max(getgroups(0, nullptr), 0)));
   if (getgroups(static_cast<int>(saved.size()), saved.data()) < 0) saved.clear();
   // The same groups drop_privileges() leaves the process with.
