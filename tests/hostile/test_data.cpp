@@ -30,12 +30,10 @@ std::string long_header(size_t n) {
   return "X-Big: " + std::string(n, 'a') + "\r\nSubject: long\r\n\r\nbody\r\n";
 }
 
-// The stored message without the core's Received: header (its first field, two lines).
+// The stored message without the Maildir copy's trace fields and the core's Received: header.
 std::string after_received(const std::string &m) {
-  size_t first = m.find("\r\n");
-  if (first == std::string::npos) return "";
-  size_t second = m.find("\r\n", first + 2);
-  return second == std::string::npos ? "" : m.substr(second + 2);
+  std::string hdr, rest;
+  return itest::split_received(m, hdr, rest) ? rest : "";
 }
 
 // Sends content (already CRLF-terminated, not dot-stuffed: no line starts with '.') and the

@@ -63,8 +63,11 @@ std::string dot_stuff(const std::string &m) {
 }
 
 bool split_received(const std::string &m, std::string &hdr, std::string &rest) {
-  if (m.rfind("Received: ", 0) != 0) return false;
+  // A Maildir copy starts with the delivery's Return-Path: and Delivered-To: lines.
   size_t pos = 0;
+  for (const char *trace : {"Return-Path: ", "Delivered-To: "})
+    if (m.compare(pos, strlen(trace), trace) == 0) pos = m.find("\r\n", pos) + 2;
+  if (m.compare(pos, 10, "Received: ") != 0) return false;
   for (;;) {
     size_t e = m.find("\r\n", pos);
     if (e == std::string::npos) return false;

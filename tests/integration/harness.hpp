@@ -110,7 +110,8 @@ std::string slurp(const std::string &path);                   // whole file; "" 
 void spit(const std::string &path, const std::string &data);  // creates parent directories
 // RFC 5321 4.5.2 transparency: what a client puts on the wire for stored bytes (no final ".").
 std::string dot_stuff(const std::string &m);
-// Splits the first header field (Received:, with its folded lines) off a stored message.
+// Splits the trace fields (a Maildir copy's Return-Path: and Delivered-To:, then the first
+// Received: with its folded lines) off a stored message.
 bool split_received(const std::string &stored, std::string &hdr, std::string &rest);
 
 }  // namespace itest

@@ -184,7 +184,13 @@ std::string check_single(const std::string &maildir, const std::string &expected
   struct stat sb {};
   REQUIRE(stat(files[0].c_str(), &sb) == 0);
   CHECK((sb.st_mode & 0777) == 0600);
-  return hdr;
+  // The copy starts with the envelope: Return-Path (the sender) and Delivered-To (the recipient);
+  // the Received header the core added follows and is what is returned.
+  CHECK_MESSAGE(hdr.rfind("Return-Path: <", 0) == 0, hdr);
+  CHECK_MESSAGE(hdr.find("\r\nDelivered-To: ") != std::string::npos, hdr);
+  size_t received = hdr.find("Received: ");
+  REQUIRE(received != std::string::npos);
+  return hdr.substr(received);
 }
 
 }  // namespace
@@ -839,4 +845,25 @@ TEST_CASE("delivery: SIGKILL loop loses no message that got 250") {
   CHECK(acked.size() >= 3);  // the last round alone waits for 3 (ASan builds are slow)
   CHECK(lost == 0);
   CHECK(partial == 0);
+}
+
+TEST_CASE("delivery: each copy starts with Return-Path (the sender, <> for bounces) and Delivered-To") {
+  TempDir mail;
+  Server s(deliver_opts(mail.path));
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(c.reply().rfind("220 ", 0) == 0);
+  REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+  CHECK(send_message(c, "", {"alice@one.test", "bob@two.test"}, "Subject: bounce\r\n\r\nx\r\n")
+            .rfind("250 ", 0) == 0);
+  CHECK(send_message(c, "Sender@Client.test", {"carol@one.test"}, "Subject: s\r\n\r\ny\r\n")
+            .rfind("250 ", 0) == 0);
+  auto first = [&](const std::string &box) {
+    auto f = files_in(mail.path + "/" + box + "/new");
+    return f.size() == 1 ? slurp(f[0]) : std::string("(" + std::to_string(f.size()) + " files)");
+  };
+  CHECK(first("one.test/alice").rfind("Return-Path: <>\r\nDelivered-To: alice@one.test\r\nReceived: ", 0) == 0);
+  CHECK(first("two.test/bob").rfind("Return-Path: <>\r\nDelivered-To: bob@two.test\r\nReceived: ", 0) == 0);
+  CHECK(first("one.test/carol")
+            .rfind("Return-Path: <Sender@Client.test>\r\nDelivered-To: carol@one.test\r\nReceived: ", 0) == 0);
 }

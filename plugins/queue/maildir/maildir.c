@@ -76,6 +76,7 @@ typedef struct md_job md_job;
 
 typedef struct md_copy {
   char *maildir; /* <dir>/<expanded pattern> */
+  char *trace;   /* "Return-Path: <sender>\r\nDelivered-To: <rcpt>\r\n", written before the message */
   char name[MD_NAME_MAX];
   int tmp_made;          /* tmp/<name> exists and is ours */
   int new_made;          /* new/<name> exists and is ours */
@@ -600,21 +601,26 @@ static int write_copy(md_job *j, md_copy *c, char *buf) {
   }
   c->tmp_made = 1;
   int rc = 0;
-  for (int64_t off = 0; off < j->size;) {
-    size_t want = (size_t)(j->size - off < MD_CHUNK ? j->size - off : MD_CHUNK);
-    ssize_t n = pread(j->msg_fd, buf, want, (off_t)off);
+  /* The trace lines go out with the first chunk of the message (one write as without them). */
+  size_t lead = strlen(c->trace);
+  memcpy(buf, c->trace, lead);
+  for (int64_t off = 0; off < j->size || lead > 0;) {
+    size_t room = MD_CHUNK - lead;
+    size_t want = (size_t)(j->size - off < (int64_t)room ? j->size - off : (int64_t)room);
+    ssize_t n = want ? pread(j->msg_fd, buf + lead, want, (off_t)off) : 0;
     if (n < 0 && errno == EINTR) continue;
-    if (n <= 0) { /* the spool ended early: never deliver a truncated copy */
+    if (want && n <= 0) { /* the spool ended early: never deliver a truncated copy */
       rc = n < 0 ? -errno : -EIO;
       fail(j, "read spool for", tmp, -rc);
       break;
     }
-    rc = write_all(fd, buf, (size_t)n);
+    rc = write_all(fd, buf, lead + (size_t)n);
     if (rc < 0) {
       fail(j, "write", tmp, -rc);
       break;
     }
     off += n;
+    lead = 0;
   }
   if (rc == 0 && fsync(fd) != 0) {
     rc = -errno;
@@ -726,7 +732,10 @@ static void undo_work(void *ud) {
 static void job_free(md_job *j) {
   if (!j) return;
   if (j->msg_fd >= 0) close(j->msg_fd);
-  for (int i = 0; i < j->ncopies; ++i) free(j->copies[i].maildir);
+  for (int i = 0; i < j->ncopies; ++i) {
+    free(j->copies[i].maildir);
+    free(j->copies[i].trace);
+  }
   free(j->copies);
   free(j->err_path);
   free(j);
@@ -952,7 +961,21 @@ static uvs_verdict on_queue(uvs_call *call, void *ud) {
       api->reply(call, 554, "5.1.3", "Cannot deliver locally: unsafe mailbox name for a recipient");
       return UVS_DENY;
     }
-    j->copies[j->ncopies++].maildir = path;
+    /* The envelope in the stored copy, as Postfix's local(8) and Dovecot's LDA write it: the
+     * sender (RFC 5321 4.4: Return-Path at final delivery) and the recipient it was for. */
+    const char *from = api->mail_from(call);
+    size_t tn = strlen(from ? from : "") + strlen(addr) + 40;
+    char *trace = malloc(tn);
+    if (!trace) {
+      free(path);
+      job_free(j);
+      api->log(st->self, call, UVS_LOG_ERR, "out of memory");
+      api->reply(call, 451, "4.3.0", kSoftText);
+      return UVS_DENYSOFT;
+    }
+    snprintf(trace, tn, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", from ? from : "", addr);
+    j->copies[j->ncopies].maildir = path;
+    j->copies[j->ncopies++].trace = trace;
   }
   /* One copy per distinct Maildir. */
   qsort(j->copies, (size_t)j->ncopies, sizeof *j->copies, cmp_copy);
@@ -960,6 +983,7 @@ static uvs_verdict on_queue(uvs_call *call, void *ud) {
   for (int i = 0; i < j->ncopies; ++i) {
     if (k > 0 && strcmp(j->copies[k - 1].maildir, j->copies[i].maildir) == 0) {
       free(j->copies[i].maildir);
+      free(j->copies[i].trace);
       continue;
     }
     j->copies[k++] = j->copies[i];
