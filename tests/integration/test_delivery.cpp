@@ -867,3 +867,36 @@ TEST_CASE("delivery: each copy starts with Return-Path (the sender, <> for bounc
   CHECK(first("one.test/carol")
             .rfind("Return-Path: <Sender@Client.test>\r\nDelivered-To: carol@one.test\r\nReceived: ", 0) == 0);
 }
+
+TEST_CASE("delivery: a Maildir root the run-as user cannot write stops startup and --check-config") {
+  // As root the check runs as user nobody (as a start would: plugins load after the drop); as
+  // anyone else a directory without write permission is refused to its owner too.
+  TempDir mail;
+  std::string root = mail.path + "/mail";
+  fs::create_directories(root);
+  chmod(mail.path.c_str(), 0755);
+  chmod(root.c_str(), 0555);
+  std::string toml;
+  std::string dir = make_tree(Options{.plugins = "verdict rcpt=OK\nqueue/maildir " + root + "/sub\n"});
+  if (geteuid() == 0) {
+    toml = "user = \"nobody\"\n";
+    chmod(dir.c_str(), 0755);
+    REQUIRE(chown((dir + "/spool").c_str(), 65534, 65534) == 0);
+    std::string t = slurp(dir + "/conf/uvsmtpd.toml");
+    spit(dir + "/conf/uvsmtpd.toml", toml + t);
+  }
+  for (bool check : {true, false}) {
+    std::vector<std::string> args = {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins",
+                                     "--listen", "127.0.0.1:0"};
+    if (check) args.push_back("--check-config");
+    RunResult r = run_uvsmtpd(args);
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(r.output.find("plugin 'queue/maildir' failed to initialise: " + root +
+                                ": Permission denied (uid ") != std::string::npos,
+                  r.output);
+    CHECK(r.output.find("must be able to create Maildirs under " + root + "/sub") !=
+          std::string::npos);
+  }
+  chmod(root.c_str(), 0755);
+  remove_tree(dir);
+}

@@ -335,6 +335,33 @@ static int is_dir(const char *path) {
   return stat(path, &sb) == 0 && S_ISDIR(sb.st_mode);
 }
 
+/* Can this process (its effective ids: the user uvsmtpd runs as) create Maildirs under dir? It
+ * must be a writable directory, or, while it does not exist yet, its nearest existing ancestor
+ * must be. 0, or -errno with the directory that failed in `where`. */
+static int dir_usable(const char *dir, char *where, size_t cap) {
+  snprintf(where, cap, "%s", dir);
+  for (;;) {
+    struct stat sb;
+    if (stat(where, &sb) == 0) {
+      if (!S_ISDIR(sb.st_mode)) return -ENOTDIR;
+      return faccessat(AT_FDCWD, where, W_OK | X_OK, AT_EACCESS) == 0 ? 0 : -errno;
+    }
+    if (errno != ENOENT) return -errno;
+    char *slash = strrchr(where, '/');
+    while (slash && slash > where && slash[1] == '\0') { /* "a/b/" */
+      *slash = '\0';
+      slash = strrchr(where, '/');
+    }
+    if (!slash) {
+      snprintf(where, cap, ".");
+    } else if (slash == where) {
+      where[1] = '\0'; /* "/" */
+    } else {
+      *slash = '\0';
+    }
+  }
+}
+
 /* mkdir -p with mode 0700; every directory created is made durable in its parent. */
 static int mkdir_p(md_job *j, char *path, int depth) {
   if (mkdir(path, 0700) == 0) return fsync_parent(j, path);
@@ -1129,6 +1156,16 @@ static int md_init(uvs_plugin *self, const uvs_api *a) {
     rc = 0; /* no rcpthosts: only me (and the own address literal) is local */
   if (rc < 0) {
     a->set_error(self, st->domains.error);
+    state_free(st);
+    return rc;
+  }
+  char where[PATH_MAX];
+  rc = dir_usable(dir, where, sizeof where);
+  if (rc < 0) {
+    a->set_errorf(self,
+                  "%s: %s (uid %d): the user uvsmtpd runs as must be able to create Maildirs "
+                  "under %s: make it a directory writable by that user (user in uvsmtpd.toml)",
+                  where, strerror(-rc), (int)geteuid(), dir);
     state_free(st);
     return rc;
   }
