@@ -174,7 +174,7 @@ int main(int argc, char **argv) {
   if (!c.command("DATA", r, kTimeout, err)) return lost(err);
   if (r.code != 354) return fail(refusal(r, EX_UNAVAILABLE), "DATA refused: " + r.text());
   if (!c.send(sm::dot_stuff(msg) + ".\r\n", kDataTimeout, err)) return lost(err);
-  if (c.verbose) fprintf(stderr, "<<< (message, %zu bytes)\n<<< .\n", msg.size());
+  if (c.verbose) fprintf(stderr, ">>> (message, %zu bytes)\n>>> .\n", msg.size());
   if (!c.reply(r, kDataTimeout, err)) return lost(err);
   if (r.code != 250) return fail(refusal(r, EX_DATAERR), "message refused: " + r.text());
   c.command("QUIT", r, kTimeout, err);

@@ -150,7 +150,7 @@ bool SmtpClient::reply(Reply &r, int timeout_s, std::string &err) {
   for (;;) {
     std::string line;
     if (!read_line(line, timeout_s, err)) return false;
-    if (verbose) fprintf(stderr, ">>> %s\n", line.c_str());
+    if (verbose) fprintf(stderr, "<<< %s\n", line.c_str());
     bool digits = line.size() >= 3 && line[0] >= '2' && line[0] <= '5' && line[1] >= '0' &&
                   line[1] <= '9' && line[2] >= '0' && line[2] <= '9';
     if (!digits || (line.size() > 3 && line[3] != ' ' && line[3] != '-')) {
@@ -172,7 +172,7 @@ bool SmtpClient::reply(Reply &r, int timeout_s, std::string &err) {
 }
 
 bool SmtpClient::command(const std::string &line, Reply &r, int timeout_s, std::string &err) {
-  if (verbose) fprintf(stderr, "<<< %s\n", line.c_str());
+  if (verbose) fprintf(stderr, ">>> %s\n", line.c_str());
   return send(line + "\r\n", timeout_s, err) && reply(r, timeout_s, err);
 }
 

@@ -134,6 +134,13 @@ int main(int argc, char **argv) {
     fprintf(stderr, "uvsmtpd: %s\n", e.c_str());
     return 1;
   };
+  // A log file that cannot be opened: where it is configured and what to do.
+  auto log_file_error = [&](const uvs::config::Settings &s, const std::string &e) {
+    if (s.log_destination != "file") return e;
+    std::string who = s.user.empty() ? "uvsmtpd" : "user " + s.user;
+    return uvs::cli::where_key(config_dir, "log.file") + e + ": create its directory, writable by " +
+           who + ", or change [log] file";
+  };
   // A real start loads only the settings here: it binds first, drops root, then loads plugins
   // (so no plugin code ever runs as root). --check-config and --list-plugins drop root the
   // same way before they load plugins.
@@ -158,7 +165,7 @@ int main(int argc, char **argv) {
     warn(warnings);
     if (check_only && gen->settings.log_destination == "file" &&
         !uvs::log::probe_log_file(gen->settings.log_file, err))
-      return fail(err);
+      return fail(log_file_error(gen->settings, err));
     if (list_only) {
       auto full = load_with(err, true);
       if (!full) fprintf(stderr, "uvsmtpd: %s (hooks not shown)\n", err.c_str());
@@ -176,10 +183,8 @@ int main(int argc, char **argv) {
   // reopen at SIGHUP, by then as that user, finds what the start found.
   if (!uvs::as_user(
           gen->settings.user, gen->settings.group,
-          [&] { return uvs::log::setup(gen->settings, err); }, err)) {
-    fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
-    return 1;
-  }
+          [&] { return uvs::log::setup(gen->settings, err); }, err))
+    return fail(log_file_error(gen->settings, err));
   logging = true;
 
   // Before anything uses libuv's thread pool: its size (fsyncs of queue plugins run there in

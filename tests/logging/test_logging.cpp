@@ -269,8 +269,11 @@ TEST_CASE("logging: startup errors of [log] name the file and line or the log fi
   r = itest::run_uvsmtpd(
       {"--config", dir + "/conf", "--listen", "127.0.0.1:0", "--plugin-dir", dir + "/plugins"});
   CHECK(r.status == 1);
-  CHECK_MESSAGE(r.output.find("uvsmtpd: cannot open log file " + dir +
-                              "/missing/dir/u.log: No such file or directory") != std::string::npos,
+  CHECK_MESSAGE(r.output.find("uvsmtpd: " + conf + ":") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find(": cannot open log file " + dir +
+                              "/missing/dir/u.log: No such file or directory: create its "
+                              "directory, writable by uvsmtpd, or change [log] file") !=
+                    std::string::npos,
                 r.output);
 
   toml = base;
