@@ -146,7 +146,7 @@ void write(int lvl, std::string_view session, std::string_view source, std::stri
 }
 
 void vformat(int lvl, std::string_view session, std::string_view source, const char *fmt,
-             va_list ap) {
+             va_list ap, std::span<const Field> fields) {
   if (lvl > g_level) return;
   char buf[1024];
   va_list copy;
@@ -155,13 +155,24 @@ void vformat(int lvl, std::string_view session, std::string_view source, const c
   va_end(copy);
   if (n < 0) return;
   if (static_cast<size_t>(n) < sizeof buf) {
-    write(lvl, session, source, std::string_view(buf, n));
+    write(lvl, session, source, std::string_view(buf, n), fields);
     return;
   }
   std::string big(static_cast<size_t>(n) + 1, '\0');
   vsnprintf(big.data(), big.size(), fmt, ap);
   big.resize(n);
-  write(lvl, session, source, big);
+  write(lvl, session, source, big, fields);
+}
+
+void format_txn(int lvl, std::string_view session, std::string_view queue_id, const char *fmt,
+                ...) {
+  if (lvl > g_level) return;
+  const Field f[] = {{"queue_id", json_string(queue_id)}};
+  va_list ap;
+  va_start(ap, fmt);
+  vformat(lvl, session, "", fmt, ap,
+          queue_id.empty() ? std::span<const Field>{} : std::span<const Field>(f));
+  va_end(ap);
 }
 
 void format(int lvl, std::string_view session, std::string_view source, const char *fmt, ...) {

@@ -37,9 +37,14 @@ std::string json_escape(std::string_view s);
 void write(int level, std::string_view session, std::string_view source, std::string_view msg,
            std::span<const Field> fields = {});
 void vformat(int level, std::string_view session, std::string_view source, const char *fmt,
-             va_list ap);
+             va_list ap, std::span<const Field> fields = {});
 void format(int level, std::string_view session, std::string_view source, const char *fmt, ...)
     __attribute__((format(printf, 4, 5)));
+
+// format() for a line about one transaction whose message names the queue id already
+// ("<qid>: to=<...>"): in JSON the queue id is also the field "queue_id".
+void format_txn(int level, std::string_view session, std::string_view queue_id, const char *fmt,
+                ...) __attribute__((format(printf, 4, 5)));
 
 inline bool enabled(int lvl) { return lvl <= level(); }
 

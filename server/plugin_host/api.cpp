@@ -103,10 +103,15 @@ void api_log(uvs_plugin *p, const uvs_call *c, int level, const char *fmt, ...) 
   if (!fmt || !log::enabled(level)) return;
   va_list ap;
   va_start(ap, fmt);
+  // Text lines show "[session queue-id]"; JSON lines have "session" and "queue_id" fields.
   std::string sid = (c && c->host) ? c->host->session_id() : std::string();
-  if (c && c->host)
-    if (const std::string *qid = c->host->queue_id()) sid += " " + *qid;
-  log::vformat(level, sid, p ? p->instance : std::string("plugin"), fmt, ap);
+  const std::string *qid = (c && c->host) ? c->host->queue_id() : nullptr;
+  std::vector<log::Field> fields;
+  if (qid && log::json())
+    fields.push_back({"queue_id", log::json_string(*qid)});
+  else if (qid)
+    sid += " " + *qid;
+  log::vformat(level, sid, p ? p->instance : std::string("plugin"), fmt, ap, fields);
   va_end(ap);
 }
 

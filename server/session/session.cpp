@@ -92,8 +92,17 @@ void Session::refuse(const Reply &r) {
 }
 
 void Session::start() {
-  log::format(log::info, id_, "", "connect from %s:%d to %s:%d", peer_ip_.c_str(), peer_port_,
-              local_ip_.c_str(), local_port_);
+  if (log::enabled(log::info)) {
+    const log::Field f[] = {{"event", log::json_string("connect")},
+                            {"client_ip", log::json_string(peer_ip_)},
+                            {"client_port", log::json_number(peer_port_)},
+                            {"local_ip", log::json_string(local_ip_)},
+                            {"local_port", log::json_number(local_port_)}};
+    log::write(log::info, id_, "",
+               "connect from " + peer_ip_ + ":" + std::to_string(peer_port_) + " to " + local_ip_ +
+                   ":" + std::to_string(local_port_),
+               f);
+  }
   HookArgs a;
   a.arg = peer_ip_;
   run_hook(UVS_HOOK_PRE_CONNECTION, a, [this](HookResult r) {
@@ -578,7 +587,7 @@ void Session::cmd_mail(const std::string &arg) {
     txn_.mail_params = std::move(*params);
     txn_.smtputf8 = smtputf8;
     txn_.body_8bit = body8;
-    log::format(log::info, id_, "", "%s: from=<%s>", txn_.id.c_str(), log::printable(addr).c_str());
+    log::format_txn(log::info, id_, txn_.id, "%s: from=<%s>", txn_.id.c_str(), log::printable(addr).c_str());
     send(make_reply(250, "2.1.0", bracket(addr) + ", sender OK"));
   });
 }
@@ -629,14 +638,14 @@ void Session::cmd_rcpt(const std::string &arg) {
     if (txn_.rcpts.size() + added.size() > cfg_.max_recipients)
       return reply_error(452, "4.5.3", "Error: too many recipients");
     if (added.empty())
-      log::format(log::info, id_, "", "%s: to=<%s> duplicate, stored once", txn_.id.c_str(),
+      log::format_txn(log::info, id_, txn_.id, "%s: to=<%s> duplicate, stored once", txn_.id.c_str(),
                   log::printable(addr).c_str());
     for (std::string &t : added) {
       if (replaced)
-        log::format(log::info, id_, "", "%s: to=<%s> orig_to=<%s> by %s", txn_.id.c_str(),
+        log::format_txn(log::info, id_, txn_.id, "%s: to=<%s> orig_to=<%s> by %s", txn_.id.c_str(),
                     log::printable(t).c_str(), log::printable(addr).c_str(), r.plugin.c_str());
       else
-        log::format(log::info, id_, "", "%s: to=<%s>", txn_.id.c_str(), log::printable(t).c_str());
+        log::format_txn(log::info, id_, txn_.id, "%s: to=<%s>", txn_.id.c_str(), log::printable(t).c_str());
       txn_.rcpts.push_back(std::move(t));
     }
     send(with_plugin_text(r, 250, "2.1.5", bracket(addr) + ", recipient ok"));
@@ -778,7 +787,7 @@ void Session::process_data_input() {
     }
     case smtp::DataEvent::bare_cr:
     case smtp::DataEvent::bare_lf:
-      log::format(log::notice, id_, "", "%s: bare %s in message data; closing", txn_.id.c_str(),
+      log::format_txn(log::notice, id_, txn_.id, "%s: bare %s in message data; closing", txn_.id.c_str(),
                   ev.type == smtp::DataEvent::bare_cr ? "CR" : "LF");
       data_.reset();
       close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::DataEvent::bare_cr)));
@@ -862,7 +871,7 @@ void Session::reply_store_failure(int err) {
 void Session::after_spool_flush(int err) {
   if (phase_ == Phase::closing) return;
   if (err < 0) {
-    log::format(log::err, id_, "", "%s: spool write failed: %s", txn_.id.c_str(), uv_strerror(err));
+    log::format_txn(log::err, id_, txn_.id, "%s: spool write failed: %s", txn_.id.c_str(), uv_strerror(err));
     busy_ = false;
     reset_transaction();
     reply_store_failure(err);

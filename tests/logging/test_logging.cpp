@@ -300,7 +300,8 @@ TEST_CASE("logging: JSON lines parse; ids, client and message facts are fields")
   REQUIRE(!qid.empty());
   REQUIRE(s.wait_for("stderr", "\"event\":\"disconnect\""));
   std::string sid;
-  bool saw_accepted = false, saw_end = false;
+  bool saw_accepted = false, saw_end = false, saw_connect = false, saw_plugin = false;
+  int txn_lines = 0;
   for (const auto &line : lines_of(s.read("stderr"))) {
     auto v = jsoncheck::parse(line);
     REQUIRE_MESSAGE(v, line);
@@ -308,7 +309,27 @@ TEST_CASE("logging: JSON lines parse; ids, client and message facts are fields")
     CHECK(v->has("ts"));
     CHECK(v->has("level"));
     CHECK(v->has("msg"));
-    if (v->str("msg").rfind("connect from 127.0.0.1:", 0) == 0) sid = v->str("session");
+    if (v->str("msg").rfind("connect from 127.0.0.1:", 0) == 0) {
+      sid = v->str("session");
+      saw_connect = true;
+      CHECK(v->str("event") == "connect");
+      CHECK(v->str("client_ip") == "127.0.0.1");
+      CHECK(v->num("client_port") > 0);
+      CHECK(v->str("local_ip") == "127.0.0.1");
+      CHECK(v->num("local_port") == s.port);
+    }
+    // The core's transaction lines and plugin lines: the session and the queue id are fields
+    // of their own (text lines show "[session queue-id]").
+    if (v->str("msg").rfind(qid + ": to=<", 0) == 0) {
+      ++txn_lines;
+      CHECK(v->str("session") == sid);
+      CHECK(v->str("queue_id") == qid);
+    }
+    if (v->str("source") == "queue/maildir" && v->str("msg").rfind("delivered ", 0) == 0) {
+      saw_plugin = true;
+      CHECK(v->str("session") == sid);
+      CHECK(v->str("queue_id") == qid);
+    }
     if (v->str("event") == "accepted") {
       saw_accepted = true;
       CHECK(v->str("level") == "info");
@@ -349,6 +370,9 @@ TEST_CASE("logging: JSON lines parse; ids, client and message facts are fields")
     }
   }
   CHECK(!sid.empty());
+  CHECK(saw_connect);
+  CHECK(saw_plugin);
+  CHECK(txn_lines == 2);
   CHECK(saw_accepted);
   CHECK(saw_end);
 }
