@@ -365,19 +365,33 @@ TEST_CASE("delivery: recipients that would escape the Maildir tree are refused, 
 }
 
 TEST_CASE("delivery: Maildir cannot be created (parent is a file): 451, nothing delivered") {
+  // The root is fine (startup checks it), but a domain directory under it is a regular file.
   TempDir mail;
-  spit(mail.path + "/file", "not a directory\n");
-  Server s(deliver_opts(mail.path + "/file/mail"));
+  spit(mail.path + "/root/one.test", "not a directory\n");
+  Server s(deliver_opts(mail.path + "/root"));
   REQUIRE(s.started());
   std::string msg = message("fail", "x\r\n");
   spit(mail.path + "/msg.eml", msg);
   std::string r = py_send(s.port(), "sender@client.test", {"alice@one.test", "bob@two.test"},
                           mail.path + "/msg.eml");
   CHECK_MESSAGE(r.rfind("451 4.3.0 ", 0) == 0, r);
-  CHECK(s.wait_log("delivery failed: mkdir " + mail.path + "/file/mail"));
+  CHECK(s.wait_log("delivery failed: mkdir " + mail.path + "/root/one.test"));
   CHECK(s.count_log("(ENOTDIR 20)") >= 1);
-  CHECK(all_files_under(mail.path) == std::vector<std::string>{"file", "msg.eml"});
+  CHECK(all_files_under(mail.path) == std::vector<std::string>{"msg.eml", "root/one.test"});
   CHECK(s.wait_log("not queued (DENYSOFT from queue/maildir"));
+}
+
+TEST_CASE("delivery: a Maildir root under a regular file stops startup, naming it") {
+  TempDir mail;
+  spit(mail.path + "/file", "not a directory\n");
+  std::string dir = make_tree(deliver_opts(mail.path + "/file/mail"));
+  RunResult r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins",
+                             "--check-config"});
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("plugin 'queue/maildir' failed to initialise: " + mail.path +
+                              "/file: Not a directory") != std::string::npos,
+                r.output);
+  remove_tree(dir);
 }
 
 TEST_CASE("delivery: failure after one copy is already in new/ removes that copy too") {

@@ -346,7 +346,7 @@ static int dir_usable(const char *dir, char *where, size_t cap) {
       if (!S_ISDIR(sb.st_mode)) return -ENOTDIR;
       return faccessat(AT_FDCWD, where, W_OK | X_OK, AT_EACCESS) == 0 ? 0 : -errno;
     }
-    if (errno != ENOENT) return -errno;
+    if (errno != ENOENT && errno != ENOTDIR) return -errno; /* ENOTDIR: a file on the way */
     char *slash = strrchr(where, '/');
     while (slash && slash > where && slash[1] == '\0') { /* "a/b/" */
       *slash = '\0';
