@@ -465,7 +465,9 @@ void Session::run_command(const smtp::CommandLine &cmd, const std::string &line)
   if (v == "mail") return cmd_mail(cmd.arg);
   if (v == "rcpt") return cmd_rcpt(cmd.arg);
   if (v == "data") return cmd_data();
-  if (v == "rset") return cmd_rset();
+  // RSET takes no parameters (RFC 5321 4.1.1.5); Postfix answers the same.
+  if (v == "rset")
+    return cmd.arg.empty() ? cmd_rset() : reply_error(501, "5.5.4", "Syntax: RSET");
   if (v == "noop") return cmd_simple(UVS_HOOK_NOOP, cmd.arg);
   if (v == "vrfy") return cmd_simple(UVS_HOOK_VRFY, cmd.arg);
   if (v == "help") return cmd_simple(UVS_HOOK_HELP, cmd.arg);

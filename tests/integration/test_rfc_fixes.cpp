@@ -374,3 +374,16 @@ TEST_CASE("rfc_fixes: a recipient given twice, directly or through an alias, is 
   CHECK(s.count_log("duplicate, stored once") == 2);
   CHECK(s.wait_log("nrcpt=2 "));
 }
+
+TEST_CASE("rfc_fixes: RSET with a parameter is a syntax error and resets nothing") {
+  Store st;
+  Server s(Options{.plugins = "verdict rcpt=OK\n" + st.plugin_line()});
+  REQUIRE(s.started());
+  Client c(s.port());
+  greet(c);
+  REQUIRE(c.cmd("MAIL FROM:<a@remote.example>").rfind("250 ", 0) == 0);
+  CHECK(c.cmd("RSET now") == "501 5.5.4 Syntax: RSET");
+  CHECK(c.cmd("RCPT TO:<b@example.test>").rfind("250 ", 0) == 0);  // the transaction is still open
+  CHECK(c.cmd("RSET") == "250 2.0.0 OK");
+  CHECK(c.cmd("RCPT TO:<b@example.test>").rfind("503 ", 0) == 0);
+}
