@@ -27,7 +27,8 @@ void usage(FILE *f) {
           "               [--no-sync-check] [--check-config] [--print-config]\n"
           "               [--print-defaults] [--list-plugins] [--version]\n"
           "  --config DIR      configuration directory (uvsmtpd.toml, plugins, list files);\n"
-          "                    default " UVS_INSTALL_CONFIG_DIR "\n"
+          "                    default " UVS_INSTALL_CONFIG_DIR
+          "\n"
           "                    (./conf for the binary in the build tree)\n"
           "  --listen ADDR:PORT  listen here instead of the configured list (repeatable;\n"
           "                    [IPv6]:port; port 0 picks a free port, logged at start)\n"
@@ -138,8 +139,8 @@ int main(int argc, char **argv) {
   auto log_file_error = [&](const uvs::config::Settings &s, const std::string &e) {
     if (s.log_destination != "file") return e;
     std::string who = s.user.empty() ? "uvsmtpd" : "user " + s.user;
-    return uvs::cli::where_key(config_dir, "log.file") + e + ": create its directory, writable by " +
-           who + ", or change [log] file";
+    return uvs::cli::where_key(config_dir, "log.file") + e + ": the file (or, while it does not " +
+           "exist, its directory) must be writable by " + who + "; or change [log] file";
   };
   // A real start loads only the settings here: it binds first, drops root, then loads plugins
   // (so no plugin code ever runs as root). --check-config and --list-plugins drop root the

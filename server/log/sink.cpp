@@ -125,9 +125,25 @@ Destination sink_destination() {
 }
 
 bool probe_log_file(const std::string &path, std::string &err) {
-  int fd = open_append(path, err);
-  if (fd < 0) return false;
-  ::close(fd);
+  // Never creates the file (a check run by another user would leave it owned by that user):
+  // an existing one must open as a start opens it, a missing one needs a writable directory.
+  struct stat st;
+  if (::lstat(path.c_str(), &st) == 0) {
+    int fd = open_append(path, err);
+    if (fd < 0) return false;
+    ::close(fd);
+    return true;
+  }
+  if (errno != ENOENT) {
+    err = "cannot open log file " + path + ": " + std::strerror(errno);
+    return false;
+  }
+  size_t slash = path.rfind('/');
+  std::string dir = slash == std::string::npos ? "." : slash == 0 ? "/" : path.substr(0, slash);
+  if (::faccessat(AT_FDCWD, dir.c_str(), W_OK | X_OK, AT_EACCESS) != 0) {
+    err = "cannot open log file " + path + ": " + std::strerror(errno);
+    return false;
+  }
   return true;
 }
 

@@ -466,8 +466,7 @@ void Session::run_command(const smtp::CommandLine &cmd, const std::string &line)
   if (v == "rcpt") return cmd_rcpt(cmd.arg);
   if (v == "data") return cmd_data();
   // RSET takes no parameters (RFC 5321 4.1.1.5); Postfix answers the same.
-  if (v == "rset")
-    return cmd.arg.empty() ? cmd_rset() : reply_error(501, "5.5.4", "Syntax: RSET");
+  if (v == "rset") return cmd.arg.empty() ? cmd_rset() : reply_error(501, "5.5.4", "Syntax: RSET");
   if (v == "noop") return cmd_simple(UVS_HOOK_NOOP, cmd.arg);
   if (v == "vrfy") return cmd_simple(UVS_HOOK_VRFY, cmd.arg);
   if (v == "help") return cmd_simple(UVS_HOOK_HELP, cmd.arg);
@@ -589,7 +588,8 @@ void Session::cmd_mail(const std::string &arg) {
     txn_.mail_params = std::move(*params);
     txn_.smtputf8 = smtputf8;
     txn_.body_8bit = body8;
-    log::format_txn(log::info, id_, txn_.id, "%s: from=<%s>", txn_.id.c_str(), log::printable(addr).c_str());
+    log::format_txn(log::info, id_, txn_.id, "%s: from=<%s>", txn_.id.c_str(),
+                    log::printable(addr).c_str());
     send(make_reply(250, "2.1.0", bracket(addr) + ", sender OK"));
   });
 }
@@ -626,7 +626,9 @@ void Session::cmd_rcpt(const std::string &arg) {
     auto same = [](const std::string &a, const std::string &b) {
       auto ci = [](unsigned char x, unsigned char y) { return tolower(x) == tolower(y); };
       size_t at = a.rfind('@');
-      if (at == std::string::npos) return a == b;  // <postmaster>
+      if (at == std::string::npos)  // <postmaster>, in any case
+        return b.find('@') == std::string::npos && a.size() == b.size() &&
+               std::equal(a.begin(), a.end(), b.begin(), ci);
       return a.size() == b.size() && b.rfind('@') == at && a.compare(0, at, b, 0, at) == 0 &&
              std::equal(a.begin() + at, a.end(), b.begin() + at, ci);
     };
@@ -640,14 +642,15 @@ void Session::cmd_rcpt(const std::string &arg) {
     if (txn_.rcpts.size() + added.size() > cfg_.max_recipients)
       return reply_error(452, "4.5.3", "Error: too many recipients");
     if (added.empty())
-      log::format_txn(log::info, id_, txn_.id, "%s: to=<%s> duplicate, stored once", txn_.id.c_str(),
-                  log::printable(addr).c_str());
+      log::format_txn(log::info, id_, txn_.id, "%s: to=<%s> duplicate, stored once",
+                      txn_.id.c_str(), log::printable(addr).c_str());
     for (std::string &t : added) {
       if (replaced)
         log::format_txn(log::info, id_, txn_.id, "%s: to=<%s> orig_to=<%s> by %s", txn_.id.c_str(),
-                    log::printable(t).c_str(), log::printable(addr).c_str(), r.plugin.c_str());
+                        log::printable(t).c_str(), log::printable(addr).c_str(), r.plugin.c_str());
       else
-        log::format_txn(log::info, id_, txn_.id, "%s: to=<%s>", txn_.id.c_str(), log::printable(t).c_str());
+        log::format_txn(log::info, id_, txn_.id, "%s: to=<%s>", txn_.id.c_str(),
+                        log::printable(t).c_str());
       txn_.rcpts.push_back(std::move(t));
     }
     send(with_plugin_text(r, 250, "2.1.5", bracket(addr) + ", recipient ok"));
@@ -789,8 +792,8 @@ void Session::process_data_input() {
     }
     case smtp::DataEvent::bare_cr:
     case smtp::DataEvent::bare_lf:
-      log::format_txn(log::notice, id_, txn_.id, "%s: bare %s in message data; closing", txn_.id.c_str(),
-                  ev.type == smtp::DataEvent::bare_cr ? "CR" : "LF");
+      log::format_txn(log::notice, id_, txn_.id, "%s: bare %s in message data; closing",
+                      txn_.id.c_str(), ev.type == smtp::DataEvent::bare_cr ? "CR" : "LF");
       data_.reset();
       close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::DataEvent::bare_cr)));
       return;
@@ -816,8 +819,8 @@ void Session::end_of_data() {
   auto next = [this] {
     if (phase_ == Phase::closing) return;
     if (data_->too_big()) {
-      log::format(log::notice, id_, "", "%s: message too big (%" PRIu64 " bytes)", txn_.id.c_str(),
-                  data_->size());
+      log::format_txn(log::notice, id_, txn_.id, "%s: message too big (%" PRIu64 " bytes)",
+                      txn_.id.c_str(), data_->size());
       data_.reset();
       busy_ = false;
       reset_transaction();
@@ -828,8 +831,9 @@ void Session::end_of_data() {
     data_.reset();
     if (txn_.hops.count() > cfg_.max_hops) {
       // RFC 5321 6.3: a loop must be detected; 554 5.4.6 as Postfix, nothing is queued.
-      log::format(log::notice, id_, "", "%s: %u Received: header fields (max_hops %u); refused",
-                  txn_.id.c_str(), txn_.hops.count(), cfg_.max_hops);
+      log::format_txn(log::notice, id_, txn_.id,
+                      "%s: %u Received: header fields (max_hops %u); refused", txn_.id.c_str(),
+                      txn_.hops.count(), cfg_.max_hops);
       busy_ = false;
       reset_transaction();
       reply_error(554, "5.4.6", "Too many hops (mail loop detected)");
@@ -873,7 +877,8 @@ void Session::reply_store_failure(int err) {
 void Session::after_spool_flush(int err) {
   if (phase_ == Phase::closing) return;
   if (err < 0) {
-    log::format_txn(log::err, id_, txn_.id, "%s: spool write failed: %s", txn_.id.c_str(), uv_strerror(err));
+    log::format_txn(log::err, id_, txn_.id, "%s: spool write failed: %s", txn_.id.c_str(),
+                    uv_strerror(err));
     busy_ = false;
     reset_transaction();
     reply_store_failure(err);
@@ -912,9 +917,9 @@ void Session::run_queue() {
     if (d.kind == Decision::proceed) {
       send(queued);
     } else {
-      log::format(log::info, id_, "", "%s: not queued (%s from %s)", id.c_str(),
-                  std::string(verdict_name(r.verdict)).c_str(),
-                  r.plugin.empty() ? "no queue plugin" : r.plugin.c_str());
+      log::format_txn(log::info, id_, id, "%s: not queued (%s from %s)", id.c_str(),
+                      std::string(verdict_name(r.verdict)).c_str(),
+                      r.plugin.empty() ? "no queue plugin" : r.plugin.c_str());
       if (!apply(d)) return;
     }
     notify(UVS_HOOK_QUEUE_POST);

@@ -70,17 +70,26 @@ bool as_user(const std::string &user, const std::string &group, const std::funct
   if (!lookup_ids(user, group, uid, gid, err)) return false;
   std::vector<gid_t> saved(static_cast<size_t>(std::max(getgroups(0, nullptr), 0)));
   if (getgroups(static_cast<int>(saved.size()), saved.data()) < 0) saved.clear();
-  // The same groups drop_privileges() leaves the process with.
-  if (setgroups(1, &gid) != 0 || setegid(gid) != 0 || seteuid(uid) != 0) {
+  const gid_t saved_egid = getegid();
+  // Switch (the groups drop_privileges() leaves the process with), remembering each step that
+  // took, and undo exactly those in reverse order; a failed undo would leave the process
+  // half-switched, so it ends the process. The undo also runs if fn throws.
+  struct Switch {
+    const std::vector<gid_t> &groups;
+    gid_t egid;
+    bool groups_set = false, egid_set = false, euid_set = false;
+    ~Switch() {
+      if ((euid_set && seteuid(0) != 0) || (egid_set && setegid(egid) != 0) ||
+          (groups_set && setgroups(groups.size(), groups.data()) != 0))
+        abort();
+    }
+  } sw{saved, saved_egid};
+  if (!(sw.groups_set = setgroups(1, &gid) == 0) || !(sw.egid_set = setegid(gid) == 0) ||
+      !(sw.euid_set = seteuid(uid) == 0)) {
     err = std::string("cannot switch to user '") + user + "': " + strerror(errno);
-    if (seteuid(0) != 0 || setegid(0) != 0 || setgroups(saved.size(), saved.data()) != 0) abort();
     return false;
   }
-  bool ok = fn();
-  // Back to root; a failure here would leave the process half-switched.
-  if (seteuid(0) != 0 || setegid(getgid()) != 0 || setgroups(saved.size(), saved.data()) != 0)
-    abort();
-  return ok;
+  return fn();
 }
 
 }  // namespace uvs

@@ -11,11 +11,11 @@ namespace uvs {
 // false with err on failure.
 bool drop_privileges(const std::string &user, const std::string &group, std::string &err);
 
-// Runs fn with the effective user, group and supplementary groups of `user` (and `group`) when
-// running as root with user set, then switches back to root; otherwise just runs fn. For files
-// the server opens before it drops root but keeps using afterwards (the log file), so they are
-// created and checked with the run-as user's rights. false with err if a switch fails (fn's
-// result otherwise).
+// Runs fn with the effective user and group of `user` (and `group`; no supplementary groups, as
+// drop_privileges() leaves them) when running as root with user set, then switches back to root;
+// otherwise just runs fn. For files the server opens before it drops root but keeps using
+// afterwards (the log file), so they are created and checked with the run-as user's rights.
+// false with err if a switch fails (fn's result otherwise).
 bool as_user(const std::string &user, const std::string &group, const std::function<bool()> &fn,
              std::string &err);
 

@@ -387,3 +387,21 @@ TEST_CASE("rfc_fixes: RSET with a parameter is a syntax error and resets nothing
   CHECK(c.cmd("RSET") == "250 2.0.0 OK");
   CHECK(c.cmd("RCPT TO:<b@example.test>").rfind("503 ", 0) == 0);
 }
+
+TEST_CASE("rfc_fixes: <postmaster> given twice in any case is stored once; its copy names postmaster@<hostname>") {
+  Store st;
+  Server s(Options{.plugins = "verdict rcpt=OK\n" + st.plugin_line(), .log_level = "info"});
+  REQUIRE(s.started());
+  Client c(s.port());
+  greet(c);
+  REQUIRE(c.cmd("MAIL FROM:<a@remote.example>").rfind("250 ", 0) == 0);
+  CHECK(c.cmd("RCPT TO:<postmaster>").rfind("250 ", 0) == 0);
+  CHECK(c.cmd("RCPT TO:<PostMaster>").rfind("250 ", 0) == 0);
+  REQUIRE(c.cmd("DATA").rfind("354", 0) == 0);
+  c.send("Subject: pm\r\n\r\nx\r\n.\r\n");
+  CHECK(c.reply(10).rfind("250 ", 0) == 0);
+  auto msgs = st.messages();
+  REQUIRE(msgs.size() == 1);
+  CHECK(msgs[0].rfind("Return-Path: <a@remote.example>\r\nDelivered-To: postmaster@mx.test.invalid\r\n", 0) == 0);
+  CHECK(s.count_log("duplicate, stored once") == 1);
+}

@@ -271,8 +271,9 @@ TEST_CASE("logging: startup errors of [log] name the file and line or the log fi
   CHECK(r.status == 1);
   CHECK_MESSAGE(r.output.find("uvsmtpd: " + conf + ":") != std::string::npos, r.output);
   CHECK_MESSAGE(r.output.find(": cannot open log file " + dir +
-                              "/missing/dir/u.log: No such file or directory: create its "
-                              "directory, writable by uvsmtpd, or change [log] file") !=
+                              "/missing/dir/u.log: No such file or directory: the file (or, "
+                              "while it does not exist, its directory) must be writable by "
+                              "uvsmtpd; or change [log] file") !=
                     std::string::npos,
                 r.output);
 
@@ -507,11 +508,25 @@ TEST_CASE("logging: the log file is never opened through a symbolic link; --chec
     base.insert(0, "user = \"nobody\"\n");
     at = base.find(anchor);
     with_log("destination = \"file\"\nfile = \"" + dir + "/logs/u.log\"\n");
+    // --check-config checks the directory as nobody and creates nothing.
     auto r = itest::run_uvsmtpd(check);
     CHECK_MESSAGE(r.status == 0, r.output);
+    CHECK_FALSE(fs::exists(dir + "/logs/u.log"));
+    // A start creates it as nobody (run for a moment, then stopped).
+    itest::run_uvsmtpd(start, 1.5);
     struct stat st;
     REQUIRE(stat((dir + "/logs/u.log").c_str(), &st) == 0);
     CHECK(st.st_uid == 65534u);
+    CHECK(slurp(dir + "/logs/u.log").find("started") != std::string::npos);
+    // Owned by root from an older start: the check names the file and what to do.
+    REQUIRE(chown((dir + "/logs/u.log").c_str(), 0, 0) == 0);
+    chmod((dir + "/logs/u.log").c_str(), 0640);
+    r = itest::run_uvsmtpd(check);
+    CHECK(r.status == 1);
+    CHECK_MESSAGE(r.output.find("u.log: Permission denied: the file (or, while it does not exist, "
+                                "its directory) must be writable by user nobody") !=
+                      std::string::npos,
+                  r.output);
   }
   itest::remove_tree(dir);
 }

@@ -339,7 +339,9 @@ static int is_dir(const char *path) {
  * must be a writable directory, or, while it does not exist yet, its nearest existing ancestor
  * must be. 0, or -errno with the directory that failed in `where`. */
 static int dir_usable(const char *dir, char *where, size_t cap) {
+  if (strlen(dir) >= cap) return -ENAMETOOLONG;
   snprintf(where, cap, "%s", dir);
+  for (size_t n = strlen(where); n > 1 && where[n - 1] == '/'; --n) where[n - 1] = '\0'; /* "a/" */
   for (;;) {
     struct stat sb;
     if (stat(where, &sb) == 0) {
@@ -348,10 +350,7 @@ static int dir_usable(const char *dir, char *where, size_t cap) {
     }
     if (errno != ENOENT && errno != ENOTDIR) return -errno; /* ENOTDIR: a file on the way */
     char *slash = strrchr(where, '/');
-    while (slash && slash > where && slash[1] == '\0') { /* "a/b/" */
-      *slash = '\0';
-      slash = strrchr(where, '/');
-    }
+    while (slash && slash > where && slash[-1] == '/') --slash; /* "a//b" */
     if (!slash) {
       snprintf(where, cap, ".");
     } else if (slash == where) {
@@ -989,9 +988,12 @@ static uvs_verdict on_queue(uvs_call *call, void *ud) {
       return UVS_DENY;
     }
     /* The envelope in the stored copy, as Postfix's local(8) and Dovecot's LDA write it: the
-     * sender (RFC 5321 4.4: Return-Path at final delivery) and the recipient it was for. */
+     * sender (RFC 5321 4.4: Return-Path at final delivery) and the recipient it was for (a bare
+     * <postmaster> is the server's own, RFC 5321 4.1.1.3). */
     const char *from = api->mail_from(call);
-    size_t tn = strlen(from ? from : "") + strlen(addr) + 40;
+    const char *me = api->me(st->self);
+    int bare = strchr(addr, '@') == NULL;
+    size_t tn = strlen(from ? from : "") + strlen(addr) + (bare ? strlen(me) + 1 : 0) + 40;
     char *trace = malloc(tn);
     if (!trace) {
       free(path);
@@ -1000,7 +1002,8 @@ static uvs_verdict on_queue(uvs_call *call, void *ud) {
       api->reply(call, 451, "4.3.0", kSoftText);
       return UVS_DENYSOFT;
     }
-    snprintf(trace, tn, "Return-Path: <%s>\r\nDelivered-To: %s\r\n", from ? from : "", addr);
+    snprintf(trace, tn, "Return-Path: <%s>\r\nDelivered-To: %s%s%s\r\n", from ? from : "", addr,
+             bare ? "@" : "", bare ? me : "");
     j->copies[j->ncopies].maildir = path;
     j->copies[j->ncopies++].trace = trace;
   }
