@@ -119,23 +119,26 @@ void remove_tree(const std::string &dir) {
 
 static std::string binary() { return build_root() + "/server/uvsmtpd"; }
 
+void exec_uvsmtpd(int out_fd, const std::vector<std::string> &args) {
+  dup2(out_fd, 1);
+  dup2(out_fd, 2);
+  std::vector<std::string> full = {binary()};
+  full.insert(full.end(), args.begin(), args.end());
+  std::vector<char *> argv;
+  for (auto &a : full) argv.push_back(const_cast<char *>(a.c_str()));
+  argv.push_back(nullptr);
+  execv(argv[0], argv.data());
+  _exit(127);
+}
+
 Server::Server(const Options &opt) {
   dir_ = make_tree(opt);
-  std::vector<std::string> args = {binary(), "--config", dir_ + "/conf", "--listen", "127.0.0.1:0",
+  std::vector<std::string> args = {"--config", dir_ + "/conf", "--listen", "127.0.0.1:0",
                                    "--plugin-dir", dir_ + "/plugins"};
   args.insert(args.end(), opt.args.begin(), opt.args.end());
   std::string logpath = dir_ + "/log";
   pid_ = fork();
-  if (pid_ == 0) {
-    int fd = open(logpath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-    dup2(fd, 1);
-    dup2(fd, 2);
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
-  }
+  if (pid_ == 0) exec_uvsmtpd(open(logpath.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), args);
   double deadline = now() + 15;
   while (now() < deadline) {
     std::string l = log();
@@ -218,6 +221,18 @@ long Server::rss_kb() const {
   return -1;
 }
 
+bool Server::reload_toml(const std::string &from, const std::string &to) const {
+  std::string path = conf_dir() + "/uvsmtpd.toml";
+  std::string toml = slurp(path);
+  size_t at = toml.find(from);
+  if (at == std::string::npos) return false;
+  toml.replace(at, from.size(), to);
+  spit(path, toml);
+  int before = count_log("configuration and plugins reloaded");
+  signal(SIGHUP);
+  return wait_log("configuration and plugins reloaded", 5, before + 1);
+}
+
 RunResult sh(const std::string &cmd) {
   RunResult r;
   FILE *p = popen((cmd + " 2>&1").c_str(), "r");
@@ -236,16 +251,8 @@ RunResult run_uvsmtpd(const std::vector<std::string> &args, double timeout) {
   if (pipe(pipefd) != 0) return res;
   pid_t pid = fork();
   if (pid == 0) {
-    dup2(pipefd[1], 1);
-    dup2(pipefd[1], 2);
     close(pipefd[0]);
-    std::vector<std::string> full = {binary()};
-    full.insert(full.end(), args.begin(), args.end());
-    std::vector<char *> argv;
-    for (auto &a : full) argv.push_back(const_cast<char *>(a.c_str()));
-    argv.push_back(nullptr);
-    execv(argv[0], argv.data());
-    _exit(127);
+    exec_uvsmtpd(pipefd[1], args);
   }
   close(pipefd[1]);
   double deadline = now() + timeout;

@@ -38,6 +38,9 @@ class Server {
   bool wait_log(std::string_view needle, double timeout = 5, int count = 1) const;
   int count_log(std::string_view needle) const;
   void signal(int sig) const;
+  // Replaces `from` by `to` in the running server's uvsmtpd.toml, sends SIGHUP and waits for the
+  // reload; false (with nothing sent) if `from` is not there, or if the reload is not logged.
+  bool reload_toml(const std::string &from, const std::string &to) const;
   // Exit status (WEXITSTATUS) or -1 on timeout / killed by a signal.
   int wait_exit(double timeout = 10);
   bool running();
@@ -60,6 +63,8 @@ struct RunResult {
   int status = -1;
   std::string output;  // stdout and stderr
 };
+// In a forked child: stdout and stderr to out_fd, then exec the build's uvsmtpd with args.
+[[noreturn]] void exec_uvsmtpd(int out_fd, const std::vector<std::string> &args);
 // Runs uvsmtpd with args to completion (for --check-config, --version, bad startups).
 RunResult run_uvsmtpd(const std::vector<std::string> &args, double timeout = 10);
 // Runs a shell command to completion: its exit status (-1 if it did not exit) and its stdout and

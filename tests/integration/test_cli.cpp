@@ -121,18 +121,7 @@ class Proc {
  public:
   Proc(const std::string &dir, const std::vector<std::string> &args) : log_(dir + "/log") {
     pid_ = fork();
-    if (pid_ == 0) {
-      int fd = open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<std::string> full = {bin()};
-      full.insert(full.end(), args.begin(), args.end());
-      std::vector<char *> argv;
-      for (auto &a : full) argv.push_back(const_cast<char *>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    if (pid_ == 0) exec_uvsmtpd(open(log_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), args);
   }
   ~Proc() {
     kill(pid_, SIGKILL);

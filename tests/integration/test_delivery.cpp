@@ -595,13 +595,8 @@ TEST_CASE("delivery: a hostname written with a trailing dot: <postmaster> and th
   TempDir mail;
   Server s(rcpt_opts(mail.path, false));
   REQUIRE(s.started());
-  std::string toml = slurp(s.conf_dir() + "/uvsmtpd.toml");
-  const std::string from = "hostname = \"mx.test.invalid\"";
-  REQUIRE(toml.find(from) != std::string::npos);
-  toml.replace(toml.find(from), from.size(), "hostname = \"mx.test.invalid.\"");
-  spit(s.conf_dir() + "/uvsmtpd.toml", toml);
-  s.signal(SIGHUP);
-  REQUIRE_MESSAGE(s.wait_log("configuration and plugins reloaded"), s.log());
+  REQUIRE_MESSAGE(s.reload_toml("hostname = \"mx.test.invalid\"", "hostname = \"mx.test.invalid.\""),
+                  s.log());
   Client c(s.port());
   open_txn(c);
   CHECK(c.cmd("RCPT TO:<postmaster>") == "250 2.1.5 <postmaster>, recipient ok");

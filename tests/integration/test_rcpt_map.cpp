@@ -305,13 +305,8 @@ TEST_CASE("rcpt_map: a hostname written with its root dot: local users land unde
   files["aliases"] = "";
   Server s(map_opts(mail.path, files));
   REQUIRE(s.started());
-  std::string toml = slurp(s.conf_dir() + "/uvsmtpd.toml");
-  const std::string from = "hostname = \"mx.test.invalid\"";
-  REQUIRE(toml.find(from) != std::string::npos);
-  toml.replace(toml.find(from), from.size(), "hostname = \"mx.test.invalid.\"");
-  spit(s.conf_dir() + "/uvsmtpd.toml", toml);
-  s.signal(SIGHUP);
-  REQUIRE_MESSAGE(s.wait_log("configuration and plugins reloaded"), s.log());
+  REQUIRE_MESSAGE(s.reload_toml("hostname = \"mx.test.invalid\"", "hostname = \"mx.test.invalid.\""),
+                  s.log());
   Client c(s.port());
   open_txn(c);
   CHECK(c.cmd("RCPT TO:<postmaster>") == accepted("postmaster"));
