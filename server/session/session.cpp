@@ -695,7 +695,7 @@ void Session::cmd_simple(uvs_hook hook, const std::string &arg) {
     help.enhanced = "2.0.0";
     help.lines = {"This is uvsmtpd " UVS_VERSION,
                   "Commands: EHLO HELO MAIL RCPT DATA RSET NOOP QUIT VRFY HELP",
-                  "See the docs/ folder of the distribution."};
+                  "End of HELP info"};
     send(ok ? with_plugin_text(r, 214, "2.0.0", "") : help);
   });
 }
