@@ -1,7 +1,6 @@
 // tests/hostile/test_relay.cpp: open-relay address tricks against the default conf/plugins.
 #include <doctest/doctest.h>
 
-#include <regex>
 
 #include "hostile.hpp"
 
@@ -14,24 +13,12 @@ const std::string kDenied = "550 5.7.1 Relaying denied";
 // The shipped conf/plugins with the Maildir moved into the test's store and a shorter
 // earlytalker wait (the default 1 s per connection would only cost time here).
 Options default_like(const MailStore &store) {
-  std::string plugins = slurp(itest::source_root() + "/conf/plugins");
-  std::string rcpthosts = slurp(itest::source_root() + "/conf/rcpthosts");
-  std::string aliases = slurp(itest::source_root() + "/conf/aliases");
-  // the shipped users, and the two mailboxes these tests deliver to
-  std::string users = slurp(itest::source_root() + "/conf/local_recipients") + "u\nv\n";
-  REQUIRE(plugins.find("rcpt_ok") != std::string::npos);
-  REQUIRE(plugins.find("queue/maildir") != std::string::npos);
-  plugins = std::regex_replace(plugins, std::regex("^queue/maildir[^\n]*", std::regex::multiline),
-                               "queue/maildir " + store.root);
-  plugins = std::regex_replace(plugins, std::regex("^earlytalker[^\n]*", std::regex::multiline),
-                               "earlytalker wait 0.2");
-  Options o;
-  o.plugins = plugins;
-  o.files = {{"rcpthosts", rcpthosts},
-             {"relayclients", "10.0.0.0/8\n"},
-             {"local_recipients", users},
-             {"aliases", aliases}};
-  o.log_level = "info";
+  Options o = itest::shipped_options(store.root);
+  REQUIRE(o.plugins.find("rcpt_ok") != std::string::npos);
+  REQUIRE(o.plugins.find("queue/maildir " + store.root) != std::string::npos);
+  // not a relay client here; the shipped users, and the two mailboxes these tests deliver to
+  o.files["relayclients"] = "10.0.0.0/8\n";
+  o.files["local_recipients"] += "u\nv\n";
   return o;
 }
 

@@ -13,6 +13,7 @@
 #include <netinet/in.h>
 #include <netinet/tcp.h>
 #include <poll.h>
+#include <regex>
 #include <sstream>
 #include <sys/socket.h>
 #include <sys/wait.h>
@@ -93,6 +94,24 @@ static void link_plugins(const fs::path &from, const fs::path &to) {
     fs::create_directories((to / rel).parent_path());
     fs::create_symlink(fs::absolute(p), to / rel, ec);
   }
+}
+
+Options shipped_options(const std::string &maildir_root) {
+  Options o;
+  o.log_level = "info";
+  std::string conf = source_root() + "/conf";
+  for (const auto &e : fs::directory_iterator(conf)) {
+    std::string name = e.path().filename().string();
+    // list files only: not the settings, the unit template or the build file
+    if (!e.is_regular_file() || name == "plugins" || name.find('.') != std::string::npos) continue;
+    o.files[name] = slurp(e.path().string());
+  }
+  std::string plugins = slurp(conf + "/plugins");
+  plugins = std::regex_replace(plugins, std::regex("^queue/maildir[^\n]*", std::regex::multiline),
+                               "queue/maildir " + maildir_root);
+  o.plugins = std::regex_replace(plugins, std::regex("^earlytalker[^\n]*", std::regex::multiline),
+                                 "earlytalker wait 0.2");
+  return o;
 }
 
 std::string make_tree(const Options &opt) {

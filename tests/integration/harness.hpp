@@ -54,6 +54,11 @@ class Server {
   int exit_status_ = -1;
 };
 
+// The shipped configuration (conf/plugins and the list files of conf/; the harness writes its own
+// uvsmtpd.toml) with queue/maildir delivering under `maildir_root` and earlytalker waiting 0.2 s
+// (the shipped second per connection would only cost time), log level info.
+Options shipped_options(const std::string &maildir_root);
+
 // Writes a config dir for opt under a fresh temp dir and returns that dir (the conf is in
 // <dir>/conf, the plugin tree in <dir>/plugins, the spool in <dir>/spool).
 std::string make_tree(const Options &opt);

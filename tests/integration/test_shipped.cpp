@@ -4,7 +4,6 @@
 
 #include <filesystem>
 #include <memory>
-#include <regex>
 
 #include "harness.hpp"
 
@@ -13,21 +12,10 @@ namespace fs = std::filesystem;
 
 namespace {
 
-// Every file of conf/ but uvsmtpd.toml (the harness writes its own), queue/maildir pointed at
-// `maildirs`.
+// The shipped conf/ with the Maildir root moved into the test's directory.
 Options shipped(const std::string &maildirs) {
-  Options o;
-  o.log_level = "info";
-  for (const auto &e : fs::directory_iterator(source_root() + "/conf")) {
-    std::string name = e.path().filename().string();
-    if (!e.is_regular_file() || name == "uvsmtpd.toml" || name == "uvsmtpd.service") continue;
-    if (name == "plugins") continue;
-    o.files[name] = slurp(e.path().string());
-  }
-  std::string plugins = slurp(source_root() + "/conf/plugins");
-  REQUIRE(plugins.find("queue/maildir") != std::string::npos);
-  o.plugins = std::regex_replace(plugins, std::regex("^queue/maildir[^\n]*", std::regex::multiline),
-                                 "queue/maildir " + maildirs);
+  Options o = shipped_options(maildirs);
+  REQUIRE(o.plugins.find("queue/maildir " + maildirs) != std::string::npos);
   return o;
 }
 

@@ -118,14 +118,7 @@ TEST_CASE("log settings: destination file without a file names the destination's
 }
 
 TEST_CASE("log settings: the shipped conf/uvsmtpd.toml has the [log] defaults") {
-  std::vector<fs::path> candidates = {"conf/uvsmtpd.toml", "../../conf/uvsmtpd.toml",
-                                      fs::path(__FILE__).parent_path() / "../../conf/uvsmtpd.toml"};
-  std::string found;
-  for (const auto &c : candidates)
-    if (fs::exists(c)) {
-      found = c.string();
-      break;
-    }
+  std::string found = unit::shipped_toml();
   if (found.empty()) return;
   Settings s, d;
   std::string err;

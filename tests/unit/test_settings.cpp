@@ -447,15 +447,7 @@ TEST_CASE("settings: parse_listen rejects bad input and leaves out untouched") {
 }
 
 TEST_CASE("settings: the shipped conf/uvsmtpd.toml loads and matches the built-in defaults but one") {
-  namespace fs = std::filesystem;
-  std::vector<fs::path> candidates = {"conf/uvsmtpd.toml", "../../conf/uvsmtpd.toml",
-                                      fs::path(__FILE__).parent_path() / "../../conf/uvsmtpd.toml"};
-  std::string found;
-  for (const auto &c : candidates)
-    if (fs::exists(c)) {
-      found = c.string();
-      break;
-    }
+  std::string found = unit::shipped_toml();
   if (found.empty()) {
     MESSAGE("conf/uvsmtpd.toml not found from the working directory; skipped");
     return;

@@ -1,5 +1,6 @@
-// tests/unit/tmp_dir.hpp: a throw-away directory under /tmp for unit tests that read files,
-// removed with everything in it when the object goes out of scope.
+// tests/unit/tmp_dir.hpp: files for unit tests that read files: a throw-away directory under
+// /tmp, removed with everything in it when the object goes out of scope, and the shipped
+// uvsmtpd.toml.
 #pragma once
 #include <doctest/doctest.h>
 
@@ -38,5 +39,15 @@ struct TmpDir {
     return p;
   }
 };
+
+// The path of the shipped conf/uvsmtpd.toml seen from where the unit tests run ("" if not
+// found; the caller skips then).
+inline std::string shipped_toml() {
+  namespace fs = std::filesystem;
+  for (const fs::path &c : {fs::path("conf/uvsmtpd.toml"), fs::path("../../conf/uvsmtpd.toml"),
+                            fs::path(__FILE__).parent_path() / "../../conf/uvsmtpd.toml"})
+    if (fs::exists(c)) return c.string();
+  return "";
+}
 
 }  // namespace unit
