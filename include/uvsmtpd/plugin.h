@@ -128,6 +128,24 @@ typedef int (*uvs_line_fn)(const char *line, void *ud); /* nonzero return stops 
  * return stops. */
 typedef int (*uvs_line_at_fn)(const char *line, const char *file, int lineno, void *ud);
 
+/* What tls_info() (1.3) reports about the session's TLS layer. The caller sets `size` to
+ * sizeof(uvs_tls_info) as its header declares it; the server fills the fields that size covers
+ * and never writes past it. Fields are appended in later minors, never moved. Strings are
+ * BORROWED, valid for the duration of the hook call (until it returns); never NULL: "" when
+ * there is nothing to report. */
+typedef struct uvs_tls_info {
+  size_t size;                           /* set by the caller: sizeof(uvs_tls_info)         */
+  const char *protocol;                  /* "TLSv1.2", "TLSv1.3"                            */
+  const char *cipher;                    /* "TLS_AES_256_GCM_SHA384" (OpenSSL's name)       */
+  int bits;                              /* the cipher's secret bits, e.g. 256              */
+  const char *sni;                       /* the name the client asked for (SNI); "" if none */
+  int client_cert;                       /* 1: the client presented a certificate           */
+  int client_cert_verified;              /* 1: it verified against the configured client CA */
+  const char *client_subject;            /* its subject (one line, RFC 2253); "" if none    */
+  const char *client_fingerprint_sha256; /* SHA-256 of its DER, lower-case hex, no colons;
+                                            "" if none                                      */
+} uvs_tls_info;
+
 typedef struct uvs_api {
   uint32_t size; /* sizeof(uvs_api) in the running server */
   uint16_t abi_major;
@@ -186,7 +204,8 @@ typedef struct uvs_api {
   const char *(*mail_from)(const uvs_call *c);
   int (*rcpt_count)(const uvs_call *c);
   const char *(*rcpt_at)(const uvs_call *c, int i);
-  /* TLS and AUTH: 0/NULL until those exist in the server. */
+  /* 1 if the session is in TLS (after STARTTLS, or on an implicit-TLS listener), else 0.
+   * AUTH: NULL until it exists in the server. */
   int (*tls_active)(const uvs_call *c);
   const char *(*auth_user)(const uvs_call *c);
 
@@ -296,6 +315,11 @@ typedef struct uvs_api {
    * would exceed max_recipients. Copied. Returns 0, -EPERM outside the rcpt hook, -EINVAL
    * for n < 1, a NULL or bad address (nothing is recorded then). */
   int (*rcpt_replace)(uvs_call *c, const char *const *addrs, int n);
+  /* The session's TLS parameters (any hook, also from pending_call): fills *out (see
+   * uvs_tls_info; set out->size first). Returns 0; -ENOENT when the session is not in TLS
+   * (*out untouched); -EINVAL for a NULL call or out, or an out->size smaller than the 1.3
+   * struct. Strings borrowed until the hook returns. */
+  int (*tls_info)(const uvs_call *c, uvs_tls_info *out);
 
   /* ---- 1.4 and later: append below this line only ----------------------------- */
 } uvs_api;

@@ -13,6 +13,10 @@
 #include "smtp/address.hpp"
 #include "uvsmtpd/plugin.h"
 
+namespace uvs::tls {
+struct TlsDetails;  // tls/details.hpp
+}
+
 namespace uvs {
 
 class CallHost {
@@ -30,7 +34,9 @@ class CallHost {
   virtual Notes &notes(int scope) = 0;
   virtual bool relay_client() const = 0;
   virtual void set_relay_client(bool on) = 0;
-  virtual bool tls_active() const { return false; }
+  // The session's TLS parameters once its handshake is done; nullptr while it is plain.
+  virtual const tls::TlsDetails *tls_details() const { return nullptr; }
+  bool tls_active() const { return tls_details() != nullptr; }
   virtual const std::string *auth_user() const { return nullptr; }
   virtual const std::string *remote_host() const { return nullptr; }
   virtual const std::string *queue_id() const { return nullptr; }  // open transaction's id

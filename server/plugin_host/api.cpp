@@ -13,6 +13,7 @@
 #include "hooks/services.hpp"
 #include "log/log.hpp"
 #include "plugin_host/host.hpp"
+#include "tls/details.hpp"
 
 namespace uvs {
 namespace {
@@ -320,6 +321,24 @@ int api_rcpt_replace(uvs_call *c, const char *const *addrs, int n) noexcept {
   return 0;
 }
 
+// 1.3: the TLS parameters. The smallest size a caller may pass is the 1.3 struct (later minors
+// keep that minimum); fields past the server's own struct are left as the caller set them.
+constexpr size_t kTlsInfoMinSize = sizeof(uvs_tls_info);
+int api_tls_info(const uvs_call *c, uvs_tls_info *out) noexcept {
+  if (!c || !out || out->size < kTlsInfoMinSize) return -EINVAL;
+  const tls::TlsDetails *d = c->host->tls_details();
+  if (!d) return -ENOENT;
+  out->protocol = d->protocol.c_str();
+  out->cipher = d->cipher.c_str();
+  out->bits = d->bits;
+  out->sni = d->sni.c_str();
+  out->client_cert = d->client_cert_presented ? 1 : 0;
+  out->client_cert_verified = d->client_cert_verified ? 1 : 0;
+  out->client_subject = d->client_subject.c_str();
+  out->client_fingerprint_sha256 = d->client_fingerprint_sha256.c_str();
+  return 0;
+}
+
 // Positional: the order is the ABI. A member left out at the end would be NULL in a table whose
 // size claims it; -Wextra (-Wmissing-field-initializers) flags that, and the build has no warnings.
 const uvs_api kApi = {
@@ -337,7 +356,7 @@ const uvs_api kApi = {
     api_run_blocking,
     api_remote_host, api_dns_query, api_event_loop, api_message_fd, api_config_lines_at,
     api_set_errorf,
-    api_rcpt_replace,
+    api_rcpt_replace, api_tls_info,
 };
 
 }  // namespace

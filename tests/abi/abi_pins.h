@@ -111,7 +111,26 @@ PIN_MEMBER(set_errorf, 51);
 /* ---- uvs_api 1.3 members (appended after 1.2's last slot) ---------------------------------- */
 #if UVS_ABI_MINOR >= 3
 PIN_MEMBER(rcpt_replace, 52);
-#define UVS_API_SIZE_1_3 SLOT(53)
+PIN_MEMBER(tls_info, 53);
+#define UVS_API_SIZE_1_3 SLOT(54)
+
+/* uvs_tls_info (1.3): the caller's size first, then the fields in order, each at its natural
+ * alignment (pointers and size_t have one size on LP64 and ILP32); later minors append */
+#define PTR_ALIGN(n) (((n) + sizeof(void *) - 1) / sizeof(void *) * sizeof(void *))
+PIN(sizeof(size_t) == sizeof(void *));
+PIN(offsetof(uvs_tls_info, size) == 0);
+PIN(offsetof(uvs_tls_info, protocol) == 1 * sizeof(void *));
+PIN(offsetof(uvs_tls_info, cipher) == 2 * sizeof(void *));
+PIN(offsetof(uvs_tls_info, bits) == 3 * sizeof(void *));
+PIN(offsetof(uvs_tls_info, sni) == PTR_ALIGN(3 * sizeof(void *) + sizeof(int)));
+#define TLS_INFO_AFTER_SNI (PTR_ALIGN(3 * sizeof(void *) + sizeof(int)) + sizeof(void *))
+PIN(offsetof(uvs_tls_info, client_cert) == TLS_INFO_AFTER_SNI);
+PIN(offsetof(uvs_tls_info, client_cert_verified) == TLS_INFO_AFTER_SNI + sizeof(int));
+PIN(offsetof(uvs_tls_info, client_subject) == PTR_ALIGN(TLS_INFO_AFTER_SNI + 2 * sizeof(int)));
+PIN(offsetof(uvs_tls_info, client_fingerprint_sha256) ==
+    PTR_ALIGN(TLS_INFO_AFTER_SNI + 2 * sizeof(int)) + sizeof(void *));
+#define UVS_TLS_INFO_SIZE_1_3 (PTR_ALIGN(TLS_INFO_AFTER_SNI + 2 * sizeof(int)) + 2 * sizeof(void *))
+PIN(sizeof(uvs_tls_info) == UVS_TLS_INFO_SIZE_1_3);
 #endif
 
 /* The table grows with each minor, never shrinks; and it is exactly the table of the minor the
@@ -299,6 +318,7 @@ PIN_TYPE(API_T(set_errorf), int (*)(uvs_plugin *, const char *, ...));
 
 #if UVS_ABI_MINOR >= 3
 PIN_TYPE(API_T(rcpt_replace), int (*)(uvs_call *, const char *const *, int));
+PIN_TYPE(API_T(tls_info), int (*)(const uvs_call *, uvs_tls_info *));
 #endif
 
 PIN_TYPE(INFO_T(size), uint32_t);

@@ -53,6 +53,11 @@ static int fake_rcpt_replace(uvs_call *c, const char *const *addrs, int n) {
   (void)n;
   return 0;
 }
+static int fake_tls_info(const uvs_call *c, uvs_tls_info *out) {
+  (void)c;
+  (void)out;
+  return -2; /* -ENOENT: not in TLS */
+}
 #endif
 
 UVS_PLUGIN("abi_check", "1.2.3", fake_init, fake_fini);
@@ -118,6 +123,18 @@ static int run_abi_checks(const char *lang) {
   CHECK(UVS_API_HAS(&t, rcpt_replace));
   t.rcpt_replace = NULL;
   CHECK(!UVS_API_HAS(&t, rcpt_replace));
+  /* tls_info, the second 1.3 member: a table ending at rcpt_replace does not have it */
+  t.rcpt_replace = fake_rcpt_replace;
+  t.tls_info = fake_tls_info;
+  t.size = (uint32_t)offsetof(uvs_api, tls_info);
+  CHECK(!UVS_API_HAS(&t, tls_info));
+  CHECK(UVS_API_HAS(&t, rcpt_replace));
+  t.size = (uint32_t)sizeof t;
+  CHECK(UVS_API_HAS(&t, tls_info));
+  t.tls_info = NULL;
+  CHECK(!UVS_API_HAS(&t, tls_info));
+  /* uvs_tls_info starts with the caller's size */
+  CHECK(offsetof(uvs_tls_info, size) == 0);
 #endif
 
   printf("abi %s: %s (uvs_api %u bytes, uvs_plugin_info %u bytes, ABI %d.%d, plugin stamp 1.%d)\n",

@@ -287,6 +287,14 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
     CHECK(P("connect rcpt_count") == "0");
     CHECK(P("connect rcpt_at0") == "(null)");
     CHECK(P("connect tls_active") == "0");
+    // tls_info (1.3) on a plain connection: -ENOENT and the struct left alone; -EINVAL for a
+    // size below the 1.3 struct's, a NULL out or call
+    CHECK(P("connect tls_info") == num(-ENOENT));
+    CHECK(P("connect tls_info_out") == "untouched");
+    CHECK(P("connect tls_info_small") == num(-EINVAL));
+    CHECK(P("connect tls_info_zero") == num(-EINVAL));
+    CHECK(P("connect tls_info_nullout") == num(-EINVAL));
+    CHECK(P("connect tls_info_nullcall") == num(-EINVAL));
     CHECK(P("connect auth_user") == "(null)");
     CHECK(P("connect relay_client") == "0");
     CHECK(P("connect call_param") == "(null)");

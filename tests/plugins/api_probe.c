@@ -9,7 +9,9 @@
  *               argument "errorf" makes init fail through set_errorf with a message of over 600
  *               bytes whose arguments hold '%' signs
  *   pre-connection  peer_ip, send_continuation (-EPERM)
- *   connect     session/peer/local accessors, remote_host, empty transaction accessors,
+ *   connect     session/peer/local accessors (with tls_info (1.3): the result, -EINVAL for a
+ *               NULL call or out and a size too small, the fields when in TLS), remote_host,
+ *               empty transaction accessors,
  *               message accessors outside DATA, register_hook after init (-EPERM),
  *               send_continuation (0, -EINVAL for CRLF), notes (strings, pointers with
  *               destructors, replacing runs the old destructor, type mismatches, bad
@@ -136,6 +138,38 @@ static uvs_verdict on_hook(uvs_call *c, void *ud);
 
 /* ---- common accessors ---------------------------------------------------------------- */
 
+/* tls_info (1.3): the result, the -EINVAL cases, and the fields when the session is in TLS
+ * (keys "<hook> tls_protocol" and so on, for the TLS tests). */
+static void log_tls_info(probe *st, uvs_call *c, const char *h) {
+  if (!UVS_API_HAS(api, tls_info)) return;
+  uvs_tls_info ti;
+  memset(&ti, 0, sizeof ti);
+  ti.size = sizeof ti;
+  ti.protocol = "untouched";
+  int rc = api->tls_info(c, &ti);
+  out(st, c, "%s tls_info=%d", h, rc);
+  if (rc == 0) {
+    out(st, c, "%s tls_protocol=%s", h, S(ti.protocol));
+    out(st, c, "%s tls_cipher=%s", h, S(ti.cipher));
+    out(st, c, "%s tls_bits=%d", h, ti.bits);
+    out(st, c, "%s tls_sni=%s", h, S(ti.sni));
+    out(st, c, "%s tls_client_cert=%d", h, ti.client_cert);
+    out(st, c, "%s tls_client_cert_verified=%d", h, ti.client_cert_verified);
+    out(st, c, "%s tls_client_subject=%s", h, S(ti.client_subject));
+    out(st, c, "%s tls_client_fingerprint=%s", h, S(ti.client_fingerprint_sha256));
+  } else {
+    out(st, c, "%s tls_info_out=%s", h, S(ti.protocol)); /* not written on failure */
+  }
+  uvs_tls_info small;
+  memset(&small, 0, sizeof small);
+  small.size = offsetof(uvs_tls_info, client_fingerprint_sha256); /* one field short */
+  out(st, c, "%s tls_info_small=%d", h, api->tls_info(c, &small));
+  small.size = 0;
+  out(st, c, "%s tls_info_zero=%d", h, api->tls_info(c, &small));
+  out(st, c, "%s tls_info_nullout=%d", h, api->tls_info(c, NULL));
+  out(st, c, "%s tls_info_nullcall=%d", h, api->tls_info(NULL, &ti));
+}
+
 static void log_session(probe *st, uvs_call *c, const char *h) {
   out(st, c, "%s session_id=%s", h, S(api->session_id(c)));
   out(st, c, "%s peer_ip=%s", h, S(api->peer_ip(c)));
@@ -147,6 +181,7 @@ static void log_session(probe *st, uvs_call *c, const char *h) {
   out(st, c, "%s mail_from=%s", h, S(api->mail_from(c)));
   out(st, c, "%s rcpt_count=%d", h, api->rcpt_count(c));
   out(st, c, "%s tls_active=%d", h, api->tls_active(c));
+  log_tls_info(st, c, h);
   out(st, c, "%s auth_user=%s", h, S(api->auth_user(c)));
   out(st, c, "%s relay_client=%d", h, api->relay_client(c));
 }

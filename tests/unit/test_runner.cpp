@@ -12,6 +12,7 @@
 #include "hooks/runner.hpp"
 #include "hooks/services.hpp"
 #include "plugin_host/host.hpp"
+#include "tls/details.hpp"
 
 using namespace uvs;
 
@@ -36,12 +37,14 @@ class FakeHost : public CallHost {
     return 0;
   }
   void unwatch_input() override { watcher = nullptr; }
+  const tls::TlsDetails *tls_details() const override { return tls; }
 
   std::string id = "test", ip = "127.0.0.1";
   std::vector<std::string> rc;
   Notes conn, txn;
   bool relay = false;
   std::function<void(int)> watcher;
+  const tls::TlsDetails *tls = nullptr;
 };
 
 // A handler made of a std::function, registered through a built-in plugin instance.
@@ -134,6 +137,66 @@ TEST_CASE("runner: rcpt_replace reaches the result only with the deciding OK") {
     return UVS_OK;
   });
   CHECK(h.run(UVS_HOOK_MAIL).rcpt_replace.empty());
+}
+
+TEST_CASE("runner: tls_active and tls_info (ABI 1.3) follow the host's TLS details") {
+  Fixture f;
+  f.add("plain", UVS_HOOK_MAIL, [&](uvs_call *c) {
+    CHECK(f.api->tls_active(c) == 0);
+    uvs_tls_info ti{};
+    ti.size = sizeof ti;
+    CHECK(f.api->tls_info(c, &ti) == -ENOENT);
+    CHECK(ti.protocol == nullptr);  // untouched
+    return UVS_DECLINED;
+  });
+  f.run(UVS_HOOK_MAIL);
+
+  tls::TlsDetails d;
+  d.protocol = "TLSv1.3";
+  d.cipher = "TLS_AES_256_GCM_SHA384";
+  d.bits = 256;
+  d.sni = "mx.example.test";
+  d.client_cert_presented = true;
+  d.client_cert_verified = false;
+  d.client_subject = "CN=client.example.test";
+  d.client_fingerprint_sha256 = std::string(64, 'a');
+  Fixture g;
+  g.host.tls = &d;
+  g.add("tls", UVS_HOOK_MAIL, [&](uvs_call *c) {
+    CHECK(g.api->tls_active(c) == 1);
+    uvs_tls_info ti{};
+    ti.size = sizeof ti;
+    REQUIRE(g.api->tls_info(c, &ti) == 0);
+    CHECK(std::string(ti.protocol) == "TLSv1.3");
+    CHECK(std::string(ti.cipher) == "TLS_AES_256_GCM_SHA384");
+    CHECK(ti.bits == 256);
+    CHECK(std::string(ti.sni) == "mx.example.test");
+    CHECK(ti.client_cert == 1);
+    CHECK(ti.client_cert_verified == 0);
+    CHECK(std::string(ti.client_subject) == "CN=client.example.test");
+    CHECK(std::string(ti.client_fingerprint_sha256) == std::string(64, 'a'));
+    CHECK(ti.size == sizeof ti);  // the caller's size stays
+
+    // a bigger struct (a newer plugin): the known fields are filled, the rest left alone
+    struct Bigger {
+      uvs_tls_info base;
+      int later;
+    } big{};
+    big.base.size = sizeof big;
+    big.later = 7;
+    CHECK(g.api->tls_info(c, &big.base) == 0);
+    CHECK(big.base.bits == 256);
+    CHECK(big.later == 7);
+
+    uvs_tls_info small{};
+    small.size = sizeof small - 1;
+    CHECK(g.api->tls_info(c, &small) == -EINVAL);
+    CHECK(small.protocol == nullptr);
+    CHECK(g.api->tls_info(c, nullptr) == -EINVAL);
+    CHECK(g.api->tls_info(nullptr, &ti) == -EINVAL);
+    return UVS_DECLINED;
+  });
+  g.run(UVS_HOOK_MAIL);
 }
 
 TEST_CASE("runner: deny and ok observers fire after each handler") {
