@@ -51,7 +51,20 @@ std::string listen(const std::vector<config::Listen> &v) {
     bool v6 = l.host.find(':') != std::string::npos;
     std::string addr = (v6 ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port);
     out += (i ? ", " : "") + std::string("{ address = ") + str(addr) +
-           ", sync_check = " + boolean(l.sync_check) + " }";
+           ", sync_check = " + boolean(l.sync_check) + ", tls = " + str(l.tls) +
+           ", require_tls = " + boolean(l.require_tls) + " }";
+  }
+  return out + "]";
+}
+
+// [[tls.sni]] entries as an inline array of tables (same meaning, fits under [tls]).
+std::string sni(const std::vector<config::SniPair> &v) {
+  std::string out = "[";
+  for (size_t i = 0; i < v.size(); ++i) {
+    out += (i ? ", " : "") + std::string("{ certificate = ") + str(v[i].certificate) +
+           ", key = " + str(v[i].key);
+    if (!v[i].names.empty()) out += ", names = " + strings(v[i].names);
+    out += " }";
   }
   return out + "]";
 }
@@ -86,6 +99,7 @@ void print_settings(FILE *out, const config::Settings &s, const std::string &ori
   fprintf(out, "\n[timeouts]\n");
   kv("command", num(s.timeout_command));
   kv("data", num(s.timeout_data));
+  kv("tls_handshake", num(s.timeout_tls_handshake));
   kv("min_data_rate", n(s.min_data_rate));
   fprintf(out, "\n[log]\n");
   kv("level", str(s.log_level));
@@ -105,6 +119,20 @@ void print_settings(FILE *out, const config::Settings &s, const std::string &ori
   kv("policy", str(s.bare_newline));
   kv("normalize_networks", strings(s.bare_newline_normalize_networks));
   kv("normalize_relay_clients", boolean(s.bare_newline_normalize_relay_clients));
+  fprintf(out, "\n[tls]\n");
+  const config::TlsSettings &t = s.tls;
+  kv("certificate", str(t.certificate));
+  kv("key", str(t.key));
+  kv("min_protocol", str(t.min_protocol));
+  kv("ciphers", str(t.ciphers));
+  kv("ciphersuites", str(t.ciphersuites));
+  kv("groups", str(t.groups));
+  kv("session_tickets", boolean(t.session_tickets));
+  kv("ticket_key_lifetime", num(t.ticket_key_lifetime));
+  kv("client_certificates", str(t.client_certificates));
+  kv("client_ca", str(t.client_ca));
+  kv("watch", boolean(t.watch));
+  kv("sni", sni(t.sni));
 }
 
 }  // namespace uvs::cli

@@ -54,6 +54,7 @@ class Loader {
   bool load(const toml::table &root, std::string &err) {
     walk_table(root, "", top_handlers());
     check_log_file();
+    check_tls();
     if (errors_.empty()) return true;
     auto &[line, msg] = *errors_.begin();
     err = line > 0 ? file_ + ":" + std::to_string(line) + ": " + msg : file_ + ": " + msg;
@@ -163,6 +164,7 @@ class Loader {
       return error(n, "'" + name + "' entries must be \"host:port\" strings or tables");
     Listen l;
     bool have_address = false, ok = true;
+    uint32_t tls_line = 0, require_line = 0;
     for (auto &&[key, v] : *t) {
       std::string kname = name + "." + std::string(key.str());
       if (key.str() == "address") {
@@ -172,14 +174,15 @@ class Loader {
           error(v, "'" + kname + "' must be a string");
           continue;
         }
-        bool sync = l.sync_check;
-        if (!parse_listen(s->get(), l)) {
+        Listen parsed;
+        if (!parse_listen(s->get(), parsed)) {
           ok = false;
           error(v, "'" + kname + "' '" + s->get() +
                        "' is not a valid address (host:port, [v6]:port or *:port)");
           continue;
         }
-        l.sync_check = sync;
+        l.host = parsed.host;
+        l.port = parsed.port;
         have_address = true;
       } else if (key.str() == "sync_check") {
         const auto *b = v.as_boolean();
@@ -189,6 +192,26 @@ class Loader {
           continue;
         }
         l.sync_check = b->get();
+      } else if (key.str() == "tls") {
+        const auto *m = v.as_string();
+        if (m == nullptr || (m->get() != "none" && m->get() != "starttls" &&
+                             m->get() != "implicit")) {
+          ok = false;
+          error(v, "'" + kname + "' must be one of none, starttls, implicit" +
+                       (m ? " (got '" + m->get() + "')" : std::string()));
+          continue;
+        }
+        l.tls = m->get();
+        tls_line = v.source().begin.line;
+      } else if (key.str() == "require_tls") {
+        const auto *b = v.as_boolean();
+        if (b == nullptr) {
+          ok = false;
+          error(v, "'" + kname + "' must be true or false");
+          continue;
+        }
+        l.require_tls = b->get();
+        require_line = v.source().begin.line;
       } else {
         ok = false;
         error(key.source(), "unknown key '" + kname + "'");
@@ -196,6 +219,15 @@ class Loader {
     }
     if (!ok) return;
     if (!have_address) return error(n, "'" + name + "' table needs an 'address'");
+    if (l.require_tls && l.tls == "none")
+      return error(n.source(), "'" + name + ".require_tls' is true but 'tls' is \"none\" (no "
+                               "message could be accepted)");
+    if (l.require_tls && l.tls == "starttls")
+      need_certificate_.emplace(require_line, "'" + name + ".require_tls' is true but "
+                                              "'tls.certificate' is not set");
+    if (l.tls == "implicit")
+      need_certificate_.emplace(tls_line, "'" + name + ".tls' is \"implicit\" but "
+                                          "'tls.certificate' is not set");
     out.push_back(l);
   }
 
@@ -277,6 +309,101 @@ class Loader {
     };
   }
 
+  // Remembers the line a handler saw, then runs it.
+  Handler at_line(uint32_t &line, Handler h) {
+    return [&line, h = std::move(h)](const toml::node &n, const std::string &name) {
+      line = n.source().begin.line;
+      h(n, name);
+    };
+  }
+
+  // A TOML string that must not be empty (file names, OpenSSL lists).
+  Handler nonempty(std::string &field) {
+    return text(field, [](const std::string &v) -> const char * {
+      return v.empty() ? "must not be empty" : nullptr;
+    });
+  }
+
+  // [[tls.sni]]: tables of certificate, key and optional names.
+  Handler sni_list() {
+    return [this](const toml::node &n, const std::string &name) {
+      const toml::array *a = n.as_array();
+      if (a == nullptr) return error(n, "'" + name + "' must be an array of [[tls.sni]] tables");
+      std::vector<SniPair> out;
+      for (const toml::node &e : *a) {
+        const toml::table *t = e.as_table();
+        if (t == nullptr) {
+          error(e, "'" + name + "' entries must be tables (certificate, key, names)");
+          continue;
+        }
+        if (sni_line_ == 0) sni_line_ = e.source().begin.line;
+        SniPair pair;
+        size_t before = errors_.size();
+        walk_table(*t, name + ".",
+                   {{"certificate", nonempty(pair.certificate)},
+                    {"key", nonempty(pair.key)},
+                    {"names", sni_names(pair.names)}});
+        if (errors_.size() != before) continue;
+        if (pair.certificate.empty() || pair.key.empty()) {
+          error(e, "'" + name + "' entry needs both 'certificate' and 'key'");
+          continue;
+        }
+        out.push_back(std::move(pair));
+      }
+      s_.tls.sni = std::move(out);
+    };
+  }
+
+  Handler sni_names(std::vector<std::string> &field) {
+    return [this, &field](const toml::node &n, const std::string &name) {
+      const toml::array *a = n.as_array();
+      if (a == nullptr || a->empty())
+        return error(n, "'" + name + "' must be a non-empty array of host names (leave it out "
+                                     "to use the certificate's names)");
+      std::vector<std::string> out;
+      for (const toml::node &e : *a) {
+        const auto *v = e.as_string();
+        if (v == nullptr || v->get().empty() || v->get().size() > 255 ||
+            !printable_ascii(v->get(), false)) {
+          error(e, "'" + name + "' entries must be host names (printable ASCII, no spaces)");
+          continue;
+        }
+        out.push_back(v->get());
+      }
+      field = std::move(out);
+    };
+  }
+
+  Handlers tls_handlers() {
+    TlsSettings &t = s_.tls;
+    return {{"certificate", at_line(tls_certificate_line_, text(t.certificate, nullptr))},
+            {"key", at_line(tls_key_line_, text(t.key, nullptr))},
+            {"min_protocol", one_of(t.min_protocol, {"TLSv1.2", "TLSv1.3"})},
+            {"ciphers", nonempty(t.ciphers)},
+            {"ciphersuites", nonempty(t.ciphersuites)},
+            {"groups", nonempty(t.groups)},
+            {"session_tickets", boolean(t.session_tickets)},
+            {"ticket_key_lifetime", seconds(t.ticket_key_lifetime)},
+            {"client_certificates", one_of(t.client_certificates, {"none", "request"})},
+            {"client_ca", text(t.client_ca, nullptr)},
+            {"watch", boolean(t.watch)},
+            {"sni", sni_list()}};
+  }
+
+  // The pair must be whole, and what needs TLS needs the default pair.
+  void check_tls() {
+    const TlsSettings &t = s_.tls;
+    if (!t.certificate.empty() && t.key.empty())
+      errors_.emplace(tls_certificate_line_, "'tls.certificate' is set but 'tls.key' is not");
+    if (t.certificate.empty() && !t.key.empty())
+      errors_.emplace(tls_key_line_, "'tls.key' is set but 'tls.certificate' is not");
+    if (!t.certificate.empty()) return;
+    for (const auto &[line, msg] : need_certificate_) errors_.emplace(line, msg);
+    if (!t.sni.empty())
+      errors_.emplace(sni_line_,
+                      "'tls.sni' pairs need the default pair: 'tls.certificate' is not set");
+  }
+
   Handlers top_handlers() {
     Handlers h;
     h["hostname"] = [this](const toml::node &n, const std::string &name) {
@@ -313,6 +440,7 @@ class Loader {
     h["plugin_dir"] = text(s_.plugin_dir, nullptr);
     h["timeouts"] = sub_table({{"command", seconds(s_.timeout_command)},
                                {"data", seconds(s_.timeout_data)},
+                               {"tls_handshake", seconds(s_.timeout_tls_handshake)},
                                {"min_data_rate", integer(s_.min_data_rate, 0, UINT32_MAX)}});
     h["log"] =
         sub_table({{"level", one_of(s_.log_level, std::vector<std::string>(std::begin(kLogLevels),
@@ -341,6 +469,7 @@ class Loader {
                    {"normalize_networks", cidr_list(s_.bare_newline_normalize_networks)},
                    {"normalize_relay_clients", boolean(s_.bare_newline_normalize_relay_clients)}});
     h["require_queue_plugin"] = boolean(s_.require_queue_plugin);
+    h["tls"] = sub_table(tls_handlers());
     return h;
   }
 
@@ -354,6 +483,8 @@ class Loader {
   const std::string &file_;
   Settings &s_;
   uint32_t log_destination_line_ = 0;
+  uint32_t tls_certificate_line_ = 0, tls_key_line_ = 0, sni_line_ = 0;
+  std::multimap<uint32_t, std::string> need_certificate_;  // listeners that need [tls]
   std::multimap<uint32_t, std::string> errors_;  // line -> message
   bool listen_set_ = false;
   bool hostname_set_ = false;

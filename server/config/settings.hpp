@@ -4,12 +4,18 @@
 #include <string>
 #include <vector>
 
+#include "config/tls_settings.hpp"
+
 namespace uvs::config {
 
 struct Listen {
   std::string host;        // "127.0.0.1", "::1" (no brackets)
   uint16_t port = 2525;    // 0 = pick a free port
   bool sync_check = true;  // RFC 2920 synchronisation enforcement on this listener
+  // "none": plain only; "starttls": STARTTLS offered when [tls] has a certificate (RFC 3207);
+  // "implicit": TLS from the first byte (RFC 8314, port 465), needs a certificate.
+  std::string tls = "starttls";
+  bool require_tls = false;  // MAIL before STARTTLS: 530 5.7.0 (RFC 3207 4)
 };
 
 struct Settings {
@@ -20,6 +26,7 @@ struct Settings {
   uint32_t max_connections_per_ip = 50;
   double timeout_command = 300;          // seconds, RFC 5321 4.5.3.2.7
   double timeout_data = 180;             // seconds: DATA deadline from the 354 (RFC 5321 4.5.3.2.5)
+  double timeout_tls_handshake = 30;     // seconds a TLS handshake may take (STARTTLS, implicit)
   uint32_t min_data_rate = 500;          // bytes/s that extend the DATA deadline; 0 = idle timer
   double hook_timeout = 30;              // seconds a pending plugin call may take -> 451 4.3.0
   double shutdown_grace = 30;            // seconds sessions in DATA get after SIGTERM
@@ -46,6 +53,7 @@ struct Settings {
   std::string log_destination = "stderr";  // stderr | file | syslog
   std::string log_file;                    // destination "file": appended to, reopened on SIGHUP
   std::string log_syslog_facility = "mail";  // destination "syslog": the facility name
+  TlsSettings tls;                         // [tls]: certificates and protocol parameters
   // -- startup checks (cli) --
   bool require_queue_plugin = false;  // no plugin registers `queue`: error instead of warning
 };

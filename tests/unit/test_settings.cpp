@@ -57,6 +57,23 @@ void check_defaults(const Settings &s) {
   CHECK(s.listen[0].host == "127.0.0.1");
   CHECK(s.listen[0].port == 2525);
   CHECK(s.listen[0].sync_check);
+  CHECK(s.listen[0].tls == "starttls");
+  CHECK_FALSE(s.listen[0].require_tls);
+  CHECK(s.timeout_tls_handshake == 30);
+  CHECK(s.tls.certificate.empty());
+  CHECK(s.tls.key.empty());
+  CHECK(s.tls.min_protocol == "TLSv1.2");
+  CHECK(s.tls.ciphers == d.tls.ciphers);
+  CHECK(s.tls.ciphers.find("ECDHE-ECDSA-AES128-GCM-SHA256") == 0);
+  CHECK(s.tls.ciphersuites ==
+        "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256");
+  CHECK(s.tls.groups == "X25519:P-256");
+  CHECK(s.tls.session_tickets);
+  CHECK(s.tls.ticket_key_lifetime == 3600);
+  CHECK(s.tls.client_certificates == "none");
+  CHECK(s.tls.client_ca.empty());
+  CHECK(s.tls.watch);
+  CHECK(s.tls.sni.empty());
   CHECK(s.max_connections == d.max_connections);
   CHECK(s.max_connections == 10000);
   CHECK(s.max_connections_per_ip == 50);
@@ -480,4 +497,177 @@ TEST_CASE("settings: default_settings() equals loading an empty file") {
   check_defaults(d);
   CHECK(d.hostname == host_name());
   CHECK_FALSE(d.require_queue_plugin);
+}
+
+// ---- TLS: [[listen]] tls / require_tls, [tls], [[tls.sni]], timeouts.tls_handshake ----
+
+TEST_CASE("settings: listen tls and require_tls") {
+  Settings s = load_ok(R"(
+[tls]
+certificate = "/etc/uvsmtpd/cert.pem"
+key = "/etc/uvsmtpd/key.pem"
+
+[[listen]]
+address = "127.0.0.1:25"
+
+[[listen]]
+address = "127.0.0.1:465"
+tls = "implicit"
+
+[[listen]]
+address = "127.0.0.1:587"
+require_tls = true
+
+[[listen]]
+tls = "none"
+address = "127.0.0.1:2526"
+sync_check = false
+)");
+  REQUIRE(s.listen.size() == 4);
+  CHECK(s.listen[0].tls == "starttls");
+  CHECK_FALSE(s.listen[0].require_tls);
+  CHECK(s.listen[1].tls == "implicit");
+  CHECK(s.listen[1].port == 465);
+  CHECK(s.listen[2].tls == "starttls");
+  CHECK(s.listen[2].require_tls);
+  CHECK(s.listen[3].tls == "none");  // kept although written before the address
+  CHECK_FALSE(s.listen[3].sync_check);
+  // plain strings (and --listen) get the defaults
+  Settings p = load_ok("listen = [\"127.0.0.1:25\"]\n");
+  CHECK(p.listen[0].tls == "starttls");
+  CHECK_FALSE(p.listen[0].require_tls);
+  Listen l;
+  l.tls = "implicit";
+  l.require_tls = true;
+  REQUIRE(parse_listen("127.0.0.1:7", l));
+  CHECK(l.tls == "starttls");
+  CHECK_FALSE(l.require_tls);
+  // without a certificate a STARTTLS listener is fine (STARTTLS is just not offered)
+  CHECK(load_ok("[[listen]]\naddress = \"127.0.0.1:25\"\ntls = \"starttls\"\n").listen[0].tls ==
+        "starttls");
+}
+
+TEST_CASE("settings: listen tls errors") {
+  CHECK(load_err("[[listen]]\naddress = \"127.0.0.1:25\"\ntls = \"ssl\"\n") ==
+        ":3: 'listen.tls' must be one of none, starttls, implicit (got 'ssl')");
+  CHECK(load_err("[[listen]]\naddress = \"127.0.0.1:25\"\ntls = true\n") ==
+        ":3: 'listen.tls' must be one of none, starttls, implicit");
+  CHECK(load_err("[[listen]]\naddress = \"127.0.0.1:25\"\nrequire_tls = \"yes\"\n") ==
+        ":3: 'listen.require_tls' must be true or false");
+  // implicit TLS and require_tls need [tls] certificate; the error names the key's line
+  CHECK(load_err("[[listen]]\naddress = \"127.0.0.1:465\"\n\ntls = \"implicit\"\n") ==
+        ":4: 'listen.tls' is \"implicit\" but 'tls.certificate' is not set");
+  CHECK(load_err("[[listen]]\naddress = \"127.0.0.1:587\"\nrequire_tls = true\n") ==
+        ":3: 'listen.require_tls' is true but 'tls.certificate' is not set");
+  CHECK(load_err("[[listen]]\naddress = \"127.0.0.1:25\"\ntls = \"none\"\nrequire_tls = true\n") ==
+        ":1: 'listen.require_tls' is true but 'tls' is \"none\" (no message could be accepted)");
+  // require_tls = false needs nothing
+  CHECK(load_err("[[listen]]\naddress = \"127.0.0.1:25\"\nrequire_tls = false\n") == "");
+}
+
+TEST_CASE("settings: every [tls] key") {
+  Settings s = load_ok(R"(
+[timeouts]
+tls_handshake = 12.5
+
+[tls]
+certificate = "certs/rsa.pem"
+key = "certs/rsa.key"
+min_protocol = "TLSv1.3"
+ciphers = "ECDHE-RSA-AES128-GCM-SHA256"
+ciphersuites = "TLS_AES_256_GCM_SHA384"
+groups = "X25519"
+session_tickets = false
+ticket_key_lifetime = 600
+client_certificates = "request"
+client_ca = "certs/ca.pem"
+watch = false
+
+[[tls.sni]]
+certificate = "certs/other.pem"
+key = "certs/other.key"
+names = ["mail.example.org", "*.example.org"]
+
+[[tls.sni]]
+certificate = "certs/third.pem"
+key = "certs/third.key"
+)");
+  CHECK(s.timeout_tls_handshake == 12.5);
+  CHECK(s.tls.certificate == "certs/rsa.pem");
+  CHECK(s.tls.key == "certs/rsa.key");
+  CHECK(s.tls.min_protocol == "TLSv1.3");
+  CHECK(s.tls.ciphers == "ECDHE-RSA-AES128-GCM-SHA256");
+  CHECK(s.tls.ciphersuites == "TLS_AES_256_GCM_SHA384");
+  CHECK(s.tls.groups == "X25519");
+  CHECK_FALSE(s.tls.session_tickets);
+  CHECK(s.tls.ticket_key_lifetime == 600);
+  CHECK(s.tls.client_certificates == "request");
+  CHECK(s.tls.client_ca == "certs/ca.pem");
+  CHECK_FALSE(s.tls.watch);
+  REQUIRE(s.tls.sni.size() == 2);
+  CHECK(s.tls.sni[0].certificate == "certs/other.pem");
+  CHECK(s.tls.sni[0].key == "certs/other.key");
+  CHECK(s.tls.sni[0].names == std::vector<std::string>{"mail.example.org", "*.example.org"});
+  CHECK(s.tls.sni[1].certificate == "certs/third.pem");
+  CHECK(s.tls.sni[1].names.empty());  // the certificate's own names
+  // the files are not opened here (the TLS engine reports them at startup)
+  CHECK(load_ok("[tls]\nmin_protocol = \"TLSv1.2\"\nclient_certificates = \"none\"\n")
+            .tls.min_protocol == "TLSv1.2");
+  // an empty pair is no TLS, not an error
+  CHECK(load_ok("[tls]\ncertificate = \"\"\nkey = \"\"\n").tls.certificate.empty());
+}
+
+TEST_CASE("settings: [tls] errors") {
+  CHECK(load_err("[tls]\nmin_protocol = \"TLSv1.1\"\n") ==
+        ":2: 'tls.min_protocol' must be one of TLSv1.2, TLSv1.3 (got 'TLSv1.1')");
+  CHECK(load_err("[tls]\nmin_protocol = 1.2\n") ==
+        ":2: 'tls.min_protocol' must be a string, one of TLSv1.2, TLSv1.3");
+  CHECK(load_err("[tls]\nclient_certificates = \"require\"\n") ==
+        ":2: 'tls.client_certificates' must be one of none, request (got 'require')");
+  CHECK(load_err("[tls]\ncertificate = \"c.pem\"\n") ==
+        ":2: 'tls.certificate' is set but 'tls.key' is not");
+  CHECK(load_err("[tls]\n\nkey = \"k.pem\"\n") ==
+        ":3: 'tls.key' is set but 'tls.certificate' is not");
+  CHECK(load_err("[tls]\ncertificate = 5\n") == ":2: 'tls.certificate' must be a string");
+  CHECK(load_err("[tls]\nticket_key_lifetime = 0\n") ==
+        ":2: 'tls.ticket_key_lifetime' must be a number > 0 and <= 1e9 (seconds)");
+  CHECK(load_err("[tls]\nticket_key_lifetime = -5\n") ==
+        ":2: 'tls.ticket_key_lifetime' must be a number > 0 and <= 1e9 (seconds)");
+  CHECK(load_err("[timeouts]\ntls_handshake = 0\n") ==
+        ":2: 'timeouts.tls_handshake' must be a number > 0 and <= 1e9 (seconds)");
+  CHECK(load_err("[timeouts]\ntls_handshake = \"30\"\n") ==
+        ":2: 'timeouts.tls_handshake' must be a number");
+  CHECK(load_err("[tls]\nsession_tickets = \"yes\"\n") ==
+        ":2: 'tls.session_tickets' must be true or false");
+  CHECK(load_err("[tls]\nwatch = 1\n") == ":2: 'tls.watch' must be true or false");
+  CHECK(load_err("[tls]\nciphers = \"\"\n") == ":2: 'tls.ciphers' must not be empty");
+  CHECK(load_err("[tls]\nciphersuites = \"\"\n") == ":2: 'tls.ciphersuites' must not be empty");
+  CHECK(load_err("[tls]\ngroups = \"\"\n") == ":2: 'tls.groups' must not be empty");
+  CHECK(load_err("[tls]\nclient_ca = []\n") == ":2: 'tls.client_ca' must be a string");
+  CHECK(load_err("[tls]\ncertificat = \"c.pem\"\n") == ":2: unknown key 'tls.certificat'");
+  CHECK(load_err("tls = \"on\"\n") == ":1: 'tls' must be a table");
+}
+
+TEST_CASE("settings: [[tls.sni]] errors") {
+  const std::string pair = "[tls]\ncertificate = \"c.pem\"\nkey = \"k.pem\"\n";  // lines 1-3
+  // SNI pairs without the default pair
+  CHECK(load_err("\n[[tls.sni]]\ncertificate = \"o.pem\"\nkey = \"o.key\"\n") ==
+        ":2: 'tls.sni' pairs need the default pair: 'tls.certificate' is not set");
+  CHECK(load_err(pair + "[[tls.sni]]\ncertificate = \"o.pem\"\n") ==
+        ":4: 'tls.sni' entry needs both 'certificate' and 'key'");
+  CHECK(load_err(pair + "[[tls.sni]]\nkey = \"o.key\"\n") ==
+        ":4: 'tls.sni' entry needs both 'certificate' and 'key'");
+  CHECK(load_err(pair + "[[tls.sni]]\ncertificate = \"\"\nkey = \"o.key\"\n") ==
+        ":5: 'tls.sni.certificate' must not be empty");
+  CHECK(load_err(pair + "[[tls.sni]]\ncertificate = \"o.pem\"\nkey = \"o.key\"\nnames = []\n") ==
+        ":7: 'tls.sni.names' must be a non-empty array of host names (leave it out to use the "
+        "certificate's names)");
+  CHECK(load_err(pair +
+                 "[[tls.sni]]\ncertificate = \"o.pem\"\nkey = \"o.key\"\nnames = [\"a b\"]\n") ==
+        ":7: 'tls.sni.names' entries must be host names (printable ASCII, no spaces)");
+  CHECK(load_err(pair + "[[tls.sni]]\ncertificate = \"o.pem\"\nkey = \"o.key\"\nname = \"x\"\n") ==
+        ":7: unknown key 'tls.sni.name'");
+  CHECK(load_err(pair + "sni = [\"x\"]\n") ==
+        ":4: 'tls.sni' entries must be tables (certificate, key, names)");
+  CHECK(load_err(pair + "sni = \"x\"\n") == ":4: 'tls.sni' must be an array of [[tls.sni]] tables");
 }
