@@ -253,6 +253,8 @@ toml = {
     'syntax-error': 'hostname = \n',
     'bad-header': '[#]\n[[[1]]]\n',
     'crlf': 'hostname = "x"\r\nmax_errors = 3\r\n',
+    'tls': '[[listen]]\naddress = "*:465"\ntls = "implicit"\n[[listen]]\naddress = "*:587"\nrequire_tls = true\n[timeouts]\ntls_handshake = 10\n[tls]\ncertificate = "c.pem"\nkey = "k.pem"\nmin_protocol = "TLSv1.3"\nciphers = "ECDHE-RSA-AES128-GCM-SHA256"\nciphersuites = "TLS_AES_128_GCM_SHA256"\ngroups = "X25519"\nsession_tickets = false\nticket_key_lifetime = 60\nclient_certificates = "request"\nclient_ca = "ca.pem"\nwatch = false\n[[tls.sni]]\ncertificate = "o.pem"\nkey = "o.key"\nnames = ["mail.example.net"]\n',
+    'tls-bad': '[[listen]]\naddress = "*:465"\ntls = "ssl"\nrequire_tls = 1\n[tls]\nkey = "k.pem"\nmin_protocol = "TLSv1.1"\nticket_key_lifetime = 0\nsni = [{ certificate = "" }, 5]\n',
     'strings': 'spool_dir = \'\'\'\nmulti\'\'\'\nplugin_dir = "\\u00e9"\nuser = "mail"\ngroup = ""\n',
 }
 for k, v in toml.items():

@@ -202,6 +202,17 @@ TEST_CASE("cli: a user or group that does not exist") {
   remove_tree(dir);
 }
 
+TEST_CASE("cli: TLS listeners without [tls] certificate stop --check-config and a start") {
+  std::string dir = make_tree(
+      opts(kQueued, "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"implicit\"\n"));
+  both_refuse(dir, {dir + "/conf/uvsmtpd.toml:5: 'listen.tls' is \"implicit\" but "
+                          "'tls.certificate' is not set"});
+  remove_tree(dir);
+  dir = make_tree(opts(kQueued, "[tls]\ncertificate = \"c.pem\"\n"));
+  both_refuse(dir, {dir + "/conf/uvsmtpd.toml:4: 'tls.certificate' is set but 'tls.key' is not"});
+  remove_tree(dir);
+}
+
 TEST_CASE("cli: a spool directory that is missing or not writable") {
   SUBCASE("missing") {
     std::string dir = make_tree(opts(kQueued));
