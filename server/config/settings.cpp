@@ -194,8 +194,8 @@ class Loader {
         l.sync_check = b->get();
       } else if (key.str() == "tls") {
         const auto *m = v.as_string();
-        if (m == nullptr || (m->get() != "none" && m->get() != "starttls" &&
-                             m->get() != "implicit")) {
+        if (m == nullptr ||
+            (m->get() != "none" && m->get() != "starttls" && m->get() != "implicit")) {
           ok = false;
           error(v, "'" + kname + "' must be one of none, starttls, implicit" +
                        (m ? " (got '" + m->get() + "')" : std::string()));
@@ -220,14 +220,17 @@ class Loader {
     if (!ok) return;
     if (!have_address) return error(n, "'" + name + "' table needs an 'address'");
     if (l.require_tls && l.tls == "none")
-      return error(n.source(), "'" + name + ".require_tls' is true but 'tls' is \"none\" (no "
-                               "message could be accepted)");
+      return error(n.source(), "'" + name +
+                                   ".require_tls' is true but 'tls' is \"none\" (no "
+                                   "message could be accepted)");
     if (l.require_tls && l.tls == "starttls")
-      need_certificate_.emplace(require_line, "'" + name + ".require_tls' is true but "
-                                              "'tls.certificate' is not set");
+      need_certificate_.emplace(require_line, "'" + name +
+                                                  ".require_tls' is true but "
+                                                  "'tls.certificate' is not set");
     if (l.tls == "implicit")
-      need_certificate_.emplace(tls_line, "'" + name + ".tls' is \"implicit\" but "
-                                          "'tls.certificate' is not set");
+      need_certificate_.emplace(tls_line, "'" + name +
+                                              ".tls' is \"implicit\" but "
+                                              "'tls.certificate' is not set");
     out.push_back(l);
   }
 
@@ -358,8 +361,9 @@ class Loader {
     return [this, &field](const toml::node &n, const std::string &name) {
       const toml::array *a = n.as_array();
       if (a == nullptr || a->empty())
-        return error(n, "'" + name + "' must be a non-empty array of host names (leave it out "
-                                     "to use the certificate's names)");
+        return error(n, "'" + name +
+                            "' must be a non-empty array of host names (leave it out "
+                            "to use the certificate's names)");
       std::vector<std::string> out;
       for (const toml::node &e : *a) {
         const auto *v = e.as_string();

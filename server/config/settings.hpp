@@ -53,7 +53,7 @@ struct Settings {
   std::string log_destination = "stderr";  // stderr | file | syslog
   std::string log_file;                    // destination "file": appended to, reopened on SIGHUP
   std::string log_syslog_facility = "mail";  // destination "syslog": the facility name
-  TlsSettings tls;                         // [tls]: certificates and protocol parameters
+  TlsSettings tls;                           // [tls]: certificates and protocol parameters
   // -- startup checks (cli) --
   bool require_queue_plugin = false;  // no plugin registers `queue`: error instead of warning
 };

@@ -203,8 +203,8 @@ TEST_CASE("cli: a user or group that does not exist") {
 }
 
 TEST_CASE("cli: TLS listeners without [tls] certificate stop --check-config and a start") {
-  std::string dir = make_tree(
-      opts(kQueued, "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"implicit\"\n"));
+  std::string dir =
+      make_tree(opts(kQueued, "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"implicit\"\n"));
   both_refuse(dir, {dir + "/conf/uvsmtpd.toml:5: 'listen.tls' is \"implicit\" but "
                           "'tls.certificate' is not set"});
   remove_tree(dir);
@@ -420,11 +420,12 @@ TEST_CASE("cli: with user set, root drops before any plugin init, in --check-con
 }
 
 TEST_CASE("cli: --print-config prints every key; its output is a valid uvsmtpd.toml") {
-  std::string dir = make_tree(opts(kQueued,
-                                   "max_errors = 7\ngreeting = \"say \\\"hi\\\"\"\n"
-                                   "[timeouts]\ncommand = 12.5\ntls_handshake = 7.5\n"
-                                   "[tls]\nmin_protocol = \"TLSv1.3\"\nsession_tickets = false\n"
-                                   "[[listen]]\naddress = \"[::1]:2600\"\nsync_check = false\ntls = \"none\"\n"));
+  std::string dir =
+      make_tree(opts(kQueued,
+                     "max_errors = 7\ngreeting = \"say \\\"hi\\\"\"\n"
+                     "[timeouts]\ncommand = 12.5\ntls_handshake = 7.5\n"
+                     "[tls]\nmin_protocol = \"TLSv1.3\"\nsession_tickets = false\n"
+                     "[[listen]]\naddress = \"[::1]:2600\"\nsync_check = false\ntls = \"none\"\n"));
   RunResult p = run_uvsmtpd({"--print-config", "--config", dir + "/conf"});
   REQUIRE_MESSAGE(p.status == 0, p.output);
   CHECK(has(p.output, "max_errors = 7\n"));
@@ -435,7 +436,9 @@ TEST_CASE("cli: --print-config prints every key; its output is a valid uvsmtpd.t
   CHECK(has(p.output, "\nmin_protocol = \"TLSv1.3\"\n"));
   CHECK(has(p.output, "\nsession_tickets = false\n"));
   CHECK(has(p.output, "\nsni = []\n"));
-  CHECK(has(p.output, "listen = [{ address = \"[::1]:2600\", sync_check = false, tls = \"none\", require_tls = false }]\n"));
+  CHECK(has(p.output,
+            "listen = [{ address = \"[::1]:2600\", sync_check = false, tls = \"none\", "
+            "require_tls = false }]\n"));
   CHECK(has(p.output, "spool_dir = \"" + dir + "/spool\"\n"));
   CHECK(has(p.output, "max_recipients = 1000\n"));  // a default
   // Every key of the shipped conf/uvsmtpd.toml, in its section.
@@ -453,12 +456,16 @@ TEST_CASE("cli: --print-config prints every key; its output is a valid uvsmtpd.t
   // Command-line options are applied.
   RunResult o = run_uvsmtpd({"--print-config", "--config", dir + "/conf", "--listen", "127.0.0.1:7",
                              "--no-sync-check", "--plugin-dir", "/x"});
-  CHECK(has(o.output, "listen = [{ address = \"127.0.0.1:7\", sync_check = false, tls = \"starttls\", require_tls = false }]\n"));
+  CHECK(has(o.output,
+            "listen = [{ address = \"127.0.0.1:7\", sync_check = false, tls = \"starttls\", "
+            "require_tls = false }]\n"));
   CHECK(has(o.output, "plugin_dir = \"/x\"\n"));
   // --print-defaults: the built-in defaults, also a valid file.
   RunResult d = run_uvsmtpd({"--print-defaults"});
   REQUIRE(d.status == 0);
-  CHECK(has(d.output, "listen = [{ address = \"127.0.0.1:2525\", sync_check = true, tls = \"starttls\", require_tls = false }]\n"));
+  CHECK(has(d.output,
+            "listen = [{ address = \"127.0.0.1:2525\", sync_check = true, tls = \"starttls\", "
+            "require_tls = false }]\n"));
   CHECK(has(d.output, "spool_dir = \"var/spool\"\n"));
   CHECK(has(d.output, "require_queue_plugin = false\n"));
   for (const auto &k : shipped)
