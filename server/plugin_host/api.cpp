@@ -1,6 +1,7 @@
 // plugin_host/api.cpp: the uvs_api function table: every entry point plugins call. Each one is
 // noexcept, checks its arguments and returns 0 / a count, or a negative errno.
 #include <cerrno>
+#include <cstddef>
 #include <cstdarg>
 #include <cstdio>
 #include <cstring>
@@ -321,9 +322,12 @@ int api_rcpt_replace(uvs_call *c, const char *const *addrs, int n) noexcept {
   return 0;
 }
 
-// 1.3: the TLS parameters. The smallest size a caller may pass is the 1.3 struct (later minors
-// keep that minimum); fields past the server's own struct are left as the caller set them.
-constexpr size_t kTlsInfoMinSize = sizeof(uvs_tls_info);
+// 1.3: the TLS parameters. The smallest size a caller may pass is the 1.3 struct: up to its last
+// field, which stays the minimum when later minors append; fields past the server's own struct
+// are left as the caller set them.
+constexpr size_t kTlsInfoMinSize =
+    offsetof(uvs_tls_info, client_fingerprint_sha256) + sizeof(const char *);
+static_assert(kTlsInfoMinSize <= sizeof(uvs_tls_info));
 int api_tls_info(const uvs_call *c, uvs_tls_info *out) noexcept {
   if (!c || !out || out->size < kTlsInfoMinSize) return -EINVAL;
   const tls::TlsDetails *d = c->host->tls_details();
