@@ -1,0 +1,69 @@
+// tls/stream.hpp: one server-side TLS connection over memory BIOs (no sockets): ciphertext
+// from the peer goes in through feed(), plaintext comes out for the session, and whatever
+// TLS must send (handshake, tickets, alerts, encrypted data) comes out as wire bytes for
+// the transport to write.
+#pragma once
+#include <memory>
+#include <string>
+#include <string_view>
+
+#include <openssl/ssl.h>
+
+namespace uvs::tls {
+
+class TlsContext;
+
+// Filled when the handshake completes.
+struct TlsDetails {
+  std::string protocol;  // "TLSv1.3"
+  std::string cipher;    // "TLS_AES_256_GCM_SHA384" (OpenSSL names for TLS 1.2 suites)
+  int bits = 0;          // 256
+  std::string sni;       // the client's server name, "" if none
+  bool client_cert_presented = false;
+  bool client_cert_verified = false;  // the chain verified against client_ca
+  std::string client_subject;         // RFC 2253 ("CN=client,O=Example")
+  std::string client_fingerprint_sha256;  // 64 hex digits, lower case, no colons
+  bool resumed = false;                   // session resumed from a ticket
+};
+
+class TlsStream {
+ public:
+  enum class Status {
+    ok,              // nothing special (more input may be needed)
+    handshake_done,  // the handshake completed in this call (reported once)
+    closed,          // the peer sent close_notify
+    error,           // fatal; error_reason() says why, wire_out may hold an alert
+  };
+
+  explicit TlsStream(std::shared_ptr<const TlsContext> ctx);
+  ~TlsStream();
+  TlsStream(const TlsStream &) = delete;
+  TlsStream &operator=(const TlsStream &) = delete;
+
+  // Ciphertext in; plaintext for the session appended to plain_out (records that follow the
+  // handshake in the same input included), bytes to send appended to wire_out.
+  Status feed(const char *p, size_t n, std::string &plain_out, std::string &wire_out);
+  // Encrypts plain into wire_out. 0, -ENOTCONN before the handshake or after close/error,
+  // -EIO when OpenSSL fails (error_reason() says why).
+  int encrypt(std::string_view plain, std::string &wire_out);
+  // Our close_notify (once) into wire_out.
+  void close_notify(std::string &wire_out);
+
+  bool handshake_done() const { return done_; }
+  const TlsDetails &details() const { return details_; }
+  const std::string &error_reason() const { return reason_; }
+
+ private:
+  void drain(std::string &wire_out);
+  void fill_details();
+  Status fail(int ret, const char *fallback);
+  void trim_bios(size_t fed);
+
+  std::shared_ptr<const TlsContext> ctx_;
+  SSL *ssl_ = nullptr;
+  bool done_ = false, closed_ = false, failed_ = false, shutdown_sent_ = false;
+  TlsDetails details_;
+  std::string reason_;
+};
+
+}  // namespace uvs::tls
