@@ -16,8 +16,8 @@ struct SniPair {
 };
 
 struct TlsSettings {
-  std::string certificate;              // PEM chain, leaf first; "" = no TLS
-  std::string key;                      // PEM private key
+  std::string certificate;               // PEM chain, leaf first; "" = no TLS
+  std::string key;                       // PEM private key
   std::string min_protocol = "TLSv1.2";  // "TLSv1.2" | "TLSv1.3"
   // TLS 1.2 cipher list (OpenSSL syntax): forward-secret AEAD suites only.
   std::string ciphers =
@@ -30,10 +30,10 @@ struct TlsSettings {
       "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
   std::string groups = "X25519:P-256";
   bool session_tickets = true;
-  uint32_t ticket_key_lifetime = 3600;         // seconds a ticket key encrypts new tickets
-  std::string client_certificates = "none";    // "none" | "request"
-  std::string client_ca;                       // PEM CA bundle for client certificates
-  bool watch = true;                           // reload when a file changes
+  uint32_t ticket_key_lifetime = 3600;       // seconds a ticket key encrypts new tickets
+  std::string client_certificates = "none";  // "none" | "request"
+  std::string client_ca;                     // PEM CA bundle for client certificates
+  bool watch = true;                         // reload when a file changes
   std::vector<SniPair> sni;
 
   bool enabled() const { return !certificate.empty(); }

@@ -35,7 +35,9 @@ bool readable(const std::string &path, std::string &err) {
 
 // Client certificates are asked for, never required: the chain's verification result is
 // recorded (SSL_get_verify_result) and the handshake goes on.
-int accept_any(int, X509_STORE_CTX *) { return 1; }
+int accept_any(int, X509_STORE_CTX *) {
+  return 1;
+}
 
 // The certificate's DNS names: subjectAltName dNSName entries, or the subject CN when the
 // certificate has none (lower case).
@@ -145,14 +147,16 @@ SSL_CTX *build_ctx(const config::TlsSettings &s, const std::string &cert, const 
 
 }  // namespace
 
-std::shared_ptr<TlsContext> TlsContext::load(const config::TlsSettings &settings,
-                                             std::string &err, std::shared_ptr<TicketKeys> keys) {
+std::shared_ptr<TlsContext> TlsContext::load(const config::TlsSettings &settings, std::string &err,
+                                             std::shared_ptr<TicketKeys> keys) {
   if (settings.certificate.empty()) {
     err = "tls: no certificate given";
     return nullptr;
   }
-  if (!keys) keys = std::make_shared<TicketKeys>(settings.ticket_key_lifetime);
-  else keys->set_lifetime(settings.ticket_key_lifetime);
+  if (!keys)
+    keys = std::make_shared<TicketKeys>(settings.ticket_key_lifetime);
+  else
+    keys->set_lifetime(settings.ticket_key_lifetime);
   std::shared_ptr<TlsContext> c(new TlsContext());
   c->settings_ = settings;
   c->keys_ = keys;
@@ -168,7 +172,8 @@ std::shared_ptr<TlsContext> TlsContext::load(const config::TlsSettings &settings
     for (const std::string &n : p.names) {
       std::string l = lower(n);
       if (!l.empty() && l.back() == '.') l.pop_back();
-      if (l.empty() || (l.find('*') != std::string::npos && !wildcard_match(l, "x" + l.substr(1)))) {
+      if (l.empty() ||
+          (l.find('*') != std::string::npos && !wildcard_match(l, "x" + l.substr(1)))) {
         err = "tls: " + p.certificate + ": name \"" + n +
               "\" is not a host name or a *.domain wildcard";
         return nullptr;

@@ -19,7 +19,9 @@ struct TlsStore::Poll {
 
 TlsStore::TlsStore(uv_loop_t *loop) : loop_(loop), debounce_(loop) {}
 
-TlsStore::~TlsStore() { stop(); }
+TlsStore::~TlsStore() {
+  stop();
+}
 
 std::shared_ptr<const TlsContext> TlsStore::current() const {
   std::lock_guard<std::mutex> g(mu_);
@@ -89,8 +91,7 @@ void TlsStore::watch(const config::TlsSettings &settings) {
           if (p->store) p->store->on_change();
         },
         f.c_str(), poll_ms_);
-    if (rc != 0)
-      UVS_LOG(log::warning, "", "tls: cannot watch %s: %s", f.c_str(), uv_strerror(rc));
+    if (rc != 0) UVS_LOG(log::warning, "", "tls: cannot watch %s: %s", f.c_str(), uv_strerror(rc));
     polls_.push_back(p);
   }
 }

@@ -213,7 +213,8 @@ void TlsStream::fill_details() {
   }
   unsigned char md[EVP_MAX_MD_SIZE];
   unsigned len = 0;
-  if (X509_digest(peer, EVP_sha256(), md, &len) == 1) details_.client_fingerprint_sha256 = hex(md, len);
+  if (X509_digest(peer, EVP_sha256(), md, &len) == 1)
+    details_.client_fingerprint_sha256 = hex(md, len);
   ERR_clear_error();
 }
 

@@ -20,8 +20,8 @@ struct TlsDetails {
   int bits = 0;          // 256
   std::string sni;       // the client's server name, "" if none
   bool client_cert_presented = false;
-  bool client_cert_verified = false;  // the chain verified against client_ca
-  std::string client_subject;         // RFC 2253 ("CN=client,O=Example")
+  bool client_cert_verified = false;      // the chain verified against client_ca
+  std::string client_subject;             // RFC 2253 ("CN=client,O=Example")
   std::string client_fingerprint_sha256;  // 64 hex digits, lower case, no colons
   bool resumed = false;                   // session resumed from a ticket
 };

@@ -18,8 +18,7 @@ int ex_index() {
 }  // namespace
 
 TicketKeys::TicketKeys(uint32_t lifetime_seconds)
-    : lifetime_(lifetime_seconds ? lifetime_seconds : 1),
-      clock_([] { return ::time(nullptr); }) {}
+    : lifetime_(lifetime_seconds ? lifetime_seconds : 1), clock_([] { return ::time(nullptr); }) {}
 
 void TicketKeys::set_lifetime(uint32_t seconds) {
   std::lock_guard<std::mutex> g(mu_);
@@ -67,8 +66,7 @@ void TicketKeys::install(SSL_CTX *ctx) {
 int TicketKeys::callback(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
                          EVP_MAC_CTX *hctx, int enc) {
   // OpenSSL calls the callback of the session context (the one the SSL was made from).
-  auto *self =
-      static_cast<TicketKeys *>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index()));
+  auto *self = static_cast<TicketKeys *>(SSL_CTX_get_ex_data(SSL_get_SSL_CTX(ssl), ex_index()));
   if (!self) return enc ? -1 : 0;
   return self->on_ticket(name, iv, cctx, hctx, enc);
 }
