@@ -329,6 +329,23 @@ TEST_CASE("tls: TLS 1.2 handshake with the intermediate cipher list") {
   CHECK(r.server_plain == "QUIT\r\n");
 }
 
+TEST_CASE("tls: a TLS 1.2 client's renegotiation is refused") {
+  auto ctx = load_ok(base());
+  TlsStream s(ctx);
+  Client c({.max = TLS1_2_VERSION});
+  pump(s, c);
+  REQUIRE(s.handshake_done());
+  REQUIRE(SSL_renegotiate(c.ssl) == 1);
+  SSL_do_handshake(c.ssl);  // sends a new ClientHello
+  std::string hello = c.out(), plain, wire;
+  REQUIRE_FALSE(hello.empty());
+  Status st = s.feed(hello.data(), hello.size(), plain, wire);
+  CHECK(st == Status::ok);  // refused with a warning alert; the session goes on
+  CHECK_FALSE(wire.empty());
+  CHECK(wire[0] == 21);  // an alert record, not a ServerHello (22)
+  CHECK(plain.empty());
+}
+
 TEST_CASE("tls: old protocols and ciphers are refused with a one-line reason") {
   auto ctx = load_ok(base());
   SUBCASE("TLS 1.1") {
@@ -529,6 +546,17 @@ TEST_CASE("tls: session tickets resume across a rotation of the ticket key") {
     CHECK_FALSE(resumes(sess));
     SSL_SESSION_free(sess);
   }
+  SUBCASE("explicit rotation, TLS 1.2 (RFC 5077 tickets)") {
+    SSL_CTX_set_max_proto_version(holder.ctx, TLS1_2_VERSION);
+    SSL_SESSION *sess = first_session();
+    CHECK(SSL_SESSION_get_protocol_version(sess) == TLS1_2_VERSION);
+    CHECK(resumes(sess));
+    ctx->ticket_keys()->rotate();
+    CHECK(resumes(sess));
+    ctx->ticket_keys()->rotate();
+    CHECK_FALSE(resumes(sess));
+    SSL_SESSION_free(sess);
+  }
   SUBCASE("rotation by age") {
     time_t now = 1000000;
     ctx->ticket_keys()->set_clock([&] { return now; });
@@ -641,6 +669,49 @@ TEST_CASE("tls: the watcher reloads after a file is replaced by rename") {
     store.stop();
   }
   // stop() let go of every handle: the loop has nothing left to run.
+  CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
+  CHECK(uv_loop_close(&loop) == 0);
+}
+
+TEST_CASE("tls: the watcher follows a symbolic link that is replaced (certbot's live/ links)") {
+  unit::TmpDir live;
+  live.mkdir("archive");
+  for (const char *f : {"mx.pem", "mx.key", "mx2.pem", "mx2.key"})
+    fs::copy_file(certs().p(f), live.dir + "/archive/" + f);
+  fs::create_symlink("archive/mx.pem", live.dir + "/cert.pem");
+  fs::create_symlink("archive/mx.key", live.dir + "/key.pem");
+  TlsSettings st;
+  st.certificate = live.dir + "/cert.pem";
+  st.key = live.dir + "/key.pem";
+
+  uv_loop_t loop;
+  uv_loop_init(&loop);
+  {
+    TlsStore store(&loop);
+    store.set_watch_timing(50, 200);
+    REQUIRE(store.reload(st));
+    auto first = store.current();
+    auto wait_for = [&](auto pred, double seconds) {
+      auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(seconds);
+      while (!pred() && std::chrono::steady_clock::now() < end) {
+        uv_run(&loop, UV_RUN_NOWAIT);
+        uv_sleep(10);
+      }
+      return pred();
+    };
+    wait_for([] { return false; }, 0.2);
+    for (const char *f : {"key", "cert"}) {
+      std::string link = live.dir + "/" + f + ".pem";
+      fs::create_symlink(std::string("archive/mx2.") + (f[0] == 'k' ? "key" : "pem"),
+                         link + ".new");
+      fs::rename(link + ".new", link);
+    }
+    CHECK(wait_for([&] { return store.current() != first; }, 5.0));
+    X509 *x = SSL_CTX_get0_certificate(store.current()->ssl_ctx());
+    CHECK(ASN1_INTEGER_get(X509_get0_serialNumber(x)) == 11);
+    CHECK(store.last_error().empty());
+    store.stop();
+  }
   CHECK(uv_run(&loop, UV_RUN_DEFAULT) == 0);
   CHECK(uv_loop_close(&loop) == 0);
 }
