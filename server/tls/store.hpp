@@ -39,7 +39,7 @@ class TlsStore {
   void stop();
 
   // Watcher timing (ms): how often each file is stat()ed and how long changes must settle
-  // before the reload. Defaults 1000 and 1000.
+  // before the reload. Defaults 1000 and 1000; applies to watches started afterwards.
   void set_watch_timing(unsigned poll_ms, unsigned debounce_ms);
 
  private:

@@ -31,7 +31,8 @@ class TlsStream {
   enum class Status {
     ok,              // nothing special (more input may be needed)
     handshake_done,  // the handshake completed in this call (reported once)
-    closed,          // the peer sent close_notify
+    closed,          // the peer sent close_notify (when that comes in the same input as the
+                     // end of the handshake, handshake_done is returned and peer_closed() is set)
     error,           // fatal; error_reason() says why, wire_out may hold an alert
   };
 
@@ -50,6 +51,7 @@ class TlsStream {
   void close_notify(std::string &wire_out);
 
   bool handshake_done() const { return done_; }
+  bool peer_closed() const { return closed_; }
   const TlsDetails &details() const { return details_; }
   const std::string &error_reason() const { return reason_; }
 

@@ -403,6 +403,25 @@ TEST_CASE("tls: records that follow the client's Finished in the same input are 
   CHECK(plain == "MAIL FROM:<a@example.org>\r\n");
 }
 
+TEST_CASE("tls: data followed by the peer's close_notify in one input") {
+  auto ctx = load_ok(base());
+  TlsStream s(ctx);
+  Client c({});
+  pump(s, c);
+  REQUIRE(s.handshake_done());
+  c.write("QUIT\r\n");
+  SSL_shutdown(c.ssl);
+  std::string in = c.out(), plain, wire;
+  CHECK(s.feed(in.data(), in.size(), plain, wire) == Status::closed);
+  CHECK(plain == "QUIT\r\n");
+  CHECK(s.peer_closed());
+  CHECK(s.feed("x", 1, plain, wire) == Status::closed);
+  // Our answer to it.
+  wire.clear();
+  s.close_notify(wire);
+  CHECK_FALSE(wire.empty());
+}
+
 TEST_CASE("tls: client certificates are requested and reported, never required") {
   TlsSettings st = base();
   st.client_certificates = "request";
