@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cerrno>
 
+#include <openssl/buffer.h>
 #include <openssl/err.h>
 #include <openssl/evp.h>
 #include <openssl/x509.h>
@@ -186,6 +187,16 @@ void TlsStream::close_notify(std::string &wire_out) {
   SSL_shutdown(ssl_);
   ERR_clear_error();
   drain(wire_out);
+}
+
+size_t TlsStream::buffer_capacity() const {
+  if (!ssl_) return 0;
+  size_t total = 0;
+  for (BIO *b : {SSL_get_rbio(ssl_), SSL_get_wbio(ssl_)}) {
+    BUF_MEM *m = nullptr;
+    if (b && BIO_get_mem_ptr(b, &m) == 1 && m) total += m->max;
+  }
+  return total;
 }
 
 void TlsStream::fill_details() {

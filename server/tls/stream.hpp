@@ -53,6 +53,9 @@ class TlsStream {
   bool handshake_done() const { return done_; }
   bool peer_closed() const { return closed_; }
   const TlsDetails &details() const { return details_; }
+  // Bytes allocated by the two memory buffers between the transport and OpenSSL (OpenSSL's
+  // own record buffers are released while idle and not counted).
+  size_t buffer_capacity() const;
   const std::string &error_reason() const { return reason_; }
 
  private:
