@@ -387,7 +387,7 @@ class Loader {
             {"ciphersuites", nonempty(t.ciphersuites)},
             {"groups", nonempty(t.groups)},
             {"session_tickets", boolean(t.session_tickets)},
-            {"ticket_key_lifetime", seconds(t.ticket_key_lifetime)},
+            {"ticket_key_lifetime", integer(t.ticket_key_lifetime, 1, 1000000000)},
             {"client_certificates", one_of(t.client_certificates, {"none", "request"})},
             {"client_ca", text(t.client_ca, nullptr)},
             {"watch", boolean(t.watch)},

@@ -1,23 +1,25 @@
-// config/tls_settings.hpp: the [tls] table of uvsmtpd.toml (certificates, protocol, ciphers,
-// tickets, client certificates), alone so the TLS engine can include it without the rest.
+// config/tls_settings.hpp: the [tls] section of uvsmtpd.toml as a plain struct (parsed in
+// settings.cpp, used by tls/context.cpp). Paths are as written, relative to the working
+// directory. Defaults follow Mozilla's "intermediate" server profile (TLS 1.2 and 1.3).
 #pragma once
+#include <cstdint>
 #include <string>
 #include <vector>
 
 namespace uvs::config {
 
-// A [[tls.sni]] entry: one more certificate/key pair, chosen by the client's SNI name.
+// One more certificate/key pair, chosen when the client's SNI name matches one of `names`.
 struct SniPair {
   std::string certificate;         // PEM chain, leaf first
   std::string key;                 // PEM private key
-  std::vector<std::string> names;  // empty: the certificate's DNS names
+  std::vector<std::string> names;  // "mail.example.org", "*.example.org"; empty = the SAN DNS names
 };
 
 struct TlsSettings {
-  std::string certificate;  // PEM chain, leaf first; "" = no TLS (STARTTLS not advertised)
-  std::string key;          // PEM private key
+  std::string certificate;               // PEM chain, leaf first; "" = no TLS
+  std::string key;                       // PEM private key
   std::string min_protocol = "TLSv1.2";  // "TLSv1.2" | "TLSv1.3"
-  // TLS 1.2 cipher list: Mozilla's "intermediate" configuration (OpenSSL names).
+  // TLS 1.2 cipher list (OpenSSL syntax): forward-secret AEAD suites only.
   std::string ciphers =
       "ECDHE-ECDSA-AES128-GCM-SHA256:ECDHE-RSA-AES128-GCM-SHA256:"
       "ECDHE-ECDSA-AES256-GCM-SHA384:ECDHE-RSA-AES256-GCM-SHA384:"
@@ -28,11 +30,13 @@ struct TlsSettings {
       "TLS_AES_128_GCM_SHA256:TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256";
   std::string groups = "X25519:P-256";
   bool session_tickets = true;
-  double ticket_key_lifetime = 3600;  // seconds a ticket key encrypts new tickets (then rotated)
-  std::string client_certificates = "none";  // "none" | "request" (verified, never required)
+  uint32_t ticket_key_lifetime = 3600;       // seconds a ticket key encrypts new tickets
+  std::string client_certificates = "none";  // "none" | "request"
   std::string client_ca;                     // PEM CA bundle for client certificates
-  bool watch = true;  // reload the pairs when a file changes (SIGHUP always reloads)
+  bool watch = true;                         // reload when a file changes
   std::vector<SniPair> sni;
+
+  bool enabled() const { return !certificate.empty(); }
 };
 
 }  // namespace uvs::config

@@ -14,6 +14,7 @@ struct TlsDetails {
   bool client_cert_verified = false;      // and it verified against tls.client_ca
   std::string client_subject;             // one line (RFC 2253); "" without a certificate
   std::string client_fingerprint_sha256;  // SHA-256 of the DER, lower-case hex, no colons
+  bool resumed = false;                   // the session was resumed from a ticket
 };
 
 }  // namespace uvs::tls

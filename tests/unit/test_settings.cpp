@@ -630,9 +630,11 @@ TEST_CASE("settings: [tls] errors") {
         ":3: 'tls.key' is set but 'tls.certificate' is not");
   CHECK(load_err("[tls]\ncertificate = 5\n") == ":2: 'tls.certificate' must be a string");
   CHECK(load_err("[tls]\nticket_key_lifetime = 0\n") ==
-        ":2: 'tls.ticket_key_lifetime' must be a number > 0 and <= 1e9 (seconds)");
+        ":2: 'tls.ticket_key_lifetime' must be between 1 and 1000000000");
   CHECK(load_err("[tls]\nticket_key_lifetime = -5\n") ==
-        ":2: 'tls.ticket_key_lifetime' must be a number > 0 and <= 1e9 (seconds)");
+        ":2: 'tls.ticket_key_lifetime' must be between 1 and 1000000000");
+  CHECK(load_err("[tls]\nticket_key_lifetime = 1.5\n") ==
+        ":2: 'tls.ticket_key_lifetime' must be an integer");
   CHECK(load_err("[timeouts]\ntls_handshake = 0\n") ==
         ":2: 'timeouts.tls_handshake' must be a number > 0 and <= 1e9 (seconds)");
   CHECK(load_err("[timeouts]\ntls_handshake = \"30\"\n") ==
