@@ -11,7 +11,7 @@
 
 #include "dns/resolver.hpp"
 #include "hooks/services.hpp"
-#include "plugin_host/host.hpp"
+#include "config/generation.hpp"
 #include "util/timer.hpp"
 
 namespace uvs {

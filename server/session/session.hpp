@@ -13,7 +13,7 @@
 #include "hooks/replies.hpp"
 #include "hooks/runner.hpp"
 #include "log/events.hpp"
-#include "plugin_host/host.hpp"
+#include "config/generation.hpp"
 #include "session/hop_counter.hpp"
 #include "smtp/command.hpp"
 #include "smtp/data_reader.hpp"
