@@ -33,7 +33,7 @@ TcpConnection::TcpConnection(uv_loop_t *loop) : loop_(loop), h_(new Handle) {
 }
 
 TcpConnection::~TcpConnection() {
-  if (!h_) return;  // closed, and the handle freed in its close callback
+  if (!h_) return;      // closed, and the handle freed in its close callback
   h_->owner = nullptr;  // callbacks still to come (cancelled writes, close) find no owner
   if (!closed_)
     uv_close(h_->handle(), [](uv_handle_t *h) { delete static_cast<Handle *>(h->data); });

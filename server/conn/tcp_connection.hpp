@@ -13,7 +13,7 @@ namespace uvs {
 
 class TcpConnection final : public Connection {
  public:
-  static constexpr uint64_t kLingerMs = 2000;      // after the last reply: read and drop, then close
+  static constexpr uint64_t kLingerMs = 2000;  // after the last reply: read and drop, then close
   static constexpr uint64_t kCloseDrainMs = 2000;  // graceful close: time the last writes get
 
   explicit TcpConnection(uv_loop_t *loop);
@@ -57,7 +57,7 @@ class TcpConnection final : public Connection {
   int peer_port_ = 0, local_port_ = 0;
   bool reading_ = false;
   bool eof_ = false;
-  bool graceful_ = false;   // close_gracefully() called: the connection handles the rest
+  bool graceful_ = false;    // close_gracefully() called: the connection handles the rest
   bool write_shut_ = false;  // the shutdown has been started
   bool closed_ = false;
   size_t writes_in_flight_ = 0;

@@ -92,7 +92,7 @@ class Session final : public CallHost, private ConnectionEvents {
   void close_after(const Reply &r);  // reply, then close gracefully
   void begin_close();
   void hard_close();
-  void release();  // stops timers, lookups and hooks (closing, closed, destroyed)
+  void release();         // stops timers, lookups and hooks (closing, closed, destroyed)
   void arm_idle_timer();  // command: a fresh deadline; DATA: runs the DATA clock
   void on_idle_timeout();
   void sync_data_clock();  // DATA: the clock runs exactly while the session is not held
@@ -205,7 +205,7 @@ class Session final : public CallHost, private ConnectionEvents {
   bool shutting_down_ = false;
   bool disconnected_ = false;  // the disconnect hook ran (or never will: refused)
 
-  Timer idle_timer_;     // the command deadline, or the DATA deadline (data_clock_)
+  Timer idle_timer_;  // the command deadline, or the DATA deadline (data_clock_)
   DataClock data_clock_;
   log::SessionCounters counters_;  // commands and accepted messages, for log_session_end()
 };

@@ -26,7 +26,7 @@ struct Session::CommandSpec {
   // RFC 2920 3.1: MAIL, RCPT and RSET may stand anywhere in a pipelining group; every other
   // command must end it (after HELO, every command does: no PIPELINING was offered).
   bool ends_group;
-  unsigned allowed;  // Dialogue bits where it may run; elsewhere 503 5.5.1 with:
+  unsigned allowed;       // Dialogue bits where it may run; elsewhere 503 5.5.1 with:
   const char *too_early;  // ...this text before the dialogue got there
   const char *too_late;   // ...this text after it
   void (Session::*handler)(const Command &);
@@ -49,8 +49,8 @@ const Session::CommandSpec Session::kCommands[] = {
 };
 
 const Session::CommandSpec Session::kUnknownCommand = {
-    nullptr, UVS_HOOK_UNRECOGNIZED_COMMAND, true, anywhere, nullptr, nullptr,
-    &Session::cmd_unknown};
+    nullptr, UVS_HOOK_UNRECOGNIZED_COMMAND, true, anywhere, nullptr,
+    nullptr, &Session::cmd_unknown};
 
 const Session::CommandSpec *Session::find_command(const std::string &verb) {
   for (const CommandSpec &c : kCommands)
@@ -259,8 +259,9 @@ void Session::cmd_rcpt(const Command &c) {
                       txn_.id().c_str(), log::printable(addr).c_str());
     for (std::string &t : added) {
       if (replaced)
-        log::format_txn(log::info, id_, txn_.id(), "%s: to=<%s> orig_to=<%s> by %s", txn_.id().c_str(),
-                        log::printable(t).c_str(), log::printable(addr).c_str(), r.plugin.c_str());
+        log::format_txn(log::info, id_, txn_.id(), "%s: to=<%s> orig_to=<%s> by %s",
+                        txn_.id().c_str(), log::printable(t).c_str(), log::printable(addr).c_str(),
+                        r.plugin.c_str());
       else
         log::format_txn(log::info, id_, txn_.id(), "%s: to=<%s>", txn_.id().c_str(),
                         log::printable(t).c_str());

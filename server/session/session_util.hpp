@@ -6,7 +6,6 @@
 
 namespace uvs {
 
-
 // 12 hex digits, unique within the process, unpredictable across restarts.
 std::string make_session_id(uint64_t serial);
 // A queue id, unique within the process: the time in microseconds (10 base-31 digits) and a

@@ -7,8 +7,8 @@
 
 namespace uvs {
 
-void Transaction::open(std::string mail_from, std::vector<smtp::EsmtpParam> params,
-                       bool smtputf8, bool body_8bit) {
+void Transaction::open(std::string mail_from, std::vector<smtp::EsmtpParam> params, bool smtputf8,
+                       bool body_8bit) {
   open_ = true;
   id_ = make_queue_id();
   mail_from_ = std::move(mail_from);

@@ -21,7 +21,9 @@ using namespace uvs;
 namespace {
 
 using Fn = std::function<uvs_verdict(uvs_call *)>;
-uvs_verdict thunk(uvs_call *c, void *ud) { return (*static_cast<Fn *>(ud))(c); }
+uvs_verdict thunk(uvs_call *c, void *ud) {
+  return (*static_cast<Fn *>(ud))(c);
+}
 
 struct SessionFixture {
   unit::TmpDir spool;
@@ -179,9 +181,10 @@ TEST_CASE("session: input behind a group-ending command is 554 5.5.0 and the end
     SessionFixture f;
     f.start();
     f.say("EHLO c\r\n");
-    CHECK(f.say("MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\nSubject: x\r\n") ==
-          "250 2.1.0 <a@example.test>, sender OK\r\n250 2.1.5 <b@example.test>, recipient ok\r\n" +
-              kSync);
+    CHECK(
+        f.say("MAIL FROM:<a@example.test>\r\nRCPT TO:<b@example.test>\r\nDATA\r\nSubject: x\r\n") ==
+        "250 2.1.0 <a@example.test>, sender OK\r\n250 2.1.5 <b@example.test>, recipient ok\r\n" +
+            kSync);
   }
   SUBCASE("after HELO every command ends its group (no PIPELINING offered)") {
     SessionFixture f;
