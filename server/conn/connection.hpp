@@ -17,8 +17,8 @@ namespace uvs {
 
 class ConnectionEvents {
  public:
-  // Bytes from the peer (plaintext once TLS is on). Only while reading is on, or while the
-  // connection lingers after close_gracefully() (then they are dropped, never delivered).
+  // Bytes from the peer (plaintext once TLS is on), only while reading is on. After
+  // close_gracefully() the connection reads and drops input itself: nothing is delivered.
   virtual void on_data(const char *p, size_t n) = 0;
   // No more bytes will come: UV_EOF, or a read error (< 0, a libuv error code). Not delivered
   // once close_gracefully() was called (the connection handles EOF itself then).
