@@ -8,7 +8,8 @@
 #include "log/log.hpp"
 #include "log/setup.hpp"
 #include "session/session.hpp"
-#include "session/session_data.hpp"
+#include "conn/tcp_connection.hpp"
+#include "util/sockaddr.hpp"
 
 namespace uvs {
 
@@ -23,6 +24,10 @@ Server::Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reload
   } else {
     log::format(log::err, "", "", "DNS resolver unavailable: %s", err.c_str());
   }
+  session_ctx_.loop = loop_;
+  session_ctx_.services = &services_;
+  session_ctx_.resolver = resolver();
+  session_ctx_.closed = [this](Session *s) { session_closed(s); };
   uv_signal_init(loop_, &sig_term_);
   uv_signal_init(loop_, &sig_int_);
   uv_signal_init(loop_, &sig_hup_);
@@ -139,11 +144,10 @@ void Server::on_connection(uv_stream_t *stream, int status) {
 }
 
 void Server::accept_one(Listener *l) {
-  auto *s = new Session(*this, gen_, l->sync_check, ++serial_);
-  if (s->accept_from(reinterpret_cast<uv_stream_t *>(&l->tcp)) < 0) {
-    delete s;  // nothing was accepted; the handle was never used for I/O
-    return;
-  }
+  uint64_t serial = ++serial_;
+  auto conn = std::make_unique<TcpConnection>(loop_);
+  if (conn->accept(reinterpret_cast<uv_stream_t *>(&l->tcp)) < 0) return;  // nothing accepted
+  auto *s = new Session(session_ctx_, gen_, std::move(conn), l->sync_check, serial);
   sessions_.insert(s);
   const auto &cfg = gen_->settings;
   const std::string &ip = s->peer_ip();

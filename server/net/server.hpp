@@ -11,7 +11,8 @@
 
 #include "dns/resolver.hpp"
 #include "hooks/services.hpp"
-#include "plugin_host/host.hpp"
+#include "session/session_context.hpp"
+#include "config/generation.hpp"
 #include "util/timer.hpp"
 
 namespace uvs {
@@ -34,7 +35,6 @@ class Server {
   uv_loop_t *loop() const { return loop_; }
   LoopServices &services() { return services_; }
   Resolver *resolver() { return resolver_ok_ ? &resolver_ : nullptr; }
-  void session_closed(Session *s);
   void begin_shutdown(const char *why);
   void reload();
   // Installs a new generation for new connections (after the privilege drop, and on reload).
@@ -49,6 +49,7 @@ class Server {
   };
   static void on_connection(uv_stream_t *l, int status);
   void accept_one(Listener *l);
+  void session_closed(Session *s);
   void maybe_finish();
   void close_services();
   static constexpr double kPendingDrainSeconds = 10;
@@ -58,6 +59,7 @@ class Server {
   LoopServices services_;
   Resolver resolver_;
   bool resolver_ok_ = false;
+  SessionContext session_ctx_;  // what every session gets (loop, services, resolver, closed)
   std::shared_ptr<Generation> gen_;
   Reloader reloader_;
   std::vector<Listener *> listeners_;

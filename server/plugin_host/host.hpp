@@ -1,25 +1,15 @@
 // plugin_host/host.hpp: loading conf/plugins into a PluginSet (dlopen, version checks, init),
-// and the Generation: settings + plugins that sessions share; SIGHUP makes a new one.
+// and loading a Generation (config/generation.hpp): at start and on SIGHUP.
 #pragma once
 #include <memory>
 #include <string>
 #include <vector>
 
+#include "config/generation.hpp"
 #include "config/plugin_lines.hpp"
 #include "config/settings.hpp"
-#include "hooks/runner.hpp"
-#include "util/cidr.hpp"
 
 namespace uvs {
-
-struct PluginSet {
-  std::vector<std::unique_ptr<uvs_plugin>> instances;
-  HookTable table;
-  PluginSet() = default;
-  PluginSet(const PluginSet &) = delete;
-  PluginSet &operator=(const PluginSet &) = delete;
-  ~PluginSet();  // calls each instance's fini
-};
 
 // Loads every line. On error returns nullptr and err = "<file>:<line>: <message>".
 std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &lines,
@@ -39,14 +29,6 @@ uvs_plugin *add_builtin(PluginSet &set, const std::string &name);
 
 // The function table handed to plugins.
 const uvs_api *plugin_api();
-
-struct Generation {
-  config::Settings settings;
-  std::string config_dir;
-  std::shared_ptr<PluginSet> plugins;
-  CidrList normalize_networks;
-  std::string plugin_dir;  // resolved
-};
 
 // Reads <config_dir>/uvsmtpd.toml and <config_dir>/plugins and loads the plugins.
 // listen_override: --listen values (replace the file's list when not empty).

@@ -1,105 +1,218 @@
-// session/session_data.cpp: the session's pure helpers (ids, addresses, dates, header lookup).
-#include "session/session_data.hpp"
+// session/session_data.cpp: the DATA phase: the spool and the Received: field at the 354,
+// streaming content (header capture, back-pressure from the spool), the end of data (size, hop
+// and deferred checks, data_post, queue), and the message as plugins read it (CallHost).
+#include <cerrno>
+#include <cinttypes>
+#include <cstring>
 
-#include <arpa/inet.h>
-#include <atomic>
-#include <cstdio>
-#include <ctime>
-#include <netinet/in.h>
-#include <random>
-#include <strings.h>
-#include <sys/time.h>
+#include "hooks/hook_names.hpp"
+#include "log/log.hpp"
+#include "session/session.hpp"
+#include "session/session_util.hpp"
+#include "uvs_build_config.h"
 
 namespace uvs {
 
 namespace {
-uint64_t process_salt() {
-  static const uint64_t salt = [] {
-    std::random_device rd;
-    return (static_cast<uint64_t>(rd()) << 32) ^ rd();
-  }();
-  return salt;
+// The 550 for a line end that is not CRLF in message data.
+std::string bare_newline_text(bool cr) {
+  return std::string(cr ? "Bare CR" : "Bare LF") +
+         " received; lines must end with CRLF (RFC 5321 2.3.8)";
 }
 }  // namespace
 
-std::string make_session_id(uint64_t serial) {
-  uint64_t x = (serial + process_salt()) * 0x9E3779B97F4A7C15ULL;
-  x ^= x >> 29;
-  char buf[16];
-  snprintf(buf, sizeof buf, "%012llx", static_cast<unsigned long long>(x & 0xFFFFFFFFFFFFULL));
-  return buf;
-}
-
-std::string make_queue_id() {
-  static std::atomic<uint64_t> counter{0};
-  static const char kDigits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";  // no vowels: no words
-  timeval tv;
-  gettimeofday(&tv, nullptr);
-  uint64_t t = static_cast<uint64_t>(tv.tv_sec) * 1000000 + tv.tv_usec;
-  uint64_t c = counter.fetch_add(1) ^ (process_salt() & 0xFFFF);
-  std::string out;
-  for (int i = 0; i < 10; ++i, t /= 31) out.insert(out.begin(), kDigits[t % 31]);
-  for (int i = 0; i < 4; ++i, c /= 31) out += kDigits[c % 31];
-  return out;
-}
-
-void split_address(const sockaddr_storage &ss, std::string &ip, int &port) {
-  char buf[INET6_ADDRSTRLEN] = "";
-  if (ss.ss_family == AF_INET) {
-    auto *a = reinterpret_cast<const sockaddr_in *>(&ss);
-    inet_ntop(AF_INET, &a->sin_addr, buf, sizeof buf);
-    port = ntohs(a->sin_port);
-  } else if (ss.ss_family == AF_INET6) {
-    auto *a = reinterpret_cast<const sockaddr_in6 *>(&ss);
-    inet_ntop(AF_INET6, &a->sin6_addr, buf, sizeof buf);
-    port = ntohs(a->sin6_port);
+void Session::begin_data() {
+  int rc = txn_.begin_data(ctx_.loop, cfg_.spool_dir, received_header());
+  if (rc < 0) {
+    log::format(log::err, id_, "", "cannot create spool file in %s: %s", cfg_.spool_dir.c_str(),
+                strerror(-rc));
+    return reply_store_failure(rc);
   }
-  ip = buf;
-  if (ip.rfind("::ffff:", 0) == 0 && ip.find('.') != std::string::npos) ip = ip.substr(7);
+  data_.emplace(cfg_.max_message_size, newline_policy());
+  state_ = State::data;
+  send(make_reply(354, "", "go ahead"));
+  data_clock_.reset(cfg_.timeout_data * 1000);  // the DATA deadline starts with the 354
+  sync_data_clock();
 }
 
-std::string rfc5322_date() {
-  time_t now = time(nullptr);
-  tm t;
-  localtime_r(&now, &t);
-  char buf[64];
-  strftime(buf, sizeof buf, "%a, %d %b %Y %H:%M:%S %z", &t);
-  return buf;
+std::string Session::received_header() const {
+  // qpsmtpd's shape, RFC 3848 protocol words (ESMTPS/ESMTPA/ESMTPSA once TLS/AUTH exist).
+  std::string proto = txn_.smtputf8() ? "UTF8SMTP" : esmtp_ ? "ESMTP" : "SMTP";
+  std::string from = remote_host_.empty() ? "Unknown" : remote_host_;
+  return "Received: from " + from + " (HELO " + log::printable(helo_.value_or("unknown"), 255) +
+         ") ([" + peer_ip() + "])\r\n\tby " + cfg_.hostname + " (uvsmtpd/" UVS_VERSION ") with " +
+         proto + " id " + txn_.id() + "; " + rfc5322_date() + "\r\n";
 }
 
-bool find_header(std::string_view h, std::string_view name, int index, std::string &out) {
-  size_t pos = 0;
-  int seen = 0;
-  while (pos < h.size()) {
-    size_t eol = h.find("\r\n", pos);
-    if (eol == std::string_view::npos) eol = h.size();
-    std::string_view line = h.substr(pos, eol - pos);
-    if (line.empty()) return false;  // end of the header section
-    size_t colon = line.find(':');
-    bool match = colon == name.size() && strncasecmp(line.data(), name.data(), name.size()) == 0;
-    // the field's extent: continuation lines start with a blank
-    size_t end = eol;
-    while (end + 2 < h.size() && (h[end + 2] == ' ' || h[end + 2] == '\t')) {
-      size_t next = h.find("\r\n", end + 2);
-      end = next == std::string_view::npos ? h.size() : next;
+void Session::process_data_input() {
+  std::string_view view(in_.data() + in_off_, in_.size() - in_off_);
+  std::string chunk;
+  smtp::DataEvent ev = data_->feed(view, chunk);
+  in_off_ += ev.consumed;
+  if (!chunk.empty())
+    txn_.append(chunk, !data_->headers_seen() || ev.type == smtp::DataEvent::headers_end);
+  switch (ev.type) {
+    case smtp::DataEvent::need_more:
+      break;
+    case smtp::DataEvent::headers_end: {
+      busy_ = true;
+      run_hook(UVS_HOOK_DATA_HEADERS_END, HookArgs{}, [this](HookResult r) {
+        busy_ = false;
+        if (r.timed_out) txn_.defer_failure(r.reply);
+        Decision d = decide(UVS_HOOK_DATA_HEADERS_END, r);
+        if (d.kind == Decision::replace) apply(d);
+        if (!ending() && !processing_) process();
+      });
+      return;
     }
-    if (match && seen++ == index) {
-      std::string v;
-      std::string_view raw = h.substr(pos + colon + 1, end - pos - colon - 1);
-      for (size_t i = 0; i < raw.size(); ++i) {
-        if (raw[i] == '\r' && i + 1 < raw.size() && raw[i + 1] == '\n') {
-          ++i;
-          continue;
-        }
-        v += raw[i];
-      }
-      size_t first = v.find_first_not_of(" \t");
-      out = first == std::string::npos ? "" : v.substr(first);
-      return true;
-    }
-    pos = end + 2;
+    case smtp::DataEvent::bare_cr:
+    case smtp::DataEvent::bare_lf:
+      log::format_txn(log::notice, id_, txn_.id(), "%s: bare %s in message data; closing",
+                      txn_.id().c_str(), ev.type == smtp::DataEvent::bare_cr ? "CR" : "LF");
+      data_.reset();
+      close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::DataEvent::bare_cr)));
+      return;
+    case smtp::DataEvent::done:
+      end_of_data();
+      return;
   }
-  return false;
+  if (txn_.spool() && txn_.spool()->backlogged()) {
+    waiting_disk_ = true;
+    txn_.spool()->on_drained([this] {
+      waiting_disk_ = false;
+      if (!processing_) process();
+    });
+  }
+}
+
+void Session::end_of_data() {
+  state_ = State::command;
+  busy_ = true;
+  data_clock_.end();
+  arm_idle_timer();  // the command deadline again (held while the end of data is processed)
+  bool headers_fired = data_->headers_seen();
+  auto next = [this] {
+    if (ending()) return;
+    if (data_->too_big()) {
+      log::format_txn(log::notice, id_, txn_.id(), "%s: message too big (%" PRIu64 " bytes)",
+                      txn_.id().c_str(), data_->size());
+      data_.reset();
+      busy_ = false;
+      reset_transaction();
+      reply_error(552, "5.3.4", "Message size exceeds fixed maximum message size");
+      if (!processing_) process();
+      return;
+    }
+    data_.reset();
+    if (txn_.hops().count() > cfg_.max_hops) {
+      // RFC 5321 6.3: a loop must be detected; 554 5.4.6 as Postfix, nothing is queued.
+      log::format_txn(log::notice, id_, txn_.id(),
+                      "%s: %u Received: header fields (max_hops %u); refused", txn_.id().c_str(),
+                      txn_.hops().count(), cfg_.max_hops);
+      busy_ = false;
+      reset_transaction();
+      reply_error(554, "5.4.6", "Too many hops (mail loop detected)");
+      if (!processing_) process();
+      return;
+    }
+    if (!txn_.deferred_failure().empty()) {
+      Reply fail = txn_.deferred_failure();
+      busy_ = false;
+      reset_transaction();
+      send(fail);
+      count_error(fail.code);
+      if (!processing_) process();
+      return;
+    }
+    txn_.commit([this](int err) { after_spool_flush(err); });
+  };
+  if (headers_fired) return next();
+  run_hook(UVS_HOOK_DATA_HEADERS_END, HookArgs{}, [this, next](HookResult r) {
+    if (r.timed_out) txn_.defer_failure(r.reply);
+    Decision d = decide(UVS_HOOK_DATA_HEADERS_END, r);
+    if (d.kind == Decision::replace) {
+      busy_ = false;
+      data_.reset();
+      apply(d);
+      return;
+    }
+    next();
+  });
+}
+
+void Session::after_spool_flush(int err) {
+  if (ending()) return;
+  if (err < 0) {
+    log::format_txn(log::err, id_, txn_.id(), "%s: spool write failed: %s", txn_.id().c_str(),
+                    uv_strerror(err));
+    busy_ = false;
+    reset_transaction();
+    reply_store_failure(err);
+    if (!processing_) process();
+    return;
+  }
+  run_data_post();
+}
+
+void Session::run_data_post() {
+  run_hook(UVS_HOOK_DATA_POST, HookArgs{}, [this](HookResult r) {
+    Decision d = decide(UVS_HOOK_DATA_POST, r);
+    if (d.kind != Decision::proceed) {
+      busy_ = false;
+      if (d.kind == Decision::silent && d.reply.code / 100 == 2) junk_ = 0;  // accepted
+      d.reset = true;  // the message is finished whatever the verdict: apply() resets once
+      apply(d);
+      if (!ending() && !processing_) process();
+      return;
+    }
+    run_queue();
+  });
+}
+
+void Session::run_queue() {
+  run_hook(UVS_HOOK_QUEUE, HookArgs{}, [this](HookResult r) {
+    Decision d = decide(UVS_HOOK_QUEUE, r);
+    std::string id = txn_.id();
+    Reply queued = with_plugin_text(r, 250, "2.0.0", "Queued as " + id);
+    if (d.kind == Decision::proceed) log_accepted(r.plugin, queued);  // reads the transaction
+    busy_ = false;
+    reset_transaction();  // the message is finished whatever the verdict
+    d.reset = false;      // so apply() must not reset again
+    if (d.kind == Decision::proceed || (d.kind == Decision::silent && d.reply.code / 100 == 2))
+      junk_ = 0;  // a message was accepted: the junk count starts again
+    if (d.kind == Decision::proceed) {
+      send(queued);
+    } else {
+      log::format_txn(log::info, id_, id, "%s: not queued (%s from %s)", id.c_str(),
+                      std::string(verdict_name(r.verdict)).c_str(),
+                      r.plugin.empty() ? "no queue plugin" : r.plugin.c_str());
+      if (!apply(d)) return;
+    }
+    notify(UVS_HOOK_QUEUE_POST);
+    if (!ending() && !processing_) process();
+  });
+}
+
+// ---- CallHost: the message ---------------------------------------------------------------
+
+int64_t Session::message_size() const {
+  return txn_.spool() ? txn_.spool()->size() : -1;
+}
+
+int64_t Session::message_read(int64_t offset, void *buf, size_t len) const {
+  if (!txn_.spool()) return -ENOENT;
+  return txn_.spool()->read(offset, buf, len);
+}
+
+const std::string *Session::header(std::string_view name, int i) const {
+  static thread_local std::string value;
+  if (!find_header(txn_.headers(), name, i, value)) return nullptr;
+  return &value;
+}
+
+int Session::message_fd() const {
+  if (!txn_.spool()) return -ENOENT;
+  return txn_.spool()->dup_fd();
 }
 
 }  // namespace uvs

@@ -12,21 +12,21 @@ void Session::log_accepted(const std::string &plugin, const Reply &reply) {
   std::string_view first(wire);
   first = first.substr(0, first.find('\r'));  // the reply's first line, without CRLF
   log::AcceptedMessage m;
-  m.queue_id = txn_.id;
+  m.queue_id = txn_.id();
   m.message_id = header("Message-ID", 0);
-  m.size = txn_.spool ? txn_.spool->size() : 0;
-  m.from = txn_.mail_from;
-  m.rcpts = txn_.rcpts;
+  m.size = txn_.spool() ? txn_.spool()->size() : 0;
+  m.from = txn_.mail_from();
+  m.rcpts = txn_.rcpts();
   m.plugin = plugin;
   m.reply = first;
-  m.client_ip = peer_ip_;
+  m.client_ip = peer_ip();
   m.client_host = remote_host_;
   log::message_accepted(id_, m);
 }
 
 void Session::log_session_end() {
-  if (peer_ip_.empty()) return;  // never accepted: no session to summarise
-  log::session_end(id_, {peer_ip_, remote_host_, &counters_, counters_.seconds()});
+  if (peer_ip().empty()) return;  // never accepted: no session to summarise
+  log::session_end(id_, {peer_ip(), remote_host_, &counters_, counters_.seconds()});
 }
 
 }  // namespace uvs

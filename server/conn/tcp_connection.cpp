@@ -1,0 +1,203 @@
+// conn/tcp_connection.cpp: TcpConnection (see tcp_connection.hpp).
+#include "conn/tcp_connection.hpp"
+
+#include <cstdlib>
+#include <sys/socket.h>
+
+#include "util/sockaddr.hpp"
+
+namespace uvs {
+
+namespace {
+constexpr size_t kReadChunk = 64 * 1024;
+}
+
+struct TcpConnection::Handle {
+  uv_tcp_t tcp;
+  uv_shutdown_t shutdown;
+  TcpConnection *owner;
+  uv_stream_t *stream() { return reinterpret_cast<uv_stream_t *>(&tcp); }
+  uv_handle_t *handle() { return reinterpret_cast<uv_handle_t *>(&tcp); }
+};
+
+struct TcpConnection::WriteReq {
+  uv_write_t req;
+  std::string data;
+};
+
+TcpConnection::TcpConnection(uv_loop_t *loop) : loop_(loop), h_(new Handle) {
+  uv_tcp_init(loop, &h_->tcp);
+  h_->owner = this;
+  h_->tcp.data = h_;
+  h_->shutdown.data = h_;
+}
+
+TcpConnection::~TcpConnection() {
+  if (!h_) return;      // closed, and the handle freed in its close callback
+  h_->owner = nullptr;  // callbacks still to come (cancelled writes, close) find no owner
+  if (!closed_)
+    uv_close(h_->handle(), [](uv_handle_t *h) { delete static_cast<Handle *>(h->data); });
+  // else the close callback already queued frees the handle
+}
+
+int TcpConnection::accept(uv_stream_t *listener) {
+  int rc = uv_accept(listener, h_->stream());
+  if (rc < 0) return rc;
+  uv_tcp_nodelay(&h_->tcp, 1);
+  sockaddr_storage ss;
+  int len = sizeof ss;
+  if (uv_tcp_getpeername(&h_->tcp, reinterpret_cast<sockaddr *>(&ss), &len) == 0)
+    split_address(ss, peer_ip_, peer_port_);
+  len = sizeof ss;
+  if (uv_tcp_getsockname(&h_->tcp, reinterpret_cast<sockaddr *>(&ss), &len) == 0)
+    split_address(ss, local_ip_, local_port_);
+  return 0;
+}
+
+// ---- reading ----------------------------------------------------------------------------
+
+void TcpConnection::on_alloc(uv_handle_t *, size_t, uv_buf_t *buf) {
+  buf->base = static_cast<char *>(malloc(kReadChunk));
+  buf->len = buf->base ? kReadChunk : 0;
+}
+
+void TcpConnection::on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
+  auto *h = static_cast<Handle *>(s->data);
+  if (h->owner) h->owner->handle_read(n, buf);
+  free(buf->base);
+}
+
+void TcpConnection::start_reading() {
+  if (reading_ || closed_) return;
+  reading_ = true;
+  uv_read_start(h_->stream(), on_alloc, on_read);
+}
+
+void TcpConnection::set_reading(bool on) {
+  if (graceful_ || closed_ || on == reading_) return;  // lingering: the connection reads
+  if (on) return start_reading();
+  reading_ = false;
+  uv_read_stop(h_->stream());
+}
+
+void TcpConnection::handle_read(ssize_t n, const uv_buf_t *buf) {
+  if (n == 0 || closed_) return;
+  if (n < 0) {
+    eof_ = true;
+    if (graceful_) {
+      // Closing: nothing more to read; close once the last writes are out (or at once).
+      if (writes_in_flight_ == 0) close();
+      return;
+    }
+    if (reading_) {
+      uv_read_stop(h_->stream());
+      reading_ = false;
+    }
+    if (ev_) ev_->on_eof(static_cast<int>(n));
+    return;
+  }
+  if (graceful_) return;  // lingering: drop input
+  if (ev_) ev_->on_data(buf->base, static_cast<size_t>(n));
+}
+
+bool TcpConnection::input_pending() {
+  if (eof_ || closed_) return false;
+  uv_os_fd_t fd;
+  if (uv_fileno(h_->handle(), &fd) != 0) return false;
+  char c;
+  ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
+  return n > 0;
+}
+
+// ---- writing ----------------------------------------------------------------------------
+
+int TcpConnection::write(std::string bytes) {
+  if (closed_) return UV_ECANCELED;
+  if (bytes.empty()) return 0;
+  auto *w = new WriteReq;
+  w->data = std::move(bytes);
+  w->req.data = h_;
+  uv_buf_t b = uv_buf_init(w->data.data(), static_cast<unsigned>(w->data.size()));
+  int rc = uv_write(&w->req, h_->stream(), &b, 1, on_write);
+  if (rc < 0) {
+    delete w;
+    return rc;
+  }
+  ++writes_in_flight_;
+  write_bytes_in_flight_ += b.len;
+  return 0;
+}
+
+void TcpConnection::on_write(uv_write_t *req, int status) {
+  auto *w = reinterpret_cast<WriteReq *>(req);
+  auto *h = static_cast<Handle *>(req->data);
+  size_t bytes = w->data.size();
+  delete w;
+  if (h->owner) h->owner->write_finished(bytes, status);
+}
+
+void TcpConnection::write_finished(size_t bytes, int status) {
+  --writes_in_flight_;
+  write_bytes_in_flight_ -= bytes;
+  if (closed_) return;
+  if (status < 0) {
+    if (ev_) ev_->on_write_error(status);
+    return;
+  }
+  if (graceful_) {
+    if (writes_in_flight_ == 0) shutdown_write();
+    return;
+  }
+  if (ev_) ev_->on_write_done();
+}
+
+// ---- closing ----------------------------------------------------------------------------
+
+void TcpConnection::close_gracefully() {
+  if (graceful_ || closed_) return;
+  graceful_ = true;
+  if (writes_in_flight_ == 0) return shutdown_write();
+  // A peer that does not read would hold the connection forever: the last writes get
+  // kCloseDrainMs, then the handle is closed (pending writes end with UV_ECANCELED).
+  close_timer_ = std::make_unique<Timer>(loop_);
+  close_timer_->start(kCloseDrainMs, [this] {
+    if (ev_) ev_->on_drain_timeout();
+    close();
+  });
+}
+
+void TcpConnection::shutdown_write() {
+  // All writes are done: shut down the write side, then read (and drop) what the peer still
+  // sends for a moment, so it reads the last reply instead of a TCP reset.
+  if (closed_ || write_shut_) return;
+  write_shut_ = true;
+  int rc = uv_shutdown(&h_->shutdown, h_->stream(), [](uv_shutdown_t *req, int) {
+    auto *h = static_cast<Handle *>(req->data);
+    TcpConnection *c = h->owner;
+    if (!c || c->closed_) return;  // UV_ECANCELED: closed meanwhile
+    if (c->eof_) return c->close();
+    c->close_timer_ = std::make_unique<Timer>(c->loop_);
+    c->close_timer_->start(kLingerMs, [c] { c->close(); });
+    c->start_reading();
+  });
+  if (rc < 0) close();
+}
+
+void TcpConnection::close() {
+  if (closed_) return;
+  closed_ = true;
+  close_timer_.reset();
+  reading_ = false;
+  uv_close(h_->handle(), [](uv_handle_t *uh) {
+    auto *h = static_cast<Handle *>(uh->data);
+    TcpConnection *c = h->owner;
+    if (c) {
+      c->h_ = nullptr;  // freed below; the destructor must not touch it
+      h->owner = nullptr;
+    }
+    delete h;
+    if (c && c->ev_) c->ev_->on_closed();  // may destroy c
+  });
+}
+
+}  // namespace uvs

@@ -1,0 +1,68 @@
+// conn/tcp_connection.hpp: the Connection over a libuv TCP handle: accept, addresses, reads
+// on/off, writes and their counters, MSG_PEEK, shutdown + linger + close, and libuv's handle
+// lifetime rules (the handle is freed only in its close callback, even if this object goes first).
+#pragma once
+#include <cstdint>
+#include <memory>
+#include <uv.h>
+
+#include "conn/connection.hpp"
+#include "util/timer.hpp"
+
+namespace uvs {
+
+class TcpConnection final : public Connection {
+ public:
+  static constexpr uint64_t kLingerMs = 2000;  // after the last reply: read and drop, then close
+  static constexpr uint64_t kCloseDrainMs = 2000;  // graceful close: time the last writes get
+
+  explicit TcpConnection(uv_loop_t *loop);
+  ~TcpConnection() override;
+  TcpConnection(const TcpConnection &) = delete;
+  TcpConnection &operator=(const TcpConnection &) = delete;
+
+  // Takes the next connection from the listener; 0 or a libuv error code.
+  int accept(uv_stream_t *listener);
+
+  void set_events(ConnectionEvents *ev) override { ev_ = ev; }
+  const std::string &peer_ip() const override { return peer_ip_; }
+  int peer_port() const override { return peer_port_; }
+  const std::string &local_ip() const override { return local_ip_; }
+  int local_port() const override { return local_port_; }
+  void set_reading(bool on) override;
+  bool reading() const override { return reading_; }
+  int write(std::string bytes) override;
+  size_t writes_in_flight() const override { return writes_in_flight_; }
+  size_t write_bytes_in_flight() const override { return write_bytes_in_flight_; }
+  bool input_pending() override;
+  void close_gracefully() override;
+  void close() override;
+  bool closed() const override { return closed_; }
+
+ private:
+  struct Handle;  // the uv_tcp_t and a back pointer (null once this object is gone)
+  struct WriteReq;
+  static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
+  static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
+  static void on_write(uv_write_t *req, int status);
+  void handle_read(ssize_t n, const uv_buf_t *buf);
+  void write_finished(size_t bytes, int status);
+  void shutdown_write();  // graceful close, writes done: shutdown, then linger
+  void start_reading();
+
+  uv_loop_t *loop_;
+  Handle *h_;
+  ConnectionEvents *ev_ = nullptr;
+  std::string peer_ip_, local_ip_;
+  int peer_port_ = 0, local_port_ = 0;
+  bool reading_ = false;
+  bool eof_ = false;
+  bool graceful_ = false;    // close_gracefully() called: the connection handles the rest
+  bool write_shut_ = false;  // the shutdown has been started
+  bool closed_ = false;
+  size_t writes_in_flight_ = 0;
+  size_t write_bytes_in_flight_ = 0;
+  std::unique_ptr<Timer> close_timer_;  // graceful close: bounds the last writes, then the linger
+};
+
+}  // namespace uvs

@@ -1,0 +1,259 @@
+// session/session_io.cpp: the session's side of its Connection: bytes in (framing commands,
+// RFC 2920 synchronisation, back-pressure by turning reads off), replies out (one write per
+// pipelining group), the connection's events, and the plugins' input watch and continuations.
+#include <cerrno>
+
+#include "log/log.hpp"
+#include "session/session.hpp"
+
+namespace uvs {
+
+namespace {
+constexpr size_t kMaxBufferedInput = 256 * 1024;  // stop reading beyond this (back-pressure)
+constexpr size_t kMaxBufferedOutput = 256 * 1024;
+
+// The 550 for a line end that is not CRLF in a command.
+std::string bare_newline_text(bool cr) {
+  return std::string(cr ? "Bare CR" : "Bare LF") +
+         " received; lines must end with CRLF (RFC 5321 2.3.8)";
+}
+}  // namespace
+
+// ---- connection events ------------------------------------------------------------------
+
+void Session::on_data(const char *p, size_t n) {
+  if (ending()) return;  // closing: drop input
+  in_.append(p, n);
+  if (input_watch_) {
+    auto cb = std::move(input_watch_);
+    input_watch_ = nullptr;
+    update_reading();
+    cb(UVS_INPUT_DATA);
+    return;
+  }
+  // In DATA every read extends the deadline by what it brought (at min_data_rate); between
+  // commands only a complete command restarts it (dispatch), so a client trickling a line or a
+  // message byte by byte meets the deadline.
+  if (state_ == State::data)
+    data_clock_.credit(n, cfg_.timeout_data * 1000, static_cast<double>(cfg_.min_data_rate));
+  process();
+}
+
+void Session::on_eof(int status) {
+  eof_ = true;
+  if (ending()) return;
+  if (status != UV_EOF) log::format(log::info, id_, "", "read error: %s", uv_strerror(status));
+  if (input_watch_) {
+    auto cb = std::move(input_watch_);
+    input_watch_ = nullptr;
+    cb(UVS_INPUT_EOF);
+    return;
+  }
+  process();
+}
+
+void Session::on_write_done() {
+  if (!ending()) update_reading();
+}
+
+void Session::on_write_error(int) {
+  hard_close();
+}
+
+void Session::on_drain_timeout() {
+  // A client that does not read would hold the session (and its per-IP slot) forever.
+  log::format(log::info, id_, "", "client does not read its replies; dropping the connection");
+}
+
+void Session::on_closed() {
+  state_ = State::closed;
+  release();
+  run_disconnect();
+  if (ctx_.closed) ctx_.closed(this);  // may delete this
+}
+
+// STARTTLS is not offered yet: the connection never starts a handshake, so these never come.
+void Session::on_tls_ready() {}
+void Session::on_tls_failed(const std::string &) {}
+
+// ---- input ------------------------------------------------------------------------------
+
+void Session::update_reading() {
+  sync_data_clock();
+  bool want = false;
+  if (!eof_ && (state_ == State::command || state_ == State::data)) {
+    want = !held() && in_.size() - in_off_ < kMaxBufferedInput &&
+           out_.size() < kMaxBufferedOutput && conn_->write_bytes_in_flight() < kMaxBufferedOutput;
+  }
+  if (input_watch_ && !eof_) want = true;
+  if (want && in_.size() - in_off_ >= kMaxBufferedInput && !input_watch_) want = false;
+  if (want != conn_->reading()) conn_->set_reading(want);
+}
+
+bool Session::sync_violation(const std::string &what) {
+  if (!sync_check_ || !input_pending()) return false;
+  log::format(log::notice, id_, "", "pipelining violation %s; closing", what.c_str());
+  close_after(make_reply(554, "5.5.0", "Error: SMTP protocol synchronization"));
+  return true;
+}
+
+bool Session::input_pending() {
+  if (in_off_ < in_.size()) return true;
+  if (eof_) return false;
+  return conn_->input_pending();
+}
+
+void Session::process() {
+  if (processing_) return;
+  processing_ = true;
+  while (state_ == State::command || state_ == State::data) {
+    if (held()) break;
+    if (state_ == State::command && shutting_down_) {
+      close_after(make_reply(421, "4.3.2", cfg_.hostname + " Service shutting down"));
+      break;
+    }
+    size_t before = in_off_;
+    State state_before = state_;
+    if (state_ == State::command)
+      process_command_input();
+    else
+      process_data_input();
+    if (in_off_ == before && state_ == state_before && !held()) break;
+  }
+  if (in_off_ > 0 && (in_off_ == in_.size() || in_off_ > 64 * 1024)) {
+    in_.erase(0, in_off_);
+    in_off_ = 0;
+  }
+  processing_ = false;
+  // At EOF nothing more can complete a partial line: whatever is left is dropped.
+  if (eof_ && (state_ == State::command || state_ == State::data) && !held()) {
+    if (state_ == State::data)
+      log::format(log::info, id_, "", "client closed during DATA; message discarded");
+    log::format(log::info, id_, "", "client closed the connection%s",
+                in_off_ < in_.size() ? " (after an incomplete line)" : "");
+    begin_close();
+    return;
+  }
+  flush();
+  update_reading();
+}
+
+smtp::NewlinePolicy Session::newline_policy() const {
+  // Relay clients get normalize as Postfix exempts $mynetworks; the flag is read when the bytes
+  // are judged, so a plugin that sets it at connect (or later) counts.
+  if (relay_client_ && cfg_.bare_newline_normalize_relay_clients)
+    return smtp::NewlinePolicy::normalize;
+  return newline_policy_;
+}
+
+void Session::process_command_input() {
+  std::string_view view(in_.data() + in_off_, in_.size() - in_off_);
+  lines_.set_policy(newline_policy());
+  smtp::LineEvent ev = lines_.next(view);
+  in_off_ += ev.consumed;
+  switch (ev.type) {
+    case smtp::LineEvent::need_more:
+      return;
+    case smtp::LineEvent::too_long:
+      reply_error(500, "5.5.2", "Error: line too long");
+      return;
+    case smtp::LineEvent::bare_cr:
+    case smtp::LineEvent::bare_lf:
+      log::format(log::notice, id_, "", "bare %s in command; closing",
+                  ev.type == smtp::LineEvent::bare_cr ? "CR" : "LF");
+      close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::LineEvent::bare_cr)));
+      return;
+    case smtp::LineEvent::line:
+      dispatch(std::move(ev.text));
+      return;
+  }
+}
+
+// ---- CallHost: input --------------------------------------------------------------------
+
+int Session::watch_input(std::function<void(int)> cb) {
+  if (ending()) return -ECANCELED;
+  if (input_watch_) return -EBUSY;
+  if (in_off_ < in_.size() || eof_ || input_pending()) {
+    // Already there: report on the loop, never from inside the caller.
+    int result = (in_off_ < in_.size() || !eof_) ? UVS_INPUT_DATA : UVS_INPUT_EOF;
+    if (!input_watch_timer_) input_watch_timer_ = std::make_unique<Timer>(ctx_.loop);
+    input_watch_ = std::move(cb);
+    input_watch_timer_->start(0, [this, result] {
+      if (!input_watch_) return;
+      auto f = std::move(input_watch_);
+      input_watch_ = nullptr;
+      f(result);
+    });
+    return 0;
+  }
+  input_watch_ = std::move(cb);
+  update_reading();
+  return 0;
+}
+
+void Session::unwatch_input() {
+  input_watch_ = nullptr;
+  if (input_watch_timer_) input_watch_timer_->stop();
+  update_reading();
+}
+
+int Session::send_continuation(std::string_view text) {
+  if (state_ != State::greeting) return -EPERM;
+  send_raw("220-" + std::string(text) + "\r\n");
+  flush();
+  return 0;
+}
+
+// ---- output -----------------------------------------------------------------------------
+
+void Session::send_raw(std::string wire) {
+  if (ending()) return;
+  out_ += wire;
+}
+
+void Session::send(const Reply &r) {
+  if (r.empty() || ending()) return;
+  counters_.reply(r.code);
+  if (log::enabled(log::debug))
+    log::format(log::debug, id_, "", "-> %s", log::printable(r.wire(), 300).c_str());
+  out_ += r.wire();
+}
+
+void Session::reply_error(int code, const char *enh, const std::string &text) {
+  send(make_reply(code, enh, text));
+  count_error(code);
+}
+
+// The message could not be spooled: a full disk (or quota) is 452 4.3.1 (RFC 3463 "mail
+// system full"), anything else 451 4.3.0. Both are temporary: the client keeps the message.
+void Session::reply_store_failure(int err) {
+  if (err == UV_ENOSPC || err == -EDQUOT)
+    reply_error(452, "4.3.1", "Insufficient system storage, try again later");
+  else
+    reply_error(451, "4.3.0", "Temporary failure: cannot store the message, try again later");
+}
+
+void Session::count_error(int code) {
+  if (code < 400 || cfg_.max_errors == 0 || ending()) return;
+  if (++errors_ >= cfg_.max_errors) {
+    log::format(log::notice, id_, "", "too many errors (%u); closing", errors_);
+    close_after(make_reply(421, "4.7.0", cfg_.hostname + " Error: too many errors"));
+  }
+}
+
+void Session::flush() {
+  if (!out_.empty() && state_ != State::closed) {
+    std::string wire;
+    wire.swap(out_);
+    int rc = conn_->write(std::move(wire));
+    if (rc < 0) {
+      log::format(log::info, id_, "", "write failed: %s", uv_strerror(rc));
+      run_disconnect();
+      return hard_close();
+    }
+  }
+  if (state_ == State::closing) conn_->close_gracefully();
+}
+
+}  // namespace uvs
