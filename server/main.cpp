@@ -198,7 +198,12 @@ int main(int argc, char **argv) {
   {
     uvs::Server server(loop, gen, load);
     gen.reset();
-    if (!server.listen(err)) {
+    if (!server.load_tls(err)) {
+      fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
+      server.begin_shutdown("startup failure");
+      server.run();
+      rc = 1;
+    } else if (!server.listen(err)) {
       fprintf(stderr, "uvsmtpd: %s%s\n",
               listen.empty() ? uvs::cli::where_key(config_dir, "listen").c_str() : "--listen: ",
               err.c_str());

@@ -1,6 +1,7 @@
 // conn/tcp_connection.cpp: TcpConnection (see tcp_connection.hpp).
 #include "conn/tcp_connection.hpp"
 
+#include <cerrno>
 #include <cstdlib>
 #include <sys/socket.h>
 
@@ -97,7 +98,54 @@ void TcpConnection::handle_read(ssize_t n, const uv_buf_t *buf) {
     return;
   }
   if (graceful_) return;  // lingering: drop input
+  if (tls_) return read_tls(buf->base, static_cast<size_t>(n));
   if (ev_) ev_->on_data(buf->base, static_cast<size_t>(n));
+}
+
+// ---- TLS --------------------------------------------------------------------------------
+
+int TcpConnection::start_tls(std::shared_ptr<const tls::TlsContext> ctx) {
+  if (closed_ || graceful_) return UV_ECANCELED;
+  if (!ctx) return -EINVAL;
+  if (tls_) return -EALREADY;
+  // Writes already handed to libuv (the 220 to STARTTLS) go out in plaintext; what is read
+  // from now on is the client's side of the handshake.
+  tls_ = std::make_unique<tls::TlsStream>(std::move(ctx));
+  if (!tls_->error_reason().empty()) {
+    tls_.reset();
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+void TcpConnection::read_tls(const char *p, size_t n) {
+  std::string plain, wire;
+  bool was_done = tls_->handshake_done();
+  tls::TlsStream::Status st = tls_->feed(p, n, plain, wire);
+  if (!wire.empty()) write_wire(std::move(wire));  // handshake, tickets, alerts
+  if (closed_) return;
+  if (st == tls::TlsStream::Status::error) {
+    if (ev_) ev_->on_tls_failed(tls_->error_reason());  // the owner closes
+    return;
+  }
+  if (!was_done && tls_->handshake_done()) {
+    if (!tls_pending_.empty()) {
+      std::string early;
+      early.swap(tls_pending_);
+      write(std::move(early));
+    }
+    if (ev_) ev_->on_tls_ready();
+    if (closed_ || graceful_) return;
+  }
+  if (!plain.empty() && ev_) ev_->on_data(plain.data(), plain.size());
+  if (closed_ || graceful_ || !tls_->peer_closed() || eof_) return;
+  // close_notify: the peer sends nothing more (its TCP FIN may follow later).
+  eof_ = true;
+  if (reading_) {
+    uv_read_stop(h_->stream());
+    reading_ = false;
+  }
+  if (ev_) ev_->on_eof(UV_EOF);
 }
 
 bool TcpConnection::input_pending() {
@@ -112,6 +160,18 @@ bool TcpConnection::input_pending() {
 // ---- writing ----------------------------------------------------------------------------
 
 int TcpConnection::write(std::string bytes) {
+  if (closed_) return UV_ECANCELED;
+  if (bytes.empty() || !tls_) return write_wire(std::move(bytes));
+  if (!tls_->handshake_done()) {
+    tls_pending_ += bytes;  // sent once the handshake is done
+    return 0;
+  }
+  std::string wire;
+  if (tls_->encrypt(bytes, wire) < 0) return UV_EIO;
+  return write_wire(std::move(wire));
+}
+
+int TcpConnection::write_wire(std::string bytes) {
   if (closed_) return UV_ECANCELED;
   if (bytes.empty()) return 0;
   auto *w = new WriteReq;
@@ -155,6 +215,12 @@ void TcpConnection::write_finished(size_t bytes, int status) {
 
 void TcpConnection::close_gracefully() {
   if (graceful_ || closed_) return;
+  if (tls_ && tls_->handshake_done()) {  // RFC 8446 6.1: close_notify before the TCP FIN
+    std::string wire;
+    tls_->close_notify(wire);
+    write_wire(std::move(wire));
+  }
+  tls_pending_.clear();
   graceful_ = true;
   if (writes_in_flight_ == 0) return shutdown_write();
   // A peer that does not read would hold the connection forever: the last writes get

@@ -1,12 +1,15 @@
 // conn/tcp_connection.hpp: the Connection over a libuv TCP handle: accept, addresses, reads
 // on/off, writes and their counters, MSG_PEEK, shutdown + linger + close, and libuv's handle
 // lifetime rules (the handle is freed only in its close callback, even if this object goes first).
+// With TLS (STARTTLS or an implicit-TLS listener) a tls::TlsStream sits between the socket and
+// the session: read bytes go through it before on_data, written bytes are encrypted first.
 #pragma once
 #include <cstdint>
 #include <memory>
 #include <uv.h>
 
 #include "conn/connection.hpp"
+#include "tls/stream.hpp"
 #include "util/timer.hpp"
 
 namespace uvs {
@@ -38,6 +41,10 @@ class TcpConnection final : public Connection {
   void close_gracefully() override;
   void close() override;
   bool closed() const override { return closed_; }
+  int start_tls(std::shared_ptr<const tls::TlsContext> ctx) override;
+  const tls::TlsDetails *tls() const override {
+    return tls_ && tls_->handshake_done() ? &tls_->details() : nullptr;
+  }
 
  private:
   struct Handle;  // the uv_tcp_t and a back pointer (null once this object is gone)
@@ -49,6 +56,8 @@ class TcpConnection final : public Connection {
   void write_finished(size_t bytes, int status);
   void shutdown_write();  // graceful close, writes done: shutdown, then linger
   void start_reading();
+  int write_wire(std::string bytes);  // to the socket as they are (ciphertext with TLS)
+  void read_tls(const char *p, size_t n);
 
   uv_loop_t *loop_;
   Handle *h_;
@@ -62,7 +71,9 @@ class TcpConnection final : public Connection {
   bool closed_ = false;
   size_t writes_in_flight_ = 0;
   size_t write_bytes_in_flight_ = 0;
-  std::unique_ptr<Timer> close_timer_;  // graceful close: bounds the last writes, then the linger
+  std::unique_ptr<Timer> close_timer_;
+  std::unique_ptr<tls::TlsStream> tls_;  // after start_tls()
+  std::string tls_pending_;              // plaintext written before the handshake finished  // graceful close: bounds the last writes, then the linger
 };
 
 }  // namespace uvs

@@ -14,7 +14,7 @@
 namespace uvs {
 
 Server::Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reloader)
-    : loop_(loop), services_(loop, gen->settings.hook_timeout), resolver_(loop),
+    : loop_(loop), services_(loop, gen->settings.hook_timeout), tls_(loop), resolver_(loop),
       gen_(std::move(gen)), reloader_(std::move(reloader)) {
   std::string err;
   if (resolver_.init(gen_->settings.dns_servers, gen_->settings.dns_timeout, err) == 0) {
@@ -28,6 +28,7 @@ Server::Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reload
   session_ctx_.services = &services_;
   session_ctx_.resolver = resolver();
   session_ctx_.closed = [this](Session *s) { session_closed(s); };
+  session_ctx_.tls = [this] { return tls_.current(); };
   uv_signal_init(loop_, &sig_term_);
   uv_signal_init(loop_, &sig_int_);
   uv_signal_init(loop_, &sig_hup_);
@@ -51,7 +52,8 @@ std::string listen_text(const std::vector<config::Listen> &list) {
   for (const auto &l : list) {
     bool v6 = l.host.find(':') != std::string::npos;
     out += (out.empty() ? "" : ", ") + (v6 ? "[" + l.host + "]" : l.host) + ":" +
-           std::to_string(l.port) + (l.sync_check ? "" : " (sync_check off)");
+           std::to_string(l.port) + (l.sync_check ? "" : " (sync_check off)") +
+           (l.tls == "starttls" ? "" : " (tls " + l.tls + ")") + (l.require_tls ? " (require_tls)" : "");
   }
   return out;
 }
@@ -59,19 +61,27 @@ std::string listen_text(const std::vector<config::Listen> &list) {
 bool same_listen(const std::vector<config::Listen> &a, const std::vector<config::Listen> &b) {
   if (a.size() != b.size()) return false;
   for (size_t i = 0; i < a.size(); ++i)
-    if (a[i].host != b[i].host || a[i].port != b[i].port || a[i].sync_check != b[i].sync_check)
+    if (a[i].host != b[i].host || a[i].port != b[i].port || a[i].sync_check != b[i].sync_check ||
+        a[i].tls != b[i].tls || a[i].require_tls != b[i].require_tls)
       return false;
   return true;
 }
 
 }  // namespace
 
+bool Server::load_tls(std::string &err) {
+  if (!gen_->settings.tls.enabled()) return true;
+  if (tls_.reload(gen_->settings.tls)) return true;
+  err = tls_.last_error();
+  return false;
+}
+
 bool Server::listen(std::string &err) {
   bound_listen_ = gen_->settings.listen;
   for (const auto &l : gen_->settings.listen) {
     auto *lst = new Listener;
     lst->server = this;
-    lst->sync_check = l.sync_check;
+    lst->cfg = l;
     uv_tcp_init(loop_, &lst->tcp);
     lst->tcp.data = lst;
     listeners_.push_back(lst);
@@ -98,7 +108,11 @@ bool Server::listen(std::string &err) {
     int port = 0;
     split_address(ss, ip, port);
     bound_.push_back((v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port) +
-                     (l.sync_check ? "" : " (sync_check off)"));
+                     (l.sync_check ? "" : " (sync_check off)") +
+                     (l.tls == "implicit"                                ? " (implicit TLS)"
+                      : l.tls == "starttls" && gen_->settings.tls.enabled() ? " (STARTTLS)"
+                                                                            : "") +
+                     (l.require_tls ? " (TLS required)" : ""));
   }
   return true;
 }
@@ -147,7 +161,7 @@ void Server::accept_one(Listener *l) {
   uint64_t serial = ++serial_;
   auto conn = std::make_unique<TcpConnection>(loop_);
   if (conn->accept(reinterpret_cast<uv_stream_t *>(&l->tcp)) < 0) return;  // nothing accepted
-  auto *s = new Session(session_ctx_, gen_, std::move(conn), l->sync_check, serial);
+  auto *s = new Session(session_ctx_, gen_, std::move(conn), l->cfg, serial);
   sessions_.insert(s);
   const auto &cfg = gen_->settings;
   const std::string &ip = s->peer_ip();
@@ -205,6 +219,7 @@ void Server::maybe_finish() {
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_term_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_hup_), nullptr);
+  tls_.stop();           // the certificate watchers
   resolver_.shutdown();  // cancelled lookups complete their pending calls...
   close_services();      // ...and the completion queue drains what is still outstanding
   log::format(log::notice, "", "", "all sessions closed; exiting");
@@ -234,6 +249,9 @@ void Server::reload() {
   }
   set_generation(std::move(gen));
   log::reload(gen_->settings);
+  // New handshakes take the new certificates; sessions in TLS keep theirs. A pair that does
+  // not load keeps the running one (the store logs why).
+  if (gen_->settings.tls.enabled() || tls_.current()) tls_.reload(gen_->settings.tls);
   log::format(log::notice, "", "", "SIGHUP: configuration and plugins reloaded (%zu plugin instance(s)); "
               "listeners unchanged", gen_->plugins->instances.size());
 }

@@ -11,6 +11,7 @@
 
 #include "dns/resolver.hpp"
 #include "hooks/services.hpp"
+#include "tls/store.hpp"
 #include "session/session_context.hpp"
 #include "config/generation.hpp"
 #include "util/timer.hpp"
@@ -25,6 +26,9 @@ class Server {
   Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reloader);
   ~Server();
 
+  // Loads the [tls] certificates (before the privilege drop: keys are often root's only);
+  // false with err naming the file when they do not load.
+  bool load_tls(std::string &err);
   // Binds every listener of the generation.
   bool listen(std::string &err);
   // Logs "listening on ADDR:PORT" for each listener: the server is ready (plugins loaded).
@@ -45,7 +49,7 @@ class Server {
   struct Listener {
     uv_tcp_t tcp;
     Server *server;
-    bool sync_check;
+    config::Listen cfg;  // sync_check and TLS mode
   };
   static void on_connection(uv_stream_t *l, int status);
   void accept_one(Listener *l);
@@ -57,6 +61,7 @@ class Server {
   uv_loop_t *loop_;
   // Declared before gen_: destroyed after it, so plugins' fini can still reach them.
   LoopServices services_;
+  tls::TlsStore tls_;  // the certificates in force (reloaded on SIGHUP and file changes)
   Resolver resolver_;
   bool resolver_ok_ = false;
   SessionContext session_ctx_;  // what every session gets (loop, services, resolver, closed)

@@ -12,12 +12,15 @@
 namespace uvs {
 
 Session::Session(const SessionContext &ctx, std::shared_ptr<const Generation> gen,
-                 std::unique_ptr<Connection> conn, bool sync_check, uint64_t serial)
+                 std::unique_ptr<Connection> conn, const config::Listen &listener,
+                 uint64_t serial)
     : ctx_(ctx),
       gen_(std::move(gen)),
       cfg_(gen_->settings),
       conn_(std::move(conn)),
-      sync_check_(sync_check),
+      sync_check_(listener.sync_check),
+      tls_mode_(listener.tls),
+      require_tls_(listener.require_tls),
       id_(make_session_id(serial)),
       newline_policy_(smtp::NewlinePolicy::reject),
       lines_(cfg_.max_line_length, smtp::NewlinePolicy::reject),
@@ -41,7 +44,7 @@ void Session::refuse(const Reply &r) {
   log::format(log::notice, id_, "", "refused %s:%d: %s", peer_ip().c_str(), peer_port(),
               r.lines.empty() ? "" : r.lines[0].c_str());
   disconnected_ = true;  // no hooks ran for this connection
-  send(r);
+  if (tls_mode_ != "implicit") send(r);  // the client expects TLS there: no plaintext reply
   state_ = State::closing;
   flush();
 }
@@ -58,6 +61,19 @@ void Session::start() {
                    local_ip() + ":" + std::to_string(local_port()),
                f);
   }
+  if (tls_mode_ == "implicit") {  // RFC 8314: TLS first, then the SMTP dialogue inside it
+    auto ctx = ctx_.tls ? ctx_.tls() : nullptr;
+    if (!ctx) {
+      log::format(log::err, id_, "", "implicit TLS listener without a certificate; closing");
+      disconnected_ = true;
+      return hard_close();
+    }
+    return begin_handshake(std::move(ctx));
+  }
+  greet();
+}
+
+void Session::greet() {
   HookArgs a;
   a.arg = peer_ip();
   run_hook(UVS_HOOK_PRE_CONNECTION, a, [this](HookResult r) {
@@ -160,6 +176,7 @@ void Session::arm_idle_timer() {
 
 void Session::on_idle_timeout() {
   if (ending()) return;
+  if (handshaking_) return on_handshake_timeout();
   if (held()) return arm_idle_timer();  // not the client's time
   log::format(log::notice, id_, "", "timeout in %s", state_ == State::data ? "DATA" : "command");
   close_after(make_reply(421, "4.4.2", cfg_.hostname + " Error: timeout exceeded"));

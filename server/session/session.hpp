@@ -29,16 +29,17 @@ namespace uvs {
 
 class Session final : public CallHost, private ConnectionEvents {
  public:
-  // conn: accepted, not reading yet. sync_check: the listener's RFC 2920 check.
+  // conn: accepted, not reading yet. listener: its RFC 2920 check and its TLS mode.
   Session(const SessionContext &ctx, std::shared_ptr<const Generation> gen,
-          std::unique_ptr<Connection> conn, bool sync_check, uint64_t serial);
+          std::unique_ptr<Connection> conn, const config::Listen &listener, uint64_t serial);
   ~Session() override;
   Session(const Session &) = delete;
   Session &operator=(const Session &) = delete;
 
   // Closes at once with this reply (limits hit before any hook ran).
   void refuse(const Reply &r);
-  // Runs pre-connection and connect, then greets.
+  // Runs pre-connection and connect, then greets (on an implicit-TLS listener: after the
+  // handshake).
   void start();
   // SIGTERM: idle sessions get 421 now, busy ones after their current transaction step.
   void shutdown_notice();
@@ -74,6 +75,7 @@ class Session final : public CallHost, private ConnectionEvents {
   const std::string *remote_host() const override {
     return remote_host_.empty() ? nullptr : &remote_host_;
   }
+  const tls::TlsDetails *tls_details() const override { return conn_->tls(); }
 
  private:
   // Where the session stands. greeting: pre-connection/connect hooks, no banner yet;
@@ -84,9 +86,10 @@ class Session final : public CallHost, private ConnectionEvents {
   bool ending() const { return state_ >= State::closing; }
   // The server holds the session (a hook chain, the end of a message, the spool catching up):
   // no input is processed and the client's deadlines stop.
-  bool held() const { return chain_ || busy_ || waiting_disk_; }
+  bool held() const { return chain_ || busy_ || waiting_disk_ || handshaking_; }
 
   // ---- session.cpp: life cycle and hooks
+  void greet();  // pre-connection, reverse lookup, connect, banner
   void after_reverse_lookup();
   void run_disconnect();
   void close_after(const Reply &r);  // reply, then close gracefully
@@ -150,6 +153,7 @@ class Session final : public CallHost, private ConnectionEvents {
   void cmd_rset(const Command &c);
   void cmd_simple(const Command &c);  // NOOP, VRFY, HELP
   void cmd_quit(const Command &c);
+  void cmd_starttls(const Command &c);
   void cmd_unknown(const Command &c);
   std::string ehlo_lines_head() const;
   bool junk_command();  // counts a command that moves no mail; true if the limit closed
@@ -163,6 +167,11 @@ class Session final : public CallHost, private ConnectionEvents {
   void run_queue();
   std::string received_header() const;
 
+  // ---- session_tls.cpp: STARTTLS (RFC 3207) and implicit TLS
+  bool tls_offered() const;  // STARTTLS is advertised and accepted now
+  void begin_handshake(std::shared_ptr<const tls::TlsContext> ctx);
+  void on_handshake_timeout();
+
   // ---- session_log.cpp: the accepted-message line (reads the transaction: call before the
   // reset) and the session-end summary.
   void log_accepted(const std::string &plugin, const Reply &reply);
@@ -173,6 +182,9 @@ class Session final : public CallHost, private ConnectionEvents {
   const config::Settings &cfg_;
   std::unique_ptr<Connection> conn_;
   bool sync_check_;
+  std::string tls_mode_;      // the listener's: "none", "starttls" or "implicit"
+  bool require_tls_;          // the listener's: MAIL before TLS gets 530 5.7.0
+  bool handshaking_ = false;  // a TLS handshake is under way (the session waits for it)
   std::string id_;
   std::string remote_host_;  // reverse DNS name ("" if none)
   uint64_t dns_query_ = 0;   // the connect-time PTR lookup in flight

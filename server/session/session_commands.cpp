@@ -46,6 +46,10 @@ const Session::CommandSpec Session::kCommands[] = {
     {"vrfy", UVS_HOOK_VRFY, true, anywhere, nullptr, nullptr, &Session::cmd_simple},
     {"help", UVS_HOOK_HELP, true, anywhere, nullptr, nullptr, &Session::cmd_simple},
     {"quit", UVS_HOOK_QUIT, true, anywhere, nullptr, nullptr, &Session::cmd_quit},
+    // RFC 3207: only after EHLO (where it is offered); it resets the dialogue, so a transaction
+    // in progress is dropped with it. Not offered: an unrecognized command (session_tls.cpp).
+    {"starttls", kNoHook, true, greeted | in_mail,
+     "Error: send EHLO first", nullptr, &Session::cmd_starttls},
 };
 
 const Session::CommandSpec Session::kUnknownCommand = {
@@ -75,6 +79,9 @@ void Session::dispatch(std::string line) {
   }
   const std::string &v = cmd.verb;
   const CommandSpec *found = cmd.valid_verb ? find_command(v) : nullptr;
+  // Without TLS on this listener STARTTLS is not a command here (nor advertised).
+  if (found && found->handler == &Session::cmd_starttls && !conn_->tls() && !tls_offered())
+    found = nullptr;
   const CommandSpec &spec = found ? *found : kUnknownCommand;
   bool ends_group = spec.ends_group || (helo_ && !esmtp_);
   if (ends_group && sync_check_ &&
@@ -141,6 +148,7 @@ void Session::cmd_helo(const Command &c) {
     rep.lines.push_back("8BITMIME");
     rep.lines.push_back("ENHANCEDSTATUSCODES");
     rep.lines.push_back("SMTPUTF8");
+    if (tls_offered()) rep.lines.push_back("STARTTLS");
     for (int scope : {UVS_NOTE_CONNECTION, UVS_NOTE_TRANSACTION}) {
       if (const std::string *caps = notes(scope).get("capabilities")) {
         size_t start = 0;
@@ -159,6 +167,8 @@ void Session::cmd_helo(const Command &c) {
 
 void Session::cmd_mail(const Command &c) {
   const std::string &arg = c.arg;
+  if (require_tls_ && !conn_->tls())
+    return reply_error(530, "5.7.0", "Must issue a STARTTLS command first");
   smtp::PathParse p = smtp::parse_mail_arg(arg);
   if (!p.ok) return reply_error(p.code, p.enhanced.c_str(), p.message);
   bool smtputf8 = false, body8 = false;

@@ -9,6 +9,7 @@
 #include "log/log.hpp"
 #include "session/session.hpp"
 #include "session/session_util.hpp"
+#include "tls/details.hpp"
 #include "uvs_build_config.h"
 
 namespace uvs {
@@ -36,12 +37,21 @@ void Session::begin_data() {
 }
 
 std::string Session::received_header() const {
-  // qpsmtpd's shape, RFC 3848 protocol words (ESMTPS/ESMTPA/ESMTPSA once TLS/AUTH exist).
+  // qpsmtpd's shape; the protocol word of RFC 3848 (ESMTPS over TLS; ESMTPA/ESMTPSA once AUTH
+  // exists) or RFC 6531 (UTF8SMTP, UTF8SMTPS); over TLS a comment with the protocol and cipher
+  // as Postfix writes it.
+  const tls::TlsDetails *t = conn_->tls();
   std::string proto = txn_.smtputf8() ? "UTF8SMTP" : esmtp_ ? "ESMTP" : "SMTP";
+  if (t && proto != "SMTP") proto += "S";
   std::string from = remote_host_.empty() ? "Unknown" : remote_host_;
+  std::string tls_comment;
+  if (t)
+    tls_comment = "\r\n\t(using " + t->protocol + " with cipher " + t->cipher + " (" +
+                  std::to_string(t->bits) + "/" + std::to_string(t->bits) + " bits))";
   return "Received: from " + from + " (HELO " + log::printable(helo_.value_or("unknown"), 255) +
-         ") ([" + peer_ip() + "])\r\n\tby " + cfg_.hostname + " (uvsmtpd/" UVS_VERSION ") with " +
-         proto + " id " + txn_.id() + "; " + rfc5322_date() + "\r\n";
+         ") ([" + peer_ip() + "])" + tls_comment + "\r\n\tby " + cfg_.hostname +
+         " (uvsmtpd/" UVS_VERSION ") with " + proto + " id " + txn_.id() + "; " + rfc5322_date() +
+         "\r\n";
 }
 
 void Session::process_data_input() {

@@ -42,6 +42,11 @@ void Session::on_data(const char *p, size_t n) {
 void Session::on_eof(int status) {
   eof_ = true;
   if (ending()) return;
+  if (handshaking_) {
+    log::format(log::info, id_, "", "client closed the connection during the TLS handshake");
+    handshaking_ = false;
+    return begin_close();
+  }
   if (status != UV_EOF) log::format(log::info, id_, "", "read error: %s", uv_strerror(status));
   if (input_watch_) {
     auto cb = std::move(input_watch_);
@@ -72,10 +77,6 @@ void Session::on_closed() {
   if (ctx_.closed) ctx_.closed(this);  // may delete this
 }
 
-// STARTTLS is not offered yet: the connection never starts a handshake, so these never come.
-void Session::on_tls_ready() {}
-void Session::on_tls_failed(const std::string &) {}
-
 // ---- input ------------------------------------------------------------------------------
 
 void Session::update_reading() {
@@ -85,7 +86,7 @@ void Session::update_reading() {
     want = !held() && in_.size() - in_off_ < kMaxBufferedInput &&
            out_.size() < kMaxBufferedOutput && conn_->write_bytes_in_flight() < kMaxBufferedOutput;
   }
-  if (input_watch_ && !eof_) want = true;
+  if ((input_watch_ || handshaking_) && !eof_) want = true;
   if (want && in_.size() - in_off_ >= kMaxBufferedInput && !input_watch_) want = false;
   if (want != conn_->reading()) conn_->set_reading(want);
 }

@@ -73,7 +73,9 @@ struct SessionFixture {
   std::string start(bool sync_check = true) {
     auto c = std::make_unique<test::FakeConnection>();
     conn = c.get();
-    s = std::make_unique<Session>(ctx, gen, std::move(c), sync_check, 1);
+    config::Listen listener;
+    listener.sync_check = sync_check;
+    s = std::make_unique<Session>(ctx, gen, std::move(c), listener, 1);
     s->start();
     run();
     return conn->take_output();
