@@ -7,6 +7,7 @@
 // Cases are named "tls: ..." (the load case "tls-load: ..."): run them with -tc='tls*'.
 #include <doctest/doctest.h>
 
+#include <arpa/inet.h>
 #include <atomic>
 #include <csignal>
 #include <cstdlib>
@@ -14,6 +15,7 @@
 #include <memory>
 #include <mutex>
 #include <openssl/ssl.h>
+#include <sys/socket.h>
 #include <thread>
 #include <unistd.h>
 
@@ -47,6 +49,7 @@ struct TempDir {
 struct Listener {
   std::string mode = "starttls";  // "none" | "starttls" | "implicit"
   bool require_tls = false;
+  bool sync_check = true;
 };
 
 // uvsmtpd.toml text for listeners on 127.0.0.1:0 and a [tls] table with the pair (none if
@@ -57,7 +60,7 @@ std::string tls_toml(const std::vector<Listener> &ls, const std::string &cert, c
   std::string t;
   for (const auto &l : ls)
     t += "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"" + l.mode + "\"\nrequire_tls = " +
-         (l.require_tls ? "true" : "false") + "\n";
+         (l.require_tls ? "true" : "false") + "\n" + (l.sync_check ? "" : "sync_check = false\n");
   if (!cert.empty()) t += "[tls]\ncertificate = \"" + cert + "\"\nkey = \"" + key + "\"\n" + tls_extra;
   t += after;
   t += "[timeouts]\ntls_handshake = " + std::to_string(handshake_timeout) + "\n";
@@ -347,6 +350,117 @@ TEST_CASE("tls: client helper against openssl s_server") {
   }
 }
 
+namespace {
+// A one-connection STARTTLS server in a thread (blocking OpenSSL, receive timeouts): banner,
+// EHLO, STARTTLS, handshake, then EHLO and QUIT under TLS answered with 221 and a close_notify.
+// Only for checking the helper's STARTTLS path; `transcript` is what it received.
+struct FakeStarttls {
+  int lfd = -1, port = 0;
+  std::thread th;
+  std::string transcript;
+  FakeStarttls(const Pair &pair) {
+    lfd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_in a{};
+    a.sin_family = AF_INET;
+    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+    socklen_t len = sizeof a;
+    bind(lfd, reinterpret_cast<sockaddr *>(&a), sizeof a);
+    listen(lfd, 1);
+    getsockname(lfd, reinterpret_cast<sockaddr *>(&a), &len);
+    port = ntohs(a.sin_port);
+    th = std::thread([this, pair] { serve(pair); });
+  }
+  ~FakeStarttls() {
+    if (th.joinable()) th.join();
+    close(lfd);
+  }
+  static std::string line_of(int fd) {  // one plain line, byte by byte (nothing read beyond it)
+    std::string l;
+    char ch;
+    while (recv(fd, &ch, 1, 0) == 1) {
+      l += ch;
+      if (ch == '\n') break;
+    }
+    return l;
+  }
+  void serve(const Pair &pair) {
+    int fd = accept(lfd, nullptr, nullptr);
+    if (fd < 0) return;
+    timeval tv{5, 0};
+    setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &tv, sizeof tv);
+    auto put = [fd](const std::string &s) { ::send(fd, s.data(), s.size(), MSG_NOSIGNAL); };
+    put("220 fake ESMTP\r\n");
+    transcript += line_of(fd);
+    put("250-fake\r\n250 STARTTLS\r\n");
+    transcript += line_of(fd);
+    put("220 2.0.0 Ready to start TLS\r\n");
+    SSL_CTX *ctx = SSL_CTX_new(TLS_server_method());
+    SSL_CTX_use_certificate_chain_file(ctx, pair.cert.c_str());
+    SSL_CTX_use_PrivateKey_file(ctx, pair.key.c_str(), SSL_FILETYPE_PEM);
+    SSL *ssl = SSL_new(ctx);
+    SSL_set_fd(ssl, fd);
+    if (SSL_accept(ssl) == 1) {
+      std::string in;
+      char buf[512];
+      int n;
+      while (in.find("QUIT\r\n") == std::string::npos && (n = SSL_read(ssl, buf, sizeof buf)) > 0) {
+        in.append(buf, static_cast<size_t>(n));
+        if (in.find("EHLO") != std::string::npos && in.find("250 ok") == std::string::npos) {
+          SSL_write(ssl, "250-fake\r\n250 PIPELINING\r\n", 26);
+          in += "[250 ok]";
+        }
+      }
+      transcript += in;
+      SSL_write(ssl, "221 bye\r\n", 9);
+      SSL_shutdown(ssl);
+    }
+    SSL_free(ssl);
+    SSL_CTX_free(ctx);
+    close(fd);
+  }
+};
+}  // namespace
+
+TEST_CASE("tls: client helper STARTTLS exchange against an in-process STARTTLS server") {
+  const Certs &c = pki();
+  FakeStarttls f(c.leaf);
+  TlsClient t(f.port);
+  REQUIRE_MESSAGE(t.starttls(verified()), t.error());
+  CHECK(t.banner == "220 fake ESMTP");
+  CHECK(t.ehlo_plain == "250-fake\n250 STARTTLS");
+  CHECK(t.starttls_reply == "220 2.0.0 Ready to start TLS");
+  CHECK(t.tls());
+  CHECK(t.protocol() == "TLSv1.3");
+  CHECK(t.cmd("EHLO again.example") == "250-fake\n250 PIPELINING");
+  CHECK(t.cmd("QUIT") == "221 bye");
+  CHECK(t.closed(3));
+  CHECK(t.close_notify);
+  CHECK(t.last_crlf_ok);
+  t.abort_now();
+  f.th.join();
+  CHECK(f.transcript.find("EHLO client.example\r\nSTARTTLS\r\nEHLO again.example\r\n") == 0);
+}
+
+TEST_CASE("tls: harness: [[listen]] tables from the TOML, every port in table order") {
+  Options o;
+  o.toml = "[[listen]]\naddress = \"127.0.0.1:0\"\n[[listen]]\naddress = \"127.0.0.1:0\"\nsync_check = false\n";
+  o.cli_listen = false;
+  Server s(o);
+  auto ports = start_ports(s, 2);
+  CHECK(ports[0] != ports[1]);
+  CHECK(s.port() == ports[0]);
+  for (int p : ports) {
+    Client c(p);
+    CHECK(c.reply() == "220 mx.test.invalid ESMTP uvsmtpd");
+  }
+  // the second table has sync_check off: a pipelined EHLO + NOOP is answered, not refused
+  Client c(ports[1]);
+  c.reply();
+  c.send("EHLO a.example\r\nNOOP\r\n");
+  CHECK(c.reply().rfind("250-", 0) == 0);
+  CHECK(c.reply() == "250 2.0.0 OK");
+}
+
 // ---- uvsmtpd: STARTTLS ----------------------------------------------------------------------
 
 TEST_CASE("tls: EHLO advertises STARTTLS with a certificate, not without, not after TLS") {
@@ -428,16 +542,32 @@ TEST_CASE("tls: the handshake resets the session: EHLO again, the transaction is
 }
 
 TEST_CASE("tls: STARTTLS injection: plaintext pipelined after STARTTLS is never executed") {
+  // RFC 3207 5 / CVE-2011-0411: bytes that follow STARTTLS in the plaintext buffer must not be
+  // run as commands once TLS is up. With sync_check off the server discards them (and logs it);
+  // with sync_check on (the default) it may instead refuse the group as an RFC 2920
+  // synchronisation violation (554 5.5.0, close). Either way nothing is executed.
   const Certs &c = pki();
-  Server s(tls_opts(tls_toml({{}}, c.leaf.cert, c.leaf.key)));
-  int port = start_ports(s, 1)[0];
-  SUBCASE("STARTTLS\\r\\nRSET\\r\\n in one packet: the RSET is discarded (and logged)") {
-    TlsClient t(port);
+  Server s(tls_opts(tls_toml({{"starttls", false, false}, {"starttls", false, true}}, c.leaf.cert, c.leaf.key)));
+  auto ports = start_ports(s, 2);
+  const int nosync = ports[0], sync = ports[1];
+  // Sends STARTTLS + `extra` in one write; true if the server went on to TLS (then `t` is in TLS
+  // and the extra bytes were discarded), false if it refused the group and closed.
+  auto inject = [&](TlsClient &t, const std::string &extra, bool closing_allowed) {
     t.reply();
     t.cmd("EHLO client.example");
-    t.send_raw("STARTTLS\r\nRSET\r\n");
-    REQUIRE(t.reply() == "220 2.0.0 Ready to start TLS");
+    t.send_raw("STARTTLS\r\n" + extra);
+    std::string r = t.reply();
+    if (closing_allowed && r == "554 5.5.0 Error: SMTP protocol synchronization") {
+      CHECK(t.closed(3));
+      return false;
+    }
+    REQUIRE(r == "220 2.0.0 Ready to start TLS");
     REQUIRE_MESSAGE(t.handshake(verified()), t.error());
+    return true;
+  };
+  SUBCASE("STARTTLS\\r\\nRSET\\r\\n in one packet: the RSET is discarded (and logged)") {
+    TlsClient t(nosync);
+    inject(t, "RSET\r\n", false);
     // the first reply under TLS answers our EHLO, not the injected RSET
     std::string r = t.cmd("EHLO client.example");
     CHECK_MESSAGE(r.rfind("250-mx.test.invalid Hello", 0) == 0, r);
@@ -445,28 +575,37 @@ TEST_CASE("tls: STARTTLS injection: plaintext pipelined after STARTTLS is never 
     CHECK(log_line_with(s, {"STARTTLS", "discard"}));
   }
   SUBCASE("STARTTLS with MAIL FROM pipelined: no transaction exists after the handshake") {
-    TlsClient t(port);
-    t.reply();
-    t.cmd("EHLO client.example");
-    t.send_raw("STARTTLS\r\nMAIL FROM:<injected@evil.example>\r\n");
-    REQUIRE(t.reply() == "220 2.0.0 Ready to start TLS");
-    REQUIRE_MESSAGE(t.handshake(verified()), t.error());
-    std::string r = t.cmd("EHLO client.example");
-    CHECK_MESSAGE(r.rfind("250-mx.test.invalid Hello", 0) == 0, r);
-    CHECK(t.cmd("RCPT TO:<u@example.test>") == "503 5.5.1 Use MAIL before RCPT");
+    for (int port : {nosync, sync}) {
+      CAPTURE(port == sync);
+      TlsClient t(port);
+      if (!inject(t, "MAIL FROM:<injected@evil.example>\r\n", port == sync)) continue;
+      std::string r = t.cmd("EHLO client.example");
+      CHECK_MESSAGE(r.rfind("250-mx.test.invalid Hello", 0) == 0, r);
+      CHECK(t.cmd("RCPT TO:<u@example.test>") == "503 5.5.1 Use MAIL before RCPT");
+    }
     CHECK(s.count_log("from=<injected@evil.example>") == 0);
   }
-  SUBCASE("a command after the 220, before the ClientHello: handshake fails, nothing answered in plain") {
-    TlsClient t(port);
-    t.reply();
-    t.cmd("EHLO client.example");
-    REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
-    t.send_raw("RSET\r\n" + client_hello());
-    CHECK(t.closed(5));
-    CHECK_MESSAGE(t.drained.find("250") == std::string::npos, t.drained);
-    CHECK((t.drained.empty() || t.drained[0] == 0x15));  // nothing, or a TLS alert record
+  SUBCASE("default listener (sync_check on): STARTTLS\\r\\nRSET\\r\\n is refused or discarded") {
+    TlsClient t(sync);
+    if (inject(t, "RSET\r\n", true)) {
+      std::string r = t.cmd("EHLO client.example");
+      CHECK_MESSAGE(r.rfind("250-mx.test.invalid Hello", 0) == 0, r);
+    }
   }
-  still_serves(s, port);
+  SUBCASE("a command after the 220, before the ClientHello: handshake fails, nothing answered in plain") {
+    for (int port : {nosync, sync}) {
+      TlsClient t(port);
+      t.reply();
+      t.cmd("EHLO client.example");
+      REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
+      t.send_raw("RSET\r\n" + client_hello());
+      CHECK(t.closed(5));
+      CHECK_MESSAGE(t.drained.find("250") == std::string::npos, t.drained);
+      CHECK((t.drained.empty() || t.drained[0] == 0x15));  // nothing, or a TLS alert record
+    }
+  }
+  still_serves(s, nosync);
+  still_serves(s, sync);
 }
 
 TEST_CASE("tls: require_tls: 530 before STARTTLS; after it the message is queued, Received says ESMTPS") {
