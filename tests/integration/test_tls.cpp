@@ -815,7 +815,9 @@ TEST_CASE("tls-load: certificates rotated every 100 ms under 50 looping STARTTLS
   TempDir keys;
   install_pair(c.leaf, keys.path);
   const std::string cert = keys.path + "/server.pem", key = keys.path + "/server.key";
-  Server s(tls_opts(tls_toml({{}}, cert, key, "watch = true\n"), "verdict rcpt=OK queue=OK\n"));
+  // 50 clients reconnecting in a loop from one IP: the per-IP limit (50) would refuse a new
+  // connection whose predecessor the server has not finished closing yet.
+  Server s(tls_opts("max_connections_per_ip = 0\n" + tls_toml({{}}, cert, key, "watch = true\n")));
   int port = start_ports(s, 1)[0];
   const double run_for = 3;
   std::atomic<bool> stop{false};
@@ -875,13 +877,17 @@ TEST_CASE("tls: real clients: Python smtplib starttls() and SMTP_SSL") {
     CHECK_MESSAGE(r.output.find("tls TLSv1.3 ") != std::string::npos, r.output);
     CHECK_MESSAGE(r.output.find("data 250 2.0.0") != std::string::npos, r.output);
   }
-  CHECK(s.count_log(": accepted message-id=") == 2);
+  CHECK(s.wait_log(": accepted message-id=", 5, 2));
 }
 
 TEST_CASE("tls: real clients: swaks --tls and --tls-on-connect") {
   const Certs &c = pki();
   if (sh("command -v swaks").status != 0) {
     MESSAGE("swaks is not installed: skipped (apt-get install swaks)");
+    return;
+  }
+  if (sh("swaks --support").output.find("=== TLS supported") == std::string::npos) {
+    MESSAGE("swaks cannot do TLS (Net::SSLeay missing): skipped (apt-get install libnet-ssleay-perl)");
     return;
   }
   Server s(tls_opts(tls_toml({{"starttls", true}, {"implicit"}}, c.leaf.cert, c.leaf.key)));
