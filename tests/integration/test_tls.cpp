@@ -856,10 +856,10 @@ TEST_CASE("tls-load: certificates rotated every 100 ms under 50 looping STARTTLS
   stop = true;
   for (auto &t : clients) t.join();
   MESSAGE("rotations=" << rotations << " handshakes=" << handshakes << " messages=" << messages);
-  CHECK_MESSAGE(failed == 0, first_error);
-  CHECK(handshakes > 50);
-  CHECK(bad_replies == 0);
-  CHECK(messages == handshakes);
+  CHECK_MESSAGE(failed.load() == 0, first_error);
+  CHECK(handshakes.load() > 50);
+  CHECK(bad_replies.load() == 0);
+  CHECK(messages.load() == handshakes.load());
   CHECK(s.running());
 }
 
@@ -871,7 +871,8 @@ TEST_CASE("tls: real clients: Python smtplib starttls() and SMTP_SSL") {
   auto ports = start_ports(s, 2);
   std::string script = source_root() + "/tests/integration/clients/tls_send.py";
   for (auto [mode, port] : {std::pair<const char *, int>{"starttls", ports[0]}, {"ssl", ports[1]}}) {
-    CAPTURE(mode);
+    std::string which = mode;
+    CAPTURE(which);
     RunResult r = sh("python3 '" + script + "' --port " + std::to_string(port) + " --mode " + mode +
                      " --cafile '" + c.ca + "'");
     CHECK_MESSAGE(r.status == 0, r.output);
@@ -894,7 +895,8 @@ TEST_CASE("tls: real clients: swaks --tls and --tls-on-connect") {
   Server s(tls_opts(tls_toml({{"starttls", true}, {"implicit"}}, c.leaf.cert, c.leaf.key)));
   auto ports = start_ports(s, 2);
   for (auto [flag, port] : {std::pair<const char *, int>{"--tls", ports[0]}, {"--tls-on-connect", ports[1]}}) {
-    CAPTURE(flag);
+    std::string which = flag;
+    CAPTURE(which);
     RunResult r = sh("swaks --server 127.0.0.1 --port " + std::to_string(port) + " " + flag +
                      " --ehlo client.test --from a@client.test --to u@example.test --timeout 10");
     CHECK_MESSAGE(r.status == 0, r.output);
