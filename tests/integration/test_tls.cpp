@@ -31,7 +31,8 @@ namespace fs = std::filesystem;
 namespace {
 
 template <class C>
-std::string send_msg(C &c, const std::string &from, const std::string &to, const std::string &body) {
+std::string send_msg(C &c, const std::string &from, const std::string &to,
+                     const std::string &body) {
   std::string r = c.cmd("MAIL FROM:<" + from + ">");
   if (r.rfind("250", 0) != 0) return r;
   r = c.cmd("RCPT TO:<" + to + ">");
@@ -47,9 +48,10 @@ const std::string kBody = "Subject: tls test\r\n\r\nhello over TLS\r\n";
 std::vector<std::string> delivered(const std::string &root) {
   std::vector<std::string> out;
   std::error_code ec;
-  for (auto it = fs::recursive_directory_iterator(root, ec); it != fs::recursive_directory_iterator();
-       it.increment(ec))
-    if (it->is_regular_file() && it->path().parent_path().filename() == "new") out.push_back(it->path().string());
+  for (auto it = fs::recursive_directory_iterator(root, ec);
+       it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->is_regular_file() && it->path().parent_path().filename() == "new")
+      out.push_back(it->path().string());
   return out;
 }
 
@@ -61,7 +63,8 @@ std::string received_of(const std::string &stored) {
   std::string r = hdr.substr(at);
   std::string out;
   for (size_t i = 0; i < r.size(); ++i) {
-    if (r[i] == '\r' && i + 2 < r.size() && r[i + 1] == '\n' && (r[i + 2] == ' ' || r[i + 2] == '\t')) {
+    if (r[i] == '\r' && i + 2 < r.size() && r[i + 1] == '\n' &&
+        (r[i + 2] == ' ' || r[i + 2] == '\t')) {
       out += ' ';
       i += 2;
       while (i + 1 < r.size() && (r[i + 1] == ' ' || r[i + 1] == '\t')) ++i;
@@ -97,7 +100,7 @@ TEST_CASE("tls: test PKI is made once per process and verifies as intended") {
   }
   CHECK(verify(c.ca2, c.mx2.cert).status == 0);
   CHECK(verify(c.ca, c.mx2.cert).status != 0);  // another CA
-  sleep(1);                                      // notAfter = notBefore: surely past now
+  sleep(1);                                     // notAfter = notBefore: surely past now
   RunResult exp = verify(c.ca, c.expired.cert);
   CHECK_MESSAGE(exp.status != 0, exp.output);
   CHECK(exp.output.find("expired") != std::string::npos);
@@ -109,8 +112,10 @@ TEST_CASE("tls: test PKI is made once per process and verifies as intended") {
   CHECK(a.output != b.output);
   RunResult a2 = sh("openssl pkey -pubout -in '" + c.leaf.key + "'");
   CHECK(a.output == a2.output);  // and the right pair matches
-  CHECK(sh("openssl x509 -noout -text -in '" + c.rsa.cert + "'").output.find("2048 bit") != std::string::npos);
-  CHECK(sh("openssl x509 -noout -text -in '" + c.leaf.cert + "'").output.find("prime256v1") != std::string::npos);
+  CHECK(sh("openssl x509 -noout -text -in '" + c.rsa.cert + "'").output.find("2048 bit") !=
+        std::string::npos);
+  CHECK(sh("openssl x509 -noout -text -in '" + c.leaf.cert + "'").output.find("prime256v1") !=
+        std::string::npos);
   CHECK(cert_fingerprint(c.leaf.cert).size() == 64);
   CHECK(cert_fingerprint(c.leaf.cert) != cert_fingerprint(c.leaf_b.cert));
 }
@@ -199,8 +204,8 @@ TEST_CASE("tls: client helper against openssl s_server") {
     CHECK(t.peer_org() == "rsa");
   }
   SUBCASE("SNI picks the second certificate") {
-    SServer srv({"-cert", c.leaf.cert, "-key", c.leaf.key, "-servername", "mx2.test", "-cert2", c.mx2.cert,
-                 "-key2", c.mx2.key, "-www"});
+    SServer srv({"-cert", c.leaf.cert, "-key", c.leaf.key, "-servername", "mx2.test", "-cert2",
+                 c.mx2.cert, "-key2", c.mx2.key, "-www"});
     REQUIRE_MESSAGE(srv.started(), srv.output());
     TlsClient with(srv.port());
     TlsOptions o;
@@ -216,7 +221,8 @@ TEST_CASE("tls: client helper against openssl s_server") {
     CHECK(without.peer_cn() == "localhost");
   }
   SUBCASE("client certificate, required by the server") {
-    SServer srv({"-cert", c.leaf.cert, "-key", c.leaf.key, "-Verify", "1", "-CAfile", c.ca, "-www"});
+    SServer srv(
+        {"-cert", c.leaf.cert, "-key", c.leaf.key, "-Verify", "1", "-CAfile", c.ca, "-www"});
     REQUIRE_MESSAGE(srv.started(), srv.output());
     TlsClient with(srv.port());
     TlsOptions o = verified();
@@ -344,7 +350,9 @@ TEST_CASE("tls: client helper STARTTLS exchange against an in-process STARTTLS s
 
 TEST_CASE("tls: harness: [[listen]] tables from the TOML, every port in table order") {
   Options o;
-  o.toml = "[[listen]]\naddress = \"127.0.0.1:0\"\n[[listen]]\naddress = \"127.0.0.1:0\"\nsync_check = false\n";
+  o.toml =
+      "[[listen]]\naddress = \"127.0.0.1:0\"\n[[listen]]\naddress = \"127.0.0.1:0\"\nsync_check = "
+      "false\n";
   o.cli_listen = false;
   Server s(o);
   auto ports = start_ports(s, 2);
@@ -448,7 +456,8 @@ TEST_CASE("tls: STARTTLS injection: plaintext pipelined after STARTTLS is never 
   // with sync_check on (the default) it may instead refuse the group as an RFC 2920
   // synchronisation violation (554 5.5.0, close). Either way nothing is executed.
   const Certs &c = pki();
-  Server s(tls_opts(tls_toml({{"starttls", false, false}, {"starttls", false, true}}, c.leaf.cert, c.leaf.key)));
+  Server s(tls_opts(
+      tls_toml({{"starttls", false, false}, {"starttls", false, true}}, c.leaf.cert, c.leaf.key)));
   auto ports = start_ports(s, 2);
   const int nosync = ports[0], sync = ports[1];
   // Sends STARTTLS + `extra` in one write; true if the server went on to TLS (then `t` is in TLS
@@ -493,7 +502,9 @@ TEST_CASE("tls: STARTTLS injection: plaintext pipelined after STARTTLS is never 
       CHECK_MESSAGE(r.rfind("250-mx.test.invalid Hello", 0) == 0, r);
     }
   }
-  SUBCASE("a command after the 220, before the ClientHello: handshake fails, nothing answered in plain") {
+  SUBCASE(
+      "a command after the 220, before the ClientHello: handshake fails, nothing answered in "
+      "plain") {
     for (int port : {nosync, sync}) {
       TlsClient t(port);
       t.reply();
@@ -509,7 +520,8 @@ TEST_CASE("tls: STARTTLS injection: plaintext pipelined after STARTTLS is never 
   still_serves(s, sync);
 }
 
-TEST_CASE("tls: require_tls: 530 before STARTTLS; after it the message is queued, Received says ESMTPS") {
+TEST_CASE(
+    "tls: require_tls: 530 before STARTTLS; after it the message is queued, Received says ESMTPS") {
   const Certs &c = pki();
   TempDir mail;
   Server s(tls_opts(tls_toml({{"starttls", true}, {"starttls", false}}, c.leaf.cert, c.leaf.key),
@@ -533,7 +545,8 @@ TEST_CASE("tls: require_tls: 530 before STARTTLS; after it the message is queued
   REQUIRE_MESSAGE(files.size() == 1, s.log());
   std::string rcv = received_of(slurp(files[0]));
   CHECK_MESSAGE(rcv.find(" with ESMTPS id ") != std::string::npos, rcv);
-  CHECK_MESSAGE(rcv.find("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)") != std::string::npos,
+  CHECK_MESSAGE(rcv.find("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)") !=
+                    std::string::npos,
                 rcv);
   CHECK(slurp(files[0]).find("hello over TLS\r\n") != std::string::npos);
   // the other listener does not require TLS: plain mail is taken, and says ESMTP
@@ -571,12 +584,16 @@ TEST_CASE("tls: implicit TLS listener: banner inside TLS, no STARTTLS, mail is E
   REQUIRE(files.size() == 1);
   std::string rcv = received_of(slurp(files[0]));
   CHECK_MESSAGE(rcv.find(" with ESMTPS id ") != std::string::npos, rcv);
-  CHECK(rcv.find("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)") != std::string::npos);
+  CHECK(rcv.find("(using TLSv1.3 with cipher TLS_AES_256_GCM_SHA384 (256/256 bits)") !=
+        std::string::npos);
 }
 
-TEST_CASE("tls: hostile TLS input: plaintext to implicit, TLS to plain, garbage, aborts, timeout, TLS 1.1") {
+TEST_CASE(
+    "tls: hostile TLS input: plaintext to implicit, TLS to plain, garbage, aborts, timeout, TLS "
+    "1.1") {
   const Certs &c = pki();
-  Server s(tls_opts(tls_toml({{"starttls"}, {"implicit"}, {"none"}}, c.leaf.cert, c.leaf.key, "", "", 1)));
+  Server s(tls_opts(
+      tls_toml({{"starttls"}, {"implicit"}, {"none"}}, c.leaf.cert, c.leaf.key, "", "", 1)));
   auto ports = start_ports(s, 3);
   const int starttls = ports[0], implicit = ports[1], plain = ports[2];
   SUBCASE("plaintext EHLO to the implicit port: closed, never answered in plain") {
@@ -624,7 +641,8 @@ TEST_CASE("tls: hostile TLS input: plaintext to implicit, TLS to plain, garbage,
       t.cmd("EHLO client.example");
       REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
       t.send_raw(hello.substr(0, hello.size() / 2));
-      if (reset) t.abort_now();
+      if (reset)
+        t.abort_now();
       else
         t.shutdown_write();
       if (!reset) CHECK(t.closed(5));
@@ -675,8 +693,8 @@ TEST_CASE("tls: SNI chooses the certificate; no SNI or an unknown name gets the 
   const Certs &c = pki();
   for (bool with_names : {true, false}) {
     CAPTURE(with_names);
-    std::string sni = "[[tls.sni]]\ncertificate = \"" + c.mx2.cert + "\"\nkey = \"" + c.mx2.key + "\"\n" +
-                      (with_names ? "names = [\"mx2.test\"]\n" : "");
+    std::string sni = "[[tls.sni]]\ncertificate = \"" + c.mx2.cert + "\"\nkey = \"" + c.mx2.key +
+                      "\"\n" + (with_names ? "names = [\"mx2.test\"]\n" : "");
     Server s(tls_opts(tls_toml({{"starttls"}, {"implicit"}}, c.leaf.cert, c.leaf.key, "", sni)));
     auto ports = start_ports(s, 2);
     for (int port : ports) {
@@ -747,7 +765,9 @@ bool wait_fingerprint(int port, const std::string &want, double timeout) {
 }
 }  // namespace
 
-TEST_CASE("tls: reload on SIGHUP: new handshakes get the new pair, open sessions go on, a broken pair is refused") {
+TEST_CASE(
+    "tls: reload on SIGHUP: new handshakes get the new pair, open sessions go on, a broken pair is "
+    "refused") {
   const Certs &c = pki();
   TempDir keys;
   install_pair(c.leaf, keys.path);
@@ -810,7 +830,9 @@ TEST_CASE("tls: reload when the files change (watch = true), without SIGHUP") {
   CHECK_MESSAGE(seen_by_new_client(port, &err) == fa, err);
 }
 
-TEST_CASE("tls-load: certificates rotated every 100 ms under 50 looping STARTTLS clients: no failed handshake") {
+TEST_CASE(
+    "tls-load: certificates rotated every 100 ms under 50 looping STARTTLS clients: no failed "
+    "handshake") {
   const Certs &c = pki();
   TempDir keys;
   install_pair(c.leaf, keys.path);
@@ -839,7 +861,8 @@ TEST_CASE("tls-load: certificates rotated every 100 ms under 50 looping STARTTLS
         ++handshakes;
         t.cmd("EHLO load.example");
         std::string r = send_msg(t, "load@client.example", "u@example.test", kBody);
-        if (r.rfind("250 2.0.0", 0) == 0) ++messages;
+        if (r.rfind("250 2.0.0", 0) == 0)
+          ++messages;
         else
           ++bad_replies;
         t.cmd("QUIT");
@@ -870,7 +893,8 @@ TEST_CASE("tls: real clients: Python smtplib starttls() and SMTP_SSL") {
   Server s(tls_opts(tls_toml({{"starttls", true}, {"implicit"}}, c.leaf.cert, c.leaf.key)));
   auto ports = start_ports(s, 2);
   std::string script = source_root() + "/tests/integration/clients/tls_send.py";
-  for (auto [mode, port] : {std::pair<const char *, int>{"starttls", ports[0]}, {"ssl", ports[1]}}) {
+  for (auto [mode, port] :
+       {std::pair<const char *, int>{"starttls", ports[0]}, {"ssl", ports[1]}}) {
     std::string which = mode;
     CAPTURE(which);
     RunResult r = sh("python3 '" + script + "' --port " + std::to_string(port) + " --mode " + mode +
@@ -889,12 +913,14 @@ TEST_CASE("tls: real clients: swaks --tls and --tls-on-connect") {
     return;
   }
   if (sh("swaks --support").output.find("=== TLS supported") == std::string::npos) {
-    MESSAGE("swaks cannot do TLS (Net::SSLeay missing): skipped (apt-get install libnet-ssleay-perl)");
+    MESSAGE(
+        "swaks cannot do TLS (Net::SSLeay missing): skipped (apt-get install libnet-ssleay-perl)");
     return;
   }
   Server s(tls_opts(tls_toml({{"starttls", true}, {"implicit"}}, c.leaf.cert, c.leaf.key)));
   auto ports = start_ports(s, 2);
-  for (auto [flag, port] : {std::pair<const char *, int>{"--tls", ports[0]}, {"--tls-on-connect", ports[1]}}) {
+  for (auto [flag, port] :
+       {std::pair<const char *, int>{"--tls", ports[0]}, {"--tls-on-connect", ports[1]}}) {
     std::string which = flag;
     CAPTURE(which);
     RunResult r = sh("swaks --server 127.0.0.1 --port " + std::to_string(port) + " " + flag +
@@ -911,9 +937,11 @@ TEST_CASE("tls: real clients: openssl s_client -starttls smtp and implicit") {
   auto ports = start_ports(s, 2);
   for (bool implicit : {false, true}) {
     CAPTURE(implicit);
-    std::string cmd = "printf 'EHLO client.test\\nNOOP\\nQUIT\\n' | timeout 10 openssl s_client -connect 127.0.0.1:" +
-                      std::to_string(ports[implicit ? 1 : 0]) + (implicit ? "" : " -starttls smtp") +
-                      " -CAfile '" + c.ca + "' -verify_hostname localhost -verify_return_error -crlf -ign_eof";
+    std::string cmd =
+        "printf 'EHLO client.test\\nNOOP\\nQUIT\\n' | timeout 10 openssl s_client -connect "
+        "127.0.0.1:" +
+        std::to_string(ports[implicit ? 1 : 0]) + (implicit ? "" : " -starttls smtp") +
+        " -CAfile '" + c.ca + "' -verify_hostname localhost -verify_return_error -crlf -ign_eof";
     RunResult r = sh(cmd);
     CHECK_MESSAGE(r.status == 0, r.output);
     CHECK_MESSAGE(r.output.find("Verify return code: 0 (ok)") != std::string::npos, r.output);

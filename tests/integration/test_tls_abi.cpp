@@ -23,7 +23,8 @@ TEST_CASE("tls: plugin tls_info() sees protocol, cipher, bits, SNI and the clien
     TlsClient t(ports[0]);
     t.reply();
     t.cmd("EHLO plain.example");
-    CHECK(log_line_with(s, {"ehlo active=0 rc=-2 protocol=[] cipher=[] bits=0 sni=[] client_cert=0"}));
+    CHECK(log_line_with(s,
+                        {"ehlo active=0 rc=-2 protocol=[] cipher=[] bits=0 sni=[] client_cert=0"}));
     CHECK(log_line_with(s, {"ehlo small_size_rc=", "small_untouched=1"}));
   }
   SUBCASE("STARTTLS with SNI and a client certificate signed by client_ca") {
@@ -38,10 +39,11 @@ TEST_CASE("tls: plugin tls_info() sees protocol, cipher, bits, SNI and the clien
     const std::string fp = cert_fingerprint(c.client.cert);
     for (const char *hook : {"ehlo", "mail"}) {
       CAPTURE(hook);
-      CHECK(log_line_with(s, {std::string(hook) +
-                                  " active=1 rc=0 protocol=[TLSv1.3] cipher=[TLS_AES_256_GCM_SHA384] "
-                                  "bits=256 sni=[localhost] client_cert=1 verified=1 subject=[",
-                              "client.test", "fp=[" + fp + "]"}));
+      CHECK(log_line_with(
+          s,
+          {std::string(hook) + " active=1 rc=0 protocol=[TLSv1.3] cipher=[TLS_AES_256_GCM_SHA384] "
+                               "bits=256 sni=[localhost] client_cert=1 verified=1 subject=[",
+           "client.test", "fp=[" + fp + "]"}));
     }
     CHECK(log_line_with(s, {"mail small_size_rc=", "small_untouched=1"}));
   }
@@ -59,7 +61,8 @@ TEST_CASE("tls: plugin tls_info() sees protocol, cipher, bits, SNI and the clien
     REQUIRE_MESSAGE(t.handshake(verified(suite)), t.error());
     t.reply();
     t.cmd("EHLO implicit.example");
-    CHECK(log_line_with(s, {"ehlo active=1 rc=0 protocol=[TLSv1.3] cipher=[TLS_AES_256_GCM_SHA384] bits=256 "
-                            "sni=[] client_cert=0 verified=0 subject=[] fp=[]"}));
+    CHECK(log_line_with(
+        s, {"ehlo active=1 rc=0 protocol=[TLSv1.3] cipher=[TLS_AES_256_GCM_SHA384] bits=256 "
+            "sni=[] client_cert=0 verified=0 subject=[] fp=[]"}));
   }
 }

@@ -45,7 +45,9 @@ const char *kConfig =
     "extendedKeyUsage = clientAuth\n"
     "subjectAltName = DNS:client.test\n";
 
-std::string q(const std::string &s) { return "'" + s + "'"; }
+std::string q(const std::string &s) {
+  return "'" + s + "'";
+}
 
 struct Maker {
   std::string dir, cnf, log;
@@ -64,16 +66,17 @@ struct Maker {
   }
   void ca(const std::string &name, const std::string &cn) {
     ec_key(name);
-    run("openssl req -x509 -new -key " + name + ".key -subj " + q("/CN=" + cn) + " -days 3650 -sha256 -config " +
-        q(cnf) + " -extensions ca_ext -out " + name + ".pem");
+    run("openssl req -x509 -new -key " + name + ".key -subj " + q("/CN=" + cn) +
+        " -days 3650 -sha256 -config " + q(cnf) + " -extensions ca_ext -out " + name + ".pem");
   }
   // A leaf for `key` (already made) signed by `ca`.
   void leaf(const std::string &name, const std::string &key, const std::string &subj,
             const std::string &ca, const std::string &ext, int days) {
-    run("openssl req -new -key " + key + ".key -subj " + q(subj) + " -config " + q(cnf) + " -out " + name +
-        ".csr");
-    run("openssl x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca + ".key -CAcreateserial -days " +
-        std::to_string(days) + " -sha256 -extfile " + q(cnf) + " -extensions " + ext + " -out " + name + ".pem");
+    run("openssl req -new -key " + key + ".key -subj " + q(subj) + " -config " + q(cnf) + " -out " +
+        name + ".csr");
+    run("openssl x509 -req -in " + name + ".csr -CA " + ca + ".pem -CAkey " + ca +
+        ".key -CAcreateserial -days " + std::to_string(days) + " -sha256 -extfile " + q(cnf) +
+        " -extensions " + ext + " -out " + name + ".pem");
   }
 };
 
@@ -111,7 +114,9 @@ Certs make() {
     c.error = m.log;
     return c;
   }
-  auto p = [&](const std::string &n) { return Pair{c.dir + "/" + n + ".pem", c.dir + "/" + n + ".key"}; };
+  auto p = [&](const std::string &n) {
+    return Pair{c.dir + "/" + n + ".pem", c.dir + "/" + n + ".key"};
+  };
   c.ca = c.dir + "/ca.pem";
   c.ca2 = c.dir + "/ca2.pem";
   c.ca_both = c.dir + "/ca_both.pem";

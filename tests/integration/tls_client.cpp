@@ -201,7 +201,8 @@ bool TlsClient::fill(double deadline) {
         if (!wait_io(true, deadline)) return false;
         continue;
       }
-      if (e == SSL_ERROR_ZERO_RETURN) close_notify = true;
+      if (e == SSL_ERROR_ZERO_RETURN)
+        close_notify = true;
       else
         error_ = "SSL_read: error " + std::to_string(e) + " " + ssl_errors();
       eof_ = true;
@@ -234,7 +235,8 @@ std::string TlsClient::reply(double timeout) {
       continue;
     }
     std::string ln = buf_.substr(pos, nl - pos);
-    if (ln.empty() || ln.back() != '\r') last_crlf_ok = false;
+    if (ln.empty() || ln.back() != '\r')
+      last_crlf_ok = false;
     else
       ln.pop_back();
     pos = nl + 1;
@@ -343,15 +345,25 @@ bool TlsClient::starttls(const TlsOptions &o, const std::string &helo) {
   return handshake(o);
 }
 
-std::string TlsClient::protocol() const { return tls() ? SSL_get_version(ssl_) : ""; }
+std::string TlsClient::protocol() const {
+  return tls() ? SSL_get_version(ssl_) : "";
+}
 
-std::string TlsClient::cipher() const { return tls() ? SSL_get_cipher_name(ssl_) : ""; }
+std::string TlsClient::cipher() const {
+  return tls() ? SSL_get_cipher_name(ssl_) : "";
+}
 
-int TlsClient::cipher_bits() const { return tls() ? SSL_get_cipher_bits(ssl_, nullptr) : 0; }
+int TlsClient::cipher_bits() const {
+  return tls() ? SSL_get_cipher_bits(ssl_, nullptr) : 0;
+}
 
-long TlsClient::verify_result() const { return ssl_ ? SSL_get_verify_result(ssl_) : -1; }
+long TlsClient::verify_result() const {
+  return ssl_ ? SSL_get_verify_result(ssl_) : -1;
+}
 
-bool TlsClient::session_reused() const { return tls() && SSL_session_reused(ssl_); }
+bool TlsClient::session_reused() const {
+  return tls() && SSL_session_reused(ssl_);
+}
 
 std::string TlsClient::peer_cn() const {
   X509 *x = ssl_ ? SSL_get0_peer_certificate(ssl_) : nullptr;
@@ -367,7 +379,8 @@ std::vector<std::string> TlsClient::peer_dns() const {
   std::vector<std::string> out;
   X509 *x = ssl_ ? SSL_get0_peer_certificate(ssl_) : nullptr;
   if (!x) return out;
-  auto *names = static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
+  auto *names =
+      static_cast<GENERAL_NAMES *>(X509_get_ext_d2i(x, NID_subject_alt_name, nullptr, nullptr));
   if (!names) return out;
   for (int i = 0; i < sk_GENERAL_NAME_num(names); ++i) {
     const GENERAL_NAME *g = sk_GENERAL_NAME_value(names, i);
@@ -432,7 +445,8 @@ SServer::SServer(const std::vector<std::string> &args) {
   out_path_ = tmpl;
   for (int attempt = 0; attempt < 3 && port_ == 0; ++attempt) {
     int port = free_port();
-    std::vector<std::string> full = {"openssl", "s_server", "-accept", "127.0.0.1:" + std::to_string(port)};
+    std::vector<std::string> full = {"openssl", "s_server", "-accept",
+                                     "127.0.0.1:" + std::to_string(port)};
     full.insert(full.end(), args.begin(), args.end());
     if (ftruncate(fd, 0) != 0) return;
     pid_ = fork();
@@ -476,6 +490,8 @@ SServer::~SServer() {
   if (!out_path_.empty()) unlink(out_path_.c_str());
 }
 
-std::string SServer::output() const { return slurp(out_path_); }
+std::string SServer::output() const {
+  return slurp(out_path_);
+}
 
 }  // namespace itest::tls

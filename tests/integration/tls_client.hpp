@@ -64,11 +64,11 @@ class TlsClient {
   std::string protocol() const;  // "TLSv1.3"
   std::string cipher() const;    // "TLS_AES_256_GCM_SHA384"
   int cipher_bits() const;
-  std::string peer_cn() const;                 // subject CN of the server's certificate
-  std::string peer_org() const;                // subject O
-  std::vector<std::string> peer_dns() const;   // its DNS subjectAltNames
-  std::string peer_fingerprint() const;        // SHA-256, lower-case hex without colons
-  long verify_result() const;                  // X509_V_OK = 0
+  std::string peer_cn() const;                // subject CN of the server's certificate
+  std::string peer_org() const;               // subject O
+  std::vector<std::string> peer_dns() const;  // its DNS subjectAltNames
+  std::string peer_fingerprint() const;       // SHA-256, lower-case hex without colons
+  long verify_result() const;                 // X509_V_OK = 0
   bool session_reused() const;
 
   // ---- raw ----

@@ -25,13 +25,16 @@ TempDir::~TempDir() {
 
 // uvsmtpd.toml text for listeners on 127.0.0.1:0 and a [tls] table with the pair (none if
 // cert is ""); `tls_extra` goes into [tls], `after` after it (more tables).
-std::string tls_toml(const std::vector<Listener> &ls, const std::string &cert, const std::string &key,
-                     const std::string &tls_extra, const std::string &after, double handshake_timeout) {
+std::string tls_toml(const std::vector<Listener> &ls, const std::string &cert,
+                     const std::string &key, const std::string &tls_extra, const std::string &after,
+                     double handshake_timeout) {
   std::string t;
   for (const auto &l : ls)
-    t += "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"" + l.mode + "\"\nrequire_tls = " +
-         (l.require_tls ? "true" : "false") + "\n" + (l.sync_check ? "" : "sync_check = false\n");
-  if (!cert.empty()) t += "[tls]\ncertificate = \"" + cert + "\"\nkey = \"" + key + "\"\n" + tls_extra;
+    t += "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"" + l.mode +
+         "\"\nrequire_tls = " + (l.require_tls ? "true" : "false") + "\n" +
+         (l.sync_check ? "" : "sync_check = false\n");
+  if (!cert.empty())
+    t += "[tls]\ncertificate = \"" + cert + "\"\nkey = \"" + key + "\"\n" + tls_extra;
   t += after;
   t += "[timeouts]\ntls_handshake = " + std::to_string(handshake_timeout) + "\n";
   return t;
@@ -68,7 +71,8 @@ bool has_line(const std::string &reply, const std::string &word) {
     std::string key = sep + word;
     for (size_t pos = reply.find(key); pos != std::string::npos; pos = reply.find(key, pos + 1)) {
       size_t end = pos + key.size();
-      if ((pos == 0 || reply[pos - 1] == '\n') && (end == reply.size() || reply[end] == '\n' || reply[end] == ' '))
+      if ((pos == 0 || reply[pos - 1] == '\n') &&
+          (end == reply.size() || reply[end] == '\n' || reply[end] == ' '))
         return true;
     }
   }

@@ -13,7 +13,8 @@ namespace itest::tls {
 
 const Certs &pki();  // certs(), REQUIREd to be made
 
-struct TempDir {  // a fresh /tmp/uvsmtpd-test.* dir, removed at the end (UVS_KEEP_TEST_DIRS keeps it)
+struct TempDir {  // a fresh /tmp/uvsmtpd-test.* dir, removed at the end (UVS_KEEP_TEST_DIRS keeps
+                  // it)
   std::string path;
   TempDir();
   ~TempDir();
@@ -28,12 +29,13 @@ struct Listener {
 // uvsmtpd.toml text: one [[listen]] table on 127.0.0.1:0 per listener, a [tls] table with the
 // pair (none if cert is ""), `tls_extra` inside [tls], `after` after it (more tables, e.g.
 // [[tls.sni]]), and [timeouts] tls_handshake.
-std::string tls_toml(const std::vector<Listener> &ls, const std::string &cert, const std::string &key,
-                     const std::string &tls_extra = "", const std::string &after = "",
-                     double handshake_timeout = 5);
+std::string tls_toml(const std::vector<Listener> &ls, const std::string &cert,
+                     const std::string &key, const std::string &tls_extra = "",
+                     const std::string &after = "", double handshake_timeout = 5);
 
 // Options with `toml`, the listeners taken from it (no --listen) and `plugins`.
-Options tls_opts(const std::string &toml, const std::string &plugins = "verdict rcpt=OK queue=OK\n");
+Options tls_opts(const std::string &toml,
+                 const std::string &plugins = "verdict rcpt=OK queue=OK\n");
 
 // REQUIREs that s started with n listeners; their ports in the order of the tables.
 std::vector<int> start_ports(Server &s, size_t n);

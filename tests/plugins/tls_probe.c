@@ -14,7 +14,9 @@
 static const uvs_api *api;
 static uvs_plugin *me;
 
-static const char *S(const char *s) { return s ? s : ""; }
+static const char *S(const char *s) {
+  return s ? s : "";
+}
 
 static uvs_verdict on_hook(uvs_call *c, void *ud) {
   const char *h = (const char *)ud;
@@ -23,12 +25,13 @@ static uvs_verdict on_hook(uvs_call *c, void *ud) {
   memset(&info, 0, sizeof info);
   info.size = sizeof info;
   int rc = api->tls_info(c, &info);
-  api->log(self, c, UVS_LOG_NOTICE,
-           "%s active=%d rc=%d protocol=[%s] cipher=[%s] bits=%d sni=[%s] client_cert=%d verified=%d "
-           "subject=[%s] fp=[%s]",
-           h, api->tls_active(c), rc, S(info.protocol), S(info.cipher), (int)info.bits, S(info.sni),
-           (int)info.client_cert, (int)info.client_cert_verified, S(info.client_subject),
-           S(info.client_fingerprint_sha256));
+  api->log(
+      self, c, UVS_LOG_NOTICE,
+      "%s active=%d rc=%d protocol=[%s] cipher=[%s] bits=%d sni=[%s] client_cert=%d verified=%d "
+      "subject=[%s] fp=[%s]",
+      h, api->tls_active(c), rc, S(info.protocol), S(info.cipher), (int)info.bits, S(info.sni),
+      (int)info.client_cert, (int)info.client_cert_verified, S(info.client_subject),
+      S(info.client_fingerprint_sha256));
   /* an older caller's struct: only `size` itself; nothing may be written beyond it */
   struct {
     uvs_tls_info head;
