@@ -152,8 +152,8 @@ void exec_uvsmtpd(int out_fd, const std::vector<std::string> &args) {
 
 Server::Server(const Options &opt) {
   dir_ = make_tree(opt);
-  std::vector<std::string> args = {"--config", dir_ + "/conf", "--listen", "127.0.0.1:0",
-                                   "--plugin-dir", dir_ + "/plugins"};
+  std::vector<std::string> args = {"--config", dir_ + "/conf", "--plugin-dir", dir_ + "/plugins"};
+  if (opt.cli_listen) args.insert(args.end(), {"--listen", "127.0.0.1:0"});
   args.insert(args.end(), opt.args.begin(), opt.args.end());
   std::string logpath = dir_ + "/log";
   pid_ = fork();
@@ -185,6 +185,21 @@ Server::~Server() {
 }
 
 std::string Server::log() const { return slurp(dir_ + "/log"); }
+
+std::vector<int> Server::ports(size_t want, double timeout) const {
+  static const std::string kMark = "listening on 127.0.0.1:";
+  std::vector<int> out;
+  double deadline = now() + timeout;
+  do {
+    out.clear();
+    std::string l = log();
+    for (size_t pos = l.find(kMark); pos != std::string::npos; pos = l.find(kMark, pos + 1))
+      out.push_back(atoi(l.c_str() + pos + kMark.size()));
+    if (out.size() >= want || reaped_) break;
+    usleep(5000);
+  } while (now() < deadline);
+  return out;
+}
 
 int Server::count_log(std::string_view needle) const {
   std::string l = log();

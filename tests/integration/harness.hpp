@@ -19,6 +19,9 @@ struct Options {
   std::map<std::string, std::string> files;   // more files in the config dir
   std::vector<std::string> args;              // more command-line arguments
   std::string log_level = "debug";
+  // false: the listeners come from `toml` ([[listen]] tables) instead of --listen 127.0.0.1:0;
+  // their ports are then Server::ports(), in the order of the tables.
+  bool cli_listen = true;
 };
 
 class Server {
@@ -30,6 +33,9 @@ class Server {
 
   bool started() const { return port_ > 0; }
   int port() const { return port_; }
+  // Every "listening on 127.0.0.1:PORT" port in the log, in logged order (the order of the
+  // [[listen]] tables); waits up to `timeout` for `want` of them.
+  std::vector<int> ports(size_t want = 1, double timeout = 2) const;
   pid_t pid() const { return pid_; }
   const std::string &dir() const { return dir_; }
   std::string conf_dir() const { return dir_ + "/conf"; }
