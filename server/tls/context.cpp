@@ -8,6 +8,7 @@
 #include <cstring>
 
 #include <openssl/err.h>
+#include <openssl/x509.h>
 #include <openssl/x509v3.h>
 
 #include "tls/ssl_error.hpp"
@@ -123,8 +124,16 @@ SSL_CTX *build_ctx(const config::TlsSettings &s, const std::string &cert, const 
     return fail("tls: " + cert + ": " + take_ssl_error("cannot load the certificate chain"));
   if (key.empty()) return fail("tls: " + cert + ": no key file given for this certificate");
   if (!readable(key, err)) return fail(err);
-  if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1)
+  if (SSL_CTX_use_PrivateKey_file(ctx, key.c_str(), SSL_FILETYPE_PEM) != 1) {
+    // OpenSSL compares the pair here already when the key types agree ("key values mismatch").
+    unsigned long e = ERR_peek_last_error();
+    if (ERR_GET_LIB(e) == ERR_LIB_X509 && (ERR_GET_REASON(e) == X509_R_KEY_VALUES_MISMATCH ||
+                                           ERR_GET_REASON(e) == X509_R_KEY_TYPE_MISMATCH)) {
+      ERR_clear_error();
+      return fail("tls: " + key + ": key does not match certificate " + cert);
+    }
     return fail("tls: " + key + ": " + take_ssl_error("cannot load the private key"));
+  }
   if (SSL_CTX_check_private_key(ctx) != 1)
     return fail("tls: " + key + ": key does not match certificate " + cert);
 

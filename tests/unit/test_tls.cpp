@@ -499,6 +499,12 @@ TEST_CASE("tls: load errors name the file and the reason") {
     CHECK_FALSE(TlsContext::load(st, err));
     CHECK(err == "tls: " + st.key + ": key does not match certificate " + st.certificate);
   }
+  SUBCASE("key of the same type that does not match (OpenSSL checks it while loading)") {
+    TlsSettings st = base();
+    st.key = certs().p("mx2.key");  // ECDSA P-256 like mx.pem, another key
+    CHECK_FALSE(TlsContext::load(st, err));
+    CHECK(err == "tls: " + st.key + ": key does not match certificate " + st.certificate);
+  }
   SUBCASE("missing file") {
     TlsSettings st = base();
     st.certificate = certs().p("nope.pem");
