@@ -79,6 +79,8 @@ def main():
     ap.add_argument("extra", nargs="*", help="options passed to tlsload (after --)")
     a = ap.parse_args()
 
+    # bench/run stops us with SIGTERM: leave through the `finally` below, which stops tlsload
+    signal.signal(signal.SIGTERM, lambda *_: sys.exit(143))
     out = {"n": a.n}
     before_rss, before_pss = rss_kib(a.pid), pss_kib(a.pid)
     cmd = [a.tlsload, "--host", a.host, "--port", str(a.port), "--idle", str(a.n),
