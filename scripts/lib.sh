@@ -8,7 +8,8 @@ cd "$ROOT"
 # Debian packages the build and the tests need.
 DEB_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 swaks
               libuv1-dev libtomlplusplus-dev doctest-dev libssl-dev libc-ares-dev
-              groff-base)  # groff: tests/install renders the man pages
+              groff-base   # groff: tests/install renders the man pages
+              openssl libnet-ssleay-perl)  # TLS tests: certificates, s_client, swaks --tls
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
