@@ -1,13 +1,17 @@
 // tests/unit/fake_connection.hpp: a Connection without a socket for driving the SMTP session in
 // unit tests: records what the session writes, holds injected bytes (and EOF) as the kernel
 // would until the session reads (each inject() is one read), answers input_pending() from them
-// (as MSG_PEEK would), and records closes and STARTTLS attempts.
+// (as MSG_PEEK would), and records closes and STARTTLS attempts. A test may let start_tls()
+// succeed and then end the "handshake" itself (finish_tls / fail_tls) without real TLS.
 #pragma once
 #include <deque>
+#include <memory>
 #include <string>
+#include <vector>
 #include <uv.h>
 
 #include "conn/connection.hpp"
+#include "tls/details.hpp"
 
 namespace uvs::test {
 
@@ -43,9 +47,28 @@ class FakeConnection final : public Connection {
     return o;
   }
 
+  // The TLS handshake started by start_tls() (with accept_tls set) ends: tls() reports
+  // `details` from now on and the session hears on_tls_ready().
+  void finish_tls(const tls::TlsDetails &details) {
+    details_ = details;
+    tls_on_ = true;
+    trace.push_back("tls ready");
+    ev_->on_tls_ready();
+  }
+  // The handshake fails with `reason`.
+  void fail_tls(const std::string &reason) {
+    trace.push_back("tls failed");
+    ev_->on_tls_failed(reason);
+  }
+  // start_tls() returns 0 (a handshake begins) instead of -ENOTSUP.
+  bool accept_tls = false;
+
   // ---- what the test reads
   bool graceful() const { return graceful_; }
   int start_tls_calls = 0;
+  std::shared_ptr<const tls::TlsContext> tls_context;  // what the last start_tls() got
+  // Writes and TLS events in order: "write <bytes>", "start_tls", "tls ready", "tls failed".
+  std::vector<std::string> trace;
 
   // ---- Connection
   void set_events(ConnectionEvents *ev) override { ev_ = ev; }
@@ -56,6 +79,7 @@ class FakeConnection final : public Connection {
   void set_reading(bool on) override { reading_ = on; }
   bool reading() const override { return reading_; }
   int write(std::string bytes) override {  // written at once: nothing stays in flight
+    trace.push_back("write " + bytes);
     written_ += bytes;
     return 0;
   }
@@ -69,10 +93,14 @@ class FakeConnection final : public Connection {
     ev_->on_closed();
   }
   bool closed() const override { return closed_; }
-  int start_tls(std::shared_ptr<const tls::TlsContext>) override {
+  int start_tls(std::shared_ptr<const tls::TlsContext> ctx) override {
     ++start_tls_calls;
-    return -ENOTSUP;
+    trace.push_back("start_tls");
+    if (!accept_tls) return -ENOTSUP;
+    tls_context = std::move(ctx);
+    return 0;
   }
+  const tls::TlsDetails *tls() const override { return tls_on_ ? &details_ : nullptr; }
 
  private:
   ConnectionEvents *ev_ = nullptr;
@@ -81,6 +109,8 @@ class FakeConnection final : public Connection {
   std::string written_;
   bool reading_ = false, eof_pending_ = false, eof_sent_ = false;
   bool graceful_ = false, closed_ = false;
+  bool tls_on_ = false;
+  tls::TlsDetails details_;
 };
 
 }  // namespace uvs::test
