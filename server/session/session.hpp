@@ -171,6 +171,7 @@ class Session final : public CallHost, private ConnectionEvents {
   bool tls_offered() const;  // STARTTLS is advertised and accepted now
   void begin_handshake(std::shared_ptr<const tls::TlsContext> ctx);
   void on_handshake_timeout();
+  void abandon_handshake();  // no TLS after all: close without a word (implicit: no hooks)
 
   // ---- session_log.cpp: the accepted-message line (reads the transaction: call before the
   // reset) and the session-end summary.

@@ -44,8 +44,7 @@ void Session::on_eof(int status) {
   if (ending()) return;
   if (handshaking_) {
     log::format(log::info, id_, "", "client closed the connection during the TLS handshake");
-    handshaking_ = false;
-    return begin_close();
+    return abandon_handshake();
   }
   if (status != UV_EOF) log::format(log::info, id_, "", "read error: %s", uv_strerror(status));
   if (input_watch_) {

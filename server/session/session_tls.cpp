@@ -47,8 +47,16 @@ void Session::begin_handshake(std::shared_ptr<const tls::TlsContext> ctx) {
 void Session::on_handshake_timeout() {
   log::format(log::notice, id_, "", "TLS handshake with %s:%d timed out", peer_ip().c_str(),
               peer_port());
+  abandon_handshake();  // nothing can be said in plaintext now: close
+}
+
+void Session::abandon_handshake() {
   handshaking_ = false;
-  begin_close();  // nothing can be said in plaintext now: close
+  out_.clear();
+  // Implicit TLS: no hook ran for this connection (the greeting waits for TLS), so neither does
+  // disconnect.
+  if (state_ == State::greeting) disconnected_ = true;
+  begin_close();  // the connection sends the alert (if any), then closes
 }
 
 void Session::on_tls_ready() {
@@ -81,11 +89,7 @@ void Session::on_tls_ready() {
 void Session::on_tls_failed(const std::string &reason) {
   log::format(log::notice, id_, "", "TLS handshake with %s:%d failed: %s", peer_ip().c_str(),
               peer_port(), reason.c_str());
-  bool greeted = state_ != State::greeting;
-  handshaking_ = false;
-  out_.clear();
-  if (!greeted) disconnected_ = true;  // implicit TLS: no hook ran for this connection
-  begin_close();  // the connection sends the alert (if any), then closes
+  abandon_handshake();
 }
 
 }  // namespace uvs
