@@ -34,8 +34,8 @@ void usage(FILE *f) {
           "                    [IPv6]:port; port 0 picks a free port, logged at start)\n"
           "  --plugin-dir DIR  where plugin .so files live (overrides plugin_dir)\n"
           "  --no-sync-check   turn the RFC 2920 synchronisation check off on every listener\n"
-          "  --check-config    load everything as a start would (as the run-as user), report\n"
-          "                    the first error, exit 0 or 1\n"
+          "  --check-config    load everything as a start would (settings, TLS certificates,\n"
+          "                    plugins as the run-as user), report the first error, exit 0 or 1\n"
           "  --print-config    print the effective settings (file, defaults, options) as TOML\n"
           "  --print-defaults  print the built-in default settings as TOML\n"
           "  --list-plugins    list the modules in the plugin directory (name, version, ABI) and\n"
@@ -162,6 +162,8 @@ int main(int argc, char **argv) {
     if (check_only &&
         !uvs::cli::check_bind_privilege(gen->settings, config_dir, !listen.empty(), err))
       return fail(err);
+    // As a start: the certificates are read before root is dropped.
+    if (check_only && !uvs::cli::check_tls(gen->settings, err)) return fail(err);
     if (!uvs::cli::become_run_as_user(gen->settings, config_dir, warnings, err)) return fail(err);
     warn(warnings);
     if (check_only && gen->settings.log_destination == "file" &&

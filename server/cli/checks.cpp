@@ -12,6 +12,7 @@
 #include <toml++/toml.h>
 #include <unistd.h>
 
+#include "tls/context.hpp"
 #include "util/privileges.hpp"
 #include "uvsmtpd/plugin.h"
 
@@ -137,6 +138,11 @@ bool check_queue(const Generation &g, std::vector<std::string> &warnings, std::s
   }
   warnings.push_back(what + ", or set require_queue_plugin = true to make this an error");
   return true;
+}
+
+bool check_tls(const config::Settings &s, std::string &err) {
+  if (!s.tls.enabled()) return true;
+  return tls::TlsContext::load(s.tls, err) != nullptr;
 }
 
 bool become_run_as_user(const config::Settings &s, const std::string &config_dir,

@@ -1,6 +1,6 @@
 // cli/checks.hpp: startup checks that both --check-config and a real start run, each error
 // naming the file (and line where there is one) and what to do: run-as user and group,
-// privileged ports, the spool directory, a queue plugin.
+// privileged ports, the spool directory, a queue plugin, the [tls] certificates.
 #pragma once
 #include <string>
 #include <vector>
@@ -29,6 +29,11 @@ bool check_spool(const config::Settings &s, const std::string &config_dir, std::
 // Some plugin registers the queue hook. Without one: an error when require_queue_plugin is set,
 // else a warning appended to warnings.
 bool check_queue(const Generation &g, std::vector<std::string> &warnings, std::string &err);
+
+// The [tls] certificates and keys load (tls::TlsContext::load, as a start does before it drops
+// root); --check-config only (a start loads them itself). No certificate set: nothing to check.
+// The error is the loader's one line naming the file ("tls: <file>: <reason>").
+bool check_tls(const config::Settings &s, std::string &err);
 
 // For --check-config and --list-plugins: become the run-as user as a real start does before it
 // loads plugins (root with `user` set: drop_privileges). Not root and `user` is someone else:

@@ -1,7 +1,8 @@
 // tests/integration/test_cli.cpp: the command line and the startup checks through the real
 // binary: --check-config and a real start both refuse (exit 1, file:line and what to do) a
 // missing config dir or uvsmtpd.toml, unknown accounts, a bad spool dir, a missing queue plugin
-// (when required), unknown plugins, busy or privileged ports; plugins load only as `user`;
+// (when required), unknown plugins, busy or privileged ports, [tls] certificates that do not
+// load; plugins load only as `user`;
 // SIGHUP keeps the listeners; --print-config / --print-defaults / --list-plugins.
 #include <arpa/inet.h>
 #include <csignal>
@@ -211,6 +212,46 @@ TEST_CASE("cli: TLS listeners without [tls] certificate stop --check-config and 
   dir = make_tree(opts(kQueued, "[tls]\ncertificate = \"c.pem\"\n"));
   both_refuse(dir, {dir + "/conf/uvsmtpd.toml:4: 'tls.certificate' is set but 'tls.key' is not"});
   remove_tree(dir);
+}
+
+TEST_CASE("cli: --check-config loads the [tls] certificates; a bad one is named") {
+  // Certificates made here with the openssl command-line tool: a self-signed ECDSA pair and a
+  // key that belongs to no certificate.
+  char tmpl[] = "/tmp/uvs_cli_tls_XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  const std::string certs = tmpl;
+  RunResult made = sh("cd " + shell_quote(certs) +
+                      " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
+                      " -keyout good.key -out good.pem -days 2 -subj /CN=mx.test 2>&1"
+                      " && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256"
+                      " -out other.key 2>&1");
+  REQUIRE_MESSAGE(made.status == 0, made.output);
+  auto tls_toml = [&](const std::string &cert, const std::string &key) {
+    return "[tls]\ncertificate = \"" + certs + "/" + cert + "\"\nkey = \"" + certs + "/" + key +
+           "\"\nwatch = false\n";
+  };
+  SUBCASE("a matching pair passes") {
+    std::string dir = make_tree(opts(kQueued, tls_toml("good.pem", "good.key")));
+    RunResult c = check(dir);
+    CHECK_MESSAGE(c.status == 0, c.output);
+    CHECK_MESSAGE(has(c.output, "configuration OK"), c.output);
+    remove_tree(dir);
+  }
+  SUBCASE("a key that does not match its certificate: the key file is named") {
+    std::string dir = make_tree(opts(kQueued, tls_toml("good.pem", "other.key")));
+    both_refuse(dir, {"tls: " + certs + "/other.key: key does not match certificate " + certs +
+                      "/good.pem"});
+    remove_tree(dir);
+  }
+  SUBCASE("a certificate file that does not exist: the file is named") {
+    std::string dir = make_tree(opts(kQueued, tls_toml("missing.pem", "good.key")));
+    RunResult c = check(dir);
+    CHECK_MESSAGE(c.status == 1, c.output);
+    CHECK_MESSAGE(has(c.output, "tls: " + certs + "/missing.pem: "), c.output);
+    CHECK_FALSE(has(c.output, "configuration OK"));
+    remove_tree(dir);
+  }
+  fs::remove_all(certs);
 }
 
 TEST_CASE("cli: a spool directory that is missing or not writable") {
