@@ -79,12 +79,18 @@ void Session::on_tls_ready() {
 }
 
 void Session::on_tls_failed(const std::string &reason) {
-  log::format(log::notice, id_, "", "TLS handshake with %s:%d failed: %s", peer_ip().c_str(),
-              peer_port(), reason.c_str());
-  bool greeted = state_ != State::greeting;
+  // Also after the handshake: a bad record, an alert, an unexpected message.
+  bool in_handshake = handshaking_;
+  log::format(log::notice, id_, "",
+              in_handshake ? "TLS handshake with %s:%d failed: %s" : "TLS error with %s:%d: %s",
+              peer_ip().c_str(), peer_port(), reason.c_str());
+  // On an implicit-TLS listener greet() (pre-connection, connect) runs once the handshake is
+  // done: a failure inside the handshake means no hook ran, one after it (connect hooks may
+  // still be running) needs the disconnect hook like any other close.
+  bool hooks_started = !(in_handshake && state_ == State::greeting);
   handshaking_ = false;
   out_.clear();
-  if (!greeted) disconnected_ = true;  // implicit TLS: no hook ran for this connection
+  if (!hooks_started) disconnected_ = true;
   begin_close();  // the connection sends the alert (if any), then closes
 }
 

@@ -691,6 +691,23 @@ TEST_CASE(
   CHECK(i.reply().rfind("220 ", 0) == 0);
 }
 
+TEST_CASE("tls: a bad record after an implicit-TLS handshake, while connect hooks run: the "
+          "disconnect hook runs") {
+  // earlytalker keeps reading on during its connect hook; the record fails there. The
+  // pre-connection and connect hooks have run, so the disconnect hook must run too.
+  const Certs &c = pki();
+  Server s(tls_opts(tls_toml({{"implicit"}}, c.leaf.cert, c.leaf.key),
+                    "earlytalker wait 2\nverdict trace=1\n"));
+  int port = start_ports(s, 1)[0];
+  TlsClient t(port);
+  REQUIRE_MESSAGE(t.handshake(verified()), t.error());
+  REQUIRE(log_line_with(s, {"trace verdict pre-connection"}));
+  t.send_raw(std::string("\x17\x03\x03\x00\x20", 5) + std::string(32, 'A'));
+  CHECK(t.closed(5));
+  CHECK_MESSAGE(log_line_with(s, {"TLS error with 127.0.0.1"}), s.log());
+  CHECK_MESSAGE(log_line_with(s, {"trace verdict disconnect"}), s.log());
+}
+
 TEST_CASE("tls: SNI chooses the certificate; no SNI or an unknown name gets the default") {
   const Certs &c = pki();
   for (bool with_names : {true, false}) {
