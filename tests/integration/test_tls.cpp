@@ -691,8 +691,9 @@ TEST_CASE(
   CHECK(i.reply().rfind("220 ", 0) == 0);
 }
 
-TEST_CASE("tls: a bad record after an implicit-TLS handshake, while connect hooks run: the "
-          "disconnect hook runs") {
+TEST_CASE(
+    "tls: a bad record after an implicit-TLS handshake, while connect hooks run: the "
+    "disconnect hook runs") {
   // earlytalker keeps reading on during its connect hook; the record fails there. The
   // pre-connection and connect hooks have run, so the disconnect hook must run too.
   const Certs &c = pki();
@@ -958,7 +959,8 @@ TEST_CASE("tls: real clients: openssl s_client -starttls smtp and implicit") {
     CAPTURE(implicit);
     std::string cmd =
         // one command at a time: EHLO and NOOP end their pipelining group (RFC 2920)
-        "(printf 'EHLO client.test\\n'; sleep 0.3; printf 'NOOP\\n'; sleep 0.3; printf 'QUIT\\n') | "
+        "(printf 'EHLO client.test\\n'; sleep 0.3; printf 'NOOP\\n'; sleep 0.3; printf 'QUIT\\n') "
+        "| "
         "timeout 10 openssl s_client -connect "
         "127.0.0.1:" +
         std::to_string(ports[implicit ? 1 : 0]) + (implicit ? "" : " -starttls smtp") +
