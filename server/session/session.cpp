@@ -74,6 +74,7 @@ void Session::start() {
 }
 
 void Session::greet() {
+  hooks_started_ = true;
   HookArgs a;
   a.arg = peer_ip();
   run_hook(UVS_HOOK_PRE_CONNECTION, a, [this](HookResult r) {
@@ -131,6 +132,7 @@ void Session::force_close() {
 void Session::run_disconnect() {
   if (disconnected_) return;
   disconnected_ = true;
+  if (!hooks_started_) return;  // refused, or an implicit-TLS handshake that never completed
   if (txn_.is_open()) reset_transaction();
   notify(UVS_HOOK_DISCONNECT);
 }

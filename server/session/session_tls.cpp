@@ -84,13 +84,10 @@ void Session::on_tls_failed(const std::string &reason) {
   log::format(log::notice, id_, "",
               in_handshake ? "TLS handshake with %s:%d failed: %s" : "TLS error with %s:%d: %s",
               peer_ip().c_str(), peer_port(), reason.c_str());
-  // On an implicit-TLS listener greet() (pre-connection, connect) runs once the handshake is
-  // done: a failure inside the handshake means no hook ran, one after it (connect hooks may
-  // still be running) needs the disconnect hook like any other close.
-  bool hooks_started = !(in_handshake && state_ == State::greeting);
+  // disconnect fires only if greet() began (run_disconnect): not for an implicit-TLS handshake
+  // that failed, but for a record that fails later, even while the connect hooks still run.
   handshaking_ = false;
   out_.clear();
-  if (!hooks_started) disconnected_ = true;
   begin_close();  // the connection sends the alert (if any), then closes
 }
 

@@ -709,6 +709,48 @@ TEST_CASE(
   CHECK_MESSAGE(log_line_with(s, {"trace verdict disconnect"}), s.log());
 }
 
+TEST_CASE(
+    "tls: an implicit-TLS handshake that times out, fails or meets EOF runs no disconnect "
+    "hook (no connect hook ran either)") {
+  const Certs &c = pki();
+  Server s(
+      tls_opts(tls_toml({{"implicit"}}, c.leaf.cert, c.leaf.key, "", "", 1), "verdict trace=1\n"));
+  int port = start_ports(s, 1)[0];
+  {
+    TlsClient t(port);  // silent: the 1 s handshake deadline
+    CHECK(t.closed(5));
+  }
+  {
+    TlsClient t(port);  // half a ClientHello, then EOF
+    std::string hello = client_hello();
+    t.send_raw(hello.substr(0, hello.size() / 2));
+    t.shutdown_write();
+    CHECK(t.closed(5));
+  }
+  {
+    TlsClient t(port);  // garbage: the handshake fails
+    t.send_raw(std::string(300, '\xff'));
+    CHECK(t.closed(5));
+  }
+  {
+    TlsClient t(port);  // a complete session: its hooks pair up
+    REQUIRE_MESSAGE(t.handshake(verified()), t.error());
+    CHECK(t.reply().rfind("220 ", 0) == 0);
+    CHECK(t.cmd("QUIT").rfind("221 ", 0) == 0);
+  }
+  REQUIRE(log_line_with(s, {"trace verdict disconnect"}));
+  std::string log = s.log();
+  size_t pre = 0, disc = 0;
+  for (size_t p = log.find("trace verdict pre-connection"); p != std::string::npos;
+       p = log.find("trace verdict pre-connection", p + 1))
+    ++pre;
+  for (size_t p = log.find("trace verdict disconnect"); p != std::string::npos;
+       p = log.find("trace verdict disconnect", p + 1))
+    ++disc;
+  CHECK_MESSAGE(pre == 1, log);
+  CHECK_MESSAGE(disc == 1, log);
+}
+
 TEST_CASE("tls: SNI chooses the certificate; no SNI or an unknown name gets the default") {
   const Certs &c = pki();
   for (bool with_names : {true, false}) {
