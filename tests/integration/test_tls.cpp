@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -749,6 +750,36 @@ TEST_CASE(
     ++disc;
   CHECK_MESSAGE(pre == 1, log);
   CHECK_MESSAGE(disc == 1, log);
+}
+
+TEST_CASE(
+    "tls: RFC 2920 check under TLS: a KeyUpdate while a hook runs is not input; a "
+    "pipelined command still is") {
+  // The check peeks at the kernel; under TLS a record there may carry nothing for the session
+  // (a TLS 1.3 KeyUpdate). Only decrypted bytes count.
+  const Certs &c = pki();
+  Server s(tls_opts(tls_toml({{"starttls"}}, c.leaf.cert, c.leaf.key),
+                    "verdict ehlo=DECLINED ehlo.async=timer ehlo.delay=500 noop=DECLINED "
+                    "noop.async=timer noop.delay=500\n"));
+  int port = start_ports(s, 1)[0];
+  TlsOptions o = verified();
+  o.min_version = TLS1_3_VERSION;
+  TlsClient t(port);
+  REQUIRE_MESSAGE(t.starttls(o), t.error());
+  t.line("EHLO client.example");
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  REQUIRE(t.key_update(true));  // the server must answer with its own
+  std::string r = t.reply(5);
+  CHECK_MESSAGE(r.rfind("250-mx.test.invalid Hello", 0) == 0, r);
+  CHECK(t.cmd("NOOP") == "250 2.0.0 OK");
+  CHECK(t.cmd("MAIL FROM:<a@client.example>").rfind("250 ", 0) == 0);
+  // A real violation under TLS: NOOP ends its group, RSET comes while its hook runs.
+  t.line("NOOP");
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  t.line("RSET");
+  CHECK(t.reply(5) == "554 5.5.0 Error: SMTP protocol synchronization");
+  CHECK(t.closed(5));
+  CHECK(s.running());
 }
 
 TEST_CASE("tls: SNI chooses the certificate; no SNI or an unknown name gets the default") {
