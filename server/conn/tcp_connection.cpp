@@ -76,7 +76,12 @@ void TcpConnection::start_reading() {
 
 void TcpConnection::set_reading(bool on) {
   if (graceful_ || closed_ || on == reading_) return;  // lingering: the connection reads
-  if (on) return start_reading();
+  if (on) {
+    start_reading();
+    // What input_pending() decrypted: delivered from the loop, never inside the caller.
+    if (tls_stash_due_) deliver_stash_soon();
+    return;
+  }
   reading_ = false;
   uv_read_stop(h_->stream());
 }
@@ -84,6 +89,10 @@ void TcpConnection::set_reading(bool on) {
 void TcpConnection::handle_read(ssize_t n, const uv_buf_t *buf) {
   if (n == 0 || closed_) return;
   if (n < 0) {
+    // What input_pending() decrypted comes before the EOF.
+    if (!graceful_ && tls_stash_due_ && reading_) read_tls(nullptr, 0);
+    if (closed_) return;
+    bool reported = eof_;  // a close_notify already gave on_eof
     eof_ = true;
     if (graceful_) {
       // Closing: nothing more to read; close once the last writes are out (or at once).
@@ -94,7 +103,7 @@ void TcpConnection::handle_read(ssize_t n, const uv_buf_t *buf) {
       uv_read_stop(h_->stream());
       reading_ = false;
     }
-    if (ev_) ev_->on_eof(static_cast<int>(n));
+    if (ev_ && !reported) ev_->on_eof(static_cast<int>(n));
     return;
   }
   if (graceful_) return;  // lingering: drop input
@@ -120,6 +129,8 @@ int TcpConnection::start_tls(std::shared_ptr<const tls::TlsContext> ctx) {
 
 void TcpConnection::read_tls(const char *p, size_t n) {
   std::string plain, wire;
+  plain.swap(tls_stash_);  // decrypted earlier by input_pending(): it comes first
+  tls_stash_due_ = false;
   bool was_done = tls_->handshake_done();
   tls::TlsStream::Status st = tls_->feed(p, n, plain, wire);
   if (!wire.empty()) write_wire(std::move(wire));  // handshake, tickets, alerts
@@ -150,11 +161,43 @@ void TcpConnection::read_tls(const char *p, size_t n) {
 
 bool TcpConnection::input_pending() {
   if (eof_ || closed_) return false;
+  if (!tls_stash_.empty()) return true;
   uv_os_fd_t fd;
   if (uv_fileno(h_->handle(), &fd) != 0) return false;
   char c;
   ssize_t n = ::recv(fd, &c, 1, MSG_PEEK | MSG_DONTWAIT);
-  return n > 0;
+  if (n <= 0) return false;
+  if (!tls_ || !tls_->handshake_done() || graceful_) return true;
+  // Under TLS a byte in the kernel is not yet a byte of input: the record may be a KeyUpdate
+  // or another message with nothing for the session. Decrypt and look.
+  pull_tls(fd);
+  return !tls_stash_.empty();
+}
+
+void TcpConnection::pull_tls(int fd) {
+  char buf[16384];
+  while (tls_stash_.empty()) {  // one piece of plaintext answers the question
+    ssize_t n = ::recv(fd, buf, sizeof buf, MSG_DONTWAIT);
+    if (n <= 0) break;  // nothing more now; EOF and errors come with libuv's next read
+    std::string wire;
+    tls::TlsStream::Status st = tls_->feed(buf, static_cast<size_t>(n), tls_stash_, wire);
+    if (!wire.empty()) write_wire(std::move(wire));  // our KeyUpdate, an alert
+    if (st == tls::TlsStream::Status::error || tls_->peer_closed()) {
+      tls_stash_due_ = true;  // read_tls() reports it (feed() repeats the error or the close)
+      break;
+    }
+  }
+  if (!tls_stash_.empty()) tls_stash_due_ = true;
+  if (tls_stash_due_) deliver_stash_soon();
+}
+
+void TcpConnection::deliver_stash_soon() {
+  // From the loop, never inside the caller (the session is in the middle of a command), and
+  // only while the session reads (set_reading(true) calls this again).
+  if (!tls_stash_timer_) tls_stash_timer_ = std::make_unique<Timer>(loop_);
+  tls_stash_timer_->start(0, [this] {
+    if (tls_stash_due_ && reading_ && !closed_ && !graceful_) read_tls(nullptr, 0);
+  });
 }
 
 // ---- writing ----------------------------------------------------------------------------
@@ -253,6 +296,7 @@ void TcpConnection::close() {
   if (closed_) return;
   closed_ = true;
   close_timer_.reset();
+  tls_stash_timer_.reset();
   reading_ = false;
   uv_close(h_->handle(), [](uv_handle_t *uh) {
     auto *h = static_cast<Handle *>(uh->data);

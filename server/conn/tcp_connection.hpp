@@ -58,6 +58,8 @@ class TcpConnection final : public Connection {
   void start_reading();
   int write_wire(std::string bytes);  // to the socket as they are (ciphertext with TLS)
   void read_tls(const char *p, size_t n);
+  void pull_tls(int fd);  // input_pending() under TLS: decrypt what the kernel holds now
+  void deliver_stash_soon();
 
   uv_loop_t *loop_;
   Handle *h_;
@@ -71,9 +73,15 @@ class TcpConnection final : public Connection {
   bool closed_ = false;
   size_t writes_in_flight_ = 0;
   size_t write_bytes_in_flight_ = 0;
-  std::unique_ptr<Timer> close_timer_;
+  std::unique_ptr<Timer> close_timer_;   // graceful close: bounds the last writes, then the linger
   std::unique_ptr<tls::TlsStream> tls_;  // after start_tls()
-  std::string tls_pending_;              // plaintext written before the handshake finished  // graceful close: bounds the last writes, then the linger
+  // input_pending() under TLS decrypts what the kernel holds (a record may carry no data: a
+  // TLS 1.3 KeyUpdate, an alert); the plaintext, or the error or close_notify it met, waits
+  // here and goes to the session ahead of anything read later, once reading is on.
+  std::string tls_stash_;
+  bool tls_stash_due_ = false;
+  std::unique_ptr<Timer> tls_stash_timer_;
+  std::string tls_pending_;  // plaintext written before the handshake finished
 };
 
 }  // namespace uvs

@@ -74,6 +74,7 @@ void Session::start() {
 }
 
 void Session::greet() {
+  hooks_started_ = true;
   HookArgs a;
   a.arg = peer_ip();
   run_hook(UVS_HOOK_PRE_CONNECTION, a, [this](HookResult r) {
@@ -118,6 +119,12 @@ void Session::after_reverse_lookup() {
 
 void Session::shutdown_notice() {
   shutting_down_ = true;
+  if (handshaking_) {
+    // Implicit TLS, no dialogue yet: close now. STARTTLS: the 421 goes out inside TLS once the
+    // handshake is done (process() sees shutting_down_); force_close covers a stalled one.
+    if (state_ == State::greeting) abandon_handshake();
+    return;
+  }
   if (state_ == State::command && !busy_ && !chain_)
     close_after(make_reply(421, "4.3.2", cfg_.hostname + " Service shutting down"));
 }
@@ -131,6 +138,7 @@ void Session::force_close() {
 void Session::run_disconnect() {
   if (disconnected_) return;
   disconnected_ = true;
+  if (!hooks_started_) return;  // refused, or an implicit-TLS handshake that never completed
   if (txn_.is_open()) reset_transaction();
   notify(UVS_HOOK_DISCONNECT);
 }

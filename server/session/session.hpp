@@ -217,6 +217,10 @@ class Session final : public CallHost, private ConnectionEvents {
   uint32_t junk_ = 0;  // junk commands since the session began or the last accepted message
   bool shutting_down_ = false;
   bool disconnected_ = false;  // the disconnect hook ran (or never will: refused)
+  // greet() began (pre-connection ran): only then does disconnect fire. On an implicit-TLS
+  // listener greet() waits for the handshake, so a handshake that times out, fails or meets
+  // EOF (or a shutdown) ends a session whose plugins never saw it.
+  bool hooks_started_ = false;
 
   Timer idle_timer_;  // the command deadline, or the DATA deadline (data_clock_)
   DataClock data_clock_;

@@ -53,9 +53,8 @@ void Session::on_handshake_timeout() {
 void Session::abandon_handshake() {
   handshaking_ = false;
   out_.clear();
-  // Implicit TLS: no hook ran for this connection (the greeting waits for TLS), so neither does
-  // disconnect.
-  if (state_ == State::greeting) disconnected_ = true;
+  // disconnect fires only if greet() began (run_disconnect): not for an implicit-TLS handshake
+  // that failed, but for a record that fails later, even while the connect hooks still run.
   begin_close();  // the connection sends the alert (if any), then closes
 }
 
@@ -87,8 +86,10 @@ void Session::on_tls_ready() {
 }
 
 void Session::on_tls_failed(const std::string &reason) {
-  log::format(log::notice, id_, "", "TLS handshake with %s:%d failed: %s", peer_ip().c_str(),
-              peer_port(), reason.c_str());
+  // Also after the handshake: a bad record, an alert, an unexpected message.
+  log::format(log::notice, id_, "",
+              handshaking_ ? "TLS handshake with %s:%d failed: %s" : "TLS error with %s:%d: %s",
+              peer_ip().c_str(), peer_port(), reason.c_str());
   abandon_handshake();
 }
 

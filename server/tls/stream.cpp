@@ -67,7 +67,6 @@ TlsStream::~TlsStream() {
 
 void TlsStream::drain(std::string &wire_out) {
   BIO *w = SSL_get_wbio(ssl_);
-  size_t drained = 0;
   for (;;) {
     size_t pend = BIO_ctrl_pending(w);
     if (pend == 0) break;
@@ -76,19 +75,23 @@ void TlsStream::drain(std::string &wire_out) {
     int got = BIO_read(w, wire_out.data() + old, static_cast<int>(pend));
     wire_out.resize(old + (got > 0 ? static_cast<size_t>(got) : 0));
     if (got <= 0) break;
-    drained += static_cast<size_t>(got);
   }
-  if (drained > kTrimAbove && done_) {
-    BIO *fresh = new_mem_bio();
-    if (fresh) SSL_set0_wbio(ssl_, fresh);
-  }
+  if (done_) trim_bios();
 }
 
-void TlsStream::trim_bios(size_t fed) {
-  if (fed > kTrimAbove && done_ && BIO_ctrl_pending(SSL_get_rbio(ssl_)) == 0) {
-    BIO *fresh = new_mem_bio();
-    if (fresh) SSL_set0_rbio(ssl_, fresh);
-  }
+// Once the handshake is done, an empty memory BIO whose buffer grew past kTrimAbove (the
+// certificate flight, a client certificate, a large record) is replaced by a fresh one, so an
+// idle connection keeps no large buffer.
+void TlsStream::trim_bios() {
+  auto big_and_empty = [](BIO *b) {
+    BUF_MEM *m = nullptr;
+    return b && BIO_ctrl_pending(b) == 0 && BIO_get_mem_ptr(b, &m) == 1 && m &&
+           m->max > kTrimAbove;
+  };
+  if (big_and_empty(SSL_get_wbio(ssl_)))
+    if (BIO *fresh = new_mem_bio()) SSL_set0_wbio(ssl_, fresh);
+  if (big_and_empty(SSL_get_rbio(ssl_)))
+    if (BIO *fresh = new_mem_bio()) SSL_set0_rbio(ssl_, fresh);
 }
 
 TlsStream::Status TlsStream::fail(int ret, const char *fallback) {
@@ -158,7 +161,7 @@ TlsStream::Status TlsStream::feed(const char *p, size_t n, std::string &plain_ou
   }
   ERR_clear_error();
   drain(wire_out);
-  if (!failed_) trim_bios(n);
+  if (!failed_ && done_) trim_bios();
   return st;
 }
 

@@ -52,7 +52,7 @@ class TlsStream {
   void drain(std::string &wire_out);
   void fill_details();
   Status fail(int ret, const char *fallback);
-  void trim_bios(size_t fed);
+  void trim_bios();  // done: large empty buffers replaced
 
   std::shared_ptr<const TlsContext> ctx_;
   SSL *ssl_ = nullptr;

@@ -9,6 +9,7 @@
 
 #include <arpa/inet.h>
 #include <atomic>
+#include <chrono>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -691,6 +692,96 @@ TEST_CASE(
   CHECK(i.reply().rfind("220 ", 0) == 0);
 }
 
+TEST_CASE(
+    "tls: a bad record after an implicit-TLS handshake, while connect hooks run: the "
+    "disconnect hook runs") {
+  // earlytalker keeps reading on during its connect hook; the record fails there. The
+  // pre-connection and connect hooks have run, so the disconnect hook must run too.
+  const Certs &c = pki();
+  Server s(tls_opts(tls_toml({{"implicit"}}, c.leaf.cert, c.leaf.key),
+                    "earlytalker wait 2\nverdict trace=1\n"));
+  int port = start_ports(s, 1)[0];
+  TlsClient t(port);
+  REQUIRE_MESSAGE(t.handshake(verified()), t.error());
+  REQUIRE(log_line_with(s, {"trace verdict pre-connection"}));
+  t.send_raw(std::string("\x17\x03\x03\x00\x20", 5) + std::string(32, 'A'));
+  CHECK(t.closed(5));
+  CHECK_MESSAGE(log_line_with(s, {"TLS error with 127.0.0.1"}), s.log());
+  CHECK_MESSAGE(log_line_with(s, {"trace verdict disconnect"}), s.log());
+}
+
+TEST_CASE(
+    "tls: an implicit-TLS handshake that times out, fails or meets EOF runs no disconnect "
+    "hook (no connect hook ran either)") {
+  const Certs &c = pki();
+  Server s(
+      tls_opts(tls_toml({{"implicit"}}, c.leaf.cert, c.leaf.key, "", "", 1), "verdict trace=1\n"));
+  int port = start_ports(s, 1)[0];
+  {
+    TlsClient t(port);  // silent: the 1 s handshake deadline
+    CHECK(t.closed(5));
+  }
+  {
+    TlsClient t(port);  // half a ClientHello, then EOF
+    std::string hello = client_hello();
+    t.send_raw(hello.substr(0, hello.size() / 2));
+    t.shutdown_write();
+    CHECK(t.closed(5));
+  }
+  {
+    TlsClient t(port);  // garbage: the handshake fails
+    t.send_raw(std::string(300, '\xff'));
+    CHECK(t.closed(5));
+  }
+  {
+    TlsClient t(port);  // a complete session: its hooks pair up
+    REQUIRE_MESSAGE(t.handshake(verified()), t.error());
+    CHECK(t.reply().rfind("220 ", 0) == 0);
+    CHECK(t.cmd("QUIT").rfind("221 ", 0) == 0);
+  }
+  REQUIRE(log_line_with(s, {"trace verdict disconnect"}));
+  std::string log = s.log();
+  size_t pre = 0, disc = 0;
+  for (size_t p = log.find("trace verdict pre-connection"); p != std::string::npos;
+       p = log.find("trace verdict pre-connection", p + 1))
+    ++pre;
+  for (size_t p = log.find("trace verdict disconnect"); p != std::string::npos;
+       p = log.find("trace verdict disconnect", p + 1))
+    ++disc;
+  CHECK_MESSAGE(pre == 1, log);
+  CHECK_MESSAGE(disc == 1, log);
+}
+
+TEST_CASE(
+    "tls: RFC 2920 check under TLS: a KeyUpdate while a hook runs is not input; a "
+    "pipelined command still is") {
+  // The check peeks at the kernel; under TLS a record there may carry nothing for the session
+  // (a TLS 1.3 KeyUpdate). Only decrypted bytes count.
+  const Certs &c = pki();
+  Server s(tls_opts(tls_toml({{"starttls"}}, c.leaf.cert, c.leaf.key),
+                    "verdict ehlo=DECLINED ehlo.async=timer ehlo.delay=500 noop=DECLINED "
+                    "noop.async=timer noop.delay=500\n"));
+  int port = start_ports(s, 1)[0];
+  TlsOptions o = verified();
+  o.min_version = TLS1_3_VERSION;
+  TlsClient t(port);
+  REQUIRE_MESSAGE(t.starttls(o), t.error());
+  t.line("EHLO client.example");
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  REQUIRE(t.key_update(true));  // the server must answer with its own
+  std::string r = t.reply(5);
+  CHECK_MESSAGE(r.rfind("250-mx.test.invalid Hello", 0) == 0, r);
+  CHECK(t.cmd("NOOP") == "250 2.0.0 OK");
+  CHECK(t.cmd("MAIL FROM:<a@client.example>").rfind("250 ", 0) == 0);
+  // A real violation under TLS: NOOP ends its group, RSET comes while its hook runs.
+  t.line("NOOP");
+  std::this_thread::sleep_for(std::chrono::milliseconds(150));
+  t.line("RSET");
+  CHECK(t.reply(5) == "554 5.5.0 Error: SMTP protocol synchronization");
+  CHECK(t.closed(5));
+  CHECK(s.running());
+}
+
 TEST_CASE("tls: SNI chooses the certificate; no SNI or an unknown name gets the default") {
   const Certs &c = pki();
   for (bool with_names : {true, false}) {
@@ -941,7 +1032,8 @@ TEST_CASE("tls: real clients: openssl s_client -starttls smtp and implicit") {
     CAPTURE(implicit);
     std::string cmd =
         // one command at a time: EHLO and NOOP end their pipelining group (RFC 2920)
-        "(printf 'EHLO client.test\\n'; sleep 0.3; printf 'NOOP\\n'; sleep 0.3; printf 'QUIT\\n') | "
+        "(printf 'EHLO client.test\\n'; sleep 0.3; printf 'NOOP\\n'; sleep 0.3; printf 'QUIT\\n') "
+        "| "
         "timeout 10 openssl s_client -connect "
         "127.0.0.1:" +
         std::to_string(ports[implicit ? 1 : 0]) + (implicit ? "" : " -starttls smtp") +

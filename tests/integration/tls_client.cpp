@@ -408,6 +408,17 @@ std::string TlsClient::peer_fingerprint() const {
   return out;
 }
 
+bool TlsClient::key_update(bool request) {
+  if (!tls()) return false;
+  if (SSL_key_update(ssl_, request ? SSL_KEY_UPDATE_REQUESTED : SSL_KEY_UPDATE_NOT_REQUESTED) != 1)
+    return false;
+  // The message goes out with the next write or handshake call; a few bytes on a fresh
+  // socket buffer, so one call on the non-blocking socket sends it.
+  int rc = SSL_do_handshake(ssl_);
+  ERR_clear_error();
+  return rc == 1;
+}
+
 void TlsClient::shutdown_write() {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }

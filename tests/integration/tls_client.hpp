@@ -73,8 +73,11 @@ class TlsClient {
 
   // ---- raw ----
   void send_raw(std::string_view bytes);  // on the socket, bypassing TLS
-  void shutdown_write();                  // TCP half-close
-  void abort_now();                       // close the socket at once (no close_notify)
+  // TLS 1.3: a KeyUpdate (RFC 8446 4.6.3) on its own, asking the peer to update too if
+  // `request`; false if it could not be sent.
+  bool key_update(bool request);
+  void shutdown_write();  // TCP half-close
+  void abort_now();       // close the socket at once (no close_notify)
   int fd() const { return fd_; }
 
   std::string banner, ehlo_plain, starttls_reply;
