@@ -33,7 +33,8 @@ class ConnectionEvents {
   virtual void on_drain_timeout() = 0;
   // The handle is closed: the last event; the owner may destroy the connection now.
   virtual void on_closed() = 0;
-  // STARTTLS (filled in with the TLS filter): the handshake finished / failed.
+  // The TLS handshake started by start_tls() finished / failed (OpenSSL's reason). After a
+  // failure the owner closes; a TLS error later in the session is reported as a failure too.
   virtual void on_tls_ready() = 0;
   virtual void on_tls_failed(const std::string &reason) = 0;
 
@@ -72,8 +73,9 @@ class Connection {
   virtual void close() = 0;
   virtual bool closed() const = 0;  // close() has begun
 
-  // TLS seams (the TLS filter is wired in later): start a server-side handshake on this
-  // connection (-ENOTSUP until then), and the details once it is done (nullptr: plaintext).
+  // TLS: start a server-side handshake on this connection (TcpConnection puts its TLS filter
+  // between the socket and the session; this default, kept for test fakes, answers -ENOTSUP),
+  // and the details once the handshake is done (nullptr: plaintext or still handshaking).
   virtual int start_tls(std::shared_ptr<const tls::TlsContext> ctx) {
     (void)ctx;
     return -ENOTSUP;

@@ -46,8 +46,9 @@ const Session::CommandSpec Session::kCommands[] = {
     {"vrfy", UVS_HOOK_VRFY, true, anywhere, nullptr, nullptr, &Session::cmd_simple},
     {"help", UVS_HOOK_HELP, true, anywhere, nullptr, nullptr, &Session::cmd_simple},
     {"quit", UVS_HOOK_QUIT, true, anywhere, nullptr, nullptr, &Session::cmd_quit},
-    // RFC 3207: only after EHLO (where it is offered); it resets the dialogue, so a transaction
-    // in progress is dropped with it. Not offered: an unrecognized command (session_tls.cpp).
+    // RFC 3207: offered in the EHLO reply, accepted once greeted (HELO or EHLO); the handshake
+    // resets the dialogue, so a transaction in progress is dropped with it. Where it is not
+    // offered it is an unrecognized command (dispatch; session_tls.cpp).
     {"starttls", kNoHook, true, greeted | in_mail,
      "Error: send EHLO first", nullptr, &Session::cmd_starttls},
 };
