@@ -238,4 +238,18 @@ int TlsContext::servername_cb(SSL *ssl, int *, void *arg) {
   return SSL_TLSEXT_ERR_OK;  // an unknown name gets the default certificate
 }
 
+std::vector<std::pair<std::string, time_t>> TlsContext::expiries() const {
+  std::vector<std::pair<std::string, time_t>> out;
+  auto add = [&out](SSL_CTX *ctx, const std::string &file) {
+    X509 *leaf = ctx ? SSL_CTX_get0_certificate(ctx) : nullptr;
+    std::tm tm{};
+    if (!leaf || ASN1_TIME_to_tm(X509_get0_notAfter(leaf), &tm) != 1) return;
+    out.emplace_back(file, timegm(&tm));
+  };
+  add(default_.ctx, settings_.certificate);
+  for (size_t i = 0; i < sni_.size() && i < settings_.sni.size(); ++i)
+    add(sni_[i].ctx, settings_.sni[i].certificate);
+  return out;
+}
+
 }  // namespace uvs::tls

@@ -3,8 +3,10 @@
 // name), the protocol/cipher policy and the session-ticket keys. Immutable once loaded;
 // connections hold it by shared_ptr, so a reload never disturbs a session already in TLS.
 #pragma once
+#include <ctime>
 #include <memory>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <openssl/ssl.h>
@@ -35,6 +37,9 @@ class TlsContext {
   std::vector<std::vector<std::string>> names() const;
   const std::shared_ptr<TicketKeys> &ticket_keys() const { return keys_; }
   const config::TlsSettings &settings() const { return settings_; }
+  // Each pair's certificate file and the end of its leaf's validity (notAfter, UTC), default
+  // pair first: the store warns about certificates that have expired or soon will.
+  std::vector<std::pair<std::string, time_t>> expiries() const;
 
  private:
   TlsContext() = default;

@@ -6,6 +6,7 @@
 #include "tls/store.hpp"
 
 #include <algorithm>
+#include <ctime>
 
 #include "log/log.hpp"
 #include "tls/context.hpp"
@@ -28,6 +29,24 @@ std::shared_ptr<const TlsContext> TlsStore::current() const {
   return current_;
 }
 
+// A certificate past its notAfter is still served (clients decide), but the admin must hear
+// of it, and of one that ends within kExpiryWarnDays, at every load.
+void TlsStore::warn_expiry(const TlsContext &ctx) {
+  constexpr time_t kExpiryWarnDays = 14;
+  const time_t now = time(nullptr);
+  for (const auto &[file, not_after] : ctx.expiries()) {
+    char when[32];
+    std::tm tm{};
+    gmtime_r(&not_after, &tm);
+    strftime(when, sizeof when, "%Y-%m-%d %H:%M UTC", &tm);
+    if (not_after <= now)
+      UVS_LOG(log::err, "", "tls: %s: certificate expired on %s", file.c_str(), when);
+    else if (not_after - now < kExpiryWarnDays * 86400)
+      UVS_LOG(log::warning, "", "tls: %s: certificate expires on %s (in %ld day(s))", file.c_str(),
+              when, static_cast<long>((not_after - now) / 86400));
+  }
+}
+
 bool TlsStore::reload(const config::TlsSettings &settings) {
   bool ok = true;
   if (!settings.enabled()) {
@@ -45,6 +64,7 @@ bool TlsStore::reload(const config::TlsSettings &settings) {
       last_error_.clear();
       ++reloads_;
       if (old) UVS_LOG(log::info, "", "tls: reloaded %s", settings.certificate.c_str());
+      warn_expiry(*current_);
     } else {
       ok = false;
       last_error_ = err;

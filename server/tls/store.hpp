@@ -47,6 +47,7 @@ class TlsStore {
   void watch(const config::TlsSettings &settings);
   void unwatch();
   void on_change();
+  static void warn_expiry(const TlsContext &ctx);
 
   uv_loop_t *loop_;
   mutable std::mutex mu_;

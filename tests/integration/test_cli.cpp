@@ -222,7 +222,7 @@ TEST_CASE("cli: --check-config loads the [tls] certificates; a bad one is named"
   const std::string certs = tmpl;
   RunResult made = sh("cd " + shell_quote(certs) +
                       " && openssl req -x509 -newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes"
-                      " -keyout good.key -out good.pem -days 2 -subj /CN=mx.test 2>&1"
+                      " -keyout good.key -out good.pem -days 30 -subj /CN=mx.test 2>&1"
                       " && openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256"
                       " -out other.key 2>&1");
   REQUIRE_MESSAGE(made.status == 0, made.output);

@@ -782,6 +782,16 @@ TEST_CASE(
   CHECK(s.running());
 }
 
+TEST_CASE("tls: an expired certificate is served but logged as an error at startup") {
+  const Certs &c = pki();
+  Server s(tls_opts(tls_toml({{}}, c.expired.cert, c.expired.key)));
+  start_ports(s, 1);
+  CHECK(s.wait_log("tls: " + c.expired.cert + ": certificate expired on ", 5));
+  Server ok(tls_opts(tls_toml({{}}, c.leaf.cert, c.leaf.key)));
+  start_ports(ok, 1);
+  CHECK(ok.count_log("certificate expire") == 0);
+}
+
 TEST_CASE("tls: SNI chooses the certificate; no SNI or an unknown name gets the default") {
   const Certs &c = pki();
   for (bool with_names : {true, false}) {

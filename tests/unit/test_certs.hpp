@@ -39,21 +39,21 @@ struct Certs {
     tmp.write("client.ext", "basicConstraints = CA:FALSE\nextendedKeyUsage = clientAuth\n");
     const std::string ec = "-newkey ec -pkeyopt ec_paramgen_curve:P-256 -nodes";
     sh(dir, "openssl req -x509 -new " + ec +
-                " -keyout ca.key -out ca.pem -days 2 -subj /CN=uvs-test-ca -config req.cnf"
+                " -keyout ca.key -out ca.pem -days 30 -subj /CN=uvs-test-ca -config req.cnf"
                 " -extensions v3_ca");
     auto leaf = [&](const std::string &name, const std::string &keyopt, const std::string &cn,
                     const std::string &ext, int serial) {
       sh(dir, "openssl req -new " + keyopt + " -keyout " + name + ".key -out " + name +
                   ".csr -subj /CN=" + cn + " -config req.cnf");
       sh(dir, "openssl x509 -req -in " + name + ".csr -CA ca.pem -CAkey ca.key -set_serial " +
-                  std::to_string(serial) + " -days 2 -out " + name + ".pem -extfile " + ext);
+                  std::to_string(serial) + " -days 30 -out " + name + ".pem -extfile " + ext);
     };
     leaf("mx", ec, "mx.test", "mx.ext", 10);
     leaf("mx2", ec, "mx.test", "mx.ext", 11);
     leaf("other", "-newkey rsa:2048 -nodes", "other.test", "other.ext", 12);
     leaf("client", ec, "client.test", "client.ext", 13);
     sh(dir, "openssl req -x509 -new " + ec +
-                " -keyout self.key -out self.pem -days 2 -subj /CN=stranger -config req.cnf");
+                " -keyout self.key -out self.pem -days 30 -subj /CN=stranger -config req.cnf");
   }
   std::string p(const std::string &f) const { return dir + "/" + f; }
 };

@@ -560,6 +560,19 @@ TEST_CASE("tls: session tickets resume across a rotation of the ticket key") {
   }
 }
 
+TEST_CASE("tls: expiries() gives each pair's certificate file and notAfter") {
+  TlsSettings st = base();
+  std::string err;
+  auto ctx = TlsContext::load(st, err);
+  REQUIRE_MESSAGE(ctx, err);
+  auto e = ctx->expiries();
+  REQUIRE(e.size() == 1);
+  CHECK(e[0].first == st.certificate);
+  const time_t now = time(nullptr);  // the test certificates are made for 30 days
+  CHECK(e[0].second > now + 29 * 86400);
+  CHECK(e[0].second < now + 31 * 86400);
+}
+
 TEST_CASE("tls: the store keeps the old context when a reload fails") {
   uv_loop_t loop;
   uv_loop_init(&loop);
