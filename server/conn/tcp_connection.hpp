@@ -57,6 +57,7 @@ class TcpConnection final : public Connection {
   void shutdown_write();  // graceful close, writes done: shutdown, then linger
   void start_reading();
   int write_wire(std::string bytes);  // to the socket as they are (ciphertext with TLS)
+  void uncork();                      // hands what read_tls() gathered to the socket
   void read_tls(const char *p, size_t n);
   void pull_tls(int fd);  // input_pending() under TLS: decrypt what the kernel holds now
   void deliver_stash_soon();
@@ -74,6 +75,8 @@ class TcpConnection final : public Connection {
   size_t writes_in_flight_ = 0;
   size_t write_bytes_in_flight_ = 0;
   std::unique_ptr<Timer> close_timer_;   // graceful close: bounds the last writes, then the linger
+  bool corked_ = false;  // inside read_tls(): writes gather in cork_
+  std::string cork_;
   std::unique_ptr<tls::TlsStream> tls_;  // after start_tls()
   // input_pending() under TLS decrypts what the kernel holds (a record may carry no data: a
   // TLS 1.3 KeyUpdate, an alert); the plaintext, or the error or close_notify it met, waits

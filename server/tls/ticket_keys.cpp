@@ -63,6 +63,13 @@ void TicketKeys::install(SSL_CTX *ctx) {
   SSL_CTX_set_tlsext_ticket_key_evp_cb(ctx, &TicketKeys::callback);
 }
 
+// AES-256-CBC fetched once: EVP_aes_256_cbc() makes OpenSSL 3 look the implementation up
+// again on every ticket.
+const EVP_CIPHER *TicketKeys::ticket_cipher() {
+  static EVP_CIPHER *fetched = EVP_CIPHER_fetch(nullptr, "AES-256-CBC", nullptr);
+  return fetched ? fetched : EVP_aes_256_cbc();
+}
+
 int TicketKeys::callback(SSL *ssl, unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX *cctx,
                          EVP_MAC_CTX *hctx, int enc) {
   // OpenSSL calls the callback of the session context (the one the SSL was made from).
@@ -84,8 +91,8 @@ int TicketKeys::on_ticket(unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX
   if (enc) {
     k = &current_;
     std::memcpy(name, k->name, sizeof k->name);
-    if (RAND_bytes(iv, EVP_CIPHER_iv_length(EVP_aes_256_cbc())) != 1) return -1;
-    if (EVP_EncryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k->aes, iv) != 1) return -1;
+    if (RAND_bytes(iv, EVP_CIPHER_iv_length(ticket_cipher())) != 1) return -1;
+    if (EVP_EncryptInit_ex(cctx, ticket_cipher(), nullptr, k->aes, iv) != 1) return -1;
   } else {
     if (std::memcmp(name, current_.name, sizeof current_.name) == 0)
       k = &current_;
@@ -93,7 +100,7 @@ int TicketKeys::on_ticket(unsigned char *name, unsigned char *iv, EVP_CIPHER_CTX
       k = &previous_;
     else
       return 0;  // unknown key: full handshake
-    if (EVP_DecryptInit_ex(cctx, EVP_aes_256_cbc(), nullptr, k->aes, iv) != 1) return -1;
+    if (EVP_DecryptInit_ex(cctx, ticket_cipher(), nullptr, k->aes, iv) != 1) return -1;
   }
   char digest[] = "SHA256";
   OSSL_PARAM params[2];

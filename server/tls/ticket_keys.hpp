@@ -30,6 +30,7 @@ class TicketKeys {
   void install(SSL_CTX *ctx);
 
  private:
+  static const EVP_CIPHER *ticket_cipher();
   struct Key {
     unsigned char name[16];
     unsigned char aes[32];
