@@ -97,7 +97,10 @@ SSL_CTX *build_ctx(const config::TlsSettings &s, const std::string &cert, const 
     return fail("tls: min_protocol: \"" + s.min_protocol + "\" is not TLSv1.2 or TLSv1.3");
   SSL_CTX_set_min_proto_version(ctx, min);
 
-  uint64_t opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION;
+  // The server's order of `ciphers` and `ciphersuites` decides, not the client's (testssl.sh
+  // flags a server that leaves the choice to the client).
+  uint64_t opts =
+      SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
   if (!s.session_tickets) opts |= SSL_OP_NO_TICKET;
   SSL_CTX_set_options(ctx, opts);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);
