@@ -64,12 +64,15 @@ struct Options {
 
 Options opt;
 SSL_CTX *g_ctx = nullptr;
-std::string g_body;  // message content, dot-stuffing not needed (no line starts with '.'), ends ".\r\n"
+std::string
+    g_body;  // message content, dot-stuffing not needed (no line starts with '.'), ends ".\r\n"
 std::atomic<bool> g_stop{false};
 std::atomic<long> g_to_claim{0};  // messages not yet given to a session
 std::atomic<long> g_idle_to_open{0};
 
-void on_signal(int) { g_stop.store(true); }
+void on_signal(int) {
+  g_stop.store(true);
+}
 
 struct Counters {
   long ok = 0, failed = 0, connections = 0, handshakes = 0, handshake_failures = 0,
@@ -305,8 +308,8 @@ bool Worker::read_in(Session &s) {
           finish(s);
           return false;
         }
-        fail(s, c_.server_closed, "server closed the TLS session in state " +
-                                      std::to_string(static_cast<int>(s.st)));
+        fail(s, c_.server_closed,
+             "server closed the TLS session in state " + std::to_string(static_cast<int>(s.st)));
         return false;
       }
       fail(s, c_.io_errors, "TLS read: " + ssl_reason());
@@ -344,7 +347,9 @@ bool Worker::begin_handshake(Session &s) {
   return true;
 }
 
-std::string mail_cmds_mail() { return "MAIL FROM:<" + opt.from + ">\r\n"; }
+std::string mail_cmds_mail() {
+  return "MAIL FROM:<" + opt.from + ">\r\n";
+}
 
 // One complete reply. False when the session ended.
 bool Worker::on_reply(Session &s, int code, const std::string &text) {
@@ -378,7 +383,8 @@ bool Worker::on_reply(Session &s, int code, const std::string &text) {
       if (!has) {
         g_no_starttls++;
         g_stop.store(true);
-        fail(s, c_.no_starttls, "the server does not offer STARTTLS (no STARTTLS in the EHLO reply)");
+        fail(s, c_.no_starttls,
+             "the server does not offer STARTTLS (no STARTTLS in the EHLO reply)");
         return false;
       }
       s.st = St::starttls;
@@ -562,8 +568,9 @@ void Worker::run() {
       last_scan = now;
       for (auto &s : sessions_) {
         if (s.st == St::done || s.st == St::idle || now < s.deadline) continue;
-        fail(s, c_.timeouts, "timeout (" + std::to_string(opt.timeout) + " s) in state " +
-                                 std::to_string(static_cast<int>(s.st)));
+        fail(s, c_.timeouts,
+             "timeout (" + std::to_string(opt.timeout) + " s) in state " +
+                 std::to_string(static_cast<int>(s.st)));
         if (opt.idle == 0) start(s);
       }
     }
@@ -577,84 +584,161 @@ void Worker::run() {
 }
 
 [[noreturn]] void usage(int rc) {
-  fprintf(rc ? stderr : stdout,
-          "usage: tlsload --port P [options]\n"
-          "  --host A            server address (IPv4, default 127.0.0.1)\n"
-          "  --port P            server port\n"
-          "  --mode M            starttls (default) | implicit (TLS from the first byte) | plain\n"
-          "  --implicit          the same as --mode implicit\n"
-          "  --sessions N        concurrent sessions (default 50)\n"
-          "  --messages T        messages in total (default 1000)\n"
-          "  --per-session M     messages per connection (default 1)\n"
-          "  --size S            message size in bytes, headers included (default 1024)\n"
-          "  --threads N         event-loop threads (default 1)\n"
-          "  --ciphers L         TLS 1.2 cipher list offered (OpenSSL syntax)\n"
-          "  --ciphersuites L    TLS 1.3 suites offered\n"
-          "  --groups L          key exchange groups offered (e.g. X25519)\n"
-          "  --protocol V        TLSv1.2 or TLSv1.3: offer only this version\n"
-          "  --servername N      SNI name to send (default: none)\n"
-          "  --helo N --from A --to A   EHLO name, envelope sender and recipient\n"
-          "  --timeout S         seconds one connection may take (default 30)\n"
-          "  --idle K            idle mode: K sessions taken through STARTTLS and EHLO, then held;\n"
-          "                      prints {\"event\":\"ready\",...} once all are idle (or failed)\n"
-          "  --hold S            idle mode: seconds to hold them (default 600; SIGTERM ends it)\n"
-          "  --inflight N        idle mode: sessions per thread opening at once (default 64)\n"
-          "Exit: 0 all messages accepted (idle: all sessions idle), 1 some failed, 2 usage,\n"
-          "3 the server does not offer STARTTLS.\n");
+  fprintf(
+      rc ? stderr : stdout,
+      "usage: tlsload --port P [options]\n"
+      "  --host A            server address (IPv4, default 127.0.0.1)\n"
+      "  --port P            server port\n"
+      "  --mode M            starttls (default) | implicit (TLS from the first byte) | plain\n"
+      "  --implicit          the same as --mode implicit\n"
+      "  --sessions N        concurrent sessions (default 50)\n"
+      "  --messages T        messages in total (default 1000)\n"
+      "  --per-session M     messages per connection (default 1)\n"
+      "  --size S            message size in bytes, headers included (default 1024)\n"
+      "  --threads N         event-loop threads (default 1)\n"
+      "  --ciphers L         TLS 1.2 cipher list offered (OpenSSL syntax)\n"
+      "  --ciphersuites L    TLS 1.3 suites offered\n"
+      "  --groups L          key exchange groups offered (e.g. X25519)\n"
+      "  --protocol V        TLSv1.2 or TLSv1.3: offer only this version\n"
+      "  --servername N      SNI name to send (default: none)\n"
+      "  --helo N --from A --to A   EHLO name, envelope sender and recipient\n"
+      "  --timeout S         seconds one connection may take (default 30)\n"
+      "  --idle K            idle mode: K sessions taken through STARTTLS and EHLO, then held;\n"
+      "                      prints {\"event\":\"ready\",...} once all are idle (or failed)\n"
+      "  --hold S            idle mode: seconds to hold them (default 600; SIGTERM ends it)\n"
+      "  --inflight N        idle mode: sessions per thread opening at once (default 64)\n"
+      "Exit: 0 all messages accepted (idle: all sessions idle), 1 some failed, 2 usage,\n"
+      "3 the server does not offer STARTTLS.\n");
   exit(rc);
 }
 
 void parse(int argc, char **argv) {
   enum {
-    o_host = 1000, o_port, o_mode, o_implicit, o_sessions, o_messages, o_per, o_size,
-    o_threads, o_ciphers, o_suites, o_groups, o_protocol, o_sni, o_helo, o_from, o_to,
-    o_timeout, o_idle, o_hold, o_inflight, o_help
+    o_host = 1000,
+    o_port,
+    o_mode,
+    o_implicit,
+    o_sessions,
+    o_messages,
+    o_per,
+    o_size,
+    o_threads,
+    o_ciphers,
+    o_suites,
+    o_groups,
+    o_protocol,
+    o_sni,
+    o_helo,
+    o_from,
+    o_to,
+    o_timeout,
+    o_idle,
+    o_hold,
+    o_inflight,
+    o_help
   };
-  static const option longs[] = {
-      {"host", 1, nullptr, o_host},       {"port", 1, nullptr, o_port},
-      {"mode", 1, nullptr, o_mode},       {"implicit", 0, nullptr, o_implicit},
-      {"sessions", 1, nullptr, o_sessions}, {"messages", 1, nullptr, o_messages},
-      {"per-session", 1, nullptr, o_per}, {"size", 1, nullptr, o_size},
-      {"threads", 1, nullptr, o_threads}, {"ciphers", 1, nullptr, o_ciphers},
-      {"ciphersuites", 1, nullptr, o_suites}, {"groups", 1, nullptr, o_groups},
-      {"protocol", 1, nullptr, o_protocol}, {"servername", 1, nullptr, o_sni},
-      {"helo", 1, nullptr, o_helo},       {"from", 1, nullptr, o_from},
-      {"to", 1, nullptr, o_to},           {"timeout", 1, nullptr, o_timeout},
-      {"idle", 1, nullptr, o_idle},       {"hold", 1, nullptr, o_hold},
-      {"inflight", 1, nullptr, o_inflight}, {"help", 0, nullptr, o_help},
-      {nullptr, 0, nullptr, 0}};
+  static const option longs[] = {{"host", 1, nullptr, o_host},
+                                 {"port", 1, nullptr, o_port},
+                                 {"mode", 1, nullptr, o_mode},
+                                 {"implicit", 0, nullptr, o_implicit},
+                                 {"sessions", 1, nullptr, o_sessions},
+                                 {"messages", 1, nullptr, o_messages},
+                                 {"per-session", 1, nullptr, o_per},
+                                 {"size", 1, nullptr, o_size},
+                                 {"threads", 1, nullptr, o_threads},
+                                 {"ciphers", 1, nullptr, o_ciphers},
+                                 {"ciphersuites", 1, nullptr, o_suites},
+                                 {"groups", 1, nullptr, o_groups},
+                                 {"protocol", 1, nullptr, o_protocol},
+                                 {"servername", 1, nullptr, o_sni},
+                                 {"helo", 1, nullptr, o_helo},
+                                 {"from", 1, nullptr, o_from},
+                                 {"to", 1, nullptr, o_to},
+                                 {"timeout", 1, nullptr, o_timeout},
+                                 {"idle", 1, nullptr, o_idle},
+                                 {"hold", 1, nullptr, o_hold},
+                                 {"inflight", 1, nullptr, o_inflight},
+                                 {"help", 0, nullptr, o_help},
+                                 {nullptr, 0, nullptr, 0}};
   int c;
   while ((c = getopt_long(argc, argv, "h", longs, nullptr)) != -1) {
     std::string a = optarg ? optarg : "";
     switch (c) {
-      case o_host: opt.host = a; break;
-      case o_port: opt.port = atoi(a.c_str()); break;
-      case o_mode:
-        if (a == "starttls") opt.mode = Mode::starttls;
-        else if (a == "implicit") opt.mode = Mode::implicit;
-        else if (a == "plain") opt.mode = Mode::plain;
-        else usage(2);
+      case o_host:
+        opt.host = a;
         break;
-      case o_implicit: opt.mode = Mode::implicit; break;
-      case o_sessions: opt.sessions = atoi(a.c_str()); break;
-      case o_messages: opt.messages = atol(a.c_str()); break;
-      case o_per: opt.per_session = atoi(a.c_str()); break;
-      case o_size: opt.size = strtoul(a.c_str(), nullptr, 10); break;
-      case o_threads: opt.threads = atoi(a.c_str()); break;
-      case o_ciphers: opt.ciphers = a; break;
-      case o_suites: opt.ciphersuites = a; break;
-      case o_groups: opt.groups = a; break;
-      case o_protocol: opt.protocol = a; break;
-      case o_sni: opt.servername = a; break;
-      case o_helo: opt.helo = a; break;
-      case o_from: opt.from = a; break;
-      case o_to: opt.to = a; break;
-      case o_timeout: opt.timeout = atof(a.c_str()); break;
-      case o_idle: opt.idle = atol(a.c_str()); break;
-      case o_hold: opt.hold = atof(a.c_str()); break;
-      case o_inflight: opt.inflight = atoi(a.c_str()); break;
-      case o_help: case 'h': usage(0);
-      default: usage(2);
+      case o_port:
+        opt.port = atoi(a.c_str());
+        break;
+      case o_mode:
+        if (a == "starttls")
+          opt.mode = Mode::starttls;
+        else if (a == "implicit")
+          opt.mode = Mode::implicit;
+        else if (a == "plain")
+          opt.mode = Mode::plain;
+        else
+          usage(2);
+        break;
+      case o_implicit:
+        opt.mode = Mode::implicit;
+        break;
+      case o_sessions:
+        opt.sessions = atoi(a.c_str());
+        break;
+      case o_messages:
+        opt.messages = atol(a.c_str());
+        break;
+      case o_per:
+        opt.per_session = atoi(a.c_str());
+        break;
+      case o_size:
+        opt.size = strtoul(a.c_str(), nullptr, 10);
+        break;
+      case o_threads:
+        opt.threads = atoi(a.c_str());
+        break;
+      case o_ciphers:
+        opt.ciphers = a;
+        break;
+      case o_suites:
+        opt.ciphersuites = a;
+        break;
+      case o_groups:
+        opt.groups = a;
+        break;
+      case o_protocol:
+        opt.protocol = a;
+        break;
+      case o_sni:
+        opt.servername = a;
+        break;
+      case o_helo:
+        opt.helo = a;
+        break;
+      case o_from:
+        opt.from = a;
+        break;
+      case o_to:
+        opt.to = a;
+        break;
+      case o_timeout:
+        opt.timeout = atof(a.c_str());
+        break;
+      case o_idle:
+        opt.idle = atol(a.c_str());
+        break;
+      case o_hold:
+        opt.hold = atof(a.c_str());
+        break;
+      case o_inflight:
+        opt.inflight = atoi(a.c_str());
+        break;
+      case o_help:
+      case 'h':
+        usage(0);
+      default:
+        usage(2);
     }
   }
   if (optind != argc || opt.port <= 0 || opt.port > 65535 || opt.sessions < 1 ||
@@ -679,7 +763,8 @@ bool make_ctx() {
   // Not even a chain check: with SSL_VERIFY_NONE OpenSSL still builds the chain and checks the
   // self-signed certificate's signature, an extra signature verification per handshake that
   // would only load the client. The handshake's own CertificateVerify is still checked.
-  SSL_CTX_set_cert_verify_callback(g_ctx, [](X509_STORE_CTX *, void *) { return 1; }, nullptr);
+  SSL_CTX_set_cert_verify_callback(
+      g_ctx, [](X509_STORE_CTX *, void *) { return 1; }, nullptr);
   SSL_CTX_set_session_cache_mode(g_ctx, SSL_SESS_CACHE_OFF);  // every connection: full handshake
   SSL_CTX_set_mode(g_ctx, SSL_MODE_ENABLE_PARTIAL_WRITE | SSL_MODE_ACCEPT_MOVING_WRITE_BUFFER);
   SSL_CTX_set_min_proto_version(g_ctx, TLS1_2_VERSION);
@@ -731,15 +816,20 @@ double cpu_seconds(bool user) {
 std::string json_str(const std::string &s) {
   std::string o = "\"";
   for (char c : s) {
-    if (c == '"' || c == '\\') o += '\\', o += c;
-    else if (static_cast<unsigned char>(c) < 0x20) o += ' ';
-    else o += c;
+    if (c == '"' || c == '\\')
+      o += '\\', o += c;
+    else if (static_cast<unsigned char>(c) < 0x20)
+      o += ' ';
+    else
+      o += c;
   }
   return o + "\"";
 }
 
 const char *mode_name() {
-  return opt.mode == Mode::starttls ? "starttls" : opt.mode == Mode::implicit ? "implicit" : "plain";
+  return opt.mode == Mode::starttls   ? "starttls"
+         : opt.mode == Mode::implicit ? "implicit"
+                                      : "plain";
 }
 
 }  // namespace
@@ -781,10 +871,11 @@ int main(int argc, char **argv) {
     ready_s = std::chrono::duration<double>(Clock::now() - t0).count();
     {
       std::lock_guard<std::mutex> l(g_mu);
-      printf("{\"event\":\"ready\",\"idle\":%ld,\"failed\":%ld,\"seconds\":%.3f,\"protocol\":%s,"
-             "\"cipher\":%s}\n",
-             g_idle_ready.load(), g_idle_failed.load(), ready_s, json_str(g_protocol).c_str(),
-             json_str(g_cipher).c_str());
+      printf(
+          "{\"event\":\"ready\",\"idle\":%ld,\"failed\":%ld,\"seconds\":%.3f,\"protocol\":%s,"
+          "\"cipher\":%s}\n",
+          g_idle_ready.load(), g_idle_failed.load(), ready_s, json_str(g_protocol).c_str(),
+          json_str(g_cipher).c_str());
       fflush(stdout);
     }
     auto until = Clock::now() + std::chrono::duration_cast<Clock::duration>(
@@ -805,20 +896,21 @@ int main(int argc, char **argv) {
     c.no_starttls += x.no_starttls, c.io_errors += x.io_errors, c.idle_ready += x.idle_ready;
   }
   if (opt.idle == 0) c.failed += g_to_claim.load();  // never handed out (stopped early)
-  double busy = opt.idle > 0 ? ready_s : wall;  // idle mode: CPU is spent before "ready"
-  printf("{\"mode\":\"%s\",\"host\":%s,\"port\":%d,\"threads\":%d,\"sessions\":%ld,"
-         "\"per_session\":%d,\"size\":%zu,\"messages\":%ld,\"ok\":%ld,\"failed\":%ld,"
-         "\"connections\":%ld,\"handshakes\":%ld,\"handshake_failures\":%ld,"
-         "\"connect_errors\":%ld,\"protocol_errors\":%ld,\"timeouts\":%ld,\"server_closed\":%ld,"
-         "\"io_errors\":%ld,\"no_starttls\":%ld,\"idle\":%ld,\"wall_s\":%.3f,\"msg_per_s\":%.1f,"
-         "\"handshakes_per_s\":%.1f,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"cpu_pct\":%.1f,"
-         "\"protocol\":%s,\"cipher\":%s,\"first_error\":%s}\n",
-         mode_name(), json_str(opt.host).c_str(), opt.port, nthreads, slots, opt.per_session,
-         opt.size, opt.idle > 0 ? 0 : opt.messages, c.ok, c.failed, c.connections, c.handshakes,
-         c.handshake_failures, c.connect_errors, c.protocol_errors, c.timeouts, c.server_closed,
-         c.io_errors, c.no_starttls, c.idle_ready, wall, wall > 0 ? c.ok / wall : 0.0,
-         busy > 0 ? c.handshakes / busy : 0.0, cu, cs, busy > 0 ? 100 * (cu + cs) / busy : 0.0,
-         json_str(g_protocol).c_str(), json_str(g_cipher).c_str(), json_str(g_first_error).c_str());
+  double busy = opt.idle > 0 ? ready_s : wall;       // idle mode: CPU is spent before "ready"
+  printf(
+      "{\"mode\":\"%s\",\"host\":%s,\"port\":%d,\"threads\":%d,\"sessions\":%ld,"
+      "\"per_session\":%d,\"size\":%zu,\"messages\":%ld,\"ok\":%ld,\"failed\":%ld,"
+      "\"connections\":%ld,\"handshakes\":%ld,\"handshake_failures\":%ld,"
+      "\"connect_errors\":%ld,\"protocol_errors\":%ld,\"timeouts\":%ld,\"server_closed\":%ld,"
+      "\"io_errors\":%ld,\"no_starttls\":%ld,\"idle\":%ld,\"wall_s\":%.3f,\"msg_per_s\":%.1f,"
+      "\"handshakes_per_s\":%.1f,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"cpu_pct\":%.1f,"
+      "\"protocol\":%s,\"cipher\":%s,\"first_error\":%s}\n",
+      mode_name(), json_str(opt.host).c_str(), opt.port, nthreads, slots, opt.per_session, opt.size,
+      opt.idle > 0 ? 0 : opt.messages, c.ok, c.failed, c.connections, c.handshakes,
+      c.handshake_failures, c.connect_errors, c.protocol_errors, c.timeouts, c.server_closed,
+      c.io_errors, c.no_starttls, c.idle_ready, wall, wall > 0 ? c.ok / wall : 0.0,
+      busy > 0 ? c.handshakes / busy : 0.0, cu, cs, busy > 0 ? 100 * (cu + cs) / busy : 0.0,
+      json_str(g_protocol).c_str(), json_str(g_cipher).c_str(), json_str(g_first_error).c_str());
   fflush(stdout);
   if (c.no_starttls) {
     fprintf(stderr, "tlsload: %s:%d does not offer STARTTLS\n", opt.host.c_str(), opt.port);

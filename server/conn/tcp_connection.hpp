@@ -74,8 +74,8 @@ class TcpConnection final : public Connection {
   bool closed_ = false;
   size_t writes_in_flight_ = 0;
   size_t write_bytes_in_flight_ = 0;
-  std::unique_ptr<Timer> close_timer_;   // graceful close: bounds the last writes, then the linger
-  bool corked_ = false;  // inside read_tls(): writes gather in cork_
+  std::unique_ptr<Timer> close_timer_;  // graceful close: bounds the last writes, then the linger
+  bool corked_ = false;                 // inside read_tls(): writes gather in cork_
   std::string cork_;
   std::unique_ptr<tls::TlsStream> tls_;  // after start_tls()
   // input_pending() under TLS decrypts what the kernel holds (a record may carry no data: a

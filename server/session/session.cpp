@@ -12,8 +12,7 @@
 namespace uvs {
 
 Session::Session(const SessionContext &ctx, std::shared_ptr<const Generation> gen,
-                 std::unique_ptr<Connection> conn, const config::Listen &listener,
-                 uint64_t serial)
+                 std::unique_ptr<Connection> conn, const config::Listen &listener, uint64_t serial)
     : ctx_(ctx),
       gen_(std::move(gen)),
       cfg_(gen_->settings),
@@ -43,7 +42,7 @@ Session::~Session() {
 void Session::refuse(const Reply &r) {
   log::format(log::notice, id_, "", "refused %s:%d: %s", peer_ip().c_str(), peer_port(),
               r.lines.empty() ? "" : r.lines[0].c_str());
-  disconnected_ = true;  // no hooks ran for this connection
+  disconnected_ = true;                  // no hooks ran for this connection
   if (tls_mode_ != "implicit") send(r);  // the client expects TLS there: no plaintext reply
   state_ = State::closing;
   flush();

@@ -49,8 +49,8 @@ const Session::CommandSpec Session::kCommands[] = {
     // RFC 3207: offered in the EHLO reply, accepted once greeted (HELO or EHLO); the handshake
     // resets the dialogue, so a transaction in progress is dropped with it. Where it is not
     // offered it is an unrecognized command (dispatch; session_tls.cpp).
-    {"starttls", kNoHook, true, greeted | in_mail,
-     "Error: send EHLO first", nullptr, &Session::cmd_starttls},
+    {"starttls", kNoHook, true, greeted | in_mail, "Error: send EHLO first", nullptr,
+     &Session::cmd_starttls},
 };
 
 const Session::CommandSpec Session::kUnknownCommand = {

@@ -99,8 +99,7 @@ SSL_CTX *build_ctx(const config::TlsSettings &s, const std::string &cert, const 
 
   // The server's order of `ciphers` and `ciphersuites` decides, not the client's (testssl.sh
   // flags a server that leaves the choice to the client).
-  uint64_t opts =
-      SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
+  uint64_t opts = SSL_OP_NO_RENEGOTIATION | SSL_OP_NO_COMPRESSION | SSL_OP_CIPHER_SERVER_PREFERENCE;
   if (!s.session_tickets) opts |= SSL_OP_NO_TICKET;
   SSL_CTX_set_options(ctx, opts);
   SSL_CTX_set_mode(ctx, SSL_MODE_RELEASE_BUFFERS);

@@ -85,8 +85,7 @@ void TlsStream::drain(std::string &wire_out) {
 void TlsStream::trim_bios() {
   auto big_and_empty = [](BIO *b) {
     BUF_MEM *m = nullptr;
-    return b && BIO_ctrl_pending(b) == 0 && BIO_get_mem_ptr(b, &m) == 1 && m &&
-           m->max > kTrimAbove;
+    return b && BIO_ctrl_pending(b) == 0 && BIO_get_mem_ptr(b, &m) == 1 && m && m->max > kTrimAbove;
   };
   if (big_and_empty(SSL_get_wbio(ssl_)))
     if (BIO *fresh = new_mem_bio()) SSL_set0_wbio(ssl_, fresh);
