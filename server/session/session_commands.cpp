@@ -18,6 +18,17 @@ constexpr uvs_hook kNoHook = static_cast<uvs_hook>(0);  // RSET runs no hook of 
 std::string bracket(const std::string &addr) {
   return "<" + addr + ">";
 }
+
+// The hook arguments of MAIL and RCPT: the command's argument, the address, and its ESMTP
+// parameters (kept alive by the caller's shared_ptr until the hook is done).
+HookArgs path_args(const std::string &arg, const std::string &addr,
+                   const std::shared_ptr<std::vector<smtp::EsmtpParam>> &params) {
+  HookArgs a;
+  a.arg = arg;
+  a.address = addr;
+  a.params = params.get();
+  return a;
+}
 }  // namespace
 
 struct Session::CommandSpec {
@@ -202,20 +213,17 @@ void Session::cmd_mail(const Command &c) {
   if (p.path.has_8bit && !smtputf8)
     return reply_error(550, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
   txn_notes_.clear();  // a transaction starts at MAIL: notes set before it do not carry over
-  HookArgs a;
-  a.arg = arg;
-  a.address = p.path.address;
   auto params = std::make_shared<std::vector<smtp::EsmtpParam>>(std::move(p.params));
-  a.params = params.get();
   std::string addr = p.path.address;
-  run_hook(UVS_HOOK_MAIL, std::move(a), [this, params, addr, smtputf8, body8](HookResult r) {
-    Decision d = decide(UVS_HOOK_MAIL, r, bracket(addr));
-    if (d.kind != Decision::proceed) return (void)apply(d);
-    txn_.open(addr, std::move(*params), smtputf8, body8);
-    log::format_txn(log::info, id_, txn_.id(), "%s: from=<%s>", txn_.id().c_str(),
-                    log::printable(addr).c_str());
-    send(make_reply(250, "2.1.0", bracket(addr) + ", sender OK"));
-  });
+  run_hook(UVS_HOOK_MAIL, path_args(arg, addr, params),
+           [this, params, addr, smtputf8, body8](HookResult r) {
+             Decision d = decide(UVS_HOOK_MAIL, r, bracket(addr));
+             if (d.kind != Decision::proceed) return (void)apply(d);
+             txn_.open(addr, std::move(*params), smtputf8, body8);
+             log::format_txn(log::info, id_, txn_.id(), "%s: from=<%s>", txn_.id().c_str(),
+                             log::printable(addr).c_str());
+             send(make_reply(250, "2.1.0", bracket(addr) + ", sender OK"));
+           });
 }
 
 void Session::cmd_rcpt(const Command &c) {
@@ -230,13 +238,9 @@ void Session::cmd_rcpt(const Command &c) {
     return reply_error(553, "5.6.7", "Must declare SMTPUTF8 to send unicode address");
   if (txn_.rcpts().size() >= cfg_.max_recipients)
     return reply_error(452, "4.5.3", "Error: too many recipients");
-  HookArgs a;
-  a.arg = arg;
-  a.address = p.path.address;
   auto params = std::make_shared<std::vector<smtp::EsmtpParam>>(std::move(p.params));
-  a.params = params.get();
   std::string addr = p.path.address;
-  run_hook(UVS_HOOK_RCPT, std::move(a), [this, params, addr](HookResult r) {
+  run_hook(UVS_HOOK_RCPT, path_args(arg, addr, params), [this, params, addr](HookResult r) {
     Decision d = decide(UVS_HOOK_RCPT, r, bracket(addr));
     if (d.kind != Decision::proceed) return (void)apply(d);
     if (!txn_.is_open()) return reply_error(503, "5.5.1", "Use MAIL before RCPT");
