@@ -71,7 +71,7 @@ bool same_listen(const std::vector<config::Listen> &a, const std::vector<config:
 
 bool Server::load_tls(std::string &err) {
   if (!gen_->settings.tls.enabled()) return true;
-  if (tls_.reload(gen_->settings.tls)) return true;
+  if (tls_.reload(gen_->settings.tls, false)) return true;  // main prints the error
   err = tls_.last_error();
   return false;
 }

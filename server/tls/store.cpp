@@ -47,7 +47,7 @@ void TlsStore::warn_expiry(const TlsContext &ctx) {
   }
 }
 
-bool TlsStore::reload(const config::TlsSettings &settings) {
+bool TlsStore::reload(const config::TlsSettings &settings, bool log_failure) {
   bool ok = true;
   if (!settings.enabled()) {
     std::lock_guard<std::mutex> g(mu_);
@@ -68,8 +68,9 @@ bool TlsStore::reload(const config::TlsSettings &settings) {
     } else {
       ok = false;
       last_error_ = err;
-      UVS_LOG(log::err, "", "%s (%s)", err.c_str(),
-              old ? "keeping the previous certificates" : "TLS is not available");
+      if (log_failure)
+        UVS_LOG(log::err, "", "%s (%s)", err.c_str(),
+                old ? "keeping the previous certificates" : "TLS is not available");
     }
   }
   watch(settings);

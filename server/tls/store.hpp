@@ -31,7 +31,8 @@ class TlsStore {
   // Builds a context from settings (an empty certificate switches TLS off). On failure the
   // current context stays, one error line is logged, last_error() says why and it returns
   // false. Either way the files of `settings` are watched when settings.watch is true.
-  bool reload(const config::TlsSettings &settings);
+  // log_failure = false: the caller reports the error (the first load at startup, printed once).
+  bool reload(const config::TlsSettings &settings, bool log_failure = true);
   const std::string &last_error() const { return last_error_; }
   uint64_t reloads() const { return reloads_; }  // successful reloads so far
 
