@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <utility>
 #include <uv.h>
 
 #include "config/generation.hpp"
@@ -141,15 +142,22 @@ TEST_CASE("session: no queue plugin: 451 at the end of DATA, and the session goe
 TEST_CASE("session: commands out of order get 503 5.5.1 from the command table") {
   SessionFixture f;
   f.start();
-  CHECK(f.say("MAIL FROM:<a@example.test>\r\n") == "503 5.5.1 Error: send HELO/EHLO first\r\n");
-  CHECK(f.say("EHLO c\r\n") == kEhloReply);
-  CHECK(f.say("RCPT TO:<b@example.test>\r\n") == "503 5.5.1 Use MAIL before RCPT\r\n");
-  CHECK(f.say("DATA\r\n") == "503 5.5.1 MAIL first\r\n");
-  CHECK(f.say("MAIL FROM:<a@example.test>\r\n") == "250 2.1.0 <a@example.test>, sender OK\r\n");
-  CHECK(f.say("MAIL FROM:<a@example.test>\r\n") == "503 5.5.1 Error: nested MAIL command\r\n");
-  CHECK(f.say("DATA\r\n") == "503 5.5.1 RCPT first\r\n");
-  CHECK(f.say("RSET now\r\n") == "501 5.5.4 Syntax: RSET\r\n");
-  CHECK(f.say("FROB\r\n") == "500 5.5.1 Unrecognized command\r\n");
+  // each input, in this order, and the whole reply it gets
+  const std::pair<std::string, std::string> steps[] = {
+      {"MAIL FROM:<a@example.test>\r\n", "503 5.5.1 Error: send HELO/EHLO first\r\n"},
+      {"EHLO c\r\n", kEhloReply},
+      {"RCPT TO:<b@example.test>\r\n", "503 5.5.1 Use MAIL before RCPT\r\n"},
+      {"DATA\r\n", "503 5.5.1 MAIL first\r\n"},
+      {"MAIL FROM:<a@example.test>\r\n", "250 2.1.0 <a@example.test>, sender OK\r\n"},
+      {"MAIL FROM:<a@example.test>\r\n", "503 5.5.1 Error: nested MAIL command\r\n"},
+      {"DATA\r\n", "503 5.5.1 RCPT first\r\n"},
+      {"RSET now\r\n", "501 5.5.4 Syntax: RSET\r\n"},
+      {"FROB\r\n", "500 5.5.1 Unrecognized command\r\n"},
+  };
+  for (const auto &[in, out] : steps) {
+    CAPTURE(in);
+    CHECK(f.say(in) == out);
+  }
 }
 
 TEST_CASE("session: a pipelining group is answered in order, in one write") {
