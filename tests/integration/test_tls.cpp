@@ -46,10 +46,15 @@ std::string send_msg(SmtpClient &c, const std::string &from, const std::string &
 
 const std::string kBody = "Subject: tls test\r\n\r\nhello over TLS\r\n";
 
-// Banner, EHLO and STARTTLS in plain text, up to the 220 (REQUIREd); the rest is the caller's.
-void up_to_starttls_220(TlsClient &t) {
+// The banner and "EHLO client.example" in plain text, replies unread.
+void greet_plain(TlsClient &t) {
   t.reply();
   t.cmd("EHLO client.example");
+}
+
+// Banner, EHLO and STARTTLS in plain text, up to the 220 (REQUIREd); the rest is the caller's.
+void up_to_starttls_220(TlsClient &t) {
+  greet_plain(t);
   REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
 }
 
@@ -424,8 +429,7 @@ TEST_CASE("tls: STARTTLS grammar: a parameter is 501 5.5.4, STARTTLS under TLS i
   Server s(tls_opts(tls_toml({{}}, c.leaf.cert, c.leaf.key)));
   int port = start_ports(s, 1)[0];
   TlsClient t(port);
-  t.reply();
-  t.cmd("EHLO client.example");
+  greet_plain(t);
   std::string r = t.cmd("STARTTLS foo");
   CHECK_MESSAGE(r.rfind("501 5.5.4", 0) == 0, r);
   CHECK(t.cmd("NOOP") == "250 2.0.0 OK");  // still plain, still talking
@@ -442,8 +446,7 @@ TEST_CASE("tls: the handshake resets the session: EHLO again, the transaction is
   Server s(tls_opts(tls_toml({{}}, c.leaf.cert, c.leaf.key)));
   int port = start_ports(s, 1)[0];
   TlsClient t(port);
-  t.reply();
-  t.cmd("EHLO client.example");
+  greet_plain(t);
   REQUIRE(t.cmd("MAIL FROM:<before@client.example>").rfind("250", 0) == 0);
   REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
   REQUIRE_MESSAGE(t.handshake(verified()), t.error());
@@ -473,8 +476,7 @@ TEST_CASE("tls: STARTTLS injection: plaintext pipelined after STARTTLS is never 
   // Sends STARTTLS + `extra` in one write; true if the server went on to TLS (then `t` is in TLS
   // and the extra bytes were discarded), false if it refused the group and closed.
   auto inject = [&](TlsClient &t, const std::string &extra, bool closing_allowed) {
-    t.reply();
-    t.cmd("EHLO client.example");
+    greet_plain(t);
     t.send_raw("STARTTLS\r\n" + extra);
     std::string r = t.reply();
     if (closing_allowed && r == "554 5.5.0 Error: SMTP protocol synchronization") {

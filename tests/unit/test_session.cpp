@@ -236,13 +236,13 @@ TEST_CASE("session: input behind a group-ending command is 554 5.5.0 and the end
 
 TEST_CASE("session: RSET and a repeated EHLO end the transaction") {
   int resets = 0;
+  SessionFixture f;  // a transaction with a sender and a recipient, for each SUBCASE afresh
+  f.add(UVS_HOOK_RESET_TRANSACTION, [&](uvs_call *) { return ++resets, UVS_DECLINED; });
+  f.start();
+  f.say("EHLO c\r\n");
+  f.say("MAIL FROM:<a@example.test>\r\n");
+  f.say("RCPT TO:<b@example.test>\r\n");
   SUBCASE("RSET") {
-    SessionFixture f;
-    f.add(UVS_HOOK_RESET_TRANSACTION, [&](uvs_call *) { return ++resets, UVS_DECLINED; });
-    f.start();
-    f.say("EHLO c\r\n");
-    f.say("MAIL FROM:<a@example.test>\r\n");
-    f.say("RCPT TO:<b@example.test>\r\n");
     CHECK(f.s->mail_from() != nullptr);
     CHECK(f.say("RSET\r\n") == "250 2.0.0 OK\r\n");
     CHECK(resets == 1);
@@ -252,12 +252,6 @@ TEST_CASE("session: RSET and a repeated EHLO end the transaction") {
     CHECK(f.say("MAIL FROM:<a@example.test>\r\n") == "250 2.1.0 <a@example.test>, sender OK\r\n");
   }
   SUBCASE("EHLO again") {
-    SessionFixture f;
-    f.add(UVS_HOOK_RESET_TRANSACTION, [&](uvs_call *) { return ++resets, UVS_DECLINED; });
-    f.start();
-    f.say("EHLO c\r\n");
-    f.say("MAIL FROM:<a@example.test>\r\n");
-    f.say("RCPT TO:<b@example.test>\r\n");
     CHECK(f.say("EHLO other\r\n") == kEhloReply);
     CHECK(resets == 1);
     CHECK(*f.s->helo() == "other");
