@@ -163,17 +163,7 @@ void RssSampler::stop() {
 }
 
 Raw::Raw(int port) {
-  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (fd_ >= 0 && connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
-    close(fd_);
-    fd_ = -1;
-  }
-  int one = 1;
-  if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  fd_ = itest::connect_loopback(port);
 }
 
 Raw::~Raw() {

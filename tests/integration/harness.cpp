@@ -138,16 +138,21 @@ void remove_tree(const std::string &dir) {
 
 static std::string binary() { return build_root() + "/server/uvsmtpd"; }
 
-void exec_uvsmtpd(int out_fd, const std::vector<std::string> &args) {
+void exec_program(int out_fd, const std::vector<std::string> &args) {
   dup2(out_fd, 1);
   dup2(out_fd, 2);
+  if (out_fd > 2) close(out_fd);
+  std::vector<char *> argv;
+  for (auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
+  argv.push_back(nullptr);
+  execvp(argv[0], argv.data());
+  _exit(127);
+}
+
+void exec_uvsmtpd(int out_fd, const std::vector<std::string> &args) {
   std::vector<std::string> full = {binary()};
   full.insert(full.end(), args.begin(), args.end());
-  std::vector<char *> argv;
-  for (auto &a : full) argv.push_back(const_cast<char *>(a.c_str()));
-  argv.push_back(nullptr);
-  execv(argv[0], argv.data());
-  _exit(127);
+  exec_program(out_fd, full);
 }
 
 Server::Server(const Options &opt) {
@@ -310,55 +315,50 @@ RunResult run_uvsmtpd(const std::vector<std::string> &args, double timeout) {
   return res;
 }
 
-Client::Client(int port) {
-  t0_ = now();
-  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+int connect_loopback(int port) {
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
   a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
-    close(fd_);
-    fd_ = -1;
+  if (connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+    int e = errno;
+    close(fd);
+    errno = e;
+    return -1;
   }
   int one = 1;
-  if (fd_ >= 0) setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  setsockopt(fd, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
+  return fd;
 }
 
-Client::~Client() {
+int free_port(int type) {
+  int fd = socket(AF_INET, type | SOCK_CLOEXEC, 0);
+  if (fd < 0) return 0;
+  sockaddr_in a{};
+  a.sin_family = AF_INET;
+  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  socklen_t len = sizeof a;
+  int port = 0;
+  if (bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0 &&
+      getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0)
+    port = ntohs(a.sin_port);
+  close(fd);
+  return port;
+}
+
+// ---- SmtpClient: reply parsing over the transport's fill() ----
+
+SmtpClient::~SmtpClient() {
   if (fd_ >= 0) close(fd_);
 }
 
-void Client::send(std::string_view bytes) {
-  size_t off = 0;
-  while (fd_ >= 0 && off < bytes.size()) {
-    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
-    if (n <= 0) return;
-    off += static_cast<size_t>(n);
-  }
-}
-
-void Client::shutdown_write() {
+void SmtpClient::shutdown_write() {
   if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
 }
 
-bool Client::fill(double deadline) {
-  if (fd_ < 0 || eof_) return false;
-  int left = static_cast<int>((deadline - now()) * 1000);
-  if (left < 0) left = 0;
-  pollfd p{fd_, POLLIN, 0};
-  if (poll(&p, 1, left) <= 0) return false;
-  char buf[65536];
-  ssize_t n = recv(fd_, buf, sizeof buf, 0);
-  if (n <= 0) {
-    eof_ = true;
-    return false;
-  }
-  buf_.append(buf, static_cast<size_t>(n));
-  return true;
-}
-
-std::string Client::reply(double timeout) {
+std::string SmtpClient::reply(double timeout) {
   double deadline = now() + timeout;
   std::string out;
   size_t pos = 0;
@@ -381,12 +381,12 @@ std::string Client::reply(double timeout) {
   }
 }
 
-int Client::code(double timeout) {
+int SmtpClient::code(double timeout) {
   std::string r = reply(timeout);
   return r.size() >= 3 ? atoi(r.substr(0, 3).c_str()) : -1;
 }
 
-bool Client::closed(double timeout) {
+bool SmtpClient::closed(double timeout) {
   double deadline = now() + timeout;
   drained += buf_;
   buf_.clear();
@@ -400,7 +400,7 @@ bool Client::closed(double timeout) {
   return true;
 }
 
-std::string Client::read_some(double timeout) {
+std::string SmtpClient::read_some(double timeout) {
   double deadline = now() + timeout;
   while (fill(deadline)) {
   }
@@ -409,8 +409,51 @@ std::string Client::read_some(double timeout) {
   return out;
 }
 
-std::string send_message(Client &c, const std::string &from, const std::vector<std::string> &rcpts,
-                         const std::string &body) {
+std::string SmtpClient::read_until(std::string_view needle, double timeout) {
+  double deadline = now() + timeout;
+  size_t at;
+  while ((at = buf_.find(needle)) == std::string::npos)
+    if (!fill(deadline)) break;
+  size_t n = at == std::string::npos ? buf_.size() : at + needle.size();
+  std::string out = buf_.substr(0, n);
+  buf_.erase(0, n);
+  return out;
+}
+
+// ---- Client: the plain socket ----
+
+Client::Client(int port) {
+  t0_ = now();
+  fd_ = connect_loopback(port);
+}
+
+void Client::send(std::string_view bytes) {
+  size_t off = 0;
+  while (fd_ >= 0 && off < bytes.size()) {
+    ssize_t n = ::send(fd_, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+bool Client::fill(double deadline) {
+  if (fd_ < 0 || eof_) return false;
+  int left = static_cast<int>((deadline - now()) * 1000);
+  if (left < 0) left = 0;
+  pollfd p{fd_, POLLIN, 0};
+  if (poll(&p, 1, left) <= 0) return false;
+  char buf[65536];
+  ssize_t n = recv(fd_, buf, sizeof buf, 0);
+  if (n <= 0) {
+    eof_ = true;
+    return false;
+  }
+  buf_.append(buf, static_cast<size_t>(n));
+  return true;
+}
+
+std::string send_message(SmtpClient &c, const std::string &from,
+                         const std::vector<std::string> &rcpts, const std::string &body) {
   std::string r = c.cmd("MAIL FROM:<" + from + ">");
   if (r.rfind("250", 0) != 0) return r;
   for (const auto &to : rcpts) c.cmd("RCPT TO:<" + to + ">");

@@ -82,15 +82,26 @@ RunResult run_uvsmtpd(const std::vector<std::string> &args, double timeout = 10)
 // stderr together.
 RunResult sh(const std::string &cmd);
 
-class Client {
+// ---- sockets ----
+// A TCP socket connected to 127.0.0.1:port with TCP_NODELAY (blocking); -1 with errno set.
+int connect_loopback(int port);
+// A port on 127.0.0.1 that was free a moment ago (bound to port 0, read, closed); type is
+// SOCK_STREAM or SOCK_DGRAM. 0 on failure.
+int free_port(int type);
+// In a forked child: stdout and stderr to out_fd (closed after), then exec argv (PATH lookup).
+[[noreturn]] void exec_program(int out_fd, const std::vector<std::string> &argv);
+
+// The SMTP side of a test client, shared by the plain Client and the TLS client: the read
+// buffer, reply parsing and the read helpers, over a transport that supplies send() and fill().
+class SmtpClient {
  public:
-  explicit Client(int port);
-  ~Client();
-  Client(const Client &) = delete;
-  Client &operator=(const Client &) = delete;
+  SmtpClient() = default;
+  virtual ~SmtpClient();
+  SmtpClient(const SmtpClient &) = delete;
+  SmtpClient &operator=(const SmtpClient &) = delete;
 
   bool connected() const { return fd_ >= 0; }
-  void send(std::string_view bytes);
+  virtual void send(std::string_view bytes) = 0;
   void line(std::string_view text) { send(std::string(text) + "\r\n"); }
   // One complete reply, lines joined by '\n' without CRLF; "" on timeout or EOF.
   std::string reply(double timeout = 5);
@@ -104,22 +115,35 @@ class Client {
   bool closed(double timeout = 3);
   // Whatever arrives within timeout.
   std::string read_some(double timeout);
-  double connected_at() const { return t0_; }
-  void shutdown_write();
+  // Everything up to and including `needle` (or all that came before timeout/EOF).
+  std::string read_until(std::string_view needle, double timeout = 5);
+  void shutdown_write();  // TCP half-close
   std::string drained;
   bool last_crlf_ok = true;  // every line of every reply so far ended in CRLF
 
- private:
-  bool fill(double deadline);
+ protected:
+  // One read from the transport appended to buf_; false on timeout, EOF (eof_ set) or error.
+  virtual bool fill(double deadline) = 0;
   int fd_ = -1;
   std::string buf_;
   bool eof_ = false;
+};
+
+// The plain-socket client (blocking socket, reads bounded by poll()).
+class Client : public SmtpClient {
+ public:
+  explicit Client(int port);
+  void send(std::string_view bytes) override;
+  double connected_at() const { return t0_; }
+
+ private:
+  bool fill(double deadline) override;
   double t0_ = 0;
 };
 
 // Sends a whole polite transaction; returns the final reply to the end of data.
-std::string send_message(Client &c, const std::string &from, const std::vector<std::string> &rcpts,
-                         const std::string &body);
+std::string send_message(SmtpClient &c, const std::string &from,
+                         const std::vector<std::string> &rcpts, const std::string &body);
 
 // ---- files and messages (shared by the integration, hostile and faults suites) ----
 std::string slurp(const std::string &path);                   // whole file; "" if unreadable

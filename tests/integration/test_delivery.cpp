@@ -93,15 +93,8 @@ CmdResult run_cmd(const std::vector<std::string> &args, double timeout = 30) {
   if (pipe(pipefd) != 0) return res;
   pid_t pid = fork();
   if (pid == 0) {
-    dup2(pipefd[1], 1);
-    dup2(pipefd[1], 2);
     close(pipefd[0]);
-    close(pipefd[1]);
-    std::vector<char *> argv;
-    for (auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
-    argv.push_back(nullptr);
-    execvp(argv[0], argv.data());
-    _exit(127);
+    exec_program(pipefd[1], args);
   }
   close(pipefd[1]);
   double deadline = now() + timeout;
@@ -689,19 +682,10 @@ struct OwnServer {
   int port = 0;
   // Starts uvsmtpd on the tree; the log goes to log_path. port 0 on failure.
   void start(const std::string &tree, const std::string &log_path) {
-    std::vector<std::string> args = {build_root() + "/server/uvsmtpd", "--config", tree + "/conf",
-                                     "--listen", "127.0.0.1:0", "--plugin-dir", tree + "/plugins"};
+    std::vector<std::string> args = {"--config", tree + "/conf", "--listen", "127.0.0.1:0",
+                                     "--plugin-dir", tree + "/plugins"};
     pid = fork();
-    if (pid == 0) {
-      int fd = open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<char *> argv;
-      for (auto &a : args) argv.push_back(const_cast<char *>(a.c_str()));
-      argv.push_back(nullptr);
-      execv(argv[0], argv.data());
-      _exit(127);
-    }
+    if (pid == 0) exec_uvsmtpd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), args);
     port = 0;
     const std::string key = "listening on 127.0.0.1:";
     for (double deadline = now() + 15; now() < deadline;) {

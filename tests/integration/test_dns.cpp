@@ -130,17 +130,7 @@ class Client6 {
 // A local UDP port with nobody behind it (bound, read, closed): questions sent there are
 // refused by the kernel, and nothing leaves the machine.
 int dead_udp_port() {
-  int fd = socket(AF_INET, SOCK_DGRAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
+  return free_port(SOCK_DGRAM);
 }
 
 }  // namespace

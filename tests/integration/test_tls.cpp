@@ -31,8 +31,8 @@ namespace fs = std::filesystem;
 
 namespace {
 
-template <class C>
-std::string send_msg(C &c, const std::string &from, const std::string &to,
+// As the harness's send_message, with one recipient, stopping at a refused RCPT.
+std::string send_msg(SmtpClient &c, const std::string &from, const std::string &to,
                      const std::string &body) {
   std::string r = c.cmd("MAIL FROM:<" + from + ">");
   if (r.rfind("250", 0) != 0) return r;
@@ -45,6 +45,18 @@ std::string send_msg(C &c, const std::string &from, const std::string &to,
 }
 
 const std::string kBody = "Subject: tls test\r\n\r\nhello over TLS\r\n";
+
+// The banner and "EHLO client.example" in plain text, replies unread.
+void greet_plain(TlsClient &t) {
+  t.reply();
+  t.cmd("EHLO client.example");
+}
+
+// Banner, EHLO and STARTTLS in plain text, up to the 220 (REQUIREd); the rest is the caller's.
+void up_to_starttls_220(TlsClient &t) {
+  greet_plain(t);
+  REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
+}
 
 std::vector<std::string> delivered(const std::string &root) {
   std::vector<std::string> out;
@@ -417,8 +429,7 @@ TEST_CASE("tls: STARTTLS grammar: a parameter is 501 5.5.4, STARTTLS under TLS i
   Server s(tls_opts(tls_toml({{}}, c.leaf.cert, c.leaf.key)));
   int port = start_ports(s, 1)[0];
   TlsClient t(port);
-  t.reply();
-  t.cmd("EHLO client.example");
+  greet_plain(t);
   std::string r = t.cmd("STARTTLS foo");
   CHECK_MESSAGE(r.rfind("501 5.5.4", 0) == 0, r);
   CHECK(t.cmd("NOOP") == "250 2.0.0 OK");  // still plain, still talking
@@ -435,8 +446,7 @@ TEST_CASE("tls: the handshake resets the session: EHLO again, the transaction is
   Server s(tls_opts(tls_toml({{}}, c.leaf.cert, c.leaf.key)));
   int port = start_ports(s, 1)[0];
   TlsClient t(port);
-  t.reply();
-  t.cmd("EHLO client.example");
+  greet_plain(t);
   REQUIRE(t.cmd("MAIL FROM:<before@client.example>").rfind("250", 0) == 0);
   REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
   REQUIRE_MESSAGE(t.handshake(verified()), t.error());
@@ -466,8 +476,7 @@ TEST_CASE("tls: STARTTLS injection: plaintext pipelined after STARTTLS is never 
   // Sends STARTTLS + `extra` in one write; true if the server went on to TLS (then `t` is in TLS
   // and the extra bytes were discarded), false if it refused the group and closed.
   auto inject = [&](TlsClient &t, const std::string &extra, bool closing_allowed) {
-    t.reply();
-    t.cmd("EHLO client.example");
+    greet_plain(t);
     t.send_raw("STARTTLS\r\n" + extra);
     std::string r = t.reply();
     if (closing_allowed && r == "554 5.5.0 Error: SMTP protocol synchronization") {
@@ -510,9 +519,7 @@ TEST_CASE("tls: STARTTLS injection: plaintext pipelined after STARTTLS is never 
       "plain") {
     for (int port : {nosync, sync}) {
       TlsClient t(port);
-      t.reply();
-      t.cmd("EHLO client.example");
-      REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
+      up_to_starttls_220(t);
       t.send_raw("RSET\r\n" + client_hello());
       CHECK(t.closed(5));
       CHECK_MESSAGE(t.drained.find("250") == std::string::npos, t.drained);
@@ -599,6 +606,14 @@ TEST_CASE(
       tls_toml({{"starttls"}, {"implicit"}, {"none"}}, c.leaf.cert, c.leaf.key, "", "", 1)));
   auto ports = start_ports(s, 3);
   const int starttls = ports[0], implicit = ports[1], plain = ports[2];
+  // tls_handshake = 1: the server closes within about a second of the wait starting
+  auto closed_by_handshake_timeout = [](TlsClient &t) {
+    double t0 = now();
+    CHECK(t.closed(5));
+    double took = now() - t0;
+    CHECK(took >= 0.8);
+    CHECK(took <= 3.5);
+  };
   SUBCASE("plaintext EHLO to the implicit port: closed, never answered in plain") {
     TlsClient t(implicit);
     t.send_raw("EHLO x\r\n");
@@ -620,9 +635,7 @@ TEST_CASE(
   }
   SUBCASE("garbage instead of a ClientHello after STARTTLS") {
     TlsClient t(starttls);
-    t.reply();
-    t.cmd("EHLO client.example");
-    REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
+    up_to_starttls_220(t);
     std::string junk = "\x16\x03\x01\x00\x40";
     for (int i = 0; i < 64; ++i) junk += static_cast<char>((i * 37 + 11) & 0xff);
     t.send_raw(junk + "EHLO x\r\n");
@@ -640,9 +653,7 @@ TEST_CASE(
     std::string hello = client_hello();
     for (bool reset : {false, true}) {
       TlsClient t(starttls);
-      t.reply();
-      t.cmd("EHLO client.example");
-      REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
+      up_to_starttls_220(t);
       t.send_raw(hello.substr(0, hello.size() / 2));
       if (reset)
         t.abort_now();
@@ -657,23 +668,13 @@ TEST_CASE(
   }
   SUBCASE("handshake timeout: tls_handshake = 1 closes a silent client after the 220") {
     TlsClient t(starttls);
-    t.reply();
-    t.cmd("EHLO client.example");
-    REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
-    double t0 = now();
-    CHECK(t.closed(5));
-    double took = now() - t0;
-    CHECK(took >= 0.8);
-    CHECK(took <= 3.5);
+    up_to_starttls_220(t);
+    closed_by_handshake_timeout(t);
     CHECK(t.drained.find("250") == std::string::npos);
   }
   SUBCASE("handshake timeout on the implicit port") {
     TlsClient t(implicit);
-    double t0 = now();
-    CHECK(t.closed(5));
-    double took = now() - t0;
-    CHECK(took >= 0.8);
-    CHECK(took <= 3.5);
+    closed_by_handshake_timeout(t);
   }
   SUBCASE("a client that speaks at most TLS 1.1 is refused") {
     TlsOptions o;
@@ -866,83 +867,89 @@ bool wait_fingerprint(int port, const std::string &want, double timeout) {
   } while (now() < deadline);
   return false;
 }
+
+// A pair installed as server.pem / server.key in a temp dir, where the tests replace it.
+struct InstalledPair {
+  TempDir keys;
+  std::string dir = keys.path, cert = dir + "/server.pem", key = dir + "/server.key";
+  explicit InstalledPair(const Pair &first) { install_pair(first, dir); }
+};
+
+// The reload tests' start: the server on c.leaf installed in a temp dir (`tls_extra` in [tls]:
+// the watch setting) and a session `old` that did STARTTLS before anything changes.
+struct ReloadRig {
+  const Certs &c = pki();
+  InstalledPair pair{c.leaf};
+  Server s;
+  int port;
+  const std::string fa = cert_fingerprint(c.leaf.cert), fb = cert_fingerprint(c.leaf_b.cert);
+  TlsClient old;
+  explicit ReloadRig(const std::string &tls_extra)
+      : s(tls_opts(tls_toml({{}}, pair.cert, pair.key, tls_extra))),
+        port(start_ports(s, 1)[0]),
+        old(port) {
+    REQUIRE_MESSAGE(old.starttls(verified()), old.error());
+    CHECK(old.peer_fingerprint() == fa);
+  }
+};
 }  // namespace
 
 TEST_CASE(
     "tls: reload on SIGHUP: new handshakes get the new pair, open sessions go on, a broken pair is "
     "refused") {
-  const Certs &c = pki();
-  TempDir keys;
-  install_pair(c.leaf, keys.path);
-  const std::string cert = keys.path + "/server.pem", key = keys.path + "/server.key";
-  Server s(tls_opts(tls_toml({{}}, cert, key, "watch = false\n")));
-  int port = start_ports(s, 1)[0];
-  const std::string fa = cert_fingerprint(c.leaf.cert), fb = cert_fingerprint(c.leaf_b.cert);
-  TlsClient old(port);
-  REQUIRE_MESSAGE(old.starttls(verified()), old.error());
-  CHECK(old.peer_fingerprint() == fa);
-  old.cmd("EHLO client.example");
+  ReloadRig r("watch = false\n");
+  r.old.cmd("EHLO client.example");
 
-  install_pair(c.leaf_b, keys.path);
+  install_pair(r.c.leaf_b, r.pair.dir);
   usleep(300000);
-  CHECK(seen_by_new_client(port) == fa);  // watch = false: nothing changes without SIGHUP
-  int reloads = s.count_log("reloaded");
-  s.signal(SIGHUP);
-  CHECK(s.wait_log("reloaded", 5, reloads + 1));
-  CHECK(wait_fingerprint(port, fb, 5));
+  CHECK(seen_by_new_client(r.port) == r.fa);  // watch = false: nothing changes without SIGHUP
+  int reloads = r.s.count_log("reloaded");
+  r.s.signal(SIGHUP);
+  CHECK(r.s.wait_log("reloaded", 5, reloads + 1));
+  CHECK(wait_fingerprint(r.port, r.fb, 5));
   // the session from before the reload keeps its TLS and takes a message
-  CHECK(old.cmd("NOOP") == "250 2.0.0 OK");
-  CHECK(send_msg(old, "old@client.example", "u@example.test", kBody).rfind("250 2.0.0", 0) == 0);
+  CHECK(r.old.cmd("NOOP") == "250 2.0.0 OK");
+  CHECK(send_msg(r.old, "old@client.example", "u@example.test", kBody).rfind("250 2.0.0", 0) == 0);
 
   // a certificate with another key: refused, the running pair stays, the error is logged
-  install_pair(c.mismatch, keys.path);
-  s.signal(SIGHUP);
-  CHECK(s.wait_log("key does not match certificate", 5));
+  install_pair(r.c.mismatch, r.pair.dir);
+  r.s.signal(SIGHUP);
+  CHECK(r.s.wait_log("key does not match certificate", 5));
   std::string err;
-  CHECK_MESSAGE(seen_by_new_client(port, &err) == fb, err);
-  CHECK(s.running());
+  CHECK_MESSAGE(seen_by_new_client(r.port, &err) == r.fb, err);
+  CHECK(r.s.running());
   // and a good pair later is taken again
-  install_pair(c.leaf, keys.path);
-  s.signal(SIGHUP);
-  CHECK(wait_fingerprint(port, fa, 5));
+  install_pair(r.c.leaf, r.pair.dir);
+  r.s.signal(SIGHUP);
+  CHECK(wait_fingerprint(r.port, r.fa, 5));
 }
 
 TEST_CASE("tls: reload when the files change (watch = true), without SIGHUP") {
-  const Certs &c = pki();
-  TempDir keys;
-  install_pair(c.leaf, keys.path);
-  const std::string cert = keys.path + "/server.pem", key = keys.path + "/server.key";
-  Server s(tls_opts(tls_toml({{}}, cert, key, "watch = true\n")));
-  int port = start_ports(s, 1)[0];
-  const std::string fa = cert_fingerprint(c.leaf.cert), fb = cert_fingerprint(c.leaf_b.cert);
-  TlsClient old(port);
-  REQUIRE_MESSAGE(old.starttls(verified()), old.error());
-  CHECK(old.peer_fingerprint() == fa);
-  install_pair(c.leaf_b, keys.path);  // by rename, as certbot / an admin's mv
-  CHECK(wait_fingerprint(port, fb, 5));
-  CHECK(old.cmd("EHLO client.example").rfind("250-", 0) == 0);
-  CHECK(old.cmd("NOOP") == "250 2.0.0 OK");
+  ReloadRig r("watch = true\n");
+  install_pair(r.c.leaf_b, r.pair.dir);  // by rename, as certbot / an admin's mv
+  CHECK(wait_fingerprint(r.port, r.fb, 5));
+  CHECK(r.old.cmd("EHLO client.example").rfind("250-", 0) == 0);
+  CHECK(r.old.cmd("NOOP") == "250 2.0.0 OK");
   // rewritten in place (truncate + write) is seen too
-  spit(cert, slurp(c.leaf.cert));
-  spit(key, slurp(c.leaf.key));
-  CHECK(wait_fingerprint(port, fa, 5));
+  spit(r.pair.cert, slurp(r.c.leaf.cert));
+  spit(r.pair.key, slurp(r.c.leaf.key));
+  CHECK(wait_fingerprint(r.port, r.fa, 5));
   // a broken pair through the watch: logged, the running pair stays
-  install_pair(c.mismatch, keys.path);
-  CHECK(s.wait_log("key does not match certificate", 5));
+  install_pair(r.c.mismatch, r.pair.dir);
+  CHECK(r.s.wait_log("key does not match certificate", 5));
   std::string err;
-  CHECK_MESSAGE(seen_by_new_client(port, &err) == fa, err);
+  CHECK_MESSAGE(seen_by_new_client(r.port, &err) == r.fa, err);
 }
 
 TEST_CASE(
     "tls-load: certificates rotated every 100 ms under 50 looping STARTTLS clients: no failed "
     "handshake") {
   const Certs &c = pki();
-  TempDir keys;
-  install_pair(c.leaf, keys.path);
-  const std::string cert = keys.path + "/server.pem", key = keys.path + "/server.key";
+  InstalledPair pair(c.leaf);
   // 50 clients reconnecting in a loop from one IP: the per-IP limit (50) would refuse a new
   // connection whose predecessor the server has not finished closing yet.
-  Server s(tls_opts("max_connections_per_ip = 0\n" + tls_toml({{}}, cert, key, "watch = true\n")));
+  Server s(tls_opts("max_connections_per_ip = 0\n" +
+                    tls_toml({{}}, pair.cert, pair.key, "watch = true\n")));
   int port = start_ports(s, 1)[0];
   const double run_for = 3;
   std::atomic<bool> stop{false};
@@ -974,7 +981,7 @@ TEST_CASE(
   double end = now() + run_for;
   int rotations = 0;
   while (now() < end) {
-    install_pair(rotations % 2 ? c.leaf : c.leaf_b, keys.path);
+    install_pair(rotations % 2 ? c.leaf : c.leaf_b, pair.dir);
     if (rotations % 5 == 4) s.signal(SIGHUP);  // and the SIGHUP path now and then
     ++rotations;
     usleep(100000);

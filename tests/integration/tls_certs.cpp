@@ -98,18 +98,25 @@ Certs make() {
   spit(m.cnf, kConfig);
   m.ca("ca", "uvsmtpd test CA");
   m.ca("ca2", "uvsmtpd test CA 2");
-  m.ec_key("leaf");
-  m.leaf("leaf", "leaf", "/O=leaf A/CN=localhost", "ca", "server_ext", 825);
-  m.ec_key("leaf_b");
-  m.leaf("leaf_b", "leaf_b", "/O=leaf B/CN=localhost", "ca", "server_ext", 825);
-  m.run("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key");
-  m.leaf("rsa", "rsa", "/O=rsa/CN=localhost", "ca", "server_ext", 825);
-  m.ec_key("mx2");
-  m.leaf("mx2", "mx2", "/CN=mx2.test", "ca2", "mx2_ext", 825);
-  m.ec_key("client");
-  m.leaf("client", "client", "/CN=client.test", "ca", "client_ext", 825);
-  m.ec_key("expired");
-  m.leaf("expired", "expired", "/O=expired/CN=localhost", "ca", "server_ext", 0);
+  // Each leaf: its own key (P-256, RSA 2048 for "rsa"), then a certificate from `ca`.
+  const struct {
+    const char *name, *subject, *ca, *ext;
+    int days;
+  } leaves[] = {
+      {"leaf", "/O=leaf A/CN=localhost", "ca", "server_ext", 825},
+      {"leaf_b", "/O=leaf B/CN=localhost", "ca", "server_ext", 825},
+      {"rsa", "/O=rsa/CN=localhost", "ca", "server_ext", 825},
+      {"mx2", "/CN=mx2.test", "ca2", "mx2_ext", 825},
+      {"client", "/CN=client.test", "ca", "client_ext", 825},
+      {"expired", "/O=expired/CN=localhost", "ca", "server_ext", 0},
+  };
+  for (const auto &l : leaves) {
+    if (std::string(l.name) == "rsa")
+      m.run("openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out rsa.key");
+    else
+      m.ec_key(l.name);
+    m.leaf(l.name, l.name, l.subject, l.ca, l.ext, l.days);
+  }
   if (!m.ok) {
     c.error = m.log;
     return c;

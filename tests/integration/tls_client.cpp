@@ -8,7 +8,6 @@
 #include <cstring>
 #include <fcntl.h>
 #include <netinet/in.h>
-#include <netinet/tcp.h>
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <openssl/x509v3.h>
@@ -117,26 +116,17 @@ std::string client_hello(const TlsOptions &o) {
 }
 
 TlsClient::TlsClient(int port) {
-  fd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  if (connect(fd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
+  fd_ = connect_loopback(port);
+  if (fd_ < 0) {
     error_ = std::string("connect: ") + strerror(errno);
-    close(fd_);
-    fd_ = -1;
     return;
   }
-  int one = 1;
-  setsockopt(fd_, IPPROTO_TCP, TCP_NODELAY, &one, sizeof one);
   fcntl(fd_, F_SETFL, fcntl(fd_, F_GETFL) | O_NONBLOCK);
 }
 
 TlsClient::~TlsClient() {
   if (ssl_) SSL_free(ssl_);
   if (ctx_) SSL_CTX_free(ctx_);
-  if (fd_ >= 0) close(fd_);
 }
 
 bool TlsClient::wait_io(bool want_write, double deadline) {
@@ -222,70 +212,6 @@ bool TlsClient::fill(double deadline) {
     eof_ = true;
     return false;
   }
-}
-
-std::string TlsClient::reply(double timeout) {
-  double deadline = now() + timeout;
-  std::string out;
-  size_t pos = 0;
-  for (;;) {
-    size_t nl = buf_.find('\n', pos);
-    if (nl == std::string::npos) {
-      if (!fill(deadline)) return "";
-      continue;
-    }
-    std::string ln = buf_.substr(pos, nl - pos);
-    if (ln.empty() || ln.back() != '\r')
-      last_crlf_ok = false;
-    else
-      ln.pop_back();
-    pos = nl + 1;
-    if (!out.empty()) out += '\n';
-    out += ln;
-    if (ln.size() < 4 || ln[3] != '-') {
-      buf_.erase(0, pos);
-      return out;
-    }
-  }
-}
-
-int TlsClient::code(double timeout) {
-  std::string r = reply(timeout);
-  return r.size() >= 3 ? atoi(r.substr(0, 3).c_str()) : -1;
-}
-
-bool TlsClient::closed(double timeout) {
-  double deadline = now() + timeout;
-  drained += buf_;
-  buf_.clear();
-  while (!eof_) {
-    if (now() >= deadline) return false;
-    if (fill(deadline)) {
-      drained += buf_;
-      buf_.clear();
-    }
-  }
-  return true;
-}
-
-std::string TlsClient::read_some(double timeout) {
-  double deadline = now() + timeout;
-  while (fill(deadline)) {
-  }
-  std::string out;
-  out.swap(buf_);
-  return out;
-}
-
-std::string TlsClient::read_until(std::string_view needle, double timeout) {
-  double deadline = now() + timeout;
-  size_t at;
-  while ((at = buf_.find(needle)) == std::string::npos)
-    if (!fill(deadline)) break;
-  size_t n = at == std::string::npos ? buf_.size() : at + needle.size();
-  std::string out = buf_.substr(0, n);
-  buf_.erase(0, n);
-  return out;
 }
 
 bool TlsClient::handshake(const TlsOptions &o) {
@@ -419,10 +345,6 @@ bool TlsClient::key_update(bool request) {
   return rc == 1;
 }
 
-void TlsClient::shutdown_write() {
-  if (fd_ >= 0) ::shutdown(fd_, SHUT_WR);
-}
-
 void TlsClient::abort_now() {
   if (fd_ < 0) return;
   linger l{1, 0};  // RST, as a client that crashed
@@ -433,44 +355,21 @@ void TlsClient::abort_now() {
 
 // ---- openssl s_server ----------------------------------------------------------------------
 
-namespace {
-int free_port() {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  sockaddr_in a{};
-  a.sin_family = AF_INET;
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-  socklen_t len = sizeof a;
-  int port = 0;
-  if (bind(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0 &&
-      getsockname(fd, reinterpret_cast<sockaddr *>(&a), &len) == 0)
-    port = ntohs(a.sin_port);
-  close(fd);
-  return port;
-}
-}  // namespace
-
 SServer::SServer(const std::vector<std::string> &args) {
   char tmpl[] = "/tmp/uvsmtpd-test.XXXXXX";
   int fd = mkstemp(tmpl);
   if (fd < 0) return;
   out_path_ = tmpl;
   for (int attempt = 0; attempt < 3 && port_ == 0; ++attempt) {
-    int port = free_port();
+    int port = free_port(SOCK_STREAM);
     std::vector<std::string> full = {"openssl", "s_server", "-accept",
                                      "127.0.0.1:" + std::to_string(port)};
     full.insert(full.end(), args.begin(), args.end());
     if (ftruncate(fd, 0) != 0) return;
     pid_ = fork();
     if (pid_ == 0) {
-      int devnull = open("/dev/null", O_RDONLY);
-      dup2(devnull, 0);
-      dup2(fd, 1);
-      dup2(fd, 2);
-      std::vector<char *> argv;
-      for (auto &a : full) argv.push_back(const_cast<char *>(a.c_str()));
-      argv.push_back(nullptr);
-      execvp(argv[0], argv.data());
-      _exit(127);
+      dup2(open("/dev/null", O_RDONLY), 0);
+      exec_program(fd, full);
     }
     double deadline = now() + 5;
     while (now() < deadline) {

@@ -1,5 +1,5 @@
 // tests/integration/tls_client.hpp: an SMTP test client that can switch to TLS: plain TCP with
-// the harness Client's reply reading, STARTTLS or implicit TLS through OpenSSL on the same
+// the harness SmtpClient's reply reading, STARTTLS or implicit TLS through OpenSSL on the same
 // socket (non-blocking, every wait bounded), the peer's certificate and session details, and
 // raw access for the hostile cases (bytes outside TLS, a ClientHello to a plain port).
 #pragma once
@@ -7,6 +7,8 @@
 #include <string>
 #include <string_view>
 #include <vector>
+
+#include "harness.hpp"
 
 typedef struct ssl_st SSL;
 typedef struct ssl_ctx_st SSL_CTX;
@@ -27,32 +29,19 @@ struct TlsOptions {
 // A ClientHello as a client with `o` would send it (the first flight's bytes).
 std::string client_hello(const TlsOptions &o = {});
 
-class TlsClient {
+// The SMTP helpers (reply, cmd, closed, read_some, read_until, ...) are the harness's
+// SmtpClient; this class supplies the transport: the plain socket, then TLS once it is up.
+class TlsClient : public SmtpClient {
  public:
   explicit TlsClient(int port);  // TCP connect to 127.0.0.1:port (plain)
-  ~TlsClient();
-  TlsClient(const TlsClient &) = delete;
-  TlsClient &operator=(const TlsClient &) = delete;
+  ~TlsClient() override;
 
-  bool connected() const { return fd_ >= 0; }
   bool tls() const { return ssl_ != nullptr && handshake_ok_; }
 
-  // ---- SMTP, over TLS once it is up (the harness Client's helpers) ----
-  void send(std::string_view bytes);
-  void line(std::string_view text) { send(std::string(text) + "\r\n"); }
-  std::string reply(double timeout = 5);  // lines joined by '\n', no CRLF; "" on timeout/EOF
-  int code(double timeout = 5);
-  std::string cmd(std::string_view text, double timeout = 5) {
-    line(text);
-    return reply(timeout);
-  }
-  // Reads until the peer closes (or timeout): true if it closed; over TLS `close_notify` says
-  // whether the close came with a TLS close_notify (SSL_ERROR_ZERO_RETURN). Data read on the
-  // way is in `drained`.
-  bool closed(double timeout = 3);
-  std::string read_some(double timeout);  // whatever (plaintext) arrives within timeout
-  // Everything up to and including `needle` (or all that came before timeout/EOF).
-  std::string read_until(std::string_view needle, double timeout = 5);
+  // ---- SMTP, over TLS once it is up ----
+  void send(std::string_view bytes) override;
+  // closed(): over TLS `close_notify` says whether the close came with a TLS close_notify
+  // (SSL_ERROR_ZERO_RETURN). read_some() returns plaintext.
 
   // ---- TLS ----
   // Handshake on the socket as it is now; false with error() set.
@@ -76,24 +65,18 @@ class TlsClient {
   // TLS 1.3: a KeyUpdate (RFC 8446 4.6.3) on its own, asking the peer to update too if
   // `request`; false if it could not be sent.
   bool key_update(bool request);
-  void shutdown_write();  // TCP half-close
-  void abort_now();       // close the socket at once (no close_notify)
+  void abort_now();  // close the socket at once (no close_notify)
   int fd() const { return fd_; }
 
   std::string banner, ehlo_plain, starttls_reply;
-  std::string drained;
   bool close_notify = false;
-  bool last_crlf_ok = true;
 
  private:
-  bool fill(double deadline);  // one read (plain or TLS) into buf_; false on timeout/EOF/error
+  bool fill(double deadline) override;  // one read (plain or TLS) into buf_
   bool wait_io(bool want_write, double deadline);
-  int fd_ = -1;
   SSL_CTX *ctx_ = nullptr;
   SSL *ssl_ = nullptr;
   bool handshake_ok_ = false;
-  bool eof_ = false;
-  std::string buf_;
   std::string error_;
 };
 

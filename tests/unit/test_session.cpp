@@ -9,6 +9,7 @@
 #include <functional>
 #include <memory>
 #include <sstream>
+#include <utility>
 #include <uv.h>
 
 #include "config/generation.hpp"
@@ -141,15 +142,22 @@ TEST_CASE("session: no queue plugin: 451 at the end of DATA, and the session goe
 TEST_CASE("session: commands out of order get 503 5.5.1 from the command table") {
   SessionFixture f;
   f.start();
-  CHECK(f.say("MAIL FROM:<a@example.test>\r\n") == "503 5.5.1 Error: send HELO/EHLO first\r\n");
-  CHECK(f.say("EHLO c\r\n") == kEhloReply);
-  CHECK(f.say("RCPT TO:<b@example.test>\r\n") == "503 5.5.1 Use MAIL before RCPT\r\n");
-  CHECK(f.say("DATA\r\n") == "503 5.5.1 MAIL first\r\n");
-  CHECK(f.say("MAIL FROM:<a@example.test>\r\n") == "250 2.1.0 <a@example.test>, sender OK\r\n");
-  CHECK(f.say("MAIL FROM:<a@example.test>\r\n") == "503 5.5.1 Error: nested MAIL command\r\n");
-  CHECK(f.say("DATA\r\n") == "503 5.5.1 RCPT first\r\n");
-  CHECK(f.say("RSET now\r\n") == "501 5.5.4 Syntax: RSET\r\n");
-  CHECK(f.say("FROB\r\n") == "500 5.5.1 Unrecognized command\r\n");
+  // each input, in this order, and the whole reply it gets
+  const std::pair<std::string, std::string> steps[] = {
+      {"MAIL FROM:<a@example.test>\r\n", "503 5.5.1 Error: send HELO/EHLO first\r\n"},
+      {"EHLO c\r\n", kEhloReply},
+      {"RCPT TO:<b@example.test>\r\n", "503 5.5.1 Use MAIL before RCPT\r\n"},
+      {"DATA\r\n", "503 5.5.1 MAIL first\r\n"},
+      {"MAIL FROM:<a@example.test>\r\n", "250 2.1.0 <a@example.test>, sender OK\r\n"},
+      {"MAIL FROM:<a@example.test>\r\n", "503 5.5.1 Error: nested MAIL command\r\n"},
+      {"DATA\r\n", "503 5.5.1 RCPT first\r\n"},
+      {"RSET now\r\n", "501 5.5.4 Syntax: RSET\r\n"},
+      {"FROB\r\n", "500 5.5.1 Unrecognized command\r\n"},
+  };
+  for (const auto &[in, out] : steps) {
+    CAPTURE(in);
+    CHECK(f.say(in) == out);
+  }
 }
 
 TEST_CASE("session: a pipelining group is answered in order, in one write") {
@@ -228,13 +236,13 @@ TEST_CASE("session: input behind a group-ending command is 554 5.5.0 and the end
 
 TEST_CASE("session: RSET and a repeated EHLO end the transaction") {
   int resets = 0;
+  SessionFixture f;  // a transaction with a sender and a recipient, for each SUBCASE afresh
+  f.add(UVS_HOOK_RESET_TRANSACTION, [&](uvs_call *) { return ++resets, UVS_DECLINED; });
+  f.start();
+  f.say("EHLO c\r\n");
+  f.say("MAIL FROM:<a@example.test>\r\n");
+  f.say("RCPT TO:<b@example.test>\r\n");
   SUBCASE("RSET") {
-    SessionFixture f;
-    f.add(UVS_HOOK_RESET_TRANSACTION, [&](uvs_call *) { return ++resets, UVS_DECLINED; });
-    f.start();
-    f.say("EHLO c\r\n");
-    f.say("MAIL FROM:<a@example.test>\r\n");
-    f.say("RCPT TO:<b@example.test>\r\n");
     CHECK(f.s->mail_from() != nullptr);
     CHECK(f.say("RSET\r\n") == "250 2.0.0 OK\r\n");
     CHECK(resets == 1);
@@ -244,12 +252,6 @@ TEST_CASE("session: RSET and a repeated EHLO end the transaction") {
     CHECK(f.say("MAIL FROM:<a@example.test>\r\n") == "250 2.1.0 <a@example.test>, sender OK\r\n");
   }
   SUBCASE("EHLO again") {
-    SessionFixture f;
-    f.add(UVS_HOOK_RESET_TRANSACTION, [&](uvs_call *) { return ++resets, UVS_DECLINED; });
-    f.start();
-    f.say("EHLO c\r\n");
-    f.say("MAIL FROM:<a@example.test>\r\n");
-    f.say("RCPT TO:<b@example.test>\r\n");
     CHECK(f.say("EHLO other\r\n") == kEhloReply);
     CHECK(resets == 1);
     CHECK(*f.s->helo() == "other");
@@ -369,21 +371,21 @@ TEST_CASE(
     CHECK(f.say("EHLO c\r\n") == kEhloWithStarttls);
     CHECK(f.say("HELO c\r\n") == "250 mx.test Hello [192.0.2.1]\r\n");  // HELO lists nothing
   }
-  SUBCASE("tls = \"none\": neither offered nor a command") {
-    TlsFixture f;
-    f.listener.tls = "none";
-    f.start();
-    CHECK(f.say("EHLO c\r\n") == kEhloReply);
-    CHECK(f.say("STARTTLS\r\n") == "500 5.5.1 Unrecognized command\r\n");
-    CHECK(f.conn->start_tls_calls == 0);
-  }
-  SUBCASE("no certificate in force (the context is null)") {
-    TlsFixture f;
-    f.tls_ctx = nullptr;
-    f.start();
-    CHECK(f.say("EHLO c\r\n") == kEhloReply);
-    CHECK(f.say("STARTTLS\r\n") == "500 5.5.1 Unrecognized command\r\n");
-    CHECK(f.conn->start_tls_calls == 0);
+  SUBCASE(
+      "tls = \"none\", or no certificate in force (a null context): neither offered nor a "
+      "command") {
+    for (bool no_cert : {false, true}) {
+      CAPTURE(no_cert);
+      TlsFixture f;
+      if (no_cert)
+        f.tls_ctx = nullptr;
+      else
+        f.listener.tls = "none";
+      f.start();
+      CHECK(f.say("EHLO c\r\n") == kEhloReply);
+      CHECK(f.say("STARTTLS\r\n") == "500 5.5.1 Unrecognized command\r\n");
+      CHECK(f.conn->start_tls_calls == 0);
+    }
   }
   SUBCASE("not once TLS is on") {
     TlsFixture f;
