@@ -1,4 +1,4 @@
-// util/self_exe.cpp: compares the running executable with a path (see self_exe.hpp).
+// util/self_exe.cpp: the running executable's path (see self_exe.hpp).
 #include "util/self_exe.hpp"
 
 #include <climits>
@@ -11,6 +11,15 @@ bool self_exe_is(const std::string &path) {
   if (!realpath("/proc/self/exe", self)) return false;
   if (!realpath(path.c_str(), other)) return false;
   return std::string(self) == other;
+}
+
+std::string self_exe_dir() {
+  char self[PATH_MAX];
+  if (!realpath("/proc/self/exe", self)) return "";
+  std::string s(self);
+  size_t slash = s.rfind('/');
+  if (slash == std::string::npos) return "";
+  return slash == 0 ? "/" : s.substr(0, slash);
 }
 
 }  // namespace uvs

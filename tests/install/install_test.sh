@@ -1,10 +1,10 @@
 #!/bin/bash
 # tests/install/install_test.sh: installs the build into a temp DESTDIR and checks the result.
-#   install_test.sh BUILD SOURCE SBINDIR PLUGINDIR CONFIGDIR EXAMPLEDIR INCLUDEDIR LIBDIR MANDIR UNITDIR
+#   install_test.sh BUILD SOURCE SBINDIR PLUGINDIR CONFIGDIR EXAMPLEDIR INCLUDEDIR LIBDIR MANDIR UNITDIR DATADIR
 # (all but BUILD and SOURCE are the absolute install paths; UNITDIR may be "no").
 set -uo pipefail
 BUILD=$1 SRC=$2 SBIN=$3 PLUGINDIR=$4 CONFIGDIR=$5 EXAMPLEDIR=$6 INCDIR=$7 LIBDIR=$8 MANDIR=$9
-UNITDIR=${10}
+UNITDIR=${10} DATADIR=${11}
 D=$(mktemp -d /tmp/uvsmtpd-install.XXXXXX)
 trap 'rm -rf "$D"' EXIT
 failures=0
@@ -30,7 +30,9 @@ done < <(find "$BUILD/plugins" -name '*.so' -type f -not -path '*.so.p/*' | sort
 [ "$n" -ge 8 ] || fail "only $n plugins built?"
 need_file "$INCDIR/uvsmtpd/plugin.h"
 cmp -s "$SRC/include/uvsmtpd/plugin.h" "$D$INCDIR/uvsmtpd/plugin.h" || fail "plugin.h differs"
-need_file "$LIBDIR/pkgconfig/uvsmtpd-plugin.pc"
+# header only: <datadir>/pkgconfig, where `pkg-config --define-prefix` finds the prefix
+need_file "$DATADIR/pkgconfig/uvsmtpd-plugin.pc"
+[ -e "$D$LIBDIR/pkgconfig/uvsmtpd-plugin.pc" ] && fail "uvsmtpd-plugin.pc also in $LIBDIR/pkgconfig"
 for f in $(cd "$SRC/conf" && find . -type f ! -name meson.build ! -name '*.in' | sort); do
   f=${f#./}
   for dir in "$EXAMPLEDIR" "$CONFIGDIR"; do
@@ -62,29 +64,67 @@ for k in $(sed -n 's/^\[*\([a-z_]*\)\]* *=.*/\1/p; s/^\[\([a-z_]*\)\]$/\1/p' "$S
 done
 
 # 4. The pkg-config file: the installed include dir, a plugin source compiles with it.
-pc() { PKG_CONFIG_SYSROOT_DIR="$D" PKG_CONFIG_PATH="$D$LIBDIR/pkgconfig" PKG_CONFIG_LIBDIR= pkg-config "$@"; }
+# (PKG_CONFIG_LIBDIR empty: nothing from the system's .pc directories.)
+pc() { PKG_CONFIG_SYSROOT_DIR="$D" PKG_CONFIG_PATH="$D$DATADIR/pkgconfig" PKG_CONFIG_LIBDIR= pkg-config "$@"; }
 cflags=$(pc --cflags uvsmtpd-plugin | xargs)
 [ "$cflags" = "-I$D$INCDIR" ] && ok "pkg-config --cflags: $cflags" || fail "pkg-config --cflags gave '$cflags', want -I$D$INCDIR"
 [ "$(pc --variable=plugindir uvsmtpd-plugin)" = "$D$PLUGINDIR" ] || fail "plugindir: $(pc --variable=plugindir uvsmtpd-plugin)"
 printf '#include <uvsmtpd/plugin.h>\nint main(void) { return UVS_ABI_MAJOR > 0 ? 0 : 1; }\n' > "$D/t.c"
 cc $cflags -fsyntax-only "$D/t.c" && ok "compiles against the installed header" || fail "cannot compile against the installed header"
+# Relocated: --define-prefix takes the prefix from where the .pc file is, so the include path
+# and plugindir (${libdir}-relative) resolve inside the DESTDIR tree, multiarch libdir or not.
+pcr() { PKG_CONFIG_PATH="$D$DATADIR/pkgconfig" PKG_CONFIG_LIBDIR= pkg-config --define-prefix "$@"; }
+rcflags=$(pcr --cflags uvsmtpd-plugin | xargs)
+[ "$rcflags" = "-I$D$INCDIR" ] && ok "pkg-config --define-prefix --cflags: $rcflags" || fail "pkg-config --define-prefix --cflags gave '$rcflags', want -I$D$INCDIR"
+rplugindir=$(pcr --variable=plugindir uvsmtpd-plugin)
+[ "$rplugindir" = "$D$PLUGINDIR" ] && ok "pkg-config --define-prefix plugindir: $rplugindir" || fail "pkg-config --define-prefix plugindir gave '$rplugindir', want $D$PLUGINDIR"
+# A small plugin built with only that, installed into that plugindir.
+cat > "$D/pkgtest.c" <<'EOF_C'
+#include <uvsmtpd/plugin.h>
+static int init(uvs_plugin *self, const uvs_api *api) {
+  api->log(self, NULL, UVS_LOG_NOTICE, "pkgtest: built with pkg-config --define-prefix");
+  return 0;
+}
+UVS_PLUGIN("pkgtest", "1.0", init, NULL);
+EOF_C
+if cc -std=c11 -Wall -Wextra -Werror -shared -fPIC -fvisibility=hidden $rcflags -o "$D/pkgtest.so" "$D/pkgtest.c" &&
+   install -m 0755 "$D/pkgtest.so" "$rplugindir/"; then
+  ok "a plugin builds and installs with pkg-config --define-prefix"
+else
+  fail "cannot build or install a plugin with pkg-config --define-prefix"
+fi
 
 # 5. The installed binaries run and use the installed directories. The example config's
 # spool_dir is relative ("var/spool"): it must exist where the server runs.
 mkdir -p "$D/var/spool"
 out=$(cd "$D" && "$D$SBIN/uvsmtpd" --check-config --config "$D$CONFIGDIR" --plugin-dir "$D$PLUGINDIR" 2>&1)
 [ $? -eq 0 ] && ok "installed uvsmtpd --check-config" || fail "installed --check-config: $out"
-# No --plugin-dir: the installed plugin dir (not under $D, so not found), never the build's,
-# although the build tree exists.
-out=$("$D$SBIN/uvsmtpd" --check-config --config "$D$CONFIGDIR" 2>&1)
-if [ -d "$PLUGINDIR" ]; then
-  echo "note: $PLUGINDIR exists on this machine: the default plugin dir check is skipped"
-elif [[ "$out" == *"cannot find $PLUGINDIR/"* ]]; then
-  ok "installed binary defaults to $PLUGINDIR"
-else
-  fail "installed binary's default plugin dir: $out"
-fi
+# No --plugin-dir: the plugin dir relative to the binary as installed, so the tree under $D
+# (relocated) loads its own plugins, never the build's although the build tree exists.
+out=$(cd "$D" && "$D$SBIN/uvsmtpd" --check-config --config "$D$CONFIGDIR" 2>&1)
+[ $? -eq 0 ] && ok "relocated uvsmtpd --check-config without --plugin-dir" || fail "relocated --check-config without --plugin-dir: $out"
 [[ "$out" == *"$BUILD"* ]] && fail "installed binary used the build tree: $out"
+# Only $D$PLUGINDIR has pkgtest.so (installed there through pkg-config above).
+cp -r "$D$CONFIGDIR" "$D/conf-pkgtest"
+echo pkgtest > "$D/conf-pkgtest/plugins"
+out=$(cd "$D" && "$D$SBIN/uvsmtpd" --check-config --config "$D/conf-pkgtest" 2>&1)
+if [ $? -eq 0 ] && [[ "$out" == *"pkgtest: built with pkg-config --define-prefix"* ]]; then
+  ok "relocated binary defaults to $D$PLUGINDIR"
+else
+  fail "relocated binary's default plugin dir: $out"
+fi
+out=$(cd "$D" && "$D$SBIN/uvsmtpd" --list-plugins --config "$D/conf-pkgtest" 2>&1)
+[[ "$out" == *"$D$PLUGINDIR"* && "$out" != *"$BUILD"* ]] && ok "--list-plugins names $D$PLUGINDIR" || fail "--list-plugins: $out"
+# A copy of the binary on its own (no plugin dir next to it) falls back to the configured one.
+mkdir -p "$D/alone" && cp "$D$SBIN/uvsmtpd" "$D/alone/"
+out=$("$D/alone/uvsmtpd" --check-config --config "$D$CONFIGDIR" 2>&1)
+if [ -d "$PLUGINDIR" ]; then
+  echo "note: $PLUGINDIR exists on this machine: the fallback plugin dir check is skipped"
+elif [[ "$out" == *"cannot find $PLUGINDIR/"* ]]; then
+  ok "a lone copy of the binary defaults to $PLUGINDIR"
+else
+  fail "a lone copy's default plugin dir: $out"
+fi
 # No --config: the installed config dir.
 out=$(cd "$D" && "$D$SBIN/uvsmtpd" --check-config 2>&1)
 [[ "$out" == *"$CONFIGDIR"* ]] && ok "installed binary defaults to $CONFIGDIR" || fail "default config dir: $out"
