@@ -1,0 +1,265 @@
+/* uvsmtpd/plugin.h: the whole plugin ABI of uvsmtpd, plain C (C11 and C++).
+ *
+ * A plugin is a shared object that exports ONE data symbol, `uvs_plugin_v1`, of type
+ * uvs_plugin_info (use the UVS_PLUGIN macro). The server checks its size and version
+ * before calling any plugin code, then calls init() once per instance named in
+ * conf/plugins. Everything else goes through the function table (uvs_api) handed to
+ * init: opaque handles, accessors, no server structs cross this boundary.
+ *
+ * Rules (see docs/abi.md and docs/plugins.md):
+ *  - Append-only: enum values and uvs_api members are never renumbered, reordered or
+ *    removed. A minor version appends; test with UVS_API_HAS before using a member
+ *    newer than 1.0.
+ *  - API functions return 0 (or a count/size) on success and a negative errno on
+ *    failure. Hooks return a uvs_verdict, a separate type.
+ *  - Strings the server hands out are BORROWED: valid until the hook returns (or, for
+ *    plugin-level data, for the plugin's life). Strings handed to the server are
+ *    COPIED before the call returns. Pointers handed over carry their destructor.
+ *  - All functions are loop-thread only, except uvs_api.complete() and uvs_api.log(),
+ *    which any thread may call.
+ */
+#ifndef UVSMTPD_PLUGIN_H
+#define UVSMTPD_PLUGIN_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#ifdef __cplusplus
+extern "C" {
+#endif
+
+#define UVS_ABI_MAJOR 1 /* bump = incompatible; the server refuses other majors */
+#define UVS_ABI_MINOR 0 /* bump = members appended; older plugins still load    */
+
+typedef struct uvs_plugin uvs_plugin;   /* one plugin instance (a conf/plugins line)  */
+typedef struct uvs_call uvs_call;       /* one hook invocation: session, txn, args    */
+typedef struct uvs_pending uvs_pending; /* a suspended call; the plugin owns it until
+                                           it calls complete(), exactly once          */
+
+/* Hooks, named as in qpsmtpd. Append only. docs/hooks.md has the table of replies. */
+typedef enum uvs_hook {
+  UVS_HOOK_PRE_CONNECTION = 1,
+  UVS_HOOK_CONNECT = 2,
+  UVS_HOOK_HELO = 3,
+  UVS_HOOK_EHLO = 4,
+  UVS_HOOK_MAIL = 5,
+  UVS_HOOK_RCPT = 6,
+  UVS_HOOK_DATA = 7,
+  UVS_HOOK_DATA_HEADERS_END = 8,
+  UVS_HOOK_DATA_POST = 9,
+  UVS_HOOK_QUEUE = 10,
+  UVS_HOOK_QUEUE_POST = 11,
+  UVS_HOOK_RESET_TRANSACTION = 12,
+  UVS_HOOK_QUIT = 13,
+  UVS_HOOK_DISCONNECT = 14,
+  UVS_HOOK_UNRECOGNIZED_COMMAND = 15,
+  UVS_HOOK_VRFY = 16,
+  UVS_HOOK_NOOP = 17,
+  UVS_HOOK_HELP = 18,
+  UVS_HOOK_DENY = 19, /* observer: after any DENY* verdict; return ignored      */
+  UVS_HOOK_OK = 20    /* observer: after any other verdict; return ignored      */
+} uvs_hook;
+
+/* Verdicts: qpsmtpd's vocabulary plus PENDING. Append only. */
+typedef enum uvs_verdict {
+  UVS_DECLINED = 0,            /* no opinion: the next plugin runs                 */
+  UVS_OK = 1,                  /* accept; the chain stops                          */
+  UVS_DENY = 2,                /* permanent failure (5xx); the chain stops         */
+  UVS_DENYSOFT = 3,            /* temporary failure (4xx); the chain stops         */
+  UVS_DENY_DISCONNECT = 4,     /* 5xx, then the server closes the connection       */
+  UVS_DENYSOFT_DISCONNECT = 5, /* 4xx (421 where qpsmtpd says so), then close      */
+  UVS_DONE = 6,                /* the plugin answered: only the reply it set (if
+                                  any) is sent, with no default                    */
+  UVS_PENDING = 7              /* the plugin called suspend(); answer comes later  */
+} uvs_verdict;
+
+/* Note scopes. */
+#define UVS_NOTE_CONNECTION 0 /* lives until the connection closes           */
+#define UVS_NOTE_TRANSACTION 1 /* lives until MAIL, RSET, end of DATA, close  */
+
+/* Log levels: syslog's. */
+#define UVS_LOG_EMERG 0
+#define UVS_LOG_ALERT 1
+#define UVS_LOG_CRIT 2
+#define UVS_LOG_ERR 3
+#define UVS_LOG_WARNING 4
+#define UVS_LOG_NOTICE 5
+#define UVS_LOG_INFO 6
+#define UVS_LOG_DEBUG 7
+
+/* wait_for_input() results. */
+#define UVS_INPUT_TIMEOUT 0 /* nothing arrived within the time               */
+#define UVS_INPUT_DATA 1    /* the client sent at least one byte             */
+#define UVS_INPUT_EOF 2     /* the client closed or half-closed              */
+
+typedef uvs_verdict (*uvs_hook_fn)(uvs_call *call, void *ud);
+typedef void (*uvs_pending_fn)(uvs_pending *pending, void *ud);
+typedef void (*uvs_input_fn)(uvs_pending *pending, int result, void *ud);
+typedef void (*uvs_work_fn)(void *ud);
+typedef void (*uvs_free_fn)(void *ptr);
+typedef int (*uvs_line_fn)(const char *line, void *ud); /* nonzero return stops */
+
+typedef struct uvs_api {
+  uint32_t size; /* sizeof(uvs_api) in the running server */
+  uint16_t abi_major;
+  uint16_t abi_minor;
+
+  /* ---- 1.0 ------------------------------------------------------------------- */
+
+  /* -- plugin level (init and later) -- */
+  /* Register fn for hook; handlers run in conf/plugins order, then registration
+   * order. Only during init. -ENOSYS for a hook this server does not know. */
+  int (*register_hook)(uvs_plugin *p, uvs_hook hook, uvs_hook_fn fn, void *ud);
+  /* Message for a failing init (copied); init then returns a negative errno. */
+  int (*set_error)(uvs_plugin *p, const char *msg);
+  /* Instance name as written in conf/plugins ("earlytalker:1"). Borrowed, plugin life. */
+  const char *(*plugin_name)(const uvs_plugin *p);
+  /* Arguments after the name on the conf/plugins line. Borrowed, plugin life. */
+  int (*plugin_argc)(const uvs_plugin *p);
+  const char *(*plugin_argv)(const uvs_plugin *p, int i);
+  /* One pointer of plugin state, returned by plugin_data (for fini and callbacks). */
+  void (*plugin_set_data)(uvs_plugin *p, void *data);
+  void *(*plugin_data)(const uvs_plugin *p);
+  /* Flat config file <config dir>/<name>: cb for each line, comments (#) and blank
+   * lines dropped, trimmed. Returns the number of lines, -ENOENT if missing. */
+  int (*config_lines)(uvs_plugin *p, const char *name, uvs_line_fn cb, void *ud);
+  /* The server's name (the `hostname` setting). Borrowed, plugin life. */
+  const char *(*me)(const uvs_plugin *p);
+  /* Log at a syslog level with the instance name and, if call is not NULL, the
+   * session id prepended. Any thread. */
+  void (*log)(uvs_plugin *p, const uvs_call *call, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+      __attribute__((format(printf, 4, 5)))
+#endif
+      ;
+
+  /* -- the call (inside a hook, or from pending_call) -- */
+  uvs_hook (*call_hook)(const uvs_call *c);
+  /* The hook's argument: the command argument (helo/ehlo host, the MAIL/RCPT
+   * argument text, the VRFY/HELP argument, the unrecognized command's rest of line);
+   * for deny/ok the previous plugin's name. "" when none. Borrowed. */
+  const char *(*call_arg)(const uvs_call *c);
+  /* mail/rcpt: the address without <> ("" for the null sender); the unrecognized
+   * command's lower-cased verb; for deny/ok the verdict as a decimal string. */
+  const char *(*call_address)(const uvs_call *c);
+  /* mail/rcpt ESMTP parameter by (case-insensitive) key: the value, "" for a
+   * parameter without value, NULL if absent. Borrowed. */
+  const char *(*call_param)(const uvs_call *c, const char *key);
+  const char *(*session_id)(const uvs_call *c);
+  const char *(*peer_ip)(const uvs_call *c);
+  int (*peer_port)(const uvs_call *c);
+  const char *(*local_ip)(const uvs_call *c);
+  int (*local_port)(const uvs_call *c);
+  /* HELO/EHLO name, NULL before it; is_esmtp 1 after EHLO. */
+  const char *(*helo_name)(const uvs_call *c);
+  int (*is_esmtp)(const uvs_call *c);
+  /* Transaction: sender (NULL before MAIL, "" for <>), accepted recipients. */
+  const char *(*mail_from)(const uvs_call *c);
+  int (*rcpt_count)(const uvs_call *c);
+  const char *(*rcpt_at)(const uvs_call *c, int i);
+  /* TLS and AUTH: 0/NULL until those exist in the server. */
+  int (*tls_active)(const uvs_call *c);
+  const char *(*auth_user)(const uvs_call *c);
+
+  /* -- the message (data_headers_end and later) -- */
+  /* Size in bytes of the spooled message as stored (dot-unstuffed, CRLF lines). */
+  int64_t (*message_size)(const uvs_call *c);
+  /* Read up to len bytes at offset; returns bytes read (0 at end) or -errno. */
+  int64_t (*message_read)(const uvs_call *c, int64_t offset, void *buf, size_t len);
+  /* The i-th (0-based) header field named `name` (case-insensitive), unfolded,
+   * without the name and colon, leading blanks trimmed. NULL if absent. Borrowed. */
+  const char *(*header_get)(const uvs_call *c, const char *name, int i);
+
+  /* -- the reply that goes with the verdict -- */
+  /* Set the reply: code 0 = the hook's default code for the verdict; enhanced NULL =
+   * the default enhanced code; text one line, no CR/LF or other controls, <= 500 bytes
+   * (-EINVAL otherwise, as for a code outside 200..599 or an enhanced code whose class
+   * differs from the code's). When the hook returns, the code's class must fit the
+   * verdict (2 for OK, 5 for DENY*, 4 for DENYSOFT*, any for DONE); a reply that does
+   * not fit is logged and the default reply is sent. Replaces earlier text. Copied. */
+  int (*reply)(uvs_call *c, int code, const char *enhanced, const char *text);
+  /* Append one more line to a multi-line reply. Copied. */
+  int (*reply_line)(uvs_call *c, const char *text);
+  /* Send NOW one continuation line "220-text" of the greeting that will follow (connect
+   * hook only, also from pending_call): Postfix's banner teaser. -EPERM elsewhere. */
+  int (*send_continuation)(uvs_call *c, const char *text);
+
+  /* -- notes -- */
+  int (*note_set)(uvs_call *c, int scope, const char *key, const char *value);
+  const char *(*note_get)(const uvs_call *c, int scope, const char *key);
+  int (*note_set_ptr)(uvs_call *c, int scope, const char *key, void *ptr, uvs_free_fn dtor);
+  void *(*note_get_ptr)(const uvs_call *c, int scope, const char *key);
+  int (*relay_client)(const uvs_call *c);
+  int (*set_relay_client)(uvs_call *c, int on);
+  /* qpsmtpd's is_immune: relay client, connection note whitelisthost, or transaction
+   * note whitelistsender. */
+  int (*is_immune)(const uvs_call *c);
+  /* Add delta to the connection note "karma"; returns the new total. */
+  int (*adjust_karma)(uvs_call *c, int delta);
+
+  /* -- async -- */
+  /* Suspend the call: the hook must then return UVS_PENDING. The session stops
+   * reading input until complete(). The handle is the plugin's until it calls
+   * complete() exactly once, even if the client has gone or the hook timed out. */
+  uvs_pending *(*suspend)(uvs_call *c);
+  /* Finish a pending call with a verdict and optional reply (code 0 = default).
+   * Any thread. Frees the handle. -ECANCELED if the session no longer waits (the
+   * handle is freed all the same). */
+  int (*complete)(uvs_pending *p, uvs_verdict v, int code, const char *enhanced,
+                  const char *text);
+  /* The call behind a pending handle, for loop-thread callbacks (timers, input,
+   * blocking-work completions): NULL once the session no longer waits. */
+  uvs_call *(*pending_call)(uvs_pending *p);
+  /* Run cb on the loop after ms milliseconds (once); stopped by complete(). */
+  int (*pending_timer)(uvs_pending *p, uint64_t ms, uvs_pending_fn cb, void *ud);
+  /* Report whether the client sends anything (or closes) within ms milliseconds:
+   * cb(p, UVS_INPUT_*, ud) on the loop, at once if input is already buffered. */
+  int (*wait_for_input)(uvs_pending *p, uint64_t ms, uvs_input_fn cb, void *ud);
+  /* Run work(ud) on the thread pool, then done(p, ud) on the loop. */
+  int (*run_blocking)(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void *ud);
+
+  /* ---- 1.1 and later: append below this line only ----------------------------- */
+} uvs_api;
+
+/* Does the running server's table have this member? */
+#define UVS_API_HAS(api, member) \
+  ((api)->size >= offsetof(uvs_api, member) + sizeof((api)->member) && (api)->member != NULL)
+
+typedef struct uvs_plugin_info {
+  uint32_t size; /* sizeof(uvs_plugin_info) the plugin was built with */
+  uint16_t abi_major;
+  uint16_t abi_minor;
+  const char *name;    /* e.g. "earlytalker" */
+  const char *version; /* the plugin's own version */
+  /* Called once per instance: read arguments, register hooks. 0, or a negative
+   * errno after set_error(). */
+  int (*init)(uvs_plugin *self, const uvs_api *api);
+  /* Optional: called at shutdown or when a reload retires the instance. */
+  void (*fini)(uvs_plugin *self);
+} uvs_plugin_info;
+
+#if defined(__GNUC__)
+#define UVS_EXPORT __attribute__((visibility("default")))
+#else
+#define UVS_EXPORT
+#endif
+
+/* Use once per plugin: UVS_PLUGIN("name", "1.0", my_init, my_fini); */
+#ifdef __cplusplus
+#define UVS_PLUGIN(name_, version_, init_, fini_)                                    \
+  extern "C" UVS_EXPORT const uvs_plugin_info uvs_plugin_v1;                         \
+  extern "C" UVS_EXPORT const uvs_plugin_info uvs_plugin_v1 = {                      \
+      sizeof(uvs_plugin_info), UVS_ABI_MAJOR, UVS_ABI_MINOR, (name_), (version_),    \
+      (init_), (fini_)}
+#else
+#define UVS_PLUGIN(name_, version_, init_, fini_)                                    \
+  UVS_EXPORT const uvs_plugin_info uvs_plugin_v1 = {                                 \
+      sizeof(uvs_plugin_info), UVS_ABI_MAJOR, UVS_ABI_MINOR, (name_), (version_),    \
+      (init_), (fini_)}
+#endif
+
+#ifdef __cplusplus
+}
+#endif
+
+#endif /* UVSMTPD_PLUGIN_H */
