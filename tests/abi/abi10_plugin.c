@@ -80,7 +80,8 @@ static uvs_verdict on_queue(uvs_call *c, void *ud) {
   char text[400];
   (void)ud;
   api->message_read(c, 0, first, sizeof first - 1);
-  snprintf(text, sizeof text, "abi10 queued %lld bytes for %d recipient(s) from <%s>, subject %s, starting %s",
+  snprintf(text, sizeof text,
+           "abi10 queued %lld bytes for %d recipient(s) from <%s>, subject %s, starting %s",
            (long long)api->message_size(c), api->rcpt_count(c), from ? from : "?",
            subject ? subject : "(none)", first);
   api->log(NULL, c, UVS_LOG_NOTICE, "abi10: %s", text);
@@ -100,8 +101,10 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   if (!cfg) return -1;
   for (i = 0; i < a->plugin_argc(self); i++) {
     const char *arg = a->plugin_argv(self, i);
-    if (strncmp(arg, "deny=", 5) == 0) cfg->deny = copy(arg + 5);
-    else if (strncmp(arg, "soft=", 5) == 0) cfg->soft = copy(arg + 5);
+    if (strncmp(arg, "deny=", 5) == 0)
+      cfg->deny = copy(arg + 5);
+    else if (strncmp(arg, "soft=", 5) == 0)
+      cfg->soft = copy(arg + 5);
     else {
       a->set_error(self, "abi10: unknown argument");
       free(cfg);
@@ -115,8 +118,9 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   a->register_hook(self, UVS_HOOK_MAIL, on_mail, cfg);
   a->register_hook(self, UVS_HOOK_RCPT, on_rcpt, cfg);
   a->register_hook(self, UVS_HOOK_QUEUE, on_queue, cfg);
-  a->log(self, NULL, UVS_LOG_NOTICE, "abi10: init as %s on server ABI %u.%u, table %u bytes (1.0: %u)",
-         a->plugin_name(self), (unsigned)a->abi_major, (unsigned)a->abi_minor, (unsigned)a->size,
+  a->log(self, NULL, UVS_LOG_NOTICE,
+         "abi10: init as %s on server ABI %u.%u, table %u bytes (1.0: %u)", a->plugin_name(self),
+         (unsigned)a->abi_major, (unsigned)a->abi_minor, (unsigned)a->size,
          (unsigned)sizeof(uvs_api));
   return 0;
 }

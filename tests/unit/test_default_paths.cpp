@@ -27,7 +27,9 @@ TEST_CASE("default_paths: an installed tree moved elsewhere finds its own plugin
         t.dir + "/root/usr/lib/uvsmtpd/plugins");
 }
 
-TEST_CASE("default_paths: a binary on its own, or an unknown location, falls back to the configured directory") {
+TEST_CASE(
+    "default_paths: a binary on its own, or an unknown location, falls back to the configured "
+    "directory") {
   unit::TmpDir t;
   const std::string plugins = "/usr/local/lib/uvsmtpd/plugins";
   // no plugin directory next to the binary (copied to /tmp on its own)
