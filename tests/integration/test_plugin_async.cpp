@@ -86,6 +86,7 @@ TEST_CASE("plugin_async: a reload retires the instance: its timer is stopped bef
   s.signal(SIGHUP);
   REQUIRE(s.wait_log("SIGHUP: configuration and plugins reloaded"));
   REQUIRE(s.wait_log("async_probe: fini timer_stop=0"));  // no session: retired at once
+  CHECK(s.wait_log("async_probe: fini timer_start=NULL"));  // the instance's timers are over
   usleep(200 * 1000);                                      // ~20 periods of the timer
   CHECK(s.count_log("tick after fini") == 0);
   CHECK(s.count_log("async_probe: init hook_timeout_ms=") == 2);  // the new instance ticks on
