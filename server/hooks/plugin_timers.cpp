@@ -63,7 +63,8 @@ uvs_timer *PluginTimers::start(void *loop, uint64_t ms, uint64_t repeat_ms, uvs_
   h->data = t;
   uv_unref(reinterpret_cast<uv_handle_t *>(h));  // never holds the loop (shutdown)
   uv_timer_start(
-      h, [](uv_timer_t *th) {
+      h,
+      [](uv_timer_t *th) {
         if (th->data) fire(static_cast<uvs_timer *>(th->data));
       },
       ms, repeat_ms);

@@ -1,4 +1,7 @@
-// tests/integration/test_plugin_async.cpp: the ABI 1.3 async members through the real binary and tests/plugins/async_probe: plugin-level timers (shutdown, retirement before fini, stop inside the callback), notes from a worker thread, the cancel callback, complete() inside the hook, lifetimes after complete(), logv/set_errorfv, hook_timeout_ms.
+// tests/integration/test_plugin_async.cpp: the ABI 1.3 async members through the real binary and
+// tests/plugins/async_probe: plugin-level timers (shutdown, retirement before fini, stop inside the
+// callback), notes from a worker thread, the cancel callback, complete() inside the hook, lifetimes
+// after complete(), logv/set_errorfv, hook_timeout_ms.
 #include <cerrno>
 #include <csignal>
 #include <doctest/doctest.h>
@@ -11,8 +14,12 @@ using namespace itest;
 
 namespace {
 
-bool has(const std::string &hay, const std::string &needle) { return hay.find(needle) != std::string::npos; }
-std::string num(int v) { return std::to_string(v); }
+bool has(const std::string &hay, const std::string &needle) {
+  return hay.find(needle) != std::string::npos;
+}
+std::string num(int v) {
+  return std::to_string(v);
+}
 
 Options opts(const std::string &plugins, const std::string &toml = "") {
   Options o;
@@ -21,7 +28,9 @@ Options opts(const std::string &plugins, const std::string &toml = "") {
   return o;
 }
 
-bool up(const Server &s) { return s.started() && s.wait_log(" started (pid", 15); }
+bool up(const Server &s) {
+  return s.started() && s.wait_log(" started (pid", 15);
+}
 
 // The value of the first "async_probe: <what>=" line, or of the first " <what>=" word in a
 // line of async_probe (the value ends at a blank or the line end).
@@ -57,7 +66,8 @@ TEST_CASE("plugin_async: init sees hook_timeout_ms, logv, and the new members' a
 
 TEST_CASE("plugin_async: set_errorfv fails init with the formatted message") {
   std::string dir = make_tree(opts("async_probe failv=1\n"));
-  RunResult r = run_uvsmtpd({"--check-config", "--config", dir + "/conf", "--plugin-dir", dir + "/plugins"});
+  RunResult r =
+      run_uvsmtpd({"--check-config", "--config", dir + "/conf", "--plugin-dir", dir + "/plugins"});
   remove_tree(dir);
   CHECK(r.status != 0);
   CHECK(has(r.output, "plugin 'async_probe' failed to initialise: failv 42 forty-two"));
@@ -85,9 +95,9 @@ TEST_CASE("plugin_async: a reload retires the instance: its timer is stopped bef
   REQUIRE(s.wait_log("async_probe: tick 3\n"));
   s.signal(SIGHUP);
   REQUIRE(s.wait_log("SIGHUP: configuration and plugins reloaded"));
-  REQUIRE(s.wait_log("async_probe: fini timer_stop=0"));  // no session: retired at once
+  REQUIRE(s.wait_log("async_probe: fini timer_stop=0"));    // no session: retired at once
   CHECK(s.wait_log("async_probe: fini timer_start=NULL"));  // the instance's timers are over
-  usleep(200 * 1000);                                      // ~20 periods of the timer
+  usleep(200 * 1000);                                       // ~20 periods of the timer
   CHECK(s.count_log("tick after fini") == 0);
   CHECK(s.count_log("async_probe: init hook_timeout_ms=") == 2);  // the new instance ticks on
   s.signal(SIGTERM);
@@ -109,7 +119,8 @@ TEST_CASE("plugin_async: a timer stopped inside its own callback; a one-shot tim
   CHECK(s.count_log("async_probe: fini timer_stop=0 ticks=3") == 1);
 }
 
-TEST_CASE("plugin_async: notes set on a worker thread are there before the verdict and in later hooks") {
+TEST_CASE(
+    "plugin_async: notes set on a worker thread are there before the verdict and in later hooks") {
   Server s(opts("async_probe\n"));
   REQUIRE(up(s));
   Client c(s.port());
@@ -131,7 +142,8 @@ TEST_CASE("plugin_async: notes set on a worker thread are there before the verdi
   CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
 }
 
-TEST_CASE("plugin_async: a work function may log through the instance after complete(); fini waits") {
+TEST_CASE(
+    "plugin_async: a work function may log through the instance after complete(); fini waits") {
   Server s(opts("async_probe\n"));
   REQUIRE(up(s));
   {
@@ -150,7 +162,8 @@ TEST_CASE("plugin_async: a work function may log through the instance after comp
   CHECK(log.find("async_probe: worker after complete") < log.find("async_probe: fini timer_stop="));
 }
 
-TEST_CASE("plugin_async: the cancel callback runs once at the hook timeout, never after a completion") {
+TEST_CASE(
+    "plugin_async: the cancel callback runs once at the hook timeout, never after a completion") {
   Server s(opts("async_probe\n", "hook_timeout = 0.3\n"));
   REQUIRE(up(s));
   Client c(s.port());
@@ -176,7 +189,8 @@ TEST_CASE("plugin_async: the cancel callback runs once at the hook timeout, neve
   CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
 }
 
-TEST_CASE("plugin_async: a client gone during a pending call: the cancel callback runs (hook timeout)") {
+TEST_CASE(
+    "plugin_async: a client gone during a pending call: the cancel callback runs (hook timeout)") {
   Server s(opts("async_probe\n", "hook_timeout = 0.3\n"));
   REQUIRE(up(s));
   {
@@ -193,7 +207,8 @@ TEST_CASE("plugin_async: a client gone during a pending call: the cancel callbac
   CHECK(s.running());
 }
 
-TEST_CASE("plugin_async: the session closed under a pending call (shutdown) runs the cancel callback") {
+TEST_CASE(
+    "plugin_async: the session closed under a pending call (shutdown) runs the cancel callback") {
   // hook_timeout far away: only the end of the shutdown grace lets go of the call
   Server s(opts("async_probe\n", "hook_timeout = 30\nshutdown_grace = 0.3\n"));
   REQUIRE(up(s));

@@ -1,4 +1,6 @@
-/* tests/plugins/async_probe.c: a test plugin for the ABI 1.3 async members: plugin-level timers, notes from a worker thread, the cancel callback, logv/set_errorfv, hook_timeout_ms (tests/integration/test_plugin_async.cpp).
+/* tests/plugins/async_probe.c: a test plugin for the ABI 1.3 async members: plugin-level timers,
+ * notes from a worker thread, the cancel callback, logv/set_errorfv, hook_timeout_ms
+ * (tests/integration/test_plugin_async.cpp).
  *
  * Every result is a NOTICE log line "<instance>: <what>". Arguments (key=value):
  *   tick=MS      a repeating timer (first after MS, then every MS) logging "tick N"; from a
@@ -74,7 +76,9 @@ static int failv(uvs_plugin *self, const char *fmt, ...) {
   return rc;
 }
 
-static const char *S(const char *s) { return s ? s : "(null)"; }
+static const char *S(const char *s) {
+  return s ? s : "(null)";
+}
 
 static void sleep_ms(unsigned ms) {
   struct timespec ts = {ms / 1000, (long)(ms % 1000) * 1000000L};
@@ -141,8 +145,9 @@ static uvs_verdict on_vrfy(slot *st, uvs_call *c) {
   const char *arg = api->call_arg(c);
   uvs_pending *p = api->suspend(c);
   if (!p) return UVS_DENYSOFT;
-  out(st, c, "vrfy %s on_cancel=%d null=%d nullcb=%d", arg, api->pending_on_cancel(p, on_cancel, st),
-      api->pending_on_cancel(NULL, on_cancel, st), api->pending_on_cancel(p, NULL, st));
+  out(st, c, "vrfy %s on_cancel=%d null=%d nullcb=%d", arg,
+      api->pending_on_cancel(p, on_cancel, st), api->pending_on_cancel(NULL, on_cancel, st),
+      api->pending_on_cancel(p, NULL, st));
   if (strcmp(arg, "quick") == 0) {
     api->pending_timer(p, 20, on_quick, st);
   } else if (strcmp(arg, "inhook") == 0) {
@@ -160,7 +165,8 @@ static uvs_verdict on_hook(uvs_call *c, void *ud) {
       uvs_pending *p = api->suspend(c);
       if (!p) return UVS_DENYSOFT;
       out(st, c, "helo note_set_bad scope=%d key=%d empty=%d null=%d",
-          api->pending_note_set(p, 7, "k", "v"), api->pending_note_set(p, UVS_NOTE_CONNECTION, NULL, "v"),
+          api->pending_note_set(p, 7, "k", "v"),
+          api->pending_note_set(p, UVS_NOTE_CONNECTION, NULL, "v"),
           api->pending_note_set(p, UVS_NOTE_CONNECTION, "", "v"),
           api->pending_note_set(NULL, UVS_NOTE_CONNECTION, "k", "v"));
       job *j = (job *)calloc(1, sizeof *j);
@@ -170,7 +176,8 @@ static uvs_verdict on_hook(uvs_call *c, void *ud) {
       api->run_blocking(p, work, NULL, j);
       return UVS_PENDING;
     }
-    case UVS_HOOK_VRFY: return on_vrfy(st, c);
+    case UVS_HOOK_VRFY:
+      return on_vrfy(st, c);
     case UVS_HOOK_MAIL:
       out(st, c, "mail worker.result=%s worker.erase=%s",
           S(api->note_get(c, UVS_NOTE_CONNECTION, "worker.result")),
@@ -179,7 +186,8 @@ static uvs_verdict on_hook(uvs_call *c, void *ud) {
     case UVS_HOOK_OK:
       out(st, c, "ok worker.result=%s", S(api->note_get(c, UVS_NOTE_CONNECTION, "worker.result")));
       return UVS_DECLINED;
-    default: return UVS_DECLINED;
+    default:
+      return UVS_DECLINED;
   }
 }
 
@@ -230,7 +238,8 @@ static void fini(uvs_plugin *self) {
   /* the core stopped every timer before fini: stopping one again is harmless (0) */
   int rc = st->tick ? api->timer_stop(st->tick) : 0;
   out(st, NULL, "fini timer_stop=%d ticks=%d", rc, st->ticks);
-  out(st, NULL, "fini timer_start=%s", api->timer_start(self, 10, 0, on_once, st) ? "handle" : "NULL");
+  out(st, NULL, "fini timer_start=%s",
+      api->timer_start(self, 10, 0, on_once, st) ? "handle" : "NULL");
 }
 
 UVS_PLUGIN("async_probe", "1.0", init, fini);
