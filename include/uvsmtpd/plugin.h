@@ -349,11 +349,12 @@ typedef struct uvs_api {
    * loop-thread callback happens earlier, so these win). Dropped if the session no longer
    * waits. Call it before complete(): the handle is gone after. Returns 0; -EINVAL for a
    * NULL handle or key, an empty key or a bad scope; -EALREADY after complete(); -E2BIG
-   * beyond 256 notes per call. */
+   * beyond 256 notes per call; -ENOMEM. */
   int (*pending_note_set)(uvs_pending *p, int scope, const char *key, const char *value);
   /* Learn that the core let go of a pending call before complete(): the hook timeout
-   * answered, or the session closed (server shutdown, or a disconnect the session noticed)
-   * while the call was pending. cb(p, ud) runs once, on the loop thread, never after
+   * answered, or the session closed while the call was pending (e.g. at the end of the
+   * shutdown grace; a client that leaves is noticed at the hook timeout, as the session does
+   * not read while a call is pending). cb(p, ud) runs once, on the loop thread, never after
    * complete() was called and never from inside this call. The handle stays the plugin's:
    * pending_call() returns NULL, timers, input watches (EOF), blocking work and DNS queries
    * still report, and the plugin must still call complete() exactly once (it returns
