@@ -15,12 +15,13 @@
  *  - Strings the server hands out are BORROWED: valid until the hook returns (or, for
  *    plugin-level data, for the plugin's life). Strings handed to the server are
  *    COPIED before the call returns. Pointers handed over carry their destructor.
- *  - All functions are loop-thread only, except uvs_api.complete() and uvs_api.log(),
- *    which any thread may call.
+ *  - All functions are loop-thread only, except uvs_api.complete(), log(), logv() and
+ *    pending_note_set(), which any thread may call.
  */
 #ifndef UVSMTPD_PLUGIN_H
 #define UVSMTPD_PLUGIN_H
 
+#include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 
@@ -47,6 +48,7 @@ typedef struct uvs_plugin uvs_plugin;   /* one plugin instance (a conf/plugins l
 typedef struct uvs_call uvs_call;       /* one hook invocation: session, txn, args    */
 typedef struct uvs_pending uvs_pending; /* a suspended call; the plugin owns it until
                                            it calls complete(), exactly once          */
+typedef struct uvs_timer uvs_timer;     /* a plugin-level timer (1.3)                 */
 
 /* Hooks, named as in qpsmtpd. Append only. docs/hooks.md has the table of replies. */
 typedef enum uvs_hook {
@@ -127,6 +129,8 @@ typedef int (*uvs_line_fn)(const char *line, void *ud); /* nonzero return stops 
  * and its 1-based line number in that file. Both strings borrowed for the callback. Nonzero
  * return stops. */
 typedef int (*uvs_line_at_fn)(const char *line, const char *file, int lineno, void *ud);
+/* A plugin-level timer fired (1.3), on the loop thread. */
+typedef void (*uvs_timer_fn)(uvs_timer *timer, void *ud);
 
 /* What tls_info() (1.3) reports about the session's TLS layer. The caller sets `size` to
  * sizeof(uvs_tls_info) as its header declares it; the server fills the fields that size covers
@@ -253,7 +257,12 @@ typedef struct uvs_api {
   /* Finish a pending call with a verdict and optional reply (code 0 = default).
    * Any thread. Frees the handle; no timer, input or work callback of it runs after
    * this call. -ECANCELED if the session no longer waits (the handle is freed all the
-   * same). A pending call keeps its plugin instance alive: fini waits for it. */
+   * same). A pending call keeps its plugin instance alive: fini waits for it, and for
+   * run_blocking work of it still running (a work function that called complete() may go on
+   * using the instance, e.g. log(), until it returns). May be called inside the hook, before
+   * it returns UVS_PENDING: the verdict is applied after the hook returns, never inside it.
+   * After complete() the instance itself (log() from any thread) stays valid until its fini
+   * returns: a plugin's own threads must be joined in fini (docs/plugins.md, lifetimes). */
   int (*complete)(uvs_pending *p, uvs_verdict v, int code, const char *enhanced,
                   const char *text);
   /* The call behind a pending handle, for loop-thread callbacks (timers, input,
@@ -320,6 +329,54 @@ typedef struct uvs_api {
    * (*out untouched); -EINVAL for a NULL call or out, or an out->size smaller than the 1.3
    * struct. Strings borrowed until the hook returns. */
   int (*tls_info)(const uvs_call *c, uvs_tls_info *out);
+
+  /* Plugin-level timers (not tied to a call): cb(timer, ud) on the loop after ms
+   * milliseconds, then every repeat_ms milliseconds if repeat_ms > 0 (0: once). From init on;
+   * loop thread only. A timer never keeps the server running: it does not delay shutdown.
+   * Returns the handle, or NULL (a NULL plugin or cb, no event loop, out of memory).
+   * The handle is valid until timer_stop() on it, or, for a one-shot timer, until its
+   * callback returns. When the instance is retired (shutdown, or a reload once its last
+   * session ends), every timer it still has is stopped BEFORE its fini runs; fini may still
+   * pass those handles to timer_stop() (0), and must not start new timers. */
+  uvs_timer *(*timer_start)(uvs_plugin *p, uint64_t ms, uint64_t repeat_ms, uvs_timer_fn cb,
+                            void *ud);
+  /* Stop a timer and free its handle: its callback does not run again. Allowed inside that
+   * callback (for a one-shot timer that is a no-op). Returns 0; -EINVAL for NULL. */
+  int (*timer_stop)(uvs_timer *t);
+  /* Set a note from ANY thread (e.g. a worker computing the result) on a pending call's
+   * session: copied now, applied on the loop just before the verdict of complete() is
+   * applied, in the order set (value NULL deletes the key; a plain note_set() from a
+   * loop-thread callback happens earlier, so these win). Dropped if the session no longer
+   * waits. Call it before complete(): the handle is gone after. Returns 0; -EINVAL for a
+   * NULL handle or key, an empty key or a bad scope; -EALREADY after complete(); -E2BIG
+   * beyond 256 notes per call; -ENOMEM. */
+  int (*pending_note_set)(uvs_pending *p, int scope, const char *key, const char *value);
+  /* Learn that the core let go of a pending call before complete(): the hook timeout
+   * answered, or the session closed while the call was pending (e.g. at the end of the
+   * shutdown grace; a client that leaves is noticed at the hook timeout, as the session does
+   * not read while a call is pending). cb(p, ud) runs once, on the loop thread, never after
+   * complete() was called and never from inside this call. The handle stays the plugin's:
+   * pending_call() returns NULL, timers, input watches (EOF), blocking work and DNS queries
+   * still report, and the plugin must still call complete() exactly once (it returns
+   * -ECANCELED). A later call replaces cb. Returns 0; -EINVAL for NULL; -EALREADY after
+   * complete(); -ECANCELED if the core has already let go (cb is not kept). */
+  int (*pending_on_cancel)(uvs_pending *p, uvs_pending_fn cb, void *ud);
+  /* log() and set_errorf() with a va_list, for a plugin's own printf-style wrappers. ap is
+   * used (as vprintf does); the caller va_end()s it. logv: any thread. */
+  void (*logv)(uvs_plugin *p, const uvs_call *call, int level, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+      __attribute__((format(printf, 4, 0)))
+#endif
+      ;
+  int (*set_errorfv)(uvs_plugin *p, const char *fmt, va_list ap)
+#if defined(__GNUC__)
+      __attribute__((format(printf, 2, 0)))
+#endif
+      ;
+  /* The hook_timeout setting (milliseconds) of the configuration that loaded this instance:
+   * how long a pending call may wait before the core answers 451 4.3.0 (a reload loads new
+   * instances with the new value). -EINVAL for NULL. */
+  int64_t (*hook_timeout_ms)(const uvs_plugin *p);
 
   /* ---- 1.4 and later: append below this line only ----------------------------- */
 } uvs_api;

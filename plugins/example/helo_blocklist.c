@@ -11,7 +11,9 @@
  *      hooks it wants (helo and ehlo).
  *   3. For every HELO/EHLO command the server calls on_helo(). It answers with a verdict:
  *      UVS_DECLINED ("no opinion, ask the next plugin") or UVS_DENY plus a 550 reply.
- *   4. At shutdown, or when a SIGHUP reload retires this instance, the server calls fini().
+ *   4. Once an hour a plugin-level timer (ABI 1.3, used only if the server has it) logs how
+ *      many names were refused in that hour.
+ *   5. At shutdown, or when a SIGHUP reload retires this instance, the server calls fini().
  *
  * Configuration
  *   conf/plugins:   helo_blocklist [FILE]
@@ -53,6 +55,7 @@ typedef struct blocklist {
   size_t count;
   size_t cap;
   int out_of_memory;
+  unsigned long refused; /* since the last report (the hourly timer) */
 } blocklist;
 
 /* ASCII-only lower-casing: locale-independent, as DNS names are compared. */
@@ -109,7 +112,7 @@ static int is_blocked(const blocklist *bl, const char *name, size_t len) {
  * Everything about the call is read through api accessors; strings they return are
  * BORROWED until this function returns. */
 static uvs_verdict on_helo(uvs_call *call, void *ud) {
-  const blocklist *bl = (const blocklist *)ud;
+  blocklist *bl = (blocklist *)ud; /* not const: it counts refusals */
 
   /* Trusted clients are never refused. */
   if (api->is_immune(call) > 0) return UVS_DECLINED;
@@ -121,6 +124,7 @@ static uvs_verdict on_helo(uvs_call *call, void *ud) {
   if (len == 0 || !is_blocked(bl, arg, len)) return UVS_DECLINED; /* not ours to judge */
 
   api->log(bl->self, call, UVS_LOG_INFO, "refusing HELO name %.*s", (int)len, arg);
+  bl->refused++;
 
   /* The reply that goes with the verdict. The server copies the text, and checks it: one
    * line, no control characters, at most 500 bytes, and a code whose class fits the verdict
@@ -136,6 +140,17 @@ static uvs_verdict on_helo(uvs_call *call, void *ud) {
   /* DENY: the client gets the 550 and may try again with another name. (DENY_DISCONNECT
    * would also close the connection.) The chain stops here: later plugins do not run. */
   return UVS_DENY;
+}
+
+/* The hourly report: a plugin-level timer's callback, on the loop thread like the hooks, so it
+ * may read and reset the counter without a lock. */
+static void report(uvs_timer *timer, void *ud) {
+  blocklist *bl = (blocklist *)ud;
+  (void)timer;
+  if (bl->refused)
+    api->log(bl->self, NULL, UVS_LOG_INFO, "%lu HELO name%s refused in the last hour", bl->refused,
+             bl->refused == 1 ? "" : "s");
+  bl->refused = 0;
 }
 
 /* init: called once per conf/plugins line naming this plugin, before the server accepts any
@@ -182,13 +197,20 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   }
 
   api->plugin_set_data(self, bl); /* handed back to fini() */
+
+  /* timer_start is ABI 1.3, newer than the 1.0 this plugin declares as its minimum: on an
+   * older server the member is not in the table, so test it first and do without the report.
+   * The timer never delays shutdown, and the server stops it before fini() runs, so fini()
+   * may free `bl` without stopping it. */
+  if (UVS_API_HAS(api, timer_start) && !api->timer_start(self, 3600000, 3600000, report, bl))
+    api->log(self, NULL, UVS_LOG_WARNING, "no hourly report: cannot start its timer");
   api->log(self, NULL, UVS_LOG_INFO, "%zu entr%s from %s", bl->count, bl->count == 1 ? "y" : "ies",
            file);
   return 0;
 }
 
 /* fini: the instance is retired (shutdown, or replaced by a SIGHUP reload once the last
- * session using it has ended). Free what init allocated. */
+ * session using it has ended). Free what init allocated. (Its timer is already stopped.) */
 static void fini(uvs_plugin *self) { blocklist_free((blocklist *)api->plugin_data(self)); }
 
 /* The one exported symbol: name, version, init and fini, stamped with ABI 1.0 (the

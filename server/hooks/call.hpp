@@ -9,6 +9,7 @@
 #include <vector>
 
 #include "hooks/notes.hpp"
+#include "hooks/plugin_timers.hpp"
 #include "hooks/reply.hpp"
 #include "smtp/address.hpp"
 #include "uvsmtpd/plugin.h"
@@ -80,6 +81,8 @@ struct uvs_plugin {
   const uvs_plugin_info *info = nullptr;
   uvs::HookTable *registering = nullptr;  // the table being built, only during init
   bool initialised = false;
+  int64_t hook_timeout_ms = 0;         // the loading configuration's hook_timeout (1.3)
+  uvs::PluginTimers timers;            // timer_start (1.3): retired before fini
 };
 
 // One hook invocation.

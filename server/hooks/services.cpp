@@ -2,6 +2,7 @@
 #include "hooks/services.hpp"
 
 #include <cerrno>
+#include <new>
 
 #include "dns/resolver.hpp"
 #include "hooks/runner.hpp"
@@ -45,8 +46,23 @@ void LoopServices::drain() {
   for (auto &c : batch) {
     uvs_pending *p = c.pending;
     ChainRun *run = p->run;
+    CallHost *host = p->host;
+    std::vector<PendingNote> notes;
+    {
+      std::lock_guard<std::mutex> lock(p->notes_mutex);
+      notes.swap(p->notes);
+    }
     pending::finish(p);  // detaches p from run, may free p
-    if (run) run->on_complete(c.verdict, c.code, c.enhanced, c.text);
+    if (!run) continue;
+    // pending_note_set() (1.3): the notes a worker set, before the verdict is applied
+    if (host)
+      for (const auto &n : notes) {
+        if (n.erase)
+          host->notes(n.scope).erase(n.key);
+        else
+          host->notes(n.scope).set(n.key, n.value);
+      }
+    run->on_complete(c.verdict, c.code, c.enhanced, c.text);
   }
 }
 
@@ -87,6 +103,7 @@ static void detach(uvs_pending *p) {
 }
 
 void abandon(uvs_pending *p) {
+  bool was_waiting = p->waiting.load();
   if (p->input_active) {
     // The plugin still hears back: its input watch ends with EOF, on the loop, soon.
     end_input_watch(p);
@@ -99,6 +116,34 @@ void abandon(uvs_pending *p) {
     });
   }
   detach(p);
+  // The plugin's cancel callback (1.3): once, and only for a call the plugin has not completed.
+  auto cb = p->cancel_cb;
+  p->cancel_cb = nullptr;
+  if (was_waiting && cb && !finished(p)) cb(p, p->cancel_ud);
+}
+
+int note_set(uvs_pending *p, int scope, const char *key, const char *value) {
+  if (!p || !key || !*key || (scope != UVS_NOTE_CONNECTION && scope != UVS_NOTE_TRANSACTION))
+    return -EINVAL;
+  if (p->complete_called.load()) return -EALREADY;
+  try {
+    PendingNote n{scope, key, value == nullptr, value ? value : ""};
+    std::lock_guard<std::mutex> lock(p->notes_mutex);
+    if (p->notes.size() >= kMaxPendingNotes) return -E2BIG;
+    p->notes.push_back(std::move(n));
+  } catch (const std::bad_alloc &) {
+    return -ENOMEM;
+  }
+  return 0;
+}
+
+int on_cancel(uvs_pending *p, uvs_pending_fn cb, void *ud) {
+  if (!p || !cb) return -EINVAL;
+  if (finished(p)) return -EALREADY;
+  if (!p->waiting.load()) return -ECANCELED;
+  p->cancel_cb = cb;
+  p->cancel_ud = ud;
+  return 0;
 }
 
 void finish(uvs_pending *p) {

@@ -53,6 +53,17 @@ class LoopServices {
 
 }  // namespace uvs
 
+namespace uvs {
+// A note set with pending_note_set() (1.3), from any thread; applied on the loop at completion.
+struct PendingNote {
+  int scope;
+  std::string key;
+  bool erase;  // value NULL: delete the key
+  std::string value;
+};
+constexpr size_t kMaxPendingNotes = 256;
+}  // namespace uvs
+
 struct uvs_pending {
   uvs::LoopServices *svc = nullptr;
   uvs::ChainRun *run = nullptr;        // the waiting chain (null inside the hook, and once
@@ -69,15 +80,21 @@ struct uvs_pending {
   void *input_ud = nullptr;
   bool input_active = false;
   std::shared_ptr<const void> keep;    // the plugin's generation: no fini while this lives
+  std::mutex notes_mutex;              // pending_note_set() comes from any thread
+  std::vector<uvs::PendingNote> notes;
+  uvs_pending_fn cancel_cb = nullptr;  // pending_on_cancel() (1.3): runs once, at abandon()
+  void *cancel_ud = nullptr;
 };
 
 namespace uvs::pending {
 uvs_pending *create(LoopServices *svc, uvs_call *call);
 // The waiting chain lets go (timeout or session end); plugin callbacks still fire, input
-// watches end with UVS_INPUT_EOF.
+// watches end with UVS_INPUT_EOF, and the plugin's cancel callback (if any) runs, here.
 void abandon(uvs_pending *p);
 // Loop thread: the plugin's completion arrived; frees p when nothing is in flight.
 void finish(uvs_pending *p);
+int note_set(uvs_pending *p, int scope, const char *key, const char *value);  // any thread
+int on_cancel(uvs_pending *p, uvs_pending_fn cb, void *ud);
 int timer(uvs_pending *p, uint64_t ms, uvs_pending_fn cb, void *ud);
 int wait_for_input(uvs_pending *p, uint64_t ms, uvs_input_fn cb, void *ud);
 int run_blocking(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void *ud);

@@ -36,30 +36,33 @@ int api_set_error(uvs_plugin *p, const char *msg) noexcept {
   p->error = msg ? msg : "";
   return 0;
 }
-// 1.2: set_error with a format, expanded in full into a string sized by a first vsnprintf pass.
-int api_set_errorf(uvs_plugin *p, const char *fmt, ...) noexcept {
+// 1.2/1.3: set_error with a format, expanded in full into a string sized by a first vsnprintf
+// pass.
+int api_set_errorfv(uvs_plugin *p, const char *fmt, va_list ap) noexcept {
   if (!p) return -EINVAL;
   if (!fmt) return api_set_error(p, nullptr);
-  va_list ap;
-  va_start(ap, fmt);
   va_list copy;
   va_copy(copy, ap);
   int n = vsnprintf(nullptr, 0, fmt, copy);
   va_end(copy);
-  int rc = 0;
   try {
     if (n < 0) {  // an expansion error (a bad conversion): keep the format as the message
       p->error = fmt;
-      rc = -EINVAL;
-    } else {
-      std::string msg(static_cast<size_t>(n) + 1, '\0');
-      vsnprintf(msg.data(), msg.size(), fmt, ap);
-      msg.resize(static_cast<size_t>(n));
-      p->error = std::move(msg);
+      return -EINVAL;
     }
+    std::string msg(static_cast<size_t>(n) + 1, '\0');
+    vsnprintf(msg.data(), msg.size(), fmt, ap);
+    msg.resize(static_cast<size_t>(n));
+    p->error = std::move(msg);
   } catch (const std::bad_alloc &) {
-    rc = -ENOMEM;
+    return -ENOMEM;
   }
+  return 0;
+}
+int api_set_errorf(uvs_plugin *p, const char *fmt, ...) noexcept {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = api_set_errorfv(p, fmt, ap);
   va_end(ap);
   return rc;
 }
@@ -101,19 +104,25 @@ int api_config_lines(uvs_plugin *p, const char *name, uvs_line_fn cb, void *ud) 
 }
 const char *api_me(const uvs_plugin *p) noexcept { return p ? p->me.c_str() : nullptr; }
 
-void api_log(uvs_plugin *p, const uvs_call *c, int level, const char *fmt, ...) noexcept {
+void api_logv(uvs_plugin *p, const uvs_call *c, int level, const char *fmt, va_list ap) noexcept {
   if (!fmt || !log::enabled(level)) return;
+  try {
+    // Text lines show "[session queue-id]"; JSON lines have "session" and "queue_id" fields.
+    std::string sid = (c && c->host) ? c->host->session_id() : std::string();
+    const std::string *qid = (c && c->host) ? c->host->queue_id() : nullptr;
+    std::vector<log::Field> fields;
+    if (qid && log::json())
+      fields.push_back({"queue_id", log::json_string(*qid)});
+    else if (qid)
+      sid += " " + *qid;
+    log::vformat(level, sid, p ? p->instance : std::string("plugin"), fmt, ap, fields);
+  } catch (const std::bad_alloc &) {
+  }
+}
+void api_log(uvs_plugin *p, const uvs_call *c, int level, const char *fmt, ...) noexcept {
   va_list ap;
   va_start(ap, fmt);
-  // Text lines show "[session queue-id]"; JSON lines have "session" and "queue_id" fields.
-  std::string sid = (c && c->host) ? c->host->session_id() : std::string();
-  const std::string *qid = (c && c->host) ? c->host->queue_id() : nullptr;
-  std::vector<log::Field> fields;
-  if (qid && log::json())
-    fields.push_back({"queue_id", log::json_string(*qid)});
-  else if (qid)
-    sid += " " + *qid;
-  log::vformat(level, sid, p ? p->instance : std::string("plugin"), fmt, ap, fields);
+  api_logv(p, c, level, fmt, ap);
   va_end(ap);
 }
 
@@ -343,6 +352,21 @@ int api_tls_info(const uvs_call *c, uvs_tls_info *out) noexcept {
   return 0;
 }
 
+// 1.3: plugin-level timers, worker-thread notes, the cancel callback, hook_timeout.
+uvs_timer *api_timer_start(uvs_plugin *p, uint64_t ms, uint64_t repeat_ms, uvs_timer_fn cb,
+                           void *ud) noexcept {
+  if (!p) return nullptr;
+  return p->timers.start(p->loop, ms, repeat_ms, cb, ud);
+}
+int api_timer_stop(uvs_timer *t) noexcept { return PluginTimers::stop(t); }
+int api_pending_note_set(uvs_pending *p, int scope, const char *key, const char *value) noexcept {
+  return pending::note_set(p, scope, key, value);
+}
+int api_pending_on_cancel(uvs_pending *p, uvs_pending_fn cb, void *ud) noexcept {
+  return pending::on_cancel(p, cb, ud);
+}
+int64_t api_hook_timeout_ms(const uvs_plugin *p) noexcept { return p ? p->hook_timeout_ms : -EINVAL; }
+
 // Positional: the order is the ABI. A member left out at the end would be NULL in a table whose
 // size claims it; -Wextra (-Wmissing-field-initializers) flags that, and the build has no warnings.
 const uvs_api kApi = {
@@ -360,7 +384,8 @@ const uvs_api kApi = {
     api_run_blocking,
     api_remote_host, api_dns_query, api_event_loop, api_message_fd, api_config_lines_at,
     api_set_errorf,
-    api_rcpt_replace, api_tls_info,
+    api_rcpt_replace, api_tls_info, api_timer_start, api_timer_stop, api_pending_note_set,
+    api_pending_on_cancel, api_logv, api_set_errorfv, api_hook_timeout_ms,
 };
 
 }  // namespace

@@ -21,6 +21,7 @@ PluginSet::~PluginSet() {
   // Retire in reverse order of loading; the shared objects stay mapped (never dlclose'd).
   for (auto it = instances.rbegin(); it != instances.rend(); ++it) {
     uvs_plugin *p = it->get();
+    p->timers.retire();  // no timer of the instance runs during or after its fini
     if (p->initialised && p->info && p->info->fini) p->info->fini(p);
   }
 }
@@ -105,7 +106,7 @@ const uvs_plugin_info *probe_module(const std::string &path, std::string &err) {
 std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &lines,
                                         const std::string &plugin_dir,
                                         const std::string &config_dir, const std::string &me,
-                                        std::string &err) {
+                                        std::string &err, double hook_timeout_s) {
   auto set = std::make_shared<PluginSet>();
   for (const auto &line : lines) {
     std::string path = plugin_dir + "/" + line.module + ".so";
@@ -168,6 +169,7 @@ std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &l
     p->config_dir = config_dir;
     p->me = me;
     p->loop = uv_default_loop();
+    p->hook_timeout_ms = static_cast<int64_t>(hook_timeout_s * 1000 + 0.5);
     p->info = info;
     p->registering = &set->table;
     uvs_plugin *raw = p.get();
@@ -234,7 +236,8 @@ std::shared_ptr<Generation> load_generation(const std::string &config_dir,
   } else {
     log::format(log::warning, "", "", "%s not found: no plugins loaded", plugins_file.c_str());
   }
-  gen->plugins = load_plugins(lines, dir, config_dir, gen->settings.hostname, err);
+  gen->plugins = load_plugins(lines, dir, config_dir, gen->settings.hostname, err,
+                              gen->settings.hook_timeout);
   if (!gen->plugins) return nullptr;
   return gen;
 }

@@ -11,11 +11,11 @@
 
 namespace uvs {
 
-// Loads every line. On error returns nullptr and err = "<file>:<line>: <message>".
+// Loads every line; hook_timeout_s is what hook_timeout_ms() (1.3) reports. On error returns nullptr and err = "<file>:<line>: <message>".
 std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &lines,
                                         const std::string &plugin_dir,
                                         const std::string &config_dir, const std::string &me,
-                                        std::string &err);
+                                        std::string &err, double hook_timeout_s = 30);
 
 // The modules in plugin_dir (every *.so below it, as "name" or "queue/maildir"), sorted.
 std::vector<std::string> list_modules(const std::string &plugin_dir);

@@ -112,7 +112,14 @@ PIN_MEMBER(set_errorf, 51);
 #if UVS_ABI_MINOR >= 3
 PIN_MEMBER(rcpt_replace, 52);
 PIN_MEMBER(tls_info, 53);
-#define UVS_API_SIZE_1_3 SLOT(54)
+PIN_MEMBER(timer_start, 54);
+PIN_MEMBER(timer_stop, 55);
+PIN_MEMBER(pending_note_set, 56);
+PIN_MEMBER(pending_on_cancel, 57);
+PIN_MEMBER(logv, 58);
+PIN_MEMBER(set_errorfv, 59);
+PIN_MEMBER(hook_timeout_ms, 60);
+#define UVS_API_SIZE_1_3 SLOT(61)
 
 /* uvs_tls_info (1.3): the caller's size first, then the fields in order, each at its natural
  * alignment (pointers and size_t have one size on LP64 and ILP32); later minors append */
@@ -319,6 +326,22 @@ PIN_TYPE(API_T(set_errorf), int (*)(uvs_plugin *, const char *, ...));
 #if UVS_ABI_MINOR >= 3
 PIN_TYPE(API_T(rcpt_replace), int (*)(uvs_call *, const char *const *, int));
 PIN_TYPE(API_T(tls_info), int (*)(const uvs_call *, uvs_tls_info *));
+PIN_TYPE(API_T(timer_start), uvs_timer *(*)(uvs_plugin *, uint64_t, uint64_t, uvs_timer_fn, void *));
+PIN_TYPE(API_T(timer_stop), int (*)(uvs_timer *));
+PIN_TYPE(API_T(pending_note_set), int (*)(uvs_pending *, int, const char *, const char *));
+PIN_TYPE(API_T(pending_on_cancel), int (*)(uvs_pending *, uvs_pending_fn, void *));
+#if defined(__cplusplus) /* printf format attributes, as log: see pin_log_type */
+inline void pin_logv_types(const uvs_api *a) {
+  void (*f)(uvs_plugin *, const uvs_call *, int, const char *, va_list) = a->logv;
+  int (*g)(uvs_plugin *, const char *, va_list) = a->set_errorfv;
+  (void)f;
+  (void)g;
+}
+#else
+PIN_TYPE(API_T(logv), void (*)(uvs_plugin *, const uvs_call *, int, const char *, va_list));
+PIN_TYPE(API_T(set_errorfv), int (*)(uvs_plugin *, const char *, va_list));
+#endif
+PIN_TYPE(API_T(hook_timeout_ms), int64_t (*)(const uvs_plugin *));
 #endif
 
 PIN_TYPE(INFO_T(size), uint32_t);
@@ -344,6 +367,9 @@ PIN_TYPEDEF(uvs_line_fn, int (*)(const char *, void *));
 #if UVS_ABI_MINOR >= 1
 PIN_TYPEDEF(uvs_dns_fn, void (*)(uvs_pending *, int, int, const char *const *, void *));
 PIN_TYPEDEF(uvs_line_at_fn, int (*)(const char *, const char *, int, void *));
+#endif
+#if UVS_ABI_MINOR >= 3
+PIN_TYPEDEF(uvs_timer_fn, void (*)(uvs_timer *, void *));
 #endif
 #endif /* HAVE_PIN_TYPE */
 

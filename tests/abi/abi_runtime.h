@@ -58,6 +58,10 @@ static int fake_tls_info(const uvs_call *c, uvs_tls_info *out) {
   (void)out;
   return -2; /* -ENOENT: not in TLS */
 }
+static int64_t fake_hook_timeout_ms(const uvs_plugin *p) {
+  (void)p;
+  return 30000;
+}
 #endif
 
 UVS_PLUGIN("abi_check", "1.2.3", fake_init, fake_fini);
@@ -133,6 +137,20 @@ static int run_abi_checks(const char *lang) {
   CHECK(UVS_API_HAS(&t, tls_info));
   t.tls_info = NULL;
   CHECK(!UVS_API_HAS(&t, tls_info));
+  /* the last 1.3 member, hook_timeout_ms: a table ending at tls_info (the first 1.3 servers'
+   * size) or one byte short of it does not have it */
+  t.tls_info = fake_tls_info;
+  t.hook_timeout_ms = fake_hook_timeout_ms;
+  t.size = (uint32_t)offsetof(uvs_api, timer_start);
+  CHECK(!UVS_API_HAS(&t, hook_timeout_ms));
+  CHECK(!UVS_API_HAS(&t, timer_start));
+  CHECK(UVS_API_HAS(&t, tls_info));
+  t.size = (uint32_t)(offsetof(uvs_api, hook_timeout_ms) + sizeof(void *) - 1);
+  CHECK(!UVS_API_HAS(&t, hook_timeout_ms));
+  t.size = (uint32_t)sizeof t;
+  CHECK(UVS_API_HAS(&t, hook_timeout_ms));
+  CHECK(t.hook_timeout_ms(NULL) == 30000);
+  CHECK(offsetof(uvs_api, hook_timeout_ms) + sizeof(void *) == sizeof(uvs_api));
   /* uvs_tls_info starts with the caller's size */
   CHECK(offsetof(uvs_tls_info, size) == 0);
 #endif

@@ -4,6 +4,7 @@
 #include <doctest/doctest.h>
 
 #include <cerrno>
+#include <chrono>
 #include <functional>
 #include <thread>
 #include <uv.h>
@@ -458,4 +459,197 @@ TEST_CASE("replies: the (hook, verdict) table") {
   done.verdict = UVS_DONE;
   CHECK(decide(UVS_HOOK_RCPT, done).kind == Decision::silent);
   CHECK(decide(UVS_HOOK_QUIT, done).close);
+}
+
+// ---- ABI 1.3: notes from a worker thread, the cancel callback, plugin-level timers ----------
+
+TEST_CASE("runner: pending_note_set from a thread is applied before the verdict; dropped after a timeout") {
+  Fixture f;
+  std::thread worker;
+  std::string seen_by_observer;
+  f.host.conn.set("gone", "soon");
+  f.add("thread", UVS_HOOK_RCPT, [&](uvs_call *c) {
+    uvs_pending *p = f.api->suspend(c);
+    CHECK(f.api->pending_note_set(p, 2, "k", "v") == -EINVAL);
+    CHECK(f.api->pending_note_set(p, UVS_NOTE_CONNECTION, "", "v") == -EINVAL);
+    CHECK(f.api->pending_note_set(nullptr, UVS_NOTE_CONNECTION, "k", "v") == -EINVAL);
+    worker = std::thread([p] {
+      const uvs_api *api = plugin_api();
+      CHECK(api->pending_note_set(p, UVS_NOTE_CONNECTION, "result", "first") == 0);
+      CHECK(api->pending_note_set(p, UVS_NOTE_CONNECTION, "result", "42") == 0);  // in order
+      CHECK(api->pending_note_set(p, UVS_NOTE_TRANSACTION, "txn", "t") == 0);
+      CHECK(api->pending_note_set(p, UVS_NOTE_CONNECTION, "gone", nullptr) == 0);
+      CHECK(api->complete(p, UVS_OK, 0, nullptr, nullptr) == 0);
+    });
+    return UVS_PENDING;
+  });
+  f.add("observer", UVS_HOOK_OK, [&](uvs_call *c) {
+    const char *v = f.api->note_get(c, UVS_NOTE_CONNECTION, "result");
+    seen_by_observer = v ? v : "(null)";
+    return UVS_DECLINED;
+  });
+  HookResult r = f.run(UVS_HOOK_RCPT);
+  worker.join();
+  CHECK(r.verdict == UVS_OK);
+  CHECK(seen_by_observer == "42");
+  REQUIRE(f.host.conn.get("result"));
+  CHECK(*f.host.conn.get("result") == "42");
+  REQUIRE(f.host.txn.get("txn"));
+  CHECK(f.host.conn.get("gone") == nullptr);
+
+  // a call the core gave up on: its notes go nowhere
+  Fixture g;
+  uvs_pending *kept = nullptr;
+  g.add("sleepy", UVS_HOOK_RCPT, [&](uvs_call *c) {
+    kept = g.api->suspend(c);
+    return UVS_PENDING;
+  });
+  CHECK(g.run(UVS_HOOK_RCPT).timed_out);
+  CHECK(g.api->pending_note_set(kept, UVS_NOTE_CONNECTION, "late", "x") == 0);
+  CHECK(g.api->complete(kept, UVS_OK, 0, nullptr, nullptr) == -ECANCELED);
+  uv_run(&g.loop, UV_RUN_NOWAIT);
+  CHECK(g.host.conn.get("late") == nullptr);
+  CHECK(g.svc->live_pending() == 0);
+}
+
+namespace {
+struct CancelLog {
+  int calls = 0;
+  uvs_call *call_seen = reinterpret_cast<uvs_call *>(1);
+};
+void count_cancel(uvs_pending *p, void *ud) {
+  auto *log = static_cast<CancelLog *>(ud);
+  ++log->calls;
+  log->call_seen = plugin_api()->pending_call(p);
+  CHECK(plugin_api()->pending_on_cancel(p, count_cancel, ud) == -ECANCELED);
+}
+}  // namespace
+
+TEST_CASE("runner: pending_on_cancel runs once when the core lets go, never after complete") {
+  SUBCASE("the hook timeout") {
+    Fixture f;
+    CancelLog log;
+    uvs_pending *kept = nullptr;
+    f.add("sleepy", UVS_HOOK_RCPT, [&](uvs_call *c) {
+      kept = f.api->suspend(c);
+      CHECK(f.api->pending_on_cancel(kept, count_cancel, &log) == 0);
+      CHECK(f.api->pending_on_cancel(kept, nullptr, &log) == -EINVAL);
+      CHECK(f.api->pending_on_cancel(nullptr, count_cancel, &log) == -EINVAL);
+      return UVS_PENDING;
+    });
+    CHECK(f.run(UVS_HOOK_RCPT).timed_out);
+    CHECK(log.calls == 1);
+    CHECK(log.call_seen == nullptr);
+    CHECK(f.api->complete(kept, UVS_OK, 0, nullptr, nullptr) == -ECANCELED);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    CHECK(log.calls == 1);
+  }
+  SUBCASE("the session goes away") {
+    Fixture f;
+    CancelLog log;
+    uvs_pending *kept = nullptr;
+    f.add("waiting", UVS_HOOK_CONNECT, [&](uvs_call *c) {
+      kept = f.api->suspend(c);
+      CHECK(f.api->pending_on_cancel(kept, count_cancel, &log) == 0);
+      return UVS_PENDING;
+    });
+    ChainRun::start(f.svc.get(), f.host, f.set.table, UVS_HOOK_CONNECT, HookArgs{},
+                    [](HookResult) {}, &f.slot);
+    REQUIRE(f.slot != nullptr);
+    CHECK(log.calls == 0);
+    f.slot->cancel();
+    CHECK(log.calls == 1);
+    CHECK(f.api->complete(kept, UVS_OK, 0, nullptr, nullptr) == -ECANCELED);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    CHECK(f.svc->live_pending() == 0);
+  }
+  SUBCASE("completed (from a thread, or inside the hook): no cancel, even at a later cancel()") {
+    Fixture f;
+    CancelLog log;
+    std::thread worker;
+    f.add("quick", UVS_HOOK_RCPT, [&](uvs_call *c) {
+      uvs_pending *p = f.api->suspend(c);
+      CHECK(f.api->pending_on_cancel(p, count_cancel, &log) == 0);
+      worker = std::thread([p] { CHECK(plugin_api()->complete(p, UVS_DECLINED, 0, nullptr, nullptr) == 0); });
+      return UVS_PENDING;
+    });
+    f.add("inhook", UVS_HOOK_RCPT, [&](uvs_call *c) {
+      uvs_pending *p = f.api->suspend(c);
+      CHECK(f.api->pending_on_cancel(p, count_cancel, &log) == 0);
+      CHECK(f.api->complete(p, UVS_DENY, 550, nullptr, "at once") == 0);
+      return UVS_PENDING;
+    });
+    bool sync = true;
+    HookResult r = f.run(UVS_HOOK_RCPT, &sync);
+    worker.join();
+    CHECK_FALSE(sync);  // a complete() inside the hook is applied after it returns
+    CHECK(r.verdict == UVS_DENY);
+    CHECK(r.plugin == "inhook");
+    CHECK(log.calls == 0);
+  }
+  SUBCASE("suspend() followed by another verdict: the core lets go at once") {
+    Fixture f;
+    CancelLog log;
+    uvs_pending *kept = nullptr;
+    f.add("confused", UVS_HOOK_RCPT, [&](uvs_call *c) {
+      kept = f.api->suspend(c);
+      CHECK(f.api->pending_on_cancel(kept, count_cancel, &log) == 0);
+      return UVS_OK;
+    });
+    CHECK(f.run(UVS_HOOK_RCPT).verdict == UVS_DENYSOFT);
+    CHECK(log.calls == 1);
+    CHECK(f.api->complete(kept, UVS_OK, 0, nullptr, nullptr) == -ECANCELED);
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+  }
+}
+
+namespace {
+struct TimerLog {
+  const uvs_api *api = plugin_api();
+  int ticks = 0;
+  int stop_at = 0;
+  int once = 0;
+};
+void tick(uvs_timer *t, void *ud) {
+  auto *log = static_cast<TimerLog *>(ud);
+  if (++log->ticks == log->stop_at) CHECK(log->api->timer_stop(t) == 0);
+}
+void once(uvs_timer *t, void *ud) {
+  ++static_cast<TimerLog *>(ud)->once;
+  CHECK(plugin_api()->timer_stop(t) == 0);  // inside a one-shot's own callback: fine
+}
+}  // namespace
+
+TEST_CASE("runner: plugin timers: once, repeating, stopped in the callback, unreferenced, retired") {
+  Fixture f;
+  uvs_plugin *p = add_builtin(f.set, "timers");
+  TimerLog log;
+  CHECK(f.api->timer_start(p, 1, 0, once, &log) == nullptr);  // no loop: a built-in instance
+  p->loop = &f.loop;
+  CHECK(f.api->timer_start(p, 1, 0, nullptr, &log) == nullptr);
+  CHECK(f.api->timer_start(nullptr, 1, 0, once, &log) == nullptr);
+  CHECK(f.api->timer_stop(nullptr) == -EINVAL);
+  log.stop_at = 3;
+  REQUIRE(f.api->timer_start(p, 1, 1, tick, &log));
+  REQUIRE(f.api->timer_start(p, 2, 0, once, &log));
+  // unreferenced: UV_RUN_DEFAULT would return at once; spin until the work is seen
+  for (int i = 0; i < 200 && (log.ticks < 3 || log.once < 1); ++i) {
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(log.ticks == 3);
+  CHECK(log.once == 1);
+  CHECK(p->timers.live() == 0);  // both handles freed
+  // a live timer is stopped by retire() (before fini); its handle still takes timer_stop
+  uvs_timer *t = f.api->timer_start(p, 1, 1, tick, &log);
+  REQUIRE(t);
+  p->timers.retire();
+  int before = log.ticks;
+  for (int i = 0; i < 10; ++i) {
+    uv_run(&f.loop, UV_RUN_NOWAIT);
+    std::this_thread::sleep_for(std::chrono::milliseconds(1));
+  }
+  CHECK(log.ticks == before);
+  CHECK(f.api->timer_stop(t) == 0);
+  CHECK(f.api->timer_start(p, 1, 0, once, &log) == nullptr);  // retired: no new timers
 }
