@@ -7,8 +7,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sys/socket.h>
 
+#include "ipnet.h"
 #include "mailbox.h"
 
 static int same_ci(const char *a, const char *b, size_t len) {
@@ -72,10 +72,9 @@ void ld_free(ld_set *s) {
 
 /* Two literals naming one address (parsed: "[IPv6:::1]" is "[IPv6:0:0::1]"). */
 static int same_literal(const char *a, const char *b) {
-  int fa, fb;
-  unsigned char x[16], y[16];
-  if (!mb_literal(a, &fa, x) || !mb_literal(b, &fb, y) || fa != fb) return 0;
-  return memcmp(x, y, fa == AF_INET ? 4 : 16) == 0;
+  ipnet_addr x, y;
+  return ipnet_literal_parse(a, &x) == 0 && ipnet_literal_parse(b, &y) == 0 &&
+         ipnet_addr_equal(&x, &y);
 }
 
 const char *ld_match(const ld_set *s, const char *domain, const char *me, const char *local_ip) {

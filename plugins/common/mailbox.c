@@ -3,10 +3,9 @@
 #define _POSIX_C_SOURCE 200809L
 #include "mailbox.h"
 
-#include <arpa/inet.h>
 #include <string.h>
-#include <strings.h>
-#include <sys/socket.h>
+
+#include "ipnet.h"
 
 static int safe_char(unsigned char ch) {
   return (ch >= 'a' && ch <= 'z') || (ch >= 'A' && ch <= 'Z') || (ch >= '0' && ch <= '9') ||
@@ -91,43 +90,8 @@ int mb_store_domain(const char *domain, const char *me, int local_literal, char 
   return mb_domain_ok(out, n) ? (int)n : -1;
 }
 
-int mb_ip(const char *ip, int *family, unsigned char addr[16]) {
-  static const unsigned char mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (!ip) return 0;
-  if (inet_pton(AF_INET, ip, addr) == 1) {
-    *family = AF_INET;
-    return 1;
-  }
-  if (inet_pton(AF_INET6, ip, addr) == 1) {
-    *family = AF_INET6;
-    if (memcmp(addr, mapped, sizeof mapped) == 0) { /* a dual-stack socket's IPv4 peer */
-      memmove(addr, addr + 12, 4);
-      *family = AF_INET;
-    }
-    return 1;
-  }
-  return 0;
-}
-
-int mb_literal(const char *domain, int *family, unsigned char addr[16]) {
-  size_t n = domain ? strlen(domain) : 0;
-  char text[64];
-  if (n < 3 || domain[0] != '[' || domain[n - 1] != ']' || n - 2 >= sizeof text) return 0;
-  memcpy(text, domain + 1, n - 2);
-  text[n - 2] = '\0';
-  if (strncasecmp(text, "IPv6:", 5) == 0) {
-    if (inet_pton(AF_INET6, text + 5, addr) != 1) return 0;
-    *family = AF_INET6; /* an IPv4-mapped literal stays IPv6: it is not the IPv4 literal */
-    return 1;
-  }
-  if (inet_pton(AF_INET, text, addr) != 1) return 0;
-  *family = AF_INET;
-  return 1;
-}
-
 int mb_literal_is_ip(const char *domain, const char *ip) {
-  int fa, fb;
-  unsigned char a[16], b[16];
-  if (!mb_literal(domain, &fa, a) || !mb_ip(ip, &fb, b) || fa != fb) return 0;
-  return memcmp(a, b, fa == AF_INET ? 4 : 16) == 0;
+  ipnet_addr a, b;
+  return ipnet_literal_parse(domain, &a) == 0 && ipnet_addr_parse(ip, &b) == 0 &&
+         ipnet_addr_equal(&a, &b);
 }

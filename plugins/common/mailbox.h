@@ -1,5 +1,5 @@
 /* plugins/common/mailbox.h: what a local mailbox may be called: the Maildir-safe local part
- * (quoted local parts unquoted, as Postfix does), the storable domain, address literals parsed.
+ * (quoted local parts unquoted, as Postfix does), the storable domain, own address literals.
  * Shared by queue/maildir, rcpt_map and rcpt_ok, so what one accepts the others can store. */
 #ifndef UVS_PLUGINS_COMMON_MAILBOX_H
 #define UVS_PLUGINS_COMMON_MAILBOX_H
@@ -40,15 +40,9 @@ int mb_domain_ok(const char *s, size_t n);
  * domain, an address literal that is not local) or it does not fit. */
 int mb_store_domain(const char *domain, const char *me, int local_literal, char *out, size_t cap);
 
-/* Address literals: "[192.0.2.1]" or "[IPv6:2001:db8::1]" (tag case-insensitive). Fills
- * *family (AF_INET/AF_INET6) and addr (16 bytes) and returns 1; 0 if not such a literal. */
-int mb_literal(const char *domain, int *family, unsigned char addr[16]);
-
-/* An IP address as the server prints it ("127.0.0.1", "::1"; an IPv4-mapped IPv6 address
- * counts as its IPv4 address). Same results as mb_literal. */
-int mb_ip(const char *ip, int *family, unsigned char addr[16]);
-
-/* Does the literal name this IP (both parsed)? */
+/* Does the address literal ("[192.0.2.1]", "[IPv6:2001:db8::1]") name this IP ("127.0.0.1",
+ * "::1", as the server prints it)? Both parsed by ipnet.h: an IPv4-mapped IP is its IPv4
+ * address, an IPv4-mapped IPv6 literal is not the IPv4 literal. 1 or 0. */
 int mb_literal_is_ip(const char *domain, const char *ip);
 
 #endif

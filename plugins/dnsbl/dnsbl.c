@@ -16,8 +16,9 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
+#include "../common/ipnet.h"
+#include "../common/plugin_util.h"
 #include "dnsbl_util.h"
 #include "uvsmtpd/plugin.h"
 
@@ -31,7 +32,6 @@ static const uvs_api *api;
 #define BL_MIN_TXT_MS 20    /* no TXT follow-up when less time than this is left      */
 #define BL_ZONE_CAP 184
 
-typedef enum { RT_PERM, RT_TEMP, RT_DISCONNECT, RT_TEMP_DISCONNECT } reject_type;
 typedef enum { REJECT_LOG = 0, REJECT_YES = 1, REJECT_NAUGHTY = 2 } reject_mode;
 
 typedef struct bl_zone {
@@ -45,12 +45,11 @@ typedef struct bl_state {
   uvs_plugin *self;
   bl_zone *zones;
   size_t nzones;
-  bl_cidr *allow;
-  size_t nallow;
+  ipnet_list allow;
   char msg_lines[BL_MAX_MSG_LINES][BL_TEXT]; /* conf/dnsbl_rejectmsg */
   int nmsg_lines;
   reject_mode reject;
-  reject_type rtype;
+  pu_reject_type rtype;
   int at_connect;
   int txt;
   double timeout;
@@ -88,17 +87,6 @@ typedef struct bl_job {
 
 /* ---- helpers ---------------------------------------------------------------------------- */
 
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
-
-/* A note is "true" as in Perl: set, not empty, not "0". */
-static int truthy(const char *v) {
-  return v && *v && strcmp(v, "0") != 0;
-}
-
 static void bl_log(const bl_state *st, const uvs_call *c, int level, const char *fmt, ...)
 #if defined(__GNUC__)
     __attribute__((format(printf, 4, 5)))
@@ -130,38 +118,21 @@ static void state_release(bl_state *st) {
 
 static void job_free(struct bl_job *job);
 
-static const char *reject_type_name(reject_type t) {
-  static const char *const names[] = {"perm", "temp", "disconnect", "temp_disconnect"};
-  return names[t];
-}
-
-static uvs_verdict reject_verdict(reject_type t) {
+static uvs_verdict reject_verdict(pu_reject_type t) {
   switch (t) {
-    case RT_TEMP:
+    case PU_RT_TEMP:
       return UVS_DENYSOFT;
-    case RT_DISCONNECT:
+    case PU_RT_DISCONNECT:
       return UVS_DENY_DISCONNECT;
-    case RT_TEMP_DISCONNECT:
+    case PU_RT_TEMP_DISCONNECT:
       return UVS_DENYSOFT_DISCONNECT;
     default:
       return UVS_DENY;
   }
 }
 
-/* Why the session is immune (qpsmtpd's is_immune), or NULL. */
-static const char *immune_reason(const uvs_call *c) {
-  if (api->is_immune(c) <= 0) return NULL;
-  if (api->relay_client(c) > 0) return "relay client";
-  if (truthy(api->note_get(c, UVS_NOTE_CONNECTION, "whitelisthost"))) return "whitelisted host";
-  if (truthy(api->note_get(c, UVS_NOTE_TRANSACTION, "whitelistsender")))
-    return "whitelisted sender";
-  return "immune";
-}
-
-static int allowed(const bl_state *st, const bl_addr *a) {
-  for (size_t i = 0; i < st->nallow; ++i)
-    if (bl_cidr_match(&st->allow[i], a)) return 1;
-  return 0;
+static int allowed(const bl_state *st, const ipnet_addr *a) {
+  return ipnet_list_find(&st->allow, a) >= 0;
 }
 
 /* The reply: the dnsbl_rejectmsg lines (if any), then msg. Code 0 = the hook's default
@@ -181,13 +152,13 @@ static void set_reply(const bl_state *st, uvs_call *c, const char *msg) {
 static void store_deferred_reject(const bl_state *st, uvs_call *c, const char *msg) {
   char buf[2048];
   const char *old = api->note_get(c, UVS_NOTE_CONNECTION, "naughty");
-  if (truthy(old))
+  if (pu_truthy(old))
     snprintf(buf, sizeof buf, "%s\r\n(dnsbl) %s", old, msg);
   else
     snprintf(buf, sizeof buf, "(dnsbl) %s", msg);
   api->note_set(c, UVS_NOTE_CONNECTION, "naughty", buf);
   if (!api->note_get(c, UVS_NOTE_CONNECTION, "naughty_reject_type"))
-    api->note_set(c, UVS_NOTE_CONNECTION, "naughty_reject_type", reject_type_name(st->rtype));
+    api->note_set(c, UVS_NOTE_CONNECTION, "naughty_reject_type", pu_reject_type_name(st->rtype));
 }
 
 /* ---- the lookups ------------------------------------------------------------------------ */
@@ -305,7 +276,7 @@ static void on_a(uvs_pending *p, int status, int count, const char *const *answe
            strerror(-status));
   }
   if (zq->state == ZQ_LISTED && !z->msg[0] && st->txt) {
-    uint64_t now = now_ms();
+    uint64_t now = pu_now_ms();
     if (job->deadline_ms > now + BL_MIN_TXT_MS) {
       char name[256];
       snprintf(name, sizeof name, "%s.%s", job->prefix, z->name);
@@ -316,13 +287,14 @@ static void on_a(uvs_pending *p, int status, int count, const char *const *answe
   job_release(job);
 }
 
-static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const bl_addr *addr, const char *ip) {
+static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const ipnet_addr *addr,
+                                 const char *ip) {
   bl_job *job = (bl_job *)calloc(1, sizeof *job + st->nzones * sizeof(bl_zq));
   if (!job) {
     bl_log(st, c, UVS_LOG_ERR, "skip, out of memory");
     return UVS_DECLINED;
   }
-  if (bl_reverse(addr, job->prefix, sizeof job->prefix) < 0) {
+  if (ipnet_reverse(addr, job->prefix, sizeof job->prefix) < 0) {
     free(job);
     return UVS_DECLINED;
   }
@@ -337,7 +309,7 @@ static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const bl_addr *addr,
   st->refs++;
   job->st = st;
   job->p = p;
-  job->deadline_ms = now_ms() + (uint64_t)(st->timeout * 1000.0 + 0.5);
+  job->deadline_ms = pu_now_ms() + (uint64_t)(st->timeout * 1000.0 + 0.5);
   snprintf(job->ip, sizeof job->ip, "%s", ip);
   uint64_t timeout_ms = (uint64_t)(st->timeout * 1000.0 + 0.5);
   /* The +1 keeps a callback that runs inside dns_query() from finishing the job early. */
@@ -367,15 +339,15 @@ static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const bl_addr *addr,
 
 static uvs_verdict on_connect(uvs_call *c, void *ud) {
   bl_state *st = (bl_state *)ud;
-  const char *why = immune_reason(c);
+  const char *why = pu_immune_reason(api, c);
   if (why) {
     st->skipped++;
     bl_log(st, c, UVS_LOG_INFO, "skip, %s", why);
     return UVS_DECLINED;
   }
   const char *ip = api->peer_ip(c);
-  bl_addr addr;
-  if (bl_addr_parse(ip, &addr) != 0) {
+  ipnet_addr addr;
+  if (ipnet_addr_parse(ip, &addr) != 0) {
     st->skipped++;
     bl_log(st, c, UVS_LOG_INFO, "skip, peer address '%s' is not IPv4/IPv6", ip ? ip : "");
     return UVS_DECLINED;
@@ -401,8 +373,8 @@ static int special_recipient(const char *address) {
 static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
   bl_state *st = (bl_state *)ud;
   const char *note = api->note_get(c, UVS_NOTE_CONNECTION, st->reject_note);
-  if (!truthy(note)) return UVS_DECLINED;
-  const char *why = immune_reason(c);
+  if (!pu_truthy(note)) return UVS_DECLINED;
+  const char *why = pu_immune_reason(api, c);
   if (why) {
     bl_log(st, c, UVS_LOG_INFO, "skip, %s (listed: %s)", why, note);
     return UVS_DECLINED;
@@ -504,17 +476,13 @@ static int zone_line(const char *line, const char *file, int lineno, void *ud) {
 
 static int allow_line(const char *line, const char *file, int lineno, void *ud) {
   bl_state *st = (bl_state *)ud;
-  bl_cidr cidr;
-  if (bl_cidr_parse(line, &cidr) != 0)
+  ipnet net;
+  if (ipnet_parse(line, strlen(line), &net) != 0)
     return line_error(st, file, lineno,
-                      "'%s' is not an IPv4/IPv6 address, CIDR or IPv4 prefix ending in '.'",
-                      line);
-  if (st->nallow >= BL_MAX_ALLOW)
+                      "'%s' is not an IPv4/IPv6 address, CIDR or IPv4 prefix ending in '.'", line);
+  if (st->allow.count >= BL_MAX_ALLOW)
     return line_error(st, file, lineno, "more than %d entries", BL_MAX_ALLOW);
-  bl_cidr *grown = (bl_cidr *)realloc(st->allow, (st->nallow + 1) * sizeof *grown);
-  if (!grown) return line_error(st, file, lineno, "out of memory");
-  st->allow = grown;
-  st->allow[st->nallow++] = cidr;
+  if (ipnet_list_add(&st->allow, &net) != 0) return line_error(st, file, lineno, "out of memory");
   return 0;
 }
 
@@ -525,43 +493,16 @@ static int rejectmsg_line(const char *line, void *ud) {
   return 0;
 }
 
-/* Seconds: digits with an optional fraction ("5", "0.3", ".25"). -1 on anything else. */
-static double parse_seconds(const char *s) {
-  int digits = 0, dots = 0;
-  if (!s || !*s || strlen(s) > 32) return -1;
-  for (const char *p = s; *p; ++p) {
-    if (*p >= '0' && *p <= '9')
-      ++digits;
-    else if (*p != '.' || ++dots > 1)
-      return -1;
-  }
-  return digits ? strtod(s, NULL) : -1;
-}
-
-static int parse_reject_type(const char *s, reject_type *out) {
-  if (!strcasecmp(s, "perm") || !strcasecmp(s, "hard"))
-    *out = RT_PERM;
-  else if (!strcasecmp(s, "temp") || !strcasecmp(s, "soft"))
-    *out = RT_TEMP;
-  else if (!strcasecmp(s, "disconnect"))
-    *out = RT_DISCONNECT;
-  else if (!strcasecmp(s, "temp_disconnect"))
-    *out = RT_TEMP_DISCONNECT;
-  else
-    return -1;
-  return 0;
-}
-
 static int parse_args(bl_state *st, uvs_plugin *self) {
   int argc = api->plugin_argc(self);
   int i = 0;
   st->reject = REJECT_YES;
-  st->rtype = RT_PERM;
+  st->rtype = PU_RT_PERM;
   st->timeout = 5;
   st->txt = 1;
   if (argc % 2) { /* qpsmtpd's legacy form: "dnsbl disconnect" = reject_type disconnect */
     const char *v = api->plugin_argv(self, 0);
-    if (parse_reject_type(v, &st->rtype) != 0)
+    if (pu_reject_type_parse(v, &st->rtype) != 0)
       return FAIL(self,
                   "odd number of arguments: the first one ('%s') must then be a reject_type "
                   "(perm, temp, disconnect, temp_disconnect); otherwise give key value pairs",
@@ -581,7 +522,7 @@ static int parse_args(bl_state *st, uvs_plugin *self) {
       else
         return FAIL(self, "bad value '%s' for 'reject': expected 0, 1 or naughty", val);
     } else if (!strcasecmp(key, "reject_type")) {
-      if (parse_reject_type(val, &st->rtype) != 0)
+      if (pu_reject_type_parse(val, &st->rtype) != 0)
         return FAIL(self,
                     "bad value '%s' for 'reject_type': expected perm, hard, temp, soft, "
                     "disconnect or temp_disconnect",
@@ -594,7 +535,7 @@ static int parse_args(bl_state *st, uvs_plugin *self) {
       else
         return FAIL(self, "bad value '%s' for 'check-at': expected connect or rcpt", val);
     } else if (!strcasecmp(key, "timeout")) {
-      double t = parse_seconds(val);
+      double t = pu_parse_seconds(val);
       if (t <= 0 || t > BL_MAX_TIMEOUT)
         return FAIL(self,
                     "bad value '%s' for 'timeout': expected seconds in (0, %g], e.g. 5 or 0.5", val,
@@ -615,7 +556,7 @@ static int parse_args(bl_state *st, uvs_plugin *self) {
 static void free_state(bl_state *st) {
   if (!st) return;
   free(st->zones);
-  free(st->allow);
+  ipnet_list_free(&st->allow);
   free(st);
 }
 
@@ -656,11 +597,12 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   api->log(self, NULL, UVS_LOG_DEBUG,
            "%zu zone(s), %zu allow entries, reject %s, reject_type %s, check-at %s, timeout %g, "
            "txt %d",
-           st->nzones, st->nallow,
+           st->nzones, st->allow.count,
            st->reject == REJECT_LOG   ? "0"
            : st->reject == REJECT_YES ? "1"
                                       : "naughty",
-           reject_type_name(st->rtype), st->at_connect ? "connect" : "rcpt", st->timeout, st->txt);
+           pu_reject_type_name(st->rtype), st->at_connect ? "connect" : "rcpt", st->timeout,
+           st->txt);
   return 0;
 }
 

@@ -1,121 +1,13 @@
-/* plugins/dnsbl/dnsbl_util.c: dnsbl helpers: addresses, CIDRs, query names, answers, text. */
+/* plugins/dnsbl/dnsbl_util.c: dnsbl helpers: expected answers, zone names, reply text. */
 #define _POSIX_C_SOURCE 200809L
 #include "dnsbl_util.h"
 
 #include <arpa/inet.h>
 #include <ctype.h>
-#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 
-int bl_addr_parse(const char *s, bl_addr *out) {
-  memset(out, 0, sizeof *out);
-  if (!s) return -1;
-  if (inet_pton(AF_INET, s, out->b) == 1) {
-    out->family = 4;
-    return 0;
-  }
-  uint8_t v6[16];
-  if (inet_pton(AF_INET6, s, v6) != 1) return -1;
-  static const uint8_t mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
-  if (memcmp(v6, mapped, sizeof mapped) == 0) {
-    out->family = 4;
-    memcpy(out->b, v6 + 12, 4);
-  } else {
-    out->family = 6;
-    memcpy(out->b, v6, 16);
-  }
-  return 0;
-}
-
-static void clear_host_bits(bl_addr *a, int len) {
-  int nbytes = a->family == 4 ? 4 : 16;
-  for (int i = 0; i < nbytes; ++i) {
-    int bits = len - i * 8;
-    if (bits >= 8) continue;
-    a->b[i] = bits <= 0 ? 0 : (uint8_t)(a->b[i] & (0xff << (8 - bits)));
-  }
-}
-
-/* Digits only, at most 3 of them; -1 otherwise. */
-static int small_number(const char *p) {
-  if (!*p || strlen(p) > 3) return -1;
-  int n = 0;
-  for (; *p; ++p) {
-    if (*p < '0' || *p > '9') return -1;
-    n = n * 10 + (*p - '0');
-  }
-  return n;
-}
-
-int bl_cidr_parse(const char *s, bl_cidr *out) {
-  char buf[64];
-  size_t len = s ? strlen(s) : 0;
-  if (len == 0 || len >= sizeof buf) return -1;
-  memcpy(buf, s, len + 1);
-  memset(out, 0, sizeof *out);
-  if (buf[len - 1] == '.') { /* qpsmtpd's "172.16.33." prefix form */
-    int octets = 0;
-    char *save = NULL;
-    buf[len - 1] = 0;
-    for (char *tok = strtok_r(buf, ".", &save); tok; tok = strtok_r(NULL, ".", &save)) {
-      int v = small_number(tok);
-      if (v < 0 || v > 255 || octets >= 3) return -1;
-      out->net.b[octets++] = (uint8_t)v;
-    }
-    /* strtok_r skips empty fields: require exactly the dots the octets need. */
-    size_t dots = 0;
-    for (size_t i = 0; i < len; ++i) dots += s[i] == '.';
-    if (octets == 0 || dots != (size_t)octets) return -1;
-    out->net.family = 4;
-    out->len = octets * 8;
-    return 0;
-  }
-  char *slash = strchr(buf, '/');
-  int prefix = -1;
-  if (slash) {
-    *slash = 0;
-    prefix = small_number(slash + 1);
-    if (prefix < 0) return -1;
-  }
-  /* No v4-mapped folding here: "::ffff:0:0/96" keeps its IPv6 meaning. */
-  if (inet_pton(AF_INET, buf, out->net.b) == 1)
-    out->net.family = 4;
-  else if (inet_pton(AF_INET6, buf, out->net.b) == 1)
-    out->net.family = 6;
-  else
-    return -1;
-  int max = out->net.family == 4 ? 32 : 128;
-  if (prefix < 0) prefix = max;
-  if (prefix > max) return -1;
-  out->len = prefix;
-  clear_host_bits(&out->net, prefix);
-  return 0;
-}
-
-int bl_cidr_match(const bl_cidr *c, const bl_addr *a) {
-  if (c->net.family != a->family) return 0;
-  bl_addr masked = *a;
-  clear_host_bits(&masked, c->len);
-  return memcmp(masked.b, c->net.b, a->family == 4 ? 4 : 16) == 0;
-}
-
-int bl_reverse(const bl_addr *a, char *out, size_t cap) {
-  size_t n = 0;
-  if (a->family == 4) {
-    int w = snprintf(out, cap, "%u.%u.%u.%u", a->b[3], a->b[2], a->b[1], a->b[0]);
-    return w < 0 || (size_t)w >= cap ? -1 : w;
-  }
-  static const char hex[] = "0123456789abcdef";
-  if (cap < 64) return -1;
-  for (int i = 15; i >= 0; --i) {
-    out[n++] = hex[a->b[i] & 15];
-    out[n++] = '.';
-    out[n++] = hex[a->b[i] >> 4];
-    out[n++] = i ? '.' : 0;
-  }
-  return 63;
-}
+#include "../common/ipnet.h"
 
 static int parse_u32(const char *s, uint32_t *out) {
   if (!*s) return -1;
@@ -135,21 +27,15 @@ static int parse_one(const char *s, bl_expect *e) {
     e->mask = m;
     return 0;
   }
-  char buf[32];
+  /* An IPv4 address or network: not qpsmtpd's "127.0.0." prefix form, nor IPv6 (mapped or not). */
   size_t len = strlen(s);
-  if (len == 0 || len >= sizeof buf) return -1;
-  memcpy(buf, s, len + 1);
-  char *slash = strchr(buf, '/');
-  int prefix = 32;
-  if (slash) {
-    *slash = 0;
-    prefix = small_number(slash + 1);
-    if (prefix < 0 || prefix > 32) return -1;
-  }
-  struct in_addr in;
-  if (inet_pton(AF_INET, buf, &in) != 1) return -1;
-  e->mask = prefix ? 0xffffffffu << (32 - prefix) : 0;
-  e->net = ntohl(in.s_addr) & e->mask;
+  ipnet n;
+  if (len == 0 || s[len - 1] == '.' || strchr(s, ':') || ipnet_parse(s, len, &n) != 0 ||
+      n.net.family != 4)
+    return -1;
+  e->mask = n.len ? 0xffffffffu << (32 - n.len) : 0;
+  e->net = (uint32_t)n.net.b[0] << 24 | (uint32_t)n.net.b[1] << 16 | (uint32_t)n.net.b[2] << 8 |
+           n.net.b[3];
   return 0;
 }
 

@@ -1,34 +1,10 @@
-/* plugins/dnsbl/dnsbl_util.h: dnsbl helpers: addresses, CIDRs, query names, answers, text. */
+/* plugins/dnsbl/dnsbl_util.h: dnsbl helpers: expected answers, zone names, reply text (the
+ * addresses, networks and query prefixes are ../common/ipnet.h). */
 #ifndef DNSBL_DNSBL_UTIL_H
 #define DNSBL_DNSBL_UTIL_H
 
 #include <stddef.h>
 #include <stdint.h>
-
-/* An IPv4 (family 4, b[0..3]) or IPv6 (family 6, b[0..15]) address. An IPv4-mapped IPv6
- * address (::ffff:a.b.c.d) is stored as the IPv4 address it carries. */
-typedef struct bl_addr {
-  int family;
-  uint8_t b[16];
-} bl_addr;
-
-typedef struct bl_cidr {
-  bl_addr net; /* host bits cleared */
-  int len;     /* 0..32 or 0..128 */
-} bl_cidr;
-
-/* 0, or -1 if s is not an IPv4/IPv6 address. */
-int bl_addr_parse(const char *s, bl_addr *out);
-
-/* One dnsbl_allow entry: "addr", "addr/len" (host bits ignored), or qpsmtpd's IPv4 prefix
- * with a trailing dot ("172.16.33." = 172.16.33.0/24, "10." = 10.0.0.0/8). 0 or -1. */
-int bl_cidr_parse(const char *s, bl_cidr *out);
-int bl_cidr_match(const bl_cidr *c, const bl_addr *a);
-
-/* The DNSBL query prefix of a, without the zone: "4.3.2.1" for 1.2.3.4, the 32 reversed
- * nibbles "b.a.9.8.....8.b.d.0.1.0.0.2" for an IPv6 address (RFC 5782 §2.4). Returns the
- * length, or -1 if cap is too small. */
-int bl_reverse(const bl_addr *a, char *out, size_t cap);
 
 /* Which A answers mean "listed" for a zone: a list of items, each an IPv4 network (an exact
  * address is a /32) or a bitmask tested against the last octet of an answer in 127.0.0.0/8. */

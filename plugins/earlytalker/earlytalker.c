@@ -12,10 +12,11 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
-#include <time.h>
 
 #include "uvsmtpd/plugin.h"
-#include "et_addr.h"
+#include "../common/ipnet.h"
+#include "../common/plugin_util.h"
+#include "et_passtab.h"
 
 static const uvs_api *api;
 
@@ -29,21 +30,18 @@ static const char kDataText[] = "Client started transmitting message data before
 static const char kConnectLog[] = "remote started talking before we said hello";
 static const char kDataLog[] = "remote started sending data before the 354 reply";
 
-typedef enum { RT_PERM, RT_TEMP, RT_DISCONNECT, RT_TEMP_DISCONNECT } reject_type;
-
 typedef struct et_state {
   uvs_plugin *self;
   double wait;
   int reject;
-  reject_type rtype;
+  pu_reject_type rtype;
   int defer;
   int at_connect, at_data;
   int loglevel_mode; /* 0: as is, 1: fixed level, 2: shifted */
   int loglevel_val;
   int teaser;
   char teaser_text[320];
-  et_cidr *allow;
-  size_t nallow;
+  ipnet_list allow;
   double pass_ttl;
   et_passtab *passes;
   unsigned long long checked, passed, early, skipped;
@@ -53,16 +51,10 @@ typedef struct et_job {
   et_state *st;
   int at_data;
   int have_peer;
-  et_addr peer;
+  ipnet_addr peer;
 } et_job;
 
 /* ---- helpers ---------------------------------------------------------------------------- */
-
-static uint64_t now_ms(void) {
-  struct timespec ts;
-  clock_gettime(CLOCK_MONOTONIC, &ts);
-  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
-}
 
 static void et_log(et_state *st, const uvs_call *c, int level, const char *fmt, ...)
 #if defined(__GNUC__)
@@ -85,82 +77,22 @@ static void et_log(et_state *st, const uvs_call *c, int level, const char *fmt, 
   api->log(st->self, c, level, "%s", buf);
 }
 
-/* A note is "true" as in Perl: set, not empty, not "0". */
-static int truthy(const char *v) {
-  return v && *v && strcmp(v, "0") != 0;
-}
-
-/* Seconds: digits with an optional fraction ("1", "0.5", ".25"). -1 on anything else. */
-static double parse_seconds(const char *s) {
-  if (!s || !*s) return -1;
-  int digits = 0, dots = 0;
-  for (const char *p = s; *p; ++p) {
-    if (*p >= '0' && *p <= '9')
-      ++digits;
-    else if (*p == '.' && ++dots == 1)
-      continue;
-    else
-      return -1;
-  }
-  if (!digits || strlen(s) > 32) return -1;
-  return strtod(s, NULL);
-}
-
 static int parse_bool(const char *s) {
   if (strcmp(s, "0") == 0) return 0;
   if (strcmp(s, "1") == 0) return 1;
   return -1;
 }
 
-static int parse_reject_type(const char *s, reject_type *out) {
-  if (!strcasecmp(s, "perm") || !strcasecmp(s, "hard"))
-    *out = RT_PERM;
-  else if (!strcasecmp(s, "temp") || !strcasecmp(s, "soft"))
-    *out = RT_TEMP;
-  else if (!strcasecmp(s, "disconnect"))
-    *out = RT_DISCONNECT;
-  else if (!strcasecmp(s, "temp_disconnect"))
-    *out = RT_TEMP_DISCONNECT;
-  else
-    return -1;
-  return 0;
+static int is_temp(pu_reject_type t) {
+  return t == PU_RT_TEMP || t == PU_RT_TEMP_DISCONNECT;
 }
 
-static const char *reject_type_name(reject_type t) {
-  switch (t) {
-    case RT_PERM:
-      return "perm";
-    case RT_TEMP:
-      return "temp";
-    case RT_DISCONNECT:
-      return "disconnect";
-    default:
-      return "temp_disconnect";
-  }
+static int peer_addr(const uvs_call *c, ipnet_addr *out) {
+  return ipnet_addr_parse(api->peer_ip(c), out) == 0;
 }
 
-static int is_temp(reject_type t) {
-  return t == RT_TEMP || t == RT_TEMP_DISCONNECT;
-}
-
-/* Why the session is immune (qpsmtpd's is_immune), or NULL. */
-static const char *immune_reason(const uvs_call *c) {
-  if (api->is_immune(c) <= 0) return NULL;
-  if (api->relay_client(c) > 0) return "relay client";
-  if (truthy(api->note_get(c, UVS_NOTE_CONNECTION, "whitelisthost"))) return "whitelisted host";
-  if (truthy(api->note_get(c, UVS_NOTE_TRANSACTION, "whitelistsender")))
-    return "whitelisted sender";
-  return "immune";
-}
-
-static int peer_addr(const uvs_call *c, et_addr *out) {
-  return et_addr_parse(api->peer_ip(c), out) == 0;
-}
-
-static int allowed(const et_state *st, const et_addr *a) {
-  for (size_t i = 0; i < st->nallow; ++i)
-    if (et_cidr_match(&st->allow[i], a)) return 1;
-  return 0;
+static int allowed(const et_state *st, const ipnet_addr *a) {
+  return ipnet_list_find(&st->allow, a) >= 0;
 }
 
 /* The wait for this session: connection note earlytalker_wait (alias relayclient_wait), when
@@ -169,8 +101,8 @@ static double wait_for(et_state *st, const uvs_call *c) {
   static const char *const keys[] = {"earlytalker_wait", "relayclient_wait"};
   for (size_t i = 0; i < 2; ++i) {
     const char *v = api->note_get(c, UVS_NOTE_CONNECTION, keys[i]);
-    if (!truthy(v)) continue;
-    double w = parse_seconds(v);
+    if (!pu_truthy(v)) continue;
+    double w = pu_parse_seconds(v);
     if (w > 0 && w <= ET_MAX_WAIT) return w;
     et_log(st, c, UVS_LOG_WARNING, "ignoring note %s='%s': not seconds in (0, %g]", keys[i], v,
            ET_MAX_WAIT);
@@ -180,14 +112,14 @@ static double wait_for(et_state *st, const uvs_call *c) {
 
 /* Marks the connection as an early talker; karma -1 only the first time per connection. */
 static void mark_early(uvs_call *c) {
-  if (truthy(api->note_get(c, UVS_NOTE_CONNECTION, "earlytalker"))) return;
+  if (pu_truthy(api->note_get(c, UVS_NOTE_CONNECTION, "earlytalker"))) return;
   api->note_set(c, UVS_NOTE_CONNECTION, "earlytalker", "1");
   api->adjust_karma(c, -1);
 }
 
 /* The reply for a refusal at hook `hook`. */
-static void reject_reply(reject_type t, uvs_hook hook, uvs_verdict *v, int *code, const char **enh,
-                         const char **text) {
+static void reject_reply(pu_reject_type t, uvs_hook hook, uvs_verdict *v, int *code,
+                         const char **enh, const char **text) {
   int temp = is_temp(t);
   *enh = temp ? "4.5.0" : "5.5.0";
   *text = kConnectText;
@@ -198,18 +130,18 @@ static void reject_reply(reject_type t, uvs_hook hook, uvs_verdict *v, int *code
       *text = kDataText;
       return;
     case UVS_HOOK_CONNECT: /* the core closes after any connect denial */
-      *v = t == RT_PERM         ? UVS_DENY
-           : t == RT_TEMP       ? UVS_DENYSOFT
-           : t == RT_DISCONNECT ? UVS_DENY_DISCONNECT
-                                : UVS_DENYSOFT_DISCONNECT;
+      *v = t == PU_RT_PERM         ? UVS_DENY
+           : t == PU_RT_TEMP       ? UVS_DENYSOFT
+           : t == PU_RT_DISCONNECT ? UVS_DENY_DISCONNECT
+                                   : UVS_DENYSOFT_DISCONNECT;
       *code = temp ? 450 : 550;
       return;
     default: /* mail, rcpt */
-      *v = t == RT_PERM         ? UVS_DENY
-           : t == RT_TEMP       ? UVS_DENYSOFT
-           : t == RT_DISCONNECT ? UVS_DENY_DISCONNECT
-                                : UVS_DENYSOFT_DISCONNECT;
-      *code = t == RT_TEMP_DISCONNECT ? 421 : temp ? 450 : 550;
+      *v = t == PU_RT_PERM         ? UVS_DENY
+           : t == PU_RT_TEMP       ? UVS_DENYSOFT
+           : t == PU_RT_DISCONNECT ? UVS_DENY_DISCONNECT
+                                   : UVS_DENYSOFT_DISCONNECT;
+      *code = t == PU_RT_TEMP_DISCONNECT ? 421 : temp ? 450 : 550;
       return;
   }
 }
@@ -230,7 +162,7 @@ static void on_input(uvs_pending *p, int result, void *ud) {
     st->passed++;
     et_log(st, c, UVS_LOG_INFO, "pass, not spontaneous");
     if (!at_data && st->passes && job->have_peer)
-      et_passtab_add(st->passes, &job->peer, now_ms() + (uint64_t)(st->pass_ttl * 1000.0));
+      et_passtab_add(st->passes, &job->peer, pu_now_ms() + (uint64_t)(st->pass_ttl * 1000.0));
     free(job);
     api->complete(p, UVS_DECLINED, 0, NULL, NULL);
     return;
@@ -295,7 +227,7 @@ static uvs_verdict start_wait(et_state *st, uvs_call *c, int at_data, double wai
 
 static uvs_verdict on_connect(uvs_call *c, void *ud) {
   et_state *st = (et_state *)ud;
-  const char *why = immune_reason(c);
+  const char *why = pu_immune_reason(api, c);
   if (why) {
     st->skipped++;
     et_log(st, c, UVS_LOG_INFO, "skip, %s", why);
@@ -307,14 +239,14 @@ static uvs_verdict on_connect(uvs_call *c, void *ud) {
     et_log(st, c, UVS_LOG_INFO, "skip, karma %s", karma);
     return UVS_DECLINED;
   }
-  et_addr peer;
+  ipnet_addr peer;
   int have_peer = peer_addr(c, &peer);
   if (have_peer && allowed(st, &peer)) {
     st->skipped++;
     et_log(st, c, UVS_LOG_INFO, "skip, allow");
     return UVS_DECLINED;
   }
-  if (have_peer && st->passes && et_passtab_check(st->passes, &peer, now_ms())) {
+  if (have_peer && st->passes && et_passtab_check(st->passes, &peer, pu_now_ms())) {
     st->skipped++;
     et_log(st, c, UVS_LOG_INFO, "skip, passed within pass-ttl");
     return UVS_DECLINED;
@@ -329,13 +261,13 @@ static uvs_verdict on_data(uvs_call *c, void *ud) {
     et_log(st, c, UVS_LOG_DEBUG, "skip, no recipients");
     return UVS_DECLINED;
   }
-  const char *why = immune_reason(c);
+  const char *why = pu_immune_reason(api, c);
   if (why) {
     st->skipped++;
     et_log(st, c, UVS_LOG_INFO, "skip, %s", why);
     return UVS_DECLINED;
   }
-  et_addr peer;
+  ipnet_addr peer;
   if (peer_addr(c, &peer) && allowed(st, &peer)) {
     st->skipped++;
     et_log(st, c, UVS_LOG_INFO, "skip, allow");
@@ -347,8 +279,8 @@ static uvs_verdict on_data(uvs_call *c, void *ud) {
 /* defer-reject: MAIL and RCPT of an early talker are refused, unless immune by now. */
 static uvs_verdict on_mail_rcpt(uvs_call *c, void *ud) {
   et_state *st = (et_state *)ud;
-  if (!truthy(api->note_get(c, UVS_NOTE_CONNECTION, "earlytalker"))) return UVS_DECLINED;
-  const char *why = immune_reason(c);
+  if (!pu_truthy(api->note_get(c, UVS_NOTE_CONNECTION, "earlytalker"))) return UVS_DECLINED;
+  const char *why = pu_immune_reason(api, c);
   if (why) {
     et_log(st, c, UVS_LOG_INFO, "skip, %s (early talker, deferred reject waived)", why);
     return UVS_DECLINED;
@@ -376,16 +308,13 @@ static int add_allow(et_state *st, const char *list, uvs_plugin *self) {
     size_t len = comma ? (size_t)(comma - p) : strlen(p);
     if (len == 0)
       return FAIL(self, "bad value '%s' for 'allow': empty entry in the CIDR list", list);
-    et_cidr cidr;
-    if (et_cidr_parse(p, len, &cidr) != 0)
+    ipnet net;
+    if (ipnet_parse(p, len, &net) != 0)
       return FAIL(self, "bad value '%s' for 'allow': '%.*s' is not an IPv4/IPv6 address or CIDR",
                   list, (int)len, p);
-    if (st->nallow >= ET_MAX_ALLOW)
+    if (st->allow.count >= ET_MAX_ALLOW)
       return FAIL(self, "bad value for 'allow': more than %d entries", ET_MAX_ALLOW);
-    et_cidr *grown = (et_cidr *)realloc(st->allow, (st->nallow + 1) * sizeof *grown);
-    if (!grown) return FAIL(self, "out of memory");
-    st->allow = grown;
-    st->allow[st->nallow++] = cidr;
+    if (ipnet_list_add(&st->allow, &net) != 0) return FAIL(self, "out of memory");
     if (!comma) return 0;
     p = comma + 1;
   }
@@ -419,7 +348,7 @@ static int parse_args(et_state *st, uvs_plugin *self) {
   int reject = -1, rtype_set = 0;
   const char *action = NULL;
   st->wait = 1;
-  st->rtype = RT_PERM;
+  st->rtype = PU_RT_PERM;
   for (int i = 0; i < argc; i += 2) {
     const char *key = api->plugin_argv(self, i);
     const char *val = api->plugin_argv(self, i + 1);
@@ -435,7 +364,7 @@ static int parse_args(et_state *st, uvs_plugin *self) {
       return FAIL(self, "argument '%s' given twice", kKeys[k]);
     switch (k) {
       case K_WAIT: {
-        double w = parse_seconds(val);
+        double w = pu_parse_seconds(val);
         if (w < 0 || w > ET_MAX_WAIT)
           return FAIL(self,
                       "bad value '%s' for 'wait': expected seconds from 0 to %g (e.g. 1, 0.5)", val,
@@ -452,7 +381,7 @@ static int parse_args(et_state *st, uvs_plugin *self) {
                       val);
         break;
       case K_RTYPE:
-        if (parse_reject_type(val, &st->rtype) != 0)
+        if (pu_reject_type_parse(val, &st->rtype) != 0)
           return FAIL(self,
                       "bad value '%s' for 'reject_type': expected perm, hard, temp, soft, "
                       "disconnect or temp_disconnect",
@@ -499,7 +428,7 @@ static int parse_args(et_state *st, uvs_plugin *self) {
         if (add_allow(st, val, self) != 0) return -EINVAL;
         break;
       case K_PASSTTL: {
-        double t = parse_seconds(val);
+        double t = pu_parse_seconds(val);
         if (t < 0 || t > ET_MAX_PASS_TTL)
           return FAIL(self, "bad value '%s' for 'pass-ttl': expected seconds from 0 to %g", val,
                       ET_MAX_PASS_TTL);
@@ -514,7 +443,7 @@ static int parse_args(et_state *st, uvs_plugin *self) {
       api->log(self, NULL, UVS_LOG_NOTICE, "'action %s' ignored: 'reject' is given", action);
     } else {
       reject = strncasecmp(action, "deny", 4) == 0;
-      if (!rtype_set && !strcasecmp(action, "denysoft")) st->rtype = RT_TEMP;
+      if (!rtype_set && !strcasecmp(action, "denysoft")) st->rtype = PU_RT_TEMP;
     }
   }
   st->reject = reject < 0 ? 1 : reject;
@@ -525,7 +454,7 @@ static int parse_args(et_state *st, uvs_plugin *self) {
 
 static void free_state(et_state *st) {
   if (!st) return;
-  free(st->allow);
+  ipnet_list_free(&st->allow);
   et_passtab_free(st->passes);
   free(st);
 }
@@ -564,8 +493,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   et_log(st, NULL, UVS_LOG_DEBUG,
          "wait %g, reject %d, reject_type %s, defer-reject %d, check-at%s%s, banner-teaser %d, "
          "%zu allow entries, pass-ttl %g",
-         st->wait, st->reject, reject_type_name(st->rtype), st->defer,
-         st->at_connect ? " CONNECT" : "", st->at_data ? " DATA" : "", st->teaser, st->nallow,
+         st->wait, st->reject, pu_reject_type_name(st->rtype), st->defer,
+         st->at_connect ? " CONNECT" : "", st->at_data ? " DATA" : "", st->teaser, st->allow.count,
          st->pass_ttl);
   return 0;
 }

@@ -15,7 +15,7 @@
 #include <strings.h>
 
 #include "uvsmtpd/plugin.h"
-#include "../relay/ipnet.h"
+#include "../common/ipnet.h"
 
 static const uvs_api *api;
 
@@ -52,19 +52,9 @@ typedef struct hosts_allow {
 
 /* ---- the table of open connections ---------------------------------------------------- */
 
-static size_t bucket_of(const ipnet_addr *a) {
-  uint32_t h = 2166136261u;
-  for (int i = 0; i < 16; ++i) h = (h ^ a->b[i]) * 16777619u;
-  return (h ^ (uint32_t)a->family) % HA_BUCKETS;
-}
-
-static int same_addr(const ipnet_addr *x, const ipnet_addr *y) {
-  return x->family == y->family && memcmp(x->b, y->b, sizeof x->b) == 0;
-}
-
 static ha_count **find_slot(hosts_allow *st, const ipnet_addr *a) {
-  ha_count **slot = &st->buckets[bucket_of(a)];
-  while (*slot && !same_addr(&(*slot)->addr, a)) slot = &(*slot)->next;
+  ha_count **slot = &st->buckets[ipnet_addr_hash(a) % HA_BUCKETS];
+  while (*slot && !ipnet_addr_equal(&(*slot)->addr, a)) slot = &(*slot)->next;
   return slot;
 }
 

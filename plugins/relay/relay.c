@@ -13,7 +13,7 @@
 #include <string.h>
 
 #include "uvsmtpd/plugin.h"
-#include "ipnet.h"
+#include "../common/ipnet.h"
 
 static const uvs_api *api;
 

@@ -416,8 +416,9 @@ TEST_CASE("dns: dnsbl sessions do not block each other: 30 clients in one 0.3 s 
   CHECK(dns.queries(kQ + "bl.test", DnsStub::A) == 30);
 }
 
-TEST_CASE("dns: dnsbl_allow skips the lookup (CIDR and qpsmtpd's prefix form)") {
-  for (const char *allow : {"10.0.0.0/8\n127.0.0.0/8\n", "127.0.0.\n", "127.0.0.1\n"}) {
+TEST_CASE("dns: dnsbl_allow skips the lookup (CIDR, qpsmtpd's prefix form, IPv4-mapped)") {
+  for (const char *allow :
+       {"10.0.0.0/8\n127.0.0.0/8\n", "127.0.0.\n", "127.0.0.1\n", "::ffff:127.0.0.0/104\n"}) {
     CAPTURE(allow);
     DnsStub dns;
     REQUIRE(dns.started());

@@ -554,8 +554,11 @@ TEST_CASE(
 }
 
 TEST_CASE("earlytalker: allow: listed networks are never delayed") {
-  {
-    Server s(opts("earlytalker wait 1 allow 127.0.0.1/8\n"));
+  // A CIDR, qpsmtpd's IPv4 prefix form, an IPv4-mapped network (= 127.0.0.0/8): the syntax of
+  // relay's files (plugins/common/ipnet.c).
+  for (const char *allow : {"127.0.0.1/8", "127.", "::ffff:127.0.0.0/104"}) {
+    CAPTURE(allow);
+    Server s(opts(std::string("earlytalker wait 1 allow ") + allow + "\n"));
     REQUIRE(s.started());
     Early e = talk_first(s.port());  // not even checked
     CHECK(e.reply == kBanner);

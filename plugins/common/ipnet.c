@@ -1,10 +1,12 @@
-/* plugins/relay/ipnet.c: IPv4/IPv6 address and CIDR parsing, matching and lists (see ipnet.h). */
+/* plugins/common/ipnet.c: IPv4/IPv6 addresses and literals, CIDR networks and lists (ipnet.h). */
 #define _POSIX_C_SOURCE 200809L
 #include "ipnet.h"
 
 #include <arpa/inet.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <strings.h>
 
 static const uint8_t kMapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
 
@@ -51,6 +53,50 @@ int ipnet_addr_parse(const char *text, ipnet_addr *out) {
   if (!text || parse_plain(text, out) < 0) return -1;
   fold_mapped(out, NULL);
   return 0;
+}
+
+int ipnet_literal_parse(const char *domain, ipnet_addr *out) {
+  size_t n = domain ? strlen(domain) : 0;
+  char text[64];
+  memset(out, 0, sizeof *out);
+  if (n < 3 || domain[0] != '[' || domain[n - 1] != ']' || n - 2 >= sizeof text) return -1;
+  memcpy(text, domain + 1, n - 2);
+  text[n - 2] = '\0';
+  if (strncasecmp(text, "IPv6:", 5) == 0) {
+    if (inet_pton(AF_INET6, text + 5, out->b) != 1) return -1;
+    out->family = 6;
+    return 0;
+  }
+  if (inet_pton(AF_INET, text, out->b) != 1) return -1;
+  out->family = 4;
+  return 0;
+}
+
+int ipnet_addr_equal(const ipnet_addr *x, const ipnet_addr *y) {
+  return x->family == y->family && memcmp(x->b, y->b, sizeof x->b) == 0;
+}
+
+uint32_t ipnet_addr_hash(const ipnet_addr *a) {
+  uint32_t h = 2166136261u ^ (uint32_t)a->family;
+  for (size_t i = 0; i < sizeof a->b; ++i) h = (h ^ a->b[i]) * 16777619u;
+  return h;
+}
+
+int ipnet_reverse(const ipnet_addr *a, char *out, size_t cap) {
+  if (a->family == 4) {
+    int w = snprintf(out, cap, "%u.%u.%u.%u", a->b[3], a->b[2], a->b[1], a->b[0]);
+    return w < 0 || (size_t)w >= cap ? -1 : w;
+  }
+  static const char hex[] = "0123456789abcdef";
+  size_t n = 0;
+  if (cap < 64) return -1;
+  for (int i = 15; i >= 0; --i) {
+    out[n++] = hex[a->b[i] & 15];
+    out[n++] = '.';
+    out[n++] = hex[a->b[i] >> 4];
+    out[n++] = i ? '.' : '\0';
+  }
+  return 63;
 }
 
 /* "/N": N decimal, 1 to 3 digits. Returns N or -1. */
