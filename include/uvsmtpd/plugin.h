@@ -131,6 +131,12 @@ typedef int (*uvs_line_fn)(const char *line, void *ud); /* nonzero return stops 
 typedef int (*uvs_line_at_fn)(const char *line, const char *file, int lineno, void *ud);
 /* A plugin-level timer fired (1.3), on the loop thread. */
 typedef void (*uvs_timer_fn)(uvs_timer *timer, void *ud);
+/* A connection-scoped DNS answer (1.3, dns_query_conn): id as dns_query_conn() returned it;
+ * status, count and answers as for uvs_dns_fn (answers borrowed for the callback), plus
+ * -ECANCELED when the server shuts its resolver down first. On the loop thread, outside any
+ * hook: there is no call here (keep what the later hook needs in ud). */
+typedef void (*uvs_dns_conn_fn)(int64_t id, int status, int count, const char *const *answers,
+                                void *ud);
 
 /* What tls_info() (1.3) reports about the session's TLS layer. The caller sets `size` to
  * sizeof(uvs_tls_info) as its header declares it; the server fills the fields that size covers
@@ -377,6 +383,22 @@ typedef struct uvs_api {
    * how long a pending call may wait before the core answers 451 4.3.0 (a reload loads new
    * instances with the new value). -EINVAL for NULL. */
   int64_t (*hook_timeout_ms)(const uvs_plugin *p);
+  /* Connection-scoped DNS (no suspended call needed): start a lookup through the server's
+   * resolver in any hook (also from pending_call) and go on; cb(id, status, count, answers,
+   * ud) runs later on the loop, within timeout_ms (0 = the server's default), e.g. while the
+   * banner is out and the client talks. So a plugin can ask at connect and read the answer
+   * at rcpt, from what cb stored in ud (a connection note_set_ptr() is a good home for it).
+   * The lookup belongs to the session: when the session ends first it is cancelled and cb
+   * never runs (before the session's notes are freed, so ud may be such a note). Returns the
+   * lookup's id (> 0, unique in the process), or -EINVAL (NULL call, name or cb, bad type),
+   * -ENOSYS (the server has no resolver), -ECANCELED (the session is ending), -E2BIG (more
+   * than 64 lookups of this session open at once). */
+  int64_t (*dns_query_conn)(uvs_call *c, const char *name, int type, uint64_t timeout_ms,
+                            uvs_dns_conn_fn cb, void *ud);
+  /* Cancel a lookup of dns_query_conn() on the call's session: its cb does not run. Returns
+   * 0, -EINVAL for a NULL call, -ENOENT if this session has no such open lookup (answered,
+   * cancelled already, or another session's). */
+  int (*dns_cancel_conn)(uvs_call *c, int64_t id);
 
   /* ---- 1.4 and later: append below this line only ----------------------------- */
 } uvs_api;

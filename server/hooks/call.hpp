@@ -20,6 +20,8 @@ struct TlsDetails;  // tls/details.hpp
 
 namespace uvs {
 
+class ConnDns;  // hooks/conn_dns.hpp
+
 class CallHost {
  public:
   virtual ~CallHost() = default;
@@ -53,6 +55,8 @@ class CallHost {
   virtual std::shared_ptr<const void> keepalive() const { return nullptr; }
   // Sends one greeting continuation line now; -EPERM outside the greeting.
   virtual int send_continuation(std::string_view) { return -1; }
+  // The session's own DNS lookups (dns_query_conn, 1.3); nullptr: none here.
+  virtual ConnDns *conn_dns() { return nullptr; }
 };
 
 struct HookArgs {

@@ -9,6 +9,7 @@
 #include <string>
 
 #include "config/flat_file.hpp"
+#include "hooks/conn_dns.hpp"
 #include "hooks/hook_names.hpp"
 #include "hooks/runner.hpp"
 #include "hooks/services.hpp"
@@ -367,6 +368,24 @@ int api_pending_on_cancel(uvs_pending *p, uvs_pending_fn cb, void *ud) noexcept 
 }
 int64_t api_hook_timeout_ms(const uvs_plugin *p) noexcept { return p ? p->hook_timeout_ms : -EINVAL; }
 
+// 1.3: connection-scoped DNS, owned by the session (cancelled when it ends).
+int64_t api_dns_query_conn(uvs_call *c, const char *name, int type, uint64_t timeout_ms,
+                           uvs_dns_conn_fn cb, void *ud) noexcept {
+  if (!c || !c->host) return -EINVAL;
+  ConnDns *d = c->host->conn_dns();
+  if (!d) return -ENOSYS;
+  try {
+    return d->start(name, type, timeout_ms, cb, ud);
+  } catch (const std::bad_alloc &) {
+    return -ENOMEM;
+  }
+}
+int api_dns_cancel_conn(uvs_call *c, int64_t id) noexcept {
+  if (!c || !c->host) return -EINVAL;
+  ConnDns *d = c->host->conn_dns();
+  return d ? d->cancel(id) : -ENOENT;
+}
+
 // Positional: the order is the ABI. A member left out at the end would be NULL in a table whose
 // size claims it; -Wextra (-Wmissing-field-initializers) flags that, and the build has no warnings.
 const uvs_api kApi = {
@@ -386,6 +405,7 @@ const uvs_api kApi = {
     api_set_errorf,
     api_rcpt_replace, api_tls_info, api_timer_start, api_timer_stop, api_pending_note_set,
     api_pending_on_cancel, api_logv, api_set_errorfv, api_hook_timeout_ms,
+    api_dns_query_conn, api_dns_cancel_conn,
 };
 
 }  // namespace

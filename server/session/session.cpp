@@ -26,11 +26,13 @@ Session::Session(const SessionContext &ctx, std::shared_ptr<const Generation> ge
       idle_timer_(ctx.loop),
       data_clock_(ctx.loop, idle_timer_, [this] { on_idle_timeout(); }) {
   conn_->set_events(this);
+  conn_dns_.set_resolver(ctx.resolver, ctx.services ? ctx.services->dns_timeout : 5);
   if (cfg_.bare_newline == "normalize" || gen_->normalize_networks.contains(peer_ip()))
     newline_policy_ = smtp::NewlinePolicy::normalize;
 }
 
 Session::~Session() {
+  conn_dns_.close();  // before the notes a lookup's ud may live in
   if (dns_query_ && ctx_.resolver) ctx_.resolver->cancel(dns_query_);
   if (chain_) chain_->cancel();
   if (!disconnected_) run_disconnect();
@@ -160,6 +162,7 @@ void Session::begin_close() {
 }
 
 void Session::release() {
+  conn_dns_.close();
   if (dns_query_ && ctx_.resolver) ctx_.resolver->cancel(dns_query_);
   dns_query_ = 0;
   idle_timer_.stop();

@@ -14,6 +14,7 @@
 #include "config/generation.hpp"
 #include "conn/connection.hpp"
 #include "hooks/call.hpp"
+#include "hooks/conn_dns.hpp"
 #include "hooks/replies.hpp"
 #include "hooks/runner.hpp"
 #include "log/events.hpp"
@@ -76,6 +77,7 @@ class Session final : public CallHost, private ConnectionEvents {
     return remote_host_.empty() ? nullptr : &remote_host_;
   }
   const tls::TlsDetails *tls_details() const override { return conn_->tls(); }
+  ConnDns *conn_dns() override { return &conn_dns_; }
 
  private:
   // Where the session stands. greeting: pre-connection/connect hooks, no banner yet;
@@ -189,6 +191,7 @@ class Session final : public CallHost, private ConnectionEvents {
   std::string id_;
   std::string remote_host_;  // reverse DNS name ("" if none)
   uint64_t dns_query_ = 0;   // the connect-time PTR lookup in flight
+  ConnDns conn_dns_;         // plugins' lookups (dns_query_conn): closed by release()
   State state_ = State::greeting;
 
   std::string in_;  // received, not yet consumed

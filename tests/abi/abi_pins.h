@@ -119,7 +119,9 @@ PIN_MEMBER(pending_on_cancel, 57);
 PIN_MEMBER(logv, 58);
 PIN_MEMBER(set_errorfv, 59);
 PIN_MEMBER(hook_timeout_ms, 60);
-#define UVS_API_SIZE_1_3 SLOT(61)
+PIN_MEMBER(dns_query_conn, 61);
+PIN_MEMBER(dns_cancel_conn, 62);
+#define UVS_API_SIZE_1_3 SLOT(63)
 
 /* uvs_tls_info (1.3): the caller's size first, then the fields in order, each at its natural
  * alignment (pointers and size_t have one size on LP64 and ILP32); later minors append */
@@ -342,6 +344,9 @@ PIN_TYPE(API_T(logv), void (*)(uvs_plugin *, const uvs_call *, int, const char *
 PIN_TYPE(API_T(set_errorfv), int (*)(uvs_plugin *, const char *, va_list));
 #endif
 PIN_TYPE(API_T(hook_timeout_ms), int64_t (*)(const uvs_plugin *));
+PIN_TYPE(API_T(dns_query_conn),
+         int64_t (*)(uvs_call *, const char *, int, uint64_t, uvs_dns_conn_fn, void *));
+PIN_TYPE(API_T(dns_cancel_conn), int (*)(uvs_call *, int64_t));
 #endif
 
 PIN_TYPE(INFO_T(size), uint32_t);
@@ -370,6 +375,7 @@ PIN_TYPEDEF(uvs_line_at_fn, int (*)(const char *, const char *, int, void *));
 #endif
 #if UVS_ABI_MINOR >= 3
 PIN_TYPEDEF(uvs_timer_fn, void (*)(uvs_timer *, void *));
+PIN_TYPEDEF(uvs_dns_conn_fn, void (*)(int64_t, int, int, const char *const *, void *));
 #endif
 #endif /* HAVE_PIN_TYPE */
 

@@ -62,6 +62,11 @@ static int64_t fake_hook_timeout_ms(const uvs_plugin *p) {
   (void)p;
   return 30000;
 }
+static int fake_dns_cancel_conn(uvs_call *c, int64_t id) {
+  (void)c;
+  (void)id;
+  return -2; /* -ENOENT */
+}
 #endif
 
 UVS_PLUGIN("abi_check", "1.2.3", fake_init, fake_fini);
@@ -150,7 +155,18 @@ static int run_abi_checks(const char *lang) {
   t.size = (uint32_t)sizeof t;
   CHECK(UVS_API_HAS(&t, hook_timeout_ms));
   CHECK(t.hook_timeout_ms(NULL) == 30000);
-  CHECK(offsetof(uvs_api, hook_timeout_ms) + sizeof(void *) == sizeof(uvs_api));
+  /* the connection-scoped DNS members follow hook_timeout_ms: a table ending there (the
+   * servers before them) does not have them */
+  t.dns_cancel_conn = fake_dns_cancel_conn;
+  t.size = (uint32_t)offsetof(uvs_api, dns_query_conn);
+  CHECK(UVS_API_HAS(&t, hook_timeout_ms));
+  CHECK(!UVS_API_HAS(&t, dns_cancel_conn));
+  t.size = (uint32_t)(offsetof(uvs_api, dns_cancel_conn) + sizeof(void *) - 1);
+  CHECK(!UVS_API_HAS(&t, dns_cancel_conn));
+  t.size = (uint32_t)sizeof t;
+  CHECK(UVS_API_HAS(&t, dns_cancel_conn));
+  CHECK(t.dns_cancel_conn(NULL, 1) == -2);
+  CHECK(offsetof(uvs_api, dns_cancel_conn) + sizeof(void *) == sizeof(uvs_api));
   /* uvs_tls_info starts with the caller's size */
   CHECK(offsetof(uvs_tls_info, size) == 0);
 #endif

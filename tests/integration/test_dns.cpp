@@ -847,3 +847,65 @@ TEST_CASE("dns: a reload retires dnsbl while an abandoned lookup is still in fli
   s.wait_exit(8);
   CHECK(!has(s.log(), "AddressSanitizer"));
 }
+
+// ---- dns_query_conn (ABI 1.3): a lookup owned by the session, no suspended call ------------
+
+TEST_CASE("dns: dns_query_conn at connect does not hold the banner; rcpt reads the answer") {
+  DnsStub dns;
+  REQUIRE(dns.started());
+  dns.add("conn.test", DnsStub::A, {"192.0.2.7"});
+  dns.delay("conn.test", 0.6);
+  Server s(opts(dns, "dns_conn_probe conn.test\n"));
+  REQUIRE(s.started());
+  Client c(s.port());
+  std::string banner = c.reply();
+  CHECK(banner.rfind("220 ", 0) == 0);
+  CHECK(since(c) < 0.4);  // the answer is 0.6 s away: nothing waited for it
+  CHECK(s.wait_log("dns_conn_probe: start id>0=1 einval_type=" + std::to_string(-EINVAL) +
+                   " einval_cb=" + std::to_string(-EINVAL) +
+                   " einval_name=" + std::to_string(-EINVAL)));
+  envelope(c);
+  // Before the answer: the rcpt hook sees nothing yet.
+  CHECK(c.cmd("RCPT TO:<x@example.com>") == "450 4.7.1 dnsc done=0 status=0 first=-");
+  REQUIRE(s.wait_log("dns_conn_probe: answer status=0 count=1 first=192.0.2.7"));
+  CHECK(since(c) >= 0.6 - kEarly);
+  CHECK(c.cmd("RCPT TO:<y@example.com>") == "450 4.7.1 dnsc done=1 status=0 first=192.0.2.7");
+  CHECK(dns.queries("conn.test", DnsStub::A) == 1);
+  c.cmd("QUIT");
+}
+
+TEST_CASE("dns: dns_query_conn: a session that ends first cancels it; dns_cancel_conn") {
+  DnsStub dns;
+  REQUIRE(dns.started());
+  dns.add("slow.test", DnsStub::A, {"192.0.2.8"});
+  dns.delay("slow.test", 0.5);
+  SUBCASE("the session closes before the answer") {
+    Server s(opts(dns, "dns_conn_probe slow.test\n"));
+    REQUIRE(s.started());
+    for (int i = 0; i < 5; ++i) {
+      Client c(s.port());
+      REQUIRE(c.reply().rfind("220 ", 0) == 0);
+      CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
+    }
+    CHECK(s.wait_log("dns_conn_probe: start id>0=1", 5, 5));
+    // The stub answers after 0.5 s; nobody may hear it (the lookup state was freed).
+    double until = now() + 1.0;
+    while (now() < until && dns.queries("slow.test") < 5) usleep(10000);
+    usleep(800000);
+    CHECK(s.count_log("dns_conn_probe: answer") == 0);
+    Client c(s.port());  // the server is alive and well
+    CHECK(c.reply().rfind("220 ", 0) == 0);
+    c.cmd("QUIT");
+  }
+  SUBCASE("the plugin cancels it; a second cancel is -ENOENT") {
+    Server s(opts(dns, "dns_conn_probe slow.test cancel\n"));
+    REQUIRE(s.started());
+    Client c(s.port());
+    REQUIRE(c.reply().rfind("220 ", 0) == 0);
+    envelope(c);
+    CHECK(s.wait_log("dns_conn_probe: cancel=0 again=" + std::to_string(-ENOENT)));
+    usleep(800000);
+    CHECK(c.cmd("RCPT TO:<x@example.com>") == "450 4.7.1 dnsc done=0 status=0 first=-");
+    CHECK(s.count_log("dns_conn_probe: answer") == 0);
+  }
+}
