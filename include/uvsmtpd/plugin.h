@@ -110,6 +110,10 @@ typedef enum uvs_verdict {
 #define UVS_DNS_TXT 4
 #define UVS_DNS_PTR 5 /* name is an IPv4/IPv6 address */
 
+/* Where header_add() (1.3) puts a field. */
+#define UVS_HEADER_TOP 0    /* first in the header section, after the server's Received:  */
+#define UVS_HEADER_BOTTOM 1 /* last, just before the empty line that ends the section     */
+
 /* wait_for_input() results. */
 #define UVS_INPUT_TIMEOUT 0 /* nothing arrived within the time               */
 #define UVS_INPUT_DATA 1    /* the client sent at least one byte             */
@@ -399,6 +403,38 @@ typedef struct uvs_api {
    * 0, -EINVAL for a NULL call, -ENOENT if this session has no such open lookup (answered,
    * cancelled already, or another session's). */
   int (*dns_cancel_conn)(uvs_call *c, int64_t id);
+
+  /* Message edits: in the data_headers_end and data_post hooks only (also from pending_call);
+   * -EPERM in any other hook, queue included: by then the message is what gets queued. Edits
+   * apply at once and in order: message_size(), message_read(), message_fd() and header_get()
+   * see them, in this hook and every later one, and so does what the queue plugins store. They
+   * change the client's header section only: the Received: field the server prepends stays
+   * first and cannot be edited. The spooled body is not rewritten (the edited header section is
+   * kept apart and spliced in when the message is read). Names: 1 to 200 printable ASCII
+   * characters without ':'. Values (without the name, the colon and the final CRLF; copied):
+   * printable ASCII, SP and HTAB, UTF-8 only when the transaction is SMTPUTF8 (RFC 6532); a CR
+   * or LF only as folding, CRLF followed by SP or HTAB and more text on that line; no line over
+   * 998 bytes. The field is written "Name: value" ("Name:" for ""). The i-th field counts from
+   * 0 among the fields with that name (case-insensitive), as header_get() counts, edits
+   * included. Each returns 0, or -EINVAL (NULL call or name, bad name or value, i < 0, bad
+   * where), -EPERM (wrong hook), -ENOENT (no message, or no i-th field of that name), -E2BIG
+   * (the header section is larger than the 256 KiB the server keeps of it), -ENOMEM. */
+  int (*header_add)(uvs_call *c, const char *name, const char *value, int where);
+  /* Insert a field just before the i-th field named `before`. */
+  int (*header_insert)(uvs_call *c, const char *before, int i, const char *name,
+                       const char *value);
+  /* Delete the i-th field named `name`. */
+  int (*header_delete)(uvs_call *c, const char *name, int i);
+  /* Replace the i-th field named `name` by "name: value", in its place. */
+  int (*header_replace)(uvs_call *c, const char *name, int i, const char *value);
+  /* Replace the body (everything after the header section's empty line) with the content of
+   * fd, read at once from offset 0 to its end with pread() (a regular file or memfd; fd stays
+   * the plugin's, its offset untouched). Lines must end in CRLF, with no bare CR or LF, the last
+   * one included (-EINVAL otherwise); the message must stay within max_message_size (-EFBIG).
+   * Same hooks and other errors as header_add(), plus -EBADF for fd < 0 and pread()'s errors
+   * (-ESPIPE for a pipe). A later
+   * call replaces an earlier replacement. Header edits are kept. */
+  int (*body_replace_fd)(uvs_call *c, int fd);
 
   /* ---- 1.4 and later: append below this line only ----------------------------- */
 } uvs_api;

@@ -12,6 +12,7 @@
 #include "hooks/plugin_timers.hpp"
 #include "hooks/reply.hpp"
 #include "smtp/address.hpp"
+#include "smtp/header_fields.hpp"
 #include "uvsmtpd/plugin.h"
 
 namespace uvs::tls {
@@ -55,6 +56,12 @@ class CallHost {
   virtual std::shared_ptr<const void> keepalive() const { return nullptr; }
   // Sends one greeting continuation line now; -EPERM outside the greeting.
   virtual int send_continuation(std::string_view) { return -1; }
+  // Plugins' message edits (1.3). 0 or -errno.
+  virtual int header_edit(smtp::HeaderOp /*op*/, std::string_view /*at*/, int /*i*/, std::string_view /*name*/,
+                          std::string_view /*value*/) {
+    return -2; /* -ENOENT */
+  }
+  virtual int body_replace(int /*fd*/) { return -2; /* -ENOENT */ }
   // The session's own DNS lookups (dns_query_conn, 1.3); nullptr: none here.
   virtual ConnDns *conn_dns() { return nullptr; }
 };

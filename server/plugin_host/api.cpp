@@ -386,6 +386,59 @@ int api_dns_cancel_conn(uvs_call *c, int64_t id) noexcept {
   return d ? d->cancel(id) : -ENOENT;
 }
 
+// 1.3: message edits, at data_headers_end and data_post only (the session checks the rest).
+int edit_hook_check(const uvs_call *c) {
+  if (!c || !c->host) return -EINVAL;
+  if (c->hook != UVS_HOOK_DATA_HEADERS_END && c->hook != UVS_HOOK_DATA_POST) return -EPERM;
+  return 0;
+}
+int header_edit(uvs_call *c, smtp::HeaderOp op, const char *at, int i, const char *name,
+                const char *value) noexcept {
+  int rc = edit_hook_check(c);
+  if (rc < 0) return rc;
+  try {
+    return c->host->header_edit(op, at ? at : "", i, name ? name : "",
+                                value ? value : "");
+  } catch (const std::bad_alloc &) {
+    return -ENOMEM;
+  }
+}
+int api_header_add(uvs_call *c, const char *name, const char *value, int where) noexcept {
+  int rc = edit_hook_check(c);
+  if (rc < 0) return rc;
+  if (!name || !value || (where != UVS_HEADER_TOP && where != UVS_HEADER_BOTTOM)) return -EINVAL;
+  return header_edit(c, where == UVS_HEADER_TOP ? smtp::HeaderOp::add_top : smtp::HeaderOp::add_bottom, nullptr, 0, name, value);
+}
+int api_header_insert(uvs_call *c, const char *before, int i, const char *name,
+                      const char *value) noexcept {
+  int rc = edit_hook_check(c);
+  if (rc < 0) return rc;
+  if (!before || !name || !value || i < 0) return -EINVAL;
+  return header_edit(c, smtp::HeaderOp::insert_before, before, i, name, value);
+}
+int api_header_delete(uvs_call *c, const char *name, int i) noexcept {
+  int rc = edit_hook_check(c);
+  if (rc < 0) return rc;
+  if (!name || i < 0) return -EINVAL;
+  return header_edit(c, smtp::HeaderOp::erase, name, i, nullptr, nullptr);
+}
+int api_header_replace(uvs_call *c, const char *name, int i, const char *value) noexcept {
+  int rc = edit_hook_check(c);
+  if (rc < 0) return rc;
+  if (!name || !value || i < 0) return -EINVAL;
+  return header_edit(c, smtp::HeaderOp::replace, name, i, name, value);
+}
+int api_body_replace_fd(uvs_call *c, int fd) noexcept {
+  int rc = edit_hook_check(c);
+  if (rc < 0) return rc;
+  if (fd < 0) return -EBADF;
+  try {
+    return c->host->body_replace(fd);
+  } catch (const std::bad_alloc &) {
+    return -ENOMEM;
+  }
+}
+
 // Positional: the order is the ABI. A member left out at the end would be NULL in a table whose
 // size claims it; -Wextra (-Wmissing-field-initializers) flags that, and the build has no warnings.
 const uvs_api kApi = {
@@ -406,6 +459,8 @@ const uvs_api kApi = {
     api_rcpt_replace, api_tls_info, api_timer_start, api_timer_stop, api_pending_note_set,
     api_pending_on_cancel, api_logv, api_set_errorfv, api_hook_timeout_ms,
     api_dns_query_conn, api_dns_cancel_conn,
+    api_header_add, api_header_insert, api_header_delete, api_header_replace,
+    api_body_replace_fd,
 };
 
 }  // namespace

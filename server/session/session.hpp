@@ -68,6 +68,9 @@ class Session final : public CallHost, private ConnectionEvents {
   int64_t message_read(int64_t offset, void *buf, size_t len) const override;
   const std::string *header(std::string_view name, int i) const override;
   int message_fd() const override;  // may move an in-memory message into a memfd
+  int header_edit(smtp::HeaderOp op, std::string_view at, int i, std::string_view name,
+                  std::string_view value) override;
+  int body_replace(int fd) override;
   int watch_input(std::function<void(int)> cb) override;
   void unwatch_input() override;
   int send_continuation(std::string_view text) override;

@@ -205,24 +205,28 @@ void Session::run_queue() {
 
 // ---- CallHost: the message ---------------------------------------------------------------
 
-int64_t Session::message_size() const {
-  return txn_.spool() ? txn_.spool()->size() : -1;
-}
+// Plugins see the message with their edits (ABI 1.3): the Transaction splices them in.
+int64_t Session::message_size() const { return txn_.message_size(); }
 
 int64_t Session::message_read(int64_t offset, void *buf, size_t len) const {
-  if (!txn_.spool()) return -ENOENT;
-  return txn_.spool()->read(offset, buf, len);
+  return txn_.message_read(offset, buf, len);
 }
 
 const std::string *Session::header(std::string_view name, int i) const {
   static thread_local std::string value;
-  if (!find_header(txn_.headers(), name, i, value)) return nullptr;
+  if (!find_header(txn_.header_text(), name, i, value)) return nullptr;
   return &value;
 }
 
 int Session::message_fd() const {
-  if (!txn_.spool()) return -ENOENT;
-  return txn_.spool()->dup_fd();
+  return txn_.message_fd();  // an edited message is written out on demand
 }
+
+int Session::header_edit(smtp::HeaderOp op, std::string_view at, int i, std::string_view name,
+                         std::string_view value) {
+  return txn_.edit_header(op, at, i, name, value);
+}
+
+int Session::body_replace(int fd) { return txn_.replace_body(fd, cfg_.max_message_size); }
 
 }  // namespace uvs

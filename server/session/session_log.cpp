@@ -14,7 +14,7 @@ void Session::log_accepted(const std::string &plugin, const Reply &reply) {
   log::AcceptedMessage m;
   m.queue_id = txn_.id();
   m.message_id = header("Message-ID", 0);
-  m.size = txn_.spool() ? txn_.spool()->size() : 0;
+  m.size = txn_.spool() ? txn_.message_size() : 0;
   m.from = txn_.mail_from();
   m.rcpts = txn_.rcpts();
   m.plugin = plugin;

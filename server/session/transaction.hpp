@@ -1,11 +1,14 @@
 // session/transaction.hpp: one mail transaction, opened at MAIL: the envelope (queue id,
 // sender, parameters, recipients), the spooled body and what DATA learned of its header
-// section (kept for header_get, hop count), and the failure to answer at the end of DATA.
+// section (kept for header_get, hop count), plugins' edits of the message (ABI 1.3: an edited
+// header section kept apart and a replacement body, spliced in when the message is read; the
+// spooled body is never rewritten), and the failure to answer at the end of DATA.
 // Rolled back by RSET, a new HELO/EHLO, the end of a message, or the end of the session.
 #pragma once
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <optional>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -13,6 +16,8 @@
 
 #include "hooks/reply.hpp"
 #include "session/hop_counter.hpp"
+#include "smtp/header_fields.hpp"
+#include "spool/body_copy.hpp"
 #include "smtp/address.hpp"
 #include "spool/spool_file.hpp"
 
@@ -22,6 +27,11 @@ inline constexpr size_t kMaxHeaderCapture = 256 * 1024;  // header bytes kept fo
 
 class Transaction {
  public:
+  Transaction() = default;
+  ~Transaction();
+  Transaction(const Transaction &) = delete;
+  Transaction &operator=(const Transaction &) = delete;
+
   // MAIL accepted: a new queue id and the envelope sender ("" for <>).
   void open(std::string mail_from, std::vector<smtp::EsmtpParam> params, bool smtputf8,
             bool body_8bit);
@@ -45,6 +55,22 @@ class Transaction {
   // Everything is stored: writes the body out; done(0) or done(-errno) on the loop.
   void commit(std::function<void(int)> done);
 
+  // ---- the message as plugins see it, edits included (ABI 1.3) ----
+  using HeaderOp = smtp::HeaderOp;
+  // One header edit. at/i: the i-th field named `at` (insert_before, erase, replace); name and
+  // value: the new field (replace keeps `at` as the name). 0, -EINVAL (bad name or value),
+  // -ENOENT (no spool, or no such field), -E2BIG (the header section is beyond what is kept).
+  int edit_header(HeaderOp op, std::string_view at, int i, std::string_view name,
+                  std::string_view value);
+  // Replaces the body with fd's content (BodyCopy::load), max_size bounding the whole message.
+  int replace_body(int fd, uint64_t max_size);
+  bool edited() const { return fields_.has_value(); }
+  // The header section as plugins see it (edited or as stored), ending with its empty line.
+  const std::string &header_text() const { return fields_ ? edited_headers_ : headers_; }
+  int64_t message_size() const;                                   // -1 without a spool
+  int64_t message_read(int64_t offset, void *buf, size_t len) const;  // bytes, 0 at end, -errno
+  int message_fd() const;  // a new read-only descriptor on the message as message_read() sees it
+
   // The reply for the end of DATA instead of queueing (a hook timed out at data_headers_end).
   void defer_failure(const Reply &r) { deferred_failure_ = r; }
   const Reply &deferred_failure() const { return deferred_failure_; }
@@ -67,6 +93,23 @@ class Transaction {
   std::string headers_;  // the header section as stored (bounded), for header_get
   bool headers_truncated_ = false;
   HopCounter hops_;  // Received: fields of the whole header section, not just headers_
+  // Where the parts are in the spool: [0, received_len_) the Received: field the server wrote,
+  // then header_bytes_ of the client's header section (its empty line included), then the body.
+  int64_t received_len_ = 0;
+  int64_t header_bytes_ = 0;
+  std::string spool_dir_;
+  // Edits: fields_ is set by the first one; edited_headers_ is its text plus the separator.
+  std::optional<smtp::HeaderFields> fields_;
+  bool separator_ = false;  // the stored section ended with an empty line
+  std::string edited_headers_;
+  std::unique_ptr<BodyCopy> body_;  // a replacement body
+  uint64_t edit_gen_ = 0;           // counts edits, for the composed file below
+  mutable int composed_fd_ = -1;           // message_fd() of an edited message: the whole message
+  mutable uint64_t composed_gen_ = 0;
+  mutable int64_t composed_size_ = -1;
+  int start_edit();                 // parses headers_ into fields_ on the first edit
+  void refresh_edited();            // edited_headers_ from fields_ and the body
+  void drop_edits();
   Reply deferred_failure_;
 };
 

@@ -54,6 +54,17 @@ int SpoolFile::open() {
   return 0;
 }
 
+static int open_spill_file(const std::string &dir_);
+int spool_tmpfile(const std::string &dir) { return open_spill_file(dir); }
+
+int reopen_read_only(int fd) {
+  std::string path = "/proc/self/fd/" + std::to_string(fd);
+  int r = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (r >= 0) return r;
+  r = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+  return r < 0 ? -errno : r;
+}
+
 static int open_spill_file(const std::string &dir_) {
   int fd = ::open(dir_.c_str(), O_TMPFILE | O_RDWR | O_CLOEXEC, 0600);
   if (fd < 0 && (errno == EOPNOTSUPP || errno == EISDIR || errno == EINVAL)) {
@@ -131,11 +142,7 @@ int SpoolFile::dup_fd() {
   }
   if (s_->fd < 0) return -EBADF;
   // Through /proc so the new descriptor is read-only and has its own file offset.
-  std::string path = "/proc/self/fd/" + std::to_string(s_->fd);
-  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
-  if (fd >= 0) return fd;
-  fd = fcntl(s_->fd, F_DUPFD_CLOEXEC, 0);
-  return fd < 0 ? -errno : fd;
+  return reopen_read_only(s_->fd);
 }
 int SpoolFile::error() const { return s_->err; }
 

@@ -44,4 +44,10 @@ class SpoolFile {
   std::shared_ptr<State> s_;
 };
 
+// An anonymous read-write file in dir (O_TMPFILE, or created and unlinked at once): fd or -errno.
+int spool_tmpfile(const std::string &dir);
+// A new read-only descriptor with its own offset on the file behind fd (through /proc), or a
+// plain duplicate where /proc is missing: fd or -errno.
+int reopen_read_only(int fd);
+
 }  // namespace uvs

@@ -121,7 +121,12 @@ PIN_MEMBER(set_errorfv, 59);
 PIN_MEMBER(hook_timeout_ms, 60);
 PIN_MEMBER(dns_query_conn, 61);
 PIN_MEMBER(dns_cancel_conn, 62);
-#define UVS_API_SIZE_1_3 SLOT(63)
+PIN_MEMBER(header_add, 63);
+PIN_MEMBER(header_insert, 64);
+PIN_MEMBER(header_delete, 65);
+PIN_MEMBER(header_replace, 66);
+PIN_MEMBER(body_replace_fd, 67);
+#define UVS_API_SIZE_1_3 SLOT(68)
 
 /* uvs_tls_info (1.3): the caller's size first, then the fields in order, each at its natural
  * alignment (pointers and size_t have one size on LP64 and ILP32); later minors append */
@@ -224,6 +229,10 @@ PIN(UVS_DNS_PTR == 5);
 PIN(UVS_INPUT_TIMEOUT == 0);
 PIN(UVS_INPUT_DATA == 1);
 PIN(UVS_INPUT_EOF == 2);
+#if UVS_ABI_MINOR >= 3
+PIN(UVS_HEADER_TOP == 0);
+PIN(UVS_HEADER_BOTTOM == 1);
+#endif
 
 /* ---- signatures: a member's type is ABI too ------------------------------------------------- */
 #if defined(__cplusplus)
@@ -347,6 +356,11 @@ PIN_TYPE(API_T(hook_timeout_ms), int64_t (*)(const uvs_plugin *));
 PIN_TYPE(API_T(dns_query_conn),
          int64_t (*)(uvs_call *, const char *, int, uint64_t, uvs_dns_conn_fn, void *));
 PIN_TYPE(API_T(dns_cancel_conn), int (*)(uvs_call *, int64_t));
+PIN_TYPE(API_T(header_add), int (*)(uvs_call *, const char *, const char *, int));
+PIN_TYPE(API_T(header_insert), int (*)(uvs_call *, const char *, int, const char *, const char *));
+PIN_TYPE(API_T(header_delete), int (*)(uvs_call *, const char *, int));
+PIN_TYPE(API_T(header_replace), int (*)(uvs_call *, const char *, int, const char *));
+PIN_TYPE(API_T(body_replace_fd), int (*)(uvs_call *, int));
 #endif
 
 PIN_TYPE(INFO_T(size), uint32_t);

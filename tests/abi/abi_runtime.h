@@ -62,6 +62,11 @@ static int64_t fake_hook_timeout_ms(const uvs_plugin *p) {
   (void)p;
   return 30000;
 }
+static int fake_body_replace_fd(uvs_call *c, int fd) {
+  (void)c;
+  (void)fd;
+  return -1; /* -EPERM */
+}
 static int fake_dns_cancel_conn(uvs_call *c, int64_t id) {
   (void)c;
   (void)id;
@@ -166,7 +171,19 @@ static int run_abi_checks(const char *lang) {
   t.size = (uint32_t)sizeof t;
   CHECK(UVS_API_HAS(&t, dns_cancel_conn));
   CHECK(t.dns_cancel_conn(NULL, 1) == -2);
-  CHECK(offsetof(uvs_api, dns_cancel_conn) + sizeof(void *) == sizeof(uvs_api));
+  /* the message edits follow dns_cancel_conn: a table ending there does not have them */
+  t.body_replace_fd = fake_body_replace_fd;
+  t.size = (uint32_t)offsetof(uvs_api, header_add);
+  CHECK(UVS_API_HAS(&t, dns_cancel_conn));
+  CHECK(!UVS_API_HAS(&t, header_add));
+  CHECK(!UVS_API_HAS(&t, body_replace_fd));
+  t.size = (uint32_t)(offsetof(uvs_api, body_replace_fd) + sizeof(void *) - 1);
+  CHECK(!UVS_API_HAS(&t, body_replace_fd));
+  t.size = (uint32_t)sizeof t;
+  CHECK(UVS_API_HAS(&t, body_replace_fd));
+  CHECK(!UVS_API_HAS(&t, header_add)); /* a NULL slot */
+  CHECK(t.body_replace_fd(NULL, 0) == -1);
+  CHECK(offsetof(uvs_api, body_replace_fd) + sizeof(void *) == sizeof(uvs_api));
   /* uvs_tls_info starts with the caller's size */
   CHECK(offsetof(uvs_tls_info, size) == 0);
 #endif

@@ -1075,3 +1075,120 @@ TEST_CASE("plugin_host: helo_blocklist built out of tree against the installed h
   std::error_code ec;
   if (!getenv("UVS_KEEP_TEST_DIRS")) fs::remove_all(tmp, ec);
 }
+
+// ---- message edits (ABI 1.3): header_add/insert/delete/replace, body_replace_fd -------------
+
+namespace {
+
+// A fresh directory for a Maildir, removed at the end.
+struct EditMailDir {
+  std::string path;
+  EditMailDir() {
+    std::string tmpl = "/tmp/uvsmtpd-test.edit.XXXXXX";
+    if (mkdtemp(tmpl.data())) path = tmpl;
+  }
+  ~EditMailDir() {
+    std::error_code ec;
+    if (!path.empty() && !getenv("UVS_KEEP_TEST_DIRS")) fs::remove_all(path, ec);
+  }
+  EditMailDir(const EditMailDir &) = delete;
+  EditMailDir &operator=(const EditMailDir &) = delete;
+  // The one message delivered to alice@one.test, everything after the Received: field (and
+  // the Maildir's Return-Path/Delivered-To before it); the Received: field in *received.
+  std::string single(std::string *received = nullptr) const {
+    std::vector<std::string> files;
+    std::error_code ec;
+    for (auto it = fs::directory_iterator(path + "/one.test/alice/new", ec);
+         !ec && it != fs::directory_iterator(); it.increment(ec))
+      files.push_back(it->path().string());
+    if (files.size() != 1) return "<" + std::to_string(files.size()) + " files>";
+    std::string hdr, rest;
+    if (!split_received(slurp(files[0]), hdr, rest)) return "<no Received:>";
+    if (received) *received = hdr;
+    return rest;
+  }
+};
+
+const std::string kEditMsg =
+    "From: <sender@client.test>\r\n"
+    "To: <alice@one.test>\r\n"
+    "Subject: original\r\n"
+    "X-Remove: first\r\n"
+    "X-Remove: second\r\n"
+    "\r\n";
+
+}  // namespace
+
+TEST_CASE("plugin_host: message edits at data_headers_end and data_post reach queue/maildir") {
+  EditMailDir mail;
+  REQUIRE(!mail.path.empty());
+  Options o;
+  o.plugins = "verdict rcpt=OK\nedit_probe\nqueue/maildir " + mail.path + "\n";
+  Server s(o);
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(c.reply().rfind("220 ", 0) == 0);
+  REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+  std::string r = send_message(c, "sender@client.test", {"alice@one.test"},
+                               kEditMsg + "old body\r\n..dotted\r\n");
+  CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
+  const std::string inval = std::to_string(-EINVAL);
+  CHECK(s.wait_log("edit_probe: hde add=0 fold=0 get=1"));
+  CHECK(s.wait_log("edit_probe: hde einval name=" + inval + " crlf=" + inval + " lf=" + inval +
+                   " cr=" + inval + " ctl=" + inval + " where=" + inval + " blankfold=" + inval +
+                   " 8bit=" + inval + " i=" + inval + " enoent=" + std::to_string(-ENOENT)));
+  CHECK(s.wait_log("edit_probe: post ar=0 del=0 rep=0 ins=0 body=0 badbody=" + inval +
+                   " subject=edited subject removed=second"));
+  const std::string expected =
+      "Authentication-Results: mx.test.invalid; none\r\n"
+      "X-Test: 1\r\n"
+      "From: <sender@client.test>\r\n"
+      "X-Before-To: yes\r\n"
+      "To: <alice@one.test>\r\n"
+      "Subject: edited subject\r\n"
+      "X-Remove: second\r\n"
+      "X-Folded: one\r\n two\r\n"
+      "\r\n"
+      "new body\r\n"
+      "line 2\r\n";
+  std::string received;
+  CHECK(mail.single(&received) == expected);
+  CHECK(received.find("Received: from ") != std::string::npos);  // the server's, still first
+  // message_size/message_read/message_fd agree: the Received: field plus the edited message
+  std::string rcv = received.substr(received.find("Received: "));
+  std::string n = std::to_string(rcv.size() + expected.size());
+  CHECK(s.wait_log("edit_probe: post size=" + n + " read=" + n + " fd=" + n + " same=1"));
+  const std::string perm = std::to_string(-EPERM);
+  CHECK(s.wait_log("edit_probe: queue add=" + perm + " del=" + perm + " body=" + perm));
+}
+
+TEST_CASE("plugin_host: header-only edits keep a large spooled body as it was") {
+  EditMailDir mail;
+  REQUIRE(!mail.path.empty());
+  Options o;
+  o.plugins = "verdict rcpt=OK\nedit_probe keepbody\nqueue/maildir " + mail.path + "\n";
+  Server s(o);
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(c.reply().rfind("220 ", 0) == 0);
+  REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+  std::string body;
+  for (int i = 0; i < 6000; ++i) body += "line " + std::to_string(i) + " " + std::string(60, 'b') + "\r\n";
+  std::string r = send_message(c, "sender@client.test", {"alice@one.test"}, kEditMsg + body);
+  CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
+  CHECK(s.wait_log("edit_probe: post ar=0 del=0 rep=0 ins=0 body=0 badbody=0"));
+  CHECK(s.wait_log(" same=1"));
+  const std::string expected =
+      "Authentication-Results: mx.test.invalid; none\r\n"
+      "X-Test: 1\r\n"
+      "From: <sender@client.test>\r\n"
+      "X-Before-To: yes\r\n"
+      "To: <alice@one.test>\r\n"
+      "Subject: edited subject\r\n"
+      "X-Remove: second\r\n"
+      "X-Folded: one\r\n two\r\n"
+      "\r\n" + body;
+  std::string got = mail.single();
+  CHECK(got.size() == expected.size());
+  CHECK(got == expected);
+}
