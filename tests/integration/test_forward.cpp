@@ -5,6 +5,7 @@
 #include <arpa/inet.h>
 #include <atomic>
 #include <cstring>
+#include <filesystem>
 #include <functional>
 #include <mutex>
 #include <netinet/in.h>
@@ -905,4 +906,52 @@ TEST_CASE("forward: bad arguments stop the server at startup") {
     CHECK(res.status != 0);
     CHECK(has(res.output, row.error));
   }
+}
+
+// ---- message edits (ABI 1.3) are what gets forwarded ---------------------------------------
+
+TEST_CASE("forward: the message a plugin edited at data_headers_end/data_post is the one forwarded") {
+  char tmpl[] = "/tmp/uvsmtpd-test.fwdedit.XXXXXX";
+  REQUIRE(mkdtemp(tmpl) != nullptr);
+  std::string mail = tmpl;
+  Options d;
+  d.plugins = "verdict rcpt=OK\nqueue/maildir " + mail + "\n";
+  Server down(d);
+  REQUIRE(down.started());
+  Options u = upstream(down.port());
+  u.plugins = "verdict rcpt=OK\nedit_probe\nqueue/smtp-forward 127.0.0.1 " +
+              std::to_string(down.port()) + " timeout 5\n";
+  Server up(u);
+  REQUIRE(up.started());
+  std::string r = deliver(up.port(), {"bob@down.test"},
+                          "From: <alice@up.test>\r\nTo: <bob@down.test>\r\nSubject: original\r\n"
+                          "X-Remove: first\r\n\r\nold body\r\n");
+  CHECK(starts(r, "250 2.0.0 Queued as "));
+  REQUIRE(down.wait_log("delivered "));
+  std::string stored;
+  std::error_code ec;
+  for (auto it = std::filesystem::directory_iterator(mail + "/down.test/bob/new", ec);
+       !ec && it != std::filesystem::directory_iterator(); it.increment(ec))
+    stored = slurp(it->path().string());  // the only file
+  const std::string expected =
+      "Authentication-Results: mx.test.invalid; none\r\n"
+      "X-Test: 1\r\n"
+      "From: <alice@up.test>\r\n"
+      "X-Before-To: yes\r\n"
+      "To: <bob@down.test>\r\n"
+      "Subject: edited subject\r\n"
+      "X-Folded: one\r\n two\r\n"
+      "\r\n"
+      "new body\r\n"
+      "line 2\r\n";
+  REQUIRE(stored.size() > expected.size());
+  CHECK(stored.substr(stored.size() - expected.size()) == expected);
+  // the two Received: fields (downstream's, then upstream's) come before the edited header
+  size_t first = stored.find("Received: ");
+  size_t second = stored.find("Received: ", first + 1);
+  CHECK(first != std::string::npos);
+  CHECK(second != std::string::npos);
+  CHECK(second < stored.find("Authentication-Results: "));
+  CHECK(!has(stored, "X-Remove"));
+  std::filesystem::remove_all(mail, ec);
 }
