@@ -361,7 +361,7 @@ TEST_CASE("cli: an unknown plugin names file:line and lists the plugins there ar
   std::string dir = make_tree(opts(kQueued + "no_such_module\n"));
   both_refuse(dir, {dir + "/conf/plugins:2: plugin 'no_such_module': cannot find " + dir +
                         "/plugins/no_such_module.so: No such file or directory; available: ",
-                    "count_unrecognized_commands, dnsbl, earlytalker",
+                    "count_unrecognized_commands", "dnsbl, earlytalker",
                     "queue/maildir, queue/smtp-forward", ", verdict"});
   remove_tree(dir);
 }
