@@ -209,6 +209,7 @@ void Session::run_hook(uvs_hook hook, HookArgs args, HookDone done) {
   // earlytalker's own 554 at DATA stands).
   bool recheck = sync_recheck_;
   sync_recheck_ = false;
+  header_values_.clear();  // what header() lent to the previous hook
   if (state_ == State::data)
     data_clock_.pause();
   else
@@ -233,6 +234,7 @@ void Session::run_hook(uvs_hook hook, HookArgs args, HookDone done) {
 
 void Session::notify(uvs_hook hook) {
   if (gen_->plugins->table.by_hook[hook].empty()) return;
+  header_values_.clear();
   notify_hook(ctx_.services, *this, gen_->plugins->table, hook, HookArgs{});
 }
 

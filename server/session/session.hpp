@@ -6,6 +6,7 @@
 // session_data.cpp (DATA, end of data, queue, message access), session_log.cpp (log lines).
 #pragma once
 #include <cstdint>
+#include <deque>
 #include <memory>
 #include <optional>
 #include <string>
@@ -228,6 +229,7 @@ class Session final : public CallHost, private ConnectionEvents {
   // EOF (or a shutdown) ends a session whose plugins never saw it.
   bool hooks_started_ = false;
 
+  mutable std::deque<std::string> header_values_;  // header() results lent to the current hook
   Timer idle_timer_;  // the command deadline, or the DATA deadline (data_clock_)
   DataClock data_clock_;
   log::SessionCounters counters_;  // commands and accepted messages, for log_session_end()

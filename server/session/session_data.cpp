@@ -213,9 +213,12 @@ int64_t Session::message_read(int64_t offset, void *buf, size_t len) const {
 }
 
 const std::string *Session::header(std::string_view name, int i) const {
-  static thread_local std::string value;
+  // Each value stays valid until the next hook starts (the ABI lends it until the hook
+  // returns), however many the plugin asks for meanwhile.
+  std::string value;
   if (!find_header(txn_.header_text(), name, i, value)) return nullptr;
-  return &value;
+  header_values_.push_back(std::move(value));
+  return &header_values_.back();
 }
 
 int Session::message_fd() const {

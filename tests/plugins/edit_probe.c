@@ -81,8 +81,9 @@ static uvs_verdict on_data_post(uvs_call *c, void *ud) {
     badbody = fd < 0 ? fd : api->body_replace_fd(c, fd);
     if (fd >= 0) close(fd);
   }
-  char subject[128]; /* header_get's string may be reused by the next header_get: copy it */
-  snprintf(subject, sizeof subject, "%s", str(api->header_get(c, "Subject", 0)));
+  /* both strings are lent until the hook returns: the second header_get must not reuse the
+   * first one's buffer */
+  const char *subject = str(api->header_get(c, "Subject", 0));
   api->log(self, c, UVS_LOG_NOTICE,
            "post ar=%d del=%d rep=%d ins=%d body=%d badbody=%d subject=%s removed=%s", ar, del,
            rep, ins, body, badbody, subject, str(api->header_get(c, "X-Remove", 0)));
