@@ -77,8 +77,10 @@ int init(uvs_plugin *self, const uvs_api *a) noexcept {
   return 0;
 }
 
-void fini(uvs_plugin *self) noexcept { delete static_cast<State *>(api->plugin_data(self)); }
+void fini(uvs_plugin *self) noexcept {
+  delete static_cast<State *>(api->plugin_data(self));
+}
 
-} // namespace
+}  // namespace
 
 UVS_PLUGIN("cxx17_headers", "1.0", init, fini);

@@ -26,7 +26,7 @@ static const uvs_api *api;
 
 typedef struct entry {
   struct entry *next;
-  time_t first_seen, last_seen;
+  int64_t first_seen, last_seen; /* milliseconds, CLOCK_MONOTONIC */
   char key[];
 } entry;
 
@@ -44,10 +44,10 @@ typedef struct job {
   char key[]; /* "net|sender|recipient" */
 } job;
 
-static time_t now_s(void) {
+static int64_t now_ms(void) {
   struct timespec ts;
   clock_gettime(CLOCK_MONOTONIC, &ts);
-  return ts.tv_sec;
+  return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
 }
 
 /* The client's network: the address with the host part cleared. */
@@ -68,7 +68,7 @@ static void client_net(const char *ip, char *out, size_t n) {
 static void work(void *ud) {
   job *j = ud;
   state *st = j->st;
-  time_t t = now_s();
+  int64_t t = now_ms();
   const char *result;
   pthread_mutex_lock(&st->lock);
   entry *e = st->entries;
@@ -85,7 +85,7 @@ static void work(void *ud) {
     result = "greylisted";
   } else {
     e->last_seen = t;
-    result = t - e->first_seen >= st->delay ? "passed" : "early";
+    result = t - e->first_seen >= st->delay * 1000 ? "passed" : "early";
   }
   pthread_mutex_unlock(&st->lock);
   api->log(st->self, NULL, UVS_LOG_INFO, "%s: %s", result, j->key);
@@ -129,7 +129,7 @@ static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
 static void on_sweep(uvs_timer *t, void *ud) {
   state *st = ud;
   (void)t;
-  time_t limit = now_s() - st->lifetime;
+  int64_t limit = now_ms() - (int64_t)st->lifetime * 1000;
   int n = 0;
   pthread_mutex_lock(&st->lock);
   for (entry **pe = &st->entries; *pe;) {
@@ -187,8 +187,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   st->lifetime = v[1];
   st->sweep = v[2];
   pthread_mutex_init(&st->lock, NULL);
-  st->timer = api->timer_start(self, (uint64_t)st->sweep * 1000, (uint64_t)st->sweep * 1000,
-                               on_sweep, st);
+  st->timer =
+      api->timer_start(self, (uint64_t)st->sweep * 1000, (uint64_t)st->sweep * 1000, on_sweep, st);
   if (!st->timer) {
     api->set_error(self, "cannot start the expiry timer");
     state_free(st);
