@@ -24,7 +24,7 @@ if ! out=$(meson install -C "$BUILD" --no-rebuild --destdir "$D" 2>&1); then
 fi
 
 # 2. Build both plugins with the staged pkg-config file only.
-pcr() { PKG_CONFIG_PATH="$D$DATADIR/pkgconfig" PKG_CONFIG_LIBDIR= pkg-config --define-prefix "$@"; }
+pcr() { PKG_CONFIG_PATH="$D$DATADIR/pkgconfig" PKG_CONFIG_LIBDIR='' pkg-config --define-prefix "$@"; }
 cflags=$(pcr --cflags uvsmtpd-plugin | xargs)
 plugindir=$(pcr --variable=plugindir uvsmtpd-plugin)
 [ "$cflags" = "-I$D$INCDIR" ] && ok "cflags $cflags" || fail "cflags '$cflags', want -I$D$INCDIR"
