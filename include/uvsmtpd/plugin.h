@@ -280,12 +280,16 @@ typedef struct uvs_api {
    * session closed). Note: while a call is pending the session does not read, so a
    * client that disconnects is only noticed through wait_for_input (UVS_INPUT_EOF). */
   uvs_call *(*pending_call)(uvs_pending *p);
-  /* Run cb on the loop after ms milliseconds (once); stopped by complete(). */
+  /* The next three return 0, or a negative errno and then nothing was started: -EINVAL
+   * (NULL handle or callback), -EALREADY (the handle was completed), wait_for_input also
+   * -EBUSY (a wait is already running), run_blocking a libuv error from the thread pool.
+   * Either way the handle stays the plugin's: it still owes complete().
+   * Run cb on the loop after ms milliseconds (once); stopped by complete(). */
   int (*pending_timer)(uvs_pending *p, uint64_t ms, uvs_pending_fn cb, void *ud);
   /* Report whether the client sends anything (or closes) within ms milliseconds:
    * cb(p, UVS_INPUT_*, ud) on the loop, at once if input is already buffered. */
   int (*wait_for_input)(uvs_pending *p, uint64_t ms, uvs_input_fn cb, void *ud);
-  /* Run work(ud) on the thread pool, then done(p, ud) on the loop. */
+  /* Run work(ud) on the thread pool, then done(p, ud) on the loop (done may be NULL). */
   int (*run_blocking)(uvs_pending *p, uvs_work_fn work, uvs_pending_fn done, void *ud);
 
   /* ---- 1.1 ------------------------------------------------------------------- */
