@@ -1,11 +1,14 @@
 /* plugins/dnsbl/dnsbl.c: the dnsbl plugin: parallel blocklist lookups, verdicts at connect/RCPT. */
 /*
- * At connect the call is suspended and one A query per zone of conf/dnsbl_zones is sent at
- * once through the core's resolver (uvs_api.dns_query); the call completes when every query
- * has answered or timed out (each query carries the plugin's `timeout`, so the greeting waits
- * at most that long, once). A listing is stored in connection notes and enforced at connect
- * (`check-at connect`) or at each RCPT (the default, as in qpsmtpd, so that postmaster and
- * relay clients can be let through). A timeout or a DNS error never rejects.
+ * At connect one A query per zone of conf/dnsbl_zones is sent at once through the core's
+ * resolver; each query carries the plugin's `timeout`. A listing is stored in connection notes
+ * and enforced at connect (`check-at connect`) or at each RCPT (the default, as in qpsmtpd, so
+ * that postmaster and relay clients can be let through). A timeout or a DNS error never
+ * rejects.
+ * Two ways to wait: the connect call is suspended until every query has answered (the greeting
+ * waits; uvs_api.dns_query), or, with check-at rcpt and reject 1 on a server with ABI 1.3's
+ * dns_query_conn, the lookups belong to the session, the greeting goes out at once, and only a
+ * RCPT that comes before the answers waits for them (the async mode).
  * docs/plugins/dnsbl.md describes the configuration and the differences from qpsmtpd.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -51,9 +54,11 @@ typedef struct bl_state {
   reject_mode reject;
   pu_reject_type rtype;
   int at_connect;
+  int async; /* lookups owned by the session (dns_query_conn, 1.3): see start_conn_lookups */
   int txt;
   double timeout;
   char reject_note[160]; /* this instance's private connection note */
+  char job_note[160];    /* its session-owned lookups (async mode), a pointer note */
   char name[128];        /* the instance name, for logging after fini */
   int refs;              /* 1 for the instance (until fini) + 1 per job in flight */
   int retired;           /* fini ran: st->self is gone */
@@ -71,15 +76,21 @@ typedef struct bl_zq {
   struct bl_job *job;
   size_t zone;
   zq_state state;
+  int txt_asked; /* async mode: the TXT follow-up was started */
   char answer[INET6_ADDRSTRLEN];
   char txt[BL_TEXT];
 } bl_zq;
 
 typedef struct bl_job {
   bl_state *st;
-  uvs_pending *p;
+  uvs_pending *p;  /* the suspended connect call; NULL in async mode */
   int outstanding; /* queries that will still call back, +1 while launching */
   uint64_t deadline_ms;
+  /* async mode: the answers are kept with the session until a RCPT needs them */
+  uvs_pending *waiter;    /* a RCPT call suspended until the answers are in */
+  uint64_t wait_until_ms; /* when that RCPT stops waiting for a TXT follow-up */
+  int decided;            /* the answers were read; the reject note is set if listed */
+  int refs;               /* async: 1 for the connection note + 1 while a RCPT waits */
   char ip[INET6_ADDRSTRLEN];
   char prefix[72];
   bl_zq zq[];
@@ -163,15 +174,33 @@ static void store_deferred_reject(const bl_state *st, uvs_call *c, const char *m
 
 /* ---- the lookups ------------------------------------------------------------------------ */
 
+/* The reply text of a listing (the zone's message, its TXT record or the default) and the
+ * note "zone: text". */
+static void hit_text(const bl_job *job, const bl_zq *hit, char *msg, size_t msglen, char *note,
+                     size_t notelen) {
+  const bl_zone *z = &job->st->zones[hit->zone];
+  if (z->msg[0])
+    bl_reply_text(msg, msglen, z->msg, job->ip);
+  else if (hit->txt[0])
+    bl_reply_text(msg, msglen, hit->txt, NULL);
+  else
+    snprintf(msg, msglen, "Blocked - see %s", z->name);
+  snprintf(note, notelen, "%s: %s", z->name, msg);
+}
+
+static bl_zq *first_hit(bl_job *job) {
+  for (size_t i = 0; i < job->st->nzones; ++i)
+    if (job->zq[i].state == ZQ_LISTED) return &job->zq[i];
+  return NULL;
+}
+
 /* All answers are in: decide, note, log, complete, free. The call may be gone (client left,
  * hook timeout): then only complete. */
 static void job_finish(bl_job *job) {
   bl_state *st = job->st;
   uvs_pending *p = job->p;
   uvs_call *c = api->pending_call(p);
-  const bl_zq *hit = NULL;
-  for (size_t i = 0; i < st->nzones && !hit; ++i)
-    if (job->zq[i].state == ZQ_LISTED) hit = &job->zq[i];
+  const bl_zq *hit = first_hit(job);
   if (!hit) {
     bl_log(st, c, UVS_LOG_INFO, "pass, %s not listed in %zu zone%s", job->ip, st->nzones,
            st->nzones == 1 ? "" : "s");
@@ -180,16 +209,9 @@ static void job_finish(bl_job *job) {
     return;
   }
   st->listed++;
-  const bl_zone *z = &st->zones[hit->zone];
   char msg[BL_TEXT];
-  if (z->msg[0])
-    bl_reply_text(msg, sizeof msg, z->msg, job->ip);
-  else if (hit->txt[0])
-    bl_reply_text(msg, sizeof msg, hit->txt, NULL);
-  else
-    snprintf(msg, sizeof msg, "Blocked - see %s", z->name);
   char note[BL_TEXT + BL_ZONE_CAP + 4];
-  snprintf(note, sizeof note, "%s: %s", z->name, msg);
+  hit_text(job, hit, msg, sizeof msg, note, sizeof note);
   if (!c) {
     job_free(job);
     api->complete(p, UVS_DECLINED, 0, NULL, NULL);
@@ -242,12 +264,12 @@ static void on_txt(uvs_pending *p, int status, int count, const char *const *ans
   job_release(job);
 }
 
-static void on_a(uvs_pending *p, int status, int count, const char *const *answers, void *ud) {
-  bl_zq *zq = (bl_zq *)ud;
+/* An A answer for one zone: its state, counters and log lines (c may be NULL). */
+static void a_record(bl_zq *zq, const uvs_call *c, int status, int count,
+                     const char *const *answers) {
   bl_job *job = zq->job;
   bl_state *st = job->st;
   const bl_zone *z = &st->zones[zq->zone];
-  uvs_call *c = api->pending_call(p);
   if (status == 0) {
     for (int i = 0; i < count && zq->state != ZQ_LISTED; ++i) {
       if (!bl_expect_match(z->expect, z->nexpect, answers[i])) continue;
@@ -275,6 +297,14 @@ static void on_a(uvs_pending *p, int status, int count, const char *const *answe
     bl_log(st, c, UVS_LOG_WARNING, "%s: lookup failed (%s), treated as not listed", z->name,
            strerror(-status));
   }
+}
+
+static void on_a(uvs_pending *p, int status, int count, const char *const *answers, void *ud) {
+  bl_zq *zq = (bl_zq *)ud;
+  bl_job *job = zq->job;
+  bl_state *st = job->st;
+  const bl_zone *z = &st->zones[zq->zone];
+  a_record(zq, api->pending_call(p), status, count, answers);
   if (zq->state == ZQ_LISTED && !z->msg[0] && st->txt) {
     uint64_t now = pu_now_ms();
     if (job->deadline_ms > now + BL_MIN_TXT_MS) {
@@ -335,6 +365,181 @@ static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const ipnet_addr *ad
   return UVS_PENDING;
 }
 
+/* ---- async mode: lookups owned by the session (ABI 1.3) --------------------------------- */
+/*
+ * With `check-at rcpt` and `reject 1` on a server that has dns_query_conn, the connect hook
+ * starts the A queries and returns at once: the banner is not held. The answers are kept in a
+ * connection pointer note (the job). The first RCPT that finds them all in reads them (asking
+ * the TXT record of a listing zone then, when wanted); a RCPT that comes earlier is suspended
+ * until they are in (each query carries the plugin's timeout). When the session ends first,
+ * the server cancels the lookups (no callback runs) and then frees the note.
+ */
+
+static uvs_verdict rcpt_verdict(bl_state *st, uvs_call *c);
+
+static uint64_t timeout_ms(const bl_state *st) {
+  return (uint64_t)(st->timeout * 1000.0 + 0.5);
+}
+
+static void job_unref(bl_job *job) {
+  if (--job->refs == 0) job_free(job);
+}
+
+/* The connection note's destructor: it only drops the note's reference (a waiting RCPT keeps
+ * the job until its cancel callback has run). */
+static void job_note_free(void *ptr) {
+  job_unref((bl_job *)ptr);
+}
+
+static void on_conn_txt(int64_t id, int status, int count, const char *const *answers, void *ud);
+
+/* All asked answers are in (outstanding == 0). A listing zone without its own message may
+ * first need its TXT record: asked here with the RCPT call c (returns 0: wait for it; also 0
+ * when there is no call to ask with). Otherwise reads the answers, once: counters, log, and
+ * for a listing the notes that rcpt_verdict() enforces (returns 1). */
+static int job_settle(bl_job *job, uvs_call *c) {
+  bl_state *st = job->st;
+  bl_zq *hit = first_hit(job);
+  if (hit && st->txt && !st->zones[hit->zone].msg[0] && !hit->txt_asked) {
+    if (!c) return 0;
+    hit->txt_asked = 1;
+    uint64_t now = pu_now_ms();
+    uint64_t until = job->waiter ? job->wait_until_ms : now + timeout_ms(st);
+    if (until > now + BL_MIN_TXT_MS) {
+      char name[256];
+      snprintf(name, sizeof name, "%s.%s", job->prefix, st->zones[hit->zone].name);
+      ++job->outstanding;
+      int64_t id = api->dns_query_conn(c, name, UVS_DNS_TXT, until - now, on_conn_txt, hit);
+      if (id > 0) return 0;
+      --job->outstanding;
+      bl_log(st, c, UVS_LOG_DEBUG, "%s: cannot ask the TXT record (%s)", st->zones[hit->zone].name,
+             strerror((int)-id));
+    }
+  }
+  if (hit && !c) return 0; /* the notes need a call */
+  job->decided = 1;
+  if (!hit) {
+    bl_log(st, c, UVS_LOG_INFO, "pass, %s not listed in %zu zone%s", job->ip, st->nzones,
+           st->nzones == 1 ? "" : "s");
+    return 1;
+  }
+  st->listed++;
+  char msg[BL_TEXT];
+  char note[BL_TEXT + BL_ZONE_CAP + 4];
+  hit_text(job, hit, msg, sizeof msg, note, sizeof note);
+  if (!api->note_get(c, UVS_NOTE_CONNECTION, "dnsbl"))
+    api->note_set(c, UVS_NOTE_CONNECTION, "dnsbl", note);
+  bl_log(st, c, UVS_LOG_INFO, "listed, %s (recipients will be refused)", note);
+  api->note_set(c, UVS_NOTE_CONNECTION, st->reject_note, note);
+  return 1;
+}
+
+/* An answer came in: when it was the last one, read them all and answer a waiting RCPT. */
+static void job_answered(bl_job *job) {
+  if (--job->outstanding > 0) return;
+  uvs_pending *p = job->waiter;
+  uvs_call *c = p ? api->pending_call(p) : NULL;
+  if (!job->decided && !job_settle(job, c)) return; /* a TXT follow-up, or no call yet */
+  if (!p) return;
+  job->waiter = NULL;
+  uvs_verdict v = c ? rcpt_verdict(job->st, c) : UVS_DECLINED;
+  api->complete(p, v, 0, NULL, NULL);
+  job_unref(job);
+}
+
+static void on_conn_a(int64_t id, int status, int count, const char *const *answers, void *ud) {
+  (void)id;
+  bl_zq *zq = (bl_zq *)ud;
+  a_record(zq, NULL, status, count, answers);
+  job_answered(zq->job);
+}
+
+static void on_conn_txt(int64_t id, int status, int count, const char *const *answers, void *ud) {
+  (void)id;
+  bl_zq *zq = (bl_zq *)ud;
+  bl_job *job = zq->job;
+  if (status == 0 && count > 0 && answers[0])
+    bl_reply_text(zq->txt, sizeof zq->txt, answers[0], NULL);
+  else
+    bl_log(job->st, NULL, UVS_LOG_DEBUG, "%s: no TXT record (%d)", job->st->zones[zq->zone].name,
+           status);
+  job_answered(job);
+}
+
+/* The core let go of the waiting RCPT (hook_timeout, or the session closes): release it. */
+static void on_waiter_cancel(uvs_pending *p, void *ud) {
+  bl_job *job = (bl_job *)ud;
+  if (job->waiter != p) return;
+  job->waiter = NULL;
+  api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+  job_unref(job);
+}
+
+static uvs_verdict start_conn_lookups(bl_state *st, uvs_call *c, const ipnet_addr *addr,
+                                      const char *ip) {
+  bl_job *job = (bl_job *)calloc(1, sizeof *job + st->nzones * sizeof(bl_zq));
+  if (!job) {
+    bl_log(st, c, UVS_LOG_ERR, "skip, out of memory");
+    return UVS_DECLINED;
+  }
+  if (ipnet_reverse(addr, job->prefix, sizeof job->prefix) < 0) {
+    free(job);
+    return UVS_DECLINED;
+  }
+  job->st = st;
+  job->refs = 1;
+  st->refs++;
+  if (api->note_set_ptr(c, UVS_NOTE_CONNECTION, st->job_note, job, job_note_free) != 0) {
+    job_free(job);
+    st->skipped++;
+    bl_log(st, c, UVS_LOG_ERR, "skip, cannot keep the lookup state");
+    return UVS_DECLINED;
+  }
+  st->checked++;
+  job->deadline_ms = pu_now_ms() + timeout_ms(st);
+  snprintf(job->ip, sizeof job->ip, "%s", ip);
+  job->outstanding = 1; /* held while launching */
+  for (size_t i = 0; i < st->nzones; ++i) {
+    bl_zq *zq = &job->zq[i];
+    zq->job = job;
+    zq->zone = i;
+    char name[256];
+    snprintf(name, sizeof name, "%s.%s", job->prefix, st->zones[i].name);
+    bl_log(st, c, UVS_LOG_DEBUG, "looking up %s A", name);
+    ++job->outstanding;
+    int64_t id = api->dns_query_conn(c, name, UVS_DNS_A, timeout_ms(st), on_conn_a, zq);
+    if (id < 0) {
+      --job->outstanding;
+      zq->state = ZQ_ERROR;
+      st->errors++;
+      bl_log(st, c, UVS_LOG_WARNING, "%s: cannot query (%s), treated as not listed",
+             st->zones[i].name, strerror((int)-id));
+    }
+  }
+  job_answered(job); /* reads the answers at once if every query failed to start */
+  return UVS_DECLINED;
+}
+
+/* RCPT in async mode: wait (suspended) while answers are outstanding, then enforce as in the
+ * other mode (immune clients and special recipients pass then, with the listing logged). */
+static uvs_verdict async_rcpt(bl_state *st, uvs_call *c) {
+  bl_job *job = (bl_job *)api->note_get_ptr(c, UVS_NOTE_CONNECTION, st->job_note);
+  if (!job || job->decided || job->waiter) return rcpt_verdict(st, c);
+  if (job->outstanding == 0 && job_settle(job, c)) return rcpt_verdict(st, c);
+  uvs_pending *p = api->suspend(c);
+  if (!p) {
+    bl_log(st, c, UVS_LOG_ERR, "skip, cannot suspend the call");
+    return UVS_DECLINED;
+  }
+  job->waiter = p;
+  job->wait_until_ms = pu_now_ms() + timeout_ms(st);
+  job->refs++;
+  bl_log(st, c, UVS_LOG_DEBUG, "RCPT waits for %d answer%s", job->outstanding,
+         job->outstanding == 1 ? "" : "s");
+  api->pending_on_cancel(p, on_waiter_cancel, job);
+  return UVS_PENDING;
+}
+
 /* ---- hooks ------------------------------------------------------------------------------ */
 
 static uvs_verdict on_connect(uvs_call *c, void *ud) {
@@ -357,6 +562,7 @@ static uvs_verdict on_connect(uvs_call *c, void *ud) {
     bl_log(st, c, UVS_LOG_INFO, "skip, %s is in dnsbl_allow", ip);
     return UVS_DECLINED;
   }
+  if (st->async) return start_conn_lookups(st, c, &addr, ip);
   return start_lookups(st, c, &addr, ip);
 }
 
@@ -370,8 +576,8 @@ static int special_recipient(const char *address) {
   return 0;
 }
 
-static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
-  bl_state *st = (bl_state *)ud;
+/* Enforces a listing stored in the reject note (not listed: DECLINED). */
+static uvs_verdict rcpt_verdict(bl_state *st, uvs_call *c) {
   const char *note = api->note_get(c, UVS_NOTE_CONNECTION, st->reject_note);
   if (!pu_truthy(note)) return UVS_DECLINED;
   const char *why = pu_immune_reason(api, c);
@@ -388,6 +594,11 @@ static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
   const char *sep = strstr(note, ": ");
   set_reply(st, c, sep ? sep + 2 : note);
   return reject_verdict(st->rtype);
+}
+
+static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
+  bl_state *st = (bl_state *)ud;
+  return st->async ? async_rcpt(st, c) : rcpt_verdict(st, c);
 }
 
 /* ---- configuration ---------------------------------------------------------------------- */
@@ -577,6 +788,11 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     return rc;
   }
   snprintf(st->reject_note, sizeof st->reject_note, "dnsbl_reject:%s", api->plugin_name(self));
+  snprintf(st->job_note, sizeof st->job_note, "dnsbl_lookups:%s", api->plugin_name(self));
+  /* Session-owned lookups (1.3) let the banner go out at once when only RCPT enforces. */
+  st->async = !st->at_connect && st->reject == REJECT_YES && UVS_API_HAS(api, dns_query_conn) &&
+              UVS_API_HAS(api, dns_cancel_conn) && UVS_API_HAS(api, pending_on_cancel) &&
+              UVS_API_HAS(api, note_set_ptr);
   int nz = api->config_lines_at(self, "dnsbl_zones", zone_line, st);
   if (!st->init_error) api->config_lines_at(self, "dnsbl_allow", allow_line, st);
   if (!st->init_error) api->config_lines(self, "dnsbl_rejectmsg", rejectmsg_line, st);
@@ -596,13 +812,13 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     api->register_hook(self, UVS_HOOK_RCPT, on_rcpt, st);
   api->log(self, NULL, UVS_LOG_DEBUG,
            "%zu zone(s), %zu allow entries, reject %s, reject_type %s, check-at %s, timeout %g, "
-           "txt %d",
+           "txt %d, %s",
            st->nzones, st->allow.count,
            st->reject == REJECT_LOG   ? "0"
            : st->reject == REJECT_YES ? "1"
                                       : "naughty",
            pu_reject_type_name(st->rtype), st->at_connect ? "connect" : "rcpt", st->timeout,
-           st->txt);
+           st->txt, st->async ? "lookups owned by the session" : "connect waits for the lookups");
   return 0;
 }
 

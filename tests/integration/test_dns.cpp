@@ -346,11 +346,13 @@ TEST_CASE("dns: dnsbl with two zones, one listing: refused with that zone's mess
 }
 
 TEST_CASE(
-    "dns: dnsbl timeout: the client is accepted after the plugin's timeout, and it is logged") {
+    "dns: dnsbl check-at connect timeout: the client is accepted after the plugin's timeout, and "
+    "it is logged") {
   DnsStub dns;
   REQUIRE(dns.started());
   dns.never_answer(kQ + "slow.test");
-  Server s(opts(dns, "dnsbl timeout 0.3\n" + kAccept, {{"dnsbl_zones", "slow.test\n"}}));
+  Server s(opts(dns, "dnsbl timeout 0.3 check-at connect\n" + kAccept,
+                {{"dnsbl_zones", "slow.test\n"}}));
   REQUIRE(s.started());
   Client c(s.port());
   CHECK(c.reply() == kBanner);
@@ -384,21 +386,21 @@ TEST_CASE("dns: dnsbl with a DNS server that refuses: accepted, the error is log
   CHECK(s.wait_log("dnsbl: pass, 127.0.0.1 not listed"));
 }
 
-TEST_CASE("dns: dnsbl lookups run in parallel: 3 zones delayed 0.3 s hold the banner ~0.3 s") {
+TEST_CASE(
+    "dns: dnsbl check-at connect lookups run in parallel: 3 zones delayed 0.3 s hold the banner "
+    "~0.3 s") {
   DnsStub dns;
   REQUIRE(dns.started());
   for (const char *z : {"a.test", "b.test", "c.test"}) dns.delay(kQ + z, 0.3);
   dns.add(kQ + "c.test", DnsStub::A, {"127.0.0.2"});
-  Server s(opts(dns, "dnsbl\n" + kAccept,
+  Server s(opts(dns, "dnsbl check-at connect\n" + kAccept,
                 {{"dnsbl_zones", "a.test\nb.test\nc.test - Listed by c.test\n"}}));
   REQUIRE(s.started());
   Client c(s.port());
-  CHECK(c.reply() == kBanner);
+  CHECK(c.reply() == "550 5.7.1 Listed by c.test");
   double t = since(c);
   CHECK(t >= 0.3 - kEarly);
   CHECK(t < 0.85);  // one after the other: >= 0.9 s
-  envelope(c);
-  CHECK(c.cmd("RCPT TO:<u@example.com>") == "550 5.7.1 Listed by c.test");
   for (const char *z : {"a.test", "b.test", "c.test"}) CHECK(dns.queries(kQ + z, DnsStub::A) == 1);
 }
 
@@ -763,7 +765,7 @@ TEST_CASE("dns: dnsbl lookups cut short by hook_timeout end cleanly; counters") 
     return o;
   };
   {  // the plugin's timeout above the core's hook_timeout: the core answers 451 at 0.3 s
-    Server s(options("dnsbl timeout 1\n" + kAccept, "hook_timeout = 0.3\n"));
+    Server s(options("dnsbl timeout 1 check-at connect\n" + kAccept, "hook_timeout = 0.3\n"));
     REQUIRE(s.started());
     Client c(s.port());
     CHECK(c.reply().rfind("451 4.3.0 ", 0) == 0);
@@ -779,11 +781,12 @@ TEST_CASE("dns: dnsbl lookups cut short by hook_timeout end cleanly; counters") 
   {  // counters over a few sessions
     DnsStub quick;
     quick.add(kQ + "bl.test", DnsStub::A, {"127.0.0.2"});
-    Server s(opts(quick, "dnsbl\n" + kAccept, {{"dnsbl_zones", "bl.test\nnx.test\n"}}));
+    Server s(
+        opts(quick, "dnsbl check-at connect\n" + kAccept, {{"dnsbl_zones", "bl.test\nnx.test\n"}}));
     REQUIRE(s.started());
     for (int i = 0; i < 3; ++i) {
       Client c(s.port());
-      CHECK(c.reply() == kBanner);
+      CHECK(c.reply() == "550 5.7.1 Blocked - see bl.test");
     }
     s.signal(SIGTERM);
     CHECK(s.wait_exit() == 0);
@@ -800,7 +803,8 @@ TEST_CASE("dns: SIGTERM while dnsbl lookups wait: the session ends, the server e
   DnsStub dns;
   REQUIRE(dns.started());
   dns.never_answer(kQ + "slow.test");
-  Options o = opts(dns, "dnsbl timeout 5\n" + kAccept, {{"dnsbl_zones", "slow.test\n"}});
+  Options o =
+      opts(dns, "dnsbl timeout 5 check-at connect\n" + kAccept, {{"dnsbl_zones", "slow.test\n"}});
   o.toml = "shutdown_grace = 0.3\n" + o.toml;
   Server s(o);
   REQUIRE(s.started());
@@ -823,7 +827,8 @@ TEST_CASE("dns: a reload retires dnsbl while an abandoned lookup is still in fli
   DnsStub dns;
   REQUIRE(dns.started());
   dns.never_answer(kQ + "slow.test");
-  Options o = opts(dns, "dnsbl timeout 1\n" + kAccept, {{"dnsbl_zones", "slow.test\n"}});
+  Options o =
+      opts(dns, "dnsbl timeout 1 check-at connect\n" + kAccept, {{"dnsbl_zones", "slow.test\n"}});
   o.toml = "hook_timeout = 0.3\n" + o.toml;
   Server s(o);
   REQUIRE(s.started());
@@ -846,6 +851,123 @@ TEST_CASE("dns: a reload retires dnsbl while an abandoned lookup is still in fli
   s.signal(SIGTERM);
   s.wait_exit(8);
   CHECK(!has(s.log(), "AddressSanitizer"));
+}
+
+// ---- dnsbl check-at rcpt on a 1.3 server: session-owned lookups, the banner is not held -----
+
+TEST_CASE("dns: dnsbl check-at rcpt: the banner is not held; a RCPT before the answer waits") {
+  DnsStub dns;
+  REQUIRE(dns.started());
+  SUBCASE("listed: the waiting RCPT gets 550 5.7.1, the next ones at once; postmaster passes") {
+    dns.add(kQ + "bl.test", DnsStub::A, {"127.0.0.2"});
+    dns.delay(kQ + "bl.test", 0.6);
+    Server s(opts(dns, "dnsbl\n" + kAccept, {{"dnsbl_zones", "bl.test - Listed at bl.test\n"}}));
+    REQUIRE(s.started());
+    Client c(s.port());
+    CHECK(c.reply() == kBanner);
+    CHECK(since(c) < 0.3);  // the answer is 0.6 s away
+    envelope(c);
+    CHECK(c.cmd("RCPT TO:<u@example.com>") == "550 5.7.1 Listed at bl.test");
+    CHECK(since(c) >= 0.6 - kEarly);
+    CHECK(s.wait_log("dnsbl: RCPT waits for 1 answer"));
+    double t0 = now();
+    CHECK(c.cmd("RCPT TO:<v@example.com>") == "550 5.7.1 Listed at bl.test");
+    CHECK(c.cmd("RCPT TO:<postmaster@example.com>").rfind("250 ", 0) == 0);
+    CHECK(now() - t0 < 0.3);
+    CHECK(s.count_log("dnsbl: RCPT waits") == 1);
+    CHECK(s.wait_log("dnsbl: listed, bl.test: Listed at bl.test (recipients will be refused)"));
+    CHECK(dns.queries(kQ + "bl.test", DnsStub::A) == 1);
+  }
+  SUBCASE("listed, message from the TXT record: asked when the RCPT reads the answers") {
+    dns.add(kQ + "txt.test", DnsStub::A, {"127.0.0.2"});
+    dns.add(kQ + "txt.test", DnsStub::TXT, {"See https://txt.test/lookup/127.0.0.1"});
+    dns.delay(kQ + "txt.test", 0.3);
+    Server s(opts(dns, "dnsbl\n" + kAccept, {{"dnsbl_zones", "txt.test\n"}}));
+    REQUIRE(s.started());
+    Client c(s.port());
+    CHECK(c.reply() == kBanner);
+    CHECK(since(c) < 0.25);
+    envelope(c);
+    CHECK(c.cmd("RCPT TO:<u@example.com>") == "550 5.7.1 See https://txt.test/lookup/127.0.0.1");
+    CHECK(since(c) >= 0.6 - kEarly);  // the A answer, then the TXT answer
+    CHECK(dns.queries(kQ + "txt.test", DnsStub::TXT) == 1);
+  }
+  SUBCASE("not listed: the waiting RCPT is accepted once the answer is in") {
+    dns.delay(kQ + "bl.test", 0.5);
+    Server s(opts(dns, "dnsbl\n" + kAccept, {{"dnsbl_zones", "bl.test\n"}}));
+    REQUIRE(s.started());
+    Client c(s.port());
+    CHECK(c.reply() == kBanner);
+    CHECK(since(c) < 0.3);
+    envelope(c);
+    CHECK(c.cmd("RCPT TO:<u@example.com>").rfind("250 ", 0) == 0);
+    CHECK(since(c) >= 0.5 - kEarly);
+    CHECK(s.wait_log("dnsbl: pass, 127.0.0.1 not listed in 1 zone"));
+  }
+}
+
+TEST_CASE("dns: dnsbl check-at rcpt: no answer: the RCPT waits the plugin's timeout, then passes") {
+  DnsStub dns;
+  REQUIRE(dns.started());
+  dns.never_answer(kQ + "slow.test");
+  {
+    Server s(opts(dns, "dnsbl timeout 0.4\n" + kAccept, {{"dnsbl_zones", "slow.test\n"}}));
+    REQUIRE(s.started());
+    Client c(s.port());
+    CHECK(c.reply() == kBanner);
+    CHECK(since(c) < 0.3);
+    envelope(c);
+    CHECK(c.cmd("RCPT TO:<u@example.com>").rfind("250 ", 0) == 0);
+    double t = since(c);
+    CHECK(t >= 0.4 - kEarly);
+    CHECK(t < 1.2);
+    CHECK(s.wait_log("dnsbl: slow.test: no answer within 0.4s, treated as not listed"));
+    CHECK(s.wait_log("dnsbl: pass, 127.0.0.1 not listed"));
+  }
+  {  // hook_timeout shorter than the plugin's timeout: the core answers the waiting RCPT 451
+    Options o = opts(dns, "dnsbl timeout 1\n" + kAccept, {{"dnsbl_zones", "slow.test\n"}});
+    o.toml = "hook_timeout = 0.3\n" + o.toml;
+    Server s(o);
+    REQUIRE(s.started());
+    Client c(s.port());
+    CHECK(c.reply() == kBanner);
+    envelope(c);
+    CHECK(c.cmd("RCPT TO:<u@example.com>").rfind("451 4.3.0 ", 0) == 0);
+    REQUIRE(s.wait_log("dnsbl: slow.test: no answer within 1s, treated as not listed", 3));
+    CHECK(c.cmd("RCPT TO:<v@example.com>").rfind("250 ", 0) == 0);
+    s.signal(SIGTERM);
+    CHECK(s.wait_exit() == 0);
+    CHECK(!has(s.log(), "Sanitizer"));
+  }
+}
+
+TEST_CASE("dns: dnsbl check-at rcpt: sessions that end before the answers do not crash") {
+  DnsStub dns;
+  REQUIRE(dns.started());
+  dns.add(kQ + "bl.test", DnsStub::A, {"127.0.0.2"});
+  dns.delay(kQ + "bl.test", 0.4);
+  Server s(opts(dns, "dnsbl\n" + kAccept, {{"dnsbl_zones", "bl.test - Listed\n"}}));
+  REQUIRE(s.started());
+  for (int i = 0; i < 10; ++i) {
+    Client gone(s.port());
+    CHECK(gone.reply() == kBanner);
+  }  // each closes before its answer
+  {
+    Client waiting(s.port());
+    CHECK(waiting.reply() == kBanner);
+    envelope(waiting);
+    waiting.send("RCPT TO:<u@example.com>\r\n");
+  }                    // closes while its RCPT waits
+  usleep(800 * 1000);  // the answers have come and gone
+  CHECK(s.running());
+  Client c(s.port());
+  CHECK(c.reply() == kBanner);
+  envelope(c);
+  CHECK(c.cmd("RCPT TO:<u@example.com>") == "550 5.7.1 Listed");
+  s.signal(SIGTERM);
+  CHECK(s.wait_exit() == 0);
+  CHECK(s.count_log("dnsbl: checked 12, ") == 1);
+  CHECK(!has(s.log(), "Sanitizer"));
 }
 
 // ---- dns_query_conn (ABI 1.3): a lookup owned by the session, no suspended call ------------
