@@ -3,7 +3,8 @@
  * tests/integration/test_plugin_host.cpp ("message edits").
  *
  * Every result is a NOTICE log line "edit_probe: <what>". Argument "keepbody": no body
- * replacement (headers-only edits).
+ * replacement (headers-only edits); "noread": keepbody, and data_post does not read the
+ * message (message_fd is first called by the queue plugin).
  *   data_headers_end  adds "X-Test: 1" at the top and "X-Folded: one\r\n two" at the bottom;
  *                     logs "hde add=RC fold=RC get=V" and the refusals:
  *                     "hde einval name=RC crlf=RC lf=RC cr=RC ctl=RC where=RC blankfold=RC
@@ -67,7 +68,8 @@ static uvs_verdict on_headers_end(uvs_call *c, void *ud) {
 static uvs_verdict on_data_post(uvs_call *c, void *ud) {
   uvs_plugin *self = (uvs_plugin *)ud;
   const char *mode = api->plugin_argv(self, 0);
-  int keep = mode && strcmp(mode, "keepbody") == 0;
+  int noread = mode && strcmp(mode, "noread") == 0;
+  int keep = noread || (mode && strcmp(mode, "keepbody") == 0);
   int ar = api->header_add(c, "Authentication-Results", "mx.test.invalid; none", UVS_HEADER_TOP);
   int del = api->header_delete(c, "X-Remove", 0);
   int rep = api->header_replace(c, "Subject", 0, "edited subject");
@@ -87,6 +89,7 @@ static uvs_verdict on_data_post(uvs_call *c, void *ud) {
   api->log(self, c, UVS_LOG_NOTICE,
            "post ar=%d del=%d rep=%d ins=%d body=%d badbody=%d subject=%s removed=%s", ar, del,
            rep, ins, body, badbody, subject, str(api->header_get(c, "X-Remove", 0)));
+  if (noread) return UVS_DECLINED;
   /* the whole message, through message_read and through message_fd: the same bytes */
   int64_t size = api->message_size(c);
   char *a = malloc((size_t)size + 1), *b = malloc((size_t)size + 1);
