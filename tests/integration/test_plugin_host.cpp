@@ -265,6 +265,7 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
   }
   REQUIRE(s.wait_log("api_probe: dtor conn\n"));  // the connection's pointer note dies with it
   REQUIRE(s.wait_log("api_probe: disconnect suspend="));
+  CHECK(s.wait_log("api_probe: init timer fired=1"));  // the one-shot plugin timer of init
   std::string log = s.log();
   auto P = [&](const std::string &what) { return probe(log, what); };
 
@@ -437,6 +438,36 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
     // observers see the deciding plugin and its verdict
     CHECK(has(log, "api_probe: deny arg=api_probe address=" + num(UVS_DENY) + "\n"));
     CHECK(has(log, "api_probe: ok arg=api_probe address=" + num(UVS_OK) + "\n"));
+  }
+  SUBCASE("the newest 1.3 members: timers, pending notes and cancel, logv, set_errorfv, hook_timeout_ms, connection DNS, edits") {
+    CHECK(std::atoll(P("init hook_timeout_ms").c_str()) > 0);
+    CHECK(P("init hook_timeout_ms_null") == num(-EINVAL));
+    CHECK(P("init set_errorfv") == "0");
+    CHECK(P("init set_errorfv_null_plugin") == num(-EINVAL));
+    CHECK(has(log, "api_probe: init logv seven=7\n"));
+    CHECK(P("init timer_start") == "ok");
+    CHECK(P("init timer_stop") == "0");
+    CHECK(P("init timer_stop_null") == num(-EINVAL));
+    CHECK(P("init timer_start_null_cb") == "(null)");
+    CHECK(P("init timer_once") == "ok");
+    CHECK(s.count_log("api_probe: init timer fired=1") == 1);
+    CHECK(!has(log, "stopped timer fired"));  // timer_stop() stopped it
+    CHECK(P("connect pending_on_cancel") == "0");
+    CHECK(P("connect pending_on_cancel_null") == num(-EINVAL));
+    CHECK(!has(log, "connect cancelled=1"));  // the call completed: its cb never runs
+    CHECK(P("connect pending_note_set_null") == num(-EINVAL));
+    CHECK(P("connect pending_note_set_bad_scope") == num(-EINVAL));
+    CHECK(P("connect pending_note_set") == "0");
+    CHECK(P("ehlo pnote") == "from pending");  // applied with the verdict of complete()
+    CHECK(P("connect dns_query_conn_null_cb") == num(-EINVAL));
+    CHECK(P("connect dns_query_conn_null_call") == num(-EINVAL));
+    CHECK(P("connect dns_cancel_conn_unknown") == num(-ENOENT));
+    CHECK(P("connect dns_cancel_conn_null") == num(-EINVAL));
+    for (const char *k : {"header_add", "header_insert", "header_delete", "header_replace", "body_replace_fd"}) {
+      std::string key = k;
+      CAPTURE(key);
+      CHECK(P(std::string("connect ") + k) == num(-EPERM));  // edits only in the edit hooks
+    }
   }
   SUBCASE("async: suspend, pending_call, timers, run_blocking, wait_for_input, complete") {
     CHECK(P("connect suspend") == "ok");
