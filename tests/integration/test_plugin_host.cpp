@@ -1273,3 +1273,38 @@ TEST_CASE("plugin_host: a large edited message is written out off the loop befor
   CHECK(got.size() == expected.size());
   CHECK((got == expected));
 }
+
+TEST_CASE("plugin_host: a large replacement body is written out off the loop before the queue hook") {
+  EditMailDir mail;
+  REQUIRE(!mail.path.empty());
+  Options o;
+  o.plugins = "verdict rcpt=OK\nedit_probe bigbody\nqueue/maildir " + mail.path + "\n";
+  Server s(o);
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(c.reply().rfind("220 ", 0) == 0);
+  REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+  std::string r = send_message(c, "sender@client.test", {"alice@one.test"}, kEditMsg + "old body\r\n");
+  CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
+  CHECK(s.wait_log("edit_probe: post bigbody=0"));
+  CHECK(s.wait_log("bytes) written out on the thread pool"));
+  std::string body;
+  char line[80];
+  for (int i = 0; i < 20000; ++i) {
+    snprintf(line, sizeof line, "big body line %05d %s\r\n", i, std::string(40, 'z').c_str());
+    body += line;
+  }
+  const std::string expected =
+      "Authentication-Results: mx.test.invalid; none\r\n"
+      "X-Test: 1\r\n"
+      "From: <sender@client.test>\r\n"
+      "X-Before-To: yes\r\n"
+      "To: <alice@one.test>\r\n"
+      "Subject: edited subject\r\n"
+      "X-Remove: second\r\n"
+      "X-Folded: one\r\n two\r\n"
+      "\r\n" + body;
+  std::string got = mail.single();
+  CHECK(got.size() == expected.size());
+  CHECK((got == expected));
+}
