@@ -57,7 +57,8 @@ struct ComposeJob {
     // from(off, buf, len): bytes, 0 at the end, -errno
     auto copy = [&](auto from, int64_t len) -> int {
       for (int64_t off = 0; off < len;) {
-        size_t want = static_cast<size_t>(std::min<int64_t>(len - off, static_cast<int64_t>(chunk.size())));
+        int64_t room = static_cast<int64_t>(chunk.size());
+        size_t want = static_cast<size_t>(std::min<int64_t>(len - off, room));
         int64_t n = from(off, chunk.data(), want);
         if (n < 0) return static_cast<int>(n);
         if (n == 0) return -EIO;  // shorter than it was
@@ -81,7 +82,9 @@ struct ComposeJob {
       memcpy(buf, headers.data() + off, len);
       return static_cast<int64_t>(len);
     };
-    auto repl = [&](int64_t off, void *buf, size_t len) -> int64_t { return body->read(off, buf, len); };
+    auto repl = [&](int64_t off, void *buf, size_t len) -> int64_t {
+      return body->read(off, buf, len);
+    };
     int rc = copy(spool_at(0), received_len);
     if (rc == 0) rc = copy(mem, static_cast<int64_t>(headers.size()));
     if (rc == 0) rc = body ? copy(repl, body->size()) : copy(spool_at(body_off), body_len);
