@@ -175,7 +175,19 @@ void Session::run_data_post() {
       if (!ending() && !processing_) process();
       return;
     }
-    run_queue();
+    // An edited message is written out on the thread pool now, not by message_fd() on the loop.
+    txn_.prepare_message_fd([this](int64_t n) {
+      if (ending()) return;
+      if (n > 0)
+        log::format_txn(log::debug, id_, txn_.id(),
+                        "%s: edited message (%lld bytes) written out on the thread pool",
+                        txn_.id().c_str(), static_cast<long long>(n));
+      else if (n < 0)
+        log::format_txn(log::warning, id_, txn_.id(),
+                        "%s: edited message not written out in advance: %s", txn_.id().c_str(),
+                        uv_strerror(static_cast<int>(n)));
+      run_queue();
+    });
   });
 }
 

@@ -11,6 +11,88 @@
 
 namespace uvs {
 
+namespace {
+int pwrite_all(int fd, const char *p, size_t n, int64_t off) {
+  while (n > 0) {
+    ssize_t k = ::pwrite(fd, p, n, off);
+    if (k < 0) {
+      if (errno == EINTR) continue;
+      return -errno;
+    }
+    p += k;
+    n -= static_cast<size_t>(k);
+    off += k;
+  }
+  return 0;
+}
+
+// An edited message written out on the thread pool: everything it reads is its own (a
+// descriptor on the spool, a copy of the header section, a share of the replacement body).
+struct ComposeJob {
+  uv_work_t req{};
+  int spool_fd = -1;
+  int64_t received_len = 0, body_off = 0, body_len = 0;
+  std::string headers;
+  std::shared_ptr<BodyCopy> body;
+  std::string dir;
+  int out = -1;
+  int err = 0;
+  std::weak_ptr<int> alive;
+  Transaction *txn = nullptr;
+  uint64_t gen = 0;
+  int64_t total = 0;
+  std::function<void(int64_t)> done;
+  ~ComposeJob() {
+    if (spool_fd >= 0) ::close(spool_fd);
+    if (out >= 0) ::close(out);
+  }
+  void run() {
+    out = spool_tmpfile(dir);
+    if (out < 0) {
+      err = out;
+      return;
+    }
+    std::string chunk(64 * 1024, '\0');
+    int64_t pos = 0;
+    // from(off, buf, len): bytes, 0 at the end, -errno
+    auto copy = [&](auto from, int64_t len) -> int {
+      for (int64_t off = 0; off < len;) {
+        int64_t room = static_cast<int64_t>(chunk.size());
+        size_t want = static_cast<size_t>(std::min<int64_t>(len - off, room));
+        int64_t n = from(off, chunk.data(), want);
+        if (n < 0) return static_cast<int>(n);
+        if (n == 0) return -EIO;  // shorter than it was
+        int rc = pwrite_all(out, chunk.data(), static_cast<size_t>(n), pos);
+        if (rc < 0) return rc;
+        pos += n;
+        off += n;
+      }
+      return 0;
+    };
+    auto spool_at = [&](int64_t base) {
+      return [&, base](int64_t off, void *buf, size_t len) -> int64_t {
+        for (;;) {
+          ssize_t n = ::pread(spool_fd, buf, len, base + off);
+          if (n < 0 && errno == EINTR) continue;
+          return n < 0 ? -errno : n;
+        }
+      };
+    };
+    auto mem = [&](int64_t off, void *buf, size_t len) -> int64_t {
+      memcpy(buf, headers.data() + off, len);
+      return static_cast<int64_t>(len);
+    };
+    auto repl = [&](int64_t off, void *buf, size_t len) -> int64_t {
+      return body->read(off, buf, len);
+    };
+    int rc = copy(spool_at(0), received_len);
+    if (rc == 0) rc = copy(mem, static_cast<int64_t>(headers.size()));
+    if (rc == 0) rc = body ? copy(repl, body->size()) : copy(spool_at(body_off), body_len);
+    if (rc < 0) err = rc;
+  }
+};
+}  // namespace
+
 void Transaction::open(std::string mail_from, std::vector<smtp::EsmtpParam> params, bool smtputf8,
                        bool body_8bit) {
   open_ = true;
@@ -31,6 +113,7 @@ int Transaction::begin_data(uv_loop_t *loop, const std::string &spool_dir,
   }
   spool_->append(received);
   spool_dir_ = spool_dir;
+  loop_ = loop;
   received_len_ = static_cast<int64_t>(received.size());
   header_bytes_ = 0;
   headers_.clear();
@@ -83,6 +166,7 @@ void Transaction::drop_edits() {
   if (composed_fd_ >= 0) ::close(composed_fd_);
   composed_fd_ = -1;
   composed_size_ = -1;
+  ++edit_gen_;  // a copy in progress belongs to edits that are gone
 }
 
 int Transaction::start_edit() {
@@ -131,7 +215,7 @@ int Transaction::replace_body(int fd, uint64_t max_size) {
   if (rc < 0) return rc;
   uint64_t head = static_cast<uint64_t>(received_len_) + edited_headers_.size() + 2;
   if (max_size && head >= max_size) return -EFBIG;
-  auto b = std::make_unique<BodyCopy>();
+  auto b = std::make_shared<BodyCopy>();
   rc = b->load(fd, spool_dir_, max_size ? max_size - head : 0);
   if (rc < 0) return rc;
   body_ = std::move(b);
@@ -175,6 +259,48 @@ int64_t Transaction::message_read(int64_t off, void *buf, size_t len) const {
     done += static_cast<size_t>(n);
   }
   return static_cast<int64_t>(done);
+}
+
+void Transaction::prepare_message_fd(std::function<void(int64_t)> done) {
+  int64_t total = message_size();
+  if (!fields_ || !loop_ || total <= static_cast<int64_t>(SpoolFile::kMemoryLimit) ||
+      (composed_fd_ >= 0 && composed_gen_ == edit_gen_ && composed_size_ == total))
+    return done(0);
+  auto job = std::make_unique<ComposeJob>();
+  job->spool_fd = spool_->dup_fd();
+  if (job->spool_fd < 0) return done(job->spool_fd);
+  job->received_len = received_len_;
+  job->headers = edited_headers_;
+  job->body = body_;
+  job->body_off = received_len_ + header_bytes_;
+  job->body_len = std::max<int64_t>(0, spool_->size() - job->body_off);
+  job->dir = spool_dir_;
+  job->alive = alive_;
+  job->txn = this;
+  job->gen = edit_gen_;
+  job->total = total;
+  job->done = std::move(done);
+  job->req.data = job.get();
+  int rc = uv_queue_work(
+      loop_, &job->req, [](uv_work_t *w) { static_cast<ComposeJob *>(w->data)->run(); },
+      [](uv_work_t *w, int status) {
+        std::unique_ptr<ComposeJob> j(static_cast<ComposeJob *>(w->data));
+        if (j->alive.expired()) return;  // the transaction (and its session) is gone
+        Transaction *t = j->txn;
+        int64_t result = status < 0 ? status : j->err < 0 ? j->err : j->total;
+        if (result > 0 && t->edit_gen_ == j->gen && t->message_size() == j->total) {
+          if (t->composed_fd_ >= 0) ::close(t->composed_fd_);
+          t->composed_fd_ = j->out;
+          j->out = -1;
+          t->composed_gen_ = j->gen;
+          t->composed_size_ = j->total;
+        } else if (result > 0) {
+          result = -ESTALE;  // edited meanwhile
+        }
+        j->done(result);
+      });
+  if (rc < 0) return job->done(rc);
+  (void)job.release();
 }
 
 int Transaction::message_fd() const {

@@ -70,6 +70,12 @@ class Transaction {
   int64_t message_size() const;                                   // -1 without a spool
   int64_t message_read(int64_t offset, void *buf, size_t len) const;  // bytes, 0 at end, -errno
   int message_fd() const;  // a new read-only descriptor on the message as message_read() sees it
+  // Before the queue hook: an edited message beyond kMemoryLimit is written out whole on libuv's
+  // thread pool, so that message_fd() at queue time hands out that copy instead of writing it on
+  // the loop. done(n) runs on the loop: n bytes written, 0 when there was nothing to write (at
+  // once), or -errno (message_fd() then tries again itself). Not called once the transaction
+  // is gone.
+  void prepare_message_fd(std::function<void(int64_t)> done);
 
   // The reply for the end of DATA instead of queueing (a hook timed out at data_headers_end).
   void defer_failure(const Reply &r) { deferred_failure_ = r; }
@@ -102,11 +108,13 @@ class Transaction {
   std::optional<smtp::HeaderFields> fields_;
   bool separator_ = false;  // the stored section ended with an empty line
   std::string edited_headers_;
-  std::unique_ptr<BodyCopy> body_;  // a replacement body
+  std::shared_ptr<BodyCopy> body_;  // a replacement body (shared with a copy in progress)
   uint64_t edit_gen_ = 0;           // counts edits, for the composed file below
   mutable int composed_fd_ = -1;           // message_fd() of an edited message: the whole message
   mutable uint64_t composed_gen_ = 0;
   mutable int64_t composed_size_ = -1;
+  uv_loop_t *loop_ = nullptr;
+  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for callbacks from the thread pool
   int start_edit();                 // parses headers_ into fields_ on the first edit
   void refresh_edited();            // edited_headers_ from fields_ and the body
   void drop_edits();

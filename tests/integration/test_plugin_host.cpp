@@ -1,6 +1,7 @@
 // tests/integration/test_plugin_host.cpp: the plugin host through the real binary: every uvs_api member via api_probe, the loader's refusals (file:line), conf/plugins features, SIGHUP reload, the tutorial plugin in-tree and built out-of-tree against the installed header.
 #include <arpa/inet.h>
 #include <atomic>
+#include <chrono>
 #include <cerrno>
 #include <csignal>
 #include <cstddef>
@@ -264,6 +265,7 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
   }
   REQUIRE(s.wait_log("api_probe: dtor conn\n"));  // the connection's pointer note dies with it
   REQUIRE(s.wait_log("api_probe: disconnect suspend="));
+  CHECK(s.wait_log("api_probe: init timer fired=1"));  // the one-shot plugin timer of init
   std::string log = s.log();
   auto P = [&](const std::string &what) { return probe(log, what); };
 
@@ -436,6 +438,36 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
     // observers see the deciding plugin and its verdict
     CHECK(has(log, "api_probe: deny arg=api_probe address=" + num(UVS_DENY) + "\n"));
     CHECK(has(log, "api_probe: ok arg=api_probe address=" + num(UVS_OK) + "\n"));
+  }
+  SUBCASE("the newest 1.3 members: timers, pending notes and cancel, logv, set_errorfv, hook_timeout_ms, connection DNS, edits") {
+    CHECK(std::atoll(P("init hook_timeout_ms").c_str()) > 0);
+    CHECK(P("init hook_timeout_ms_null") == num(-EINVAL));
+    CHECK(P("init set_errorfv") == "0");
+    CHECK(P("init set_errorfv_null_plugin") == num(-EINVAL));
+    CHECK(has(log, "api_probe: init logv seven=7\n"));
+    CHECK(P("init timer_start") == "ok");
+    CHECK(P("init timer_stop") == "0");
+    CHECK(P("init timer_stop_null") == num(-EINVAL));
+    CHECK(P("init timer_start_null_cb") == "(null)");
+    CHECK(P("init timer_once") == "ok");
+    CHECK(s.count_log("api_probe: init timer fired=1") == 1);
+    CHECK(!has(log, "stopped timer fired"));  // timer_stop() stopped it
+    CHECK(P("connect pending_on_cancel") == "0");
+    CHECK(P("connect pending_on_cancel_null") == num(-EINVAL));
+    CHECK(!has(log, "connect cancelled=1"));  // the call completed: its cb never runs
+    CHECK(P("connect pending_note_set_null") == num(-EINVAL));
+    CHECK(P("connect pending_note_set_bad_scope") == num(-EINVAL));
+    CHECK(P("connect pending_note_set") == "0");
+    CHECK(P("ehlo pnote") == "from pending");  // applied with the verdict of complete()
+    CHECK(P("connect dns_query_conn_null_cb") == num(-EINVAL));
+    CHECK(P("connect dns_query_conn_null_call") == num(-EINVAL));
+    CHECK(P("connect dns_cancel_conn_unknown") == num(-ENOENT));
+    CHECK(P("connect dns_cancel_conn_null") == num(-EINVAL));
+    for (const char *k : {"header_add", "header_insert", "header_delete", "header_replace", "body_replace_fd"}) {
+      std::string key = k;
+      CAPTURE(key);
+      CHECK(P(std::string("connect ") + k) == num(-EPERM));  // edits only in the edit hooks
+    }
   }
   SUBCASE("async: suspend, pending_call, timers, run_blocking, wait_for_input, complete") {
     CHECK(P("connect suspend") == "ok");
@@ -1191,4 +1223,88 @@ TEST_CASE("plugin_host: header-only edits keep a large spooled body as it was") 
   std::string got = mail.single();
   CHECK(got.size() == expected.size());
   CHECK(got == expected);
+}
+
+TEST_CASE("plugin_host: a large edited message is written out off the loop before the queue hook") {
+  EditMailDir mail;
+  REQUIRE(!mail.path.empty());
+  Options o;
+  // data_post edits the header section and does not read the message: the first message_fd()
+  // comes from queue/maildir, which gets the copy made on the thread pool
+  o.plugins = "verdict rcpt=OK\nedit_probe noread\nqueue/maildir " + mail.path + "\n";
+  Server s(o);
+  REQUIRE(s.started());
+  Client a(s.port()), b(s.port());
+  REQUIRE(a.reply().rfind("220 ", 0) == 0);
+  REQUIRE(b.reply().rfind("220 ", 0) == 0);
+  REQUIRE(a.cmd("EHLO client.test").rfind("250", 0) == 0);
+  REQUIRE(b.cmd("EHLO other.test").rfind("250", 0) == 0);
+  std::string body;
+  const std::string line = std::string(98, 'q') + "\r\n";
+  body.reserve(20u << 20);
+  for (int i = 0; body.size() < (20u << 20); ++i) body += std::to_string(i % 10) + line;
+  REQUIRE(a.cmd("MAIL FROM:<sender@client.test>").rfind("250", 0) == 0);
+  REQUIRE(a.cmd("RCPT TO:<alice@one.test>").rfind("250", 0) == 0);
+  REQUIRE(a.cmd("DATA").rfind("354", 0) == 0);
+  a.send(kEditMsg + body + ".\r\n");
+  // the other client is answered promptly all along (generous tolerance for a loaded machine)
+  double worst = 0;
+  for (int i = 0; i < 20; ++i) {
+    auto t0 = std::chrono::steady_clock::now();
+    CHECK(b.cmd("NOOP").rfind("250", 0) == 0);
+    worst = std::max(worst, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
+  }
+  CHECK_MESSAGE(worst < 1.0, "slowest NOOP " << worst << " s");
+  std::string r = a.reply(60);
+  CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
+  CHECK(s.wait_log("edited message (", 10));
+  CHECK(s.wait_log("bytes) written out on the thread pool"));
+  const std::string expected =
+      "Authentication-Results: mx.test.invalid; none\r\n"
+      "X-Test: 1\r\n"
+      "From: <sender@client.test>\r\n"
+      "X-Before-To: yes\r\n"
+      "To: <alice@one.test>\r\n"
+      "Subject: edited subject\r\n"
+      "X-Remove: second\r\n"
+      "X-Folded: one\r\n two\r\n"
+      "\r\n" + body;
+  std::string got = mail.single();
+  CHECK(got.size() == expected.size());
+  CHECK((got == expected));
+}
+
+TEST_CASE("plugin_host: a large replacement body is written out off the loop before the queue hook") {
+  EditMailDir mail;
+  REQUIRE(!mail.path.empty());
+  Options o;
+  o.plugins = "verdict rcpt=OK\nedit_probe bigbody\nqueue/maildir " + mail.path + "\n";
+  Server s(o);
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(c.reply().rfind("220 ", 0) == 0);
+  REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+  std::string r = send_message(c, "sender@client.test", {"alice@one.test"}, kEditMsg + "old body\r\n");
+  CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
+  CHECK(s.wait_log("edit_probe: post bigbody=0"));
+  CHECK(s.wait_log("bytes) written out on the thread pool"));
+  std::string body;
+  char line[80];
+  for (int i = 0; i < 20000; ++i) {
+    snprintf(line, sizeof line, "big body line %05d %s\r\n", i, std::string(40, 'z').c_str());
+    body += line;
+  }
+  const std::string expected =
+      "Authentication-Results: mx.test.invalid; none\r\n"
+      "X-Test: 1\r\n"
+      "From: <sender@client.test>\r\n"
+      "X-Before-To: yes\r\n"
+      "To: <alice@one.test>\r\n"
+      "Subject: edited subject\r\n"
+      "X-Remove: second\r\n"
+      "X-Folded: one\r\n two\r\n"
+      "\r\n" + body;
+  std::string got = mail.single();
+  CHECK(got.size() == expected.size());
+  CHECK((got == expected));
 }

@@ -44,6 +44,12 @@
  *               "mismatch": 250 with DENY (default reply); "done": DONE with a 250 reply
  *   disconnect  notes, suspend (NULL: not allowed in a notification)
  *   deny/ok     call_arg (plugin) and call_address (verdict)
+ *   1.3 members (UVS_API_HAS body_replace_fd): init hook_timeout_ms, set_errorfv, logv
+ *               ("init logv seven=7"), timer_start/timer_stop (a stopped timer, NULL cases, a
+ *               one-shot logging "init timer fired=1"); connect pending_on_cancel (its cb never
+ *               runs), pending_note_set (NULL/bad scope; the timer sets probe.pnote, helo/ehlo
+ *               log it as pnote=), dns_query_conn/dns_cancel_conn error cases, header_add/
+ *               insert/delete/replace and body_replace_fd (-EPERM outside the edit hooks)
  *   fini        logs "fini"
  */
 #define _POSIX_C_SOURCE 200809L /* pread */
@@ -196,6 +202,47 @@ static void log_rcpts(probe *st, uvs_call *c, const char *h) {
 
 /* ---- connect --------------------------------------------------------------------------- */
 
+/* ---- the newest 1.3 members (timers, pending notes and cancel, logv/set_errorfv,
+ * hook_timeout_ms, connection DNS, message edits) ------------------------------------------ */
+static void probe_logv(probe *st, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static void probe_logv(probe *st, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  api->logv(st->self, NULL, UVS_LOG_NOTICE, fmt, ap);
+  va_end(ap);
+}
+static int probe_set_errorfv(uvs_plugin *self, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 2, 3)))
+#endif
+    ;
+static int probe_set_errorfv(uvs_plugin *self, const char *fmt, ...) {
+  va_list ap;
+  va_start(ap, fmt);
+  int rc = api->set_errorfv(self, fmt, ap);
+  va_end(ap);
+  return rc;
+}
+static void once_timer(uvs_timer *t, void *ud) {
+  (void)t;
+  out((probe *)ud, NULL, "init timer fired=1");
+}
+static void never_timer(uvs_timer *t, void *ud) {
+  (void)t;
+  out((probe *)ud, NULL, "init stopped timer fired=1"); /* must not happen */
+}
+static void on_cancel(uvs_pending *p, void *ud) {
+  (void)p;
+  out((probe *)ud, NULL, "connect cancelled=1"); /* must not happen: the call completes */
+}
+static void conn_dns(int64_t id, int status, int count, const char *const *answers, void *ud) {
+  (void)id, (void)status, (void)count, (void)answers, (void)ud;
+}
+
 static void connect_timer(uvs_pending *p, void *ud) {
   job *j = (job *)ud;
   probe *st = j->st;
@@ -206,6 +253,9 @@ static void connect_timer(uvs_pending *p, void *ud) {
     out(st, c, "connect timer note=%s", S(api->note_get(c, UVS_NOTE_CONNECTION, "probe.conn")));
     out(st, c, "connect timer send_continuation=%d", api->send_continuation(c, "probe teaser from timer"));
   }
+  if (UVS_API_HAS(api, pending_note_set)) /* 1.3: applied before the verdict; helo sees it */
+    out(st, NULL, "connect pending_note_set=%d",
+        api->pending_note_set(p, UVS_NOTE_CONNECTION, "probe.pnote", "from pending"));
   int rc = api->complete(p, UVS_DECLINED, 0, NULL, NULL);
   out(st, NULL, "connect complete=%d", rc); /* p and c are gone now: no call handle */
   free(j);
@@ -282,6 +332,25 @@ static uvs_verdict on_connect(probe *st, uvs_call *c) {
   out(st, c, "%s pending_timer_null=%d", h, api->pending_timer(p, 1, NULL, NULL));
   job *j = new_job(st, p, "connect");
   out(st, c, "%s pending_timer=%d", h, api->pending_timer(p, 30, connect_timer, j));
+  if (UVS_API_HAS(api, body_replace_fd)) { /* 1.3 */
+    out(st, c, "%s pending_on_cancel=%d", h, api->pending_on_cancel(p, on_cancel, st));
+    out(st, c, "%s pending_on_cancel_null=%d", h, api->pending_on_cancel(NULL, on_cancel, st));
+    out(st, c, "%s pending_note_set_null=%d", h,
+        api->pending_note_set(NULL, UVS_NOTE_CONNECTION, "k", "v"));
+    out(st, c, "%s pending_note_set_bad_scope=%d", h, api->pending_note_set(p, 99, "k", "v"));
+    out(st, c, "%s dns_query_conn_null_cb=%lld", h,
+        (long long)api->dns_query_conn(c, "example.invalid", 1, 0, NULL, NULL));
+    out(st, c, "%s dns_query_conn_null_call=%lld", h,
+        (long long)api->dns_query_conn(NULL, "example.invalid", 1, 0, conn_dns, NULL));
+    out(st, c, "%s dns_cancel_conn_unknown=%d", h, api->dns_cancel_conn(c, 999999999));
+    out(st, c, "%s dns_cancel_conn_null=%d", h, api->dns_cancel_conn(NULL, 1));
+    /* message edits outside data_headers_end/data_post: -EPERM */
+    out(st, c, "%s header_add=%d", h, api->header_add(c, "X-Probe", "1", UVS_HEADER_TOP));
+    out(st, c, "%s header_insert=%d", h, api->header_insert(c, "To", 0, "X-Probe", "1"));
+    out(st, c, "%s header_delete=%d", h, api->header_delete(c, "To", 0));
+    out(st, c, "%s header_replace=%d", h, api->header_replace(c, "To", 0, "x"));
+    out(st, c, "%s body_replace_fd=%d", h, api->body_replace_fd(c, 0));
+  }
   out(st, c, "%s end", h);
   return UVS_PENDING;
 }
@@ -625,6 +694,7 @@ static uvs_verdict on_hook(uvs_call *c, void *ud) {
       out(st, c, "%s helo_name=%s", h, S(api->helo_name(c)));
       out(st, c, "%s is_esmtp=%d", h, api->is_esmtp(c));
       out(st, c, "%s send_continuation=%d", h, api->send_continuation(c, "x"));
+      out(st, c, "%s pnote=%s", h, S(api->note_get(c, UVS_NOTE_CONNECTION, "probe.pnote")));
       api->note_set(c, UVS_NOTE_TRANSACTION, "probe.early", "before-mail");
       return UVS_DECLINED;
     case UVS_HOOK_MAIL: {
@@ -750,6 +820,21 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     out(st, NULL, "init set_errorf_null_plugin=%d", api->set_errorf(NULL, "x %d", 1));
     out(st, NULL, "init set_errorf_null_fmt=%d", api->set_errorf(self, NULL));
     out(st, NULL, "init set_errorf_bad_conversion=%d", api->set_errorf(self, "x %ls", unencodable));
+  }
+  if (UVS_API_HAS(api, body_replace_fd)) { /* the newest 1.3 members */
+    out(st, NULL, "init hook_timeout_ms=%lld", (long long)api->hook_timeout_ms(self));
+    out(st, NULL, "init hook_timeout_ms_null=%lld", (long long)api->hook_timeout_ms(NULL));
+    out(st, NULL, "init set_errorfv=%d", probe_set_errorfv(self, "ignored: %s %d", "fv", 3));
+    out(st, NULL, "init set_errorfv_null_plugin=%d", probe_set_errorfv(NULL, "x %d", 1));
+    probe_logv(st, "init logv %s=%d", "seven", 7);
+    uvs_timer *t = api->timer_start(self, 60000, 0, never_timer, st);
+    out(st, NULL, "init timer_start=%s", t ? "ok" : "(null)");
+    out(st, NULL, "init timer_stop=%d", t ? api->timer_stop(t) : -1);
+    out(st, NULL, "init timer_stop_null=%d", api->timer_stop(NULL));
+    out(st, NULL, "init timer_start_null_cb=%s",
+        api->timer_start(self, 1, 0, NULL, NULL) ? "non-null" : "(null)");
+    out(st, NULL, "init timer_once=%s",
+        api->timer_start(self, 5, 0, once_timer, st) ? "ok" : "(null)");
   }
   api->log(NULL, NULL, UVS_LOG_NOTICE, "probe log without a plugin");
   for (int hook = 1; hook < NHOOKS; ++hook) {

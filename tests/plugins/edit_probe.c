@@ -3,7 +3,9 @@
  * tests/integration/test_plugin_host.cpp ("message edits").
  *
  * Every result is a NOTICE log line "edit_probe: <what>". Argument "keepbody": no body
- * replacement (headers-only edits).
+ * replacement (headers-only edits); "noread": keepbody, and data_post does not read the
+ * message (message_fd is first called by the queue plugin); "bigbody": like noread, but the
+ * body is replaced by 20000 lines "big body line NNNNN" plus 40 'z's (memfd, about 1.2 MB).
  *   data_headers_end  adds "X-Test: 1" at the top and "X-Folded: one\r\n two" at the bottom;
  *                     logs "hde add=RC fold=RC get=V" and the refusals:
  *                     "hde einval name=RC crlf=RC lf=RC cr=RC ctl=RC where=RC blankfold=RC
@@ -67,7 +69,9 @@ static uvs_verdict on_headers_end(uvs_call *c, void *ud) {
 static uvs_verdict on_data_post(uvs_call *c, void *ud) {
   uvs_plugin *self = (uvs_plugin *)ud;
   const char *mode = api->plugin_argv(self, 0);
-  int keep = mode && strcmp(mode, "keepbody") == 0;
+  int bigbody = mode && strcmp(mode, "bigbody") == 0;
+  int noread = bigbody || (mode && strcmp(mode, "noread") == 0);
+  int keep = noread || (mode && strcmp(mode, "keepbody") == 0);
   int ar = api->header_add(c, "Authentication-Results", "mx.test.invalid; none", UVS_HEADER_TOP);
   int del = api->header_delete(c, "X-Remove", 0);
   int rep = api->header_replace(c, "Subject", 0, "edited subject");
@@ -87,6 +91,20 @@ static uvs_verdict on_data_post(uvs_call *c, void *ud) {
   api->log(self, c, UVS_LOG_NOTICE,
            "post ar=%d del=%d rep=%d ins=%d body=%d badbody=%d subject=%s removed=%s", ar, del,
            rep, ins, body, badbody, subject, str(api->header_get(c, "X-Remove", 0)));
+  if (bigbody) {
+    int fd = memfd_create("edit_probe", MFD_CLOEXEC);
+    int rc = fd < 0 ? -errno : 0;
+    char line[80];
+    for (int i = 0; rc == 0 && i < 20000; ++i) {
+      int n = snprintf(line, sizeof line, "big body line %05d %s\r\n", i,
+                       "zzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzzz");
+      if (write(fd, line, (size_t)n) != n) rc = -EIO;
+    }
+    if (rc == 0) rc = api->body_replace_fd(c, fd);
+    if (fd >= 0) close(fd);
+    api->log(self, c, UVS_LOG_NOTICE, "post bigbody=%d", rc);
+  }
+  if (noread) return UVS_DECLINED;
   /* the whole message, through message_read and through message_fd: the same bytes */
   int64_t size = api->message_size(c);
   char *a = malloc((size_t)size + 1), *b = malloc((size_t)size + 1);
