@@ -15,7 +15,6 @@ constexpr size_t kReadChunk = 64 * 1024;
 
 struct TcpConnection::Handle {
   uv_tcp_t tcp;
-  uv_shutdown_t shutdown;
   TcpConnection *owner;
   uv_stream_t *stream() { return reinterpret_cast<uv_stream_t *>(&tcp); }
   uv_handle_t *handle() { return reinterpret_cast<uv_handle_t *>(&tcp); }
@@ -30,7 +29,6 @@ TcpConnection::TcpConnection(uv_loop_t *loop) : loop_(loop), h_(new Handle) {
   uv_tcp_init(loop, &h_->tcp);
   h_->owner = this;
   h_->tcp.data = h_;
-  h_->shutdown.data = h_;
 }
 
 TcpConnection::~TcpConnection() {
@@ -302,8 +300,13 @@ void TcpConnection::shutdown_write() {
   // sends for a moment, so it reads the last reply instead of a TCP reset.
   if (closed_ || write_shut_) return;
   write_shut_ = true;
-  int rc = uv_shutdown(&h_->shutdown, h_->stream(), [](uv_shutdown_t *req, int) {
+  // The request is allocated only now: an idle connection does not carry it. libuv ends it
+  // (UV_ECANCELED) before the handle's close callback frees the Handle.
+  auto *req = new uv_shutdown_t;
+  req->data = h_;
+  int rc = uv_shutdown(req, h_->stream(), [](uv_shutdown_t *req, int) {
     auto *h = static_cast<Handle *>(req->data);
+    delete req;
     TcpConnection *c = h->owner;
     if (!c || c->closed_) return;  // UV_ECANCELED: closed meanwhile
     if (c->eof_) return c->close();
@@ -311,7 +314,10 @@ void TcpConnection::shutdown_write() {
     c->close_timer_->start(kLingerMs, [c] { c->close(); });
     c->start_reading();
   });
-  if (rc < 0) close();
+  if (rc < 0) {
+    delete req;
+    close();
+  }
 }
 
 void TcpConnection::close() {

@@ -18,7 +18,9 @@ Session::Session(const SessionContext &ctx, std::shared_ptr<const Generation> ge
       cfg_(gen_->settings),
       conn_(std::move(conn)),
       sync_check_(listener.sync_check),
-      tls_mode_(listener.tls),
+      tls_mode_(listener.tls == "implicit"   ? TlsMode::implicit
+                : listener.tls == "starttls" ? TlsMode::starttls
+                                             : TlsMode::none),
       require_tls_(listener.require_tls),
       id_(make_session_id(serial)),
       newline_policy_(smtp::NewlinePolicy::reject),
@@ -26,13 +28,12 @@ Session::Session(const SessionContext &ctx, std::shared_ptr<const Generation> ge
       idle_timer_(ctx.loop),
       data_clock_(ctx.loop, idle_timer_, [this] { on_idle_timeout(); }) {
   conn_->set_events(this);
-  conn_dns_.set_resolver(ctx.resolver, ctx.services ? ctx.services->dns_timeout : 5);
   if (cfg_.bare_newline == "normalize" || gen_->normalize_networks.contains(peer_ip()))
     newline_policy_ = smtp::NewlinePolicy::normalize;
 }
 
 Session::~Session() {
-  conn_dns_.close();  // before the notes a lookup's ud may live in
+  if (conn_dns_) conn_dns_->close();  // before the notes a lookup's ud may live in
   if (dns_query_ && ctx_.resolver) ctx_.resolver->cancel(dns_query_);
   if (chain_) chain_->cancel();
   if (!disconnected_) run_disconnect();
@@ -45,7 +46,7 @@ void Session::refuse(const Reply &r) {
   log::format(log::notice, id_, "", "refused %s:%d: %s", peer_ip().c_str(), peer_port(),
               r.lines.empty() ? "" : r.lines[0].c_str());
   disconnected_ = true;                  // no hooks ran for this connection
-  if (tls_mode_ != "implicit") send(r);  // the client expects TLS there: no plaintext reply
+  if (tls_mode_ != TlsMode::implicit) send(r);  // the client expects TLS there: no plaintext reply
   state_ = State::closing;
   flush();
 }
@@ -62,7 +63,7 @@ void Session::start() {
                    local_ip() + ":" + std::to_string(local_port()),
                f);
   }
-  if (tls_mode_ == "implicit") {  // RFC 8314: TLS first, then the SMTP dialogue inside it
+  if (tls_mode_ == TlsMode::implicit) {  // RFC 8314: TLS first, then the SMTP dialogue inside it
     auto ctx = ctx_.tls ? ctx_.tls() : nullptr;
     if (!ctx) {
       log::format(log::err, id_, "", "implicit TLS listener without a certificate; closing");
@@ -162,7 +163,7 @@ void Session::begin_close() {
 }
 
 void Session::release() {
-  conn_dns_.close();
+  if (conn_dns_) conn_dns_->close();
   if (dns_query_ && ctx_.resolver) ctx_.resolver->cancel(dns_query_);
   dns_query_ = 0;
   idle_timer_.stop();
@@ -263,6 +264,15 @@ void Session::reset_transaction() {
   if (had) notify(UVS_HOOK_RESET_TRANSACTION);
   txn_notes_.clear();
   txn_.clear_id();
+}
+
+ConnDns *Session::conn_dns() {
+  if (!conn_dns_) {
+    conn_dns_ = std::make_unique<ConnDns>();
+    conn_dns_->set_resolver(ctx_.resolver, ctx_.services ? ctx_.services->dns_timeout : 5);
+    if (ending()) conn_dns_->close();  // a session on its way out starts no lookups
+  }
+  return conn_dns_.get();
 }
 
 }  // namespace uvs

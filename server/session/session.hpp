@@ -6,7 +6,7 @@
 // session_data.cpp (DATA, end of data, queue, message access), session_log.cpp (log lines).
 #pragma once
 #include <cstdint>
-#include <deque>
+#include <list>
 #include <memory>
 #include <optional>
 #include <string>
@@ -81,7 +81,7 @@ class Session final : public CallHost, private ConnectionEvents {
     return remote_host_.empty() ? nullptr : &remote_host_;
   }
   const tls::TlsDetails *tls_details() const override { return conn_->tls(); }
-  ConnDns *conn_dns() override { return &conn_dns_; }
+  ConnDns *conn_dns() override;  // made on first use
 
  private:
   // Where the session stands. greeting: pre-connection/connect hooks, no banner yet;
@@ -189,13 +189,14 @@ class Session final : public CallHost, private ConnectionEvents {
   const config::Settings &cfg_;
   std::unique_ptr<Connection> conn_;
   bool sync_check_;
-  std::string tls_mode_;      // the listener's: "none", "starttls" or "implicit"
+  enum class TlsMode : uint8_t { none, starttls, implicit };
+  TlsMode tls_mode_;          // the listener's
   bool require_tls_;          // the listener's: MAIL before TLS gets 530 5.7.0
   bool handshaking_ = false;  // a TLS handshake is under way (the session waits for it)
   std::string id_;
   std::string remote_host_;  // reverse DNS name ("" if none)
   uint64_t dns_query_ = 0;   // the connect-time PTR lookup in flight
-  ConnDns conn_dns_;         // plugins' lookups (dns_query_conn): closed by release()
+  std::unique_ptr<ConnDns> conn_dns_;  // plugins' lookups (dns_query_conn): closed by release()
   State state_ = State::greeting;
 
   std::string in_;  // received, not yet consumed
@@ -229,7 +230,9 @@ class Session final : public CallHost, private ConnectionEvents {
   // EOF (or a shutdown) ends a session whose plugins never saw it.
   bool hooks_started_ = false;
 
-  mutable std::deque<std::string> header_values_;  // header() results lent to the current hook
+  // header() results lent to the current hook (a list: stable addresses, nothing allocated
+  // while empty, which is what an idle session pays)
+  mutable std::list<std::string> header_values_;
   Timer idle_timer_;  // the command deadline, or the DATA deadline (data_clock_)
   DataClock data_clock_;
   log::SessionCounters counters_;  // commands and accepted messages, for log_session_end()

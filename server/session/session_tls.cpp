@@ -8,7 +8,7 @@
 namespace uvs {
 
 bool Session::tls_offered() const {
-  if (tls_mode_ != "starttls" || handshaking_ || conn_->tls() || !ctx_.tls) return false;
+  if (tls_mode_ != TlsMode::starttls || handshaking_ || conn_->tls() || !ctx_.tls) return false;
   return ctx_.tls() != nullptr;
 }
 

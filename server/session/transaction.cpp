@@ -275,6 +275,7 @@ void Transaction::prepare_message_fd(std::function<void(int64_t)> done) {
   job->body_off = received_len_ + header_bytes_;
   job->body_len = std::max<int64_t>(0, spool_->size() - job->body_off);
   job->dir = spool_dir_;
+  if (!alive_) alive_ = std::make_shared<int>(0);  // made only when a copy job needs it
   job->alive = alive_;
   job->txn = this;
   job->gen = edit_gen_;

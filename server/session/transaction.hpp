@@ -114,7 +114,7 @@ class Transaction {
   mutable uint64_t composed_gen_ = 0;
   mutable int64_t composed_size_ = -1;
   uv_loop_t *loop_ = nullptr;
-  std::shared_ptr<int> alive_ = std::make_shared<int>(0);  // for callbacks from the thread pool
+  std::shared_ptr<int> alive_;  // for callbacks from the thread pool (made with the first job)
   int start_edit();                 // parses headers_ into fields_ on the first edit
   void refresh_edited();            // edited_headers_ from fields_ and the body
   void drop_edits();
