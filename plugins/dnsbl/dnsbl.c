@@ -317,17 +317,25 @@ static void on_a(uvs_pending *p, int status, int count, const char *const *answe
   job_release(job);
 }
 
-static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const ipnet_addr *addr,
-                                 const char *ip) {
+/* A job with room for every zone and the client's reversed address as the query prefix;
+ * NULL (logged) when there is no memory or the address cannot be reversed. */
+static bl_job *new_job(bl_state *st, uvs_call *c, const ipnet_addr *addr) {
   bl_job *job = (bl_job *)calloc(1, sizeof *job + st->nzones * sizeof(bl_zq));
   if (!job) {
     bl_log(st, c, UVS_LOG_ERR, "skip, out of memory");
-    return UVS_DECLINED;
+    return NULL;
   }
   if (ipnet_reverse(addr, job->prefix, sizeof job->prefix) < 0) {
     free(job);
-    return UVS_DECLINED;
+    return NULL;
   }
+  return job;
+}
+
+static uvs_verdict start_lookups(bl_state *st, uvs_call *c, const ipnet_addr *addr,
+                                 const char *ip) {
+  bl_job *job = new_job(st, c, addr);
+  if (!job) return UVS_DECLINED;
   uvs_pending *p = api->suspend(c);
   if (!p) {
     free(job);
@@ -477,15 +485,8 @@ static void on_waiter_cancel(uvs_pending *p, void *ud) {
 
 static uvs_verdict start_conn_lookups(bl_state *st, uvs_call *c, const ipnet_addr *addr,
                                       const char *ip) {
-  bl_job *job = (bl_job *)calloc(1, sizeof *job + st->nzones * sizeof(bl_zq));
-  if (!job) {
-    bl_log(st, c, UVS_LOG_ERR, "skip, out of memory");
-    return UVS_DECLINED;
-  }
-  if (ipnet_reverse(addr, job->prefix, sizeof job->prefix) < 0) {
-    free(job);
-    return UVS_DECLINED;
-  }
+  bl_job *job = new_job(st, c, addr);
+  if (!job) return UVS_DECLINED;
   job->st = st;
   job->refs = 1;
   st->refs++;

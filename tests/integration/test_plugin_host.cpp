@@ -1141,6 +1141,18 @@ struct EditMailDir {
   }
 };
 
+// The header section edit_probe leaves at data_post (its empty line included), as stored.
+const std::string kEditedHeaders =
+    "Authentication-Results: mx.test.invalid; none\r\n"
+    "X-Test: 1\r\n"
+    "From: <sender@client.test>\r\n"
+    "X-Before-To: yes\r\n"
+    "To: <alice@one.test>\r\n"
+    "Subject: edited subject\r\n"
+    "X-Remove: second\r\n"
+    "X-Folded: one\r\n two\r\n"
+    "\r\n";
+
 const std::string kEditMsg =
     "From: <sender@client.test>\r\n"
     "To: <alice@one.test>\r\n"
@@ -1172,16 +1184,7 @@ TEST_CASE("plugin_host: message edits at data_headers_end and data_post reach qu
   CHECK(s.wait_log("edit_probe: post ar=0 del=0 rep=0 ins=0 body=0 badbody=" + inval +
                    " subject=edited subject removed=second"));
   const std::string expected =
-      "Authentication-Results: mx.test.invalid; none\r\n"
-      "X-Test: 1\r\n"
-      "From: <sender@client.test>\r\n"
-      "X-Before-To: yes\r\n"
-      "To: <alice@one.test>\r\n"
-      "Subject: edited subject\r\n"
-      "X-Remove: second\r\n"
-      "X-Folded: one\r\n two\r\n"
-      "\r\n"
-      "new body\r\n"
+      kEditedHeaders + "new body\r\n"
       "line 2\r\n";
   std::string received;
   CHECK(mail.single(&received) == expected);
@@ -1211,15 +1214,7 @@ TEST_CASE("plugin_host: header-only edits keep a large spooled body as it was") 
   CHECK(s.wait_log("edit_probe: post ar=0 del=0 rep=0 ins=0 body=0 badbody=0"));
   CHECK(s.wait_log(" same=1"));
   const std::string expected =
-      "Authentication-Results: mx.test.invalid; none\r\n"
-      "X-Test: 1\r\n"
-      "From: <sender@client.test>\r\n"
-      "X-Before-To: yes\r\n"
-      "To: <alice@one.test>\r\n"
-      "Subject: edited subject\r\n"
-      "X-Remove: second\r\n"
-      "X-Folded: one\r\n two\r\n"
-      "\r\n" + body;
+      kEditedHeaders + body;
   std::string got = mail.single();
   CHECK(got.size() == expected.size());
   CHECK(got == expected);
@@ -1260,15 +1255,7 @@ TEST_CASE("plugin_host: a large edited message is written out off the loop befor
   CHECK(s.wait_log("edited message (", 10));
   CHECK(s.wait_log("bytes) written out on the thread pool"));
   const std::string expected =
-      "Authentication-Results: mx.test.invalid; none\r\n"
-      "X-Test: 1\r\n"
-      "From: <sender@client.test>\r\n"
-      "X-Before-To: yes\r\n"
-      "To: <alice@one.test>\r\n"
-      "Subject: edited subject\r\n"
-      "X-Remove: second\r\n"
-      "X-Folded: one\r\n two\r\n"
-      "\r\n" + body;
+      kEditedHeaders + body;
   std::string got = mail.single();
   CHECK(got.size() == expected.size());
   CHECK((got == expected));
@@ -1295,15 +1282,7 @@ TEST_CASE("plugin_host: a large replacement body is written out off the loop bef
     body += line;
   }
   const std::string expected =
-      "Authentication-Results: mx.test.invalid; none\r\n"
-      "X-Test: 1\r\n"
-      "From: <sender@client.test>\r\n"
-      "X-Before-To: yes\r\n"
-      "To: <alice@one.test>\r\n"
-      "Subject: edited subject\r\n"
-      "X-Remove: second\r\n"
-      "X-Folded: one\r\n two\r\n"
-      "\r\n" + body;
+      kEditedHeaders + body;
   std::string got = mail.single();
   CHECK(got.size() == expected.size());
   CHECK((got == expected));
