@@ -415,6 +415,10 @@ TEST_CASE("dns: dnsbl sessions do not block each other: 30 clients in one 0.3 s 
   for (int i = 0; i < 30; ++i) clients.push_back(std::make_unique<Client>(s.port()));
   for (auto &c : clients) CHECK(c->reply(5) == kBanner);
   CHECK(now() - t0 < 1.2);
+  // In check-at rcpt mode the banner does not wait for the lookups: they may still be on
+  // their way to the stub when the last banner arrives.
+  for (double end = now() + 2; dns.queries(kQ + "bl.test", DnsStub::A) < 30 && now() < end;)
+    usleep(10 * 1000);
   CHECK(dns.queries(kQ + "bl.test", DnsStub::A) == 30);
 }
 
