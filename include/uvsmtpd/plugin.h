@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define UVS_ABI_MAJOR 1 /* bump = incompatible; the server refuses other majors */
-#define UVS_ABI_MINOR 3 /* bump = members appended; older plugins still load    */
+#define UVS_ABI_MINOR 4 /* bump = members appended; older plugins still load    */
 
 /* The oldest server minor (1.N) this plugin runs on: UVS_PLUGIN stamps it into
  * uvs_plugin_info.abi_minor, and a server older than that refuses the plugin. By default
@@ -72,6 +72,7 @@ typedef enum uvs_hook {
   UVS_HOOK_HELP = 18,
   UVS_HOOK_DENY = 19, /* observer: after any DENY* verdict; return ignored      */
   UVS_HOOK_OK = 20,   /* observer: after any other verdict; return ignored      */
+  UVS_HOOK_AUTH = 21, /* 1.4: SMTP AUTH credentials to check (RFC 4954)          */
   UVS_HOOK_MAX_ENUM_ = 0x7fffffff /* not a hook: keeps the enum int-sized in C and C++ */
 } uvs_hook;
 
@@ -219,7 +220,9 @@ typedef struct uvs_api {
   int (*rcpt_count)(const uvs_call *c);
   const char *(*rcpt_at)(const uvs_call *c, int i);
   /* 1 if the session is in TLS (after STARTTLS, or on an implicit-TLS listener), else 0.
-   * AUTH: NULL until it exists in the server. */
+   * auth_user: the user a successful AUTH authenticated (RFC 4954), NULL before it and
+   * inside the auth hook (the user being checked is call_address() there). Servers before
+   * 1.4 had no AUTH and always returned NULL. */
   int (*tls_active)(const uvs_call *c);
   const char *(*auth_user)(const uvs_call *c);
 
@@ -440,7 +443,25 @@ typedef struct uvs_api {
    * call replaces an earlier replacement. Header edits are kept. */
   int (*body_replace_fd)(uvs_call *c, int fd);
 
-  /* ---- 1.4 and later: append below this line only ----------------------------- */
+  /* ---- 1.4 ------------------------------------------------------------------- */
+
+  /* The auth hook (UVS_HOOK_AUTH) runs when a client has sent its credentials: call_arg() is
+   * the SASL mechanism ("PLAIN", "LOGIN"), call_address() the user (authentication identity),
+   * call_param(c, "authzid") PLAIN's authorization identity when the client gave one that
+   * differs from the user (NULL otherwise), and auth_password() the password. OK: the user
+   * is authenticated (235 2.7.0); DENY: 535 5.7.8; DENYSOFT: 454 4.7.0; DECLINED: the next
+   * plugin decides, and when none says OK the answer is 535 5.7.8.
+   *
+   * auth_password: the password, in the auth hook only (also through pending_call() until
+   * complete()); NULL in every other hook. Borrowed: the core overwrites it with zeros as
+   * soon as the auth hook has its verdict, so copy it (and wipe the copy) if a worker thread
+   * needs it. Never log it. */
+  const char *(*auth_password)(const uvs_call *c);
+  /* The SASL mechanism: in the auth hook the one being tried; after a successful AUTH the
+   * one that succeeded ("PLAIN"); NULL otherwise. Borrowed. */
+  const char *(*auth_mechanism)(const uvs_call *c);
+
+  /* ---- 1.5 and later: append below this line only ----------------------------- */
 } uvs_api;
 
 /* Does the running server's table have this member? */

@@ -42,6 +42,7 @@ class CallHost {
   virtual const tls::TlsDetails *tls_details() const { return nullptr; }
   bool tls_active() const { return tls_details() != nullptr; }
   virtual const std::string *auth_user() const { return nullptr; }
+  virtual const std::string *auth_mechanism() const { return nullptr; }  // after AUTH success
   virtual const std::string *remote_host() const { return nullptr; }
   virtual const std::string *queue_id() const { return nullptr; }  // open transaction's id
   virtual int64_t message_size() const { return -1; }
@@ -70,6 +71,7 @@ struct HookArgs {
   std::string arg;
   std::string address;
   const std::vector<smtp::EsmtpParam> *params = nullptr;
+  const char *password = nullptr;  // auth hook only: wiped by the session after the verdict
 };
 
 struct Handler;

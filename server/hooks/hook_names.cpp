@@ -6,7 +6,7 @@ namespace {
 constexpr std::string_view kHooks[] = {
     "?",    "pre-connection", "connect", "helo", "ehlo",  "mail", "rcpt",
     "data", "data_headers_end", "data_post", "queue", "queue_post", "reset_transaction",
-    "quit", "disconnect", "unrecognized_command", "vrfy", "noop", "help", "deny", "ok"};
+    "quit", "disconnect", "unrecognized_command", "vrfy", "noop", "help", "deny", "ok", "auth"};
 constexpr std::string_view kVerdicts[] = {"DECLINED", "OK",   "DENY",   "DENYSOFT",
                                           "DENY_DISCONNECT", "DENYSOFT_DISCONNECT",
                                           "DONE",     "PENDING"};

@@ -5,7 +5,7 @@
 
 namespace uvs {
 
-inline constexpr int kHookMax = UVS_HOOK_OK;  // highest hook id this server knows
+inline constexpr int kHookMax = UVS_HOOK_AUTH;  // highest hook id this server knows
 
 bool hook_known(int hook);
 std::string_view hook_name(int hook);  // "rcpt", "data_post", ... ("?" if unknown)

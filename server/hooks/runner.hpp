@@ -15,7 +15,7 @@ namespace uvs {
 
 // Handlers per hook id, in conf/plugins order.
 struct HookTable {
-  std::vector<Handler> by_hook[UVS_HOOK_OK + 1];
+  std::vector<Handler> by_hook[UVS_HOOK_AUTH + 1];
 };
 
 struct HookResult {

@@ -158,6 +158,16 @@ const char *api_rcpt_at(const uvs_call *c, int i) noexcept {
 }
 int api_tls_active(const uvs_call *c) noexcept { return c ? c->host->tls_active() : -EINVAL; }
 const char *api_auth_user(const uvs_call *c) noexcept { return c ? cstr(c->host->auth_user()) : nullptr; }
+// 1.4: the auth hook's password (borrowed from the session, which wipes it after the verdict)
+// and the mechanism (the one being tried inside the auth hook, the successful one after).
+const char *api_auth_password(const uvs_call *c) noexcept {
+  return (c && c->hook == UVS_HOOK_AUTH && c->args) ? c->args->password : nullptr;
+}
+const char *api_auth_mechanism(const uvs_call *c) noexcept {
+  if (!c) return nullptr;
+  if (c->hook == UVS_HOOK_AUTH && c->args) return c->args->arg.c_str();
+  return cstr(c->host->auth_mechanism());
+}
 
 // -- message --
 int64_t api_message_size(const uvs_call *c) noexcept { return c ? c->host->message_size() : -EINVAL; }
@@ -461,6 +471,7 @@ const uvs_api kApi = {
     api_dns_query_conn, api_dns_cancel_conn,
     api_header_add, api_header_insert, api_header_delete, api_header_replace,
     api_body_replace_fd,
+    api_auth_password, api_auth_mechanism,
 };
 
 }  // namespace

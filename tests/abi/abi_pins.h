@@ -127,6 +127,16 @@ PIN_MEMBER(header_delete, 65);
 PIN_MEMBER(header_replace, 66);
 PIN_MEMBER(body_replace_fd, 67);
 #define UVS_API_SIZE_1_3 SLOT(68)
+#endif
+
+/* ---- uvs_api 1.4 members ------------------------------------------------------------------ */
+#if UVS_ABI_MINOR >= 4
+PIN_MEMBER(auth_password, 68);
+PIN_MEMBER(auth_mechanism, 69);
+#define UVS_API_SIZE_1_4 SLOT(70)
+#endif
+
+#if UVS_ABI_MINOR >= 3
 
 /* uvs_tls_info (1.3): the caller's size first, then the fields in order, each at its natural
  * alignment (pointers and size_t have one size on LP64 and ILP32); later minors append */
@@ -158,6 +168,8 @@ PIN(sizeof(uvs_api) == UVS_API_SIZE_1_1);
 PIN(sizeof(uvs_api) == UVS_API_SIZE_1_2);
 #elif UVS_ABI_MINOR == 3
 PIN(sizeof(uvs_api) == UVS_API_SIZE_1_3);
+#elif UVS_ABI_MINOR == 4
+PIN(sizeof(uvs_api) == UVS_API_SIZE_1_4);
 #else
 #error "UVS_ABI_MINOR is newer than tests/abi/abi_pins.h: pin the new members"
 #endif
@@ -196,6 +208,9 @@ PIN(UVS_HOOK_NOOP == 17);
 PIN(UVS_HOOK_HELP == 18);
 PIN(UVS_HOOK_DENY == 19);
 PIN(UVS_HOOK_OK == 20);
+#if UVS_ABI_MINOR >= 4
+PIN(UVS_HOOK_AUTH == 21);
+#endif
 
 PIN(UVS_DECLINED == 0);
 PIN(UVS_OK == 1);
@@ -361,6 +376,10 @@ PIN_TYPE(API_T(header_insert), int (*)(uvs_call *, const char *, int, const char
 PIN_TYPE(API_T(header_delete), int (*)(uvs_call *, const char *, int));
 PIN_TYPE(API_T(header_replace), int (*)(uvs_call *, const char *, int, const char *));
 PIN_TYPE(API_T(body_replace_fd), int (*)(uvs_call *, int));
+#endif
+#if UVS_ABI_MINOR >= 4
+PIN_TYPE(API_T(auth_password), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(auth_mechanism), const char *(*)(const uvs_call *));
 #endif
 
 PIN_TYPE(INFO_T(size), uint32_t);

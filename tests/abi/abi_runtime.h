@@ -74,6 +74,13 @@ static int fake_dns_cancel_conn(uvs_call *c, int64_t id) {
 }
 #endif
 
+#if UVS_ABI_MINOR >= 4
+static const char *fake_auth_mechanism(const uvs_call *c) {
+  (void)c;
+  return NULL;
+}
+#endif
+
 UVS_PLUGIN("abi_check", "1.2.3", fake_init, fake_fini);
 
 static int run_abi_checks(const char *lang) {
@@ -183,9 +190,23 @@ static int run_abi_checks(const char *lang) {
   CHECK(UVS_API_HAS(&t, body_replace_fd));
   CHECK(!UVS_API_HAS(&t, header_add)); /* a NULL slot */
   CHECK(t.body_replace_fd(NULL, 0) == -1);
+#if UVS_ABI_MINOR == 3
   CHECK(offsetof(uvs_api, body_replace_fd) + sizeof(void *) == sizeof(uvs_api));
+#endif
   /* uvs_tls_info starts with the caller's size */
   CHECK(offsetof(uvs_tls_info, size) == 0);
+#endif
+#if UVS_ABI_MINOR >= 4
+  /* the AUTH members follow body_replace_fd: a 1.3 server's table ends there */
+  t.auth_mechanism = fake_auth_mechanism;
+  t.size = (uint32_t)offsetof(uvs_api, auth_password);
+  CHECK(UVS_API_HAS(&t, body_replace_fd));
+  CHECK(!UVS_API_HAS(&t, auth_password));
+  CHECK(!UVS_API_HAS(&t, auth_mechanism));
+  t.size = (uint32_t)sizeof t;
+  CHECK(UVS_API_HAS(&t, auth_mechanism));
+  CHECK(t.auth_mechanism(NULL) == NULL);
+  CHECK(offsetof(uvs_api, auth_mechanism) + sizeof(void *) == sizeof(uvs_api));
 #endif
 
   printf("abi %s: %s (uvs_api %u bytes, uvs_plugin_info %u bytes, ABI %d.%d, plugin stamp 1.%d)\n",
