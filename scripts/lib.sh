@@ -9,7 +9,9 @@ cd "$ROOT"
 DEB_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 swaks
               libuv1-dev libtomlplusplus-dev doctest-dev libssl-dev libc-ares-dev
               groff-base   # groff: tests/install renders the man pages
-              openssl libnet-ssleay-perl)  # TLS tests: certificates, s_client, swaks --tls
+              openssl libnet-ssleay-perl   # TLS tests: certificates, s_client, swaks --tls
+              libcrypt-dev                 # auth/passwd_file: yescrypt, bcrypt, SHA512-CRYPT
+              dovecot-core msmtp)          # AUTH tests: a real SASL back end, a real client
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi
@@ -23,7 +25,15 @@ ensure_packages() {
   if [ ${#missing[@]} -gt 0 ]; then
     echo "==> installing: ${missing[*]}"
     as_root apt-get update -qq
+    # Servers the tests need (dovecot) are started by the tests themselves, with their own
+    # configuration: keep apt from starting the system instance (policy-rc.d, exit 101 = deny).
+    local policy=/usr/sbin/policy-rc.d had_policy=0
+    if [ -e "$policy" ]; then had_policy=1; else
+      printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
+      as_root chmod 755 "$policy"
+    fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
+    [ "$had_policy" = 1 ] || as_root rm -f "$policy"
   fi
 }
 
