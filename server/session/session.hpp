@@ -114,6 +114,7 @@ class Session final : public CallHost, private ConnectionEvents {
   // ---- session_io.cpp: ConnectionEvents, input, output
   void on_data(const char *p, size_t n) override;
   void on_eof(int status) override;
+  void lost_while_pending(int status);  // EOF or a read error while a plugin call is pending
   void on_write_done() override;
   void on_write_error(int status) override;
   void on_drain_timeout() override;
