@@ -1,7 +1,8 @@
 // tests/integration/test_plugin_async.cpp: the ABI 1.3 async members through the real binary and
 // tests/plugins/async_probe: plugin-level timers (shutdown, retirement before fini, stop inside the
 // callback), notes from a worker thread, the cancel callback, complete() inside the hook, lifetimes
-// after complete(), logv/set_errorfv, hook_timeout_ms.
+// after complete(), logv/set_errorfv, hook_timeout_ms; a client that goes away (FIN, reset,
+// half-close) while a call is pending, and input pipelined meanwhile.
 #include <cerrno>
 #include <csignal>
 #include <doctest/doctest.h>
