@@ -1,9 +1,10 @@
 // tests/integration/test_tls.cpp: TLS end to end through the real binary: STARTTLS (RFC 3207)
 // advertisement, grammar and session reset, the pipelined-command injection class
 // (CVE-2011-0411), require_tls, implicit TLS (RFC 8314), hostile bytes at the TLS layer and the
-// handshake timeout, SNI, close_notify after QUIT and while a plugin call is pending, certificate
-// reload (SIGHUP, file watch, under load), real clients (smtplib, swaks, openssl s_client). The first cases check the test PKI and
-// the TLS client helper against `openssl s_server`, independent of uvsmtpd.
+// handshake timeout, SNI, close_notify after QUIT and while a plugin call is pending,
+// certificate reload (SIGHUP, file watch, under load), real clients (smtplib, swaks, openssl
+// s_client). The first cases check the test PKI and the TLS client helper against
+// `openssl s_server`, independent of uvsmtpd.
 // Cases are named "tls: ..." (the load case "tls-load: ..."): run them with -tc='tls*'.
 #include <doctest/doctest.h>
 
