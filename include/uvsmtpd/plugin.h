@@ -366,9 +366,11 @@ typedef struct uvs_api {
    * beyond 256 notes per call; -ENOMEM. */
   int (*pending_note_set)(uvs_pending *p, int scope, const char *key, const char *value);
   /* Learn that the core let go of a pending call before complete(): the client went away
-   * (EOF, TLS close_notify, a reset, a half-close: noticed at once, as the session keeps
-   * reading while a call is pending; while the plugin watches the input with wait_for_input
-   * the EOF goes to its watch instead), the hook timeout answered, or the session closed
+   * (noticed at once, as the session keeps reading while a call is pending: an EOF or TLS
+   * close_notify right after the pending command, or a reset; a half-close behind more
+   * commands lets the call finish, and while the plugin watches the input with
+   * wait_for_input the EOF goes to its watch instead), the hook timeout answered, or the
+   * session closed
    * while the call was pending (e.g. at the end of the shutdown grace). cb(p, ud) runs once,
    * on the loop thread, never after
    * complete() was called and never from inside this call. The handle stays the plugin's:

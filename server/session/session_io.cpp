@@ -47,10 +47,15 @@ void Session::on_eof(int status) {
     log::format(log::info, id_, "", "client closed the connection during the TLS handshake");
     return abandon_handshake();
   }
-  // A plugin call is pending and nobody watches the input for it: the client is gone (EOF,
-  // a reset, a TLS close_notify; a half-close counts too, as Postfix treats it). A call whose
-  // plugin has answered already is let finish: its reply goes out, then process() closes.
-  if (!input_watch_ && chain_ && !chain_->answered()) return lost_while_pending(status);
+  // A plugin call is pending and nobody watches the input for it: a client that leaves (EOF
+  // or a TLS close_notify with nothing sent after the pending command, or a reset) is gone,
+  // and the call is given up now. Two cases are let finish, then process() closes at the end
+  // of the input: a call whose plugin has answered already (its reply goes out), and a
+  // half-close behind more commands or data (the client sent its last commands, then FIN:
+  // they are answered in order after the verdict, as Postfix serves what it has read).
+  if (!input_watch_ && chain_ && !chain_->answered() &&
+      (status != UV_EOF || in_off_ == in_.size()))
+    return lost_while_pending(status);
   if (status != UV_EOF) log::format(log::info, id_, "", "read error: %s", uv_strerror(status));
   if (input_watch_) {
     auto cb = std::move(input_watch_);
