@@ -169,7 +169,9 @@ const std::string &ChainRun::pending_plugin() const {
   return call_.plugin ? call_.plugin->instance : none;
 }
 
-bool ChainRun::answered() const { return pending_ && pending_->complete_called.load(); }
+bool ChainRun::answered() const {
+  return pending_ && pending_->complete_called.load();
+}
 
 void ChainRun::cancel() {
   if (pending_) pending::abandon(pending_);

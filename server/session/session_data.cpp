@@ -187,7 +187,7 @@ void Session::settle_message(std::function<void()> next) {
   txn_.check_body(cfg_.max_message_size, [this, compose](int err) {
     if (ending()) return;
     if (err == 0) return compose();
-    const char *why = err == -EINVAL ? "a bare CR or LF, or no CRLF at its end"
+    const char *why = err == -EINVAL  ? "a bare CR or LF, or no CRLF at its end"
                       : err == -EFBIG ? "the message would exceed max_message_size"
                                       : nullptr;
     log::format_txn(log::err, id_, txn_.id(),

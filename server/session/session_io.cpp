@@ -53,8 +53,7 @@ void Session::on_eof(int status) {
   // of the input: a call whose plugin has answered already (its reply goes out), and a
   // half-close behind more commands or data (the client sent its last commands, then FIN:
   // they are answered in order after the verdict, as Postfix serves what it has read).
-  if (!input_watch_ && chain_ && !chain_->answered() &&
-      (status != UV_EOF || in_off_ == in_.size()))
+  if (!input_watch_ && chain_ && !chain_->answered() && (status != UV_EOF || in_off_ == in_.size()))
     return lost_while_pending(status);
   if (status != UV_EOF) log::format(log::info, id_, "", "read error: %s", uv_strerror(status));
   if (input_watch_) {

@@ -28,7 +28,7 @@ class BodyCopy {
   int load(int fd, const std::string &spool_dir, uint64_t max);
   bool is_source() const { return source_; }  // open_source(), not yet checked by load()
   int source_fd() const { return source_ ? fd_ : -1; }
-  int64_t size() const { return size_; }  // a source: its size at open_source()
+  int64_t size() const { return size_; }                      // a source: its size at open_source()
   int64_t read(int64_t offset, void *buf, size_t len) const;  // bytes, 0 at the end, or -errno
 
  private:

@@ -690,7 +690,7 @@ TEST_CASE("dns: dnsbl expected answers: default 127.0.0.0/24, exact, CIDR and bi
     CHECK(r.rfind(row.listed ? "550 5.7.1 Blocked - see bl.test" : "250 ", 0) == 0);
     if (!row.listed)
       CHECK(bl_logged(s, std::string("bl.test answered ") + row.answer +
-                       " for 127.0.0.1, not an expected answer"));
+                             " for 127.0.0.1, not an expected answer"));
   }
 }
 

@@ -258,9 +258,9 @@ void rcpt_pending(Server &s, Client &c) {
   REQUIRE(s.wait_log("async_probe: rcpt late on_cancel=0"));
 }
 
-// After the client left at t0 (nothing sent after the RCPT): the cancel callback ran at once (hook_timeout is 10 s, the
-// plugin's own completion 1.5 s away), then the disconnect hook, once; the late complete()
-// gets -ECANCELED.
+// After the client left at t0 (nothing sent after the RCPT): the cancel callback ran at once
+// (hook_timeout is 10 s, the plugin's own completion 1.5 s away), then the disconnect hook, once;
+// the late complete() gets -ECANCELED.
 void check_cancelled_at_once(Server &s, double t0, const std::string &lost_line) {
   REQUIRE(s.wait_log("async_probe: cancel rcpt pending_call=(null)", 3));
   CHECK(now() - t0 < 0.8);

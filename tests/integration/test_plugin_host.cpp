@@ -1302,7 +1302,8 @@ TEST_CASE("plugin_host: body_replace_fd copies a 20 MB file on the thread pool, 
   const std::string file = mail.path + "/replacement.txt";
   spit(file, body);
   Options o;
-  o.plugins = "verdict rcpt=OK\nedit_probe bodyfile=" + file + "\nqueue/maildir " + mail.path + "\n";
+  o.plugins =
+      "verdict rcpt=OK\nedit_probe bodyfile=" + file + "\nqueue/maildir " + mail.path + "\n";
   Server s(o);
   REQUIRE(s.started());
   Client a(s.port()), b(s.port());
@@ -1338,16 +1339,16 @@ TEST_CASE("plugin_host: a replacement body that fails when the server copies it:
     EditMailDir mail;
     REQUIRE(!mail.path.empty());
     Options o;
-    o.plugins = std::string("verdict rcpt=OK\nedit_probe ") + mode + "\nqueue/maildir " +
-                mail.path + "\n";
+    o.plugins =
+        std::string("verdict rcpt=OK\nedit_probe ") + mode + "\nqueue/maildir " + mail.path + "\n";
     Server s(o);
     REQUIRE(s.started());
     Client c(s.port());
     REQUIRE(c.reply().rfind("220 ", 0) == 0);
     REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
     // body_replace_fd accepted it (fstat sees a regular file); the copy before queue fails
-    std::string r = send_message(c, "sender@client.test", {"alice@one.test"},
-                                 kEditMsg + "old body\r\n");
+    std::string r =
+        send_message(c, "sender@client.test", {"alice@one.test"}, kEditMsg + "old body\r\n");
     CHECK(r == "451 4.3.0 Temporary failure: cannot store the message, try again later");
     CHECK(s.wait_log("edit_probe: post bodyfile=0"));
     CHECK(s.wait_log(std::string("the replacement body a plugin supplied cannot be used (") +
