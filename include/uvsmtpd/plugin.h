@@ -263,8 +263,9 @@ typedef struct uvs_api {
   int (*adjust_karma)(uvs_call *c, int delta);
 
   /* -- async -- */
-  /* Suspend the call: the hook must then return UVS_PENDING. The session stops
-   * reading input until complete(). The handle is the plugin's until it calls
+  /* Suspend the call: the hook must then return UVS_PENDING. The session interprets no
+   * more input until complete() (it buffers it, and notices a client that goes away: see
+   * pending_on_cancel). The handle is the plugin's until it calls
    * complete() exactly once, even if the client has gone or the hook timed out. */
   uvs_pending *(*suspend)(uvs_call *c);
   /* Finish a pending call with a verdict and optional reply (code 0 = default).
@@ -279,9 +280,8 @@ typedef struct uvs_api {
   int (*complete)(uvs_pending *p, uvs_verdict v, int code, const char *enhanced,
                   const char *text);
   /* The call behind a pending handle, for loop-thread callbacks (timers, input,
-   * blocking-work completions): NULL once the session no longer waits (hook timeout,
-   * session closed). Note: while a call is pending the session does not read, so a
-   * client that disconnects is only noticed through wait_for_input (UVS_INPUT_EOF). */
+   * blocking-work completions): NULL once the session no longer waits (the client gone,
+   * hook timeout, session closed). */
   uvs_call *(*pending_call)(uvs_pending *p);
   /* The next three return 0, or a negative errno and then nothing was started: -EINVAL
    * (NULL handle or callback), -EALREADY (the handle was completed), wait_for_input also
@@ -368,10 +368,14 @@ typedef struct uvs_api {
    * NULL handle or key, an empty key or a bad scope; -EALREADY after complete(); -E2BIG
    * beyond 256 notes per call; -ENOMEM. */
   int (*pending_note_set)(uvs_pending *p, int scope, const char *key, const char *value);
-  /* Learn that the core let go of a pending call before complete(): the hook timeout
-   * answered, or the session closed while the call was pending (e.g. at the end of the
-   * shutdown grace; a client that leaves is noticed at the hook timeout, as the session does
-   * not read while a call is pending). cb(p, ud) runs once, on the loop thread, never after
+  /* Learn that the core let go of a pending call before complete(): the client went away
+   * (noticed at once, as the session keeps reading while a call is pending: an EOF or TLS
+   * close_notify right after the pending command, or a reset; a half-close behind more
+   * commands lets the call finish, and while the plugin watches the input with
+   * wait_for_input the EOF goes to its watch instead), the hook timeout answered, or the
+   * session closed
+   * while the call was pending (e.g. at the end of the shutdown grace). cb(p, ud) runs once,
+   * on the loop thread, never after
    * complete() was called and never from inside this call. The handle stays the plugin's:
    * pending_call() returns NULL, timers, input watches (EOF), blocking work and DNS queries
    * still report, and the plugin must still call complete() exactly once (it returns
@@ -435,12 +439,18 @@ typedef struct uvs_api {
   /* Replace the i-th field named `name` by "name: value", in its place. */
   int (*header_replace)(uvs_call *c, const char *name, int i, const char *value);
   /* Replace the body (everything after the header section's empty line) with the content of
-   * fd, read at once from offset 0 to its end with pread() (a regular file or memfd; fd stays
-   * the plugin's, its offset untouched). Lines must end in CRLF, with no bare CR or LF, the last
-   * one included (-EINVAL otherwise); the message must stay within max_message_size (-EFBIG).
-   * Same hooks and other errors as header_add(), plus -EBADF for fd < 0 and pread()'s errors
-   * (-ESPIPE for a pipe). A later
-   * call replaces an earlier replacement. Header edits are kept. */
+   * fd from offset 0 to its end (a regular file or memfd, read with pread(): its offset is
+   * untouched). Nothing is copied on the loop: the call checks what fstat tells and keeps a
+   * duplicate of fd, so the plugin may close fd at once (it must not change the file). It
+   * returns -EINVAL, synchronously, for fd < 0, an fd that is not open, not a regular file (a
+   * directory, pipe or socket) or opened write-only, and -EFBIG for a file already too large
+   * for max_message_size; else the same errors as header_add(), or 0. The body is copied on
+   * the thread pool before the next hook that needs the whole message (data_post, queue);
+   * there its lines must end in CRLF, with no bare CR or LF, the last one included, and the
+   * message must stay within max_message_size. A body that fails then (or cannot be read)
+   * ends DATA with 451 4.3.0 and a log line: the message is not accepted. Until the copy,
+   * message_read() reads the file where it is. A later call replaces an earlier replacement.
+   * Header edits are kept. */
   int (*body_replace_fd)(uvs_call *c, int fd);
 
   /* ---- 1.4 ------------------------------------------------------------------- */

@@ -93,6 +93,7 @@ typedef struct bl_job {
   int refs;               /* async: 1 for the connection note + 1 while a RCPT waits */
   char ip[INET6_ADDRSTRLEN];
   char prefix[72];
+  char sid[64]; /* the session's id, for the lines logged when no call is at hand */
   bl_zq zq[];
 } bl_job;
 
@@ -116,6 +117,26 @@ static void bl_log(const bl_state *st, const uvs_call *c, int level, const char 
     api->log(NULL, c, level, "%s (retired): %s", st->name, buf);
   else
     api->log(st->self, c, level, "%s", buf);
+}
+
+/* Logs about a job: through the call when there is one (the server adds the session id),
+ * else (a DNS answer after the call was let go, or in async mode, where answers come without a
+ * call) with "(session ID)" in the text, as smtp-forward does. */
+static void job_log(const bl_job *job, const uvs_call *c, int level, const char *fmt, ...)
+#if defined(__GNUC__)
+    __attribute__((format(printf, 4, 5)))
+#endif
+    ;
+static void job_log(const bl_job *job, const uvs_call *c, int level, const char *fmt, ...) {
+  char buf[1024];
+  va_list ap;
+  va_start(ap, fmt);
+  vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  if (c)
+    bl_log(job->st, c, level, "%s", buf);
+  else
+    bl_log(job->st, NULL, level, "(session %s) %s", job->sid, buf);
 }
 
 static void free_state(bl_state *st);
@@ -202,8 +223,8 @@ static void job_finish(bl_job *job) {
   uvs_call *c = api->pending_call(p);
   const bl_zq *hit = first_hit(job);
   if (!hit) {
-    bl_log(st, c, UVS_LOG_INFO, "pass, %s not listed in %zu zone%s", job->ip, st->nzones,
-           st->nzones == 1 ? "" : "s");
+    job_log(job, c, UVS_LOG_INFO, "pass, %s not listed in %zu zone%s", job->ip, st->nzones,
+            st->nzones == 1 ? "" : "s");
     job_free(job);
     api->complete(p, UVS_DECLINED, 0, NULL, NULL);
     return;
@@ -260,7 +281,7 @@ static void on_txt(uvs_pending *p, int status, int count, const char *const *ans
   if (status == 0 && count > 0 && answers[0])
     bl_reply_text(zq->txt, sizeof zq->txt, answers[0], NULL);
   else
-    bl_log(job->st, api->pending_call(p), UVS_LOG_DEBUG, "%s: no TXT record (%d)", z->name, status);
+    job_log(job, api->pending_call(p), UVS_LOG_DEBUG, "%s: no TXT record (%d)", z->name, status);
   job_release(job);
 }
 
@@ -277,25 +298,25 @@ static void a_record(bl_zq *zq, const uvs_call *c, int status, int count,
       snprintf(zq->answer, sizeof zq->answer, "%s", answers[i]);
     }
     if (zq->state == ZQ_LISTED) {
-      bl_log(st, c, UVS_LOG_INFO, "%s lists %s (%s)", z->name, job->ip, zq->answer);
+      job_log(job, c, UVS_LOG_INFO, "%s lists %s (%s)", z->name, job->ip, zq->answer);
     } else {
       zq->state = ZQ_CLEAN;
-      bl_log(st, c, UVS_LOG_INFO, "%s answered %s for %s, not an expected answer: not listed",
-             z->name, count > 0 ? answers[0] : "nothing", job->ip);
+      job_log(job, c, UVS_LOG_INFO, "%s answered %s for %s, not an expected answer: not listed",
+              z->name, count > 0 ? answers[0] : "nothing", job->ip);
     }
   } else if (status == -ENOENT) {
     zq->state = ZQ_CLEAN;
-    bl_log(st, c, UVS_LOG_DEBUG, "%s: %s not listed", z->name, job->ip);
+    job_log(job, c, UVS_LOG_DEBUG, "%s: %s not listed", z->name, job->ip);
   } else if (status == -ETIMEDOUT) {
     zq->state = ZQ_TIMEOUT;
     st->timeouts++;
-    bl_log(st, c, UVS_LOG_WARNING, "%s: no answer within %gs, treated as not listed", z->name,
-           st->timeout);
+    job_log(job, c, UVS_LOG_WARNING, "%s: no answer within %gs, treated as not listed", z->name,
+            st->timeout);
   } else {
     zq->state = ZQ_ERROR;
     st->errors++;
-    bl_log(st, c, UVS_LOG_WARNING, "%s: lookup failed (%s), treated as not listed", z->name,
-           strerror(-status));
+    job_log(job, c, UVS_LOG_WARNING, "%s: lookup failed (%s), treated as not listed", z->name,
+            strerror(-status));
   }
 }
 
@@ -329,6 +350,8 @@ static bl_job *new_job(bl_state *st, uvs_call *c, const ipnet_addr *addr) {
     free(job);
     return NULL;
   }
+  const char *sid = api->session_id(c);
+  snprintf(job->sid, sizeof job->sid, "%s", sid ? sid : "");
   return job;
 }
 
@@ -427,8 +450,8 @@ static int job_settle(bl_job *job, uvs_call *c) {
   if (hit && !c) return 0; /* the notes need a call */
   job->decided = 1;
   if (!hit) {
-    bl_log(st, c, UVS_LOG_INFO, "pass, %s not listed in %zu zone%s", job->ip, st->nzones,
-           st->nzones == 1 ? "" : "s");
+    job_log(job, c, UVS_LOG_INFO, "pass, %s not listed in %zu zone%s", job->ip, st->nzones,
+            st->nzones == 1 ? "" : "s");
     return 1;
   }
   st->listed++;
@@ -469,8 +492,8 @@ static void on_conn_txt(int64_t id, int status, int count, const char *const *an
   if (status == 0 && count > 0 && answers[0])
     bl_reply_text(zq->txt, sizeof zq->txt, answers[0], NULL);
   else
-    bl_log(job->st, NULL, UVS_LOG_DEBUG, "%s: no TXT record (%d)", job->st->zones[zq->zone].name,
-           status);
+    job_log(job, NULL, UVS_LOG_DEBUG, "%s: no TXT record (%d)", job->st->zones[zq->zone].name,
+            status);
   job_answered(job);
 }
 

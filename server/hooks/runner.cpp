@@ -164,6 +164,15 @@ void ChainRun::finish() {
   if (done) done(std::move(result));
 }
 
+const std::string &ChainRun::pending_plugin() const {
+  static const std::string none;
+  return call_.plugin ? call_.plugin->instance : none;
+}
+
+bool ChainRun::answered() const {
+  return pending_ && pending_->complete_called.load();
+}
+
 void ChainRun::cancel() {
   if (pending_) pending::abandon(pending_);
   pending_ = nullptr;

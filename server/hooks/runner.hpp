@@ -42,6 +42,11 @@ class ChainRun {
   // Called by the completion queue (loop thread).
   void on_complete(int v, int code, const std::string &enh, const std::string &text);
   uvs_call *call() { return &call_; }
+  // What the owner logs about a waiting chain: its hook and the plugin whose call is pending.
+  uvs_hook hook() const { return hook_; }
+  const std::string &pending_plugin() const;
+  // The pending plugin has called complete() already (its verdict is on its way to the loop).
+  bool answered() const;
 
  private:
   ChainRun(LoopServices *svc, CallHost &host, const HookTable &table, uvs_hook hook,

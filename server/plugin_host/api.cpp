@@ -441,7 +441,7 @@ int api_header_replace(uvs_call *c, const char *name, int i, const char *value) 
 int api_body_replace_fd(uvs_call *c, int fd) noexcept {
   int rc = edit_hook_check(c);
   if (rc < 0) return rc;
-  if (fd < 0) return -EBADF;
+  if (fd < 0) return -EINVAL;
   try {
     return c->host->body_replace(fd);
   } catch (const std::bad_alloc &) {

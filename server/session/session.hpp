@@ -6,6 +6,7 @@
 // session_data.cpp (DATA, end of data, queue, message access), session_log.cpp (log lines).
 #pragma once
 #include <cstdint>
+#include <functional>
 #include <list>
 #include <memory>
 #include <optional>
@@ -114,6 +115,7 @@ class Session final : public CallHost, private ConnectionEvents {
   // ---- session_io.cpp: ConnectionEvents, input, output
   void on_data(const char *p, size_t n) override;
   void on_eof(int status) override;
+  void lost_while_pending(int status);  // EOF or a read error while a plugin call is pending
   void on_write_done() override;
   void on_write_error(int status) override;
   void on_drain_timeout() override;
@@ -169,6 +171,10 @@ class Session final : public CallHost, private ConnectionEvents {
   void process_data_input();
   void end_of_data();
   void after_spool_flush(int err);
+  // Before data_post and before queue: a replacement body still read from the plugin's file
+  // is copied and checked, an edited message written out, both on the thread pool; then next()
+  // (not if the session ends; a body that fails answers 451 4.3.0 and drops the message).
+  void settle_message(std::function<void()> next);
   void run_data_post();
   void run_queue();
   std::string received_header() const;

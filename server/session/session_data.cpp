@@ -161,7 +161,43 @@ void Session::after_spool_flush(int err) {
     if (!processing_) process();
     return;
   }
-  run_data_post();
+  // A body replaced at data_headers_end is copied, and an edited message written out, on the
+  // thread pool before data_post, so that its plugins read the message without a copy on the loop.
+  settle_message([this] { run_data_post(); });
+}
+
+void Session::settle_message(std::function<void()> next) {
+  auto compose = [this, next] {
+    // An edited message is written out on the thread pool now, not by message_fd() on the loop.
+    txn_.prepare_message_fd([this, next](int64_t n) {
+      if (ending()) return;
+      if (n > 0)
+        log::format_txn(log::debug, id_, txn_.id(),
+                        "%s: edited message (%lld bytes) written out on the thread pool",
+                        txn_.id().c_str(), static_cast<long long>(n));
+      else if (n < 0)
+        log::format_txn(log::warning, id_, txn_.id(),
+                        "%s: edited message not written out in advance: %s", txn_.id().c_str(),
+                        uv_strerror(static_cast<int>(n)));
+      next();
+    });
+  };
+  if (!txn_.body_unchecked()) return compose();
+  // body_replace_fd() took only a duplicate of the plugin's descriptor: copy and check it now.
+  txn_.check_body(cfg_.max_message_size, [this, compose](int err) {
+    if (ending()) return;
+    if (err == 0) return compose();
+    const char *why = err == -EINVAL  ? "a bare CR or LF, or no CRLF at its end"
+                      : err == -EFBIG ? "the message would exceed max_message_size"
+                                      : nullptr;
+    log::format_txn(log::err, id_, txn_.id(),
+                    "%s: the replacement body a plugin supplied cannot be used (%s); not accepted",
+                    txn_.id().c_str(), why ? why : uv_strerror(err));
+    busy_ = false;
+    reset_transaction();
+    reply_store_failure(err == -EINVAL || err == -EFBIG ? -EIO : err);
+    if (!processing_) process();
+  });
 }
 
 void Session::run_data_post() {
@@ -175,19 +211,8 @@ void Session::run_data_post() {
       if (!ending() && !processing_) process();
       return;
     }
-    // An edited message is written out on the thread pool now, not by message_fd() on the loop.
-    txn_.prepare_message_fd([this](int64_t n) {
-      if (ending()) return;
-      if (n > 0)
-        log::format_txn(log::debug, id_, txn_.id(),
-                        "%s: edited message (%lld bytes) written out on the thread pool",
-                        txn_.id().c_str(), static_cast<long long>(n));
-      else if (n < 0)
-        log::format_txn(log::warning, id_, txn_.id(),
-                        "%s: edited message not written out in advance: %s", txn_.id().c_str(),
-                        uv_strerror(static_cast<int>(n)));
-      run_queue();
-    });
+    // The replacement body copied and the edited message written out (thread pool), then queue.
+    settle_message([this] { run_queue(); });
   });
 }
 

@@ -3,6 +3,7 @@
 // pipelining group), the connection's events, and the plugins' input watch and continuations.
 #include <cerrno>
 
+#include "hooks/hook_names.hpp"
 #include "log/log.hpp"
 #include "session/session.hpp"
 
@@ -46,6 +47,14 @@ void Session::on_eof(int status) {
     log::format(log::info, id_, "", "client closed the connection during the TLS handshake");
     return abandon_handshake();
   }
+  // A plugin call is pending and nobody watches the input for it: a client that leaves (EOF
+  // or a TLS close_notify with nothing sent after the pending command, or a reset) is gone,
+  // and the call is given up now. Two cases are let finish, then process() closes at the end
+  // of the input: a call whose plugin has answered already (its reply goes out), and a
+  // half-close behind more commands or data (the client sent its last commands, then FIN:
+  // they are answered in order after the verdict, as Postfix serves what it has read).
+  if (!input_watch_ && chain_ && !chain_->answered() && (status != UV_EOF || in_off_ == in_.size()))
+    return lost_while_pending(status);
   if (status != UV_EOF) log::format(log::info, id_, "", "read error: %s", uv_strerror(status));
   if (input_watch_) {
     auto cb = std::move(input_watch_);
@@ -54,6 +63,16 @@ void Session::on_eof(int status) {
     return;
   }
   process();
+}
+
+void Session::lost_while_pending(int status) {
+  std::string hook(hook_name(chain_->hook()));
+  log::format(log::info, id_, "", "lost connection%s%s while the %s hook of %s was pending%s",
+              status == UV_EOF ? "" : ": ", status == UV_EOF ? "" : uv_strerror(status),
+              hook.c_str(), chain_->pending_plugin().c_str(),
+              in_off_ < in_.size() ? "; buffered input dropped" : "");
+  chain_->cancel();  // the plugin's cancel callback runs now; a later complete() gets -ECANCELED
+  hard_close();      // the disconnect hook, then the socket
 }
 
 void Session::on_write_done() {
@@ -86,6 +105,10 @@ void Session::update_reading() {
            out_.size() < kMaxBufferedOutput && conn_->write_bytes_in_flight() < kMaxBufferedOutput;
   }
   if ((input_watch_ || handshaking_) && !eof_) want = true;
+  // A pending plugin call: keep reading, so that a client that goes away is noticed now
+  // (on_eof) rather than at the completion or the hook timeout. What arrives is only buffered
+  // (held() stops process()), within the same limit; nothing is interpreted before the verdict.
+  if (chain_ && !eof_ && !ending() && !waiting_disk_) want = true;
   if (want && in_.size() - in_off_ >= kMaxBufferedInput && !input_watch_) want = false;
   if (want != conn_->reading()) conn_->set_reading(want);
 }

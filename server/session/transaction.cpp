@@ -91,6 +91,20 @@ struct ComposeJob {
     if (rc < 0) err = rc;
   }
 };
+
+// A replacement body copied and checked on the thread pool: it reads its own share of the
+// source (whose descriptor stays open while the job runs) and fills a BodyCopy of its own.
+struct BodyCheckJob {
+  uv_work_t req{};
+  std::shared_ptr<BodyCopy> src;
+  std::shared_ptr<BodyCopy> out = std::make_shared<BodyCopy>();
+  std::string dir;
+  uint64_t max = 0;
+  int err = 0;
+  std::weak_ptr<int> alive;
+  Transaction *txn = nullptr;
+  std::function<void(int)> done;
+};
 }  // namespace
 
 void Transaction::open(std::string mail_from, std::vector<smtp::EsmtpParam> params, bool smtputf8,
@@ -216,11 +230,47 @@ int Transaction::replace_body(int fd, uint64_t max_size) {
   uint64_t head = static_cast<uint64_t>(received_len_) + edited_headers_.size() + 2;
   if (max_size && head >= max_size) return -EFBIG;
   auto b = std::make_shared<BodyCopy>();
-  rc = b->load(fd, spool_dir_, max_size ? max_size - head : 0);
+  rc = b->open_source(fd, max_size ? max_size - head : 0);
   if (rc < 0) return rc;
   body_ = std::move(b);
   refresh_edited();
   return 0;
+}
+
+void Transaction::check_body(uint64_t max_size, std::function<void(int)> done) {
+  if (!body_unchecked() || !loop_) return done(0);
+  uint64_t head = static_cast<uint64_t>(received_len_) + edited_headers_.size() + 2;
+  if (max_size && head >= max_size) return done(-EFBIG);
+  auto job = std::make_unique<BodyCheckJob>();
+  job->src = body_;
+  job->dir = spool_dir_;
+  job->max = max_size ? max_size - head : 0;
+  if (!alive_) alive_ = std::make_shared<int>(0);
+  job->alive = alive_;
+  job->txn = this;
+  job->done = std::move(done);
+  job->req.data = job.get();
+  int rc = uv_queue_work(
+      loop_, &job->req,
+      [](uv_work_t *w) {
+        auto *j = static_cast<BodyCheckJob *>(w->data);
+        j->err = j->out->load(j->src->source_fd(), j->dir, j->max);
+      },
+      [](uv_work_t *w, int status) {
+        std::unique_ptr<BodyCheckJob> j(static_cast<BodyCheckJob *>(w->data));
+        if (j->alive.expired()) return;  // the transaction (and its session) is gone
+        Transaction *t = j->txn;
+        int result = status < 0 ? status : j->err;
+        if (t->body_ != j->src) {
+          result = -ECANCELED;  // dropped or replaced meanwhile
+        } else if (result == 0) {
+          t->body_ = std::move(j->out);
+          t->refresh_edited();  // its size is what was read, not what fstat said
+        }
+        j->done(result);
+      });
+  if (rc < 0) return job->done(rc);
+  (void)job.release();
 }
 
 int64_t Transaction::message_size() const {

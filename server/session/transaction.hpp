@@ -62,8 +62,17 @@ class Transaction {
   // -ENOENT (no spool, or no such field), -E2BIG (the header section is beyond what is kept).
   int edit_header(HeaderOp op, std::string_view at, int i, std::string_view name,
                   std::string_view value);
-  // Replaces the body with fd's content (BodyCopy::load), max_size bounding the whole message.
+  // Replaces the body with fd's content, max_size bounding the whole message. Cheap, on the
+  // loop: only what fstat tells is checked (BodyCopy::open_source); the body is read from the
+  // plugin's file (a duplicate descriptor) until check_body() has copied it.
   int replace_body(int fd, uint64_t max_size);
+  // A replacement body not copied yet: check_body() must run before the message is used whole.
+  bool body_unchecked() const { return body_ && body_->is_source(); }
+  // Copies and checks that body on libuv's thread pool (BodyCopy::load); done(0) on the loop
+  // once the copy replaced the source, else done(-errno): -EINVAL (a bare CR or LF, no final
+  // CRLF), -EFBIG (beyond max_size), a read or spool error, -ECANCELED (the edits were dropped
+  // meanwhile). Not called once the transaction is gone.
+  void check_body(uint64_t max_size, std::function<void(int)> done);
   bool edited() const { return fields_.has_value(); }
   // The header section as plugins see it (edited or as stored), ending with its empty line.
   const std::string &header_text() const { return fields_ ? edited_headers_ : headers_; }

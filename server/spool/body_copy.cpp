@@ -4,6 +4,8 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
+#include <fcntl.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "spool/spool_file.hpp"
@@ -28,6 +30,22 @@ int write_all(int fd, const char *p, size_t n) {
   return 0;
 }
 }  // namespace
+
+int BodyCopy::open_source(int src, uint64_t max) {
+  struct stat st;
+  if (src < 0 || ::fstat(src, &st) < 0 || !S_ISREG(st.st_mode)) return -EINVAL;
+  int flags = ::fcntl(src, F_GETFL);
+  if (flags < 0 || (flags & O_ACCMODE) == O_WRONLY) return -EINVAL;
+  if (max && static_cast<uint64_t>(st.st_size) > max) return -EFBIG;
+  int fd = ::fcntl(src, F_DUPFD_CLOEXEC, 0);
+  if (fd < 0) return -errno;
+  if (fd_ >= 0) ::close(fd_);
+  mem_.clear();
+  fd_ = fd;
+  source_ = true;
+  size_ = st.st_size;
+  return 0;
+}
 
 int BodyCopy::load(int src, const std::string &spool_dir, uint64_t max) {
   if (src < 0) return -EBADF;

@@ -1,11 +1,13 @@
 // tests/integration/test_plugin_async.cpp: the ABI 1.3 async members through the real binary and
 // tests/plugins/async_probe: plugin-level timers (shutdown, retirement before fini, stop inside the
 // callback), notes from a worker thread, the cancel callback, complete() inside the hook, lifetimes
-// after complete(), logv/set_errorfv, hook_timeout_ms.
+// after complete(), logv/set_errorfv, hook_timeout_ms; a client that goes away (FIN, reset)
+// while a call is pending, a half-close behind more commands, and input pipelined meanwhile.
 #include <cerrno>
 #include <csignal>
 #include <doctest/doctest.h>
 #include <string>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include "harness.hpp"
@@ -199,7 +201,7 @@ TEST_CASE(
 }
 
 TEST_CASE(
-    "plugin_async: a client gone during a pending call: the cancel callback runs (hook timeout)") {
+    "plugin_async: a client gone during a pending call: the cancel callback runs (at the EOF)") {
   Server s(opts("async_probe\n", "hook_timeout = 0.3\n"));
   REQUIRE(up(s));
   {
@@ -229,4 +231,118 @@ TEST_CASE(
   CHECK(probe(log, "cancel complete") == num(-ECANCELED));
   CHECK(s.count_log("async_probe: cancel never") == 1);
   CHECK(log.find("async_probe: cancel complete=") < log.find("async_probe: fini"));
+}
+
+// ---- the client goes away while a call is pending (the session reads while it waits) ----------
+
+namespace {
+
+// A client that can leave with a TCP reset (SO_LINGER 0) instead of a FIN.
+struct ResetClient : Client {
+  using Client::Client;
+  void reset() {
+    linger l{1, 0};
+    setsockopt(fd_, SOL_SOCKET, SO_LINGER, &l, sizeof l);
+    ::close(fd_);
+    fd_ = -1;
+  }
+};
+
+// Greets, opens a transaction and leaves RCPT TO:<late@...> pending (async_probe registers a
+// cancel callback there and completes by itself only after 1.5 s).
+void rcpt_pending(Server &s, Client &c) {
+  CHECK(c.reply().rfind("220 ", 0) == 0);
+  CHECK(c.cmd("EHLO client.example").rfind("250", 0) == 0);  // PIPELINING
+  CHECK(c.cmd("MAIL FROM:<a@example.org>").rfind("250 ", 0) == 0);
+  c.line("RCPT TO:<late@example.org>");
+  REQUIRE(s.wait_log("async_probe: rcpt late on_cancel=0"));
+}
+
+// After the client left at t0 (nothing sent after the RCPT): the cancel callback ran at once
+// (hook_timeout is 10 s, the plugin's own completion 1.5 s away), then the disconnect hook, once;
+// the late complete() gets -ECANCELED.
+void check_cancelled_at_once(Server &s, double t0, const std::string &lost_line) {
+  REQUIRE(s.wait_log("async_probe: cancel rcpt pending_call=(null)", 3));
+  CHECK(now() - t0 < 0.8);
+  REQUIRE(s.wait_log("async_probe: disconnect", 3));
+  REQUIRE(s.wait_log("async_probe: rcpt late complete=", 4));
+  std::string log = s.log();
+  CHECK(has(log, lost_line));
+  CHECK(probe(log, "rcpt late complete") == num(-ECANCELED));
+  CHECK(log.find("async_probe: cancel rcpt") < log.find("async_probe: disconnect"));
+  CHECK(log.find("async_probe: disconnect") < log.find("async_probe: rcpt late complete="));
+  CHECK(s.count_log("async_probe: cancel rcpt") == 1);
+  CHECK(s.count_log("async_probe: disconnect\n") == 1);
+  CHECK(!has(log, "did not complete within"));
+  CHECK(s.running());
+}
+
+}  // namespace
+
+TEST_CASE("plugin_async: a client that closes during a pending rcpt: cancel at once, disconnect") {
+  Server s(opts("async_probe\n", "hook_timeout = 10\n"));
+  REQUIRE(up(s));
+  double t0 = 0;
+  {
+    Client c(s.port());
+    rcpt_pending(s, c);
+    t0 = now();
+  }  // FIN
+  check_cancelled_at_once(s, t0, "lost connection while the rcpt hook of async_probe was pending");
+}
+
+TEST_CASE("plugin_async: a client that resets during a pending rcpt: cancel at once, disconnect") {
+  Server s(opts("async_probe\n", "hook_timeout = 10\n"));
+  REQUIRE(up(s));
+  ResetClient c(s.port());
+  rcpt_pending(s, c);
+  c.send("RSET\r\n");  // buffered behind the pending call: a reset drops it all the same
+  usleep(50 * 1000);
+  double t0 = now();
+  c.reset();
+  check_cancelled_at_once(s, t0,
+                          "lost connection: connection reset by peer while the rcpt hook of "
+                          "async_probe was pending; buffered input dropped");
+}
+
+TEST_CASE("plugin_async: a half-close behind more commands: the call finishes, all are answered") {
+  // The client sends its last commands, then FIN, and still reads: as Postfix serves what it
+  // has read, the pending call is not given up; its verdict and the buffered commands are
+  // answered in order, then the session closes (docs/plugins.md 2.5, point 6).
+  Server s(opts("async_probe\n", "hook_timeout = 10\n"));
+  REQUIRE(up(s));
+  Client c(s.port());
+  rcpt_pending(s, c);
+  c.send("RSET\r\nQUIT\r\n");
+  c.shutdown_write();
+  CHECK(c.reply(4).rfind("250 ", 0) == 0);  // RCPT: the plugin's own completion at 1.5 s
+  CHECK(c.reply().rfind("250 ", 0) == 0);   // RSET
+  CHECK(c.reply().rfind("221 ", 0) == 0);   // QUIT
+  CHECK(c.closed(3));
+  REQUIRE(s.wait_log("async_probe: disconnect\n"));
+  std::string log = s.log();
+  CHECK(probe(log, "rcpt late complete") == "0");
+  CHECK(!has(log, "async_probe: cancel rcpt"));
+  CHECK(!has(log, "lost connection"));
+}
+
+TEST_CASE("plugin_async: input pipelined while a call is pending is answered in order after it") {
+  Server s(opts("async_probe\n", "hook_timeout = 10\n"));
+  REQUIRE(up(s));
+  Client c(s.port());
+  CHECK(c.reply().rfind("220 ", 0) == 0);
+  CHECK(c.cmd("EHLO client.example").rfind("250", 0) == 0);
+  c.send("MAIL FROM:<a@example.org>\r\nRCPT TO:<slow@example.org>\r\n");
+  usleep(100 * 1000);  // the rcpt call is pending (300 ms): the rest arrives meanwhile
+  c.send("RCPT TO:<slow@example.org>\r\nRCPT TO:<" + std::string(600, 'x') +
+         "@example.org>\r\nRSET\r\nMAIL FROM:<b@example.org>\r\n");
+  CHECK(c.reply().rfind("250 ", 0) == 0);  // MAIL
+  CHECK(c.reply() == "250 2.1.5 slow ok");
+  CHECK(c.reply() == "250 2.1.5 slow ok");
+  CHECK(c.reply() == "500 5.5.2 Error: line too long");  // buffered, judged after the verdicts
+  CHECK(c.reply().rfind("250 ", 0) == 0);                // RSET
+  CHECK(c.reply().rfind("250 ", 0) == 0);                // MAIL
+  CHECK(c.cmd("NOOP") == "250 2.0.0 OK");
+  CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
+  CHECK(!has(s.log(), "lost connection"));
 }

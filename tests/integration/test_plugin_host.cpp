@@ -1183,6 +1183,9 @@ TEST_CASE("plugin_host: message edits at data_headers_end and data_post reach qu
                    " 8bit=" + inval + " i=" + inval + " enoent=" + std::to_string(-ENOENT)));
   CHECK(s.wait_log("edit_probe: post ar=0 del=0 rep=0 ins=0 body=0 badbody=" + inval +
                    " subject=edited subject removed=second"));
+  // what fstat tells is refused at once: -1, an fd not open, a pipe, a write-only file
+  CHECK(s.wait_log("edit_probe: post badfd neg=" + inval + " closed=" + inval + " pipe=" + inval +
+                   " wronly=" + inval));
   const std::string expected =
       kEditedHeaders + "new body\r\n"
       "line 2\r\n";
@@ -1286,4 +1289,77 @@ TEST_CASE("plugin_host: a large replacement body is written out off the loop bef
   std::string got = mail.single();
   CHECK(got.size() == expected.size());
   CHECK((got == expected));
+}
+
+TEST_CASE("plugin_host: body_replace_fd copies a 20 MB file on the thread pool, not on the loop") {
+  EditMailDir mail;
+  REQUIRE(!mail.path.empty());
+  // the file the plugin hands over (and closes at once): 20 MB of CRLF lines
+  std::string body;
+  const std::string line = std::string(98, 'r') + "\r\n";
+  body.reserve(20u << 20);
+  for (int i = 0; body.size() < (20u << 20); ++i) body += std::to_string(i % 10) + line;
+  const std::string file = mail.path + "/replacement.txt";
+  spit(file, body);
+  Options o;
+  o.plugins =
+      "verdict rcpt=OK\nedit_probe bodyfile=" + file + "\nqueue/maildir " + mail.path + "\n";
+  Server s(o);
+  REQUIRE(s.started());
+  Client a(s.port()), b(s.port());
+  REQUIRE(a.reply().rfind("220 ", 0) == 0);
+  REQUIRE(b.reply().rfind("220 ", 0) == 0);
+  REQUIRE(a.cmd("EHLO client.test").rfind("250", 0) == 0);
+  REQUIRE(b.cmd("EHLO other.test").rfind("250", 0) == 0);
+  REQUIRE(a.cmd("MAIL FROM:<sender@client.test>").rfind("250", 0) == 0);
+  REQUIRE(a.cmd("RCPT TO:<alice@one.test>").rfind("250", 0) == 0);
+  REQUIRE(a.cmd("DATA").rfind("354", 0) == 0);
+  a.send(kEditMsg + "old body\r\n.\r\n");
+  // the other client's round trips stay short while the body is copied, written out and
+  // delivered (a generous tolerance: this only shows that the loop is not held)
+  double worst = 0;
+  for (int i = 0; i < 30; ++i) {
+    double t0 = now();
+    CHECK(b.cmd("NOOP").rfind("250", 0) == 0);
+    worst = std::max(worst, now() - t0);
+  }
+  CHECK_MESSAGE(worst < 0.2, "slowest NOOP " << worst << " s");
+  std::string r = a.reply(60);
+  CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
+  CHECK(s.wait_log("edit_probe: post bodyfile=0"));
+  std::string got = mail.single();
+  const std::string expected = kEditedHeaders + body;
+  CHECK(got.size() == expected.size());
+  CHECK((got == expected));
+}
+
+TEST_CASE("plugin_host: a replacement body that fails when the server copies it: 451, not queued") {
+  for (const char *mode : {"barelf", "readerr"}) {
+    CAPTURE(mode);
+    EditMailDir mail;
+    REQUIRE(!mail.path.empty());
+    Options o;
+    o.plugins =
+        std::string("verdict rcpt=OK\nedit_probe ") + mode + "\nqueue/maildir " + mail.path + "\n";
+    Server s(o);
+    REQUIRE(s.started());
+    Client c(s.port());
+    REQUIRE(c.reply().rfind("220 ", 0) == 0);
+    REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+    // body_replace_fd accepted it (fstat sees a regular file); the copy before queue fails
+    std::string r =
+        send_message(c, "sender@client.test", {"alice@one.test"}, kEditMsg + "old body\r\n");
+    CHECK(r == "451 4.3.0 Temporary failure: cannot store the message, try again later");
+    CHECK(s.wait_log("edit_probe: post bodyfile=0"));
+    CHECK(s.wait_log(std::string("the replacement body a plugin supplied cannot be used (") +
+                     (mode[0] == 'b' ? "a bare CR or LF, or no CRLF at its end" : "i/o error") +
+                     "); not accepted"));
+    CHECK(!has(s.log(), "Queued as"));
+    CHECK(mail.single() == "<0 files>");
+    // the session goes on
+    CHECK(c.cmd("NOOP") == "250 2.0.0 OK");
+    CHECK(send_message(c, "sender@client.test", {"alice@one.test"}, kEditMsg + "x\r\n") ==
+          "451 4.3.0 Temporary failure: cannot store the message, try again later");
+    CHECK(c.cmd("QUIT").rfind("221 ", 0) == 0);
+  }
 }

@@ -1,14 +1,16 @@
 // tests/integration/test_tls.cpp: TLS end to end through the real binary: STARTTLS (RFC 3207)
 // advertisement, grammar and session reset, the pipelined-command injection class
 // (CVE-2011-0411), require_tls, implicit TLS (RFC 8314), hostile bytes at the TLS layer and the
-// handshake timeout, SNI, close_notify after QUIT, certificate reload (SIGHUP, file watch, under
-// load), real clients (smtplib, swaks, openssl s_client). The first cases check the test PKI and
-// the TLS client helper against `openssl s_server`, independent of uvsmtpd.
+// handshake timeout, SNI, close_notify after QUIT and while a plugin call is pending,
+// certificate reload (SIGHUP, file watch, under load), real clients (smtplib, swaks, openssl
+// s_client). The first cases check the test PKI and the TLS client helper against
+// `openssl s_server`, independent of uvsmtpd.
 // Cases are named "tls: ..." (the load case "tls-load: ..."): run them with -tc='tls*'.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
 #include <atomic>
+#include <cerrno>
 #include <chrono>
 #include <csignal>
 #include <cstdlib>
@@ -1062,4 +1064,26 @@ TEST_CASE("tls: real clients: openssl s_client -starttls smtp and implicit") {
     CHECK_MESSAGE(r.output.find("250 2.0.0 OK") != std::string::npos, r.output);
     CHECK_MESSAGE(r.output.find("221 2.0.0") != std::string::npos, r.output);
   }
+}
+
+TEST_CASE("tls: a close_notify while a plugin call is pending cancels the call at once") {
+  // The TLS filter reads while the call waits: a close_notify (the TCP connection still open)
+  // is the client going away, as a FIN is on a plain connection.
+  const Certs &c = pki();
+  Server s(tls_opts("hook_timeout = 10\n" + tls_toml({{"starttls"}}, c.leaf.cert, c.leaf.key),
+                    "async_probe\n"));
+  int port = start_ports(s, 1)[0];
+  TlsClient t(port);
+  REQUIRE_MESSAGE(t.starttls(verified()), t.error());
+  CHECK(t.cmd("EHLO tls.example").rfind("250", 0) == 0);
+  CHECK(t.cmd("MAIL FROM:<a@example.org>").rfind("250", 0) == 0);
+  t.line("RCPT TO:<late@example.org>");
+  REQUIRE(s.wait_log("async_probe: rcpt late on_cancel=0"));
+  double t0 = now();
+  REQUIRE(t.send_close_notify());
+  REQUIRE(s.wait_log("async_probe: cancel rcpt pending_call=(null)", 3));
+  CHECK(now() - t0 < 0.8);  // not the 10 s hook timeout, nor the plugin's own 1.5 s
+  REQUIRE(s.wait_log("async_probe: disconnect\n", 3));
+  CHECK(s.wait_log("lost connection while the rcpt hook of async_probe was pending"));
+  REQUIRE(s.wait_log("async_probe: rcpt late complete=" + std::to_string(-ECANCELED), 4));
 }

@@ -345,6 +345,17 @@ bool TlsClient::key_update(bool request) {
   return rc == 1;
 }
 
+bool TlsClient::send_close_notify() {
+  if (!ssl_ || !handshake_ok_) return false;
+  double deadline = now() + 5;
+  for (;;) {
+    int rc = SSL_shutdown(ssl_);  // 0: our close_notify is out (the peer's is not awaited)
+    if (rc >= 0) return true;
+    int err = SSL_get_error(ssl_, rc);
+    if (err != SSL_ERROR_WANT_WRITE || !wait_io(true, deadline)) return false;
+  }
+}
+
 void TlsClient::abort_now() {
   if (fd_ < 0) return;
   linger l{1, 0};  // RST, as a client that crashed

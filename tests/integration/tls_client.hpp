@@ -66,6 +66,7 @@ class TlsClient : public SmtpClient {
   // `request`; false if it could not be sent.
   bool key_update(bool request);
   void abort_now();  // close the socket at once (no close_notify)
+  bool send_close_notify();  // a TLS close_notify alone; the socket stays open (no FIN)
   int fd() const { return fd_; }
 
   std::string banner, ehlo_plain, starttls_reply;

@@ -21,6 +21,11 @@
  *   vrfy quick   suspends with a cancel callback; a pending timer completes DONE 252 after 20 ms
  *   vrfy inhook  suspends with a cancel callback, calls complete() (DONE 252 "inhook done")
  *                inside the hook, then returns PENDING
+ *   rcpt late@*  suspends with a cancel callback that logs "cancel rcpt pending_call=(null)
+ *                at=MS" (ms since the suspension) and does not complete; a pending timer
+ *                completes OK after 1500 ms and logs "rcpt late complete=RC"
+ *   rcpt slow@*  suspends; a pending timer completes OK "slow ok" after 300 ms
+ *   disconnect   logs "disconnect"
  *   mail         logs "mail worker.result=V worker.erase=V"
  *   ok           logs "ok worker.result=V" (the deny/ok observer runs after the verdict)
  */
@@ -156,6 +161,58 @@ static uvs_verdict on_vrfy(slot *st, uvs_call *c) {
   return UVS_PENDING;
 }
 
+/* ---- rcpt: a call the client walks away from ------------------------------------------------ */
+
+typedef struct rcpt_job {
+  slot *st;
+  struct timespec t0;
+} rcpt_job;
+
+static long ms_since(const struct timespec *t0) {
+  struct timespec t;
+  clock_gettime(CLOCK_MONOTONIC, &t);
+  return (t.tv_sec - t0->tv_sec) * 1000L + (t.tv_nsec - t0->tv_nsec) / 1000000L;
+}
+
+static void on_rcpt_cancel(uvs_pending *p, void *ud) {
+  rcpt_job *j = (rcpt_job *)ud;
+  out(j->st, NULL, "cancel rcpt pending_call=%s at=%ld", api->pending_call(p) ? "set" : "(null)",
+      ms_since(&j->t0));
+}
+
+static void on_rcpt_late(uvs_pending *p, void *ud) {
+  rcpt_job *j = (rcpt_job *)ud;
+  out(j->st, NULL, "rcpt late complete=%d", api->complete(p, UVS_OK, 0, NULL, NULL));
+  free(j);
+}
+
+static void on_rcpt_slow(uvs_pending *p, void *ud) {
+  (void)ud;
+  api->complete(p, UVS_OK, 250, NULL, "slow ok");
+}
+
+static uvs_verdict on_rcpt(slot *st, uvs_call *c) {
+  const char *addr = api->call_address(c);
+  int late = strncmp(addr, "late@", 5) == 0, slow = strncmp(addr, "slow@", 5) == 0;
+  if (!late && !slow) return UVS_DECLINED;
+  uvs_pending *p = api->suspend(c);
+  if (!p) return UVS_DENYSOFT;
+  if (slow) {
+    api->pending_timer(p, 300, on_rcpt_slow, st);
+    return UVS_PENDING;
+  }
+  rcpt_job *j = (rcpt_job *)calloc(1, sizeof *j);
+  if (!j) {
+    api->complete(p, UVS_DENYSOFT, 0, NULL, NULL);
+    return UVS_PENDING;
+  }
+  j->st = st;
+  clock_gettime(CLOCK_MONOTONIC, &j->t0);
+  out(st, c, "rcpt late on_cancel=%d", api->pending_on_cancel(p, on_rcpt_cancel, j));
+  api->pending_timer(p, 1500, on_rcpt_late, j);
+  return UVS_PENDING;
+}
+
 static uvs_verdict on_hook(uvs_call *c, void *ud) {
   slot *st = (slot *)ud;
   switch (api->call_hook(c)) {
@@ -178,6 +235,11 @@ static uvs_verdict on_hook(uvs_call *c, void *ud) {
     }
     case UVS_HOOK_VRFY:
       return on_vrfy(st, c);
+    case UVS_HOOK_RCPT:
+      return on_rcpt(st, c);
+    case UVS_HOOK_DISCONNECT:
+      out(st, c, "disconnect");
+      return UVS_DECLINED;
     case UVS_HOOK_MAIL:
       out(st, c, "mail worker.result=%s worker.erase=%s",
           S(api->note_get(c, UVS_NOTE_CONNECTION, "worker.result")),
@@ -228,6 +290,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   api->register_hook(self, UVS_HOOK_HELO, on_hook, st);
   api->register_hook(self, UVS_HOOK_VRFY, on_hook, st);
   api->register_hook(self, UVS_HOOK_MAIL, on_hook, st);
+  api->register_hook(self, UVS_HOOK_RCPT, on_hook, st);
+  api->register_hook(self, UVS_HOOK_DISCONNECT, on_hook, st);
   api->register_hook(self, UVS_HOOK_OK, on_hook, st);
   return 0;
 }

@@ -5,7 +5,11 @@
  * Every result is a NOTICE log line "edit_probe: <what>". Argument "keepbody": no body
  * replacement (headers-only edits); "noread": keepbody, and data_post does not read the
  * message (message_fd is first called by the queue plugin); "bigbody": like noread, but the
- * body is replaced by 20000 lines "big body line NNNNN" plus 40 'z's (memfd, about 1.2 MB).
+ * body is replaced by 20000 lines "big body line NNNNN" plus 40 'z's (memfd, about 1.2 MB);
+ * "bodyfile=PATH": like noread, but the body is replaced by the file PATH (opened, handed over
+ * and closed at once: "post bodyfile=RC"); "barelf": like noread, the body is "bare\nLF\r\n"
+ * (accepted by body_replace_fd, refused when the server copies it); "readerr": like noread, the
+ * body is /proc/self/mem (a regular file for fstat whose first read fails with EIO).
  *   data_headers_end  adds "X-Test: 1" at the top and "X-Folded: one\r\n two" at the bottom;
  *                     logs "hde add=RC fold=RC get=V" and the refusals:
  *                     "hde einval name=RC crlf=RC lf=RC cr=RC ctl=RC where=RC blankfold=RC
@@ -13,13 +17,15 @@
  *   data_post         adds "Authentication-Results: mx.test.invalid; none" at the top, deletes
  *                     the first X-Remove, replaces the first Subject, inserts "X-Before-To: yes"
  *                     before the first To, replaces the body with "new body\r\nline 2\r\n"
- *                     (from a memfd), tries a body with a bare LF; logs "post ar=RC del=RC
- *                     rep=RC ins=RC body=RC badbody=RC subject=V removed=V" and "post size=N
- *                     read=N fd=N same=0|1"
+ *                     (from a memfd), tries a directory as the body; logs "post ar=RC del=RC
+ *                     rep=RC ins=RC body=RC badbody=RC subject=V removed=V", the refused
+ *                     descriptors "post badfd neg=RC closed=RC pipe=RC wronly=RC" and "post
+ *                     size=N read=N fd=N same=0|1"
  *   queue             logs "queue add=RC del=RC body=RC" (all -EPERM), then DECLINED
  */
 #define _GNU_SOURCE
 #include <errno.h>
+#include <fcntl.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -70,7 +76,9 @@ static uvs_verdict on_data_post(uvs_call *c, void *ud) {
   uvs_plugin *self = (uvs_plugin *)ud;
   const char *mode = api->plugin_argv(self, 0);
   int bigbody = mode && strcmp(mode, "bigbody") == 0;
-  int noread = bigbody || (mode && strcmp(mode, "noread") == 0);
+  int special = mode && (strncmp(mode, "bodyfile=", 9) == 0 || strcmp(mode, "barelf") == 0 ||
+                         strcmp(mode, "readerr") == 0);
+  int noread = bigbody || special || (mode && strcmp(mode, "noread") == 0);
   int keep = noread || (mode && strcmp(mode, "keepbody") == 0);
   int ar = api->header_add(c, "Authentication-Results", "mx.test.invalid; none", UVS_HEADER_TOP);
   int del = api->header_delete(c, "X-Remove", 0);
@@ -81,9 +89,33 @@ static uvs_verdict on_data_post(uvs_call *c, void *ud) {
     int fd = memfd_with("new body\r\nline 2\r\n");
     body = fd < 0 ? fd : api->body_replace_fd(c, fd);
     if (fd >= 0) close(fd);
-    fd = memfd_with("bare\nLF\r\n");
-    badbody = fd < 0 ? fd : api->body_replace_fd(c, fd);
+    fd = open("/", O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+    badbody = fd < 0 ? -errno : api->body_replace_fd(c, fd);
     if (fd >= 0) close(fd);
+    /* what fstat/fcntl can tell is refused at once, with -EINVAL */
+    int pipefd[2] = {-1, -1}, wronly = -1, mfd = memfd_with("x\r\n");
+    if (pipe(pipefd) == 0 && write(pipefd[1], "x\r\n", 3) < 0) pipefd[0] = -1;
+    if (mfd >= 0) { /* the same regular file, opened write-only */
+      char path[64];
+      snprintf(path, sizeof path, "/proc/self/fd/%d", mfd);
+      wronly = open(path, O_WRONLY | O_CLOEXEC);
+      close(mfd);
+    }
+    api->log(self, c, UVS_LOG_NOTICE, "post badfd neg=%d closed=%d pipe=%d wronly=%d",
+             api->body_replace_fd(c, -1), api->body_replace_fd(c, 999999 /* not open */),
+             api->body_replace_fd(c, pipefd[0]), api->body_replace_fd(c, wronly));
+    if (pipefd[0] >= 0) close(pipefd[0]);
+    if (pipefd[1] >= 0) close(pipefd[1]);
+    if (wronly >= 0) close(wronly);
+  }
+  if (special) {
+    int fd = mode[0] == 'b' && mode[1] == 'o' ? open(mode + 9, O_RDONLY | O_CLOEXEC)
+             : mode[0] == 'b'                 ? memfd_with("bare\nLF\r\n")
+                                              : open("/proc/self/mem", O_RDONLY | O_CLOEXEC);
+    int rc = fd < 0 ? -errno : api->body_replace_fd(c, fd);
+    if (fd >= 0) close(fd); /* the server keeps its own duplicate */
+    api->log(self, c, UVS_LOG_NOTICE, "post bodyfile=%d", rc);
+    return UVS_DECLINED;
   }
   /* both strings are lent until the hook returns: the second header_get must not reuse the
    * first one's buffer */

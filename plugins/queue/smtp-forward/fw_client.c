@@ -812,7 +812,8 @@ void fw_job_start(fw_job *j) {
   uv_timer_init(j->loop, &j->timer);
   j->timer.data = j;
   j->handles++;
-  /* Notice the client leaving: the session does not read while the queue hook is pending. */
+  /* Notice the client leaving (the session interprets no input while the queue hook is
+   * pending; once this watch has ended, the core itself gives up on the call at an EOF). */
   fw_api->wait_for_input(j->p, FW_WATCH_MS, on_client_input, (void *)(uintptr_t)j->serial);
   const fw_conf *cf = j->conf;
   if (cf->numeric) {
