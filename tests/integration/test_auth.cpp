@@ -48,9 +48,9 @@ const std::string kOk = "235 2.7.0 Authentication successful";
 const std::string kBad = "535 5.7.8 Authentication credentials invalid";
 
 struct Setup {
-  std::string top;                  // top-level keys (before any table)
-  std::string listen = "plaintext";  // plaintext | starttls | implicit | starttls+implicit
-  std::string listen_extra;         // more keys in each [[listen]] table
+  std::string top;                           // top-level keys (before any table)
+  std::string listen = "plaintext";          // plaintext | starttls | implicit | starttls+implicit
+  std::string listen_extra;                  // more keys in each [[listen]] table
   std::string auth = "failure_delay = 0\n";  // the [auth] table
   std::string plugins = kUsers + "verdict rcpt=OK queue=OK\n";
   std::map<std::string, std::string> files;
@@ -117,7 +117,8 @@ std::string received_of(const std::string &stored) {
   std::string r = hdr.substr(hdr.find("Received: "));
   std::string out;
   for (size_t i = 0; i < r.size(); ++i) {
-    if (r[i] == '\r' && i + 2 < r.size() && r[i + 1] == '\n' && (r[i + 2] == ' ' || r[i + 2] == '\t')) {
+    if (r[i] == '\r' && i + 2 < r.size() && r[i + 1] == '\n' &&
+        (r[i + 2] == ' ' || r[i + 2] == '\t')) {
       out += ' ';
       i += 2;
       continue;
@@ -160,8 +161,10 @@ TEST_CASE("auth: not offered without an auth plugin or with auth = off: AUTH is 
     CAPTURE(plugin_loaded);
     Setup st;
     st.listen = "starttls";
-    if (!plugin_loaded) st.plugins = "verdict rcpt=OK queue=OK\n";
-    else st.listen_extra = "auth = \"off\"\n";
+    if (!plugin_loaded)
+      st.plugins = "verdict rcpt=OK queue=OK\n";
+    else
+      st.listen_extra = "auth = \"off\"\n";
     Server s(opts(st));
     auto ports = start_ports(s, 1);
     TlsClient t(ports[0]);
@@ -181,7 +184,8 @@ TEST_CASE("auth: 538 before TLS; after STARTTLS the same AUTH succeeds") {
   greet(t);
   CHECK(t.cmd("AUTH PLAIN " + plain("alice", "s3cret")) ==
         "538 5.7.11 Encryption required for requested authentication mechanism");
-  CHECK(t.cmd("AUTH LOGIN") == "538 5.7.11 Encryption required for requested authentication mechanism");
+  CHECK(t.cmd("AUTH LOGIN") ==
+        "538 5.7.11 Encryption required for requested authentication mechanism");
   REQUIRE(t.cmd("STARTTLS") == "220 2.0.0 Ready to start TLS");
   REQUIRE_MESSAGE(t.handshake(verified()), t.error());
   REQUIRE(t.cmd("EHLO client.example").rfind("250", 0) == 0);
@@ -207,11 +211,14 @@ TEST_CASE("auth: PLAIN with and without an initial response, LOGIN, authzid reac
     Client c(ports[0]);
     greet(c);
     CHECK(c.cmd("AUTH PLAIN " + plain("alice", "s3cret")) == kOk);
-    CHECK(s.wait_log("auth_static: mechanism=PLAIN user=alice authzid=(null) password_len=6 "
-                     "auth_user=(null) auth_mechanism=PLAIN"));
-    CHECK(c.cmd("MAIL FROM:<a@client.example> AUTH=<>") == "250 2.1.0 <a@client.example>, sender OK");
-    CHECK(s.wait_log("auth_static: mail auth_user=alice auth_mechanism=PLAIN auth_password=(null) "
-                     "param_auth=<>"));
+    CHECK(
+        s.wait_log("auth_static: mechanism=PLAIN user=alice authzid=(null) password_len=6 "
+                   "auth_user=(null) auth_mechanism=PLAIN"));
+    CHECK(c.cmd("MAIL FROM:<a@client.example> AUTH=<>") ==
+          "250 2.1.0 <a@client.example>, sender OK");
+    CHECK(
+        s.wait_log("auth_static: mail auth_user=alice auth_mechanism=PLAIN auth_password=(null) "
+                   "param_auth=<>"));
   }
   SUBCASE("PLAIN without: an empty 334, then the response") {
     Client c(ports[0]);
@@ -302,11 +309,14 @@ TEST_CASE("auth: the exchange's error replies") {
   CHECK(c.cmd("AUTH PLAIN " + plain("alice", "wrong")) == kBad);
   CHECK(s.wait_log("auth: user=<alice> mechanism=PLAIN failed (denied by auth_static"));
   CHECK(c.cmd("AUTH PLAIN " + plain("nobody", "x")) == kBad);
-  CHECK(s.wait_log("auth: user=<nobody> mechanism=PLAIN failed (no plugin accepted the credentials)"));
-  CHECK(c.cmd("AUTH PLAIN " + plain("tempfail", "x")) == "454 4.7.0 Temporary authentication failure");
+  CHECK(s.wait_log(
+      "auth: user=<nobody> mechanism=PLAIN failed (no plugin accepted the credentials)"));
+  CHECK(c.cmd("AUTH PLAIN " + plain("tempfail", "x")) ==
+        "454 4.7.0 Temporary authentication failure");
   // in a transaction, then twice
   CHECK(c.cmd("MAIL FROM:<a@client.example>").rfind("250", 0) == 0);
-  CHECK(c.cmd("AUTH PLAIN " + plain("alice", "s3cret")) == "503 5.5.1 Error: MAIL transaction in progress");
+  CHECK(c.cmd("AUTH PLAIN " + plain("alice", "s3cret")) ==
+        "503 5.5.1 Error: MAIL transaction in progress");
   CHECK(c.cmd("RSET") == "250 2.0.0 OK");
   CHECK(c.cmd("AUTH PLAIN " + plain("alice", "s3cret")) == kOk);
   CHECK(c.cmd("AUTH PLAIN " + plain("alice", "s3cret")) == "503 5.5.1 Already authenticated");
@@ -482,7 +492,8 @@ TEST_CASE("auth: Received says ESMTPSA (TLS) or ESMTPA and names the authenticat
     auto files = delivered(mail.path);
     REQUIRE_MESSAGE(files.size() == 1, s.log());
     std::string rcv = received_of(slurp(files[0]));
-    CHECK_MESSAGE(rcv.find(tls ? " with ESMTPSA id " : " with ESMTPA id ") != std::string::npos, rcv);
+    CHECK_MESSAGE(rcv.find(tls ? " with ESMTPSA id " : " with ESMTPA id ") != std::string::npos,
+                  rcv);
     CHECK_MESSAGE(rcv.find("(Authenticated sender: alice) by mx.test.invalid") != std::string::npos,
                   rcv);
   }
@@ -575,9 +586,9 @@ TEST_CASE("auth: real clients: Python smtplib login() over starttls() and SMTP_S
                   Run{"starttls", ports[0], "LOGIN"}, Run{"ssl", ports[1], "PLAIN"}}) {
     std::string which = std::string(run.mode) + " " + run.mech;
     CAPTURE(which);
-    RunResult r = sh("python3 '" + script + "' --port " + std::to_string(run.port) + " --mode " +
-                     run.mode + " --mech " + run.mech + " --cafile '" + c.ca +
-                     "' --user alice --password s3cret");
+    RunResult r =
+        sh("python3 '" + script + "' --port " + std::to_string(run.port) + " --mode " + run.mode +
+           " --mech " + run.mech + " --cafile '" + c.ca + "' --user alice --password s3cret");
     CHECK_MESSAGE(r.status == 0, r.output);
     CHECK_MESSAGE(r.output.find("auth 235 2.7.0 Authentication successful") != std::string::npos,
                   r.output);
@@ -606,10 +617,10 @@ TEST_CASE("auth: real clients: swaks --auth PLAIN and LOGIN over --tls") {
   auto ports = start_ports(s, 1);
   for (const char *mech : {"PLAIN", "LOGIN"}) {
     CAPTURE(mech);
-    RunResult r = sh("swaks --server 127.0.0.1 --port " + std::to_string(ports[0]) +
-                     " --tls --auth " + mech +
-                     " --auth-user alice --auth-password s3cret --ehlo client.test"
-                     " --from a@client.test --to v@elsewhere.example --timeout 10");
+    RunResult r =
+        sh("swaks --server 127.0.0.1 --port " + std::to_string(ports[0]) + " --tls --auth " + mech +
+           " --auth-user alice --auth-password s3cret --ehlo client.test"
+           " --from a@client.test --to v@elsewhere.example --timeout 10");
     CHECK_MESSAGE(r.status == 0, r.output);
     CHECK_MESSAGE(r.output.find("<~  235 2.7.0 Authentication successful") != std::string::npos,
                   r.output);
