@@ -7,6 +7,7 @@
 // (Python smtplib, swaks). Cases are named "auth: ...": run them with -tc='auth*'.
 #include <doctest/doctest.h>
 
+#include <algorithm>
 #include <filesystem>
 #include <string>
 #include <unistd.h>
@@ -129,8 +130,8 @@ std::string received_of(const std::string &stored) {
   return out;
 }
 
-std::string send_to(SmtpClient &c, const std::string &to) {
-  std::string r = c.cmd("MAIL FROM:<a@client.example>");
+std::string send_to(SmtpClient &c, const std::string &to, const std::string &mail_params = "") {
+  std::string r = c.cmd("MAIL FROM:<a@client.example>" + mail_params);
   if (r.rfind("250", 0) != 0) return r;
   r = c.cmd("RCPT TO:<" + to + ">");
   if (r.rfind("250", 0) != 0) return r;
@@ -487,15 +488,27 @@ TEST_CASE("auth: Received says ESMTPSA (TLS) or ESMTPA and names the authenticat
       REQUIRE(t.cmd("AUTH PLAIN " + plain("alice", "s3cret")) == kOk);
       std::string r = send_to(t, "u@example.test");
       CHECK_MESSAGE(r.rfind("250 2.0.0", 0) == 0, r);
+      r = send_to(t, "u@example.test", " SMTPUTF8");  // RFC 6531: UTF8SMTPA, UTF8SMTPSA
+      CHECK_MESSAGE(r.rfind("250 2.0.0", 0) == 0, r);
       t.cmd("QUIT");
     }
     auto files = delivered(mail.path);
-    REQUIRE_MESSAGE(files.size() == 1, s.log());
-    std::string rcv = received_of(slurp(files[0]));
-    CHECK_MESSAGE(rcv.find(tls ? " with ESMTPSA id " : " with ESMTPA id ") != std::string::npos,
-                  rcv);
-    CHECK_MESSAGE(rcv.find("(Authenticated sender: alice) by mx.test.invalid") != std::string::npos,
-                  rcv);
+    REQUIRE_MESSAGE(files.size() == 2, s.log());
+    std::vector<std::string> protos;
+    for (const auto &f : files) {
+      std::string rcv = received_of(slurp(f));
+      CHECK_MESSAGE(
+          rcv.find("(Authenticated sender: alice) by mx.test.invalid") != std::string::npos, rcv);
+      size_t w = rcv.find(") with ");  // after "(uvsmtpd/x.y)", not the TLS comment
+      if (w != std::string::npos) ++w;
+      REQUIRE(w != std::string::npos);
+      protos.push_back(rcv.substr(w + 6, rcv.find(' ', w + 6) - w - 6));
+    }
+    std::sort(protos.begin(), protos.end());
+    if (tls)
+      CHECK(protos == std::vector<std::string>{"ESMTPSA", "UTF8SMTPSA"});
+    else
+      CHECK(protos == std::vector<std::string>{"ESMTPA", "UTF8SMTPA"});
   }
 }
 
@@ -648,4 +661,18 @@ TEST_CASE("auth: AUTH ends a pipelining group, and so does each response (RFC 49
     CHECK(c.closed());
   }
   CHECK(s.count_log("auth: user=<alice> mechanism=PLAIN ok") == 0);
+}
+
+TEST_CASE("auth: auth = required without an auth plugin: a startup warning, MAIL gets 530") {
+  Setup st;
+  st.listen_extra = "auth = \"required\"\n";
+  st.plugins = "verdict rcpt=OK queue=OK\n";
+  Server s(opts(st));
+  auto ports = start_ports(s, 1);
+  CHECK(s.wait_log("has auth = \"required\" but no plugin in "));
+  CHECK(s.wait_log("registers the auth hook, so every MAIL there gets 530 5.7.0"));
+  Client c(ports[0]);
+  std::string e = greet(c);
+  CHECK_FALSE(has_line(e, "AUTH"));
+  CHECK(c.cmd("MAIL FROM:<a@client.example>") == "530 5.7.0 Authentication required");
 }
