@@ -444,6 +444,10 @@ TEST_CASE("auth: auth = required: MAIL before AUTH gets 530") {
   CHECK(c.cmd("MAIL FROM:<a@client.example>") == "530 5.7.0 Authentication required");
   CHECK(c.cmd("AUTH PLAIN " + plain("alice", "s3cret")) == kOk);
   CHECK(c.cmd("MAIL FROM:<a@client.example>") == "250 2.1.0 <a@client.example>, sender OK");
+  CHECK(s.wait_log(" (AUTH required) (AUTH before TLS)"));  // the listening line
+  c.cmd("QUIT");
+  // the session summary counts AUTH like other commands (settled by the 235, not the 334)
+  CHECK(s.wait_log(" auth=1 "));
 }
 
 // ---- what AUTH gives -----------------------------------------------------------------------
