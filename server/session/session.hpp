@@ -3,7 +3,8 @@
 // spool, replies in order, and its life cycle (greeting to graceful close). One loop thread owns
 // it; hooks run through ChainRun and may suspend it. Files: session.cpp (life cycle, hooks),
 // session_io.cpp (input, output, connection events), session_commands.cpp (commands),
-// session_data.cpp (DATA, end of data, queue, message access), session_log.cpp (log lines).
+// session_data.cpp (DATA, end of data, queue, message access), session_log.cpp (log lines),
+// session_auth.cpp (SMTP AUTH and its SASL exchange).
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -82,6 +83,10 @@ class Session final : public CallHost, private ConnectionEvents {
     return remote_host_.empty() ? nullptr : &remote_host_;
   }
   const tls::TlsDetails *tls_details() const override { return conn_->tls(); }
+  const std::string *auth_user() const override { return authenticated() ? &*auth_->user : nullptr; }
+  const std::string *auth_mechanism() const override {
+    return authenticated() ? &auth_->mech : nullptr;
+  }
   ConnDns *conn_dns() override;  // made on first use
 
  private:
@@ -93,7 +98,7 @@ class Session final : public CallHost, private ConnectionEvents {
   bool ending() const { return state_ >= State::closing; }
   // The server holds the session (a hook chain, the end of a message, the spool catching up):
   // no input is processed and the client's deadlines stop.
-  bool held() const { return chain_ || busy_ || waiting_disk_ || handshaking_; }
+  bool held() const { return chain_ || busy_ || waiting_disk_ || handshaking_ || auth_delaying_; }
 
   // ---- session.cpp: life cycle and hooks
   void greet();  // pre-connection, reverse lookup, connect, banner
@@ -163,6 +168,7 @@ class Session final : public CallHost, private ConnectionEvents {
   void cmd_quit(const Command &c);
   void cmd_starttls(const Command &c);
   void cmd_unknown(const Command &c);
+  void cmd_auth(const Command &c);  // session_auth.cpp
   std::string ehlo_lines_head() const;
   bool junk_command();  // counts a command that moves no mail; true if the limit closed
 
@@ -184,6 +190,23 @@ class Session final : public CallHost, private ConnectionEvents {
   void begin_handshake(std::shared_ptr<const tls::TlsContext> ctx);
   void on_handshake_timeout();
   void abandon_handshake();  // no TLS after all: close without a word (implicit: no hooks)
+
+  // ---- session_auth.cpp: SMTP AUTH (RFC 4954) with PLAIN (RFC 4616) and LOGIN
+  // Where a SASL exchange stands: none (lines are commands), or waiting for the client's
+  // response to a 334 (lines go to auth_input, never to dispatch).
+  enum class AuthStep : uint8_t { none, plain, login_user, login_password };
+  enum class AuthMode : uint8_t { off, optional, required };
+  bool auth_usable() const;   // AUTH is a command on this session (listener, an auth plugin)
+  bool auth_offered() const;  // ...and may run now (TLS, or auth_plaintext): EHLO lists it
+  void auth_input(std::string line);              // one continuation line (wiped after)
+  void auth_plain(std::string &decoded);          // a decoded PLAIN message
+  void auth_run(std::string user, std::string authzid);  // the password is in auth_->password
+  void auth_verdict(const HookResult &r, const std::string &user, const std::string &mech);
+  void auth_failure(Reply rep, const std::string &user, const std::string &mech,
+                    const std::string &why);
+  void auth_abort(int code, const char *enh, const std::string &text);  // ends the exchange
+  void auth_forget();  // STARTTLS: the dialogue restarts without the authentication
+  void auth_wipe();    // the exchange's secrets
 
   // ---- session_log.cpp: the accepted-message line (reads the transaction: call before the
   // reset) and the session-end summary.
@@ -224,6 +247,23 @@ class Session final : public CallHost, private ConnectionEvents {
   std::optional<std::string> helo_;
   bool esmtp_ = false;
   bool relay_client_ = false;
+  AuthMode auth_mode_;    // the listener's
+  bool auth_plaintext_;   // the listener's: AUTH before TLS
+  bool auth_relay_;       // the listener's: AUTH success makes a relay client
+  AuthStep auth_step_ = AuthStep::none;
+  bool auth_delaying_ = false;   // a failed AUTH's reply waits for auth_->timer
+  bool auth_set_relay_ = false;  // relay_client_ came from AUTH (STARTTLS takes it back)
+  struct AuthState {             // made by the first AUTH command: an idle session has none
+    std::string try_mech;        // the mechanism of the exchange in progress
+    std::string login_user;      // LOGIN: the user, until the password comes
+    std::string password;        // lent to the auth hook; wiped after its verdict
+    std::optional<std::string> user;  // after a successful AUTH
+    std::string mech;                 // ...and its mechanism
+    uint32_t failures = 0;            // failed AUTH attempts in this session
+    std::unique_ptr<Timer> timer;     // the failure delay (made on first use)
+  };
+  std::unique_ptr<AuthState> auth_;
+  bool authenticated() const { return auth_ && auth_->user; }
   Notes conn_notes_;
   Notes txn_notes_;
   Transaction txn_;
