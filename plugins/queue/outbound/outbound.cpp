@@ -12,6 +12,7 @@
 // <id>", or DENYSOFT 451 4.3.0 with nothing left behind. The id is the transaction's queue id
 // (read from the Received: field the server prepends), so the 250, the log lines and the
 // files all carry the same one.
+#include <atomic>
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -53,31 +54,48 @@ struct Job {
 
 std::string str(const char *s) { return s ? s : ""; }
 
-// The id and protocol word from the server's Received: field ("... with ESMTP id <id>; date"):
-// it always stands first and plugins cannot edit it (docs/hooks.md).
-void from_received(const char *received, std::string &id, std::string &proto) {
-  if (!received) return;
-  std::string r = received;
-  size_t w = r.rfind(" with ");
-  size_t i = r.rfind(" id ");
-  if (w != std::string::npos && i != std::string::npos && w < i) {
-    proto = r.substr(w + 6, i - (w + 6));
-    size_t end = r.find(';', i + 4);
-    std::string cand = r.substr(i + 4, end == std::string::npos ? std::string::npos : end - (i + 4));
-    if (uvs::queue::valid_id(cand)) id = cand;
+// The id and protocol word from the server's Received: field, the message's first ("... with
+// ESMTP id <id>; date"; folded): the core writes it and plugins cannot edit it (docs/hooks.md).
+// Read from the spooled message (header_get sees the client's header section only).
+void from_received(int fd, std::string &id, std::string &proto) {
+  char buf[2048];
+  ssize_t n = pread(fd, buf, sizeof buf, 0);
+  if (n <= 0) return;
+  std::string h(buf, static_cast<size_t>(n));
+  if (h.rfind("Received: ", 0) != 0) return;
+  std::string field;  // the first field, unfolded
+  for (size_t i = 0; i < h.size(); ++i) {
+    if (h[i] == '\r' && i + 1 < h.size() && h[i + 1] == '\n') {
+      if (i + 2 < h.size() && (h[i + 2] == ' ' || h[i + 2] == '\t')) {
+        field += ' ';
+        i += 2;
+        continue;
+      }
+      break;
+    }
+    field += h[i];
   }
+  size_t w = field.rfind(" with ");
+  size_t i = field.rfind(" id ");
+  if (w == std::string::npos || i == std::string::npos || w > i) return;
+  size_t end = field.find(';', i + 4);
+  if (end == std::string::npos) return;
+  std::string cand = field.substr(i + 4, end - (i + 4));
+  if (!uvs::queue::valid_id(cand)) return;
+  id = cand;
+  proto = field.substr(w + 6, i - (w + 6));
 }
 
 // An id of the server's shape when the Received: field gave none (a plugin-built message):
 // the time in microseconds in base 31 and a per-process counter.
 std::string fallback_id() {
   static const char kDigits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
-  static unsigned long counter;
+  static std::atomic<unsigned long> counter;
   auto us = std::chrono::duration_cast<std::chrono::microseconds>(
                 std::chrono::system_clock::now().time_since_epoch())
                 .count();
   uint64_t t = static_cast<uint64_t>(us);
-  uint64_t c = (++counter) ^ (static_cast<uint64_t>(getpid()) << 8);
+  uint64_t c = (counter.fetch_add(1) + 1) ^ (static_cast<uint64_t>(getpid()) << 8);
   std::string out;
   for (int i = 0; i < 10; ++i, t /= 31) out.insert(out.begin(), kDigits[t % 31]);
   for (int i = 0; i < 4; ++i, c /= 31) out += kDigits[c % 31];
@@ -91,7 +109,11 @@ void store_work(void *ud) {
     j->rc = j->st->q->remove(j->env.id, ignored);
     return;
   }
-  j->rc = j->st->q->store(j->env, j->msg_fd, j->env.size, j->err);
+  uvs::queue::Envelope &e = j->env;
+  from_received(j->msg_fd, e.id, e.protocol);
+  if (e.id.empty()) e.id = fallback_id();
+  e.smtputf8 = e.protocol.rfind("UTF8SMTP", 0) == 0;
+  j->rc = j->st->q->store(e, j->msg_fd, e.size, j->err);
 }
 
 void undo_done(uvs_pending *p, void *ud) {
@@ -107,8 +129,7 @@ void store_done(uvs_pending *p, void *ud) {
   Job *j = static_cast<Job *>(ud);
   uvs_call *call = api->pending_call(p);
   if (j->rc < 0) {
-    api->log(j->st->self, call, UVS_LOG_ERR, "%s: not queued: %s", j->env.id.c_str(),
-             j->err.c_str());
+    api->log(j->st->self, call, UVS_LOG_ERR, "not queued: %s", j->err.c_str());
     api->complete(p, UVS_DENYSOFT, 451, "4.3.0", kSoftText);
     delete j;
     return;
@@ -143,8 +164,6 @@ uvs_verdict on_queue(uvs_call *call, void *ud) noexcept {
   try {
     j->st = st;
     uvs::queue::Envelope &e = j->env;
-    from_received(api->header_get(call, "Received", 0), e.id, e.protocol);
-    if (e.id.empty()) e.id = fallback_id();
     e.arrival = time(nullptr);
     e.next_try = e.arrival;
     e.sender = str(api->mail_from(call));
@@ -152,7 +171,6 @@ uvs_verdict on_queue(uvs_call *call, void *ud) noexcept {
     e.client_name = str(api->remote_host(call));
     e.helo = str(api->helo_name(call));
     e.auth_user = str(api->auth_user(call));
-    e.smtputf8 = e.protocol.rfind("UTF8SMTP", 0) == 0;
     const char *b8 = api->note_get(call, UVS_NOTE_TRANSACTION, kNote8bit);
     e.body_8bitmime = b8 && b8[0] == '1';
     for (int i = 0; i < n; ++i) {
