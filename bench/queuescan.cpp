@@ -63,9 +63,12 @@ int main(int argc, char **argv) {
   std::string dir, server_build;
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
-    if (a == "--entries" && i + 1 < argc) entries = static_cast<unsigned>(atol(argv[++i]));
-    else if (a == "--dir" && i + 1 < argc) dir = argv[++i];
-    else if (a == "--server" && i + 1 < argc) server_build = argv[++i];
+    if (a == "--entries" && i + 1 < argc)
+      entries = static_cast<unsigned>(atol(argv[++i]));
+    else if (a == "--dir" && i + 1 < argc)
+      dir = argv[++i];
+    else if (a == "--server" && i + 1 < argc)
+      server_build = argv[++i];
     else {
       fprintf(stderr, "usage: queuescan [--entries N] [--dir DIR] [--server BUILD_DIR]\n");
       return 2;
@@ -88,7 +91,8 @@ int main(int argc, char **argv) {
     // Synthetic deferred entries: a 2 KiB message, an envelope with 2 recipients after 3
     // attempts, next try spread over the coming hours (written without fsync: setup only).
     auto t0 = Clock::now();
-    std::string msg = "Received: from x\r\nSubject: bench\r\n\r\n" + std::string(2000, 'x') + "\r\n";
+    std::string msg =
+        "Received: from x\r\nSubject: bench\r\n\r\n" + std::string(2000, 'x') + "\r\n";
     int64_t now = time(nullptr);
     for (unsigned n = 0; n < entries; ++n) {
       uvs::queue::Envelope e;
@@ -126,10 +130,11 @@ int main(int argc, char **argv) {
     long rss1 = status_kb("VmRSS:"), hwm1 = status_kb("VmHWM:");
     size_t index_bytes = r.entries.capacity() * sizeof(uvs::queue::IndexEntry);
     double per = r.entries.empty() ? 0 : static_cast<double>(index_bytes) / r.entries.size();
-    printf("scan %d: %zu entries (%zu waiting, %zu held) in %.3f s; index %zu bytes = %.1f "
-           "bytes/entry (sizeof %zu); RSS +%ld KiB, peak RSS +%ld KiB during the scan\n",
-           round + 1, r.entries.size(), r.waiting, r.held, t, index_bytes, per,
-           sizeof(uvs::queue::IndexEntry), rss1 - rss0, hwm1 - hwm0);
+    printf(
+        "scan %d: %zu entries (%zu waiting, %zu held) in %.3f s; index %zu bytes = %.1f "
+        "bytes/entry (sizeof %zu); RSS +%ld KiB, peak RSS +%ld KiB during the scan\n",
+        round + 1, r.entries.size(), r.waiting, r.held, t, index_bytes, per,
+        sizeof(uvs::queue::IndexEntry), rss1 - rss0, hwm1 - hwm0);
     if (r.entries.size() != entries) rc = 1;
     if (t >= 2.0 || per > 1024) rc = 1;
   }
@@ -139,8 +144,10 @@ int main(int argc, char **argv) {
     std::filesystem::create_directories(conf);
     std::filesystem::create_directories(dir + "/spool");
     write_file(conf + "/uvsmtpd.toml",
-               "hostname = \"bench.test\"\nspool_dir = \"" + dir + "/spool\"\n[dns]\n"
-               "reverse_lookup = false\n[log]\nlevel = \"info\"\n", 0);
+               "hostname = \"bench.test\"\nspool_dir = \"" + dir +
+                   "/spool\"\n[dns]\n"
+                   "reverse_lookup = false\n[log]\nlevel = \"info\"\n",
+               0);
     write_file(conf + "/plugins", "queue/outbound " + queue + "\n", 0);
     auto t0 = Clock::now();
     pid_t pid = fork();

@@ -153,13 +153,13 @@ int cmd_list(queue::QueueDir &q) {
     }
   }
   if (!r.entries.empty())
-    printf("-- %zu message(s), %zu pending recipient(s), %zu held\n", shown_count, pending,
-           r.held);
-  if (r.temp_files)
-    printf("-- %zu message(s) being written (tmp/)\n", r.temp_files);
+    printf("-- %zu message(s), %zu pending recipient(s), %zu held\n", shown_count, pending, r.held);
+  if (r.temp_files) printf("-- %zu message(s) being written (tmp/)\n", r.temp_files);
   if (r.lone_envelopes || r.problem_count)
-    fprintf(stderr, "uvsmtpd queue: %zu envelope(s) without a message, %zu other problem(s): "
-                    "the next server start sorts them out\n", r.lone_envelopes, r.problem_count);
+    fprintf(stderr,
+            "uvsmtpd queue: %zu envelope(s) without a message, %zu other problem(s): "
+            "the next server start sorts them out\n",
+            r.lone_envelopes, r.problem_count);
   if (damaged) fprintf(stderr, "uvsmtpd queue: %zu damaged envelope(s)\n", damaged);
   return damaged ? 1 : 0;
 }
@@ -176,7 +176,8 @@ int cmd_show(queue::QueueDir &q, const std::string &id) {
   printf("arrival: %s (%s ago)\n", utc(e.arrival).c_str(), age(now - e.arrival).c_str());
   printf("size: %lld\n", static_cast<long long>(e.size));
   printf("sender: <%s>\n", shown(e.sender).c_str());
-  printf("client: %s [%s] helo=%s\n", e.client_name.empty() ? "unknown" : shown(e.client_name).c_str(),
+  printf("client: %s [%s] helo=%s\n",
+         e.client_name.empty() ? "unknown" : shown(e.client_name).c_str(),
          shown(e.client_ip).c_str(), e.helo.empty() ? "-" : shown(e.helo).c_str());
   if (!e.auth_user.empty()) printf("auth user: %s\n", shown(e.auth_user).c_str());
   printf("protocol: %s%s%s\n", e.protocol.empty() ? "-" : shown(e.protocol).c_str(),
@@ -292,7 +293,8 @@ int queue_main(int argc, char **argv, const std::string &default_config_dir) {
       for (const auto &ent : r.entries) {
         if (ent.state != queue::EntryState::waiting) continue;
         int one = q.update(ent.id, due_now, err);
-        if (one == 0) ++done;
+        if (one == 0)
+          ++done;
         else if (one != -ENOENT) {
           ++failed;
           fprintf(stderr, "uvsmtpd queue: %s: %s\n", ent.id, err.c_str());

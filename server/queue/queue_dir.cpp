@@ -604,7 +604,10 @@ ScanResult QueueDir::scan(bool cleanup) {
     parsed.clear();
     for (const auto &n : names) {
       std::string_view v = n;
-      int kind = ends_with(v, ".msg") ? 0 : ends_with(v, ".env") ? 1 : ends_with(v, ".hold") ? 2 : -1;
+      int kind = ends_with(v, ".msg")    ? 0
+                 : ends_with(v, ".env")  ? 1
+                 : ends_with(v, ".hold") ? 2
+                                         : -1;
       std::string_view id = kind < 0 ? v : v.substr(0, v.size() - (kind == 2 ? 5 : 4));
       if (kind < 0 || !valid_id(id) || bucket(id) != b) {
         problem(bdir + "/" + n + ": does not belong in the queue (left alone)");
@@ -642,8 +645,7 @@ ScanResult QueueDir::scan(bool cleanup) {
         ++r.orphan_messages;
         if (cleanup) {
           std::string m = id + ".msg";
-          if (unlinkat(dfd, m.c_str(), 0) != 0)
-            problem(io_error("unlink", bdir + "/" + m, errno));
+          if (unlinkat(dfd, m.c_str(), 0) != 0) problem(io_error("unlink", bdir + "/" + m, errno));
           changed = true;
         }
       } else {
@@ -653,8 +655,10 @@ ScanResult QueueDir::scan(bool cleanup) {
           for (const char *suf : {".env", ".hold"}) {
             std::string n = id + suf;
             std::string to = root_ + "/corrupt/" + n;
-            if (renameat(dfd, n.c_str(), AT_FDCWD, to.c_str()) == 0) changed = true;
-            else if (errno != ENOENT) problem(io_error("rename to", to, errno));
+            if (renameat(dfd, n.c_str(), AT_FDCWD, to.c_str()) == 0)
+              changed = true;
+            else if (errno != ENOENT)
+              problem(io_error("rename to", to, errno));
           }
           problem(bdir + "/" + id + ": envelope without its message; moved to corrupt/");
         }

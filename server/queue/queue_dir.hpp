@@ -30,9 +30,9 @@ struct IndexEntry {
 struct ScanResult {
   std::vector<IndexEntry> entries;  // sorted by bucket, then id
   size_t waiting = 0, held = 0;
-  size_t temp_files = 0;      // files found in tmp/ (removed when cleaning)
-  size_t orphan_messages = 0; // message files without an envelope (removed when cleaning)
-  size_t lone_envelopes = 0;  // envelopes without a message (moved to corrupt/ when cleaning)
+  size_t temp_files = 0;       // files found in tmp/ (removed when cleaning)
+  size_t orphan_messages = 0;  // message files without an envelope (removed when cleaning)
+  size_t lone_envelopes = 0;   // envelopes without a message (moved to corrupt/ when cleaning)
   std::vector<std::string> problems;  // files that do not belong, errors (at most 20 kept)
   size_t problem_count = 0;
 };
@@ -74,8 +74,7 @@ class QueueDir {
 
   // Rewrites id's envelope with change() applied (never the message): under the entry's lock,
   // a new file (mtime = next_try) renamed over the old one, directory fsynced. Same returns.
-  int update(std::string_view id, const std::function<void(Envelope &)> &change,
-             std::string &err);
+  int update(std::string_view id, const std::function<void(Envelope &)> &change, std::string &err);
   // Hold (rename .env to .hold) or release (back); 0 also when it already was so.
   int set_hold(std::string_view id, bool hold, std::string &err);
   // Removes the entry: the envelope first (the entry is gone), then the message.

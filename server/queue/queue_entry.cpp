@@ -38,10 +38,14 @@ void put_num(std::string &out, std::string_view name, int64_t v) {
 }
 
 bool state_from(std::string_view s, RcptState &st) {
-  if (s == "pending") st = RcptState::pending;
-  else if (s == "delivered") st = RcptState::delivered;
-  else if (s == "failed") st = RcptState::failed;
-  else return false;
+  if (s == "pending")
+    st = RcptState::pending;
+  else if (s == "delivered")
+    st = RcptState::delivered;
+  else if (s == "failed")
+    st = RcptState::failed;
+  else
+    return false;
   return true;
 }
 
@@ -164,8 +168,7 @@ bool xtext_decode(std::string_view s, std::string &out) {
 bool valid_id(std::string_view id) {
   if (id.empty() || id.size() > kMaxIdLen) return false;
   for (char c : id)
-    if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z')))
-      return false;
+    if (!((c >= '0' && c <= '9') || (c >= 'A' && c <= 'Z') || (c >= 'a' && c <= 'z'))) return false;
   return true;
 }
 
@@ -271,7 +274,8 @@ bool parse(std::string_view text, Envelope &e, std::string &err) {
       continue;
     }
     std::string v;
-    if (!xtext_decode(raw, v)) return fail("bad xtext in '" + std::string(name.substr(0, 40)) + "'");
+    if (!xtext_decode(raw, v))
+      return fail("bad xtext in '" + std::string(name.substr(0, 40)) + "'");
     int64_t n = 0;
     auto num = [&](int64_t &dst) {
       if (!parse_i64(v, n)) return fail("'" + std::string(name) + "' is not a number");
@@ -306,9 +310,12 @@ bool parse(std::string_view text, Envelope &e, std::string &err) {
       while (!f.empty()) {
         size_t c = f.find(',');
         std::string_view one = f.substr(0, c);
-        if (one == "smtputf8") e.smtputf8 = true;
-        else if (one == "8bitmime") e.body_8bitmime = true;
-        else return fail("unknown flag '" + std::string(one.substr(0, 40)) + "'");
+        if (one == "smtputf8")
+          e.smtputf8 = true;
+        else if (one == "8bitmime")
+          e.body_8bitmime = true;
+        else
+          return fail("unknown flag '" + std::string(one.substr(0, 40)) + "'");
         f = c == std::string_view::npos ? std::string_view{} : f.substr(c + 1);
       }
     } else if (name == "dsn-ret") {

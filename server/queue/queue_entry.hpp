@@ -23,9 +23,9 @@ enum class RcptState : uint8_t { pending, delivered, failed };
 std::string_view rcpt_state_name(RcptState s);
 
 struct Recipient {
-  std::string address;     // as accepted at RCPT ("postmaster" has no domain)
-  std::string orcpt;       // RFC 3461 ORCPT value ("rfc822;addr"), "" when not given
-  std::string notify;      // RFC 3461 NOTIFY value, "" when not given
+  std::string address;  // as accepted at RCPT ("postmaster" has no domain)
+  std::string orcpt;    // RFC 3461 ORCPT value ("rfc822;addr"), "" when not given
+  std::string notify;   // RFC 3461 NOTIFY value, "" when not given
   RcptState state = RcptState::pending;
   int status = 0;          // the last SMTP reply code for it, 0 = none yet
   std::string enhanced;    // its enhanced status code ("4.4.1"), "" = none
@@ -35,22 +35,22 @@ struct Recipient {
 };
 
 struct Envelope {
-  std::string id;           // the queue id: the 250 reply's, the log lines' and the files' name
-  int64_t arrival = 0;      // unix seconds when the message was queued
-  int64_t size = 0;         // bytes of the message file
-  std::string sender;       // reverse path without <>, "" for the null sender
-  std::string client_ip;    // the sending client, for DSNs and logs
-  std::string client_name;  // its verified reverse name, "" if none
-  std::string helo;         // its HELO/EHLO name, "" if none
-  std::string auth_user;    // the AUTH user, "" if none
-  std::string protocol;     // the Received: protocol word (ESMTP, ESMTPS, UTF8SMTP...)
-  bool smtputf8 = false;    // MAIL ... SMTPUTF8 (RFC 6531)
+  std::string id;              // the queue id: the 250 reply's, the log lines' and the files' name
+  int64_t arrival = 0;         // unix seconds when the message was queued
+  int64_t size = 0;            // bytes of the message file
+  std::string sender;          // reverse path without <>, "" for the null sender
+  std::string client_ip;       // the sending client, for DSNs and logs
+  std::string client_name;     // its verified reverse name, "" if none
+  std::string helo;            // its HELO/EHLO name, "" if none
+  std::string auth_user;       // the AUTH user, "" if none
+  std::string protocol;        // the Received: protocol word (ESMTP, ESMTPS, UTF8SMTP...)
+  bool smtputf8 = false;       // MAIL ... SMTPUTF8 (RFC 6531)
   bool body_8bitmime = false;  // MAIL ... BODY=8BITMIME (RFC 6152)
-  std::string dsn_ret;      // RFC 3461 RET (FULL/HDRS), "" when not given
-  std::string dsn_envid;    // RFC 3461 ENVID, "" when not given
-  int attempts = 0;         // delivery attempts so far
-  int64_t next_try = 0;     // unix seconds of the next attempt
-  std::string last_error;   // the last temporary failure, one line, "" if none
+  std::string dsn_ret;         // RFC 3461 RET (FULL/HDRS), "" when not given
+  std::string dsn_envid;       // RFC 3461 ENVID, "" when not given
+  int attempts = 0;            // delivery attempts so far
+  int64_t next_try = 0;        // unix seconds of the next attempt
+  std::string last_error;      // the last temporary failure, one line, "" if none
   std::vector<Recipient> rcpts;
 
   size_t pending_count() const;

@@ -56,7 +56,8 @@ std::vector<std::string> files_under(const std::string &root) {
   return out;
 }
 
-std::vector<std::string> with_suffix(const std::vector<std::string> &files, const std::string &suf) {
+std::vector<std::string> with_suffix(const std::vector<std::string> &files,
+                                     const std::string &suf) {
   std::vector<std::string> out;
   for (const auto &f : files)
     if (f.size() > suf.size() && f.compare(f.size() - suf.size(), suf.size(), suf) == 0)
@@ -81,7 +82,9 @@ std::string entry_file(const std::string &queue, const std::string &id, const st
   return "";
 }
 
-std::string uvsmtpd_bin() { return build_root() + "/server/uvsmtpd"; }
+std::string uvsmtpd_bin() {
+  return build_root() + "/server/uvsmtpd";
+}
 
 RunResult queue_tool(const std::string &queue, const std::string &args) {
   return sh("'" + uvsmtpd_bin() + "' queue --queue-dir '" + queue + "' " + args + " 2>&1");
@@ -89,8 +92,9 @@ RunResult queue_tool(const std::string &queue, const std::string &args) {
 
 std::string py_send(int port, const std::string &from, const std::vector<std::string> &to,
                     const std::string &msg_file, const std::string &mail_opt = "") {
-  std::string cmd = "python3 '" + source_root() + "/tests/integration/clients/smtp_send.py' --port " +
-                    std::to_string(port) + " --from '" + from + "' --file '" + msg_file + "'";
+  std::string cmd = "python3 '" + source_root() +
+                    "/tests/integration/clients/smtp_send.py' --port " + std::to_string(port) +
+                    " --from '" + from + "' --file '" + msg_file + "'";
   for (const auto &t : to) cmd += " --to '" + t + "'";
   if (!mail_opt.empty()) cmd += " --mail-opt " + mail_opt;
   RunResult r = sh(cmd + " 2>&1");
@@ -112,15 +116,17 @@ std::string message(const std::string &subject) {
 
 }  // namespace
 
-TEST_CASE("outbound: smtplib message: 250 with the id; the queue holds the exact bytes and the envelope") {
+TEST_CASE(
+    "outbound: smtplib message: 250 with the id; the queue holds the exact bytes and the "
+    "envelope") {
   TempDir tmp;
   std::string queue = tmp.path + "/queue";
   Server s(outbound_opts(queue));
   REQUIRE(s.started());
   std::string msg = message("first");
   spit(tmp.path + "/msg", msg);
-  std::string reply = py_send(s.port(), "sender@client.test", {"alice@remote.test", "bob@other.test"},
-                              tmp.path + "/msg");
+  std::string reply = py_send(s.port(), "sender@client.test",
+                              {"alice@remote.test", "bob@other.test"}, tmp.path + "/msg");
   REQUIRE_MESSAGE(reply.rfind("250 2.0.0 Ok: queued as ", 0) == 0, reply);
   std::string id = queued_id(reply);
   REQUIRE(!id.empty());
@@ -158,15 +164,19 @@ TEST_CASE("outbound: BODY=8BITMIME and SMTPUTF8 are recorded in the envelope") {
   Client c(s.port());
   REQUIRE(c.code() == 220);
   REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
-  REQUIRE(c.cmd("MAIL FROM:<j\xC3\xBCrgen@client.test> BODY=8BITMIME SMTPUTF8").rfind("250", 0) == 0);
+  REQUIRE(c.cmd("MAIL FROM:<j\xC3\xBCrgen@client.test> BODY=8BITMIME SMTPUTF8").rfind("250", 0) ==
+          0);
   REQUIRE(c.cmd("RCPT TO:<m\xC3\xBCller@remote.test>").rfind("250", 0) == 0);
   REQUIRE(c.cmd("DATA").rfind("354", 0) == 0);
-  std::string body = "Subject: gr\xC3\xBC\xC3\x9F" "e\r\n\r\n8-bit body \xC3\xA4\r\n";
+  std::string body =
+      "Subject: gr\xC3\xBC\xC3\x9F"
+      "e\r\n\r\n8-bit body \xC3\xA4\r\n";
   c.send(body + ".\r\n");
   std::string reply = c.reply();
   REQUIRE_MESSAGE(reply.rfind("250 2.0.0 Ok: queued as ", 0) == 0, reply);
   // The next transaction on the same connection is 7-bit: the flags do not carry over.
-  std::string reply2 = send_message(c, "plain@client.test", {"x@remote.test"}, "Subject: b\r\n\r\nb\r\n");
+  std::string reply2 =
+      send_message(c, "plain@client.test", {"x@remote.test"}, "Subject: b\r\n\r\nb\r\n");
   REQUIRE_MESSAGE(reply2.rfind("250 2.0.0 Ok: queued as ", 0) == 0, reply2);
   std::string env = slurp(entry_file(queue, queued_id(reply), ".env"));
   CHECK_MESSAGE(env.find("\nflags smtputf8,8bitmime\n") != std::string::npos, env);
@@ -191,7 +201,8 @@ TEST_CASE("outbound: a write that fails answers 451 4.3.0 and leaves nothing hal
   Client c(s.port());
   REQUIRE(c.code() == 220);
   REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
-  std::string reply = send_message(c, "a@client.test", {"b@remote.test"}, "Subject: x\r\n\r\nx\r\n");
+  std::string reply =
+      send_message(c, "a@client.test", {"b@remote.test"}, "Subject: x\r\n\r\nx\r\n");
   CHECK_MESSAGE(reply.rfind("451 4.3.0 ", 0) == 0, reply);
   CHECK(s.wait_log("not queued: mkdir " + queue + "/q/"));
   CHECK(files_under(queue + "/tmp").empty());
@@ -207,21 +218,23 @@ TEST_CASE("outbound: bad arguments and an unusable directory stop startup, namin
   Options none;
   none.plugins = "queue/outbound\n";
   std::string tree = make_tree(none);
-  RunResult r =
-      run_uvsmtpd({"--config", tree + "/conf", "--plugin-dir", tree + "/plugins", "--check-config"});
+  RunResult r = run_uvsmtpd(
+      {"--config", tree + "/conf", "--plugin-dir", tree + "/plugins", "--check-config"});
   CHECK(r.status == 1);
   CHECK_MESSAGE(r.output.find("usage: queue/outbound <queue dir>") != std::string::npos, r.output);
   remove_tree(tree);
   spit(tmp.path + "/file", "x");
   tree = make_tree(outbound_opts(tmp.path + "/file/queue"));
-  r = run_uvsmtpd({"--config", tree + "/conf", "--plugin-dir", tree + "/plugins", "--check-config"});
+  r = run_uvsmtpd(
+      {"--config", tree + "/conf", "--plugin-dir", tree + "/plugins", "--check-config"});
   CHECK(r.status == 1);
   CHECK_MESSAGE(r.output.find(tmp.path + "/file") != std::string::npos, r.output);
   remove_tree(tree);
   // A directory that is something else (a Maildir, say) is never taken over.
   spit(tmp.path + "/maildir/new/1", "mail");
   tree = make_tree(outbound_opts(tmp.path + "/maildir"));
-  r = run_uvsmtpd({"--config", tree + "/conf", "--plugin-dir", tree + "/plugins", "--check-config"});
+  r = run_uvsmtpd(
+      {"--config", tree + "/conf", "--plugin-dir", tree + "/plugins", "--check-config"});
   CHECK(r.status == 1);
   CHECK_MESSAGE(r.output.find("not an uvsmtpd queue directory") != std::string::npos, r.output);
   remove_tree(tree);
@@ -239,7 +252,8 @@ TEST_CASE("outbound: the startup scan removes what a crash left and reports the 
     REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
     id = queued_id(send_message(c, "a@client.test", {"b@remote.test"}, "Subject: x\r\n\r\nx\r\n"));
     REQUIRE(!id.empty());
-    orphan = queued_id(send_message(c, "a@client.test", {"b@remote.test"}, "Subject: o\r\n\r\no\r\n"));
+    orphan =
+        queued_id(send_message(c, "a@client.test", {"b@remote.test"}, "Subject: o\r\n\r\no\r\n"));
     REQUIRE(!orphan.empty());
   }
   // What a kill -9 between the steps of a store leaves.
@@ -268,7 +282,9 @@ TEST_CASE("outbound: the startup scan removes what a crash left and reports the 
   CHECK(s.wait_log("is in use by another instance or process: no startup cleaning"));
 }
 
-TEST_CASE("outbound: relay policy unchanged: a foreign domain from a non-relay client is refused at RCPT") {
+TEST_CASE(
+    "outbound: relay policy unchanged: a foreign domain from a non-relay client is refused at "
+    "RCPT") {
   TempDir tmp;
   std::string queue = tmp.path + "/queue";
   Options o = outbound_opts(queue, "relay\nrcpt_ok\n");
@@ -300,7 +316,8 @@ TEST_CASE("outbound: relay policy unchanged: a foreign domain from a non-relay c
   Client c2(s2.port());
   REQUIRE(c2.code() == 220);
   REQUIRE(c2.cmd("EHLO client.test").rfind("250", 0) == 0);
-  std::string r2 = send_message(c2, "a@client.test", {"friend@foreign.test"}, "Subject: r\r\n\r\nr\r\n");
+  std::string r2 =
+      send_message(c2, "a@client.test", {"friend@foreign.test"}, "Subject: r\r\n\r\nr\r\n");
   CHECK_MESSAGE(r2.rfind("250 2.0.0 Ok: queued as ", 0) == 0, r2);
 }
 
@@ -385,7 +402,8 @@ TEST_CASE("outbound: uvsmtpd queue: list, show, hold, release, flush, delete; un
   for (std::string cmd : {"show", "delete", "hold", "release", "flush"}) {
     r = queue_tool(queue, cmd + " " + ids[1]);
     CHECK_MESSAGE(r.status == 1, cmd);
-    CHECK_MESSAGE(r.output == "uvsmtpd queue: no message " + ids[1] + " in " + queue + "\n", r.output);
+    CHECK_MESSAGE(r.output == "uvsmtpd queue: no message " + ids[1] + " in " + queue + "\n",
+                  r.output);
   }
   r = queue_tool(queue, "show ../../format");
   CHECK(r.status == 1);
@@ -403,11 +421,13 @@ TEST_CASE("outbound: uvsmtpd queue: list, show, hold, release, flush, delete; un
   std::string tree = make_tree(none);
   r = sh("'" + uvsmtpd_bin() + "' queue --config '" + tree + "/conf' list 2>&1");
   CHECK(r.status == 2);
-  CHECK_MESSAGE(r.output.find(tree + "/conf/plugins: no queue/outbound line") != std::string::npos, r.output);
+  CHECK_MESSAGE(r.output.find(tree + "/conf/plugins: no queue/outbound line") != std::string::npos,
+                r.output);
   remove_tree(tree);
 
   // The server keeps queuing while the tool works (and the deleted id is not reused).
-  std::string r4 = send_message(c, "late@client.test", {"y@remote.test"}, "Subject: late\r\n\r\nl\r\n");
+  std::string r4 =
+      send_message(c, "late@client.test", {"y@remote.test"}, "Subject: late\r\n\r\nl\r\n");
   CHECK(r4.rfind("250 2.0.0 Ok: queued as ", 0) == 0);
   CHECK(queue_tool(queue, "list").output.find(queued_id(r4)) != std::string::npos);
 }
@@ -421,8 +441,10 @@ std::string kill_message(int n) {
                   std::to_string(n) + "\r\n\r\n";
   size_t size = 200 + static_cast<size_t>((static_cast<unsigned>(n) * 2654435761u) % 300000u);
   for (int line = 0; m.size() < size; ++line) {
-    std::string l = (line % 9 == 0 ? "." : "") + std::to_string(n) + ":" + std::to_string(line) + " ";
-    while (l.size() < 70) l += static_cast<char>('A' + (n + line + static_cast<int>(l.size())) % 26);
+    std::string l =
+        (line % 9 == 0 ? "." : "") + std::to_string(n) + ":" + std::to_string(line) + " ";
+    while (l.size() < 70)
+      l += static_cast<char>('A' + (n + line + static_cast<int>(l.size())) % 26);
     m += l + "\r\n";
   }
   return m;
@@ -439,8 +461,8 @@ struct OwnServer {
   pid_t pid = -1;
   int port = 0;
   void start(const std::string &tree, const std::string &log_path) {
-    std::vector<std::string> args = {"--config", tree + "/conf", "--listen", "127.0.0.1:0",
-                                     "--plugin-dir", tree + "/plugins"};
+    std::vector<std::string> args = {"--config",    tree + "/conf", "--listen",
+                                     "127.0.0.1:0", "--plugin-dir", tree + "/plugins"};
     pid = fork();
     if (pid == 0) exec_uvsmtpd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), args);
     port = 0;
@@ -470,7 +492,8 @@ struct OwnServer {
 
 }  // namespace
 
-TEST_CASE("outbound: kill -9 in a loop: every message that got 250 is queued intact, no half files") {
+TEST_CASE(
+    "outbound: kill -9 in a loop: every message that got 250 is queued intact, no half files") {
   TempDir tmp;
   std::string queue = tmp.path + "/queue";
   std::string tree = make_tree(outbound_opts(queue));

@@ -243,17 +243,21 @@ TEST_CASE("queue: a failed store leaves nothing (message shorter than announced)
 TEST_CASE("queue: an update replaces the envelope atomically and never touches the message") {
   Queue qq;
   std::string id = qq.store(sample(), "message bytes\r\n");
-  struct stat before {}, after {};
+  struct stat before {
+  }, after{};
   REQUIRE(stat(qq.q.msg_path(id).c_str(), &before) == 0);
   std::string err;
-  int rc = qq.q.update(id, [](Envelope &e) {
-    e.attempts = 4;
-    e.next_try = 1765100000;
-    e.last_error = "421 4.4.2 timeout";
-    e.rcpts[0].state = RcptState::delivered;
-    e.rcpts[0].status = 250;
-    e.rcpts[0].remote_mta = "mx.example.net[203.0.113.5]";
-  }, err);
+  int rc = qq.q.update(
+      id,
+      [](Envelope &e) {
+        e.attempts = 4;
+        e.next_try = 1765100000;
+        e.last_error = "421 4.4.2 timeout";
+        e.rcpts[0].state = RcptState::delivered;
+        e.rcpts[0].status = 250;
+        e.rcpts[0].remote_mta = "mx.example.net[203.0.113.5]";
+      },
+      err);
   REQUIRE_MESSAGE(rc == 0, err);
   REQUIRE(stat(qq.q.msg_path(id).c_str(), &after) == 0);
   CHECK(after.st_ino == before.st_ino);
@@ -270,7 +274,8 @@ TEST_CASE("queue: an update replaces the envelope atomically and never touches t
   REQUIRE(r.entries.size() == 1);
   CHECK(r.entries[0].next_try == 1765100000);
   CHECK(files_in(qq.q.root() + "/tmp") == 0);
-  CHECK(qq.q.update("0NOSUCHID00000", [](Envelope &) {}, err) == -ENOENT);
+  CHECK(qq.q.update(
+            "0NOSUCHID00000", [](Envelope &) {}, err) == -ENOENT);
 }
 
 TEST_CASE("queue: hold, release and delete; unknown ids are -ENOENT") {
@@ -290,7 +295,8 @@ TEST_CASE("queue: hold, release and delete; unknown ids are -ENOENT") {
   REQUIRE(qq.q.load(a, e, held, err) == 0);
   CHECK(held);
   // An update of a held entry keeps it held.
-  REQUIRE(qq.q.update(a, [](Envelope &x) { x.next_try = 5; }, err) == 0);
+  REQUIRE(qq.q.update(
+              a, [](Envelope &x) { x.next_try = 5; }, err) == 0);
   CHECK(fs::exists(qq.q.env_path(a, true)));
   REQUIRE(qq.q.set_hold(a, false, err) == 0);
   CHECK(fs::exists(qq.q.env_path(a, false)));
@@ -356,7 +362,7 @@ TEST_CASE("queue: the scan lists entries and cleans only when asked: temp files,
   CHECK(r.temp_files == 2);
   CHECK(r.orphan_messages == 1);
   CHECK(r.lone_envelopes == 1);
-  CHECK(r.problem_count == 1);  // README
+  CHECK(r.problem_count == 1);                 // README
   CHECK(files_in(qq.q.root() + "/tmp") == 2);  // not cleaned
   CHECK(fs::exists(qq.q.msg_path(orphan)));
 

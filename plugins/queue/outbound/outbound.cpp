@@ -52,7 +52,9 @@ struct Job {
   }
 };
 
-std::string str(const char *s) { return s ? s : ""; }
+std::string str(const char *s) {
+  return s ? s : "";
+}
 
 // The id and protocol word from the server's Received: field, the message's first ("... with
 // ESMTP id <id>; date"; folded): the core writes it and plugins cannot edit it (docs/hooks.md).
@@ -198,8 +200,7 @@ uvs_verdict on_queue(uvs_call *call, void *ud) noexcept {
   j->p = p;
   int rc = api->run_blocking(p, store_work, store_done, j);
   if (rc < 0) {
-    api->log(st->self, call, UVS_LOG_ERR, "not queued: cannot start the write: %s",
-             strerror(-rc));
+    api->log(st->self, call, UVS_LOG_ERR, "not queued: cannot start the write: %s", strerror(-rc));
     delete j;
     api->complete(p, UVS_DENYSOFT, 451, "4.3.0", kSoftText);
   }
@@ -236,8 +237,8 @@ int ob_init(uvs_plugin *self, const uvs_api *a) noexcept {
       // Nobody else uses the queue: what tmp/ holds and unfinished entries are a crash's.
       auto t0 = std::chrono::steady_clock::now();
       uvs::queue::ScanResult r = st->q->scan(true);
-      double ms = std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0)
-                      .count();
+      double ms =
+          std::chrono::duration<double, std::milli>(std::chrono::steady_clock::now() - t0).count();
       a->log(self, nullptr, UVS_LOG_INFO,
              "queue %s: %zu waiting, %zu held (scan %.0f ms); removed %zu temp file(s) and %zu "
              "unfinished message(s), %zu envelope(s) without a message moved to corrupt/",
