@@ -282,6 +282,20 @@ TEST_CASE("outbound: the startup scan removes what a crash left and reports the 
   CHECK(s.wait_log("is in use by another instance or process: no startup cleaning"));
 }
 
+TEST_CASE("outbound: the plugin (C++ inside) exports uvs_plugin_v1 and nothing else") {
+  RunResult r = sh("nm -D --defined-only '" + build_root() + "/plugins/queue/outbound.so' 2>&1");
+  REQUIRE(r.status == 0);
+  std::string names;
+  for (size_t pos = 0; pos < r.output.size();) {
+    size_t eol = r.output.find('\n', pos);
+    std::string line = r.output.substr(pos, eol - pos);
+    pos = eol == std::string::npos ? r.output.size() : eol + 1;
+    size_t sp = line.rfind(' ');
+    if (sp != std::string::npos) names += line.substr(sp + 1) + " ";
+  }
+  CHECK_MESSAGE(names == "uvs_plugin_v1 ", r.output);
+}
+
 TEST_CASE(
     "outbound: relay policy unchanged: a foreign domain from a non-relay client is refused at "
     "RCPT") {
