@@ -13,6 +13,7 @@
 #include <fcntl.h>
 #include <filesystem>
 #include <map>
+#include <pwd.h>
 #include <mutex>
 #include <random>
 #include <set>
@@ -444,6 +445,75 @@ TEST_CASE("outbound: uvsmtpd queue: list, show, hold, release, flush, delete; un
       send_message(c, "late@client.test", {"y@remote.test"}, "Subject: late\r\n\r\nl\r\n");
   CHECK(r4.rfind("250 2.0.0 Ok: queued as ", 0) == 0);
   CHECK(queue_tool(queue, "list").output.find(queued_id(r4)) != std::string::npos);
+
+  // A damaged envelope: show names the file and the line, list shows the others and exits 1.
+  std::string env0 = entry_file(queue, ids[0], ".env");
+  std::string text = slurp(env0);
+  spit(env0, text.substr(0, text.size() / 2));
+  r = queue_tool(queue, "show " + ids[0]);
+  CHECK(r.status == 1);
+  CHECK_MESSAGE(r.output.find("uvsmtpd queue: " + ids[0] + ": " + env0 + ": ") == 0, r.output);
+  CHECK(r.output.find("truncated") != std::string::npos);
+  r = queue_tool(queue, "list");
+  CHECK(r.status == 1);
+  CHECK(r.output.find(ids[0] + "   (damaged: " + env0) != std::string::npos);
+  CHECK(r.output.find(ids[2]) != std::string::npos);
+  CHECK(r.output.find(queued_id(r4)) != std::string::npos);
+  spit(env0, text);
+  CHECK(queue_tool(queue, "list").status == 0);
+}
+
+TEST_CASE(
+    "outbound: the queue tool works while the server writes; as root it acts as the queue's "
+    "owner") {
+  TempDir tmp;
+  std::string queue = tmp.path + "/queue";
+  Server s(outbound_opts(queue));
+  REQUIRE(s.started());
+  std::atomic<bool> done{false};
+  std::vector<std::string> acked;
+  std::thread sender([&] {
+    Client c(s.port());
+    if (c.code() == 220 && c.cmd("EHLO client.test").rfind("250", 0) == 0)
+      for (int i = 0; i < 40; ++i) {
+        std::string r = send_message(c, "busy@client.test", {"r@remote.test"},
+                                     "Subject: busy " + std::to_string(i) + "\r\n\r\nb\r\n");
+        if (r.rfind("250 ", 0) == 0) acked.push_back(queued_id(r));
+      }
+    done = true;
+  });
+  int runs = 0, bad = 0;
+  while (!done) {
+    RunResult l = queue_tool(queue, "list");
+    RunResult f = queue_tool(queue, "flush");
+    ++runs;
+    if (l.status != 0 || f.status != 0) {
+      ++bad;
+      FAIL_CHECK(l.output << f.output);
+    }
+  }
+  sender.join();
+  CHECK(acked.size() == 40);
+  CHECK(bad == 0);
+  CHECK(runs > 0);
+  RunResult l = queue_tool(queue, "list");
+  for (const auto &id : acked) CHECK(l.output.find(id) != std::string::npos);
+  CHECK(l.output.find("-- 40 message(s), 40 pending recipient(s), 0 held") != std::string::npos);
+
+  // Run as root, the tool writes as the owner of the queue directory (the server's user).
+  if (geteuid() == 0) {
+    struct passwd *nobody = getpwnam("nobody");
+    REQUIRE(nobody != nullptr);
+    for (const auto &p : fs::recursive_directory_iterator(queue))
+      REQUIRE(lchown(p.path().c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+    REQUIRE(chown(queue.c_str(), nobody->pw_uid, nobody->pw_gid) == 0);
+    REQUIRE(chmod(tmp.path.c_str(), 0711) == 0);  // the way to the queue, as for the server's user
+    RunResult f = queue_tool(queue, "flush " + acked[0]);
+    CHECK_MESSAGE(f.status == 0, f.output);
+    struct stat sb {};
+    REQUIRE(stat(entry_file(queue, acked[0], ".env").c_str(), &sb) == 0);
+    CHECK(sb.st_uid == nobody->pw_uid);
+  }
 }
 
 // ---- kill -9: no message that got 250 is lost, no half files after the next scan ---------
