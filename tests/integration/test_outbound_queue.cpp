@@ -679,8 +679,20 @@ TEST_CASE(
     CHECK(env.find("\nsize " + std::to_string(stored.size()) + "\n") != std::string::npos);
     CHECK(env.substr(env.size() - 4) == "end\n");
   }
+  // Every queue command against that queue, the restarted server running.
   RunResult l = queue_tool(queue, "list");
   CHECK_MESSAGE(l.status == 0, l.output);
+  CHECK(l.output.find("-- " + std::to_string(msgs.size()) + " message(s)") != std::string::npos);
+  if (!acked.empty()) {
+    const std::string &id = acked.begin()->second;
+    CHECK(queue_tool(queue, "show " + id).output.find("id: " + id + "\n") == 0);
+    CHECK(queue_tool(queue, "hold " + id).output == id + ": held\n");
+    CHECK(queue_tool(queue, "release " + id).output == id + ": released\n");
+    CHECK(queue_tool(queue, "flush " + id).output == id + ": due now\n");
+    CHECK(queue_tool(queue, "flush").status == 0);
+    CHECK(queue_tool(queue, "delete " + id).output == id + ": deleted\n");
+    CHECK(queue_tool(queue, "show " + id).status == 1);
+  }
   MESSAGE("kill -9 test: " << kills << " kills, " << data_sent.load() << " DATA attempts, "
                            << acked.size() << " got 250, " << msgs.size() << " entries, " << lost
                            << " lost, " << partial << " partial");
