@@ -4,6 +4,7 @@
 // operations are atomic renames under each entry's lock (docs/queue.md).
 #include "cli/queue_tool.hpp"
 
+#include <algorithm>
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
@@ -201,15 +202,20 @@ int cmd_show(queue::QueueDir &q, const std::string &id) {
     return 1;
   }
   printf("\n");
-  char line[4096];
-  size_t total = 0;
-  while (fgets(line, sizeof line, m) && total < (1u << 20)) {
-    if (strcmp(line, "\r\n") == 0 || strcmp(line, "\n") == 0) break;
-    total += strlen(line);
-    size_t n = strlen(line);
-    while (n && (line[n - 1] == '\n' || line[n - 1] == '\r')) line[--n] = '\0';
-    printf("%s\n", line);
+  // Up to the empty line that ends the header section (at most 1 MiB of it), CRLF shown as LF.
+  std::string hdr;
+  char buf[4096];
+  size_t n = 0;
+  while (hdr.size() < (1u << 20) && (n = fread(buf, 1, sizeof buf, m)) > 0) {
+    hdr.append(buf, n);
+    if (hdr.find("\r\n\r\n") != std::string::npos || hdr.find("\n\n") != std::string::npos) break;
   }
+  size_t end = std::min(hdr.find("\r\n\r\n"), hdr.find("\n\n"));
+  if (end != std::string::npos) hdr.resize(end);
+  std::string out;
+  for (size_t i = 0; i < hdr.size(); ++i)
+    if (!(hdr[i] == '\r' && i + 1 < hdr.size() && hdr[i + 1] == '\n')) out += hdr[i];
+  printf("%s\n", out.c_str());
   fclose(m);
   return 0;
 }
