@@ -9,6 +9,7 @@
 #include "cli/checks.hpp"
 #include "cli/list_plugins.hpp"
 #include "cli/print_config.hpp"
+#include "cli/queue_tool.hpp"
 #include "config/settings.hpp"
 #include "log/log.hpp"
 #include "log/setup.hpp"
@@ -26,6 +27,8 @@ void usage(FILE *f) {
           "usage: uvsmtpd [--config DIR] [--listen ADDR:PORT]... [--plugin-dir DIR]\n"
           "               [--no-sync-check] [--check-config] [--print-config]\n"
           "               [--print-defaults] [--list-plugins] [--version]\n"
+          "       uvsmtpd queue [--config DIR | --queue-dir DIR] list|show ID|delete ID|hold ID|\n"
+          "               release ID|flush [ID]   (the outbound queue; uvsmtpd queue --help)\n"
           "  --config DIR      configuration directory (uvsmtpd.toml, plugins, list files);\n"
           "                    default " UVS_INSTALL_CONFIG_DIR
           "\n"
@@ -46,6 +49,8 @@ void usage(FILE *f) {
 }  // namespace
 
 int main(int argc, char **argv) {
+  if (argc > 1 && strcmp(argv[1], "queue") == 0)
+    return uvs::cli::queue_main(argc - 2, argv + 2, uvs::default_config_dir());
   std::string config_dir = uvs::default_config_dir();
   std::string plugin_dir;
   std::vector<uvs::config::Listen> listen;

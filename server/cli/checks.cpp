@@ -130,7 +130,7 @@ bool check_queue(const Generation &g, std::vector<std::string> &warnings, std::s
   if (!g.plugins || !g.plugins->table.by_hook[UVS_HOOK_QUEUE].empty()) return true;
   std::string plugins = g.config_dir + "/plugins";
   std::string what = plugins + ": no plugin registers the queue hook, so every message gets " +
-                     "451 4.3.0 after DATA: add a queue plugin (queue/maildir, queue/smtp-forward)";
+                     "451 4.3.0 after DATA: add a queue plugin (queue/maildir, queue/outbound, queue/smtp-forward)";
   if (g.settings.require_queue_plugin) {
     err = what + " (an error because of " + where_key(g.config_dir, "require_queue_plugin") +
           "require_queue_plugin = true)";

@@ -362,7 +362,7 @@ TEST_CASE("cli: an unknown plugin names file:line and lists the plugins there ar
   both_refuse(dir, {dir + "/conf/plugins:2: plugin 'no_such_module': cannot find " + dir +
                         "/plugins/no_such_module.so: No such file or directory; available: ",
                     "count_unrecognized_commands", "dnsbl, earlytalker",
-                    "queue/maildir, queue/smtp-forward", ", verdict"});
+                    "queue/maildir, queue/outbound, queue/smtp-forward", ", verdict"});
   remove_tree(dir);
 }
 
