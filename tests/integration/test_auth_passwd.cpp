@@ -101,8 +101,9 @@ std::string auth_toml() {
 }
 
 Options auth_opts(const std::string &passwd_path, const std::string &more_args = "",
-                  const std::string &after = "verdict rcpt=OK queue=OK\n") {
-  return tls_opts(auth_toml(),
+                  const std::string &after = "verdict rcpt=OK queue=OK\n",
+                  const std::string &top_level = "") {
+  return tls_opts(top_level + auth_toml(),
                   "auth/passwd_file " + passwd_path + (more_args.empty() ? "" : " " + more_args) +
                       "\n" + after);
 }
@@ -141,7 +142,9 @@ TEST_CASE("auth_passwd: yescrypt, bcrypt $2y$ and SHA512-CRYPT users: right 235,
   spit(path, u.file());
   Server s(auth_opts(path));
   int port = start_ports(s, 1)[0];
-  CHECK(s.wait_log("auth/passwd_file: 4 user(s) from " + path + " (0 with a clear-text password)"));
+  CHECK(s.wait_log("auth/passwd_file: 4 user(s) from " + path + " (0 with a clear-text password), "
+                   "at most " + std::to_string(std::thread::hardware_concurrency()) +
+                   " check(s) at once"));
   struct Case {
     const char *user;
     const char *pass;
@@ -257,6 +260,10 @@ TEST_CASE("auth_passwd: bad lines and bad arguments stop the start with file:lin
        path + ":2: user 'ShaUser' already defined at line 1"},
       {u.file(), "allow_plain extra", "usage: auth/passwd_file <absolute path"},
       {u.file(), "nonsense", "usage: auth/passwd_file <absolute path"},
+      {u.file(), "max_parallel=0", "[max_parallel=N] (N from 1 to 1024)"},
+      {u.file(), "max_parallel=1025", "[max_parallel=N] (N from 1 to 1024)"},
+      {u.file(), "max_parallel=2x", "[max_parallel=N] (N from 1 to 1024)"},
+      {u.file(), "allow_plain allow_plain", "usage: auth/passwd_file <absolute path"},
   };
   for (const Case &k : cases) {
     CAPTURE(k.want);
@@ -370,6 +377,82 @@ TEST_CASE("auth_passwd: 20 clients hashing yescrypt at once do not block the loo
   MESSAGE("NOOP round trip: median " << median << " s, max " << rtts.back() << " s");
   CHECK(median < one_hash / 4);
   CHECK(probe->c.cmd("EHLO again.example").rfind("250-", 0) == 0);
+}
+
+TEST_CASE("auth_passwd: max_parallel=1 runs one check at a time; the others wait their turn") {
+  // Four clients log in at once with a costly hash. With one slot the checks run one after the
+  // other: the last answer comes after about four hashes (tolerance: at least 2.5 hashes' time),
+  // and every login still succeeds, in FIFO order of arrival. A session that leaves while its
+  // check waits does not stop the others.
+  TempDir tmp;
+  std::string slow = make_hash("$y$", "slow-Secret6", 7);
+  double one_hash = hash_seconds(slow);
+  std::string path = tmp.path + "/passwd";
+  spit(path, "slowuser:" + slow + "\n");
+  Server s(auth_opts(path, "max_parallel=1 allow_plain"));
+  int port = start_ports(s, 1)[0];
+  CHECK(s.wait_log("at most 1 check(s) at once"));
+  constexpr int kClients = 4;
+  std::vector<std::unique_ptr<AuthClient>> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(std::make_unique<AuthClient>(port));
+  auto leaver = std::make_unique<AuthClient>(port);
+  std::atomic<int> ok{0};
+  std::vector<std::thread> threads;
+  double t0 = now();
+  for (auto &c : clients) {
+    threads.emplace_back([&, cp = c.get()] {
+      if (cp->plain("slowuser", "slow-Secret6", 60) == "235 2.7.0 Authentication successful")
+        ++ok;
+    });
+    usleep(20000);
+  }
+  leaver->c.line("AUTH PLAIN " + plain_ir("slowuser", "slow-Secret6"));
+  leaver.reset();  // gone while its check waits for a slot
+  for (auto &t : threads) t.join();
+  double total = now() - t0;
+  MESSAGE("one hash " << one_hash << " s; " << kClients << " logins with one slot: " << total
+                      << " s");
+  CHECK(ok.load() == kClients);
+  CHECK(total > 2.5 * one_hash);
+  AuthClient after(port);
+  CHECK(after.plain("slowuser", "slow-Secret6") == "235 2.7.0 Authentication successful");
+}
+
+TEST_CASE("auth_passwd: a check whose session stopped waiting is dropped without hashing") {
+  // One slot, six logins at once and hook_timeout = two hashes' time: the first two answer, the
+  // others get the core's 451 at the timeout; those still queued by then (the fourth and later
+  // start after three hashes at the earliest) are completed without running their hash.
+  TempDir tmp;
+  std::string slow = make_hash("$y$", "slow-Secret6", 7);
+  double one_hash = hash_seconds(slow);
+  std::string path = tmp.path + "/passwd";
+  spit(path, "slowuser:" + slow + "\n");
+  Server s(auth_opts(path, "max_parallel=1", "verdict rcpt=OK queue=OK\n",
+                     "hook_timeout = " + std::to_string(2 * one_hash) + "\n"));
+  int port = start_ports(s, 1)[0];
+  constexpr int kClients = 6;
+  std::vector<std::unique_ptr<AuthClient>> clients;
+  for (int i = 0; i < kClients; ++i) clients.push_back(std::make_unique<AuthClient>(port));
+  std::vector<std::string> codes(kClients);
+  std::vector<std::thread> threads;
+  for (int i = 0; i < kClients; ++i)
+    threads.emplace_back([&, i] { codes[i] = code3(clients[i]->plain("slowuser", "slow-Secret6", 60)); });
+  for (auto &t : threads) t.join();
+  int ok = 0, timed_out = 0;
+  for (const auto &c : codes) {
+    ok += c == "235";
+    timed_out += c == "451";
+  }
+  CHECK(ok >= 1);
+  CHECK(timed_out >= 3);
+  CHECK(ok + timed_out == kClients);
+  CHECK(s.wait_log("skip, the session of user 'slowuser' stopped waiting before its check started"));
+  // Hashes run: the answered ones and the one running at the timeout, not the dropped ones.
+  int dropped = s.count_log("stopped waiting before its check started");
+  CHECK(dropped >= 1);
+  CHECK(s.count_log("pass, user 'slowuser'") + dropped <= kClients);
+  AuthClient after(port);  // the slot is free again
+  CHECK(after.plain("slowuser", "slow-Secret6") == "235 2.7.0 Authentication successful");
 }
 
 TEST_CASE("auth_passwd: msmtp sends through STARTTLS with AUTH PLAIN into queue/maildir") {

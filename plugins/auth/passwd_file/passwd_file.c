@@ -1,13 +1,16 @@
 /* plugins/auth/passwd_file/passwd_file.c: the auth/passwd_file plugin: SMTP AUTH against a
  * Dovecot passwd-file, each password checked on the thread pool. */
 /*
- * conf/plugins: `auth/passwd_file <absolute path> [allow_plain]`. The file is read at init (so
- * again at every reload: SIGHUP makes new instances); a bad line fails the start (or the reload)
- * with "<path>:<line>: reason" (pf_table.c has the format and the schemes).
+ * conf/plugins: `auth/passwd_file <absolute path> [allow_plain] [max_parallel=N]`. The file is
+ * read at init (so again at every reload: SIGHUP makes new instances); a bad line fails the start
+ * (or the reload) with "<path>:<line>: reason" (pf_table.c has the format and the schemes).
  *
  * The auth hook suspends the call and hands a copy of the user and password to run_blocking():
  * the lookup and the hash (yescrypt or bcrypt cost tens of milliseconds by design) run on the
- * thread pool, never on the loop. The verdict comes back through complete():
+ * thread pool, never on the loop. At most max_parallel checks (default: the number of CPUs)
+ * run at once; later ones wait in a FIFO on the loop, so a burst of logins neither takes every
+ * pool thread (spool writes and queue fsyncs share the pool) nor more CPUs than there are. The
+ * verdict comes back through complete():
  *   - the password matches: OK (235);
  *   - a known user, wrong password: DENY (535);
  *   - an unknown user: DECLINED, so another auth plugin may know the user (when none does the
@@ -25,26 +28,36 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
 #include "pf_table.h"
 #include "uvsmtpd/plugin.h"
 
 static const uvs_api *api;
 
+#define PF_MAX_PARALLEL 1024
+
+typedef struct job job;
+
 typedef struct passwd_file {
   uvs_plugin *self;
   pf_table table;
+  int max_parallel; /* checks on the thread pool at once */
+  int running;      /* loop thread only, as the queue */
+  job *head, *tail; /* checks waiting for a slot, oldest first */
 } passwd_file;
 
-typedef struct job {
+struct job {
   passwd_file *st;
+  uvs_pending *pending;
+  job *next;
   char *user;
   char *password;
   size_t password_len;
   char shown[208]; /* the user for log lines: at most 200 bytes, controls replaced */
   int found;       /* the user is in the table */
   int result;      /* pf_verify's: 1, 0 or -1 */
-} job;
+};
 
 static void shown_user(char *out, size_t size, const char *user) {
   size_t i = 0;
@@ -74,10 +87,13 @@ static void work(void *ud) {
   explicit_bzero(j->password, j->password_len);
 }
 
+static void start_waiting(passwd_file *st);
+
 /* Loop: the verdict. The session may have gone (pending_call NULL): complete() all the same. */
 static void done(uvs_pending *p, void *ud) {
   job *j = ud;
   passwd_file *st = j->st;
+  --st->running;
   const uvs_call *call = api->pending_call(p);
   uvs_verdict v;
   if (!j->found) {
@@ -98,6 +114,43 @@ static void done(uvs_pending *p, void *ud) {
   }
   job_free(j);
   api->complete(p, v, 0, NULL, NULL);
+  start_waiting(st);
+}
+
+/* Loop: hands j to the thread pool; on failure answers 454 at once. */
+static void start_job(job *j) {
+  passwd_file *st = j->st;
+  uvs_pending *p = j->pending;
+  ++st->running;
+  int rc = api->run_blocking(p, work, done, j);
+  if (rc < 0) {
+    --st->running;
+    api->log(st->self, api->pending_call(p), UVS_LOG_ERR,
+             "cannot start the password check: %s", strerror(-rc));
+    job_free(j);
+    api->complete(p, UVS_DENYSOFT, 0, NULL, NULL);
+  }
+}
+
+/* Loop: starts waiting checks while slots are free. A check whose session no longer waits (the
+ * hook timed out, or the session closed) is completed without hashing. */
+static void start_waiting(passwd_file *st) {
+  while (st->head && st->running < st->max_parallel) {
+    job *j = st->head;
+    st->head = j->next;
+    if (!st->head) st->tail = NULL;
+    j->next = NULL;
+    if (!api->pending_call(j->pending)) {
+      uvs_pending *p = j->pending;
+      api->log(st->self, NULL, UVS_LOG_INFO,
+               "skip, the session of user '%s' stopped waiting before its check started",
+               j->shown);
+      job_free(j);
+      api->complete(p, UVS_DENYSOFT, 0, NULL, NULL);
+      continue;
+    }
+    start_job(j);
+  }
 }
 
 static uvs_verdict on_auth(uvs_call *call, void *ud) {
@@ -131,23 +184,55 @@ static uvs_verdict on_auth(uvs_call *call, void *ud) {
     api->log(st->self, call, UVS_LOG_ERR, "cannot suspend the auth call");
     return UVS_DENYSOFT;
   }
-  int rc = api->run_blocking(p, work, done, j);
-  if (rc < 0) {
-    api->log(st->self, call, UVS_LOG_ERR, "cannot start the password check: %s", strerror(-rc));
-    job_free(j);
-    api->complete(p, UVS_DENYSOFT, 0, NULL, NULL);
+  j->pending = p;
+  if (st->running < st->max_parallel) {
+    start_job(j);
+  } else {
+    if (st->tail)
+      st->tail->next = j;
+    else
+      st->head = j;
+    st->tail = j;
   }
   return UVS_PENDING;
+}
+
+static int default_parallel(void) {
+  long n = sysconf(_SC_NPROCESSORS_ONLN);
+  return n < 1 ? 1 : n > PF_MAX_PARALLEL ? PF_MAX_PARALLEL : (int)n;
+}
+
+/* "max_parallel=N", N from 1 to PF_MAX_PARALLEL: N, else -1. */
+static int parse_parallel(const char *v) {
+  if (*v < '1' || *v > '9') return -1;
+  long n = 0;
+  for (; *v; ++v) {
+    if (*v < '0' || *v > '9') return -1;
+    n = n * 10 + (*v - '0');
+    if (n > PF_MAX_PARALLEL) return -1;
+  }
+  return (int)n;
 }
 
 static int init(uvs_plugin *self, const uvs_api *a) {
   api = a;
   int argc = api->plugin_argc(self);
-  int allow_plain = 0;
-  if (argc == 2 && strcmp(api->plugin_argv(self, 1), "allow_plain") == 0) {
-    allow_plain = 1;
-  } else if (argc != 1) {
-    api->set_error(self, "usage: auth/passwd_file <absolute path of the passwd-file> [allow_plain]");
+  int allow_plain = 0, parallel = default_parallel();
+  int bad = argc < 1;
+  for (int i = 1; i < argc && !bad; ++i) {
+    const char *arg = api->plugin_argv(self, i);
+    if (strcmp(arg, "allow_plain") == 0 && !allow_plain)
+      allow_plain = 1;
+    else if (strncmp(arg, "max_parallel=", 13) == 0 && (parallel = parse_parallel(arg + 13)) > 0)
+      continue;
+    else
+      bad = 1;
+  }
+  if (bad) {
+    api->set_errorf(self,
+                    "usage: auth/passwd_file <absolute path of the passwd-file> [allow_plain] "
+                    "[max_parallel=N] (N from 1 to %d)",
+                    PF_MAX_PARALLEL);
     return -EINVAL;
   }
   const char *path = api->plugin_argv(self, 0);
@@ -158,6 +243,7 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   passwd_file *st = calloc(1, sizeof *st);
   if (!st) return -ENOMEM;
   st->self = self;
+  st->max_parallel = parallel;
   int rc = pf_load(&st->table, path, allow_plain);
   if (rc < 0) {
     api->set_error(self, st->table.error);
@@ -170,8 +256,9 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     return rc;
   }
   api->plugin_set_data(self, st);
-  api->log(self, NULL, UVS_LOG_INFO, "%zu user(s) from %s (%zu with a clear-text password)",
-           st->table.n, path, st->table.nplain);
+  api->log(self, NULL, UVS_LOG_INFO,
+           "%zu user(s) from %s (%zu with a clear-text password), at most %d check(s) at once",
+           st->table.n, path, st->table.nplain, st->max_parallel);
   return 0;
 }
 
