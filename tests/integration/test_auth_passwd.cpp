@@ -11,6 +11,7 @@
 #include <crypt.h>
 #include <csignal>
 #include <cstring>
+#include <initializer_list>
 #include <filesystem>
 #include <sys/stat.h>
 #include <thread>
@@ -59,7 +60,8 @@ std::string b64(const std::string &in) {
   std::string out;
   size_t i = 0;
   for (; i + 2 < in.size(); i += 3) {
-    unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
+    unsigned v =
+        (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8 | (unsigned char)in[i + 2];
     out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], k[v & 63]};
   }
   if (i + 1 == in.size()) {
@@ -69,6 +71,13 @@ std::string b64(const std::string &in) {
     unsigned v = (unsigned char)in[i] << 16 | (unsigned char)in[i + 1] << 8;
     out += {k[v >> 18], k[(v >> 12) & 63], k[(v >> 6) & 63], '='};
   }
+  return out;
+}
+
+// Each string followed by "\n".
+std::string lines(std::initializer_list<std::string> ls) {
+  std::string out;
+  for (const auto &l : ls) out += l + "\n";
   return out;
 }
 
@@ -83,11 +92,9 @@ struct Users {
   std::string blf = make_hash("$2y$", "blf-Secret2");
   std::string sha = make_hash("$6$", "sha-Secret3");
   std::string file() const {
-    return "# users of the auth/passwd_file tests\n"
-           "yesuser:" + yes + "::::::\n"
-           "blfuser:" + blf + ":1000:1000::/home/blfuser::\n"
-           "shauser:" + sha + "\n"
-           "shaprefixed:{SHA512-CRYPT}" + sha + "\n";
+    return lines({"# users of the auth/passwd_file tests", "yesuser:" + yes + "::::::",
+                  "blfuser:" + blf + ":1000:1000::/home/blfuser::", "shauser:" + sha,
+                  "shaprefixed:{SHA512-CRYPT}" + sha});
   }
 };
 const char *const kPasswords[] = {"yes-Secret1", "blf-Secret2", "sha-Secret3"};
@@ -103,9 +110,9 @@ std::string auth_toml() {
 Options auth_opts(const std::string &passwd_path, const std::string &more_args = "",
                   const std::string &after = "verdict rcpt=OK queue=OK\n",
                   const std::string &top_level = "") {
-  return tls_opts(top_level + auth_toml(),
-                  "auth/passwd_file " + passwd_path + (more_args.empty() ? "" : " " + more_args) +
-                      "\n" + after);
+  std::string line = "auth/passwd_file " + passwd_path;
+  if (!more_args.empty()) line += " " + more_args;
+  return tls_opts(top_level + auth_toml(), line + "\n" + after);
 }
 
 // A client through STARTTLS and EHLO under TLS (REQUIREd to advertise AUTH PLAIN).
@@ -121,7 +128,9 @@ struct AuthClient {
   }
 };
 
-std::string code3(const std::string &reply) { return reply.substr(0, 3); }
+std::string code3(const std::string &reply) {
+  return reply.substr(0, 3);
+}
 
 std::vector<std::string> delivered(const std::string &root) {
   std::vector<std::string> out;
@@ -142,9 +151,9 @@ TEST_CASE("auth_passwd: yescrypt, bcrypt $2y$ and SHA512-CRYPT users: right 235,
   spit(path, u.file());
   Server s(auth_opts(path));
   int port = start_ports(s, 1)[0];
-  CHECK(s.wait_log("auth/passwd_file: 4 user(s) from " + path + " (0 with a clear-text password), "
-                   "at most " + std::to_string(std::thread::hardware_concurrency()) +
-                   " check(s) at once"));
+  std::string cpus = std::to_string(std::thread::hardware_concurrency());
+  CHECK(s.wait_log("auth/passwd_file: 4 user(s) from " + path + " (0 with a clear-text " +
+                   "password), at most " + cpus + " check(s) at once"));
   struct Case {
     const char *user;
     const char *pass;
@@ -230,7 +239,7 @@ TEST_CASE("auth_passwd: {PLAIN} is refused at startup without allow_plain, accep
     CHECK_FALSE(s.started());
     CHECK(s.wait_exit() == 1);
     CHECK_MESSAGE(s.log().find(path + ":7: {PLAIN} (clear-text) password for user 'clear' "
-                               "refused: give the plugin the allow_plain argument") !=
+                                      "refused: give the plugin the allow_plain argument") !=
                       std::string::npos,
                   s.log());
     CHECK(s.log().find("Clear Text 4") == std::string::npos);
@@ -352,8 +361,7 @@ TEST_CASE("auth_passwd: 20 clients hashing yescrypt at once do not block the loo
   double t0 = now();
   for (auto &c : clients) {
     threads.emplace_back([&, cp = c.get()] {
-      if (cp->plain("slowuser", "slow-Secret6", 60) == "235 2.7.0 Authentication successful")
-        ++ok;
+      if (cp->plain("slowuser", "slow-Secret6", 60) == "235 2.7.0 Authentication successful") ++ok;
       ++done;
     });
   }
@@ -401,8 +409,7 @@ TEST_CASE("auth_passwd: max_parallel=1 runs one check at a time; the others wait
   double t0 = now();
   for (auto &c : clients) {
     threads.emplace_back([&, cp = c.get()] {
-      if (cp->plain("slowuser", "slow-Secret6", 60) == "235 2.7.0 Authentication successful")
-        ++ok;
+      if (cp->plain("slowuser", "slow-Secret6", 60) == "235 2.7.0 Authentication successful") ++ok;
     });
     usleep(20000);
   }
@@ -436,7 +443,8 @@ TEST_CASE("auth_passwd: a check whose session stopped waiting is dropped without
   std::vector<std::string> codes(kClients);
   std::vector<std::thread> threads;
   for (int i = 0; i < kClients; ++i)
-    threads.emplace_back([&, i] { codes[i] = code3(clients[i]->plain("slowuser", "slow-Secret6", 60)); });
+    threads.emplace_back(
+        [&, i] { codes[i] = code3(clients[i]->plain("slowuser", "slow-Secret6", 60)); });
   for (auto &t : threads) t.join();
   int ok = 0, timed_out = 0;
   for (const auto &c : codes) {
@@ -446,7 +454,8 @@ TEST_CASE("auth_passwd: a check whose session stopped waiting is dropped without
   CHECK(ok >= 1);
   CHECK(timed_out >= 3);
   CHECK(ok + timed_out == kClients);
-  CHECK(s.wait_log("skip, the session of user 'slowuser' stopped waiting before its check started"));
+  CHECK(
+      s.wait_log("skip, the session of user 'slowuser' stopped waiting before its check started"));
   // Hashes run: the answered ones and the one running at the timeout, not the dropped ones.
   int dropped = s.count_log("stopped waiting before its check started");
   CHECK(dropped >= 1);
@@ -469,24 +478,16 @@ TEST_CASE("auth_passwd: msmtp sends through STARTTLS with AUTH PLAIN into queue/
   Server s(auth_opts(path, "", "rcpt_ok\nqueue/maildir " + root + "\n"));
   int port = start_ports(s, 1)[0];
   std::string rc = tmp.path + "/msmtprc";
-  spit(rc, "defaults\n"
-           "logfile " + tmp.path + "/msmtp.log\n"
-           "account test\n"
-           "host 127.0.0.1\n"
-           "port " + std::to_string(port) + "\n"
-           "domain client.example\n"
-           "from sender@client.example\n"
-           "tls on\n"
-           "tls_starttls on\n"
-           "tls_trust_file " + c.ca + "\n"
-           "auth plain\n"
-           "user yesuser\n"
-           "password " + kPasswords[0] + "\n"
-           "timeout 20\n");
+  spit(rc,
+       lines({"defaults", "logfile " + tmp.path + "/msmtp.log", "account test", "host 127.0.0.1",
+              "port " + std::to_string(port), "domain client.example", "from sender@client.example",
+              "tls on", "tls_starttls on", "tls_trust_file " + c.ca, "auth plain", "user yesuser",
+              std::string("password ") + kPasswords[0], "timeout 20"}));
   chmod(rc.c_str(), 0600);  // msmtp refuses a password in a file others can read
   std::string msg = tmp.path + "/msg";
-  spit(msg, "From: sender@client.example\nTo: alice@mx.test.invalid\nSubject: msmtp over "
-            "STARTTLS with AUTH\n\nsent by msmtp\n");
+  spit(msg,
+       "From: sender@client.example\nTo: alice@mx.test.invalid\nSubject: msmtp over "
+       "STARTTLS with AUTH\n\nsent by msmtp\n");
   RunResult r = sh("msmtp -C '" + rc + "' -a test alice@mx.test.invalid < '" + msg + "' 2>&1");
   CHECK_MESSAGE(r.status == 0, r.output << "\n" << slurp(tmp.path + "/msmtp.log") << s.log());
   REQUIRE(s.wait_log(": accepted message-id=", 10));

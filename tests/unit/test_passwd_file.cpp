@@ -7,6 +7,7 @@
 #include <chrono>
 #include <crypt.h>
 #include <cstring>
+#include <initializer_list>
 #include <string>
 
 #include "tmp_dir.hpp"
@@ -28,6 +29,13 @@ std::string make_hash(const char *prefix, const std::string &password) {
   REQUIRE(h != nullptr);
   REQUIRE(h[0] != '*');
   return h;
+}
+
+// Each string followed by "\n".
+std::string lines(std::initializer_list<std::string> ls) {
+  std::string out;
+  for (const auto &l : ls) out += l + "\n";
+  return out;
 }
 
 struct Loaded {
@@ -57,19 +65,14 @@ TEST_CASE("passwd_file: the hash methods: right password matches, wrong one does
   const std::string y = make_hash("$y$", "yes-pass"), b = make_hash("$2y$", "blf-pass"),
                     b2 = make_hash("$2b$", "blf2-pass"), s6 = make_hash("$6$", "sha512-pass"),
                     s5 = make_hash("$5$", "sha256-pass"), sc = make_hash("$7$", "scrypt-pass");
-  Loaded l(d,
-           "# users\n"
-           "\n"
-           "   # an indented comment\n"
-           "yes:" + y + "\n"
-           "blf:" + b + ":1000:1000::/home/blf:/bin/false:extra=1\n"
-           "blf2:{BLF-CRYPT}" + b2 + "\n"
-           "sha:" + s6 + "\r\n"
-           "shab:{SHA512-CRYPT}" + s6 + "::\n"
-           "shac:{sha512-crypt}" + s6 + "\n"
-           "s256:{SHA256-CRYPT}" + s5 + "\n"
-           "cry:{CRYPT}" + y + "\n"
-           "scr:" + sc);  // no final newline
+  // Comments, a blank line, extra fields, a CRLF line and no newline after the last line.
+  std::string file =
+      lines({"# users", "", "   # an indented comment", "yes:" + y,
+             "blf:" + b + ":1000:1000::/home/blf:/bin/false:extra=1", "blf2:{BLF-CRYPT}" + b2,
+             "sha:" + s6 + "\r", "shab:{SHA512-CRYPT}" + s6 + "::", "shac:{sha512-crypt}" + s6,
+             "s256:{SHA256-CRYPT}" + s5, "cry:{CRYPT}" + y}) +
+      "scr:" + sc;
+  Loaded l(d, file);
   REQUIRE_MESSAGE(l.rc == 0, l.error());
   CHECK(l.t.n == 9);
   CHECK(l.t.nplain == 0);
@@ -154,8 +157,8 @@ TEST_CASE("passwd_file: bad lines fail the load with file:line and a reason") {
       {"u:{}x", ":2: password scheme of user 'u' is not {NAME}"},
       {"u:abJnggxhB/yWI", ":2: password of user 'u': not a supported crypt hash"},  // DES
       {"u:$1$saltsalt$qjXMvbEw8oaL.CzflDugX/", ":2: password of user 'u': not a supported"},
-      {"u:{SHA512-CRYPT}" + make_hash("$5$", "x"), ":2: password of user 'u': {SHA512-CRYPT} "
-                                                   "needs a $6$ hash"},
+      {"u:{SHA512-CRYPT}" + make_hash("$5$", "x"),
+       ":2: password of user 'u': {SHA512-CRYPT} needs"},
       {"u:{SHA256-CRYPT}" + h, ":2: password of user 'u': {SHA256-CRYPT} needs a $5$ hash"},
       {"u:{BLF-CRYPT}" + h, ":2: password of user 'u': {BLF-CRYPT} needs a bcrypt hash"},
       {"u:$6$", ":2: password of user 'u': libcrypt does not accept this hash"},
@@ -229,8 +232,8 @@ TEST_CASE("passwd_file: an unknown user costs a hash too (the dummy check)") {
     for (int i = 0; i < 3; ++i) {
       auto t0 = std::chrono::steady_clock::now();
       pf_verify(&l.t, which, "guess");
-      best = std::min(best, std::chrono::duration<double>(std::chrono::steady_clock::now() - t0)
-                                .count());
+      best = std::min(best,
+                      std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count());
     }
     return best;
   };

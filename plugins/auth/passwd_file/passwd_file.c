@@ -125,8 +125,8 @@ static void start_job(job *j) {
   int rc = api->run_blocking(p, work, done, j);
   if (rc < 0) {
     --st->running;
-    api->log(st->self, api->pending_call(p), UVS_LOG_ERR,
-             "cannot start the password check: %s", strerror(-rc));
+    api->log(st->self, api->pending_call(p), UVS_LOG_ERR, "cannot start the password check: %s",
+             strerror(-rc));
     job_free(j);
     api->complete(p, UVS_DENYSOFT, 0, NULL, NULL);
   }
@@ -143,8 +143,7 @@ static void start_waiting(passwd_file *st) {
     if (!api->pending_call(j->pending)) {
       uvs_pending *p = j->pending;
       api->log(st->self, NULL, UVS_LOG_INFO,
-               "skip, the session of user '%s' stopped waiting before its check started",
-               j->shown);
+               "skip, the session of user '%s' stopped waiting before its check started", j->shown);
       job_free(j);
       api->complete(p, UVS_DENYSOFT, 0, NULL, NULL);
       continue;

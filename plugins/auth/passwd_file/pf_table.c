@@ -23,7 +23,9 @@
 static const char *const kCryptPrefixes[] = {"$y$", "$7$", "$2a$", "$2b$", "$2y$", "$6$", "$5$"};
 #define PF_SUPPORTED_HASHES "$y$, $7$, $2a$, $2b$, $2y$, $6$, $5$"
 
-static int ascii_lower(int c) { return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c; }
+static int ascii_lower(int c) {
+  return (c >= 'A' && c <= 'Z') ? c + ('a' - 'A') : c;
+}
 
 static int ascii_casecmp(const char *a, const char *b) {
   for (;; ++a, ++b) {
@@ -85,8 +87,8 @@ void pf_free(pf_table *t) {
 static int b64_chars(const char *s, size_t n) {
   for (size_t i = 0; i < n; ++i) {
     char c = s[i];
-    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') ||
-          c == '.' || c == '/'))
+    if (!((c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || (c >= '0' && c <= '9') || c == '.' ||
+          c == '/'))
       return 0;
   }
   return 1;
@@ -98,8 +100,7 @@ static int b64_chars(const char *s, size_t n) {
 static int shape_ok(const char *h) {
   size_t len = strlen(h);
   if (h[1] == '2') {
-    if (len != 60 || h[6] != '$' || h[4] < '0' || h[4] > '3' || h[5] < '0' || h[5] > '9')
-      return 0;
+    if (len != 60 || h[6] != '$' || h[4] < '0' || h[4] > '3' || h[5] < '0' || h[5] > '9') return 0;
     int cost = (h[4] - '0') * 10 + (h[5] - '0');
     return cost >= 4 && cost <= 31 && b64_chars(h + 7, 53);
   }
@@ -115,8 +116,7 @@ static const char *check_hash(const char *scheme, const char *h) {
   if (!hash_chars_ok(h)) return "the hash holds a blank or control character";
   if (!scheme || strcmp(scheme, "CRYPT") == 0) {
     if (!has_crypt_prefix(h))
-      return "not a supported crypt hash (" PF_SUPPORTED_HASHES
-             "; DES and MD5 crypt are refused)";
+      return "not a supported crypt hash (" PF_SUPPORTED_HASHES "; DES and MD5 crypt are refused)";
   } else if (strcmp(scheme, "BLF-CRYPT") == 0) {
     if (!starts_with(h, "$2a$") && !starts_with(h, "$2b$") && !starts_with(h, "$2y$"))
       return "{BLF-CRYPT} needs a bcrypt hash ($2a$, $2b$, $2y$)";
@@ -131,8 +131,8 @@ static const char *check_hash(const char *scheme, const char *h) {
   return NULL;
 }
 
-static int add_entry(pf_table *t, const char *user, size_t ulen, const char *secret,
-                     size_t slen, pf_scheme scheme, int lineno) {
+static int add_entry(pf_table *t, const char *user, size_t ulen, const char *secret, size_t slen,
+                     pf_scheme scheme, int lineno) {
   if (t->n == t->cap) {
     size_t cap = t->cap ? t->cap * 2 : 16;
     pf_entry *v = realloc(t->v, cap * sizeof *v);
@@ -188,8 +188,8 @@ static int parse_line(pf_table *t, const char *path, int lineno, char *line, siz
   if (*pw == '{') {
     char *close = strchr(pw, '}');
     if (!close || close == pw + 1)
-      return fail(t, -EINVAL, "%s:%d: password scheme of user '%.*s' is not {NAME}", path,
-                  lineno, ushow, line);
+      return fail(t, -EINVAL, "%s:%d: password scheme of user '%.*s' is not {NAME}", path, lineno,
+                  ushow, line);
     size_t n = (size_t)(close - pw - 1);
     if (n >= sizeof name) n = sizeof name - 1;
     for (size_t i = 0; i < n; ++i) {
@@ -206,8 +206,7 @@ static int parse_line(pf_table *t, const char *path, int lineno, char *line, siz
                     "the allow_plain argument to accept clear-text passwords",
                     path, lineno, scheme, ushow, line);
       if (*pw == '\0')
-        return fail(t, -EINVAL, "%s:%d: empty password for user '%.*s'", path, lineno, ushow,
-                    line);
+        return fail(t, -EINVAL, "%s:%d: empty password for user '%.*s'", path, lineno, ushow, line);
       return add_entry(t, line, ulen, pw, strlen(pw), PF_PLAIN, lineno) < 0
                  ? fail(t, -ENOMEM, "%s:%d: out of memory", path, lineno)
                  : 0;
@@ -221,8 +220,7 @@ static int parse_line(pf_table *t, const char *path, int lineno, char *line, siz
   }
   const char *why = check_hash(scheme, pw);
   if (why)
-    return fail(t, -EINVAL, "%s:%d: password of user '%.*s': %s", path, lineno, ushow, line,
-                why);
+    return fail(t, -EINVAL, "%s:%d: password of user '%.*s': %s", path, lineno, ushow, line, why);
   if (add_entry(t, line, ulen, pw, strlen(pw), PF_CRYPT, lineno) < 0)
     return fail(t, -ENOMEM, "%s:%d: out of memory", path, lineno);
   return 0;
@@ -259,8 +257,8 @@ int pf_load(pf_table *t, const char *path, int allow_plain) {
     qsort(t->v, t->n, sizeof *t->v, by_user);
     for (size_t i = 1; i < t->n; ++i)
       if (ascii_casecmp(t->v[i - 1].user, t->v[i].user) == 0) {
-        rc = fail(t, -EINVAL, "%s:%d: user '%.200s' already defined at line %d", path,
-                  t->v[i].line, t->v[i].user, t->v[i - 1].line);
+        rc = fail(t, -EINVAL, "%s:%d: user '%.200s' already defined at line %d", path, t->v[i].line,
+                  t->v[i].user, t->v[i - 1].line);
         break;
       }
   }
