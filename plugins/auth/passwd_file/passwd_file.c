@@ -55,6 +55,7 @@ struct job {
   char *password;
   size_t password_len;
   char shown[208]; /* the user for log lines: at most 200 bytes, controls replaced */
+  int queued;      /* waiting in st's queue for a slot */
   int found;       /* the user is in the table */
   int result;      /* pf_verify's: 1, 0 or -1 */
 };
@@ -132,24 +133,48 @@ static void start_job(job *j) {
   }
 }
 
+/* Loop: a waiting check dropped without hashing; its password copy is wiped now. */
+static void drop_waiting(job *j) {
+  uvs_pending *p = j->pending;
+  api->log(j->st->self, NULL, UVS_LOG_INFO,
+           "skip, the session of user '%s' stopped waiting before its check started", j->shown);
+  job_free(j);
+  api->complete(p, UVS_DENYSOFT, 0, NULL, NULL);
+}
+
 /* Loop: starts waiting checks while slots are free. A check whose session no longer waits (the
- * hook timed out, or the session closed) is completed without hashing. */
+ * hook timed out, or the session closed) is dropped. */
 static void start_waiting(passwd_file *st) {
   while (st->head && st->running < st->max_parallel) {
     job *j = st->head;
     st->head = j->next;
     if (!st->head) st->tail = NULL;
     j->next = NULL;
-    if (!api->pending_call(j->pending)) {
-      uvs_pending *p = j->pending;
-      api->log(st->self, NULL, UVS_LOG_INFO,
-               "skip, the session of user '%s' stopped waiting before its check started", j->shown);
-      job_free(j);
-      api->complete(p, UVS_DENYSOFT, 0, NULL, NULL);
-      continue;
-    }
-    start_job(j);
+    j->queued = 0;
+    if (!api->pending_call(j->pending))
+      drop_waiting(j);
+    else
+      start_job(j);
   }
+}
+
+/* Loop: the core let go of the call (hook timeout, session closed). A check still waiting for a
+ * slot leaves the queue at once; a running one finishes and done() completes it. */
+static void on_cancel(uvs_pending *p, void *ud) {
+  (void)p;
+  job *j = ud;
+  if (!j->queued) return;
+  passwd_file *st = j->st;
+  job **link = &st->head, *prev = NULL;
+  while (*link && *link != j) {
+    prev = *link;
+    link = &(*link)->next;
+  }
+  if (!*link) return;
+  *link = j->next;
+  if (st->tail == j) st->tail = prev;
+  j->queued = 0;
+  drop_waiting(j);
 }
 
 static uvs_verdict on_auth(uvs_call *call, void *ud) {
@@ -187,11 +212,13 @@ static uvs_verdict on_auth(uvs_call *call, void *ud) {
   if (st->running < st->max_parallel) {
     start_job(j);
   } else {
+    j->queued = 1;
     if (st->tail)
       st->tail->next = j;
     else
       st->head = j;
     st->tail = j;
+    api->pending_on_cancel(p, on_cancel, j);
   }
   return UVS_PENDING;
 }
