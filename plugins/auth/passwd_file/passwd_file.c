@@ -9,8 +9,9 @@
  * the lookup and the hash (yescrypt or bcrypt cost tens of milliseconds by design) run on the
  * thread pool, never on the loop. At most max_parallel checks (default: the number of CPUs)
  * run at once; later ones wait in a FIFO on the loop, so a burst of logins neither takes every
- * pool thread (spool writes and queue fsyncs share the pool) nor more CPUs than there are. The
- * verdict comes back through complete():
+ * pool thread (spool writes and queue fsyncs share the pool) nor more CPUs than there are; one
+ * still waiting when the core lets go of its call (hook timeout, session closed) leaves the queue
+ * unhashed. The verdict comes back through complete():
  *   - the password matches: OK (235);
  *   - a known user, wrong password: DENY (535);
  *   - an unknown user: DECLINED, so another auth plugin may know the user (when none does the
