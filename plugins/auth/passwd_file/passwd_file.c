@@ -22,7 +22,7 @@
  *   - libcrypt failing, or the thread pool refusing the job: DENYSOFT (454).
  * The job's copy of the password is wiped (explicit_bzero) as soon as the hash is done. Passwords
  * are never logged; user names are logged with control characters replaced. docs/plugins/
- * auth_passwd_file.md has the details.
+ * auth-passwd_file.md has the details.
  */
 #define _DEFAULT_SOURCE
 #include <errno.h>
