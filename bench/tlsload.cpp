@@ -4,7 +4,9 @@
 // messages (MAIL, RCPT, DATA, body, one command at a time like Postfix's smtp-source), QUIT,
 // and the next connection while messages are left. --idle K instead opens K sessions, takes
 // each through the handshake and the second EHLO, and holds them idle (for the server's RSS
-// per idle TLS connection). Prints one JSON object (in --idle mode first a "ready" line).
+// per idle TLS connection). --auth USER:PASSWORD logs each session in with AUTH PLAIN (RFC 4954)
+// after the EHLO under TLS, before its first MAIL (the "AUTH over TLS" rows). Prints one JSON
+// object (in --idle mode first a "ready" line).
 //
 // Build: g++ -std=c++20 -O2 -Wall -Wextra bench/tlsload.cpp -lssl -lcrypto -lpthread
 // (bench/run does this). Usage: tlsload --help.
@@ -60,6 +62,7 @@ struct Options {
   long idle = 0;      // > 0: idle mode with this many connections
   double hold = 600;  // idle mode: seconds to hold after "ready" (SIGTERM ends it sooner)
   int inflight = 64;  // idle mode: sessions per thread still connecting/handshaking
+  std::string auth;   // "" or the AUTH PLAIN initial response (base64 of "\0user\0password")
 };
 
 Options opt;
@@ -77,7 +80,7 @@ void on_signal(int) {
 struct Counters {
   long ok = 0, failed = 0, connections = 0, handshakes = 0, handshake_failures = 0,
        connect_errors = 0, protocol_errors = 0, timeouts = 0, server_closed = 0, no_starttls = 0,
-       io_errors = 0, idle_ready = 0;
+       io_errors = 0, idle_ready = 0, auths = 0, auth_failures = 0;
 };
 
 std::mutex g_mu;  // guards the fields below
@@ -105,6 +108,7 @@ enum class St {
   ehlo1,
   starttls,
   ehlo2,
+  auth,
   mail,
   rcpt,
   data,
@@ -351,6 +355,32 @@ std::string mail_cmds_mail() {
   return "MAIL FROM:<" + opt.from + ">\r\n";
 }
 
+// After the EHLO that precedes the first MAIL: AUTH PLAIN when --auth is given, else MAIL.
+void first_command(Session &s, std::string &out) {
+  if (!opt.auth.empty()) {
+    s.st = St::auth;
+    out = "AUTH PLAIN " + opt.auth + "\r\n";
+  } else {
+    s.st = St::mail;
+    out = mail_cmds_mail();
+  }
+}
+
+std::string base64(const std::string &in) {
+  static const char *k = "ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789+/";
+  std::string out;
+  for (size_t i = 0; i < in.size(); i += 3) {
+    unsigned v = static_cast<unsigned char>(in[i]) << 16;
+    if (i + 1 < in.size()) v |= static_cast<unsigned char>(in[i + 1]) << 8;
+    if (i + 2 < in.size()) v |= static_cast<unsigned char>(in[i + 2]);
+    out += k[v >> 18];
+    out += k[(v >> 12) & 63];
+    out += i + 1 < in.size() ? k[(v >> 6) & 63] : '=';
+    out += i + 2 < in.size() ? k[v & 63] : '=';
+  }
+  return out;
+}
+
 // One complete reply. False when the session ended.
 bool Worker::on_reply(Session &s, int code, const std::string &text) {
   auto bad = [&](const char *what) {
@@ -369,8 +399,9 @@ bool Worker::on_reply(Session &s, int code, const std::string &text) {
     case St::ehlo1: {
       if (code != 250) return bad("EHLO");
       if (opt.mode == Mode::plain) {
-        s.st = St::mail;
-        send(s, mail_cmds_mail());
+        std::string cmd;
+        first_command(s, cmd);
+        send(s, cmd);
         return true;
       }
       bool has = false;
@@ -402,7 +433,18 @@ bool Worker::on_reply(Session &s, int code, const std::string &text) {
         c_.idle_ready++;
         g_idle_ready++;
         return true;
+      } else {
+        std::string cmd;
+        first_command(s, cmd);
+        send(s, cmd);
       }
+      return true;
+    case St::auth:
+      if (code != 235) {
+        c_.auth_failures++;
+        return bad("AUTH PLAIN");
+      }
+      c_.auths++;
       s.st = St::mail;
       send(s, mail_cmds_mail());
       return true;
@@ -607,6 +649,8 @@ void Worker::run() {
       "                      prints {\"event\":\"ready\",...} once all are idle (or failed)\n"
       "  --hold S            idle mode: seconds to hold them (default 600; SIGTERM ends it)\n"
       "  --inflight N        idle mode: sessions per thread opening at once (default 64)\n"
+      "  --auth U:P          log each session in with AUTH PLAIN as user U, password P, after\n"
+      "                      the EHLO under TLS (plain mode: after the first EHLO)\n"
       "Exit: 0 all messages accepted (idle: all sessions idle), 1 some failed, 2 usage,\n"
       "3 the server does not offer STARTTLS.\n");
   exit(rc);
@@ -635,6 +679,7 @@ void parse(int argc, char **argv) {
     o_idle,
     o_hold,
     o_inflight,
+    o_auth,
     o_help
   };
   static const option longs[] = {{"host", 1, nullptr, o_host},
@@ -658,6 +703,7 @@ void parse(int argc, char **argv) {
                                  {"idle", 1, nullptr, o_idle},
                                  {"hold", 1, nullptr, o_hold},
                                  {"inflight", 1, nullptr, o_inflight},
+                                 {"auth", 1, nullptr, o_auth},
                                  {"help", 0, nullptr, o_help},
                                  {nullptr, 0, nullptr, 0}};
   int c;
@@ -734,6 +780,13 @@ void parse(int argc, char **argv) {
       case o_inflight:
         opt.inflight = atoi(a.c_str());
         break;
+      case o_auth: {
+        size_t colon = a.find(':');
+        if (colon == std::string::npos || colon == 0) usage(2);
+        opt.auth = base64(std::string(1, '\0') + a.substr(0, colon) + std::string(1, '\0') +
+                          a.substr(colon + 1));
+        break;
+      }
       case o_help:
       case 'h':
         usage(0);
@@ -894,6 +947,7 @@ int main(int argc, char **argv) {
     c.connect_errors += x.connect_errors, c.protocol_errors += x.protocol_errors;
     c.timeouts += x.timeouts, c.server_closed += x.server_closed;
     c.no_starttls += x.no_starttls, c.io_errors += x.io_errors, c.idle_ready += x.idle_ready;
+    c.auths += x.auths, c.auth_failures += x.auth_failures;
   }
   if (opt.idle == 0) c.failed += g_to_claim.load();  // never handed out (stopped early)
   double busy = opt.idle > 0 ? ready_s : wall;       // idle mode: CPU is spent before "ready"
@@ -902,13 +956,14 @@ int main(int argc, char **argv) {
       "\"per_session\":%d,\"size\":%zu,\"messages\":%ld,\"ok\":%ld,\"failed\":%ld,"
       "\"connections\":%ld,\"handshakes\":%ld,\"handshake_failures\":%ld,"
       "\"connect_errors\":%ld,\"protocol_errors\":%ld,\"timeouts\":%ld,\"server_closed\":%ld,"
-      "\"io_errors\":%ld,\"no_starttls\":%ld,\"idle\":%ld,\"wall_s\":%.3f,\"msg_per_s\":%.1f,"
+      "\"io_errors\":%ld,\"no_starttls\":%ld,\"idle\":%ld,\"auths\":%ld,\"auth_failures\":%ld,"
+      "\"wall_s\":%.3f,\"msg_per_s\":%.1f,"
       "\"handshakes_per_s\":%.1f,\"cpu_user_s\":%.3f,\"cpu_sys_s\":%.3f,\"cpu_pct\":%.1f,"
       "\"protocol\":%s,\"cipher\":%s,\"first_error\":%s}\n",
       mode_name(), json_str(opt.host).c_str(), opt.port, nthreads, slots, opt.per_session, opt.size,
       opt.idle > 0 ? 0 : opt.messages, c.ok, c.failed, c.connections, c.handshakes,
       c.handshake_failures, c.connect_errors, c.protocol_errors, c.timeouts, c.server_closed,
-      c.io_errors, c.no_starttls, c.idle_ready, wall, wall > 0 ? c.ok / wall : 0.0,
+      c.io_errors, c.no_starttls, c.idle_ready, c.auths, c.auth_failures, wall, wall > 0 ? c.ok / wall : 0.0,
       busy > 0 ? c.handshakes / busy : 0.0, cu, cs, busy > 0 ? 100 * (cu + cs) / busy : 0.0,
       json_str(g_protocol).c_str(), json_str(g_cipher).c_str(), json_str(g_first_error).c_str());
   fflush(stdout);
