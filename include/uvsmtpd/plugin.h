@@ -470,6 +470,12 @@ typedef struct uvs_api {
   /* The SASL mechanism: in the auth hook the one being tried; after a successful AUTH the
    * one that succeeded ("PLAIN"); NULL otherwise. Borrowed. */
   const char *(*auth_mechanism)(const uvs_call *c);
+  /* The open transaction's queue id, from the rcpt hook through the queue hook (NULL in the
+   * mail hook, which decides whether there is a transaction, in queue_post and outside a
+   * transaction): the id in the
+   * server's Received: field and its log lines; a queue plugin that stores the message should
+   * name it so. Borrowed until the hook returns. */
+  const char *(*queue_id)(const uvs_call *c);
 
   /* ---- 1.5 and later: append below this line only ----------------------------- */
 } uvs_api;

@@ -163,6 +163,7 @@ const char *api_auth_user(const uvs_call *c) noexcept { return c ? cstr(c->host-
 const char *api_auth_password(const uvs_call *c) noexcept {
   return (c && c->hook == UVS_HOOK_AUTH && c->args) ? c->args->password : nullptr;
 }
+const char *api_queue_id(const uvs_call *c) noexcept { return c ? cstr(c->host->queue_id()) : nullptr; }
 const char *api_auth_mechanism(const uvs_call *c) noexcept {
   if (!c) return nullptr;
   if (c->hook == UVS_HOOK_AUTH && c->args) return c->args->arg.c_str();
@@ -471,7 +472,7 @@ const uvs_api kApi = {
     api_dns_query_conn, api_dns_cancel_conn,
     api_header_add, api_header_insert, api_header_delete, api_header_replace,
     api_body_replace_fd,
-    api_auth_password, api_auth_mechanism,
+    api_auth_password, api_auth_mechanism, api_queue_id,
 };
 
 }  // namespace

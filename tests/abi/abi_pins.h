@@ -133,7 +133,8 @@ PIN_MEMBER(body_replace_fd, 67);
 #if UVS_ABI_MINOR >= 4
 PIN_MEMBER(auth_password, 68);
 PIN_MEMBER(auth_mechanism, 69);
-#define UVS_API_SIZE_1_4 SLOT(70)
+PIN_MEMBER(queue_id, 70);
+#define UVS_API_SIZE_1_4 SLOT(71)
 #endif
 
 #if UVS_ABI_MINOR >= 3
@@ -380,6 +381,7 @@ PIN_TYPE(API_T(body_replace_fd), int (*)(uvs_call *, int));
 #if UVS_ABI_MINOR >= 4
 PIN_TYPE(API_T(auth_password), const char *(*)(const uvs_call *));
 PIN_TYPE(API_T(auth_mechanism), const char *(*)(const uvs_call *));
+PIN_TYPE(API_T(queue_id), const char *(*)(const uvs_call *));
 #endif
 
 PIN_TYPE(INFO_T(size), uint32_t);

@@ -303,6 +303,8 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
     CHECK(P("connect auth_mechanism") == "(null)");
     CHECK(P("connect auth_password_null") == "(null)");
     CHECK(P("connect auth_mechanism_null") == "(null)");
+    CHECK(P("connect queue_id") == "(null)");  // 1.4: no transaction yet
+    CHECK(P("connect queue_id_null") == "(null)");
     CHECK(P("connect relay_client") == "0");
     CHECK(P("connect call_param") == "(null)");
     CHECK(P("connect header_get") == "(null)");
@@ -425,6 +427,13 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
     CHECK(P("data_post rcpt_count") == "3");
     CHECK(P("queue message_size_positive") == "1");
     CHECK(P("queue rcpt_count") == "3");
+    // 1.4: the transaction's id, once MAIL is accepted (not in the mail hook) to the queue hook
+    CHECK(P("mail queue_id") == "(null)");
+    CHECK(P("rcpt queue_id").size() == 14);
+    CHECK(P("data queue_id") == P("rcpt queue_id"));
+    CHECK(P("data_post queue_id") == P("rcpt queue_id"));
+    CHECK(P("queue queue_id") == P("rcpt queue_id"));
+    CHECK(P("queue_post queue_id") == "(null)");  // the transaction is over
   }
   SUBCASE("reply validation") {
     CHECK(P("noop reply_ok") == "0");

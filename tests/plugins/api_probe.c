@@ -195,6 +195,7 @@ static void log_session(probe *st, uvs_call *c, const char *h) {
     out(st, c, "%s auth_password_null=%s", h, S(api->auth_password(NULL)));
     out(st, c, "%s auth_mechanism_null=%s", h, S(api->auth_mechanism(NULL)));
   }
+  if (UVS_API_HAS(api, queue_id)) out(st, c, "%s queue_id_null=%s", h, S(api->queue_id(NULL)));
   out(st, c, "%s relay_client=%d", h, api->relay_client(c));
 }
 
@@ -685,6 +686,8 @@ static uvs_verdict on_hook(uvs_call *c, void *ud) {
     return UVS_DECLINED;
   }
   out(st, c, "%s hook=%d", h, hook);
+  if (UVS_API_HAS(api, queue_id)) /* 1.4: the transaction's id, NULL outside one */
+    out(st, c, "%s queue_id=%s", h, S(api->queue_id(c)));
   switch (hook) {
     case UVS_HOOK_PRE_CONNECTION:
       out(st, c, "%s peer_ip=%s", h, S(api->peer_ip(c)));

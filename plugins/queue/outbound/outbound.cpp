@@ -10,9 +10,8 @@
 // queue hook: suspends; on the thread pool QueueDir::store() copies the message and writes the
 // envelope (temp files, fsync, rename, directory fsync); then OK with "250 2.0.0 Ok: queued as
 // <id>", or DENYSOFT 451 4.3.0 with nothing left behind. The id is the transaction's queue id
-// (read from the Received: field the server prepends), so the 250, the log lines and the
-// files all carry the same one.
-#include <atomic>
+// (queue_id(), 1.4), so the Received: field, the 250, the log lines and the files all carry
+// the same one.
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -32,6 +31,7 @@ namespace {
 const uvs_api *api;
 
 const char kNote8bit[] = "queue/outbound:8bitmime";
+const char kNoteUtf8[] = "queue/outbound:smtputf8";
 const char kSoftText[] = "Cannot queue the message now; try again later";
 
 struct Outbound {
@@ -56,52 +56,13 @@ std::string str(const char *s) {
   return s ? s : "";
 }
 
-// The id and protocol word from the server's Received: field, the message's first ("... with
-// ESMTP id <id>; date"; folded): the core writes it and plugins cannot edit it (docs/hooks.md).
-// Read from the spooled message (header_get sees the client's header section only).
-void from_received(int fd, std::string &id, std::string &proto) {
-  char buf[2048];
-  ssize_t n = pread(fd, buf, sizeof buf, 0);
-  if (n <= 0) return;
-  std::string h(buf, static_cast<size_t>(n));
-  if (h.rfind("Received: ", 0) != 0) return;
-  std::string field;  // the first field, unfolded
-  for (size_t i = 0; i < h.size(); ++i) {
-    if (h[i] == '\r' && i + 1 < h.size() && h[i + 1] == '\n') {
-      if (i + 2 < h.size() && (h[i + 2] == ' ' || h[i + 2] == '\t')) {
-        field += ' ';
-        i += 2;
-        continue;
-      }
-      break;
-    }
-    field += h[i];
-  }
-  size_t w = field.rfind(" with ");
-  size_t i = field.rfind(" id ");
-  if (w == std::string::npos || i == std::string::npos || w > i) return;
-  size_t end = field.find(';', i + 4);
-  if (end == std::string::npos) return;
-  std::string cand = field.substr(i + 4, end - (i + 4));
-  if (!uvs::queue::valid_id(cand)) return;
-  id = cand;
-  proto = field.substr(w + 6, i - (w + 6));
-}
-
-// An id of the server's shape when the Received: field gave none (a plugin-built message):
-// the time in microseconds in base 31 and a per-process counter.
-std::string fallback_id() {
-  static const char kDigits[] = "0123456789BCDFGHJKLMNPQRSTVWXYZ";
-  static std::atomic<unsigned long> counter;
-  auto us = std::chrono::duration_cast<std::chrono::microseconds>(
-                std::chrono::system_clock::now().time_since_epoch())
-                .count();
-  uint64_t t = static_cast<uint64_t>(us);
-  uint64_t c = (counter.fetch_add(1) + 1) ^ (static_cast<uint64_t>(getpid()) << 8);
-  std::string out;
-  for (int i = 0; i < 10; ++i, t /= 31) out.insert(out.begin(), kDigits[t % 31]);
-  for (int i = 0; i < 4; ++i, c /= 31) out += kDigits[c % 31];
-  return out + "Q";  // 15 characters: never one of the server's 14
+// The protocol word of the server's Received: field (RFC 3848, RFC 6531): SMTP, ESMTP or
+// UTF8SMTP (an SMTPUTF8 transaction), then S under TLS, A after AUTH.
+std::string protocol_of(uvs_call *call, bool smtputf8) {
+  std::string p = smtputf8 ? "UTF8SMTP" : api->is_esmtp(call) > 0 ? "ESMTP" : "SMTP";
+  if (api->tls_active(call) > 0) p += "S";
+  if (api->auth_user(call)) p += "A";
+  return p;
 }
 
 void store_work(void *ud) {
@@ -112,9 +73,6 @@ void store_work(void *ud) {
     return;
   }
   uvs::queue::Envelope &e = j->env;
-  from_received(j->msg_fd, e.id, e.protocol);
-  if (e.id.empty()) e.id = fallback_id();
-  e.smtputf8 = e.protocol.rfind("UTF8SMTP", 0) == 0;
   j->rc = j->st->q->store(e, j->msg_fd, e.size, j->err);
 }
 
@@ -173,6 +131,10 @@ uvs_verdict on_queue(uvs_call *call, void *ud) noexcept {
     e.client_name = str(api->remote_host(call));
     e.helo = str(api->helo_name(call));
     e.auth_user = str(api->auth_user(call));
+    e.id = str(api->queue_id(call));  // the transaction's: the Received: field's and the logs'
+    const char *u8 = api->note_get(call, UVS_NOTE_TRANSACTION, kNoteUtf8);
+    e.smtputf8 = u8 && u8[0] == '1';
+    e.protocol = protocol_of(call, e.smtputf8);
     const char *b8 = api->note_get(call, UVS_NOTE_TRANSACTION, kNote8bit);
     e.body_8bitmime = b8 && b8[0] == '1';
     for (int i = 0; i < n; ++i) {
@@ -184,6 +146,10 @@ uvs_verdict on_queue(uvs_call *call, void *ud) noexcept {
   } catch (const std::bad_alloc &) {
     delete j;
     return soft_fail(st, call, "out of memory");
+  }
+  if (!uvs::queue::valid_id(j->env.id)) {
+    delete j;
+    return soft_fail(st, call, "the transaction has no queue id");
   }
   int fd = j->env.size >= 0 ? api->message_fd(call) : -ENOENT;
   if (fd < 0) {
@@ -207,11 +173,12 @@ uvs_verdict on_queue(uvs_call *call, void *ud) noexcept {
   return UVS_PENDING;
 }
 
-// MAIL: BODY=8BITMIME goes into the envelope (the queue hook cannot see MAIL's parameters).
+// MAIL: BODY=8BITMIME and SMTPUTF8 go into the envelope (the queue hook cannot see MAIL's parameters).
 uvs_verdict on_mail(uvs_call *call, void *) noexcept {
   const char *body = api->call_param(call, "BODY");
   if (body && strcasecmp(body, "8BITMIME") == 0)
     api->note_set(call, UVS_NOTE_TRANSACTION, kNote8bit, "1");
+  if (api->call_param(call, "SMTPUTF8")) api->note_set(call, UVS_NOTE_TRANSACTION, kNoteUtf8, "1");
   return UVS_DECLINED;
 }
 
