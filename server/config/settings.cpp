@@ -72,6 +72,11 @@ class Loader {
     errors_.emplace(where.begin.line, std::move(msg));
   }
   void error(const toml::node &n, std::string msg) { error(n.source(), std::move(msg)); }
+  void error(uint32_t line, std::string msg) { errors_.emplace(line, std::move(msg)); }
+  // The line of a key if it was seen, else the line of the table it belongs to.
+  static uint32_t v_line(uint32_t line, const toml::node &table) {
+    return line ? line : table.source().begin.line;
+  }
 
   void walk_table(const toml::table &t, const std::string &prefix, const Handlers &handlers) {
     for (auto &&[key, node] : t) {
@@ -125,6 +130,23 @@ class Loader {
     };
   }
 
+  // A delay in seconds: 0 (none) up to max.
+  Handler delay(double &field, double max) {
+    return [this, &field, max](const toml::node &n, const std::string &name) {
+      double x = 0;
+      if (const auto *i = n.as_integer())
+        x = static_cast<double>(i->get());
+      else if (const auto *f = n.as_floating_point())
+        x = f->get();
+      else
+        return error(n, "'" + name + "' must be a number");
+      if (!std::isfinite(x) || x < 0 || x > max)
+        return error(n, "'" + name + "' must be a number of seconds from 0 to " +
+                            std::to_string(static_cast<int>(max)));
+      field = x;
+    };
+  }
+
   Handler text(std::string &field, std::function<const char *(const std::string &)> check) {
     return [this, &field, check](const toml::node &n, const std::string &name) {
       const auto *v = n.as_string();
@@ -164,7 +186,7 @@ class Loader {
       return error(n, "'" + name + "' entries must be \"host:port\" strings or tables");
     Listen l;
     bool have_address = false, ok = true;
-    uint32_t tls_line = 0, require_line = 0;
+    uint32_t tls_line = 0, require_line = 0, auth_line = 0;
     for (auto &&[key, v] : *t) {
       std::string kname = name + "." + std::string(key.str());
       if (key.str() == "address") {
@@ -212,6 +234,25 @@ class Loader {
         }
         l.require_tls = b->get();
         require_line = v.source().begin.line;
+      } else if (key.str() == "auth") {
+        const auto *m = v.as_string();
+        if (m == nullptr ||
+            (m->get() != "required" && m->get() != "optional" && m->get() != "off")) {
+          ok = false;
+          error(v, "'" + kname + "' must be one of required, optional, off" +
+                       (m ? " (got '" + m->get() + "')" : std::string()));
+          continue;
+        }
+        l.auth = m->get();
+        auth_line = v.source().begin.line;
+      } else if (key.str() == "auth_plaintext" || key.str() == "auth_relay") {
+        const auto *b = v.as_boolean();
+        if (b == nullptr) {
+          ok = false;
+          error(v, "'" + kname + "' must be true or false");
+          continue;
+        }
+        (key.str() == "auth_plaintext" ? l.auth_plaintext : l.auth_relay) = b->get();
       } else {
         ok = false;
         error(key.source(), "unknown key '" + kname + "'");
@@ -227,6 +268,18 @@ class Loader {
       need_certificate_.emplace(require_line, "'" + name +
                                                   ".require_tls' is true but "
                                                   "'tls.certificate' is not set");
+    // AUTH needs TLS unless auth_plaintext: a listener that requires AUTH where no client could
+    // ever authenticate accepts no mail at all.
+    if (l.auth == "required" && !l.auth_plaintext && l.tls == "none")
+      return error(v_line(auth_line, n), "'" + name +
+                                             ".auth' is \"required\" but 'tls' is \"none\" and "
+                                             "'auth_plaintext' is false (no client could "
+                                             "authenticate)");
+    if (l.auth == "required" && !l.auth_plaintext && l.tls == "starttls")
+      need_certificate_.emplace(auth_line, "'" + name +
+                                               ".auth' is \"required\" but "
+                                               "'tls.certificate' is not set (AUTH needs TLS "
+                                               "unless 'auth_plaintext' is true)");
     if (l.tls == "implicit")
       need_certificate_.emplace(tls_line, "'" + name +
                                               ".tls' is \"implicit\" but "
@@ -474,6 +527,10 @@ class Loader {
                    {"normalize_relay_clients", boolean(s_.bare_newline_normalize_relay_clients)}});
     h["require_queue_plugin"] = boolean(s_.require_queue_plugin);
     h["tls"] = sub_table(tls_handlers());
+    h["auth"] = sub_table({{"max_failures", integer(s_.auth_max_failures, 0, 1000)},
+                           {"failure_delay", delay(s_.auth_failure_delay, 60)},
+                           {"lockout_failures", integer(s_.auth_lockout_failures, 0, 100000)},
+                           {"lockout_window", seconds(s_.auth_lockout_window)}});
     return h;
   }
 

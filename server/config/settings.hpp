@@ -16,6 +16,11 @@ struct Listen {
   // "implicit": TLS from the first byte (RFC 8314, port 465), needs a certificate.
   std::string tls = "starttls";
   bool require_tls = false;  // MAIL before STARTTLS: 530 5.7.0 (RFC 3207 4)
+  // SMTP AUTH (RFC 4954, docs/auth.md): "optional" (offered when an auth plugin is loaded),
+  // "required" (MAIL before AUTH: 530 5.7.0) or "off" (never offered, AUTH is unrecognized).
+  std::string auth = "optional";
+  bool auth_plaintext = false;  // AUTH also before TLS (else 538 5.7.11 and not advertised)
+  bool auth_relay = true;       // a successful AUTH makes the session a relay client
 };
 
 struct Settings {
@@ -54,6 +59,11 @@ struct Settings {
   std::string log_file;                    // destination "file": appended to, reopened on SIGHUP
   std::string log_syslog_facility = "mail";  // destination "syslog": the facility name
   TlsSettings tls;                           // [tls]: certificates and protocol parameters
+  // [auth]: brute-force limits of SMTP AUTH (docs/auth.md)
+  uint32_t auth_max_failures = 3;        // per session, then 421 4.7.0 and close; 0 = no limit
+  double auth_failure_delay = 1.0;       // seconds before the n-th failure's reply: d * 2^(n-1)
+  uint32_t auth_lockout_failures = 10;   // per client IP within the window; 0 = no lockout
+  double auth_lockout_window = 600;      // seconds
   // -- startup checks (cli) --
   bool require_queue_plugin = false;  // no plugin registers `queue`: error instead of warning
 };

@@ -105,6 +105,15 @@ const HookRows kTable[] = {
       {521, "5.5.1", "Unrecognized command", true, false},
       {421, "4.7.0", "Unrecognized command", true, false},
       P}},
+    // RFC 4954 6: 535 5.7.8 bad credentials, 454 4.7.0 temporary failure. Nobody said OK:
+    // the credentials are not accepted. (OK is 235 2.7.0 and DONE a failure with the plugin's
+    // reply: session_auth.cpp.)
+    {UVS_HOOK_AUTH,
+     {{535, "5.7.8", "Authentication credentials invalid", false, false},
+      {454, "4.7.0", "Temporary authentication failure", false, false},
+      {535, "5.7.8", "Authentication credentials invalid", true, false},
+      {421, "4.7.0", "Temporary authentication failure", true, false},
+      {535, "5.7.8", "Authentication credentials invalid", false, false}}},
 };
 
 const HookRows *rows_for(uvs_hook hook) {

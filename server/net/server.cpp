@@ -27,6 +27,7 @@ Server::Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reload
   session_ctx_.loop = loop_;
   session_ctx_.services = &services_;
   session_ctx_.resolver = resolver();
+  session_ctx_.auth_lockout = &auth_lockout_;
   session_ctx_.closed = [this](Session *s) { session_closed(s); };
   session_ctx_.tls = [this] { return tls_.current(); };
   uv_signal_init(loop_, &sig_term_);

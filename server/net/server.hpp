@@ -11,6 +11,7 @@
 
 #include "dns/resolver.hpp"
 #include "hooks/services.hpp"
+#include "session/auth_lockout.hpp"
 #include "tls/store.hpp"
 #include "session/session_context.hpp"
 #include "config/generation.hpp"
@@ -64,6 +65,7 @@ class Server {
   tls::TlsStore tls_;  // the certificates in force (reloaded on SIGHUP and file changes)
   Resolver resolver_;
   bool resolver_ok_ = false;
+  AuthLockout auth_lockout_;    // failed AUTH attempts per client IP (session_ctx_ points here)
   SessionContext session_ctx_;  // what every session gets (loop, services, resolver, closed)
   std::shared_ptr<Generation> gen_;
   Reloader reloader_;

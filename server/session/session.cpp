@@ -28,6 +28,11 @@ Session::Session(const SessionContext &ctx, std::shared_ptr<const Generation> ge
       idle_timer_(ctx.loop),
       data_clock_(ctx.loop, idle_timer_, [this] { on_idle_timeout(); }) {
   conn_->set_events(this);
+  auth_mode_ = listener.auth == "off"        ? AuthMode::off
+               : listener.auth == "required" ? AuthMode::required
+                                             : AuthMode::optional;
+  auth_plaintext_ = listener.auth_plaintext;
+  auth_relay_ = listener.auth_relay;
   if (cfg_.bare_newline == "normalize" || gen_->normalize_networks.contains(peer_ip()))
     newline_policy_ = smtp::NewlinePolicy::normalize;
 }
@@ -36,6 +41,7 @@ Session::~Session() {
   if (conn_dns_) conn_dns_->close();  // before the notes a lookup's ud may live in
   if (dns_query_ && ctx_.resolver) ctx_.resolver->cancel(dns_query_);
   if (chain_) chain_->cancel();
+  auth_wipe();
   if (!disconnected_) run_disconnect();
   log_session_end();
 }
@@ -169,6 +175,9 @@ void Session::release() {
   idle_timer_.stop();
   input_watch_timer_.reset();
   if (chain_) chain_->cancel();
+  if (auth_timer_) auth_timer_->stop();
+  auth_delaying_ = false;
+  auth_wipe();
 }
 
 void Session::hard_close() {

@@ -3,7 +3,8 @@
 // spool, replies in order, and its life cycle (greeting to graceful close). One loop thread owns
 // it; hooks run through ChainRun and may suspend it. Files: session.cpp (life cycle, hooks),
 // session_io.cpp (input, output, connection events), session_commands.cpp (commands),
-// session_data.cpp (DATA, end of data, queue, message access), session_log.cpp (log lines).
+// session_data.cpp (DATA, end of data, queue, message access), session_log.cpp (log lines),
+// session_auth.cpp (SMTP AUTH and its SASL exchange).
 #pragma once
 #include <cstdint>
 #include <list>
@@ -81,6 +82,10 @@ class Session final : public CallHost, private ConnectionEvents {
     return remote_host_.empty() ? nullptr : &remote_host_;
   }
   const tls::TlsDetails *tls_details() const override { return conn_->tls(); }
+  const std::string *auth_user() const override { return auth_user_ ? &*auth_user_ : nullptr; }
+  const std::string *auth_mechanism() const override {
+    return auth_user_ ? &auth_mech_ : nullptr;
+  }
   ConnDns *conn_dns() override;  // made on first use
 
  private:
@@ -92,7 +97,7 @@ class Session final : public CallHost, private ConnectionEvents {
   bool ending() const { return state_ >= State::closing; }
   // The server holds the session (a hook chain, the end of a message, the spool catching up):
   // no input is processed and the client's deadlines stop.
-  bool held() const { return chain_ || busy_ || waiting_disk_ || handshaking_; }
+  bool held() const { return chain_ || busy_ || waiting_disk_ || handshaking_ || auth_delaying_; }
 
   // ---- session.cpp: life cycle and hooks
   void greet();  // pre-connection, reverse lookup, connect, banner
@@ -161,6 +166,7 @@ class Session final : public CallHost, private ConnectionEvents {
   void cmd_quit(const Command &c);
   void cmd_starttls(const Command &c);
   void cmd_unknown(const Command &c);
+  void cmd_auth(const Command &c);  // session_auth.cpp
   std::string ehlo_lines_head() const;
   bool junk_command();  // counts a command that moves no mail; true if the limit closed
 
@@ -178,6 +184,23 @@ class Session final : public CallHost, private ConnectionEvents {
   void begin_handshake(std::shared_ptr<const tls::TlsContext> ctx);
   void on_handshake_timeout();
   void abandon_handshake();  // no TLS after all: close without a word (implicit: no hooks)
+
+  // ---- session_auth.cpp: SMTP AUTH (RFC 4954) with PLAIN (RFC 4616) and LOGIN
+  // Where a SASL exchange stands: none (lines are commands), or waiting for the client's
+  // response to a 334 (lines go to auth_input, never to dispatch).
+  enum class AuthStep : uint8_t { none, plain, login_user, login_password };
+  enum class AuthMode : uint8_t { off, optional, required };
+  bool auth_usable() const;   // AUTH is a command on this session (listener, an auth plugin)
+  bool auth_offered() const;  // ...and may run now (TLS, or auth_plaintext): EHLO lists it
+  void auth_input(std::string line);              // one continuation line (wiped after)
+  void auth_plain(std::string &decoded);          // a decoded PLAIN message
+  void auth_run(std::string user, std::string authzid);  // the password is in auth_password_
+  void auth_verdict(const HookResult &r, const std::string &user, const std::string &mech);
+  void auth_failure(Reply rep, const std::string &user, const std::string &mech,
+                    const std::string &why);
+  void auth_abort(int code, const char *enh, const std::string &text);  // ends the exchange
+  void auth_forget();  // STARTTLS: the dialogue restarts without the authentication
+  void auth_wipe();    // the exchange's secrets
 
   // ---- session_log.cpp: the accepted-message line (reads the transaction: call before the
   // reset) and the session-end summary.
@@ -218,6 +241,19 @@ class Session final : public CallHost, private ConnectionEvents {
   std::optional<std::string> helo_;
   bool esmtp_ = false;
   bool relay_client_ = false;
+  AuthMode auth_mode_;    // the listener's
+  bool auth_plaintext_;   // the listener's: AUTH before TLS
+  bool auth_relay_;       // the listener's: AUTH success makes a relay client
+  AuthStep auth_step_ = AuthStep::none;
+  bool auth_delaying_ = false;   // a failed AUTH's reply waits for auth_timer_
+  bool auth_set_relay_ = false;  // relay_client_ came from AUTH (STARTTLS takes it back)
+  uint32_t auth_failures_ = 0;   // failed AUTH attempts in this session
+  std::string auth_try_mech_;    // the mechanism of the exchange in progress
+  std::string auth_login_user_;  // LOGIN: the user, until the password comes
+  std::string auth_password_;    // lent to the auth hook; wiped after its verdict
+  std::optional<std::string> auth_user_;  // after a successful AUTH
+  std::string auth_mech_;                 // ...and its mechanism
+  std::unique_ptr<Timer> auth_timer_;     // the failure delay (made on first use)
   Notes conn_notes_;
   Notes txn_notes_;
   Transaction txn_;

@@ -62,6 +62,11 @@ const Session::CommandSpec Session::kCommands[] = {
     // offered it is an unrecognized command (dispatch; session_tls.cpp).
     {"starttls", kNoHook, true, greeted | in_mail, "Error: send EHLO first", nullptr,
      &Session::cmd_starttls},
+    // RFC 4954: after EHLO, outside a transaction; it ends its group (the client waits for the
+    // 334 or 235). Where AUTH is not usable it is an unrecognized command (dispatch;
+    // session_auth.cpp).
+    {"auth", UVS_HOOK_AUTH, true, greeted, "Error: send EHLO first",
+     "Error: MAIL transaction in progress", &Session::cmd_auth},
 };
 
 const Session::CommandSpec Session::kUnknownCommand = {
@@ -83,8 +88,15 @@ void Session::dispatch(std::string line) {
   arm_idle_timer();  // the deadline for the next command starts now
   smtp::CommandLine cmd = smtp::split_command(line);
   counters_.command(cmd.valid_verb ? cmd.verb : "unknown");
-  if (log::enabled(log::debug))
-    log::format(log::debug, id_, "", "<- %s", log::printable(line).c_str());
+  if (log::enabled(log::debug)) {
+    // An AUTH initial response carries credentials: never logged (RFC 4954 is base64, not
+    // encryption).
+    size_t sp = cmd.verb == "auth" ? cmd.arg.find(' ') : std::string::npos;
+    log::format(log::debug, id_, "", "<- %s",
+                sp == std::string::npos
+                    ? log::printable(line).c_str()
+                    : ("AUTH " + log::printable(cmd.arg.substr(0, sp)) + " ****").c_str());
+  }
   if (!smtp::valid_command_text(line)) {
     reply_error(500, "5.5.2", "Error: bad UTF-8 syntax or control character in command");
     return;
@@ -94,6 +106,9 @@ void Session::dispatch(std::string line) {
   // Without TLS on this listener STARTTLS is not a command here (nor advertised).
   if (found && found->handler == &Session::cmd_starttls && !conn_->tls() && !tls_offered())
     found = nullptr;
+  // AUTH is a command only where it can be used: the listener allows it and an auth plugin is
+  // loaded (else a server without auth plugins answers exactly as before).
+  if (found && found->handler == &Session::cmd_auth && !auth_usable()) found = nullptr;
   const CommandSpec &spec = found ? *found : kUnknownCommand;
   bool ends_group = spec.ends_group || (helo_ && !esmtp_);
   if (ends_group && sync_check_ &&
@@ -161,6 +176,7 @@ void Session::cmd_helo(const Command &c) {
     rep.lines.push_back("ENHANCEDSTATUSCODES");
     rep.lines.push_back("SMTPUTF8");
     if (tls_offered()) rep.lines.push_back("STARTTLS");
+    if (auth_offered()) rep.lines.push_back("AUTH PLAIN LOGIN");
     for (int scope : {UVS_NOTE_CONNECTION, UVS_NOTE_TRANSACTION}) {
       if (const std::string *caps = notes(scope).get("capabilities")) {
         size_t start = 0;
@@ -181,6 +197,8 @@ void Session::cmd_mail(const Command &c) {
   const std::string &arg = c.arg;
   if (require_tls_ && !conn_->tls())
     return reply_error(530, "5.7.0", "Must issue a STARTTLS command first");
+  if (auth_mode_ == AuthMode::required && !auth_user_)
+    return reply_error(530, "5.7.0", "Authentication required");
   smtp::PathParse p = smtp::parse_mail_arg(arg);
   if (!p.ok) return reply_error(p.code, p.enhanced.c_str(), p.message);
   bool smtputf8 = false, body8 = false;
@@ -205,7 +223,10 @@ void Session::cmd_mail(const Command &c) {
       if (prm.value) return reply_error(501, "5.5.4", "SMTPUTF8 takes no value");
       smtputf8 = true;
     } else if (prm.key == "AUTH") {
-      // RFC 4954 5: accepted from anyone, trusted from no one (no AUTH here yet).
+      // RFC 4954 5: AUTH=<> or AUTH=xtext. Accepted from anyone and kept for the plugins
+      // (call_param "AUTH"); the core does not trust it for anything.
+      if (!prm.value || prm.value->empty())
+        return reply_error(501, "5.5.4", "Bad AUTH parameter syntax");
     } else {
       return reply_error(555, "5.5.4", "Unsupported option: " + prm.key);
     }

@@ -8,6 +8,7 @@
 
 namespace uvs {
 
+class AuthLockout;
 class LoopServices;
 class Resolver;
 class Session;
@@ -21,6 +22,8 @@ struct SessionContext {
   Resolver *resolver = nullptr;  // null: no DNS (reverse lookups off)
   // The context new handshakes use (it changes on reload); unset or null: no TLS.
   std::function<std::shared_ptr<const tls::TlsContext>()> tls;
+  // Failed AUTH attempts per client IP, shared by all sessions; null: no lockout.
+  AuthLockout *auth_lockout = nullptr;
   // The connection is closed and the session finished: the owner deletes it now.
   std::function<void(Session *)> closed;
 };

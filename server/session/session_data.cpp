@@ -37,19 +37,29 @@ void Session::begin_data() {
 }
 
 std::string Session::received_header() const {
-  // qpsmtpd's shape; the protocol word of RFC 3848 (ESMTPS over TLS; ESMTPA/ESMTPSA once AUTH
-  // exists) or RFC 6531 (UTF8SMTP, UTF8SMTPS); over TLS a comment with the protocol and cipher
-  // as Postfix writes it.
+  // qpsmtpd's shape; the protocol word of RFC 3848 (ESMTPS over TLS, ESMTPA/ESMTPSA after AUTH)
+  // or RFC 6531 (UTF8SMTP, UTF8SMTPS, UTF8SMTPA, UTF8SMTPSA); over TLS a comment with the
+  // protocol and cipher, after AUTH one with the user, as Postfix writes them.
   const tls::TlsDetails *t = conn_->tls();
   std::string proto = txn_.smtputf8() ? "UTF8SMTP" : esmtp_ ? "ESMTP" : "SMTP";
   if (t && proto != "SMTP") proto += "S";
+  std::string auth_comment;
+  if (auth_user_) {  // RFC 3848 ESMTPA/ESMTPSA, RFC 6531 UTF8SMTPA/UTF8SMTPSA; Postfix's comment
+    if (proto != "SMTP") proto += "A";
+    std::string user;
+    for (char ch : log::printable(*auth_user_, 255)) {
+      if (ch == '(' || ch == ')' || ch == '\\') user += '\\';  // RFC 5322 quoted-pair
+      user += ch;
+    }
+    auth_comment = "\r\n\t(Authenticated sender: " + user + ")";
+  }
   std::string from = remote_host_.empty() ? "Unknown" : remote_host_;
   std::string tls_comment;
   if (t)
     tls_comment = "\r\n\t(using " + t->protocol + " with cipher " + t->cipher + " (" +
                   std::to_string(t->bits) + "/" + std::to_string(t->bits) + " bits))";
   return "Received: from " + from + " (HELO " + log::printable(helo_.value_or("unknown"), 255) +
-         ") ([" + peer_ip() + "])" + tls_comment + "\r\n\tby " + cfg_.hostname +
+         ") ([" + peer_ip() + "])" + tls_comment + auth_comment + "\r\n\tby " + cfg_.hostname +
          " (uvsmtpd/" UVS_VERSION ") with " + proto + " id " + txn_.id() + "; " + rfc5322_date() +
          "\r\n";
 }

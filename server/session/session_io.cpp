@@ -2,6 +2,8 @@
 // RFC 2920 synchronisation, back-pressure by turning reads off), replies out (one write per
 // pipelining group), the connection's events, and the plugins' input watch and continuations.
 #include <cerrno>
+#include <cstring>
+#include <string_view>
 
 #include "log/log.hpp"
 #include "session/session.hpp"
@@ -11,6 +13,13 @@ namespace uvs {
 namespace {
 constexpr size_t kMaxBufferedInput = 256 * 1024;  // stop reading beyond this (back-pressure)
 constexpr size_t kMaxBufferedOutput = 256 * 1024;
+// RFC 4954 4: an AUTH continuation line may be 12288 octets long (plus CRLF).
+constexpr size_t kAuthLineMax = 12288 + 2;
+
+bool is_auth_command(std::string_view line) {
+  return line.size() >= 4 && (line[0] | 0x20) == 'a' && (line[1] | 0x20) == 'u' &&
+         (line[2] | 0x20) == 't' && (line[3] | 0x20) == 'h' && (line.size() == 4 || line[4] == ' ');
+}
 
 // The 550 for a line end that is not CRLF in a command.
 std::string bare_newline_text(bool cr) {
@@ -149,12 +158,16 @@ smtp::NewlinePolicy Session::newline_policy() const {
 void Session::process_command_input() {
   std::string_view view(in_.data() + in_off_, in_.size() - in_off_);
   lines_.set_policy(newline_policy());
+  bool exchange = auth_step_ != AuthStep::none;  // a SASL response, not a command
+  lines_.set_max_len(exchange ? kAuthLineMax : cfg_.max_line_length);
   smtp::LineEvent ev = lines_.next(view);
+  size_t start = in_off_;
   in_off_ += ev.consumed;
   switch (ev.type) {
     case smtp::LineEvent::need_more:
       return;
     case smtp::LineEvent::too_long:
+      if (exchange) return auth_abort(500, "5.5.6", "Authentication exchange line is too long");
       reply_error(500, "5.5.2", "Error: line too long");
       return;
     case smtp::LineEvent::bare_cr:
@@ -164,6 +177,9 @@ void Session::process_command_input() {
       close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::LineEvent::bare_cr)));
       return;
     case smtp::LineEvent::line:
+      // Credentials do not stay in the input buffer (the line's own copy is wiped after use).
+      if (exchange || is_auth_command(ev.text)) explicit_bzero(in_.data() + start, ev.consumed);
+      if (exchange) return auth_input(std::move(ev.text));
       dispatch(std::move(ev.text));
       return;
   }

@@ -81,6 +81,7 @@ void Session::on_tls_ready() {
   reset_transaction();
   helo_.reset();
   esmtp_ = false;
+  auth_forget();  // an AUTH made in plaintext (auth_plaintext) does not carry into TLS
   arm_idle_timer();
   process();
 }

@@ -27,6 +27,7 @@ class LineReader {
   // the reader discards through the next line end, then reads normally again.
   LineEvent next(std::string_view in);
   void set_policy(NewlinePolicy p) { policy_ = p; }
+  void set_max_len(size_t max_len) { max_len_ = max_len; }  // e.g. for SASL continuation lines
 
  private:
   LineEvent next_line(std::string_view in);  // at the start of a line, not discarding

@@ -298,6 +298,11 @@ TEST_CASE("plugin_host: api_probe sees a real session through every accessor") {
     CHECK(P("connect tls_info_nullout") == num(-EINVAL));
     CHECK(P("connect tls_info_nullcall") == num(-EINVAL));
     CHECK(P("connect auth_user") == "(null)");
+    // 1.4: no password or mechanism outside the auth hook (nor for a NULL call)
+    CHECK(P("connect auth_password") == "(null)");
+    CHECK(P("connect auth_mechanism") == "(null)");
+    CHECK(P("connect auth_password_null") == "(null)");
+    CHECK(P("connect auth_mechanism_null") == "(null)");
     CHECK(P("connect relay_client") == "0");
     CHECK(P("connect call_param") == "(null)");
     CHECK(P("connect header_get") == "(null)");

@@ -189,6 +189,12 @@ static void log_session(probe *st, uvs_call *c, const char *h) {
   out(st, c, "%s tls_active=%d", h, api->tls_active(c));
   log_tls_info(st, c, h);
   out(st, c, "%s auth_user=%s", h, S(api->auth_user(c)));
+  if (UVS_API_HAS(api, auth_mechanism)) { /* 1.4: NULL outside the auth hook (and before AUTH) */
+    out(st, c, "%s auth_password=%s", h, S(api->auth_password(c)));
+    out(st, c, "%s auth_mechanism=%s", h, S(api->auth_mechanism(c)));
+    out(st, c, "%s auth_password_null=%s", h, S(api->auth_password(NULL)));
+    out(st, c, "%s auth_mechanism_null=%s", h, S(api->auth_mechanism(NULL)));
+  }
   out(st, c, "%s relay_client=%d", h, api->relay_client(c));
 }
 

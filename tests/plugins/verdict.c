@@ -13,7 +13,7 @@
  *   trace=1                 log "trace <instance> <hook> arg=<...> address=<...>" for every hook
  * Hook names are qpsmtpd's: pre-connection connect helo ehlo mail rcpt data data_headers_end
  * data_post queue queue_post reset_transaction quit disconnect unrecognized_command vrfy noop
- * help deny ok. A hook not named gets DECLINED (and is registered only when trace=1).
+ * help deny ok auth. A hook not named gets DECLINED (and is registered only when trace=1).
  */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -26,11 +26,11 @@
 
 static const uvs_api *api;
 
-enum { NHOOKS = 21, MAXLINES = 4 };
+enum { NHOOKS = 22, MAXLINES = 4 };
 static const char *const hook_names[NHOOKS] = {
     "", "pre-connection", "connect", "helo", "ehlo", "mail", "rcpt", "data",
     "data_headers_end", "data_post", "queue", "queue_post", "reset_transaction", "quit",
-    "disconnect", "unrecognized_command", "vrfy", "noop", "help", "deny", "ok"};
+    "disconnect", "unrecognized_command", "vrfy", "noop", "help", "deny", "ok", "auth"};
 static const char *const verdict_names[] = {"DECLINED", "OK", "DENY", "DENYSOFT",
                                             "DENY_DISCONNECT", "DENYSOFT_DISCONNECT", "DONE"};
 
