@@ -98,7 +98,6 @@ Dovecot::Dovecot(const std::vector<DovecotUser> &users, const std::string &extra
       "protocols =\n"
       "ssl = no\n"
       "auth_mechanisms = plain login\n"
-      "disable_plaintext_auth = yes\n"
       "auth_failure_delay = 0\n"
       "default_internal_user = " + user + "\n"
       "default_internal_group = " + grp + "\n"
@@ -171,6 +170,9 @@ bool Dovecot::start(double timeout) {
 
 bool Dovecot::stop(double timeout) {
   if (pid_ <= 0) return true;
+  // The whole process group, as a service manager stops it: the master alone would leave the
+  // auth process serving the connections it already has.
+  kill(-pid_, SIGTERM);
   kill(pid_, SIGTERM);
   double deadline = now() + timeout;
   bool reaped = false;
@@ -188,6 +190,7 @@ bool Dovecot::stop(double timeout) {
     int st = 0;
     waitpid(pid_, &st, 0);
   }
+  kill(-pid_, SIGKILL);  // whatever of the group is left
   pid_ = -1;
   // The auth process may outlive the master by a moment: wait until nobody answers.
   while (now() < deadline + 5) {

@@ -119,7 +119,7 @@ TEST_CASE("dovecot: the AUTH line") {
   a.secured = 1;
   a.session = "e1ef69f03b41";
   CHECK(auth_line(a) ==
-        "AUTH\t3\tPLAIN\tservice=smtp\tnologin\tlip=127.0.0.1\trip=192.0.2.1\tlport=587\trport=40000"
+        "AUTH\t3\tPLAIN\tservice=smtp\tnologin\tno-penalty\tlip=127.0.0.1\trip=192.0.2.1\tlport=587\trport=40000"
         "\tsecured\tsession=e1ef69f03b41\tresp=" +
             b64(std::string("\0alice\0pw", 9)) + "\n");
   // no TLS: no `secured`; authzid first; empty and unsafe optional values left out
@@ -129,7 +129,7 @@ TEST_CASE("dovecot: the AUTH line") {
   a.rip = "bad\tvalue";
   a.lport = a.rport = 0;
   a.session = nullptr;
-  CHECK(auth_line(a) == "AUTH\t3\tPLAIN\tservice=smtp\tnologin\tresp=" +
+  CHECK(auth_line(a) == "AUTH\t3\tPLAIN\tservice=smtp\tnologin\tno-penalty\tresp=" +
                             b64(std::string("admin\0alice\0pw", 14)) + "\n");
   // the password never appears in clear
   a.password = "s3cret-Passw0rd";

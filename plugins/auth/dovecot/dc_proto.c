@@ -132,7 +132,7 @@ char *dc_auth_line(const dc_auth *r, size_t *len) {
     return NULL;
   }
   char head[512];
-  int hn = snprintf(head, sizeof head, "AUTH\t%u\tPLAIN\tservice=%s\tnologin", r->id,
+  int hn = snprintf(head, sizeof head, "AUTH\t%u\tPLAIN\tservice=%s\tnologin\tno-penalty", r->id,
                     plain_value(r->service) ? r->service : "smtp");
   if (plain_value(r->lip) && strlen(r->lip) < 64) hn += snprintf(head + hn, sizeof head - (size_t)hn, "\tlip=%s", r->lip);
   if (plain_value(r->rip) && strlen(r->rip) < 64) hn += snprintf(head + hn, sizeof head - (size_t)hn, "\trip=%s", r->rip);

@@ -59,7 +59,9 @@ typedef struct dc_auth {
   const char *session;  /* our session id, for Dovecot's logs */
 } dc_auth;
 
-/* The AUTH line for r, LF-terminated, in a new buffer (*len set): the caller wipes it
+/* The AUTH line for r, LF-terminated, with `nologin` (we only check passwords) and `no-penalty`
+ * (uvsmtpd's [auth] limits delay and lock out; Dovecot's own penalty would delay answers past
+ * our timeout, turning wrong passwords into 454s that the limits do not count), in a new buffer (*len set): the caller wipes it
  * (explicit_bzero) and frees it, since it holds the password. NULL with errno = E2BIG when the
  * line would exceed DC_MAX_LINE, EINVAL for a NULL user or password, ENOMEM. */
 char *dc_auth_line(const dc_auth *r, size_t *len);
