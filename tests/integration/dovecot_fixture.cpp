@@ -200,15 +200,36 @@ bool Dovecot::stop(double timeout) {
   return false;
 }
 
-struct SilentSocket::State {
+const char *const kDovecotHandshake =
+    "VERSION\t1\t2\nMECH\tPLAIN\tplaintext\nMECH\tLOGIN\tplaintext\nSPID\t1\nCUID\t1\n"
+    "COOKIE\t0123456789abcdef0123456789abcdef\nDONE\n";
+
+struct FakeAuthServer::State {
   std::thread thread;
   std::atomic<bool> stop{false};
   std::atomic<int> accepted{0};
-  std::string path;
+  std::string path, handshake, answer;
 };
 
-SilentSocket::SilentSocket(const std::string &path) : st_(new State) {
+namespace {
+
+void write_all(int fd, const std::string &s) {
+  size_t off = 0;
+  while (off < s.size()) {
+    ssize_t n = write(fd, s.data() + off, s.size() - off);
+    if (n <= 0) return;
+    off += static_cast<size_t>(n);
+  }
+}
+
+}  // namespace
+
+FakeAuthServer::FakeAuthServer(const std::string &path, const std::string &handshake,
+                               const std::string &answer)
+    : st_(new State) {
   st_->path = path;
+  st_->handshake = handshake;
+  st_->answer = answer;
   unlink(path.c_str());
   int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
   sockaddr_un sa{};
@@ -220,33 +241,49 @@ SilentSocket::SilentSocket(const std::string &path) : st_(new State) {
   }
   fd_ = fd;
   st_->thread = std::thread([this, fd] {
-    std::vector<int> conns;
+    struct Conn {
+      int fd;
+      std::string in;
+    };
+    std::vector<Conn> conns;
     while (!st_->stop) {
       std::vector<pollfd> pfds{{fd, POLLIN, 0}};
-      for (int c : conns) pfds.push_back({c, POLLIN, 0});
+      for (const Conn &c : conns) pfds.push_back({c.fd, POLLIN, 0});
       if (poll(pfds.data(), pfds.size(), 50) <= 0) continue;
       if (pfds[0].revents & POLLIN) {
         int c = accept4(fd, nullptr, nullptr, SOCK_CLOEXEC);
         if (c >= 0) {
-          conns.push_back(c);
+          conns.push_back({c, ""});
           st_->accepted++;
+          write_all(c, st_->handshake);
         }
       }
       for (size_t i = 1; i < pfds.size(); i++) {
         if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
+        auto it = std::find_if(conns.begin(), conns.end(), [&](const Conn &c) { return c.fd == pfds[i].fd; });
         char buf[4096];
-        ssize_t n = read(pfds[i].fd, buf, sizeof buf);  // read and drop: never answer
+        ssize_t n = read(it->fd, buf, sizeof buf);
         if (n <= 0) {
-          close(pfds[i].fd);
-          conns.erase(std::find(conns.begin(), conns.end(), pfds[i].fd));
+          close(it->fd);
+          conns.erase(it);
+          continue;
+        }
+        it->in.append(buf, static_cast<size_t>(n));
+        for (size_t nl; (nl = it->in.find('\n')) != std::string::npos; it->in.erase(0, nl + 1)) {
+          std::string line = it->in.substr(0, nl);
+          if (st_->answer.empty() || line.rfind("AUTH\t", 0) != 0) continue;
+          std::string id = line.substr(5, line.find('\t', 5) - 5);
+          std::string a = st_->answer;
+          for (size_t p; (p = a.find("{id}")) != std::string::npos;) a.replace(p, 4, id);
+          write_all(it->fd, a);
         }
       }
     }
-    for (int c : conns) close(c);
+    for (const Conn &c : conns) close(c.fd);
   });
 }
 
-SilentSocket::~SilentSocket() {
+FakeAuthServer::~FakeAuthServer() {
   st_->stop = true;
   if (st_->thread.joinable()) st_->thread.join();
   if (fd_ >= 0) close(fd_);
@@ -254,6 +291,6 @@ SilentSocket::~SilentSocket() {
   delete st_;
 }
 
-int SilentSocket::accepted() const { return st_->accepted; }
+int FakeAuthServer::accepted() const { return st_->accepted; }
 
 }  // namespace itest

@@ -46,14 +46,17 @@ class Dovecot {
 // The dovecot binary (PATH, then /usr/sbin, /usr/local/sbin); "" if there is none.
 std::string dovecot_binary();
 
-// A UNIX socket server that accepts connections and never answers (reads and drops what comes),
-// on its own thread, until destroyed.
-class SilentSocket {
+// A fake Dovecot auth socket on its own thread, until destroyed: accepts connections, sends
+// `handshake` to each (nothing if ""), and answers each "AUTH\t<id>\t..." line with `answer`, its
+// "{id}" replaced by the request's id (no answer if ""). So "" and "" is a socket that accepts
+// and never answers.
+class FakeAuthServer {
  public:
-  explicit SilentSocket(const std::string &path);
-  ~SilentSocket();
-  SilentSocket(const SilentSocket &) = delete;
-  SilentSocket &operator=(const SilentSocket &) = delete;
+  explicit FakeAuthServer(const std::string &path, const std::string &handshake = "",
+                          const std::string &answer = "");
+  ~FakeAuthServer();
+  FakeAuthServer(const FakeAuthServer &) = delete;
+  FakeAuthServer &operator=(const FakeAuthServer &) = delete;
   bool ok() const { return fd_ >= 0; }
   int accepted() const;  // connections accepted so far
 
@@ -62,5 +65,8 @@ class SilentSocket {
   State *st_;
   int fd_ = -1;
 };
+
+// What Dovecot 2.3 sends when a client connects.
+extern const char *const kDovecotHandshake;
 
 }  // namespace itest

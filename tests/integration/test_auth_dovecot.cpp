@@ -7,6 +7,7 @@
 #include <doctest/doctest.h>
 
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
 #include <sys/stat.h>
@@ -205,7 +206,7 @@ TEST_CASE("auth-dovecot: a missing socket gives 454 at once") {
 TEST_CASE("auth-dovecot: a socket that never answers gives 454 after the timeout; other sessions stay fast") {
   TempDir tmp;
   std::string path = tmp.path + "/silent";
-  SilentSocket silent(path);
+  FakeAuthServer silent(path);  // accepts, never answers
   REQUIRE(silent.ok());
   Server s(opts(path, "1000"));
   auto ports = start_ports(s, 2);
@@ -252,6 +253,116 @@ TEST_CASE("auth-dovecot: Dovecot's temporary failure gives 454") {
   CHECK_STARTS(auth_plain(ports[1], "tempuser", "x"), "454 4.7.0 Temporary authentication failure");
   CHECK(s.wait_log("auth/dovecot: user=<tempuser>: Dovecot reports a temporary failure"));
   CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "235 2.7.0");
+}
+
+TEST_CASE("auth-dovecot: many sessions at once share the connection and each gets its own answer") {
+  RealDovecot rd;
+  Server s(opts(rd.d.socket_path()));
+  auto ports = start_ports(s, 2);
+  std::vector<std::unique_ptr<Client>> cs;
+  for (int i = 0; i < 24; i++) {
+    cs.push_back(std::make_unique<Client>(ports[1]));
+    cs.back()->reply();
+    cs.back()->cmd("EHLO c" + std::to_string(i) + ".test");
+  }
+  // all requests out before the first answer: wrong passwords (answered after Dovecot's
+  // failure handling) interleave with good ones
+  for (int i = 0; i < 24; i++)
+    cs[i]->line("AUTH PLAIN " + (i % 3 == 0 ? plain("alice", "wrong" + std::to_string(i))
+                                             : i % 3 == 1 ? plain("alice", kAlicePw) : plain("bob", kBobPw)));
+  for (int i = 0; i < 24; i++) {
+    CAPTURE(i);
+    CHECK_STARTS(cs[i]->reply(10), i % 3 == 0 ? "535 5.7.8" : "235 2.7.0");
+  }
+  CHECK(s.count_log("auth/dovecot: connected to") == 1);
+}
+
+TEST_CASE("auth-dovecot: odd answers from a fake Dovecot") {
+  TempDir tmp;
+  std::string path = tmp.path + "/auth";
+  SUBCASE("FAIL with the temp flag (2.2 style) gives 454") {
+    FakeAuthServer f(path, kDovecotHandshake, "FAIL\t{id}\tuser=alice\ttemp\treason=Backend down\n");
+    Server s(opts(path));
+    auto ports = start_ports(s, 2);
+    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
+    CHECK(s.wait_log("user=<alice>: Dovecot reports a temporary failure: Backend down"));
+  }
+  SUBCASE("FAIL with a reason gives 535 and logs the reason, made safe") {
+    FakeAuthServer f(path, kDovecotHandshake, "FAIL\t{id}\tuser=alice\treason=Password\001texpired\n");
+    Server s(opts(path));
+    auto ports = start_ports(s, 2);
+    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "535 5.7.8");
+    CHECK(s.wait_log("user=<alice>: Dovecot says FAIL: Password?expired"));
+  }
+  SUBCASE("CONT for PLAIN gives 454") {
+    FakeAuthServer f(path, kDovecotHandshake, "CONT\t{id}\t\n");
+    Server s(opts(path));
+    auto ports = start_ports(s, 2);
+    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
+    CHECK(s.wait_log("Dovecot asked for more data (CONT) for PLAIN"));
+  }
+  SUBCASE("another major protocol version gives 454 and says so") {
+    FakeAuthServer f(path, "VERSION\t2\t0\nMECH\tPLAIN\nDONE\n", "OK\t{id}\n");
+    Server s(opts(path));
+    auto ports = start_ports(s, 2);
+    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
+    CHECK(s.wait_log("Dovecot speaks auth protocol 2.0; this client speaks 1.x"));
+  }
+  SUBCASE("no PLAIN mechanism gives 454 and names the setting") {
+    FakeAuthServer f(path, "VERSION\t1\t2\nMECH\tCRAM-MD5\nDONE\n", "OK\t{id}\n");
+    Server s(opts(path));
+    auto ports = start_ports(s, 2);
+    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
+    CHECK(s.wait_log("Dovecot does not offer the PLAIN mechanism (auth_mechanisms)"));
+  }
+  SUBCASE("an answer to an id never asked is ignored; the real one counts") {
+    FakeAuthServer f(path, kDovecotHandshake, "OK\t999\nFAIL\t{id}\n");
+    Server s(opts(path));
+    auto ports = start_ports(s, 2);
+    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "535 5.7.8");
+    CHECK(s.wait_log("ignoring an answer to request 999"));
+  }
+  SUBCASE("a handshake, then silence: 454 after the timeout, then a new connection") {
+    FakeAuthServer f(path, kDovecotHandshake, "");
+    Server s(opts(path, "700"));
+    auto ports = start_ports(s, 2);
+    double t0 = now();
+    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
+    CHECK(now() - t0 >= 0.6);
+    CHECK(s.wait_log("no answer from Dovecot; reconnecting"));
+    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
+    CHECK(f.accepted() == 2);
+  }
+}
+
+TEST_CASE("auth-dovecot: the core's hook timeout before the plugin's: the stuck connection is dropped too") {
+  TempDir tmp;
+  std::string path = tmp.path + "/auth";
+  FakeAuthServer f(path, kDovecotHandshake, "");
+  Options o = opts(path, "5000");
+  o.toml = "hook_timeout = 1\n" + o.toml;
+  Server s(o);
+  auto ports = start_ports(s, 2);
+  CHECK(s.wait_log("timeout_ms 5000 is not below hook_timeout (1000 ms)"));
+  double t0 = now();
+  std::string r = auth_plain(ports[1], "alice", kAlicePw);
+  CHECK_MESSAGE((starts(r, "454") || starts(r, "451")), r);
+  CHECK(now() - t0 < 3);
+  CHECK(s.wait_log("no answer from Dovecot before the hook timeout; reconnecting"));
+  auth_plain(ports[1], "alice", kAlicePw);
+  CHECK(f.accepted() == 2);
+  CHECK(s.running());
+}
+
+TEST_CASE("auth-dovecot: a reload (SIGHUP) starts a new connection and AUTH goes on working") {
+  RealDovecot rd;
+  Server s(opts(rd.d.socket_path()));
+  auto ports = start_ports(s, 2);
+  CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "235 2.7.0");
+  REQUIRE(s.reload_toml("max_failures = 100", "max_failures = 50"));
+  CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "235 2.7.0");
+  CHECK_STARTS(auth_plain(ports[1], "alice", "wrong"), "535 5.7.8");
+  CHECK(s.count_log("auth/dovecot: connected to") == 2);
 }
 
 TEST_CASE("auth-dovecot: passwords never reach the log, not even at debug") {

@@ -42,6 +42,7 @@ struct dc_conn {
   int version_ok;
   char *rbuf;
   size_t rlen, rcap;
+  uint64_t opened_at; /* uv_now() when the connection was started */
   uint64_t last_read; /* uv_now() of the last bytes from Dovecot */
 };
 

@@ -277,7 +277,7 @@ static void conn_open(dc_state *st) {
   c->timer.data = c;
   c->creq.data = c;
   c->open_handles = 2;
-  c->last_read = uv_now(st->loop);
+  c->opened_at = c->last_read = uv_now(st->loop);
   uv_timer_start(&c->timer, on_handshake_timeout, st->timeout_ms, 0);
   uv_pipe_connect(&c->creq, &c->pipe, st->path, on_connect);
 }

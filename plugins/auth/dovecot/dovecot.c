@@ -43,25 +43,35 @@ void dc_finish(dc_req *r, uvs_verdict v, int code, const char *enh, const char *
   free(r);
 }
 
+/* Ends r with 454 (or, when the core let go of it already, with nothing to send). A connection
+ * that has said nothing since r went out (or has not finished its handshake), for a second or
+ * the whole timeout if shorter, is stuck: it is dropped, so the next request connects again. */
+static void give_up(dc_req *r, const char *why) {
+  dc_state *st = r->st;
+  dc_conn *c = st->conn;
+  uint64_t min_ms = st->timeout_ms < 1000 ? st->timeout_ms : 1000;
+  int stuck = 0;
+  if (c && !c->ready) stuck = uv_now(st->loop) - c->opened_at >= min_ms;
+  else if (c && r->sent) stuck = c->last_read <= r->sent_at && uv_now(st->loop) - r->sent_at >= min_ms;
+  dc_finish(r, UVS_DENYSOFT, 454, "4.7.0", "Temporary authentication failure");
+  if (stuck && st->conn == c) dc_conn_fail(c, why);
+}
+
 static void on_timeout(uvs_pending *p, void *ud) {
   dc_req *r = ud;
   dc_state *st = r->st;
-  dc_conn *c = st->conn;
   api->log(st->self, api->pending_call(p), UVS_LOG_WARNING,
            "user=<%s>: no answer from %s within %llu ms; answering 454", r->user, st->path,
            (unsigned long long)st->timeout_ms);
-  /* A connection that has said nothing since this request went out (or never finished its
-   * handshake) is stuck: drop it, so the next request connects again. */
-  int stuck = c && (!c->ready || (r->sent && c->last_read < r->sent_at + 1));
-  dc_finish(r, UVS_DENYSOFT, 454, "4.7.0", "Temporary authentication failure");
-  if (stuck && st->conn == c) dc_conn_fail(c, "no answer from Dovecot; reconnecting");
+  give_up(r, "no answer from Dovecot; reconnecting");
 }
 
 static void on_cancel(uvs_pending *p, void *ud) {
   dc_req *r = ud;
   (void)p;
   /* the core answered already (hook timeout, session closed): a later answer is ignored */
-  dc_finish(r, UVS_DENYSOFT, 0, NULL, NULL);
+  api->log(r->st->self, NULL, UVS_LOG_DEBUG, "[%s] user=<%s>: the session no longer waits", r->sid, r->user);
+  give_up(r, "no answer from Dovecot before the hook timeout; reconnecting");
 }
 
 static uvs_verdict on_auth(uvs_call *call, void *ud) {
