@@ -128,6 +128,7 @@ int main(int argc, char **argv) {
     if (!g || !uvs::cli::check_spool(g->settings, config_dir, e) ||
         !uvs::cli::check_queue(*g, warnings, e))
       return nullptr;
+    uvs::cli::check_auth(*g, warnings);
     warn(warnings);
     return g;
   };

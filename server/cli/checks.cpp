@@ -140,6 +140,16 @@ bool check_queue(const Generation &g, std::vector<std::string> &warnings, std::s
   return true;
 }
 
+void check_auth(const Generation &g, std::vector<std::string> &warnings) {
+  if (!g.plugins || !g.plugins->table.by_hook[UVS_HOOK_AUTH].empty()) return;
+  for (const auto &l : g.settings.listen)
+    if (l.auth == "required")
+      warnings.push_back(g.config_dir + "/uvsmtpd.toml: the listener " + l.host + ":" +
+                         std::to_string(l.port) + " has auth = \"required\" but no plugin in " +
+                         g.config_dir + "/plugins registers the auth hook, so every MAIL there " +
+                         "gets 530 5.7.0: add an auth plugin (auth/passwd_file, auth/dovecot)");
+}
+
 bool check_tls(const config::Settings &s, std::string &err) {
   if (!s.tls.enabled()) return true;
   return tls::TlsContext::load(s.tls, err) != nullptr;

@@ -30,6 +30,10 @@ bool check_spool(const config::Settings &s, const std::string &config_dir, std::
 // else a warning appended to warnings.
 bool check_queue(const Generation &g, std::vector<std::string> &warnings, std::string &err);
 
+// A listener with auth = "required" while no plugin registers the auth hook accepts no mail
+// (every MAIL gets 530 5.7.0): a warning per such listener appended to warnings.
+void check_auth(const Generation &g, std::vector<std::string> &warnings);
+
 // The [tls] certificates and keys load (tls::TlsContext::load, as a start does before it drops
 // root); --check-config only (a start loads them itself). No certificate set: nothing to check.
 // The error is the loader's one line naming the file ("tls: <file>: <reason>").

@@ -52,7 +52,9 @@ std::string listen(const std::vector<config::Listen> &v) {
     std::string addr = (v6 ? "[" + l.host + "]" : l.host) + ":" + std::to_string(l.port);
     out += (i ? ", " : "") + std::string("{ address = ") + str(addr) +
            ", sync_check = " + boolean(l.sync_check) + ", tls = " + str(l.tls) +
-           ", require_tls = " + boolean(l.require_tls) + " }";
+           ", require_tls = " + boolean(l.require_tls) + ", auth = " + str(l.auth) +
+           ", auth_plaintext = " + boolean(l.auth_plaintext) +
+           ", auth_relay = " + boolean(l.auth_relay) + " }";
   }
   return out + "]";
 }
@@ -119,6 +121,11 @@ void print_settings(FILE *out, const config::Settings &s, const std::string &ori
   kv("policy", str(s.bare_newline));
   kv("normalize_networks", strings(s.bare_newline_normalize_networks));
   kv("normalize_relay_clients", boolean(s.bare_newline_normalize_relay_clients));
+  fprintf(out, "\n[auth]\n");
+  kv("max_failures", n(s.auth_max_failures));
+  kv("failure_delay", num(s.auth_failure_delay));
+  kv("lockout_failures", n(s.auth_lockout_failures));
+  kv("lockout_window", num(s.auth_lockout_window));
   fprintf(out, "\n[tls]\n");
   const config::TlsSettings &t = s.tls;
   kv("certificate", str(t.certificate));

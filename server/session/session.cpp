@@ -175,7 +175,7 @@ void Session::release() {
   idle_timer_.stop();
   input_watch_timer_.reset();
   if (chain_) chain_->cancel();
-  if (auth_timer_) auth_timer_->stop();
+  if (auth_ && auth_->timer) auth_->timer->stop();
   auth_delaying_ = false;
   auth_wipe();
 }

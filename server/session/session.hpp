@@ -82,9 +82,9 @@ class Session final : public CallHost, private ConnectionEvents {
     return remote_host_.empty() ? nullptr : &remote_host_;
   }
   const tls::TlsDetails *tls_details() const override { return conn_->tls(); }
-  const std::string *auth_user() const override { return auth_user_ ? &*auth_user_ : nullptr; }
+  const std::string *auth_user() const override { return authenticated() ? &*auth_->user : nullptr; }
   const std::string *auth_mechanism() const override {
-    return auth_user_ ? &auth_mech_ : nullptr;
+    return authenticated() ? &auth_->mech : nullptr;
   }
   ConnDns *conn_dns() override;  // made on first use
 
@@ -194,7 +194,7 @@ class Session final : public CallHost, private ConnectionEvents {
   bool auth_offered() const;  // ...and may run now (TLS, or auth_plaintext): EHLO lists it
   void auth_input(std::string line);              // one continuation line (wiped after)
   void auth_plain(std::string &decoded);          // a decoded PLAIN message
-  void auth_run(std::string user, std::string authzid);  // the password is in auth_password_
+  void auth_run(std::string user, std::string authzid);  // the password is in auth_->password
   void auth_verdict(const HookResult &r, const std::string &user, const std::string &mech);
   void auth_failure(Reply rep, const std::string &user, const std::string &mech,
                     const std::string &why);
@@ -245,15 +245,19 @@ class Session final : public CallHost, private ConnectionEvents {
   bool auth_plaintext_;   // the listener's: AUTH before TLS
   bool auth_relay_;       // the listener's: AUTH success makes a relay client
   AuthStep auth_step_ = AuthStep::none;
-  bool auth_delaying_ = false;   // a failed AUTH's reply waits for auth_timer_
+  bool auth_delaying_ = false;   // a failed AUTH's reply waits for auth_->timer
   bool auth_set_relay_ = false;  // relay_client_ came from AUTH (STARTTLS takes it back)
-  uint32_t auth_failures_ = 0;   // failed AUTH attempts in this session
-  std::string auth_try_mech_;    // the mechanism of the exchange in progress
-  std::string auth_login_user_;  // LOGIN: the user, until the password comes
-  std::string auth_password_;    // lent to the auth hook; wiped after its verdict
-  std::optional<std::string> auth_user_;  // after a successful AUTH
-  std::string auth_mech_;                 // ...and its mechanism
-  std::unique_ptr<Timer> auth_timer_;     // the failure delay (made on first use)
+  struct AuthState {             // made by the first AUTH command: an idle session has none
+    std::string try_mech;        // the mechanism of the exchange in progress
+    std::string login_user;      // LOGIN: the user, until the password comes
+    std::string password;        // lent to the auth hook; wiped after its verdict
+    std::optional<std::string> user;  // after a successful AUTH
+    std::string mech;                 // ...and its mechanism
+    uint32_t failures = 0;            // failed AUTH attempts in this session
+    std::unique_ptr<Timer> timer;     // the failure delay (made on first use)
+  };
+  std::unique_ptr<AuthState> auth_;
+  bool authenticated() const { return auth_ && auth_->user; }
   Notes conn_notes_;
   Notes txn_notes_;
   Transaction txn_;

@@ -36,8 +36,9 @@ bool Session::auth_offered() const {
 }
 
 void Session::auth_wipe() {
-  smtp::wipe(auth_password_);
-  smtp::wipe(auth_login_user_);
+  if (!auth_) return;
+  smtp::wipe(auth_->password);
+  smtp::wipe(auth_->login_user);
 }
 
 void Session::auth_abort(int code, const char *enh, const std::string &text) {
@@ -48,12 +49,13 @@ void Session::auth_abort(int code, const char *enh, const std::string &text) {
 
 void Session::auth_forget() {
   auth_step_ = AuthStep::none;
+  if (!auth_) return;
   auth_wipe();
-  if (auth_user_)
+  if (auth_->user)
     log::format(log::info, id_, "", "auth: user=<%s> forgotten at STARTTLS",
-                log::printable(*auth_user_).c_str());
-  auth_user_.reset();
-  auth_mech_.clear();
+                log::printable(*auth_->user).c_str());
+  auth_->user.reset();
+  auth_->mech.clear();
   if (auth_set_relay_) relay_client_ = false;
   auth_set_relay_ = false;
 }
@@ -61,7 +63,8 @@ void Session::auth_forget() {
 void Session::cmd_auth(const Command &c) {
   // dispatch() sends AUTH here only where it is usable (else it is an unrecognized command)
   // and only once greeted, outside a transaction (the command table's 503s).
-  if (auth_user_) return reply_error(503, "5.5.1", "Already authenticated");
+  if (!auth_) auth_ = std::make_unique<AuthState>();
+  if (auth_->user) return reply_error(503, "5.5.1", "Already authenticated");
   if (!esmtp_) return reply_error(503, "5.5.1", "Error: send EHLO first");
   if (!conn_->tls() && !auth_plaintext_)
     return reply_error(538, "5.7.11", "Encryption required for requested authentication mechanism");
@@ -70,8 +73,8 @@ void Session::cmd_auth(const Command &c) {
   std::string mech = arg.substr(0, sp);
   std::string initial = sp == std::string::npos ? std::string() : arg.substr(sp + 1);
   WipeOnExit wipe_initial{initial};
-  if (mech.empty() || (sp != std::string::npos && (initial.empty() ||
-                                                   initial.find(' ') != std::string::npos)))
+  if (mech.empty() ||
+      (sp != std::string::npos && (initial.empty() || initial.find(' ') != std::string::npos)))
     return reply_error(501, "5.5.4", "Syntax: AUTH mechanism [initial-response]");
   std::transform(mech.begin(), mech.end(), mech.begin(), ::toupper);
   if (mech != "PLAIN" && mech != "LOGIN")
@@ -83,7 +86,7 @@ void Session::cmd_auth(const Command &c) {
                 peer_ip().c_str());
     return reply_error(454, "4.7.0", "Too many authentication failures, try again later");
   }
-  auth_try_mech_ = mech;
+  auth_->try_mech = mech;
   if (sp == std::string::npos) {  // no initial response: ask for it
     auth_step_ = mech == "PLAIN" ? AuthStep::plain : AuthStep::login_user;
     send(make_reply(334, "", mech == "PLAIN" ? "" : kUsernameChallenge));
@@ -98,7 +101,7 @@ void Session::cmd_auth(const Command &c) {
   // LOGIN with an initial response (not in any RFC, but common): it is the user name.
   if (!smtp::valid_sasl_user(decoded))
     return reply_error(501, "5.5.2", "Malformed authentication data");
-  auth_login_user_ = decoded;
+  auth_->login_user = decoded;
   auth_step_ = AuthStep::login_password;
   send(make_reply(334, "", kPasswordChallenge));
 }
@@ -120,15 +123,15 @@ void Session::auth_input(std::string line) {
     case AuthStep::login_user:
       if (!smtp::valid_sasl_user(decoded))
         return auth_abort(501, "5.5.2", "Malformed authentication data");
-      auth_login_user_ = decoded;
+      auth_->login_user = decoded;
       auth_step_ = AuthStep::login_password;
       return send(make_reply(334, "", kPasswordChallenge));
     case AuthStep::login_password: {
       auth_step_ = AuthStep::none;
       if (decoded.empty()) return auth_abort(501, "5.5.2", "Malformed authentication data");
-      std::string user = auth_login_user_;
-      smtp::wipe(auth_login_user_);
-      auth_password_.swap(decoded);
+      std::string user = auth_->login_user;
+      smtp::wipe(auth_->login_user);
+      auth_->password.swap(decoded);
       return auth_run(std::move(user), "");
     }
     case AuthStep::none:
@@ -145,7 +148,7 @@ void Session::auth_plain(std::string &decoded) {
     smtp::wipe(m);
     return auth_abort(501, "5.5.2", "Malformed authentication data");
   }
-  auth_password_.swap(m.passwd);
+  auth_->password.swap(m.passwd);
   std::string authzid = m.authzid == m.authcid ? std::string() : m.authzid;
   std::string user = m.authcid;
   smtp::wipe(m);
@@ -156,14 +159,14 @@ void Session::auth_run(std::string user, std::string authzid) {
   auth_step_ = AuthStep::none;
   auto params = std::make_shared<std::vector<smtp::EsmtpParam>>();
   if (!authzid.empty()) params->push_back(smtp::EsmtpParam{"AUTHZID", authzid});
-  std::string mech = auth_try_mech_;
+  std::string mech = auth_->try_mech;
   HookArgs a;
   a.arg = mech;
   a.address = user;
   a.params = params.get();
-  a.password = auth_password_.c_str();  // stable: auth_password_ is not touched until the verdict
+  a.password = auth_->password.c_str();  // stable: auth_->password is not touched until the verdict
   run_hook(UVS_HOOK_AUTH, std::move(a), [this, params, user, mech](HookResult r) {
-    smtp::wipe(auth_password_);
+    smtp::wipe(auth_->password);
     auth_verdict(r, user, mech);
   });
 }
@@ -176,8 +179,8 @@ void Session::auth_verdict(const HookResult &r, const std::string &user, const s
     return (void)apply(decide(UVS_HOOK_AUTH, r));
   }
   if (r.verdict == UVS_OK) {
-    auth_user_ = user;
-    auth_mech_ = mech;
+    auth_->user = user;
+    auth_->mech = mech;
     if (auth_relay_ && !relay_client_) {
       relay_client_ = true;
       auth_set_relay_ = true;
@@ -195,7 +198,7 @@ void Session::auth_verdict(const HookResult &r, const std::string &user, const s
       if (ctx_.auth_lockout)
         ctx_.auth_lockout->record_failure(peer_ip(), uv_now(ctx_.loop),
                                           static_cast<uint64_t>(cfg_.auth_lockout_window * 1000));
-      ++auth_failures_;
+      ++auth_->failures;
       log::format(log::notice, id_, "", "%s failed (denied%s) client=%s", who.c_str(), by.c_str(),
                   peer_ip().c_str());
       return (void)apply(d);
@@ -215,32 +218,32 @@ void Session::auth_verdict(const HookResult &r, const std::string &user, const s
 
 void Session::auth_failure(Reply rep, const std::string &user, const std::string &mech,
                            const std::string &why) {
-  ++auth_failures_;
+  ++auth_->failures;
   if (ctx_.auth_lockout)
     ctx_.auth_lockout->record_failure(peer_ip(), uv_now(ctx_.loop),
                                       static_cast<uint64_t>(cfg_.auth_lockout_window * 1000));
   log::format(log::notice, id_, "", "auth: user=<%s> mechanism=%s failed (%s) client=%s",
               log::printable(user).c_str(), mech.c_str(), why.c_str(), peer_ip().c_str());
-  bool last = cfg_.auth_max_failures != 0 && auth_failures_ >= cfg_.auth_max_failures;
+  bool last = cfg_.auth_max_failures != 0 && auth_->failures >= cfg_.auth_max_failures;
   if (last) {
     log::format(log::notice, id_, "", "too many authentication failures (%u); closing",
-                auth_failures_);
+                auth_->failures);
     rep = make_reply(421, "4.7.0", cfg_.hostname + " Too many authentication failures");
   }
   // The n-th failure is answered after base * 2^(n-1) seconds (at most 8): on a timer, so the
   // loop serves everyone else meanwhile; the session reads nothing until the reply is out.
-  double delay = std::min(kMaxFailureDelay,
-                          cfg_.auth_failure_delay * std::ldexp(1.0, static_cast<int>(std::min(
-                                                                         auth_failures_, 16u)) - 1));
+  double delay = std::min(
+      kMaxFailureDelay, cfg_.auth_failure_delay *
+                            std::ldexp(1.0, static_cast<int>(std::min(auth_->failures, 16u)) - 1));
   auto answer = [this, rep, last] {
     if (last) return close_after(rep);
     send(rep);
   };
   if (delay <= 0) return answer();
-  if (!auth_timer_) auth_timer_ = std::make_unique<Timer>(ctx_.loop);
+  if (!auth_->timer) auth_->timer = std::make_unique<Timer>(ctx_.loop);
   auth_delaying_ = true;
   update_reading();
-  auth_timer_->start(static_cast<uint64_t>(delay * 1000), [this, answer] {
+  auth_->timer->start(static_cast<uint64_t>(delay * 1000), [this, answer] {
     auth_delaying_ = false;
     if (ending()) return;
     answer();

@@ -197,7 +197,7 @@ void Session::cmd_mail(const Command &c) {
   const std::string &arg = c.arg;
   if (require_tls_ && !conn_->tls())
     return reply_error(530, "5.7.0", "Must issue a STARTTLS command first");
-  if (auth_mode_ == AuthMode::required && !auth_user_)
+  if (auth_mode_ == AuthMode::required && !authenticated())
     return reply_error(530, "5.7.0", "Authentication required");
   smtp::PathParse p = smtp::parse_mail_arg(arg);
   if (!p.ok) return reply_error(p.code, p.enhanced.c_str(), p.message);

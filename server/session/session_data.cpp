@@ -44,10 +44,10 @@ std::string Session::received_header() const {
   std::string proto = txn_.smtputf8() ? "UTF8SMTP" : esmtp_ ? "ESMTP" : "SMTP";
   if (t && proto != "SMTP") proto += "S";
   std::string auth_comment;
-  if (auth_user_) {  // RFC 3848 ESMTPA/ESMTPSA, RFC 6531 UTF8SMTPA/UTF8SMTPSA; Postfix's comment
+  if (authenticated()) {  // RFC 3848 ESMTPA/ESMTPSA, RFC 6531 UTF8SMTPA/UTF8SMTPSA
     if (proto != "SMTP") proto += "A";
     std::string user;
-    for (char ch : log::printable(*auth_user_, 255)) {
+    for (char ch : log::printable(*auth_->user, 255)) {
       if (ch == '(' || ch == ')' || ch == '\\') user += '\\';  // RFC 5322 quoted-pair
       user += ch;
     }

@@ -477,9 +477,11 @@ TEST_CASE("cli: --print-config prints every key; its output is a valid uvsmtpd.t
   CHECK(has(p.output, "\nmin_protocol = \"TLSv1.3\"\n"));
   CHECK(has(p.output, "\nsession_tickets = false\n"));
   CHECK(has(p.output, "\nsni = []\n"));
+  CHECK(has(p.output, "\n[auth]\nmax_failures = 3\nfailure_delay = 1\nlockout_failures = 10\n"
+                      "lockout_window = 600\n"));
   CHECK(has(p.output,
             "listen = [{ address = \"[::1]:2600\", sync_check = false, tls = \"none\", "
-            "require_tls = false }]\n"));
+            "require_tls = false, auth = \"optional\", auth_plaintext = false, auth_relay = true }]\n"));
   CHECK(has(p.output, "spool_dir = \"" + dir + "/spool\"\n"));
   CHECK(has(p.output, "max_recipients = 1000\n"));  // a default
   // Every key of the shipped conf/uvsmtpd.toml, in its section.
@@ -499,14 +501,14 @@ TEST_CASE("cli: --print-config prints every key; its output is a valid uvsmtpd.t
                              "--no-sync-check", "--plugin-dir", "/x"});
   CHECK(has(o.output,
             "listen = [{ address = \"127.0.0.1:7\", sync_check = false, tls = \"starttls\", "
-            "require_tls = false }]\n"));
+            "require_tls = false, auth = \"optional\", auth_plaintext = false, auth_relay = true }]\n"));
   CHECK(has(o.output, "plugin_dir = \"/x\"\n"));
   // --print-defaults: the built-in defaults, also a valid file.
   RunResult d = run_uvsmtpd({"--print-defaults"});
   REQUIRE(d.status == 0);
   CHECK(has(d.output,
             "listen = [{ address = \"127.0.0.1:2525\", sync_check = true, tls = \"starttls\", "
-            "require_tls = false }]\n"));
+            "require_tls = false, auth = \"optional\", auth_plaintext = false, auth_relay = true }]\n"));
   CHECK(has(d.output, "spool_dir = \"var/spool\"\n"));
   CHECK(has(d.output, "require_queue_plugin = false\n"));
   for (const auto &k : shipped)

@@ -37,7 +37,7 @@ TEST_CASE("sasl: base64 round trip and strictness (RFC 4648)") {
   CHECK(smtp::base64_encode("Username:") == "VXNlcm5hbWU6");
   CHECK(smtp::base64_encode("Password:") == "UGFzc3dvcmQ6");
   for (const char *bad : {"a", "abc", "ab=c", "a===", "=abc", "YW Jj", "YWJj\r", "YW*j",
-                          "YQ==YQ==", "YR==", "YWI="  /* 'ab' is YWI=: valid, see below */}) {
+                          "YQ==YQ==", "YR==", "YWI=" /* 'ab' is YWI=: valid, see below */}) {
     CAPTURE(bad);
     if (std::string(bad) == "YWI=") {
       CHECK(smtp::base64_decode(bad, out));
@@ -80,8 +80,8 @@ TEST_CASE("auth lockout: failures per IP in a sliding window") {
   CHECK_FALSE(l.locked("192.0.2.1", 200, 3, 1000));
   l.record_failure("192.0.2.1", 200, 1000);
   CHECK(l.locked("192.0.2.1", 300, 3, 1000));
-  CHECK_FALSE(l.locked("192.0.2.2", 300, 3, 1000));  // per IP
-  CHECK_FALSE(l.locked("192.0.2.1", 300, 0, 1000));  // 0: no lockout
+  CHECK_FALSE(l.locked("192.0.2.2", 300, 3, 1000));   // per IP
+  CHECK_FALSE(l.locked("192.0.2.1", 300, 0, 1000));   // 0: no lockout
   CHECK_FALSE(l.locked("192.0.2.1", 1000, 3, 1000));  // the first failure left the window
   CHECK_FALSE(l.locked("192.0.2.1", 1300, 3, 1000));
   CHECK(l.tracked() == 0);  // all expired: forgotten
@@ -117,9 +117,8 @@ TEST_CASE("settings: listener auth keys and the [auth] table") {
   e = load_err("[[listen]]\naddress = \"127.0.0.1:25\"\ntls = \"none\"\nauth = \"required\"\n");
   CHECK_MESSAGE(e.rfind(":4: 'listen.auth' is \"required\" but 'tls' is \"none\"", 0) == 0, e);
   e = load_err("[[listen]]\naddress = \"127.0.0.1:25\"\nauth = \"required\"\n");
-  CHECK_MESSAGE(e.rfind(":3: 'listen.auth' is \"required\" but 'tls.certificate' is not set",
-                        0) == 0,
-                e);
+  CHECK_MESSAGE(
+      e.rfind(":3: 'listen.auth' is \"required\" but 'tls.certificate' is not set", 0) == 0, e);
   CHECK(load_err("\n[auth]\nfailure_delay = 61\n") ==
         ":3: 'auth.failure_delay' must be a number of seconds from 0 to 60");
   CHECK(load_err("[auth]\nmax_failures = -1\n") == ":2: 'auth.max_failures' must not be negative");
