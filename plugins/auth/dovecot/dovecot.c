@@ -7,7 +7,7 @@
  * session has both strings) and hands it to the connection. Dovecot's OK → OK (235), FAIL → DENY
  * (535), FAIL with the temp flag → DENYSOFT (454); no answer within the timeout, or Dovecot down
  * → DENYSOFT (454). The password is only in the AUTH line, which is wiped once written; neither it
- * nor the line is ever logged. docs/plugins/auth_dovecot.md has the details.
+ * nor the line is ever logged. docs/plugins/auth-dovecot.md has the details.
  */
 #define _DEFAULT_SOURCE
 #include <errno.h>
