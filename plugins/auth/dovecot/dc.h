@@ -22,7 +22,8 @@ typedef struct dc_req {
   char *line; /* the AUTH line (holds the password in base64): wiped once written */
   size_t len;
   int sent;
-  uint64_t sent_at; /* uv_now() when written */
+  uint64_t created_at; /* uv_now() when the hook ran */
+  uint64_t sent_at;    /* uv_now() when written */
   char user[128];   /* for logs */
   char sid[64];     /* session id, for logs without a call */
   struct dc_req *prev, *next;
