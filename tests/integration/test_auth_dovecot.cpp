@@ -496,6 +496,20 @@ TEST_CASE("sender_login: sessions without AUTH are not affected") {
   CHECK_STARTS(anon->cmd("MAIL FROM:<someone@elsewhere.test>"), "250");
 }
 
+TEST_CASE("sender_login: a reload (SIGHUP) reads the map again") {
+  RealDovecot rd;
+  Server s(sl_opts(rd.d.socket_path()));
+  auto ports = start_ports(s, 2);
+  {
+    auto alice = session(ports[1], "alice", kAlicePw);
+    CHECK_STARTS(alice->cmd("MAIL FROM:<alice@elsewhere.test>"), "553 5.7.1");
+  }
+  spit(s.conf_dir() + "/sender_logins", std::string(kSenderMap) + "@elsewhere.test  alice\n");
+  REQUIRE(s.reload_toml("max_failures = 100", "max_failures = 50"));
+  auto alice = session(ports[1], "alice", kAlicePw);
+  CHECK_STARTS(alice->cmd("MAIL FROM:<alice@elsewhere.test>"), "250");
+}
+
 TEST_CASE("sender_login: map errors stop the server with file and line") {
   struct Bad {
     std::string map, want;
