@@ -269,6 +269,11 @@ FakeAuthServer::FakeAuthServer(const std::string &path, const std::string &hands
           continue;
         }
         it->in.append(buf, static_cast<size_t>(n));
+        if (st_->answer == "{close}" && it->in.find("AUTH\t") != std::string::npos) {
+          close(it->fd);
+          conns.erase(it);
+          continue;
+        }
         for (size_t nl; (nl = it->in.find('\n')) != std::string::npos; it->in.erase(0, nl + 1)) {
           std::string line = it->in.substr(0, nl);
           if (st_->answer.empty() || line.rfind("AUTH\t", 0) != 0) continue;

@@ -48,8 +48,8 @@ std::string dovecot_binary();
 
 // A fake Dovecot auth socket on its own thread, until destroyed: accepts connections, sends
 // `handshake` to each (nothing if ""), and answers each "AUTH\t<id>\t..." line with `answer`, its
-// "{id}" replaced by the request's id (no answer if ""). So "" and "" is a socket that accepts
-// and never answers.
+// "{id}" replaced by the request's id (no answer if ""; "{close}": close the connection instead).
+// So "" and "" is a socket that accepts and never answers.
 class FakeAuthServer {
  public:
   explicit FakeAuthServer(const std::string &path, const std::string &handshake = "",

@@ -193,6 +193,30 @@ TEST_CASE("auth-dovecot: Dovecot stopped mid-run gives 454 and the server keeps 
   CHECK(s.count_log("auth/dovecot: connected to") == 2);
 }
 
+TEST_CASE("auth-dovecot: Dovecot stopped while answering: 454 at once, not after the timeout") {
+  // users the passwd-file does not know go to a checkpassword program that takes 4 seconds
+  TempDir tmp;
+  spit(tmp.path + "/slow.sh", "#!/bin/sh\nsleep 4\nexit 1\n");
+  chmod((tmp.path + "/slow.sh").c_str(), 0755);
+  chmod(tmp.path.c_str(), 0755);
+  RealDovecot rd("passdb {\n  driver = checkpassword\n  args = " + tmp.path + "/slow.sh\n}\n");
+  Server s(opts(rd.d.socket_path(), "8000"));
+  auto ports = start_ports(s, 2);
+  Client c(ports[1]);
+  c.reply();
+  c.cmd("EHLO client.test");
+  c.line("AUTH PLAIN " + plain("slowuser", "x"));
+  REQUIRE(s.wait_log("asking Dovecot (request 1)"));
+  usleep(300000);
+  double t0 = now();
+  REQUIRE(rd.d.stop());
+  CHECK_STARTS(c.reply(10), "454 4.7.0 Temporary authentication failure");
+  CHECK(now() - t0 < 3);
+  // Dovecot answers a temporary failure as it goes (its checkpassword child was stopped), or
+  // just closes: either way the session is answered now
+  CHECK(s.wait_log("Dovecot closed the connection"));
+}
+
 TEST_CASE("auth-dovecot: a missing socket gives 454 at once") {
   TempDir tmp;
   Server s(opts(tmp.path + "/no-such-socket"));
@@ -321,6 +345,17 @@ TEST_CASE("auth-dovecot: odd answers from a fake Dovecot") {
     auto ports = start_ports(s, 2);
     CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "535 5.7.8");
     CHECK(s.wait_log("ignoring an answer to request 999"));
+  }
+  SUBCASE("the connection closes with a request in flight: 454 at once, then a new connection") {
+    FakeAuthServer f(path, kDovecotHandshake, "{close}");
+    Server s(opts(path));
+    auto ports = start_ports(s, 2);
+    double t0 = now();
+    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
+    CHECK(now() - t0 < 2);
+    CHECK(s.wait_log("Dovecot closed the connection (1 authentication answered 454)"));
+    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
+    CHECK(f.accepted() == 2);
   }
   SUBCASE("a handshake, then silence: 454 after the timeout, then a new connection") {
     FakeAuthServer f(path, kDovecotHandshake, "");
