@@ -113,7 +113,9 @@ bool Server::listen(std::string &err) {
                      (l.tls == "implicit"                                ? " (implicit TLS)"
                       : l.tls == "starttls" && gen_->settings.tls.enabled() ? " (STARTTLS)"
                                                                             : "") +
-                     (l.require_tls ? " (TLS required)" : ""));
+                     (l.require_tls ? " (TLS required)" : "") +
+                     (l.auth == "required" ? " (AUTH required)" : "") +
+                     (l.auth != "off" && l.auth_plaintext ? " (AUTH before TLS)" : ""));
   }
   return true;
 }

@@ -131,7 +131,7 @@ void Session::auth_input(std::string line) {
       if (decoded.empty()) return auth_abort(501, "5.5.2", "Malformed authentication data");
       std::string user = auth_->login_user;
       smtp::wipe(auth_->login_user);
-      auth_->password.swap(decoded);
+      auth_->password.assign(decoded);  // a copy (decoded is wiped on return), no temporary
       return auth_run(std::move(user), "");
     }
     case AuthStep::none:
@@ -148,7 +148,7 @@ void Session::auth_plain(std::string &decoded) {
     smtp::wipe(m);
     return auth_abort(501, "5.5.2", "Malformed authentication data");
   }
-  auth_->password.swap(m.passwd);
+  auth_->password.assign(m.passwd);  // m is wiped below
   std::string authzid = m.authzid == m.authcid ? std::string() : m.authzid;
   std::string user = m.authcid;
   smtp::wipe(m);

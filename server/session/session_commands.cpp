@@ -8,6 +8,7 @@
 
 #include "log/log.hpp"
 #include "session/session.hpp"
+#include "smtp/sasl.hpp"
 #include "uvs_build_config.h"
 
 namespace uvs {
@@ -123,6 +124,10 @@ void Session::dispatch(std::string line) {
     (this->*spec.handler)(Command{spec, cmd.verb, cmd.arg, line});
   }
   sync_recheck_ = false;
+  if (v == "auth") {  // an initial response carries credentials: no copy outlives the command
+    smtp::wipe(cmd.arg);
+    smtp::wipe(line);
+  }
 }
 
 std::string Session::ehlo_lines_head() const {

@@ -267,6 +267,7 @@ TEST_CASE("auth: PLAIN with and without an initial response, LOGIN, authzid reac
 
 TEST_CASE("auth: the exchange's error replies") {
   Setup st;
+  st.top = "max_errors = 0\n";  // this session collects more refusals than the default 20
   st.auth = "failure_delay = 0\nmax_failures = 0\nlockout_failures = 0\n";
   Server s(opts(st));
   auto ports = start_ports(s, 1);
@@ -322,6 +323,12 @@ TEST_CASE("auth: the exchange's error replies") {
   CHECK(c.cmd("AUTH PLAIN " + plain("alice", "s3cret")) == kOk);
   CHECK(c.cmd("AUTH PLAIN " + plain("alice", "s3cret")) == "503 5.5.1 Already authenticated");
   CHECK(c.cmd("AUTH LOGIN") == "503 5.5.1 Already authenticated");
+  // a new EHLO keeps the authentication (and still lists AUTH, RFC 4954)
+  std::string e = c.cmd("EHLO client.example");
+  CHECK(has_line(e, "AUTH PLAIN LOGIN"));
+  CHECK(c.cmd("AUTH PLAIN " + plain("alice", "s3cret")) == "503 5.5.1 Already authenticated");
+  CHECK(c.cmd("MAIL FROM:<a@client.example>").rfind("250", 0) == 0);
+  CHECK(s.wait_log("auth_static: mail auth_user=alice auth_mechanism=PLAIN"));
 }
 
 TEST_CASE("auth: failures are answered after a growing delay; max_failures ends with 421") {
@@ -338,7 +345,7 @@ TEST_CASE("auth: failures are answered after a growing delay; max_failures ends 
     std::string r = c.cmd("AUTH PLAIN " + plain("alice", "wrong" + std::to_string(i)), 5);
     double took = now() - t0;
     CHECK_MESSAGE(took >= expected[i] - 0.02, took);
-    CHECK_MESSAGE(took < expected[i] + 0.4, took);
+    CHECK_MESSAGE(took < expected[i] + 0.8, took);  // a loaded machine may be slow
     if (i < 2) {
       CHECK(r == kBad);
       // meanwhile other sessions are served at once
@@ -437,6 +444,10 @@ TEST_CASE("auth: auth = required: MAIL before AUTH gets 530") {
   CHECK(c.cmd("MAIL FROM:<a@client.example>") == "530 5.7.0 Authentication required");
   CHECK(c.cmd("AUTH PLAIN " + plain("alice", "s3cret")) == kOk);
   CHECK(c.cmd("MAIL FROM:<a@client.example>") == "250 2.1.0 <a@client.example>, sender OK");
+  CHECK(s.wait_log(" (AUTH required) (AUTH before TLS)"));  // the listening line
+  c.cmd("QUIT");
+  // the session summary counts AUTH like other commands (settled by the 235, not the 334)
+  CHECK(s.wait_log(" auth=1 "));
 }
 
 // ---- what AUTH gives -----------------------------------------------------------------------
@@ -523,7 +534,8 @@ TEST_CASE("auth: a pending auth plugin does not hold other sessions") {
   slow.line("AUTH PLAIN " + plain("slow", "slowpw42"));
   usleep(50000);
   for (int i = 0; i < 3; ++i) CHECK(other.cmd("NOOP") == "250 2.0.0 OK");
-  CHECK(now() - t0 < 0.18);
+  // the NOOPs were answered while the auth call was still pending
+  CHECK(slow.read_some(0).empty());
   CHECK(slow.reply(3) == kOk);
   CHECK(now() - t0 >= 0.19);
   // the password was still there for the pending call (read through pending_call)
