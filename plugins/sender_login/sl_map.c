@@ -8,7 +8,9 @@
 #include <string.h>
 #include <strings.h>
 
-static int is_blank_or_comma(char c) { return c == ' ' || c == '\t' || c == ','; }
+static int is_blank_or_comma(char c) {
+  return c == ' ' || c == '\t' || c == ',';
+}
 
 /* A key: "@domain" or "local@domain", printable ASCII or UTF-8, no blanks, no '<' '>'. */
 static int valid_key(const char *k, size_t n) {
@@ -44,10 +46,12 @@ static const char *intern(sl_map *m, const char *file) {
   return f[m->nfiles++];
 }
 
-int sl_map_add(sl_map *m, const char *line, const char *file, int lineno, char *err, size_t errcap) {
+int sl_map_add(sl_map *m, const char *line, const char *file, int lineno, char *err,
+               size_t errcap) {
   size_t kn = strcspn(line, " \t");
   if (!valid_key(line, kn)) {
-    snprintf(err, errcap, "'%.*s' is not an address (local@domain) or @domain", (int)(kn > 200 ? 200 : kn), line);
+    snprintf(err, errcap, "'%.*s' is not an address (local@domain) or @domain",
+             (int)(kn > 200 ? 200 : kn), line);
     return -1;
   }
   sl_entry e = {0};
@@ -119,8 +123,8 @@ int sl_map_finish(sl_map *m, char *err, size_t errcap) {
         a = b;
         b = t;
       }
-      snprintf(err, errcap, "%s:%d: '%.200s' is listed twice (first at %s:%d)", b->file, b->line, b->key,
-               a->file, a->line);
+      snprintf(err, errcap, "%s:%d: '%.200s' is listed twice (first at %s:%d)", b->file, b->line,
+               b->key, a->file, a->line);
       return -1;
     }
   }
@@ -133,8 +137,10 @@ static const sl_entry *find_key(const sl_map *m, const char *key) {
     size_t mid = lo + (hi - lo) / 2;
     int c = strcmp(m->e[mid].key, key);
     if (c == 0) return &m->e[mid];
-    if (c < 0) lo = mid + 1;
-    else hi = mid;
+    if (c < 0)
+      lo = mid + 1;
+    else
+      hi = mid;
   }
   return NULL;
 }

@@ -44,7 +44,9 @@ int try_connect(const std::string &path) {
   return rc;
 }
 
-void sleep_ms(int ms) { std::this_thread::sleep_for(std::chrono::milliseconds(ms)); }
+void sleep_ms(int ms) {
+  std::this_thread::sleep_for(std::chrono::milliseconds(ms));
+}
 
 }  // namespace
 
@@ -91,23 +93,43 @@ Dovecot::Dovecot(const std::vector<DovecotUser> &users, const std::string &extra
   // services that would chroot or change user do neither.
   std::string conf =
       "# written by tests/integration/dovecot_fixture.cpp\n"
-      "base_dir = " + dir_ + "/run\n"
-      "state_dir = " + dir_ + "/state\n"
-      "log_path = " + dir_ + "/dovecot.log\n"
-      "instance_name = uvs-test-" + dir_.substr(dir_.rfind('-') + 1) + "\n"
+      "base_dir = " +
+      dir_ +
+      "/run\n"
+      "state_dir = " +
+      dir_ +
+      "/state\n"
+      "log_path = " +
+      dir_ +
+      "/dovecot.log\n"
+      "instance_name = uvs-test-" +
+      dir_.substr(dir_.rfind('-') + 1) +
+      "\n"
       "protocols =\n"
       "ssl = no\n"
       "auth_mechanisms = plain login\n"
       "auth_failure_delay = 0\n"
-      "default_internal_user = " + user + "\n"
-      "default_internal_group = " + grp + "\n"
-      "default_login_user = " + user + "\n"
-      "passdb {\n  driver = passwd-file\n  args = " + dir_ + "/users\n}\n"
-      "userdb {\n  driver = passwd-file\n  args = " + dir_ + "/users\n}\n"
+      "default_internal_user = " +
+      user +
+      "\n"
+      "default_internal_group = " +
+      grp +
+      "\n"
+      "default_login_user = " +
+      user +
+      "\n"
+      "passdb {\n  driver = passwd-file\n  args = " +
+      dir_ +
+      "/users\n}\n"
+      "userdb {\n  driver = passwd-file\n  args = " +
+      dir_ +
+      "/users\n}\n"
       "service anvil {\n  chroot =\n}\n"
-      "service auth-worker {\n  user = " + user + "\n}\n"
-      "service auth {\n  unix_listener " + socket_path() + " {\n    mode = 0600\n    user = " + user +
-      "\n  }\n}\n" + extra;
+      "service auth-worker {\n  user = " +
+      user +
+      "\n}\n"
+      "service auth {\n  unix_listener " +
+      socket_path() + " {\n    mode = 0600\n    user = " + user + "\n  }\n}\n" + extra;
   spit(dir_ + "/dovecot.conf", conf);
   mkdir((dir_ + "/run").c_str(), 0755);
   mkdir((dir_ + "/state").c_str(), 0755);
@@ -235,7 +257,8 @@ FakeAuthServer::FakeAuthServer(const std::string &path, const std::string &hands
   sockaddr_un sa{};
   sa.sun_family = AF_UNIX;
   std::snprintf(sa.sun_path, sizeof sa.sun_path, "%s", path.c_str());
-  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0 || listen(fd, 64) != 0) {
+  if (fd < 0 || bind(fd, reinterpret_cast<sockaddr *>(&sa), sizeof sa) != 0 ||
+      listen(fd, 64) != 0) {
     if (fd >= 0) close(fd);
     return;
   }
@@ -260,7 +283,8 @@ FakeAuthServer::FakeAuthServer(const std::string &path, const std::string &hands
       }
       for (size_t i = 1; i < pfds.size(); i++) {
         if (!(pfds[i].revents & (POLLIN | POLLHUP | POLLERR))) continue;
-        auto it = std::find_if(conns.begin(), conns.end(), [&](const Conn &c) { return c.fd == pfds[i].fd; });
+        auto it = std::find_if(conns.begin(), conns.end(),
+                               [&](const Conn &c) { return c.fd == pfds[i].fd; });
         char buf[4096];
         ssize_t n = read(it->fd, buf, sizeof buf);
         if (n <= 0) {
@@ -296,6 +320,8 @@ FakeAuthServer::~FakeAuthServer() {
   delete st_;
 }
 
-int FakeAuthServer::accepted() const { return st_->accepted; }
+int FakeAuthServer::accepted() const {
+  return st_->accepted;
+}
 
 }  // namespace itest

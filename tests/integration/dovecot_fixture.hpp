@@ -1,6 +1,6 @@
-// tests/integration/dovecot_fixture.hpp: a real Dovecot (only its auth service) for the auth/dovecot
-// tests: a minimal dovecot.conf in a temp dir, `dovecot -c <conf> -F` as a child process, its
-// auth-client socket, stop and restart by PID. Works as root and as an ordinary user.
+// tests/integration/dovecot_fixture.hpp: a real Dovecot (only its auth service) for the
+// auth/dovecot tests: a minimal dovecot.conf in a temp dir, `dovecot -c <conf> -F` as a child
+// process, its auth-client socket, stop and restart by PID. Works as root and as an ordinary user.
 #pragma once
 #include <string>
 #include <sys/types.h>

@@ -1,9 +1,10 @@
-// tests/integration/test_auth_dovecot.cpp: SMTP AUTH against a real Dovecot through the auth/dovecot
-// plugin (Dovecot started by the test, dovecot_fixture.hpp): good and wrong passwords, TLS and the
-// `secured` flag, Dovecot stopped and restarted (reconnect), a socket that never answers (timeout,
-// the loop stays free), temporary failures, passwords kept out of the log, swaks --auth PLAIN and
-// LOGIN over STARTTLS, and the plugin's argument errors. Also the sender_login plugin with AUTH
-// users from the same Dovecot. Cases are named "auth-dovecot: ..." and "sender_login: ...".
+// tests/integration/test_auth_dovecot.cpp: SMTP AUTH against a real Dovecot through the
+// auth/dovecot plugin (Dovecot started by the test, dovecot_fixture.hpp): good and wrong passwords,
+// TLS and the `secured` flag, Dovecot stopped and restarted (reconnect), a socket that never
+// answers (timeout, the loop stays free), temporary failures, passwords kept out of the log, swaks
+// --auth PLAIN and LOGIN over STARTTLS, and the plugin's argument errors. Also the sender_login
+// plugin with AUTH users from the same Dovecot. Cases are named "auth-dovecot: ..." and
+// "sender_login: ...".
 #include <doctest/doctest.h>
 
 #include <cstdio>
@@ -48,7 +49,8 @@ std::string plain(const std::string &user, const std::string &pw, const std::str
 }
 
 std::vector<DovecotUser> users() {
-  return {{"alice", kAlicePw, true}, {"bob", kBobPw, false}, {"carol@example.org", "carol-pw", true}};
+  return {
+      {"alice", kAlicePw, true}, {"bob", kBobPw, false}, {"carol@example.org", "carol-pw", true}};
 }
 
 // A started Dovecot (REQUIREd: the test fails, never skips, when dovecot is missing).
@@ -64,8 +66,11 @@ std::string toml(const std::string &more = "") {
   const Certs &c = pki();
   return "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\n"
          "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"none\"\nauth_plaintext = true\n"
-         "[tls]\ncertificate = \"" + c.leaf.cert + "\"\nkey = \"" + c.leaf.key + "\"\n"
-         "[auth]\nfailure_delay = 0\nmax_failures = 100\nlockout_failures = 0\n" + more;
+         "[tls]\ncertificate = \"" +
+         c.leaf.cert + "\"\nkey = \"" + c.leaf.key +
+         "\"\n"
+         "[auth]\nfailure_delay = 0\nmax_failures = 100\nlockout_failures = 0\n" +
+         more;
 }
 
 Options opts(const std::string &sock, const std::string &timeout_ms = "",
@@ -79,19 +84,22 @@ Options opts(const std::string &sock, const std::string &timeout_ms = "",
 }
 
 // EHLO then AUTH PLAIN with an initial response on a plain client: the reply.
-std::string auth_plain(int port, const std::string &user, const std::string &pw, double timeout = 10) {
+std::string auth_plain(int port, const std::string &user, const std::string &pw,
+                       double timeout = 10) {
   Client c(port);
   c.reply();
   c.cmd("EHLO client.test");
   return c.cmd("AUTH PLAIN " + plain(user, pw), timeout);
 }
 
-bool starts(const std::string &reply, const std::string &prefix) { return reply.rfind(prefix, 0) == 0; }
+bool starts(const std::string &reply, const std::string &prefix) {
+  return reply.rfind(prefix, 0) == 0;
+}
 
 // The reply must start with prefix; on failure the reply and the server's log are shown.
-#define CHECK_STARTS(expr, prefix)                                              \
-  do {                                                                          \
-    std::string r_ = (expr);                                                    \
+#define CHECK_STARTS(expr, prefix)                                                               \
+  do {                                                                                           \
+    std::string r_ = (expr);                                                                     \
     CHECK_MESSAGE(starts(r_, prefix), (std::string("reply: ") + r_ + "\n--- log:\n" + s.log())); \
   } while (0)
 
@@ -100,10 +108,12 @@ bool starts(const std::string &reply, const std::string &prefix) { return reply.
 TEST_CASE("auth-dovecot: the fixture's Dovecot answers the protocol handshake") {
   RealDovecot rd;
   Dovecot &d = rd.d;
-  RunResult r = sh("printf 'VERSION\\t1\\t2\\nCPID\\t1\\n' | timeout 3 python3 -c \""
-                   "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
-                   "s.sendall(sys.stdin.buffer.read()); import time; time.sleep(0.5); "
-                   "print(s.recv(4096).decode())\" " + d.socket_path());
+  RunResult r =
+      sh("printf 'VERSION\\t1\\t2\\nCPID\\t1\\n' | timeout 3 python3 -c \""
+         "import socket,sys; s=socket.socket(socket.AF_UNIX); s.connect(sys.argv[1]); "
+         "s.sendall(sys.stdin.buffer.read()); import time; time.sleep(0.5); "
+         "print(s.recv(4096).decode())\" " +
+         d.socket_path());
   CHECK_MESSAGE(r.output.find("VERSION\t1\t") != std::string::npos, r.output);
   CHECK_MESSAGE(r.output.find("MECH\tPLAIN") != std::string::npos, r.output);
   CHECK_MESSAGE(r.output.find("DONE") != std::string::npos, r.output);
@@ -134,7 +144,9 @@ TEST_CASE("auth-dovecot: a good password gets 235, a wrong one 535, an unknown u
   CHECK(s.count_log("auth/dovecot: connected to") == 1);
 }
 
-TEST_CASE("auth-dovecot: the request carries service, lip/rip and ports, the session id, and `secured` only with TLS") {
+TEST_CASE(
+    "auth-dovecot: the request carries service, lip/rip and ports, the session id, and `secured` "
+    "only with TLS") {
   RealDovecot rd("auth_debug = yes\n");  // Dovecot logs each request it gets, resp= hidden
   Server s(opts(rd.d.socket_path()));
   auto ports = start_ports(s, 2);
@@ -152,7 +164,9 @@ TEST_CASE("auth-dovecot: the request carries service, lip/rip and ports, the ses
     if (lines.size() >= 2) break;
   }
   REQUIRE_MESSAGE(lines.size() == 2, rd.d.log());
-  std::string pre = "client in: AUTH\t1\tPLAIN\tservice=smtp\tnologin\tno-penalty\tlip=127.0.0.1\trip=127.0.0.1\tlport=";
+  std::string pre =
+      "client in: "
+      "AUTH\t1\tPLAIN\tservice=smtp\tnologin\tno-penalty\tlip=127.0.0.1\trip=127.0.0.1\tlport=";
   CHECK_MESSAGE(lines[0].rfind(pre + std::to_string(ports[0]) + "\trport=", 0) == 0, lines[0]);
   CHECK_MESSAGE(lines[0].find("\tsecured\tsession=") != std::string::npos, lines[0]);
   CHECK_MESSAGE(lines[0].find("\tresp=<hidden>") != std::string::npos, lines[0]);
@@ -165,7 +179,9 @@ TEST_CASE("auth-dovecot: the request carries service, lip/rip and ports, the ses
   CHECK(s.wait_log("[" + sid + "] auth/dovecot: user=<alice>: Dovecot says OK"));
 }
 
-TEST_CASE("auth-dovecot: Dovecot stopped mid-run gives 454 and the server keeps running; restarted, 235 again") {
+TEST_CASE(
+    "auth-dovecot: Dovecot stopped mid-run gives 454 and the server keeps running; restarted, 235 "
+    "again") {
   RealDovecot rd;
   Server s(opts(rd.d.socket_path()));
   auto ports = start_ports(s, 2);
@@ -173,7 +189,8 @@ TEST_CASE("auth-dovecot: Dovecot stopped mid-run gives 454 and the server keeps 
   REQUIRE(rd.d.stop());
   // the open connection breaks; the next AUTH cannot connect
   double t0 = now();
-  CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0 Temporary authentication failure");
+  CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw),
+               "454 4.7.0 Temporary authentication failure");
   CHECK(now() - t0 < 3);
   CHECK(s.wait_log("cannot connect"));
   // one warning per failed attempt, with the socket's path
@@ -227,7 +244,9 @@ TEST_CASE("auth-dovecot: a missing socket gives 454 at once") {
   CHECK(s.wait_log("no-such-socket: cannot connect: no such file or directory"));
 }
 
-TEST_CASE("auth-dovecot: a socket that never answers gives 454 after the timeout; other sessions stay fast") {
+TEST_CASE(
+    "auth-dovecot: a socket that never answers gives 454 after the timeout; other sessions stay "
+    "fast") {
   TempDir tmp;
   std::string path = tmp.path + "/silent";
   FakeAuthServer silent(path);  // accepts, never answers
@@ -292,8 +311,9 @@ TEST_CASE("auth-dovecot: many sessions at once share the connection and each get
   // all requests out before the first answer: wrong passwords (answered after Dovecot's
   // failure handling) interleave with good ones
   for (int i = 0; i < 24; i++)
-    cs[i]->line("AUTH PLAIN " + (i % 3 == 0 ? plain("alice", "wrong" + std::to_string(i))
-                                             : i % 3 == 1 ? plain("alice", kAlicePw) : plain("bob", kBobPw)));
+    cs[i]->line("AUTH PLAIN " + (i % 3 == 0   ? plain("alice", "wrong" + std::to_string(i))
+                                 : i % 3 == 1 ? plain("alice", kAlicePw)
+                                              : plain("bob", kBobPw)));
   for (int i = 0; i < 24; i++) {
     CAPTURE(i);
     CHECK_STARTS(cs[i]->reply(10), i % 3 == 0 ? "535 5.7.8" : "235 2.7.0");
@@ -305,14 +325,16 @@ TEST_CASE("auth-dovecot: odd answers from a fake Dovecot") {
   TempDir tmp;
   std::string path = tmp.path + "/auth";
   SUBCASE("FAIL with the temp flag (2.2 style) gives 454") {
-    FakeAuthServer f(path, kDovecotHandshake, "FAIL\t{id}\tuser=alice\ttemp\treason=Backend down\n");
+    FakeAuthServer f(path, kDovecotHandshake,
+                     "FAIL\t{id}\tuser=alice\ttemp\treason=Backend down\n");
     Server s(opts(path));
     auto ports = start_ports(s, 2);
     CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
     CHECK(s.wait_log("user=<alice>: Dovecot reports a temporary failure: Backend down"));
   }
   SUBCASE("FAIL with a reason gives 535 and logs the reason, made safe") {
-    FakeAuthServer f(path, kDovecotHandshake, "FAIL\t{id}\tuser=alice\treason=Password\001texpired\n");
+    FakeAuthServer f(path, kDovecotHandshake,
+                     "FAIL\t{id}\tuser=alice\treason=Password\001texpired\n");
     Server s(opts(path));
     auto ports = start_ports(s, 2);
     CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "535 5.7.8");
@@ -370,7 +392,9 @@ TEST_CASE("auth-dovecot: odd answers from a fake Dovecot") {
   }
 }
 
-TEST_CASE("auth-dovecot: the core's hook timeout before the plugin's: the stuck connection is dropped too") {
+TEST_CASE(
+    "auth-dovecot: the core's hook timeout before the plugin's: the stuck connection is dropped "
+    "too") {
   TempDir tmp;
   std::string path = tmp.path + "/auth";
   FakeAuthServer f(path, kDovecotHandshake, "");
@@ -416,7 +440,8 @@ TEST_CASE("auth-dovecot: passwords never reach the log, not even at debug") {
   std::string log = s.log();
   for (const std::string &secret :
        {std::string(kAlicePw), std::string("Wrong-Secret-9"), std::string(kBobPw), b64(kAlicePw),
-        b64(kBobPw), plain("alice", kAlicePw), plain("alice", "Wrong-Secret-9"), std::string("resp=")}) {
+        b64(kBobPw), plain("alice", kAlicePw), plain("alice", "Wrong-Secret-9"),
+        std::string("resp=")}) {
     CAPTURE(secret);
     CHECK(log.find(secret) == std::string::npos);
   }
@@ -430,9 +455,10 @@ TEST_CASE("auth-dovecot: swaks --auth PLAIN and LOGIN over --tls") {
                   "swaks cannot do TLS (apt-get install libnet-ssleay-perl)");
   for (const char *mech : {"PLAIN", "LOGIN"}) {
     CAPTURE(mech);
-    RunResult r = sh("swaks --server 127.0.0.1 --port " + std::to_string(ports[0]) +
-                     " --tls --auth " + mech + " --auth-user alice --auth-password '" + kAlicePw +
-                     "' --ehlo client.test --from alice@client.test --to u@example.test --timeout 10");
+    RunResult r =
+        sh("swaks --server 127.0.0.1 --port " + std::to_string(ports[0]) + " --tls --auth " + mech +
+           " --auth-user alice --auth-password '" + kAlicePw +
+           "' --ehlo client.test --from alice@client.test --to u@example.test --timeout 10");
     CHECK_MESSAGE(r.status == 0, r.output);
     CHECK_MESSAGE(r.output.find("235 2.7.0") != std::string::npos, r.output);
     CHECK_MESSAGE(r.output.find("<~  250 2.0.0") != std::string::npos, r.output);
@@ -460,7 +486,8 @@ TEST_CASE("auth-dovecot: bad arguments stop the server with the conf/plugins lin
     Options o;
     o.plugins = "# auth\n" + b.line + "\nverdict rcpt=OK queue=OK\n";
     std::string dir = make_tree(o);
-    RunResult r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
+    RunResult r = run_uvsmtpd(
+        {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
     remove_tree(dir);
     CHECK(r.status != 0);
     CHECK_MESSAGE(r.output.find("plugins:2:") != std::string::npos, r.output);
@@ -505,7 +532,8 @@ TEST_CASE("sender_login: an authenticated user may send as the addresses it owns
   CHECK_STARTS(alice->cmd("MAIL FROM:<Sales@EXAMPLE.org>"), "250");  // shared, case-insensitive
   CHECK_STARTS(alice->cmd("RSET"), "250");
   // another's address
-  CHECK(alice->cmd("MAIL FROM:<x@example.net>") == "553 5.7.1 Sender address rejected: not owned by user alice");
+  CHECK(alice->cmd("MAIL FROM:<x@example.net>") ==
+        "553 5.7.1 Sender address rejected: not owned by user alice");
   // an address the map does not list (Postfix's reject_sender_login_mismatch)
   CHECK(alice->cmd("MAIL FROM:<alice@elsewhere.test>") ==
         "553 5.7.1 Sender address rejected: not owned by user alice");
@@ -516,9 +544,14 @@ TEST_CASE("sender_login: an authenticated user may send as the addresses it owns
   CHECK_STARTS(bob->cmd("RSET"), "250");
   CHECK_STARTS(bob->cmd("MAIL FROM:<sales@example.org>"), "250");
   CHECK_STARTS(bob->cmd("RSET"), "250");
-  CHECK(bob->cmd("MAIL FROM:<alice@example.org>") == "553 5.7.1 Sender address rejected: not owned by user bob");
-  CHECK(s.wait_log("sender_login: user bob may not send as <alice@example.org>: the address belongs to other logins"));
-  CHECK(s.wait_log("sender_login: user alice may not send as <alice@elsewhere.test>: the address is not in the map"));
+  CHECK(bob->cmd("MAIL FROM:<alice@example.org>") ==
+        "553 5.7.1 Sender address rejected: not owned by user bob");
+  CHECK(
+      s.wait_log("sender_login: user bob may not send as <alice@example.org>: the address belongs "
+                 "to other logins"));
+  CHECK(
+      s.wait_log("sender_login: user alice may not send as <alice@elsewhere.test>: the address is "
+                 "not in the map"));
 }
 
 TEST_CASE("sender_login: sessions without AUTH are not affected") {
@@ -550,9 +583,12 @@ TEST_CASE("sender_login: map errors stop the server with file and line") {
     std::string map, want;
   };
   for (const Bad &b : std::vector<Bad>{
-           {"# map\nalice@example.org\n", "sender_logins:2: no login names after 'alice@example.org'"},
-           {"alice  alice\n", "sender_logins:1: 'alice' is not an address (local@domain) or @domain"},
-           {"a@example.org alice # owner\n", "sender_logins:1: a '#' comment must start its own line"},
+           {"# map\nalice@example.org\n",
+            "sender_logins:2: no login names after 'alice@example.org'"},
+           {"alice  alice\n",
+            "sender_logins:1: 'alice' is not an address (local@domain) or @domain"},
+           {"a@example.org alice # owner\n",
+            "sender_logins:1: a '#' comment must start its own line"},
            {"a@example.org alice\n\nA@Example.org bob\n",
             "sender_logins:3: 'a@example.org' is listed twice (first at "},
        }) {
@@ -561,7 +597,8 @@ TEST_CASE("sender_login: map errors stop the server with file and line") {
     o.plugins = "sender_login sender_logins\nverdict rcpt=OK queue=OK\n";
     o.files = {{"sender_logins", b.map}};
     std::string dir = make_tree(o);
-    RunResult r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
+    RunResult r = run_uvsmtpd(
+        {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
     remove_tree(dir);
     CHECK(r.status != 0);
     CHECK_MESSAGE(r.output.find(b.want) != std::string::npos, r.output);
@@ -569,13 +606,15 @@ TEST_CASE("sender_login: map errors stop the server with file and line") {
   Options o;
   o.plugins = "sender_login\n";
   std::string dir = make_tree(o);
-  RunResult r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
+  RunResult r =
+      run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
   remove_tree(dir);
   CHECK_MESSAGE(r.output.find("usage: sender_login <map file>") != std::string::npos, r.output);
   o.plugins = "sender_login nothere\n";
   dir = make_tree(o);
   r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
   remove_tree(dir);
-  CHECK_MESSAGE(r.output.find("cannot read the map file 'nothere': No such file or directory") != std::string::npos,
+  CHECK_MESSAGE(r.output.find("cannot read the map file 'nothere': No such file or directory") !=
+                    std::string::npos,
                 r.output);
 }

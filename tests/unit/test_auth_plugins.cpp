@@ -1,5 +1,5 @@
-// tests/unit/test_auth_plugins.cpp: the pure parts of the AUTH plugins, without the server: Dovecot's
-// auth protocol lines (plugins/auth/dovecot/dc_proto.c) and the sender login map
+// tests/unit/test_auth_plugins.cpp: the pure parts of the AUTH plugins, without the server:
+// Dovecot's auth protocol lines (plugins/auth/dovecot/dc_proto.c) and the sender login map
 // (plugins/sender_login/sl_map.c). Built as its own binary (auth_plugins_tests).
 #include <doctest/doctest.h>
 
@@ -119,7 +119,8 @@ TEST_CASE("dovecot: the AUTH line") {
   a.secured = 1;
   a.session = "e1ef69f03b41";
   CHECK(auth_line(a) ==
-        "AUTH\t3\tPLAIN\tservice=smtp\tnologin\tno-penalty\tlip=127.0.0.1\trip=192.0.2.1\tlport=587\trport=40000"
+        "AUTH\t3\tPLAIN\tservice=smtp\tnologin\tno-penalty\tlip=127.0.0.1\trip=192.0.2.1\tlport="
+        "587\trport=40000"
         "\tsecured\tsession=e1ef69f03b41\tresp=" +
             b64(std::string("\0alice\0pw", 9)) + "\n");
   // no TLS: no `secured`; authzid first; empty and unsafe optional values left out
@@ -204,5 +205,6 @@ TEST_CASE("sender_login: a key listed twice names both places") {
   CHECK(m.add("a@example.org alice", 2) == "");
   CHECK(m.add("b@example.org bob", 3) == "");
   CHECK(m.add("A@example.org bob", 7) == "");
-  CHECK(m.finish() == "conf/sender_logins:7: 'a@example.org' is listed twice (first at conf/sender_logins:2)");
+  CHECK(m.finish() ==
+        "conf/sender_logins:7: 'a@example.org' is listed twice (first at conf/sender_logins:2)");
 }

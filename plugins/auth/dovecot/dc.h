@@ -24,8 +24,8 @@ typedef struct dc_req {
   int sent;
   uint64_t created_at; /* uv_now() when the hook ran */
   uint64_t sent_at;    /* uv_now() when written */
-  char user[128];   /* for logs */
-  char sid[64];     /* session id, for logs without a call */
+  char user[128];      /* for logs */
+  char sid[64];        /* session id, for logs without a call */
   struct dc_req *prev, *next;
 } dc_req;
 

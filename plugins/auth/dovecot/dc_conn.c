@@ -114,7 +114,8 @@ static void on_answer(dc_conn *c, const dc_line *l) {
   dc_req *r = find_sent(st, l->id);
   if (!r) {
     /* an answer to a request that timed out or was cancelled */
-    dc_api->log(st->self, NULL, UVS_LOG_DEBUG, "ignoring an answer to request %u (no longer waiting)", l->id);
+    dc_api->log(st->self, NULL, UVS_LOG_DEBUG,
+                "ignoring an answer to request %u (no longer waiting)", l->id);
     return;
   }
   uvs_call *call = dc_api->pending_call(r->p);
@@ -125,8 +126,9 @@ static void on_answer(dc_conn *c, const dc_line *l) {
       break;
     case DC_FAIL:
       if (l->temp) {
-        dc_api->log(st->self, call, UVS_LOG_NOTICE, "user=<%s>: Dovecot reports a temporary failure%s%s",
-                    r->user, l->reason[0] ? ": " : "", l->reason);
+        dc_api->log(st->self, call, UVS_LOG_NOTICE,
+                    "user=<%s>: Dovecot reports a temporary failure%s%s", r->user,
+                    l->reason[0] ? ": " : "", l->reason);
         dc_finish(r, UVS_DENYSOFT, 454, "4.7.0", "Temporary authentication failure");
       } else {
         dc_api->log(st->self, call, UVS_LOG_INFO, "user=<%s>: Dovecot says FAIL%s%s", r->user,
@@ -136,7 +138,8 @@ static void on_answer(dc_conn *c, const dc_line *l) {
       break;
     default: /* CONT: PLAIN with an initial response never needs one */
       dc_api->log(st->self, call, UVS_LOG_WARNING,
-                  "user=<%s>: Dovecot asked for more data (CONT) for PLAIN; answering 454", r->user);
+                  "user=<%s>: Dovecot asked for more data (CONT) for PLAIN; answering 454",
+                  r->user);
       dc_finish(r, UVS_DENYSOFT, 454, "4.7.0", "Temporary authentication failure");
       break;
   }
@@ -154,7 +157,8 @@ static int on_line(dc_conn *c, const char *line, size_t len) {
       case DC_VERSION:
         if (l.major != 1) {
           char why[128];
-          snprintf(why, sizeof why, "Dovecot speaks auth protocol %u.%u; this client speaks 1.x", l.major, l.minor);
+          snprintf(why, sizeof why, "Dovecot speaks auth protocol %u.%u; this client speaks 1.x",
+                   l.major, l.minor);
           dc_conn_fail(c, why);
           return -1;
         }
@@ -202,7 +206,8 @@ static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
       c->rcap = cap;
     }
   }
-  *buf = uv_buf_init(c->rbuf ? c->rbuf + c->rlen : NULL, (unsigned)(c->rbuf ? c->rcap - c->rlen : 0));
+  *buf =
+      uv_buf_init(c->rbuf ? c->rbuf + c->rlen : NULL, (unsigned)(c->rbuf ? c->rcap - c->rlen : 0));
 }
 
 static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
@@ -215,8 +220,10 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   if (n < 0) {
     char why[160];
-    if (n == UV_EOF) snprintf(why, sizeof why, "Dovecot closed the connection");
-    else snprintf(why, sizeof why, "read failed: %s", uv_strerror((int)n));
+    if (n == UV_EOF)
+      snprintf(why, sizeof why, "Dovecot closed the connection");
+    else
+      snprintf(why, sizeof why, "read failed: %s", uv_strerror((int)n));
     dc_conn_fail(c, why);
     return;
   }
@@ -258,7 +265,8 @@ static void on_handshake_timeout(uv_timer_t *t) {
   dc_conn *c = t->data;
   if (!c->st) return;
   char why[128];
-  snprintf(why, sizeof why, "no handshake from Dovecot within %llu ms", (unsigned long long)c->st->timeout_ms);
+  snprintf(why, sizeof why, "no handshake from Dovecot within %llu ms",
+           (unsigned long long)c->st->timeout_ms);
   dc_conn_fail(c, why);
 }
 
@@ -266,7 +274,8 @@ static void conn_open(dc_state *st) {
   dc_conn *c = calloc(1, sizeof *c);
   if (!c) {
     dc_api->log(st->self, NULL, UVS_LOG_ERR, "out of memory");
-    while (st->reqs) dc_finish(st->reqs, UVS_DENYSOFT, 454, "4.7.0", "Temporary authentication failure");
+    while (st->reqs)
+      dc_finish(st->reqs, UVS_DENYSOFT, 454, "4.7.0", "Temporary authentication failure");
     return;
   }
   c->st = st;
@@ -283,6 +292,8 @@ static void conn_open(dc_state *st) {
 }
 
 void dc_kick(dc_state *st) {
-  if (!st->conn) conn_open(st);
-  else if (st->conn->ready) send_waiting(st->conn);
+  if (!st->conn)
+    conn_open(st);
+  else if (st->conn->ready)
+    send_waiting(st->conn);
 }

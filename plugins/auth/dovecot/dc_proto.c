@@ -1,4 +1,5 @@
-/* plugins/auth/dovecot/dc_proto.c: Dovecot auth protocol lines: parsing the server's, building AUTH. */
+/* plugins/auth/dovecot/dc_proto.c: Dovecot auth protocol lines: parsing the server's, building
+ * AUTH. */
 #define _DEFAULT_SOURCE
 #include "dc_proto.h"
 
@@ -36,7 +37,10 @@ static void copy_field(char *dst, size_t cap, const char *s, size_t n) {
     unsigned char ch = (unsigned char)s[i];
     if (ch == 1 && i + 1 < n) {
       char e = s[++i];
-      ch = e == '1' ? 1 : e == 't' ? '\t' : (e == 'r' || e == 'n' || e == 'l' || e == '0') ? 0 : (unsigned char)e;
+      ch = e == '1'                                         ? 1
+           : e == 't'                                       ? '\t'
+           : (e == 'r' || e == 'n' || e == 'l' || e == '0') ? 0
+                                                            : (unsigned char)e;
     }
     dst[o++] = (ch < 0x20 || ch == 0x7f) ? '?' : (char)ch;
   }
@@ -96,14 +100,20 @@ int dc_parse(const char *line, size_t len, dc_line *out) {
     out->kind = DC_DONE;
     return 0;
   }
-  if (field_is(f[0], fl[0], "OK")) out->kind = DC_OK;
-  else if (field_is(f[0], fl[0], "FAIL")) out->kind = DC_FAIL;
-  else if (field_is(f[0], fl[0], "CONT")) out->kind = DC_CONT;
-  else return 0; /* DC_OTHER */
+  if (field_is(f[0], fl[0], "OK"))
+    out->kind = DC_OK;
+  else if (field_is(f[0], fl[0], "FAIL"))
+    out->kind = DC_FAIL;
+  else if (field_is(f[0], fl[0], "CONT"))
+    out->kind = DC_CONT;
+  else
+    return 0; /* DC_OTHER */
   if (nf < 2 || parse_uint(f[1], fl[1], &out->id)) return -1;
   for (size_t i = 2; i < nf; i++) {
-    if (field_is(f[i], fl[i], "temp")) out->temp = 1;
-    else if (field_is(f[i], fl[i], "code=temp_fail")) out->temp = 1;
+    if (field_is(f[i], fl[i], "temp"))
+      out->temp = 1;
+    else if (field_is(f[i], fl[i], "code=temp_fail"))
+      out->temp = 1;
     else if (field_has_prefix(f[i], fl[i], "user="))
       copy_field(out->user, sizeof out->user, f[i] + 5, fl[i] - 5);
     else if (field_has_prefix(f[i], fl[i], "reason="))
@@ -134,8 +144,10 @@ char *dc_auth_line(const dc_auth *r, size_t *len) {
   char head[512];
   int hn = snprintf(head, sizeof head, "AUTH\t%u\tPLAIN\tservice=%s\tnologin\tno-penalty", r->id,
                     plain_value(r->service) ? r->service : "smtp");
-  if (plain_value(r->lip) && strlen(r->lip) < 64) hn += snprintf(head + hn, sizeof head - (size_t)hn, "\tlip=%s", r->lip);
-  if (plain_value(r->rip) && strlen(r->rip) < 64) hn += snprintf(head + hn, sizeof head - (size_t)hn, "\trip=%s", r->rip);
+  if (plain_value(r->lip) && strlen(r->lip) < 64)
+    hn += snprintf(head + hn, sizeof head - (size_t)hn, "\tlip=%s", r->lip);
+  if (plain_value(r->rip) && strlen(r->rip) < 64)
+    hn += snprintf(head + hn, sizeof head - (size_t)hn, "\trip=%s", r->rip);
   if (r->lport > 0) hn += snprintf(head + hn, sizeof head - (size_t)hn, "\tlport=%d", r->lport);
   if (r->rport > 0) hn += snprintf(head + hn, sizeof head - (size_t)hn, "\trport=%d", r->rport);
   if (r->secured) hn += snprintf(head + hn, sizeof head - (size_t)hn, "\tsecured");

@@ -34,12 +34,12 @@ typedef enum dc_kind {
  * replaced by '?', cut to fit: they are for logs. */
 typedef struct dc_line {
   dc_kind kind;
-  unsigned major, minor;    /* VERSION */
-  char mech[64];            /* MECH: the mechanism's name */
-  unsigned id;              /* OK, FAIL, CONT: the request id */
-  int temp;                 /* FAIL: a temporary failure (flag `temp` or `code=temp_fail`) */
-  char user[256];           /* OK, FAIL: `user=` when given, else "" */
-  char reason[256];         /* FAIL: `reason=` when given, else "" */
+  unsigned major, minor; /* VERSION */
+  char mech[64];         /* MECH: the mechanism's name */
+  unsigned id;           /* OK, FAIL, CONT: the request id */
+  int temp;              /* FAIL: a temporary failure (flag `temp` or `code=temp_fail`) */
+  char user[256];        /* OK, FAIL: `user=` when given, else "" */
+  char reason[256];      /* FAIL: `reason=` when given, else "" */
 } dc_line;
 
 /* Parses one line (without its LF; a final CR is ignored). Returns 0, or -1 when a known
@@ -49,21 +49,22 @@ int dc_parse(const char *line, size_t len, dc_line *out);
 /* What an AUTH request carries. NULL or "" optional strings are left out. */
 typedef struct dc_auth {
   unsigned id;
-  const char *authzid;  /* PLAIN authorization identity, or NULL */
+  const char *authzid; /* PLAIN authorization identity, or NULL */
   const char *user;
   const char *password;
-  const char *service;  /* "smtp" */
+  const char *service; /* "smtp" */
   const char *lip, *rip;
-  int lport, rport;     /* 0: left out */
-  int secured;          /* the client's connection is TLS */
-  const char *session;  /* our session id, for Dovecot's logs */
+  int lport, rport;    /* 0: left out */
+  int secured;         /* the client's connection is TLS */
+  const char *session; /* our session id, for Dovecot's logs */
 } dc_auth;
 
 /* The AUTH line for r, LF-terminated, with `nologin` (we only check passwords) and `no-penalty`
  * (uvsmtpd's [auth] limits delay and lock out; Dovecot's own penalty would delay answers past
- * our timeout, turning wrong passwords into 454s that the limits do not count), in a new buffer (*len set): the caller wipes it
- * (explicit_bzero) and frees it, since it holds the password. NULL with errno = E2BIG when the
- * line would exceed DC_MAX_LINE, EINVAL for a NULL user or password, ENOMEM. */
+ * our timeout, turning wrong passwords into 454s that the limits do not count), in a new buffer
+ * (*len set): the caller wipes it (explicit_bzero) and frees it, since it holds the password. NULL
+ * with errno = E2BIG when the line would exceed DC_MAX_LINE, EINVAL for a NULL user or password,
+ * ENOMEM. */
 char *dc_auth_line(const dc_auth *r, size_t *len);
 
 /* Standard base64 (RFC 4648 section 4) of n bytes into out, which holds 4 * ((n + 2) / 3) + 1

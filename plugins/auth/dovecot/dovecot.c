@@ -26,10 +26,14 @@ const uvs_api *dc_api;
 
 static void unlink_req(dc_req *r) {
   dc_state *st = r->st;
-  if (r->prev) r->prev->next = r->next;
-  else st->reqs = r->next;
-  if (r->next) r->next->prev = r->prev;
-  else st->reqs_tail = r->prev;
+  if (r->prev)
+    r->prev->next = r->next;
+  else
+    st->reqs = r->next;
+  if (r->next)
+    r->next->prev = r->prev;
+  else
+    st->reqs_tail = r->prev;
   r->prev = r->next = NULL;
 }
 
@@ -71,7 +75,8 @@ static void on_cancel(uvs_pending *p, void *ud) {
   dc_req *r = ud;
   (void)p;
   /* the core answered already (hook timeout, session closed): a later answer is ignored */
-  api->log(r->st->self, NULL, UVS_LOG_DEBUG, "[%s] user=<%s>: the session no longer waits", r->sid, r->user);
+  api->log(r->st->self, NULL, UVS_LOG_DEBUG, "[%s] user=<%s>: the session no longer waits", r->sid,
+           r->user);
   give_up(r, "no answer from Dovecot before the hook timeout; reconnecting");
 }
 
@@ -108,7 +113,8 @@ static uvs_verdict on_auth(uvs_call *call, void *ud) {
     int e = errno;
     free(r);
     if (e == E2BIG) {
-      api->log(st->self, call, UVS_LOG_INFO, "user=<%s>: credentials too long for Dovecot's protocol", a.user);
+      api->log(st->self, call, UVS_LOG_INFO,
+               "user=<%s>: credentials too long for Dovecot's protocol", a.user);
       return UVS_DENY;
     }
     api->log(st->self, call, UVS_LOG_ERR, "cannot build the request: %s", strerror(e));
@@ -122,13 +128,15 @@ static uvs_verdict on_auth(uvs_call *call, void *ud) {
     return UVS_DENYSOFT;
   }
   r->prev = st->reqs_tail;
-  if (st->reqs_tail) st->reqs_tail->next = r;
-  else st->reqs = r;
+  if (st->reqs_tail)
+    st->reqs_tail->next = r;
+  else
+    st->reqs = r;
   st->reqs_tail = r;
   api->pending_timer(r->p, st->timeout_ms, on_timeout, r);
   api->pending_on_cancel(r->p, on_cancel, r);
-  api->log(st->self, call, UVS_LOG_DEBUG, "user=<%s> mechanism=%s: asking Dovecot (request %u)", r->user,
-           api->call_arg(call), r->id);
+  api->log(st->self, call, UVS_LOG_DEBUG, "user=<%s> mechanism=%s: asking Dovecot (request %u)",
+           r->user, api->call_arg(call), r->id);
   dc_kick(st); /* may complete r at once (nothing to connect to): applied after we return */
   return UVS_PENDING;
 }
@@ -162,7 +170,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     errno = 0;
     unsigned long long v = strtoull(s, &end, 10);
     if (errno || !end || *end || s[0] == '-' || s[0] == '\0' || v < 1 || v > 600000) {
-      api->set_errorf(self, "timeout_ms '%s' must be a whole number of milliseconds from 1 to 600000", s);
+      api->set_errorf(self,
+                      "timeout_ms '%s' must be a whole number of milliseconds from 1 to 600000", s);
       return -EINVAL;
     }
     timeout = v;
@@ -192,8 +201,8 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     return rc;
   }
   api->plugin_set_data(self, st);
-  api->log(self, NULL, UVS_LOG_INFO, "checking passwords with Dovecot at %s (timeout %llu ms)", path,
-           (unsigned long long)timeout);
+  api->log(self, NULL, UVS_LOG_INFO, "checking passwords with Dovecot at %s (timeout %llu ms)",
+           path, (unsigned long long)timeout);
   return 0;
 }
 
