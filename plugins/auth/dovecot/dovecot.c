@@ -2,12 +2,12 @@
  * lifetimes (timeout, cancel, answer). The socket side is dc_conn.c, the protocol dc_proto.c. */
 /*
  * conf/plugins: `auth/dovecot <socket path> [timeout_ms]` (default 5000). For every AUTH the hook
- * suspends the call, builds `AUTH <id> PLAIN service=smtp nologin lip= rip= lport= rport=
- * [secured] session= resp=<base64(authzid NUL user NUL password)>` (LOGIN is sent as PLAIN: the
- * session has both strings) and hands it to the connection. Dovecot's OK → OK (235), FAIL → DENY
- * (535), FAIL with the temp flag → DENYSOFT (454); no answer within the timeout, or Dovecot down
- * → DENYSOFT (454). The password is only in the AUTH line, which is wiped once written; neither it
- * nor the line is ever logged. docs/plugins/auth-dovecot.md has the details.
+ * suspends the call, builds `AUTH <id> PLAIN service=smtp nologin no-penalty lip= rip= lport=
+ * rport= [secured] session= resp=<base64(authzid NUL user NUL password)>` (LOGIN is sent as PLAIN:
+ * the session has both strings) and hands it to the connection. Dovecot's OK → OK (235), FAIL →
+ * DENY (535), FAIL with the temp flag → DENYSOFT (454); no answer within the timeout, or Dovecot
+ * down → DENYSOFT (454). The password is only in the AUTH line, which is wiped once written;
+ * neither it nor the line is ever logged. docs/plugins/auth-dovecot.md has the details.
  */
 #define _DEFAULT_SOURCE
 #include <errno.h>
@@ -111,14 +111,13 @@ static uvs_verdict on_auth(uvs_call *call, void *ud) {
   r->line = dc_auth_line(&a, &r->len);
   if (!r->line) {
     int e = errno;
-    free(r);
-    if (e == E2BIG) {
+    if (e == E2BIG)
       api->log(st->self, call, UVS_LOG_INFO,
-               "user=<%s>: credentials too long for Dovecot's protocol", a.user);
-      return UVS_DENY;
-    }
-    api->log(st->self, call, UVS_LOG_ERR, "cannot build the request: %s", strerror(e));
-    return UVS_DENYSOFT;
+               "user=<%s>: credentials too long for Dovecot's protocol", r->user);
+    else
+      api->log(st->self, call, UVS_LOG_ERR, "cannot build the request: %s", strerror(e));
+    free(r);
+    return e == E2BIG ? UVS_DENY : UVS_DENYSOFT;
   }
   r->p = api->suspend(call);
   if (!r->p) {
