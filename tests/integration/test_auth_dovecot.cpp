@@ -447,6 +447,49 @@ TEST_CASE("auth-dovecot: passwords never reach the log, not even at debug") {
   }
 }
 
+TEST_CASE(
+    "auth-dovecot: submission end to end: smtplib login() over SMTP_SSL and starttls(), relay "
+    "after AUTH") {
+  // The setup docs/auth.md describes: implicit TLS (465) and STARTTLS (587) listeners with
+  // auth = "required", Dovecot checking the passwords, rcpt_ok letting authenticated users relay.
+  RealDovecot rd;
+  const Certs &c = pki();
+  Options o;
+  o.cli_listen = false;
+  o.toml =
+      "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"implicit\"\nauth = \"required\"\n"
+      "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"starttls\"\nauth = \"required\"\n"
+      "[tls]\ncertificate = \"" +
+      c.leaf.cert + "\"\nkey = \"" + c.leaf.key +
+      "\"\n"
+      "[auth]\nfailure_delay = 0\n";
+  o.plugins = "auth/dovecot " + rd.d.socket_path() + "\nrcpt_ok\nverdict queue=OK\n";
+  Server s(o);
+  auto ports = start_ports(s, 2);
+  std::string script = source_root() + "/tests/integration/clients/auth_send.py";
+  struct Run {
+    const char *mode;
+    int port;
+    const char *mech;
+  };
+  for (Run run : {Run{"ssl", ports[0], "PLAIN"}, Run{"ssl", ports[0], "LOGIN"},
+                  Run{"starttls", ports[1], "auto"}}) {
+    std::string which = std::string(run.mode) + " " + run.mech;
+    CAPTURE(which);
+    RunResult r = sh("python3 '" + script + "' --port " + std::to_string(run.port) + " --mode " +
+                     run.mode + " --mech " + run.mech + " --cafile '" + c.ca +
+                     "' --user bob --password \"" + kBobPw + "\"");
+    CHECK_MESSAGE(r.status == 0, r.output);
+    CHECK_MESSAGE(r.output.find("auth 235 2.7.0") != std::string::npos, r.output);
+    CHECK_MESSAGE(r.output.find("data 250 2.0.0") != std::string::npos, r.output);
+  }
+  RunResult bad = sh("python3 '" + script + "' --port " + std::to_string(ports[0]) +
+                     " --mode ssl --cafile '" + c.ca + "' --user bob --password nope");
+  CHECK(bad.status != 0);
+  CHECK_MESSAGE(bad.output.find("auth failed 535 5.7.8") != std::string::npos, bad.output);
+  CHECK(s.wait_log("auth: user=<bob> mechanism=LOGIN ok by auth/dovecot"));
+}
+
 TEST_CASE("auth-dovecot: swaks --auth PLAIN and LOGIN over --tls") {
   RealDovecot rd;
   Server s(opts(rd.d.socket_path()));
