@@ -47,8 +47,11 @@ void dc_conn_fail(dc_conn *c, const char *reason) {
   if (!st) return;
   int n = 0;
   for (dc_req *r = st->reqs; r; r = r->next) n++;
-  dc_api->log(st->self, NULL, UVS_LOG_WARNING, "%s: %s (%d authentication%s answered 454)",
-              st->path, reason, n, n == 1 ? "" : "s");
+  if (n == 0)
+    dc_api->log(st->self, NULL, UVS_LOG_WARNING, "%s: %s", st->path, reason);
+  else
+    dc_api->log(st->self, NULL, UVS_LOG_WARNING, "%s: %s (%d authentication%s answered 454)",
+                st->path, reason, n, n == 1 ? "" : "s");
   while (st->reqs) {
     dc_api->log(st->self, NULL, UVS_LOG_DEBUG, "[%s] user=<%s>: temporary failure (%s)",
                 st->reqs->sid, st->reqs->user, reason);
