@@ -7,6 +7,7 @@
 // "sender_login: ...".
 #include <doctest/doctest.h>
 
+#include <atomic>
 #include <cstdio>
 #include <memory>
 #include <string>
@@ -233,6 +234,45 @@ TEST_CASE("auth-dovecot: Dovecot stopped while answering: 454 at once, not after
   // Dovecot answers a temporary failure as it goes (its checkpassword child was stopped), or
   // just closes: either way the session is answered now
   CHECK(s.wait_log("Dovecot closed the connection"));
+}
+
+TEST_CASE(
+    "auth-dovecot: Dovecot restarted three times under load: every AUTH gets 235 or 454, the "
+    "server lives") {
+  RealDovecot rd;
+  Server s(opts(rd.d.socket_path(), "2000"));
+  auto ports = start_ports(s, 2);
+  std::atomic<bool> stop{false};
+  std::atomic<int> ok{0}, temp{0}, other{0};
+  std::vector<std::thread> workers;
+  for (int w = 0; w < 4; w++)
+    workers.emplace_back([&, w] {
+      while (!stop) {
+        std::string r = auth_plain(ports[1], w % 2 ? "alice" : "bob", w % 2 ? kAlicePw : kBobPw);
+        if (starts(r, "235 2.7.0"))
+          ok++;
+        else if (starts(r, "454 4.7.0"))
+          temp++;
+        else
+          other++;
+        usleep(20000);  // a steady trickle, not a flood
+      }
+    });
+  for (int i = 0; i < 3; i++) {
+    usleep(300000);
+    CHECK(rd.d.stop());
+    usleep(200000);
+    CHECK_MESSAGE(rd.d.start(), rd.d.error());
+  }
+  usleep(300000);
+  stop = true;
+  for (auto &t : workers) t.join();
+  CHECK(other == 0);
+  CHECK(ok > 0);
+  CHECK(temp > 0);
+  CHECK(s.running());
+  CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "235 2.7.0");
+  MESSAGE("235: " << ok.load() << ", 454: " << temp.load());
 }
 
 TEST_CASE("auth-dovecot: a missing socket gives 454 at once") {
