@@ -62,7 +62,7 @@ std::string dovecot_binary() {
 }
 
 Dovecot::Dovecot(const std::vector<DovecotUser> &users, const std::string &extra) {
-  char tmpl[] = "/tmp/uvs-dovecot-XXXXXX";
+  char tmpl[] = "/tmp/uvsmtpd-test.dovecot-XXXXXX";  // the prefix remove_tree() accepts
   if (!mkdtemp(tmpl)) {
     error_ = std::string("mkdtemp: ") + std::strerror(errno);
     return;
