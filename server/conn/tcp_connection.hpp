@@ -78,12 +78,12 @@ class TcpConnection final : public Connection {
   bool eof_ = false;
   bool graceful_ = false;    // close_gracefully() called: the connection handles the rest
   bool write_shut_ = false;  // the shutdown has been started
-  bool closed_ = false;       // close() has begun (uv_close called)
+  bool closed_ = false;      // close() has begun (uv_close called)
   bool handle_closed_ = false;  // the close callback ran
   bool detached_ = false;       // deleted while the handle was open: freed by the close callback
   size_t writes_in_flight_ = 0;
   size_t write_bytes_in_flight_ = 0;
-  Timer close_timer_;              // graceful close: bounds the last writes, then the linger
+  Timer close_timer_;             // graceful close: bounds the last writes, then the linger
   std::unique_ptr<TlsSide> tls_;  // after start_tls()
 };
 

@@ -62,7 +62,8 @@ void ChainRun::step() {
         pending_->run = this;
         call_.may_suspend = false;
         if (slot_) *slot_ = this;
-        timeout_.start(static_cast<uint64_t>(svc_->hook_timeout() * 1000), [this] { on_timeout(); });
+        timeout_.start(static_cast<uint64_t>(svc_->hook_timeout() * 1000),
+                       [this] { on_timeout(); });
         return;
       }
       log::format(log::err, host_.session_id(), h.plugin->instance,
