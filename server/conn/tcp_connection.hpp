@@ -1,15 +1,19 @@
 // conn/tcp_connection.hpp: the Connection over a libuv TCP handle: accept, addresses, reads
 // on/off, writes and their counters, MSG_PEEK, shutdown + linger + close, and libuv's handle
-// lifetime rules (the handle is freed only in its close callback, even if this object goes first).
+// lifetime rules: the libuv handle is part of this object (one allocation per connection), so
+// the object's memory is freed only in the handle's close callback; deleting it before that only
+// detaches it (its destroying operator delete closes the handle and frees it there).
 // With TLS (STARTTLS or an implicit-TLS listener) a tls::TlsStream sits between the socket and
-// the session: read bytes go through it before on_data, written bytes are encrypted first.
+// the session: read bytes go through it before on_data, written bytes are encrypted first; that
+// state is made by start_tls(), so a plaintext connection does not carry it.
 #pragma once
 #include <cstdint>
 #include <memory>
+#include <new>
+#include <string>
 #include <uv.h>
 
 #include "conn/connection.hpp"
-#include "tls/stream.hpp"
 #include "util/timer.hpp"
 
 namespace uvs {
@@ -23,6 +27,9 @@ class TcpConnection final : public Connection {
   ~TcpConnection() override;
   TcpConnection(const TcpConnection &) = delete;
   TcpConnection &operator=(const TcpConnection &) = delete;
+  // `delete`: destroys and frees at once if the handle is closed, else detaches (no more
+  // events), closes the handle and does both in its close callback. Always made with new.
+  static void operator delete(TcpConnection *c, std::destroying_delete_t);
 
   // Takes the next connection from the listener; 0 or a libuv error code.
   int accept(uv_stream_t *listener);
@@ -42,13 +49,11 @@ class TcpConnection final : public Connection {
   void close() override;
   bool closed() const override { return closed_; }
   int start_tls(std::shared_ptr<const tls::TlsContext> ctx) override;
-  const tls::TlsDetails *tls() const override {
-    return tls_ && tls_->handshake_done() ? &tls_->details() : nullptr;
-  }
+  const tls::TlsDetails *tls() const override;
 
  private:
-  struct Handle;  // the uv_tcp_t and a back pointer (null once this object is gone)
   struct WriteReq;
+  struct TlsSide;  // the TLS filter and its buffers (tcp_connection.cpp), made by start_tls()
   static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf);
   static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf);
   static void on_write(uv_write_t *req, int status);
@@ -61,9 +66,11 @@ class TcpConnection final : public Connection {
   void read_tls(const char *p, size_t n);
   void pull_tls(int fd);  // input_pending() under TLS: decrypt what the kernel holds now
   void deliver_stash_soon();
+  static void free_now(TcpConnection *c);  // destroy and free (the handle is closed)
+  uv_stream_t *stream() { return reinterpret_cast<uv_stream_t *>(&tcp_); }
+  uv_handle_t *handle() { return reinterpret_cast<uv_handle_t *>(&tcp_); }
 
-  uv_loop_t *loop_;
-  Handle *h_;
+  uv_tcp_t tcp_;  // tcp_.data == this
   ConnectionEvents *ev_ = nullptr;
   std::string peer_ip_, local_ip_;
   int peer_port_ = 0, local_port_ = 0;
@@ -71,20 +78,13 @@ class TcpConnection final : public Connection {
   bool eof_ = false;
   bool graceful_ = false;    // close_gracefully() called: the connection handles the rest
   bool write_shut_ = false;  // the shutdown has been started
-  bool closed_ = false;
+  bool closed_ = false;      // close() has begun (uv_close called)
+  bool handle_closed_ = false;  // the close callback ran
+  bool detached_ = false;       // deleted while the handle was open: freed by the close callback
   size_t writes_in_flight_ = 0;
   size_t write_bytes_in_flight_ = 0;
-  std::unique_ptr<Timer> close_timer_;  // graceful close: bounds the last writes, then the linger
-  bool corked_ = false;                 // inside read_tls(): writes gather in cork_
-  std::string cork_;
-  std::unique_ptr<tls::TlsStream> tls_;  // after start_tls()
-  // input_pending() under TLS decrypts what the kernel holds (a record may carry no data: a
-  // TLS 1.3 KeyUpdate, an alert); the plaintext, or the error or close_notify it met, waits
-  // here and goes to the session ahead of anything read later, once reading is on.
-  std::string tls_stash_;
-  bool tls_stash_due_ = false;
-  std::unique_ptr<Timer> tls_stash_timer_;
-  std::string tls_pending_;  // plaintext written before the handshake finished
+  Timer close_timer_;             // graceful close: bounds the last writes, then the linger
+  std::unique_ptr<TlsSide> tls_;  // after start_tls()
 };
 
 }  // namespace uvs

@@ -1,6 +1,9 @@
 // hooks/notes.hpp: connection and transaction notes: string values, or pointers with a destructor.
+// The map is made by the first note set: reading an empty Notes allocates nothing, and an empty
+// one is a pointer (every session carries two).
 #pragma once
 #include <map>
+#include <memory>
 #include <string>
 #include <string_view>
 
@@ -27,8 +30,10 @@ class Notes {
     void (*dtor)(void *) = nullptr;
     bool is_ptr = false;
   };
+  using Map = std::map<std::string, Value, std::less<>>;
   static void release(Value &v);
-  std::map<std::string, Value, std::less<>> map_;
+  Map &map();  // made on first use
+  std::unique_ptr<Map> map_;
 };
 
 }  // namespace uvs

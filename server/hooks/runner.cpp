@@ -48,7 +48,7 @@ void ChainRun::start(LoopServices *svc, CallHost &host, const HookTable &table, 
 ChainRun::ChainRun(LoopServices *svc, CallHost &host, const HookTable &table, uvs_hook hook,
                    HookArgs args, HookDone done, ChainRun **slot)
     : svc_(svc), host_(host), table_(table), hook_(hook), args_(std::move(args)),
-      done_(std::move(done)), slot_(slot) {}
+      done_(std::move(done)), slot_(slot), timeout_(svc ? svc->loop() : nullptr) {}
 
 void ChainRun::step() {
   const auto &handlers = table_.by_hook[hook_];
@@ -62,8 +62,8 @@ void ChainRun::step() {
         pending_->run = this;
         call_.may_suspend = false;
         if (slot_) *slot_ = this;
-        timeout_ = std::make_unique<Timer>(svc_->loop());
-        timeout_->start(static_cast<uint64_t>(svc_->hook_timeout() * 1000), [this] { on_timeout(); });
+        timeout_.start(static_cast<uint64_t>(svc_->hook_timeout() * 1000),
+                       [this] { on_timeout(); });
         return;
       }
       log::format(log::err, host_.session_id(), h.plugin->instance,
@@ -126,7 +126,7 @@ void ChainRun::observe(uvs_verdict v) {
 
 void ChainRun::on_complete(int v, int code, const std::string &enh, const std::string &text) {
   pending_ = nullptr;
-  timeout_.reset();
+  timeout_.stop();
   if (slot_ && *slot_ == this) *slot_ = nullptr;
   if (!verdict_known(v) || v == UVS_PENDING) {
     log::format(log::err, host_.session_id(), call_.plugin->instance,

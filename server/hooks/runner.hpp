@@ -67,7 +67,7 @@ class ChainRun {
   size_t next_ = 0;
   uvs_call call_;
   uvs_pending *pending_ = nullptr;
-  std::unique_ptr<Timer> timeout_;
+  Timer timeout_;  // the hook timeout while a handler is suspended (its handle made then)
   HookResult result_;
 };
 

@@ -69,8 +69,7 @@ void LoopServices::drain() {
 namespace pending {
 
 uvs_pending *create(LoopServices *svc, uvs_call *call) {
-  auto *p = new uvs_pending;
-  p->svc = svc;
+  auto *p = new uvs_pending(svc);
   p->call = call;
   p->host = call->host;
   p->keep = call->host->keepalive();
@@ -92,7 +91,7 @@ static void end_input_watch(uvs_pending *p) {
   if (!p->input_active) return;
   p->input_active = false;
   if (p->host) p->host->unwatch_input();
-  if (p->input_timer) p->input_timer->stop();
+  p->input_timer.stop();
 }
 
 static void detach(uvs_pending *p) {
@@ -108,8 +107,7 @@ void abandon(uvs_pending *p) {
     // The plugin still hears back: its input watch ends with EOF, on the loop, soon.
     end_input_watch(p);
     detach(p);
-    if (!p->input_timer) p->input_timer = std::make_unique<Timer>(p->svc->loop());
-    p->input_timer->start(0, [p] {
+    p->input_timer.start(0, [p] {
       auto cb = p->input_cb;
       p->input_cb = nullptr;
       if (cb && !finished(p)) cb(p, UVS_INPUT_EOF, p->input_ud);
@@ -151,7 +149,7 @@ void finish(uvs_pending *p) {
   detach(p);
   p->completed = true;
   p->timers.clear();
-  p->input_timer.reset();
+  p->input_timer.stop();
   maybe_free(p);
 }
 
@@ -173,18 +171,17 @@ int wait_for_input(uvs_pending *p, uint64_t ms, uvs_input_fn cb, void *ud) {
   p->input_cb = cb;
   p->input_ud = ud;
   p->input_active = true;
-  if (!p->input_timer) p->input_timer = std::make_unique<Timer>(p->svc->loop());
   auto fire = [p](int result) {
     if (!p->input_active) return;
     p->input_active = false;
-    p->input_timer->stop();
+    p->input_timer.stop();
     auto cb = p->input_cb;
     p->input_cb = nullptr;
     if (cb && !finished(p)) cb(p, result, p->input_ud);
   };
   CallHost *host = p->host;
   if (!host) {
-    p->input_timer->start(0, [fire] { fire(UVS_INPUT_EOF); });
+    p->input_timer.start(0, [fire] { fire(UVS_INPUT_EOF); });
     return 0;
   }
   int rc = host->watch_input([fire](int result) { fire(result); });
@@ -192,7 +189,7 @@ int wait_for_input(uvs_pending *p, uint64_t ms, uvs_input_fn cb, void *ud) {
     p->input_active = false;
     return rc;
   }
-  p->input_timer->start(ms, [p, fire] {
+  p->input_timer.start(ms, [p, fire] {
     if (p->host) p->host->unwatch_input();
     fire(UVS_INPUT_TIMEOUT);
   });

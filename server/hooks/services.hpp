@@ -65,6 +65,7 @@ constexpr size_t kMaxPendingNotes = 256;
 }  // namespace uvs
 
 struct uvs_pending {
+  explicit uvs_pending(uvs::LoopServices *s) : svc(s), input_timer(s->loop()) {}
   uvs::LoopServices *svc = nullptr;
   uvs::ChainRun *run = nullptr;        // the waiting chain (null inside the hook, and once
                                        // nobody waits: client gone, timeout)
@@ -75,7 +76,7 @@ struct uvs_pending {
   bool completed = false;              // the completion was processed on the loop
   int work_in_flight = 0;
   std::vector<std::unique_ptr<uvs::Timer>> timers;
-  std::unique_ptr<uvs::Timer> input_timer;
+  uvs::Timer input_timer;              // wait_for_input's deadline (its handle made by start)
   uvs_input_fn input_cb = nullptr;
   void *input_ud = nullptr;
   bool input_active = false;

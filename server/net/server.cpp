@@ -168,7 +168,6 @@ void Server::accept_one(Listener *l) {
   sessions_.insert(s);
   const auto &cfg = gen_->settings;
   const std::string &ip = s->peer_ip();
-  session_ip_[s] = ip;
   uint32_t &count = per_ip_[ip];
   ++count;
   if (shutting_down_) {
@@ -183,13 +182,11 @@ void Server::accept_one(Listener *l) {
 }
 
 void Server::session_closed(Session *s) {
-  auto it = session_ip_.find(s);
-  if (it != session_ip_.end()) {
-    auto pit = per_ip_.find(it->second);
+  // The address is the connection's, fixed at accept and kept until the session is deleted.
+  if (sessions_.erase(s)) {
+    auto pit = per_ip_.find(s->peer_ip());
     if (pit != per_ip_.end() && --pit->second == 0) per_ip_.erase(pit);
-    session_ip_.erase(it);
   }
-  sessions_.erase(s);
   delete s;
   maybe_finish();
 }

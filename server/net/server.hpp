@@ -71,8 +71,7 @@ class Server {
   Reloader reloader_;
   std::vector<Listener *> listeners_;
   std::unordered_set<Session *> sessions_;
-  std::unordered_map<std::string, uint32_t> per_ip_;
-  std::unordered_map<Session *, std::string> session_ip_;
+  std::unordered_map<std::string, uint32_t> per_ip_;  // keyed by Session::peer_ip()
   uv_signal_t sig_term_, sig_int_, sig_hup_;
   std::unique_ptr<Timer> grace_timer_;
   std::unique_ptr<Timer> drain_timer_;

@@ -90,6 +90,7 @@ void Session::greet() {
     if (d.kind == Decision::replace) return close_after(d.reply);
     Resolver *dns = ctx_.resolver;
     if (!cfg_.reverse_lookup || !dns) return after_reverse_lookup();
+    arm_idle_timer();  // the command deadline runs during the lookup
     dns_query_ = dns->query(
         peer_ip(), Resolver::PTR, cfg_.reverse_timeout,
         [this](int status, std::vector<std::string> names) {
@@ -231,7 +232,10 @@ void Session::run_hook(uvs_hook hook, HookArgs args, HookDone done) {
         if (recheck && was_async && state_ == State::command && !decide(hook, r).close &&
             sync_violation("while the " + std::string(hook_name(hook)) + " hook ran"))
           return;
-        if (!ending()) arm_idle_timer();
+        // Before the banner the deadline is armed by whoever needs it (the reverse lookup, the
+        // banner itself), not here: the connect hook that usually follows would stop it at once,
+        // and a parked connection would carry the timer's handle for nothing.
+        if (!ending() && state_ != State::greeting) arm_idle_timer();
         done(std::move(r));
         if (was_async && !ending()) process();
       },

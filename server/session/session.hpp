@@ -234,7 +234,7 @@ class Session final : public CallHost, private ConnectionEvents {
   bool processing_ = false;             // inside process(): completions must not re-enter it
   smtp::NewlinePolicy newline_policy_;  // from [bare_newline] policy and normalize_networks
   smtp::LineReader lines_;
-  std::optional<smtp::DataReader> data_;
+  std::unique_ptr<smtp::DataReader> data_;  // from the 354 to the end of the message
   std::string out_;  // replies not yet handed to the connection
 
   ChainRun *chain_ = nullptr;  // a suspended hook chain

@@ -29,7 +29,7 @@ void Session::begin_data() {
                 strerror(-rc));
     return reply_store_failure(rc);
   }
-  data_.emplace(cfg_.max_message_size, newline_policy());
+  data_ = std::make_unique<smtp::DataReader>(cfg_.max_message_size, newline_policy());
   state_ = State::data;
   send(make_reply(354, "", "go ahead"));
   data_clock_.reset(cfg_.timeout_data * 1000);  // the DATA deadline starts with the 354

@@ -126,13 +126,14 @@ int Transaction::begin_data(uv_loop_t *loop, const std::string &spool_dir,
     return rc;
   }
   spool_->append(received);
-  spool_dir_ = spool_dir;
-  loop_ = loop;
+  drop_edits();
+  msg_ = std::make_unique<Message>();
+  msg_->spool_dir = spool_dir;
+  msg_->loop = loop;
   received_len_ = static_cast<int64_t>(received.size());
   header_bytes_ = 0;
   headers_.clear();
   headers_truncated_ = false;
-  drop_edits();
   hops_ = HopCounter{};
   return 0;
 }
@@ -172,31 +173,30 @@ Transaction::~Transaction() { drop_edits(); }
 
 // ---- plugins' edits (ABI 1.3) ---------------------------------------------------------------
 
+Transaction::Message::~Message() {
+  if (composed_fd >= 0) ::close(composed_fd);
+}
+
 void Transaction::drop_edits() {
-  fields_.reset();
-  separator_ = false;
-  edited_headers_.clear();
-  body_.reset();
-  if (composed_fd_ >= 0) ::close(composed_fd_);
-  composed_fd_ = -1;
-  composed_size_ = -1;
+  msg_.reset();
   ++edit_gen_;  // a copy in progress belongs to edits that are gone
 }
 
 int Transaction::start_edit() {
   if (!spool_) return -ENOENT;
   if (headers_truncated_) return -E2BIG;  // the whole section is needed to rewrite it
-  if (!fields_) {
-    fields_ = smtp::HeaderFields::parse(headers_, separator_);
+  if (!msg_->fields) {
+    msg_->fields = smtp::HeaderFields::parse(headers_, msg_->separator);
     refresh_edited();
   }
   return 0;
 }
 
 void Transaction::refresh_edited() {
-  edited_headers_ = fields_->text();
+  Message &m = *msg_;
+  m.edited_headers = m.fields->text();
   // The empty line stays where it was; a replacement body on a message that had none needs one.
-  if (separator_ || (body_ && body_->size() > 0)) edited_headers_ += "\r\n";
+  if (m.separator || (m.body && m.body->size() > 0)) m.edited_headers += "\r\n";
   ++edit_gen_;
 }
 
@@ -210,14 +210,15 @@ int Transaction::edit_header(HeaderOp op, std::string_view at, int i, std::strin
   int rc = start_edit();
   if (rc < 0) return rc;
   std::string field = insert ? smtp::make_field(name, value) : std::string();
-  if (edited_headers_.size() + field.size() > kMaxHeaderCapture) return -E2BIG;
+  if (msg_->edited_headers.size() + field.size() > kMaxHeaderCapture) return -E2BIG;
+  smtp::HeaderFields &f = *msg_->fields;
   bool found = true;
   switch (op) {
-    case HeaderOp::add_top: fields_->add_top(std::move(field)); break;
-    case HeaderOp::add_bottom: fields_->add_bottom(std::move(field)); break;
-    case HeaderOp::insert_before: found = fields_->insert_before(at, i, std::move(field)); break;
-    case HeaderOp::erase: found = fields_->erase(at, i); break;
-    case HeaderOp::replace: found = fields_->replace(at, i, std::move(field)); break;
+    case HeaderOp::add_top: f.add_top(std::move(field)); break;
+    case HeaderOp::add_bottom: f.add_bottom(std::move(field)); break;
+    case HeaderOp::insert_before: found = f.insert_before(at, i, std::move(field)); break;
+    case HeaderOp::erase: found = f.erase(at, i); break;
+    case HeaderOp::replace: found = f.replace(at, i, std::move(field)); break;
   }
   if (!found) return -ENOENT;
   refresh_edited();
@@ -227,23 +228,23 @@ int Transaction::edit_header(HeaderOp op, std::string_view at, int i, std::strin
 int Transaction::replace_body(int fd, uint64_t max_size) {
   int rc = start_edit();
   if (rc < 0) return rc;
-  uint64_t head = static_cast<uint64_t>(received_len_) + edited_headers_.size() + 2;
+  uint64_t head = static_cast<uint64_t>(received_len_) + msg_->edited_headers.size() + 2;
   if (max_size && head >= max_size) return -EFBIG;
   auto b = std::make_shared<BodyCopy>();
   rc = b->open_source(fd, max_size ? max_size - head : 0);
   if (rc < 0) return rc;
-  body_ = std::move(b);
+  msg_->body = std::move(b);
   refresh_edited();
   return 0;
 }
 
 void Transaction::check_body(uint64_t max_size, std::function<void(int)> done) {
-  if (!body_unchecked() || !loop_) return done(0);
-  uint64_t head = static_cast<uint64_t>(received_len_) + edited_headers_.size() + 2;
+  if (!body_unchecked() || !msg_->loop) return done(0);
+  uint64_t head = static_cast<uint64_t>(received_len_) + msg_->edited_headers.size() + 2;
   if (max_size && head >= max_size) return done(-EFBIG);
   auto job = std::make_unique<BodyCheckJob>();
-  job->src = body_;
-  job->dir = spool_dir_;
+  job->src = msg_->body;
+  job->dir = msg_->spool_dir;
   job->max = max_size ? max_size - head : 0;
   if (!alive_) alive_ = std::make_shared<int>(0);
   job->alive = alive_;
@@ -251,7 +252,7 @@ void Transaction::check_body(uint64_t max_size, std::function<void(int)> done) {
   job->done = std::move(done);
   job->req.data = job.get();
   int rc = uv_queue_work(
-      loop_, &job->req,
+      msg_->loop, &job->req,
       [](uv_work_t *w) {
         auto *j = static_cast<BodyCheckJob *>(w->data);
         j->err = j->out->load(j->src->source_fd(), j->dir, j->max);
@@ -261,10 +262,10 @@ void Transaction::check_body(uint64_t max_size, std::function<void(int)> done) {
         if (j->alive.expired()) return;  // the transaction (and its session) is gone
         Transaction *t = j->txn;
         int result = status < 0 ? status : j->err;
-        if (t->body_ != j->src) {
+        if (!t->msg_ || t->msg_->body != j->src) {
           result = -ECANCELED;  // dropped or replaced meanwhile
         } else if (result == 0) {
-          t->body_ = std::move(j->out);
+          t->msg_->body = std::move(j->out);
           t->refresh_edited();  // its size is what was read, not what fstat said
         }
         j->done(result);
@@ -275,20 +276,23 @@ void Transaction::check_body(uint64_t max_size, std::function<void(int)> done) {
 
 int64_t Transaction::message_size() const {
   if (!spool_) return -1;
-  if (!fields_) return spool_->size();
-  int64_t body = body_ ? body_->size()
-                       : std::max<int64_t>(0, spool_->size() - received_len_ - header_bytes_);
-  return received_len_ + static_cast<int64_t>(edited_headers_.size()) + body;
+  if (!edited()) return spool_->size();
+  const Message &m = *msg_;
+  int64_t body = m.body ? m.body->size()
+                        : std::max<int64_t>(0, spool_->size() - received_len_ - header_bytes_);
+  return received_len_ + static_cast<int64_t>(m.edited_headers.size()) + body;
 }
 
 int64_t Transaction::message_read(int64_t off, void *buf, size_t len) const {
   if (!spool_) return -ENOENT;
-  if (!fields_) return spool_->read(off, buf, len);
+  if (!edited()) return spool_->read(off, buf, len);
+  const std::string &edited_headers = msg_->edited_headers;
+  const BodyCopy *body = msg_->body.get();
   // Three parts: the Received: field (spool), the edited header section, the body (the spool
   // past the stored header section, or the replacement).
   char *out = static_cast<char *>(buf);
   size_t done = 0;
-  const int64_t h_end = received_len_ + static_cast<int64_t>(edited_headers_.size());
+  const int64_t h_end = received_len_ + static_cast<int64_t>(edited_headers.size());
   while (done < len) {
     int64_t pos = off + static_cast<int64_t>(done);
     size_t want = len - done;
@@ -297,10 +301,10 @@ int64_t Transaction::message_read(int64_t off, void *buf, size_t len) const {
       n = spool_->read(pos, out + done, std::min<size_t>(want, static_cast<size_t>(received_len_ - pos)));
     } else if (pos < h_end) {
       size_t k = static_cast<size_t>(pos - received_len_);
-      n = static_cast<int64_t>(std::min(want, edited_headers_.size() - k));
-      memcpy(out + done, edited_headers_.data() + k, static_cast<size_t>(n));
-    } else if (body_) {
-      n = body_->read(pos - h_end, out + done, want);
+      n = static_cast<int64_t>(std::min(want, edited_headers.size() - k));
+      memcpy(out + done, edited_headers.data() + k, static_cast<size_t>(n));
+    } else if (body) {
+      n = body->read(pos - h_end, out + done, want);
     } else {
       n = spool_->read(pos - h_end + received_len_ + header_bytes_, out + done, want);
     }
@@ -313,18 +317,19 @@ int64_t Transaction::message_read(int64_t off, void *buf, size_t len) const {
 
 void Transaction::prepare_message_fd(std::function<void(int64_t)> done) {
   int64_t total = message_size();
-  if (!fields_ || !loop_ || total <= static_cast<int64_t>(SpoolFile::kMemoryLimit) ||
-      (composed_fd_ >= 0 && composed_gen_ == edit_gen_ && composed_size_ == total))
+  if (!edited() || !msg_->loop || total <= static_cast<int64_t>(SpoolFile::kMemoryLimit) ||
+      (msg_->composed_fd >= 0 && msg_->composed_gen == edit_gen_ && msg_->composed_size == total))
     return done(0);
+  Message &m = *msg_;
   auto job = std::make_unique<ComposeJob>();
   job->spool_fd = spool_->dup_fd();
   if (job->spool_fd < 0) return done(job->spool_fd);
   job->received_len = received_len_;
-  job->headers = edited_headers_;
-  job->body = body_;
+  job->headers = m.edited_headers;
+  job->body = m.body;
   job->body_off = received_len_ + header_bytes_;
   job->body_len = std::max<int64_t>(0, spool_->size() - job->body_off);
-  job->dir = spool_dir_;
+  job->dir = m.spool_dir;
   if (!alive_) alive_ = std::make_shared<int>(0);  // made only when a copy job needs it
   job->alive = alive_;
   job->txn = this;
@@ -333,18 +338,19 @@ void Transaction::prepare_message_fd(std::function<void(int64_t)> done) {
   job->done = std::move(done);
   job->req.data = job.get();
   int rc = uv_queue_work(
-      loop_, &job->req, [](uv_work_t *w) { static_cast<ComposeJob *>(w->data)->run(); },
+      m.loop, &job->req, [](uv_work_t *w) { static_cast<ComposeJob *>(w->data)->run(); },
       [](uv_work_t *w, int status) {
         std::unique_ptr<ComposeJob> j(static_cast<ComposeJob *>(w->data));
         if (j->alive.expired()) return;  // the transaction (and its session) is gone
         Transaction *t = j->txn;
         int64_t result = status < 0 ? status : j->err < 0 ? j->err : j->total;
-        if (result > 0 && t->edit_gen_ == j->gen && t->message_size() == j->total) {
-          if (t->composed_fd_ >= 0) ::close(t->composed_fd_);
-          t->composed_fd_ = j->out;
+        if (result > 0 && t->msg_ && t->edit_gen_ == j->gen && t->message_size() == j->total) {
+          Message &tm = *t->msg_;
+          if (tm.composed_fd >= 0) ::close(tm.composed_fd);
+          tm.composed_fd = j->out;
           j->out = -1;
-          t->composed_gen_ = j->gen;
-          t->composed_size_ = j->total;
+          tm.composed_gen = j->gen;
+          tm.composed_size = j->total;
         } else if (result > 0) {
           result = -ESTALE;  // edited meanwhile
         }
@@ -356,16 +362,17 @@ void Transaction::prepare_message_fd(std::function<void(int64_t)> done) {
 
 int Transaction::message_fd() const {
   if (!spool_) return -ENOENT;
-  if (!fields_) return spool_->dup_fd();
+  if (!edited()) return spool_->dup_fd();
+  Message &m = *msg_;
   // An edited message is written out whole once per state of the edits (and of the spool, which
   // may still grow at data_headers_end): memory for a small one, the spool directory otherwise.
   int64_t total = message_size();
-  if (composed_fd_ < 0 || composed_gen_ != edit_gen_ || composed_size_ != total) {
-    if (composed_fd_ >= 0) ::close(composed_fd_);
-    composed_fd_ = -1;
+  if (m.composed_fd < 0 || m.composed_gen != edit_gen_ || m.composed_size != total) {
+    if (m.composed_fd >= 0) ::close(m.composed_fd);
+    m.composed_fd = -1;
     int fd = total <= static_cast<int64_t>(SpoolFile::kMemoryLimit)
                  ? memfd_create("uvsmtpd-message", MFD_CLOEXEC)
-                 : spool_tmpfile(spool_dir_);
+                 : spool_tmpfile(m.spool_dir);
     if (fd < 0) return fd == -1 ? -errno : fd;
     std::string chunk(64 * 1024, '\0');
     int64_t off = 0;
@@ -388,11 +395,11 @@ int Transaction::message_fd() const {
       }
       off += n;
     }
-    composed_fd_ = fd;
-    composed_gen_ = edit_gen_;
-    composed_size_ = total;
+    m.composed_fd = fd;
+    m.composed_gen = edit_gen_;
+    m.composed_size = total;
   }
-  return reopen_read_only(composed_fd_);
+  return reopen_read_only(m.composed_fd);
 }
 
 }  // namespace uvs

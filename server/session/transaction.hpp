@@ -67,15 +67,15 @@ class Transaction {
   // plugin's file (a duplicate descriptor) until check_body() has copied it.
   int replace_body(int fd, uint64_t max_size);
   // A replacement body not copied yet: check_body() must run before the message is used whole.
-  bool body_unchecked() const { return body_ && body_->is_source(); }
+  bool body_unchecked() const { return msg_ && msg_->body && msg_->body->is_source(); }
   // Copies and checks that body on libuv's thread pool (BodyCopy::load); done(0) on the loop
   // once the copy replaced the source, else done(-errno): -EINVAL (a bare CR or LF, no final
   // CRLF), -EFBIG (beyond max_size), a read or spool error, -ECANCELED (the edits were dropped
   // meanwhile). Not called once the transaction is gone.
   void check_body(uint64_t max_size, std::function<void(int)> done);
-  bool edited() const { return fields_.has_value(); }
+  bool edited() const { return msg_ && msg_->fields.has_value(); }
   // The header section as plugins see it (edited or as stored), ending with its empty line.
-  const std::string &header_text() const { return fields_ ? edited_headers_ : headers_; }
+  const std::string &header_text() const { return edited() ? msg_->edited_headers : headers_; }
   int64_t message_size() const;                                   // -1 without a spool
   int64_t message_read(int64_t offset, void *buf, size_t len) const;  // bytes, 0 at end, -errno
   int message_fd() const;  // a new read-only descriptor on the message as message_read() sees it
@@ -112,20 +112,29 @@ class Transaction {
   // then header_bytes_ of the client's header section (its empty line included), then the body.
   int64_t received_len_ = 0;
   int64_t header_bytes_ = 0;
-  std::string spool_dir_;
-  // Edits: fields_ is set by the first one; edited_headers_ is its text plus the separator.
-  std::optional<smtp::HeaderFields> fields_;
-  bool separator_ = false;  // the stored section ended with an empty line
-  std::string edited_headers_;
-  std::shared_ptr<BodyCopy> body_;  // a replacement body (shared with a copy in progress)
-  uint64_t edit_gen_ = 0;           // counts edits, for the composed file below
-  mutable int composed_fd_ = -1;           // message_fd() of an edited message: the whole message
-  mutable uint64_t composed_gen_ = 0;
-  mutable int64_t composed_size_ = -1;
-  uv_loop_t *loop_ = nullptr;
+  // Made by begin_data (an idle session or one before DATA carries only the pointer): where the
+  // spool lives, and plugins' edits: fields is set by the first one; edited_headers is its text
+  // plus the separator.
+  struct Message {
+    std::string spool_dir;
+    uv_loop_t *loop = nullptr;
+    std::optional<smtp::HeaderFields> fields;
+    bool separator = false;  // the stored section ended with an empty line
+    std::string edited_headers;
+    std::shared_ptr<BodyCopy> body;  // a replacement body (shared with a copy in progress)
+    int composed_fd = -1;            // message_fd() of an edited message: the whole message
+    uint64_t composed_gen = 0;
+    int64_t composed_size = -1;
+    Message() = default;
+    Message(const Message &) = delete;
+    Message &operator=(const Message &) = delete;
+    ~Message();
+  };
+  std::unique_ptr<Message> msg_;
+  uint64_t edit_gen_ = 0;       // counts edits (and dropped ones), for the composed file
   std::shared_ptr<int> alive_;  // for callbacks from the thread pool (made with the first job)
-  int start_edit();                 // parses headers_ into fields_ on the first edit
-  void refresh_edited();            // edited_headers_ from fields_ and the body
+  int start_edit();       // parses headers_ into msg_->fields on the first edit
+  void refresh_edited();  // msg_->edited_headers from the fields and the body
   void drop_edits();
   Reply deferred_failure_;
 };

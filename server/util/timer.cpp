@@ -3,12 +3,8 @@
 
 namespace uvs {
 
-Timer::Timer(uv_loop_t *loop) : h_(new Handle) {
-  uv_timer_init(loop, &h_->timer);
-  h_->timer.data = h_;
-}
-
 Timer::~Timer() {
+  if (!h_) return;  // never started: no handle
   uv_timer_stop(&h_->timer);
   h_->cb = nullptr;
   uv_close(reinterpret_cast<uv_handle_t *>(&h_->timer),
@@ -16,6 +12,11 @@ Timer::~Timer() {
 }
 
 void Timer::start(uint64_t ms, std::function<void()> cb) {
+  if (!h_) {
+    h_ = new Handle;
+    uv_timer_init(loop_, &h_->timer);
+    h_->timer.data = h_;
+  }
   h_->cb = std::move(cb);
   uv_timer_start(
       &h_->timer,
@@ -27,8 +28,12 @@ void Timer::start(uint64_t ms, std::function<void()> cb) {
       ms, 0);
 }
 
-void Timer::stop() { uv_timer_stop(&h_->timer); }
+void Timer::stop() {
+  if (h_) uv_timer_stop(&h_->timer);
+}
 
-bool Timer::active() const { return uv_is_active(reinterpret_cast<uv_handle_t *>(&h_->timer)); }
+bool Timer::active() const {
+  return h_ && uv_is_active(reinterpret_cast<uv_handle_t *>(&h_->timer));
+}
 
 }  // namespace uvs

@@ -1,4 +1,6 @@
 // util/timer.hpp: an owning one-shot/repeating libuv timer whose handle is freed in its close callback.
+// The handle is allocated by the first start(): a timer that never runs (an idle session's
+// deadline while its greeting is held) costs only this object.
 #pragma once
 #include <cstdint>
 #include <functional>
@@ -8,7 +10,7 @@ namespace uvs {
 
 class Timer {
  public:
-  explicit Timer(uv_loop_t *loop);
+  explicit Timer(uv_loop_t *loop) : loop_(loop) {}
   ~Timer();
   Timer(const Timer &) = delete;
   Timer &operator=(const Timer &) = delete;
@@ -22,7 +24,8 @@ class Timer {
     uv_timer_t timer;
     std::function<void()> cb;
   };
-  Handle *h_;
+  uv_loop_t *loop_;
+  Handle *h_ = nullptr;  // made by the first start()
 };
 
 }  // namespace uvs
