@@ -8,6 +8,7 @@
 #include <sys/mman.h>
 #include <unistd.h>
 
+#include "delivery/bounce.hpp"
 #include "log/log.hpp"
 #include "queue/control_notify.hpp"
 
@@ -96,6 +97,7 @@ void Engine::configure(const config::Settings &s) {
   else
     log::format(log::err, "", "", "delivery: %s; keeping the previous routes", err.c_str());
   self_.hostname = hostname_;
+  if (!custom_bouncer_) bounce_ = make_dsn_bouncer(hostname_, cfg_.postmaster);
 }
 
 bool Engine::start(const std::string &queue_dir, const config::Settings &s,
@@ -361,54 +363,31 @@ void Engine::finish(Entry *e) {
                     log::printable(r.address).c_str(), log::printable(e->relay_of[k]).c_str(),
                     delay, status, log::printable(reply_text(e->results[k]), 300).c_str());
   }
-  // Recipients failed this time (including the expired ones): returned to the sender.
+  // Recipients failed this time (including the expired ones): a notice to the sender.
   std::vector<size_t> failed = out.failed;
-  bool want_bounce = !failed.empty() && bounce_;
-  auto bounce_msg = std::make_shared<std::string>();
-  auto bounce_env = std::make_shared<queue::Envelope>();
-  if (want_bounce) {
-    std::string to = e->env.sender;
-    if (to.empty()) to = cfg_.postmaster;
-    if (to.empty() || (e->env.sender.empty() && e->env.rcpts.size() == 1 &&
-                       e->env.rcpts[0].address == cfg_.postmaster)) {
-      log::format_txn(log::notice, "", e->id,
-                      "%s: undeliverable message from the null sender: not returned%s",
-                      e->id.c_str(), cfg_.postmaster.empty() ? " (no delivery.postmaster)" : "");
-      want_bounce = false;
-    } else {
-      bounce_env->id = new_bounce_id();
-      bounce_env->arrival = t;
-      bounce_env->next_try = t;
-      bounce_env->sender = "";
-      bounce_env->client_ip = "127.0.0.1";
-      bounce_env->client_name = "localhost";
-      bounce_env->helo = hostname_;
-      bounce_env->protocol = "LOCAL";
-      queue::Recipient br;
-      br.address = to;
-      bounce_env->rcpts.push_back(br);
-    }
-  }
+  auto bounce = std::make_shared<Bounce>();
+  auto why = std::make_shared<std::string>();
+  BounceFn bouncer = failed.empty() ? BounceFn() : bounce_;
+  std::string bounce_id = bouncer ? new_bounce_id() : "";
   auto rc = std::make_shared<int>(0);
   auto err = std::make_shared<std::string>();
   std::vector<size_t> changed = e->idx;
   queue::Envelope after = e->env;
-  BounceFn bounce = want_bounce ? bounce_ : BounceFn();
   work(
-      [this, e, bounce, bounce_msg, bounce_env, rc, err, changed, after, failed, t, out] {
-        if (bounce) {
-          // The original for the DSN: the first 128 KiB of the message file.
+      [this, e, bouncer, bounce, why, bounce_id, rc, err, changed, after, failed, t, out] {
+        if (bouncer) {
+          // The original for the notice: the first 128 KiB of the message file (the composer
+          // returns the whole message only up to 100 KiB).
           std::string orig(131072, '\0');
           ssize_t n = pread(e->fd, orig.data(), orig.size(), 0);
           orig.resize(n > 0 ? static_cast<size_t>(n) : 0);
-          *bounce_msg = bounce(after, orig, failed, false, t);
-          if (!bounce_msg->empty()) {
+          if (!bouncer(after, orig, failed, t, bounce_id, *bounce, *why)) bounce->message.clear();
+          if (!bounce->message.empty()) {
+            const std::string &m = bounce->message;
             int mfd = memfd_create("bounce", MFD_CLOEXEC);
-            if (mfd >= 0 && write(mfd, bounce_msg->data(), bounce_msg->size()) ==
-                                static_cast<ssize_t>(bounce_msg->size())) {
-              bounce_env->size = static_cast<int64_t>(bounce_msg->size());
+            if (mfd >= 0 && write(mfd, m.data(), m.size()) == static_cast<ssize_t>(m.size())) {
               std::string berr;
-              if (q_->store(*bounce_env, mfd, bounce_env->size, berr) < 0) {
+              if (q_->store(bounce->env, mfd, bounce->env.size, berr) < 0) {
                 *err = "bounce not stored: " + berr;
                 *rc = -EIO;
               }
@@ -437,13 +416,16 @@ void Engine::finish(Entry *e) {
             },
             *err);
       },
-      [this, e, rc, err, bounce_msg, bounce_env, out] {
+      [this, e, rc, err, bounce, why, out] {
         if (*rc < 0 && *rc != -ENOENT)
           log::format(log::err, "", "", "%s: %s", e->id.c_str(), err->c_str());
-        else if (!bounce_msg->empty())
+        else if (!bounce->message.empty())
           log::format_txn(log::info, "", e->id, "%s: sender non-delivery notification: %s",
-                          e->id.c_str(), bounce_env->id.c_str());
-        if (!bounce_msg->empty() && *rc == 0) schedule_.set(bounce_env->id, now());
+                          e->id.c_str(), bounce->env.id.c_str());
+        else if (!why->empty())
+          log::format_txn(log::notice, "", e->id, "%s: no non-delivery notification: %s",
+                          e->id.c_str(), why->c_str());
+        if (!bounce->message.empty() && *rc == 0) schedule_.set(bounce->env.id, now());
         in_flight_.erase(e->id);
         bool again = flush_again_.erase(e->id) > 0;
         if (*rc == 0 && out.finished) {

@@ -26,11 +26,17 @@
 
 namespace uvs::delivery {
 
-// A bounce message composer: the message for env's recipients at `failed` (indexes), sent by
-// the engine as a new entry to `to`. Returns "" when nothing is to be sent.
-using BounceFn = std::function<std::string(const queue::Envelope &env, const std::string &original,
-                                           const std::vector<size_t> &failed, bool delay_warning,
-                                           int64_t now)>;
+// A composed notice and the envelope it is stored with (a new entry, null sender).
+struct Bounce {
+  std::string message;
+  queue::Envelope env;
+};
+// Composes the notice about env's recipients at `failed` (indexes) from the original message's
+// start; runs on the thread pool. false when no notice is to be sent (the null sender without a
+// postmaster, NOTIFY=NEVER...; `why` says so for the log).
+using BounceFn = std::function<bool(const queue::Envelope &env, const std::string &original,
+                                    const std::vector<size_t> &failed, int64_t now,
+                                    const std::string &id, Bounce &out, std::string &why)>;
 
 class Engine {
  public:
@@ -46,7 +52,10 @@ class Engine {
   // SIGHUP: new [delivery] settings and routes (the queue directory stays).
   void configure(const config::Settings &s);
   void set_transport(std::unique_ptr<Transport> t) { transport_ = std::move(t); }
-  void set_bouncer(BounceFn b) { bounce_ = std::move(b); }
+  void set_bouncer(BounceFn b) {  // instead of make_dsn_bouncer (bounce.hpp)
+    bounce_ = std::move(b);
+    custom_bouncer_ = true;
+  }
   // Stops taking entries, closes the socket and timers, closes connections (envelopes stay
   // pending: a message in flight now is sent again after the restart).
   void stop();
@@ -87,6 +96,7 @@ class Engine {
   Timer tick_, rescan_timer_;
   std::unique_ptr<Transport> transport_;
   BounceFn bounce_;
+  bool custom_bouncer_ = false;
   size_t active_ = 0;  // connections (groups sending) in total
   std::map<std::string, size_t> active_by_dest_;
   std::deque<std::pair<std::string, std::function<void()>>> waiting_;

@@ -2,5 +2,4 @@
 #include "delivery/smtpc_transport.hpp"
 namespace uvs::delivery {
 std::unique_ptr<Transport> make_smtpc_transport(uv_loop_t *, const config::Settings &) { return nullptr; }
-void set_default_bouncer(Engine &, const config::Settings &) {}
 }  // namespace uvs::delivery

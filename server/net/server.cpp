@@ -70,7 +70,6 @@ bool Server::start_delivery(std::string &err) {
   };
   delivery_ = std::make_unique<delivery::Engine>(loop_, dns);
   delivery_->set_transport(delivery::make_smtpc_transport(loop_, gen_->settings));
-  delivery::set_default_bouncer(*delivery_, gen_->settings);
   if (!delivery_->start(dir, gen_->settings, bound_endpoints_, err)) {
     delivery_.reset();
     err = "delivery: " + err;
