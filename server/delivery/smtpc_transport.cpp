@@ -1,16 +1,21 @@
 // delivery/smtpc_transport.cpp: the engine's Transport on server/smtpc (smtpc_transport.hpp):
-// one connection per group of recipients (smtpc_connect over the destination's addresses in
-// order, smtpc_send, smtpc_close), the replies mapped to per-recipient results.
+// a connection per group of recipients (smtpc_connect over the destination's addresses in
+// order, smtpc_send), the replies mapped to per-recipient results. A connection whose
+// transaction ended cleanly is kept for the same destination for kIdleSeconds and taken by the
+// next send there (as Postfix's connection cache, smtp_connection_cache_time_limit = 2 s): the
+// engine's per-destination cap counts connections, and a reused one is never a new one.
 #include "delivery/smtpc_transport.hpp"
 
 #include <cerrno>
 #include <cstring>
 #include <openssl/ssl.h>
+#include <map>
 #include <set>
 #include <sys/un.h>
 
 #include "log/log.hpp"
 #include "smtpc.h"
+#include "util/timer.hpp"
 
 namespace uvs::delivery {
 
@@ -18,7 +23,7 @@ namespace {
 
 class SmtpcTransport : public Transport {
  public:
-  SmtpcTransport(uv_loop_t *loop, const config::Settings &s) : loop_(loop) {
+  SmtpcTransport(uv_loop_t *loop, const config::Settings &s) : loop_(loop), sweep_(loop) {
     helo_ = s.delivery.hostname.empty() ? s.hostname : s.delivery.hostname;
     starttls_ = s.delivery.starttls == "none" ? 0 : s.delivery.starttls == "encrypt" ? 2 : 1;
     connect_ms_ = static_cast<uint64_t>(s.delivery.timeout_connect * 1000);
@@ -43,6 +48,20 @@ class SmtpcTransport : public Transport {
     j->t = this;
     j->req = r;
     j->done = std::move(done);
+    for (const auto &a : j->req.rcpts) j->rcpt_ptrs.push_back(a.c_str());
+    jobs_.insert(j);
+    // A connection to this destination kept from the last transaction: reused.
+    auto it = idle_.find(r.dest.key);
+    while (it != idle_.end() && !it->second.empty()) {
+      smtpc_conn *c = it->second.back().first;
+      it->second.pop_back();
+      if (it->second.empty()) idle_.erase(it);
+      j->conn = c;
+      if (start_send(j, c) == 0) return;
+      smtpc_close(c);  // lost while idle: a new connection
+      j->conn = nullptr;
+      it = idle_.find(r.dest.key);
+    }
     j->addrs = r.dest.addresses();
     if (!r.dest.unix_path.empty()) {
       sockaddr_storage ss{};
@@ -56,7 +75,6 @@ class SmtpcTransport : public Transport {
         for (size_t k = 0; k < h.addrs.size(); ++k) j->names.push_back(h.host);
     }
     for (const auto &n : j->names) j->name_ptrs.push_back(n.c_str());
-    for (const auto &a : j->req.rcpts) j->rcpt_ptrs.push_back(a.c_str());
     smtpc_opts o{};
     o.loop = loop_;
     o.helo = helo_.c_str();
@@ -67,7 +85,6 @@ class SmtpcTransport : public Transport {
     o.connect_ms = connect_ms_;
     o.greeting_ms = o.helo_ms = o.mail_ms = o.rcpt_ms = command_ms_;
     o.host_names = j->name_ptrs.data();
-    jobs_.insert(j);
     int rc = smtpc_connect(&o, j->addrs.data(), static_cast<int>(j->addrs.size()), on_ready, j,
                            &j->conn);
     if (rc < 0) {
@@ -93,6 +110,10 @@ class SmtpcTransport : public Transport {
       delete j;
     }
     jobs_.clear();
+    for (auto &[key, list] : idle_)
+      for (auto &[c, since] : list) smtpc_close(c);
+    idle_.clear();
+    sweep_.stop();
   }
 
  private:
@@ -114,9 +135,14 @@ class SmtpcTransport : public Transport {
     finish(j, std::move(res));
   }
 
-  void finish(Job *j, SendResult res) {
+  void finish(Job *j, SendResult res, bool reusable = false) {
     if (!jobs_.erase(j)) return;
-    if (j->conn) smtpc_close(j->conn);
+    if (j->conn && reusable) {
+      idle_[j->req.dest.key].emplace_back(j->conn, uv_now(loop_));
+      if (!sweep_.active()) sweep_.start(500, [this] { sweep(); });
+    } else if (j->conn) {
+      smtpc_close(j->conn);
+    }
     auto done = std::move(j->done);
     delete j;
     done(std::move(res));
@@ -135,18 +161,40 @@ class SmtpcTransport : public Transport {
         text = std::string("connect to ") + why->peer + ": " + text;
       return t->all(j, code, enh.c_str(), text, mta);
     }
-    unsigned flags = 0;
-    if (j->req.eightbit) flags |= SMTPC_F_8BIT;  // to a server without 8BITMIME: sent as is
-    if (j->req.smtputf8) flags |= SMTPC_F_SMTPUTF8;
-    int rc = smtpc_send(c, j->req.from.c_str(), j->rcpt_ptrs.data(),
-                        static_cast<int>(j->rcpt_ptrs.size()), j->req.fd, j->req.size, flags,
-                        on_sent, j);
+    int rc = t->start_send(j, c);
     if (rc < 0)
       t->all(j, 451, "4.4.2", std::string("cannot start the transaction: ") + strerror(-rc),
              smtpc_peer(c));
   }
 
-  static void on_sent(smtpc_conn *c, int, const smtpc_reply *final, const smtpc_reply *replies,
+  int start_send(Job *j, smtpc_conn *c) {
+    unsigned flags = 0;
+    if (j->req.eightbit) flags |= SMTPC_F_8BIT;  // to a server without 8BITMIME: sent as is
+    if (j->req.smtputf8) flags |= SMTPC_F_SMTPUTF8;
+    return smtpc_send(c, j->req.from.c_str(), j->rcpt_ptrs.data(),
+                      static_cast<int>(j->rcpt_ptrs.size()), j->req.fd, j->req.size, flags,
+                      on_sent, j);
+  }
+
+  // Closes the connections idle longer than kIdleSeconds.
+  void sweep() {
+    uint64_t now = uv_now(loop_);
+    for (auto it = idle_.begin(); it != idle_.end();) {
+      auto &list = it->second;
+      for (size_t i = 0; i < list.size();) {
+        if (now - list[i].second >= kIdleSeconds * 1000) {
+          smtpc_close(list[i].first);
+          list.erase(list.begin() + static_cast<long>(i));
+        } else {
+          ++i;
+        }
+      }
+      it = list.empty() ? idle_.erase(it) : std::next(it);
+    }
+    if (!idle_.empty()) sweep_.start(500, [this] { sweep(); });
+  }
+
+  static void on_sent(smtpc_conn *c, int status, const smtpc_reply *final, const smtpc_reply *replies,
                       int n, void *ud) {
     Job *j = static_cast<Job *>(ud);
     SendResult res;
@@ -168,7 +216,7 @@ class SmtpcTransport : public Transport {
       rr.mta = r && r->peer[0] ? r->peer : res.relay;
       res.rcpts.push_back(std::move(rr));
     }
-    j->t->finish(j, std::move(res));
+    j->t->finish(j, std::move(res), status == 0);
   }
 
   uv_loop_t *loop_;
@@ -177,6 +225,9 @@ class SmtpcTransport : public Transport {
   uint64_t connect_ms_ = 0, command_ms_ = 0;
   SSL_CTX *ctx_ = nullptr;
   std::set<Job *> jobs_;
+  static constexpr uint64_t kIdleSeconds = 2;
+  std::map<std::string, std::vector<std::pair<smtpc_conn *, uint64_t>>> idle_;  // key -> (conn, since)
+  Timer sweep_;
 };
 
 }  // namespace

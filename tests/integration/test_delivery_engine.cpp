@@ -11,6 +11,7 @@
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
+#include <functional>
 #include <set>
 #include <string>
 #include <sys/socket.h>
@@ -111,7 +112,7 @@ std::string send(int port, const std::vector<std::string> &rcpts, const std::str
   Client c(port);
   if (c.code() != 220) return "";
   if (c.cmd("EHLO client.test").rfind("250", 0) != 0) return "";
-  return queued_id(send_message(c, from, rcpts, msg(subject, rcpts[0])));
+  return queued_id(send_message(c, from, rcpts, dot_stuff(msg(subject, rcpts[0]))));
 }
 
 }  // namespace
@@ -152,7 +153,10 @@ TEST_CASE("delivery: 4xx is retried after retry_min, then delivered") {
   MxScript busy;
   busy.rcpt_replies = {{"*", "451 4.7.1 Try again later"}};
   mx.set_script_for(1, busy);
-  Server s(env.opts());
+  // The retry comes after the idle connection was closed (kept 2 s for reuse): a new one.
+  Options o = env.opts();
+  o.toml.replace(o.toml.find("retry_min = 1\nretry_max = 2"), 27, "retry_min = 3\nretry_max = 3");
+  Server s(o);
   REQUIRE(s.started());
   std::string id = send(s.port(), {"alice@dest.test"}, "retry");
   REQUIRE(!id.empty());
@@ -334,6 +338,7 @@ TEST_CASE("delivery: every queue command with the server running; flush goes thr
   CHECK(r.output.find("id: " + id) == 0);
   CHECK(r.output.find("attempts: 1") != std::string::npos);
   mx.set_script(MxScript{});
+  REQUIRE(mx.wait_idle());  // the connection kept for reuse is closed: the next one is new
   int before = mx.connections();
   r = queue_tool(env.queue, "flush " + id);
   CHECK(r.output == id + ": due now\n");
@@ -344,10 +349,12 @@ TEST_CASE("delivery: every queue command with the server running; flush goes thr
 
   // Held: not delivered even when flushed; released and flushed: delivered.
   mx.set_script(busy);
+  REQUIRE(mx.wait_idle());
   std::string id2 = send(s.port(), {"bob@dest.test"}, "tool2");
   REQUIRE(s.wait_log(id2 + ": to=<bob@dest.test>"));
   CHECK(queue_tool(env.queue, "hold " + id2).output == id2 + ": held\n");
   mx.set_script(MxScript{});
+  REQUIRE(mx.wait_idle());
   r = queue_tool(env.queue, "flush");
   CHECK(r.output == "0 message(s) due now, 1 held left as they are\n");
   CHECK(s.wait_log("flush of the whole queue requested"));
@@ -360,10 +367,12 @@ TEST_CASE("delivery: every queue command with the server running; flush goes thr
 
   // delete: the entry is gone and never delivered.
   mx.set_script(busy);
+  REQUIRE(mx.wait_idle());
   std::string id3 = send(s.port(), {"carl@dest.test"}, "tool3");
   REQUIRE(s.wait_log(id3 + ": to=<carl@dest.test>"));
   CHECK(queue_tool(env.queue, "delete " + id3).output == id3 + ": deleted\n");
   mx.set_script(MxScript{});
+  REQUIRE(mx.wait_idle());
   CHECK(queue_tool(env.queue, "flush").status == 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   CHECK(mx.messages().size() == 2);
