@@ -8,8 +8,15 @@ namespace uvs::delivery {
 BounceFn make_dsn_bouncer(std::string reporting_mta, std::string postmaster) {
   return [reporting_mta, postmaster](const queue::Envelope &env, const std::string &original,
                                      const std::vector<size_t> &failed, int64_t now,
-                                     const std::string &id, Bounce &out, std::string &why) {
+                                     int64_t retry_until, const std::string &id, Bounce &out,
+                                     std::string &why) {
+    bool delay = retry_until > 0;
+    const char *action = delay ? "delayed" : "failed";
     bool to_sender = should_bounce(env);
+    if (!to_sender && delay) {
+      why = "no delay warning for the null sender";
+      return false;
+    }
     if (!to_sender) {
       if (postmaster.empty()) {
         why = "the sender is null and no delivery.postmaster is set: dropped";
@@ -28,11 +35,11 @@ BounceFn make_dsn_bouncer(std::string reporting_mta, std::string postmaster) {
     for (size_t i : failed) {
       if (i >= env.rcpts.size()) continue;
       const queue::Recipient &r = env.rcpts[i];
-      if (to_sender && !wants_notice(r, "failed")) continue;
+      if (to_sender && !wants_notice(r, action)) continue;
       DsnRecipient d;
       d.address = r.address;
       d.orcpt = r.orcpt;
-      d.action = "failed";
+      d.action = action;
       d.status = r.enhanced;
       d.remote_mta = r.remote_mta;
       if (r.status > 0) {
@@ -55,6 +62,8 @@ BounceFn make_dsn_bouncer(std::string reporting_mta, std::string postmaster) {
     if (static_cast<int64_t>(original.size()) >= env.size)  // the whole message is here
       in.original_message = original;
     if (!to_sender) in.postmaster = postmaster;
+    in.delay_warning = delay;
+    in.retry_until = retry_until;
     out.message = compose_dsn(in);
     out.env = dsn_envelope(in, out.message, id);
     return !out.message.empty();

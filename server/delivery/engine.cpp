@@ -348,6 +348,8 @@ void Engine::group_done(Group *g, std::vector<RcptResult> res, const std::string
 
 void Engine::finish(Entry *e) {
   int64_t t = now();
+  int64_t scheduled = e->env.next_try;  // when this attempt was due
+  int attempts_before = e->env.attempts;
   AttemptOutcome out =
       apply_attempt(e->env, e->idx, e->results, t, static_cast<int64_t>(cfg_.retry_min),
                     static_cast<int64_t>(cfg_.retry_max),
@@ -367,6 +369,21 @@ void Engine::finish(Entry *e) {
   std::vector<size_t> failed = out.failed;
   auto bounce = std::make_shared<Bounce>();
   auto why = std::make_shared<std::string>();
+  int64_t retry_until = 0;
+  if (failed.empty() && !out.deferred.empty() && cfg_.delay_warning > 0) {
+    // A delay warning once, at the first attempt after delay_warning seconds in the queue:
+    // the attempt before this one (its due time less the wait before it) was earlier.
+    int64_t dw = static_cast<int64_t>(cfg_.delay_warning);
+    int64_t prev = attempts_before > 0
+                       ? scheduled - retry_delay(attempts_before,
+                                                 static_cast<int64_t>(cfg_.retry_min),
+                                                 static_cast<int64_t>(cfg_.retry_max))
+                       : e->env.arrival - 1;
+    if (t - e->env.arrival >= dw && prev - e->env.arrival < dw) {
+      failed = out.deferred;
+      retry_until = e->env.arrival + static_cast<int64_t>(cfg_.max_queue_lifetime);
+    }
+  }
   BounceFn bouncer = failed.empty() ? BounceFn() : bounce_;
   std::string bounce_id = bouncer ? new_bounce_id() : "";
   auto rc = std::make_shared<int>(0);
@@ -374,14 +391,16 @@ void Engine::finish(Entry *e) {
   std::vector<size_t> changed = e->idx;
   queue::Envelope after = e->env;
   work(
-      [this, e, bouncer, bounce, why, bounce_id, rc, err, changed, after, failed, t, out] {
+      [this, e, bouncer, bounce, why, bounce_id, rc, err, changed, after, failed, t, out,
+       retry_until] {
         if (bouncer) {
           // The original for the notice: the first 128 KiB of the message file (the composer
           // returns the whole message only up to 100 KiB).
           std::string orig(131072, '\0');
           ssize_t n = pread(e->fd, orig.data(), orig.size(), 0);
           orig.resize(n > 0 ? static_cast<size_t>(n) : 0);
-          if (!bouncer(after, orig, failed, t, bounce_id, *bounce, *why)) bounce->message.clear();
+          if (!bouncer(after, orig, failed, t, retry_until, bounce_id, *bounce, *why))
+            bounce->message.clear();
           if (!bounce->message.empty()) {
             const std::string &m = bounce->message;
             int mfd = memfd_create("bounce", MFD_CLOEXEC);
@@ -408,20 +427,18 @@ void Engine::finish(Entry *e) {
             [&](queue::Envelope &cur) {
               for (size_t i : changed)
                 if (i < cur.rcpts.size() && i < after.rcpts.size()) cur.rcpts[i] = after.rcpts[i];
-              for (size_t i : failed)
-                if (i < cur.rcpts.size() && i < after.rcpts.size()) cur.rcpts[i] = after.rcpts[i];
               cur.attempts = after.attempts;
               cur.next_try = after.next_try;
               cur.last_error = after.last_error;
             },
             *err);
       },
-      [this, e, rc, err, bounce, why, out] {
+      [this, e, rc, err, bounce, why, out, retry_until] {
         if (*rc < 0 && *rc != -ENOENT)
           log::format(log::err, "", "", "%s: %s", e->id.c_str(), err->c_str());
         else if (!bounce->message.empty())
-          log::format_txn(log::info, "", e->id, "%s: sender non-delivery notification: %s",
-                          e->id.c_str(), bounce->env.id.c_str());
+          log::format_txn(log::info, "", e->id, "%s: sender %s notification: %s", e->id.c_str(),
+                          retry_until ? "delay" : "non-delivery", bounce->env.id.c_str());
         else if (!why->empty())
           log::format_txn(log::notice, "", e->id, "%s: no non-delivery notification: %s",
                           e->id.c_str(), why->c_str());

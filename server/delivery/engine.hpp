@@ -31,12 +31,14 @@ struct Bounce {
   std::string message;
   queue::Envelope env;
 };
-// Composes the notice about env's recipients at `failed` (indexes) from the original message's
-// start; runs on the thread pool. false when no notice is to be sent (the null sender without a
-// postmaster, NOTIFY=NEVER...; `why` says so for the log).
+// Composes the notice about env's recipients at `rcpts` (indexes) from the original message's
+// start: a bounce (they failed) or, with retry_until > 0, a delay warning (they are still
+// being retried until then). Runs on the thread pool. false when no notice is to be sent (the
+// null sender without a postmaster, NOTIFY=NEVER...; `why` says so for the log).
 using BounceFn = std::function<bool(const queue::Envelope &env, const std::string &original,
-                                    const std::vector<size_t> &failed, int64_t now,
-                                    const std::string &id, Bounce &out, std::string &why)>;
+                                    const std::vector<size_t> &rcpts, int64_t now,
+                                    int64_t retry_until, const std::string &id, Bounce &out,
+                                    std::string &why)>;
 
 class Engine {
  public:

@@ -202,6 +202,35 @@ TEST_CASE("delivery: 5xx bounces: an RFC 3464 notice from the null sender reache
   CHECK(wait_for([&] { return entries(env.queue).empty(); }, 5));
 }
 
+TEST_CASE("delivery: delay_warning: one RFC 3464 delay notice while the message is retried") {
+  Env env;
+  MxScript busy;
+  busy.rcpt_replies = {{"*", "451 4.2.1 Mailbox busy"}};
+  FakeMx mx("127.0.0.2", env.port, busy);
+  FakeMx back("127.0.0.3", env.port);
+  REQUIRE(mx.started());
+  REQUIRE(back.started());
+  Server s(env.opts("delay_warning = 2\n"));
+  REQUIRE(s.started());
+  std::string id = send(s.port(), {"slow@dest.test"}, "delayed");
+  REQUIRE(!id.empty());
+  REQUIRE(s.wait_log(id + ": sender delay notification: ", 15));
+  REQUIRE(back.wait_messages(1));
+  auto b = back.messages()[0];
+  CHECK(b.from.empty());
+  CHECK(b.rcpts == std::vector<std::string>{"sender@back.test"});
+  std::string file = env.tmp.path + "/delay.eml";
+  spit(file, b.data);
+  RunResult py = sh("python3 '" + source_root() + "/tests/unit/dsn_parse.py' '" + file +
+                    "' --rcpt slow@dest.test --action delayed --original headers 2>&1");
+  CHECK_MESSAGE(py.status == 0, py.output);
+  // Only one, though the retries go on.
+  std::this_thread::sleep_for(std::chrono::milliseconds(4000));
+  CHECK(s.count_log("sender delay notification") == 1);
+  CHECK(s.count_log(id + ": to=<slow@dest.test>") >= 3);
+  CHECK(entries(env.queue).size() == 1);  // still queued
+}
+
 TEST_CASE("delivery: the first MX refuses (connection, 421 greeting): the next MX gets it") {
   Env env;
   env.dns.add("multi.test", DnsStub::MX,
