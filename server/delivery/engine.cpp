@@ -78,7 +78,7 @@ struct Engine::Group {
 
 Engine::Engine(uv_loop_t *loop, DnsFn dns)
     : loop_(loop), dns_(std::move(dns)), rng_(std::random_device{}()), control_(loop),
-      tick_(loop), rescan_timer_(loop) {}
+      tick_(loop), rescan_timer_(loop), grace_(loop) {}
 
 Engine::~Engine() {
   *alive_ = false;
@@ -127,6 +127,34 @@ void Engine::stop() {
   rescan_timer_.stop();
   if (transport_) transport_->abort_all();
   waiting_.clear();
+}
+
+void Engine::shutdown(double grace, std::function<void()> done) {
+  if (!running_) return done();
+  running_ = false;
+  draining_ = true;
+  drained_ = std::move(done);
+  control_.close();
+  tick_.stop();
+  rescan_timer_.stop();
+  waiting_.clear();  // not started: they stay pending in their envelopes
+  if (active_ == 0) return drain_done();
+  log::format(log::notice, "", "", "delivery: %zu connection(s) finishing (grace %.0f s)", active_,
+              grace);
+  grace_.start(static_cast<uint64_t>(grace * 1000), [this] {
+    log::format(log::notice, "", "", "delivery: grace period over: closing %zu connection(s)",
+                active_);
+    drain_done();
+  });
+}
+
+void Engine::drain_done() {
+  if (!draining_) return;
+  draining_ = false;
+  grace_.stop();
+  if (transport_) transport_->abort_all();  // the idle ones, and any still sending
+  auto done = std::move(drained_);
+  if (done) done();
 }
 
 void Engine::work(std::function<void()> w, std::function<void()> done) {
@@ -293,6 +321,7 @@ void Engine::route_entry(Entry *e) {
 }
 
 void Engine::acquire(const std::string &key, std::function<void()> go) {
+  if (!running_) return;  // shutting down: the entry stays as it is
   if (active_ < cfg_.concurrency && active_by_dest_[key] < cfg_.destination_concurrency) {
     ++active_;
     ++active_by_dest_[key];
@@ -304,6 +333,7 @@ void Engine::acquire(const std::string &key, std::function<void()> go) {
 void Engine::release(const std::string &key) {
   --active_;
   if (--active_by_dest_[key] == 0) active_by_dest_.erase(key);
+  if (draining_ && active_ == 0) return drain_done();
   for (auto it = waiting_.begin(); it != waiting_.end() && active_ < cfg_.concurrency; ++it) {
     if (active_by_dest_[it->first] >= cfg_.destination_concurrency) continue;
     auto go = std::move(it->second);

@@ -61,6 +61,10 @@ class Engine {
   // Stops taking entries, closes the socket and timers, closes connections (envelopes stay
   // pending: a message in flight now is sent again after the restart).
   void stop();
+  // SIGTERM: stops taking entries; the transactions in progress may finish within `grace`
+  // seconds (their results are recorded), then the rest is closed as stop() does. done()
+  // runs once nothing is sending any more (possibly before shutdown returns).
+  void shutdown(double grace, std::function<void()> done);
   bool running() const { return running_; }
   const std::string &queue_dir() const { return dir_; }
 
@@ -103,6 +107,10 @@ class Engine {
   std::map<std::string, size_t> active_by_dest_;
   std::deque<std::pair<std::string, std::function<void()>>> waiting_;
   bool running_ = false;
+  bool draining_ = false;
+  std::function<void()> drained_;
+  Timer grace_;
+  void drain_done();
   bool scanning_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };

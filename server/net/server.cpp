@@ -231,7 +231,6 @@ void Server::begin_shutdown(const char *why) {
   if (shutting_down_) return;
   shutting_down_ = true;
   log::format(log::notice, "", "", "%s: shutting down, %zu session(s) open", why, sessions_.size());
-  if (delivery_) delivery_->stop();  // envelopes stay pending; in-flight messages go again later
   for (auto *l : listeners_)
     uv_close(reinterpret_cast<uv_handle_t *>(&l->tcp),
              [](uv_handle_t *h) { delete static_cast<Listener *>(h->data); });
@@ -246,11 +245,20 @@ void Server::begin_shutdown(const char *why) {
     for (auto *s : left)
       if (sessions_.count(s)) s->force_close();
   });
+  // Delivery: transactions in progress get the same grace; envelopes of what did not finish
+  // stay pending (sent again after the restart).
+  if (delivery_) {
+    delivery_busy_ = true;
+    delivery_->shutdown(gen_->settings.shutdown_grace, [this] {
+      delivery_busy_ = false;
+      maybe_finish();
+    });
+  }
   maybe_finish();
 }
 
 void Server::maybe_finish() {
-  if (!shutting_down_ || finished_ || !sessions_.empty()) return;
+  if (!shutting_down_ || finished_ || !sessions_.empty() || delivery_busy_) return;
   finished_ = true;
   grace_timer_.reset();
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_term_), nullptr);

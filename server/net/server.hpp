@@ -91,6 +91,7 @@ class Server {
   std::vector<std::string> bound_;  // "ADDR:PORT ..." per listener, for announce()
   std::vector<std::string> bound_endpoints_;  // "ip:port" per listener (delivery's loop check)
   std::unique_ptr<delivery::Engine> delivery_;
+  bool delivery_busy_ = false;  // shutting down: the engine's transactions still finishing
   std::vector<config::Listen> bound_listen_;  // as configured at start (reload keeps these)
 };
 

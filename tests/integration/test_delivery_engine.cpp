@@ -160,7 +160,7 @@ TEST_CASE("delivery: 4xx is retried after retry_min, then delivered") {
   REQUIRE(s.started());
   std::string id = send(s.port(), {"alice@dest.test"}, "retry");
   REQUIRE(!id.empty());
-  REQUIRE(s.wait_log(id + ": to=<alice@dest.test>"));
+  REQUIRE(s.wait_log(id + ": to=<alice@dest.test> relay="));
   CHECK(s.wait_log("status=deferred (451 4.7.1 Try again later"));
   REQUIRE(mx.wait_messages(1, 15));
   CHECK(mx.connections() >= 2);
@@ -182,7 +182,7 @@ TEST_CASE("delivery: 5xx bounces: an RFC 3464 notice from the null sender reache
   REQUIRE(!id.empty());
   REQUIRE(mx.wait_messages(1));
   CHECK(mx.messages()[0].rcpts == std::vector<std::string>{"alice@dest.test"});
-  CHECK(s.wait_log(id + ": to=<nobody@dest.test>"));
+  CHECK(s.wait_log(id + ": to=<nobody@dest.test> relay="));
   CHECK(s.wait_log("status=bounced (550 5.1.1"));
   REQUIRE(s.wait_log(id + ": sender non-delivery notification: "));
   REQUIRE(back.wait_messages(1));
@@ -227,7 +227,7 @@ TEST_CASE("delivery: delay_warning: one RFC 3464 delay notice while the message 
   // Only one, though the retries go on.
   std::this_thread::sleep_for(std::chrono::milliseconds(4000));
   CHECK(s.count_log("sender delay notification") == 1);
-  CHECK(s.count_log(id + ": to=<slow@dest.test>") >= 3);
+  CHECK(s.count_log(id + ": to=<slow@dest.test> relay=") >= 3);
   CHECK(entries(env.queue).size() == 1);  // still queued
 }
 
@@ -345,6 +345,50 @@ TEST_CASE("delivery: kill -9 during delivery, restarted in a loop: every message
   CHECK(mx.messages().size() >= static_cast<size_t>(n));
 }
 
+TEST_CASE("delivery: SIGTERM: a transaction in progress finishes within the grace period") {
+  Env env;
+  MxScript slow;
+  slow.reply_delay = 0.4;  // about 3 s for the whole dialogue
+  FakeMx mx("127.0.0.2", env.port, slow);
+  REQUIRE(mx.started());
+  {
+    Server s(env.opts());
+    REQUIRE(s.started());
+    std::string id = send(s.port(), {"alice@dest.test"}, "graceful");
+    REQUIRE(!id.empty());
+    REQUIRE(mx.wait_connections(1));
+    s.signal(SIGTERM);
+    CHECK(s.wait_log("delivery: 1 connection(s) finishing"));
+    CHECK(s.wait_exit(20) == 0);
+    CHECK(s.count_log(id + ": to=<alice@dest.test> relay=") == 1);
+    CHECK(s.count_log("status=sent") == 1);
+    CHECK(s.count_log(id + ": removed") == 1);
+  }
+  CHECK(mx.messages().size() == 1);
+  CHECK(entries(env.queue).empty());
+
+  // A transaction that does not end in time: closed, the message stays queued (pending).
+  MxScript hang;
+  hang.hang_at = MxStep::dot;
+  mx.set_script(hang);
+  REQUIRE(mx.wait_idle());
+  {
+    Options o = env.opts();
+    o.toml = "shutdown_grace = 1\n" + o.toml;  // a top-level key: before the tables
+    Server s(o);
+    REQUIRE(s.started());
+    std::string id = send(s.port(), {"bob@dest.test"}, "hung");
+    REQUIRE(!id.empty());
+    REQUIRE(mx.wait_connections(2));
+    std::this_thread::sleep_for(std::chrono::milliseconds(300));
+    s.signal(SIGTERM);
+    CHECK(s.wait_log("delivery: grace period over: closing 1 connection(s)", 10));
+    CHECK(s.wait_exit(10) == 0);
+    CHECK(s.count_log(id + ": to=<bob@dest.test> relay=") == 0);
+    CHECK(entries(env.queue).size() == 1);
+  }
+}
+
 TEST_CASE("delivery: every queue command with the server running; flush goes through the socket") {
   Env env;
   MxScript busy;
@@ -380,7 +424,7 @@ TEST_CASE("delivery: every queue command with the server running; flush goes thr
   mx.set_script(busy);
   REQUIRE(mx.wait_idle());
   std::string id2 = send(s.port(), {"bob@dest.test"}, "tool2");
-  REQUIRE(s.wait_log(id2 + ": to=<bob@dest.test>"));
+  REQUIRE(s.wait_log(id2 + ": to=<bob@dest.test> relay="));
   CHECK(queue_tool(env.queue, "hold " + id2).output == id2 + ": held\n");
   mx.set_script(MxScript{});
   REQUIRE(mx.wait_idle());
@@ -398,7 +442,7 @@ TEST_CASE("delivery: every queue command with the server running; flush goes thr
   mx.set_script(busy);
   REQUIRE(mx.wait_idle());
   std::string id3 = send(s.port(), {"carl@dest.test"}, "tool3");
-  REQUIRE(s.wait_log(id3 + ": to=<carl@dest.test>"));
+  REQUIRE(s.wait_log(id3 + ": to=<carl@dest.test> relay="));
   CHECK(queue_tool(env.queue, "delete " + id3).output == id3 + ": deleted\n");
   mx.set_script(MxScript{});
   REQUIRE(mx.wait_idle());
