@@ -98,6 +98,7 @@ void Engine::configure(const config::Settings &s) {
     log::format(log::err, "", "", "delivery: %s; keeping the previous routes", err.c_str());
   self_.hostname = hostname_;
   if (!custom_bouncer_) bounce_ = make_dsn_bouncer(hostname_, cfg_.postmaster);
+  if (transport_) transport_->configure(s);
 }
 
 bool Engine::start(const std::string &queue_dir, const config::Settings &s,

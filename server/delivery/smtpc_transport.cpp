@@ -6,6 +6,7 @@
 // engine's per-destination cap counts connections, and a reused one is never a new one.
 #include "delivery/smtpc_transport.hpp"
 
+#include <arpa/inet.h>
 #include <cerrno>
 #include <cstring>
 #include <openssl/ssl.h>
@@ -24,11 +25,15 @@ namespace {
 class SmtpcTransport : public Transport {
  public:
   SmtpcTransport(uv_loop_t *loop, const config::Settings &s) : loop_(loop), sweep_(loop) {
+    configure(s);
+  }
+
+  void configure(const config::Settings &s) override {
     helo_ = s.delivery.hostname.empty() ? s.hostname : s.delivery.hostname;
     starttls_ = s.delivery.starttls == "none" ? 0 : s.delivery.starttls == "encrypt" ? 2 : 1;
     connect_ms_ = static_cast<uint64_t>(s.delivery.timeout_connect * 1000);
     command_ms_ = static_cast<uint64_t>(s.delivery.timeout_command * 1000);
-    if (starttls_) {
+    if (starttls_ && !ctx_) {
       // Opportunistic TLS (RFC 7435): encrypted when offered, the certificate not verified,
       // as Postfix's smtp_tls_security_level "may" and "encrypt" do.
       ctx_ = SSL_CTX_new(TLS_client_method());
@@ -74,7 +79,12 @@ class SmtpcTransport : public Transport {
       for (const auto &h : r.dest.hops)
         for (size_t k = 0; k < h.addrs.size(); ++k) j->names.push_back(h.host);
     }
-    for (const auto &n : j->names) j->name_ptrs.push_back(n.c_str());
+    // An address literal names nothing more than its address: the peer shows as "ip:port".
+    for (const auto &n : j->names) {
+      unsigned char buf[16];
+      bool literal = inet_pton(AF_INET, n.c_str(), buf) == 1 || inet_pton(AF_INET6, n.c_str(), buf) == 1;
+      j->name_ptrs.push_back(literal ? nullptr : n.c_str());
+    }
     smtpc_opts o{};
     o.loop = loop_;
     o.helo = helo_.c_str();

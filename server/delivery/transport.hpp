@@ -7,6 +7,7 @@
 #include <string>
 #include <vector>
 
+#include "config/settings.hpp"
 #include "delivery/route.hpp"
 #include "delivery/schedule.hpp"
 
@@ -35,6 +36,8 @@ class Transport {
   virtual void send(const SendRequest &r, std::function<void(SendResult)> done) = 0;
   // Shutdown: close every connection; no callback runs afterwards.
   virtual void abort_all() = 0;
+  // SIGHUP: new [delivery] settings for the connections made from now on.
+  virtual void configure(const config::Settings &) {}
 };
 
 }  // namespace uvs::delivery

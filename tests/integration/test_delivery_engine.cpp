@@ -146,6 +146,37 @@ TEST_CASE("delivery: a message is delivered to the MX, logged as sent, and leave
   CHECK(entries(env.queue).empty());
 }
 
+TEST_CASE("delivery: routes: LMTP to a fixed host; SIGHUP changes the routes and the EHLO name") {
+  Env env;
+  MxScript lmtp;
+  lmtp.lmtp = true;
+  lmtp.lmtp_replies = {{"full@*", "452 4.2.2 Mailbox full"}};
+  FakeMx lm("127.0.0.6", 0, lmtp);
+  FakeMx mx("127.0.0.2", env.port);
+  REQUIRE(lm.started());
+  REQUIRE(mx.started());
+  std::string route = "[[delivery.route]]\ndomain = \"dest.test\"\nto = \"lmtp:[127.0.0.6]:" +
+                      std::to_string(lm.port()) + "\"\n";
+  Options o = env.opts();
+  o.toml = o.toml.substr(0, o.toml.find("[dns]")) + route + o.toml.substr(o.toml.find("[dns]"));
+  Server s(o);
+  REQUIRE(s.started());
+  std::string id = send(s.port(), {"alice@dest.test", "full@dest.test"}, "lmtp");
+  REQUIRE(lm.wait_messages(1));
+  CHECK(lm.messages()[0].helo == "mx.test.invalid");
+  CHECK(lm.messages()[0].rcpts == std::vector<std::string>{"alice@dest.test", "full@dest.test"});
+  CHECK(s.wait_log(id + ": to=<alice@dest.test> relay=127.0.0.6:" + std::to_string(lm.port())));
+  CHECK(s.wait_log(id + ": to=<full@dest.test> relay="));
+  CHECK(s.wait_log("status=deferred (452 4.2.2 Mailbox full"));
+  CHECK(mx.connections() == 0);  // the MX is not asked: the route wins
+  // Reload: no route (dest.test by MX again), another EHLO name.
+  REQUIRE(s.reload_toml(route, "hostname = \"out.test.invalid\"\n"));
+  std::string id2 = send(s.port(), {"bob@dest.test"}, "after-reload");
+  REQUIRE(mx.wait_messages(1));
+  CHECK(mx.messages()[0].helo == "out.test.invalid");
+  CHECK(s.wait_log(id2 + ": removed"));
+}
+
 TEST_CASE("delivery: 4xx is retried after retry_min, then delivered") {
   Env env;
   FakeMx mx("127.0.0.2", env.port);
