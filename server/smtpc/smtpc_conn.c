@@ -293,9 +293,17 @@ static void attempt_failed(smtpc_conn *c, int status, const smtpc_reply *why, in
   else
     smtpc__log(c, 6, "%s refused the session at %s: %d %s %s", c->peer, smtpc_stage_name(why->stage), why->code,
                why->enh, why->text);
-  if (polite && c->s) {
-    smtpc__log(c, 7, "-> QUIT");
-    smtpc__send_data(c, "QUIT\r\n", 6, 0); /* written at once; the close does not wait for 221 */
+  if (polite && c->s) { /* best effort, never a failure of its own: the close follows at once */
+    smtpc_buf wire = {0};
+    char err[200];
+    uv_buf_t b = uv_buf_init((char *)"QUIT\r\n", 6);
+    if (c->tls && smtpc_tls_write(c->tls, "QUIT\r\n", 6, &wire, err, sizeof err) == 0)
+      b = uv_buf_init(wire.p, (unsigned)wire.len);
+    if (!c->tls || wire.len) {
+      smtpc__log(c, 7, "-> QUIT");
+      uv_try_write(c->s, &b, 1);
+    }
+    smtpc_buf_free(&wire);
   }
   uv_timer_stop(&c->timer);
   close_stream(c);
