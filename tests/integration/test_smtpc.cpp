@@ -13,6 +13,7 @@
 #include <poll.h>
 #include <string>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <thread>
 #include <unistd.h>
 #include <vector>
@@ -201,6 +202,20 @@ struct Script {
 // accept_conns false nobody accepts: the kernel completes the handshake and nothing is said.
 class FakeServer {
  public:
+  // On a unix socket at path (LMTP routes can point at one).
+  FakeServer(Script &s, const std::string &path) : script_(s) {
+    lfd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    unlink(path.c_str());
+    if (bind(lfd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 || listen(lfd_, 16) != 0) {
+      close(lfd_);
+      lfd_ = -1;
+      return;
+    }
+    thread_ = std::thread([this] { run(); });
+  }
   explicit FakeServer(Script &s, bool accept_conns = true) : script_(s) {
     lfd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
     int one = 1;
@@ -450,6 +465,25 @@ TEST_CASE("smtpc: STARTTLS with a real uvsmtpd: TLS, EHLO again, the message goe
     CHECK(r.final.code == 250);
     CHECK(s.wait_log(": accepted message-id="));
     CHECK(tls::log_line_with(s, {"TLS established with 127.0.0.1"}));
+  }
+  SSL_CTX_free(ctx);
+}
+
+TEST_CASE("smtpc: STARTTLS required with a verifying SSL_CTX: a certificate for another name fails") {
+  const auto &pki = tls::pki();
+  Server s(tls::tls_opts(tls::tls_toml({{.mode = "starttls"}}, pki.leaf.cert, pki.leaf.key),
+                         "verdict rcpt=OK queue=OK trace=1\n"));
+  auto ports = tls::start_ports(s, 1);
+  SSL_CTX *ctx = client_ctx(true);
+  {
+    SmtpcClient c;
+    c.o.ssl_ctx = ctx;
+    c.o.tls_servername = "mx.elsewhere.test";
+    c.o.starttls = 2;
+    CHECK_FALSE(c.connect({ports[0]}));
+    CHECK(c.ready.why.origin == SMTPC_E_TLS);
+    CHECK(std::string(c.ready.why.text).find("certificate verification failed") != std::string::npos);
+    CHECK(s.count_log("trace verdict mail") == 0);
   }
   SSL_CTX_free(ctx);
 }
@@ -762,4 +796,24 @@ TEST_CASE("smtpc: LMTP: LHLO, one reply per accepted recipient after the dot") {
   CHECK(reply_str(r.rr[2]) == "452 4.2.2 <d@server.test> over quota");
   CHECK(r.final.code == 452);
   CHECK(has_cmd(sc.commands(0), "LHLO client.test"));
+}
+
+TEST_CASE("smtpc: LMTP over a unix socket") {
+  tls::TempDir dir;
+  std::string path = dir.path + "/lmtp.sock";
+  Script sc;
+  sc.lmtp = true;
+  FakeServer f(sc, path);
+  SmtpcClient c;
+  c.o.lmtp = 1;
+  sockaddr_storage ss{};
+  auto *un = reinterpret_cast<sockaddr_un *>(&ss);
+  un->sun_family = AF_UNIX;
+  snprintf(un->sun_path, sizeof un->sun_path, "%s", path.c_str());
+  REQUIRE(c.connect_addrs({ss}));
+  CHECK(std::string(smtpc_peer(c.ready.c)) == "unix:" + path);
+  Sent r = c.send({"b@server.test", "c@server.test"}, kBody);
+  CHECK(r.final.code == 250);
+  CHECK(r.rr[1].code == 250);
+  CHECK(sc.nmessages() == 1);
 }
