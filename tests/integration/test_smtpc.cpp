@@ -56,8 +56,10 @@ class Conn {
     double deadline = now() + timeout;
     for (;;) {
       size_t end = std::string::npos;
-      if (buf_.rfind(".\r\n", 0) == 0) end = 3;
-      else if (size_t p = buf_.find("\r\n.\r\n"); p != std::string::npos) end = p + 5;
+      if (buf_.rfind(".\r\n", 0) == 0)
+        end = 3;
+      else if (size_t p = buf_.find("\r\n.\r\n"); p != std::string::npos)
+        end = p + 5;
       if (end != std::string::npos) {
         raw = buf_.substr(0, end);
         buf_.erase(0, end);
@@ -93,10 +95,10 @@ struct Script {
   std::string greeting = "220 fake.test ESMTP";
   bool lmtp = false;
   std::vector<std::string> ext = {"PIPELINING", "SIZE 10000000", "8BITMIME", "ENHANCEDSTATUSCODES"};
-  std::string ehlo_reply;  // non-empty: the reply to EHLO/LHLO instead of 250 + ext
-  bool starttls_break = false;  // 220 to STARTTLS, then bytes that are not TLS, then close
-  bool mail_silent = false;     // never answer MAIL
-  bool drop_after_rcpt = false; // close when the first RCPT arrives
+  std::string ehlo_reply;        // non-empty: the reply to EHLO/LHLO instead of 250 + ext
+  bool starttls_break = false;   // 220 to STARTTLS, then bytes that are not TLS, then close
+  bool mail_silent = false;      // never answer MAIL
+  bool drop_after_rcpt = false;  // close when the first RCPT arrives
   std::function<std::string(const std::string &)> rcpt = [](const std::string &) {
     return std::string("250 2.1.5 Ok");
   };
@@ -147,7 +149,8 @@ struct Script {
           continue;
         }
         std::string r = "250-fake.test\r\n";
-        for (size_t i = 0; i < ext.size(); ++i) r += (i + 1 < ext.size() ? "250-" : "250 ") + ext[i] + "\r\n";
+        for (size_t i = 0; i < ext.size(); ++i)
+          r += (i + 1 < ext.size() ? "250-" : "250 ") + ext[i] + "\r\n";
         if (ext.empty()) r = "250 fake.test\r\n";
         c.send(r);
       } else if (verb == "HELO") {
@@ -181,7 +184,9 @@ struct Script {
         }
         if (lmtp) {
           for (int i = 0; i < accepted; ++i)
-            c.send((static_cast<size_t>(i) < lmtp_dot.size() ? lmtp_dot[i] : "250 2.0.0 delivered") + "\r\n");
+            c.send(
+                (static_cast<size_t>(i) < lmtp_dot.size() ? lmtp_dot[i] : "250 2.0.0 delivered") +
+                "\r\n");
         } else {
           c.send("250 2.0.0 Ok: queued as F" + std::to_string(messages.size()) + "\r\n");
         }
@@ -295,7 +300,8 @@ struct Sent {
   smtpc_reply final{};
   std::vector<smtpc_reply> rr;
 };
-void on_sent(smtpc_conn *, int status, const smtpc_reply *final, const smtpc_reply *rr, int n, void *ud) {
+void on_sent(smtpc_conn *, int status, const smtpc_reply *final, const smtpc_reply *rr, int n,
+             void *ud) {
   auto *s = static_cast<Sent *>(ud);
   s->called = true;
   s->status = status;
@@ -328,7 +334,8 @@ struct MsgFile {
   }
 };
 
-const std::string kBody = "Subject: smtpc test\r\nFrom: a@client.test\r\n\r\nhello\r\n.leading dot\r\n";
+const std::string kBody =
+    "Subject: smtpc test\r\nFrom: a@client.test\r\n\r\nhello\r\n.leading dot\r\n";
 
 class SmtpcClient {
  public:
@@ -336,7 +343,8 @@ class SmtpcClient {
     uv_loop_init(&loop_);
     o.loop = &loop_;
     o.helo = "client.test";
-    o.connect_ms = o.greeting_ms = o.helo_ms = o.mail_ms = o.rcpt_ms = o.data_ms = o.block_ms = o.dot_ms = 5000;
+    o.connect_ms = o.greeting_ms = o.helo_ms = o.mail_ms = o.rcpt_ms = o.data_ms = o.block_ms =
+        o.dot_ms = 5000;
   }
   ~SmtpcClient() {
     if (ready.c && !closed_) smtpc_close(ready.c);
@@ -365,7 +373,8 @@ class SmtpcClient {
     return connect_addrs(a);
   }
   bool connect_addrs(const std::vector<sockaddr_storage> &a) {
-    REQUIRE(smtpc_connect(&o, a.data(), static_cast<int>(a.size()), on_ready, &ready, &handle) == 0);
+    REQUIRE(smtpc_connect(&o, a.data(), static_cast<int>(a.size()), on_ready, &ready, &handle) ==
+            0);
     REQUIRE(handle != nullptr);
     REQUIRE(run_until([&] { return ready.called; }));
     if (!ready.c) handle = nullptr;  // gone after a failure callback
@@ -377,8 +386,8 @@ class SmtpcClient {
     std::vector<const char *> r;
     for (auto &x : rcpts) r.push_back(x.c_str());
     Sent s;
-    int rc = smtpc_send(ready.c, from.c_str(), r.data(), static_cast<int>(r.size()), m.fd, m.size, flags, on_sent,
-                        &s);
+    int rc = smtpc_send(ready.c, from.c_str(), r.data(), static_cast<int>(r.size()), m.fd, m.size,
+                        flags, on_sent, &s);
     REQUIRE(rc == 0);
     CHECK_FALSE(s.called);  // never from inside smtpc_send
     REQUIRE(run_until([&] { return s.called; }, 20));
@@ -453,13 +462,18 @@ TEST_CASE("smtpc: STARTTLS with a real uvsmtpd: TLS, EHLO again, the message goe
     SmtpcClient c;
     c.o.ssl_ctx = ctx;
     c.o.tls_servername = "localhost";
-    SUBCASE("required (encrypt)") { c.o.starttls = 2; }
-    SUBCASE("opportunistic (may)") { c.o.starttls = 1; }
+    SUBCASE("required (encrypt)") {
+      c.o.starttls = 2;
+    }
+    SUBCASE("opportunistic (may)") {
+      c.o.starttls = 1;
+    }
     REQUIRE(c.connect({ports[0]}));
     const char *t = smtpc_tls(c.ready.c);
     REQUIRE(t != nullptr);
     CHECK(std::string(t).find("TLS") != std::string::npos);
-    CHECK((smtpc_ext(c.ready.c) & SMTPC_EXT_STARTTLS) == 0);  // the EHLO after TLS no longer offers it
+    CHECK((smtpc_ext(c.ready.c) & SMTPC_EXT_STARTTLS) ==
+          0);  // the EHLO after TLS no longer offers it
     Sent r = c.send({"b@server.test"}, kBody);
     CHECK(r.status == 0);
     CHECK(r.final.code == 250);
@@ -469,7 +483,8 @@ TEST_CASE("smtpc: STARTTLS with a real uvsmtpd: TLS, EHLO again, the message goe
   SSL_CTX_free(ctx);
 }
 
-TEST_CASE("smtpc: STARTTLS required with a verifying SSL_CTX: a certificate for another name fails") {
+TEST_CASE(
+    "smtpc: STARTTLS required with a verifying SSL_CTX: a certificate for another name fails") {
   const auto &pki = tls::pki();
   Server s(tls::tls_opts(tls::tls_toml({{.mode = "starttls"}}, pki.leaf.cert, pki.leaf.key),
                          "verdict rcpt=OK queue=OK trace=1\n"));
@@ -482,7 +497,8 @@ TEST_CASE("smtpc: STARTTLS required with a verifying SSL_CTX: a certificate for 
     c.o.starttls = 2;
     CHECK_FALSE(c.connect({ports[0]}));
     CHECK(c.ready.why.origin == SMTPC_E_TLS);
-    CHECK(std::string(c.ready.why.text).find("certificate verification failed") != std::string::npos);
+    CHECK(std::string(c.ready.why.text).find("certificate verification failed") !=
+          std::string::npos);
     CHECK(s.count_log("trace verdict mail") == 0);
   }
   SSL_CTX_free(ctx);
@@ -630,7 +646,8 @@ TEST_CASE("smtpc: 8-bit messages and 8BITMIME") {
     const std::string m8 = "Subject: caf\xc3\xa9\r\n\r\nx\r\n";
     Sent r = c.send({"b@server.test"}, m8, SMTPC_F_8BIT | SMTPC_F_8BIT_REFUSE);
     CHECK(r.final.code == 250);
-    CHECK(has_cmd(sc.commands(0), "MAIL FROM:<a@client.test> SIZE=" + std::to_string(m8.size()) + " BODY=8BITMIME"));
+    CHECK(has_cmd(sc.commands(0), "MAIL FROM:<a@client.test> SIZE=" + std::to_string(m8.size()) +
+                                      " BODY=8BITMIME"));
   }
   SUBCASE("not offered, refuse: 554 5.6.3, no MAIL") {
     sc.ext = {"PIPELINING"};
@@ -662,7 +679,8 @@ TEST_CASE("smtpc: 8-bit messages and 8BITMIME") {
   }
 }
 
-// ---- failures during a transaction ----------------------------------------------------------------
+// ---- failures during a transaction
+// ----------------------------------------------------------------
 
 TEST_CASE("smtpc: a server that drops the connection after RCPT") {
   Script sc;
@@ -729,10 +747,12 @@ TEST_CASE("smtpc: closing before the session is ready: no callback") {
 
 // ---- connection reuse and per-recipient results -----------------------------------------------
 
-TEST_CASE("smtpc: connection reuse: 3 transactions on one connection, RSET after an unfinished one") {
+TEST_CASE(
+    "smtpc: connection reuse: 3 transactions on one connection, RSET after an unfinished one") {
   Script sc;
   sc.rcpt = [](const std::string &l) {
-    return l.find("nobody@") != std::string::npos ? std::string("550 5.1.1 no such user") : std::string("250 2.1.5 Ok");
+    return l.find("nobody@") != std::string::npos ? std::string("550 5.1.1 no such user")
+                                                  : std::string("250 2.1.5 Ok");
   };
   FakeServer f(sc);
   SmtpcClient c;
@@ -744,7 +764,8 @@ TEST_CASE("smtpc: connection reuse: 3 transactions on one connection, RSET after
   CHECK(reply_str(b.rr[0]) == "550 5.1.1 no such user");
   CHECK(b.rr[0].stage == SMTPC_S_RCPT);
   CHECK(b.final.stage == SMTPC_S_RCPT);
-  Sent d = c.send({"b@server.test", "nobody@server.test"}, kBody);  // one of two: DATA for the other
+  Sent d =
+      c.send({"b@server.test", "nobody@server.test"}, kBody);  // one of two: DATA for the other
   CHECK(d.final.code == 250);
   CHECK(d.rr[0].code == 250);
   CHECK(d.rr[0].stage == SMTPC_S_DOT);
@@ -763,7 +784,8 @@ TEST_CASE("smtpc: connection reuse: 3 transactions on one connection, RSET after
 TEST_CASE("smtpc: all-or-nothing: no DATA when one recipient is refused") {
   Script sc;
   sc.rcpt = [](const std::string &l) {
-    return l.find("nobody@") != std::string::npos ? std::string("550 5.1.1 no such user") : std::string("250 2.1.5 Ok");
+    return l.find("nobody@") != std::string::npos ? std::string("550 5.1.1 no such user")
+                                                  : std::string("250 2.1.5 Ok");
   };
   FakeServer f(sc);
   SmtpcClient c;
@@ -779,7 +801,8 @@ TEST_CASE("smtpc: LMTP: LHLO, one reply per accepted recipient after the dot") {
   Script sc;
   sc.lmtp = true;
   sc.rcpt = [](const std::string &l) {
-    return l.find("nobody@") != std::string::npos ? std::string("550 5.1.1 no such user") : std::string("250 2.1.5 Ok");
+    return l.find("nobody@") != std::string::npos ? std::string("550 5.1.1 no such user")
+                                                  : std::string("250 2.1.5 Ok");
   };
   sc.lmtp_dot = {"250 2.0.0 <b@server.test> delivered", "452 4.2.2 <d@server.test> over quota"};
   FakeServer f(sc);
