@@ -479,6 +479,13 @@ TEST_CASE("smtpc: STARTTLS with a real uvsmtpd: TLS, EHLO again, the message goe
     CHECK(r.final.code == 250);
     CHECK(s.wait_log(": accepted message-id="));
     CHECK(tls::log_line_with(s, {"TLS established with 127.0.0.1"}));
+    // a second transaction on the TLS connection, 2 MB: many 64 KiB blocks through TLS
+    std::string big = "Subject: big\r\n\r\n";
+    while (big.size() < 2 * 1024 * 1024) big += std::string(76, 'x') + "\r\n.dot line\r\n";
+    Sent r2 = c.send({"b@server.test"}, big);
+    CHECK(r2.status == 0);
+    CHECK(r2.final.code == 250);
+    CHECK(s.wait_log(": accepted message-id=", 10, 2));
   }
   SSL_CTX_free(ctx);
 }
