@@ -147,7 +147,8 @@ const char *smtpc_tls(const smtpc_conn *c);     /* "TLSv1.3 TLS_AES_256_GCM_SHA3
  * from inside this call); afterwards the connection takes another smtpc_send (RSET is sent
  * first when the last transaction did not end cleanly) or smtpc_close. status: 0, or -errno
  * when the connection was lost (-ETIMEDOUT, -ECONNRESET, -EPROTO, -EIO): then final is the
- * local failure and the connection is dead (smtpc_send returns -ENOTCONN). */
+ * local failure and the connection is dead (smtpc_send returns -ENOTCONN). A 421 reply ends the
+ * session too: every recipient without a final reply gets it, status 0, the connection dead. */
 typedef void (*smtpc_sent_fn)(smtpc_conn *c, int status, const smtpc_reply *final,
                               const smtpc_reply *rcpt_replies, int n, void *ud);
 int smtpc_send(smtpc_conn *c, const char *from, const char *const *rcpts, int n, int fd,

@@ -271,6 +271,15 @@ static void on_envelope_reply(smtpc_conn *c, const smtpc_reply *r) {
 
 void smtpc__tx_reply(smtpc_conn *c, const smtpc_reply *r) {
   int cls = r->code / 100;
+  if (r->code == 421) { /* the server is closing the session: its reply for every open recipient */
+    smtpc_reply x = *r;
+    x.stage = smtpc__stage(c);
+    rest_get(c, &x);
+    c->final = x;
+    smtpc__dead(c);
+    smtpc__tx_finish(c, 0);
+    return;
+  }
   switch (c->st) {
     case ST_RSET:
       if (cls == 2) {

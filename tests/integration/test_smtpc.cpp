@@ -95,10 +95,12 @@ struct Script {
   std::string greeting = "220 fake.test ESMTP";
   bool lmtp = false;
   std::vector<std::string> ext = {"PIPELINING", "SIZE 10000000", "8BITMIME", "ENHANCEDSTATUSCODES"};
-  std::string ehlo_reply;        // non-empty: the reply to EHLO/LHLO instead of 250 + ext
-  bool starttls_break = false;   // 220 to STARTTLS, then bytes that are not TLS, then close
-  bool mail_silent = false;      // never answer MAIL
-  bool drop_after_rcpt = false;  // close when the first RCPT arrives
+  std::string ehlo_reply;       // non-empty: the reply to EHLO/LHLO instead of 250 + ext
+  bool starttls_break = false;  // 220 to STARTTLS, then bytes that are not TLS, then close
+  bool mail_silent = false;     // never answer MAIL
+  std::string mail_reply = "250 2.1.0 Ok";
+  bool close_after_mail = false;  // close after the reply to MAIL
+  bool drop_after_rcpt = false;   // close when the first RCPT arrives
   std::function<std::string(const std::string &)> rcpt = [](const std::string &) {
     return std::string("250 2.1.5 Ok");
   };
@@ -164,7 +166,8 @@ struct Script {
         }
       } else if (verb == "MAIL") {
         accepted = 0;
-        if (!mail_silent) c.send("250 2.1.0 Ok\r\n");
+        if (!mail_silent) c.send(mail_reply + "\r\n");
+        if (close_after_mail) return;
       } else if (verb == "RCPT") {
         if (drop_after_rcpt) return;
         std::string r = rcpt(l);
@@ -703,6 +706,25 @@ TEST_CASE("smtpc: a server that drops the connection after RCPT") {
   REQUIRE(r.rr.size() == 1);
   CHECK(r.rr[0].origin == SMTPC_E_CLOSED);
   // the connection is dead: no second transaction
+  MsgFile m(kBody);
+  const char *rc[] = {"b@server.test"};
+  Sent s2;
+  CHECK(smtpc_send(c.ready.c, "a@client.test", rc, 1, m.fd, m.size, 0, on_sent, &s2) == -ENOTCONN);
+}
+
+TEST_CASE("smtpc: 421 to MAIL: every recipient gets the 421, the connection is finished") {
+  Script sc;
+  sc.mail_reply = "421 4.7.0 too many connections";
+  sc.close_after_mail = true;
+  FakeServer f(sc);
+  SmtpcClient c;
+  REQUIRE(c.connect({f.port()}));
+  Sent r = c.send({"b@server.test", "c@server.test"}, kBody);
+  CHECK(r.status == 0);
+  REQUIRE(r.rr.size() == 2);
+  CHECK(reply_str(r.rr[0]) == "421 4.7.0 too many connections");
+  CHECK(reply_str(r.rr[1]) == "421 4.7.0 too many connections");
+  CHECK(r.rr[1].origin == SMTPC_SERVER);
   MsgFile m(kBody);
   const char *rc[] = {"b@server.test"};
   Sent s2;
