@@ -21,6 +21,9 @@
  *  - smtpc_send() returns a negative errno without calling cb when the connection cannot take
  *    a transaction (-ENOTCONN: lost while idle; -EBUSY: one is running).
  *  - smtpc_dot_sent() and smtpc_last_stats() (for smtp-forward's abort rule and log line).
+ *  - The text of a reply the client made up names no host: the design's "connect to
+ *    127.0.0.2:25: connection refused" is `peer` + ": " + `text` ("connection refused").
+ *  - addrs may hold AF_UNIX addresses (sockaddr_un) for LMTP over a unix socket.
  */
 #ifndef SMTPC_H
 #define SMTPC_H
