@@ -21,6 +21,9 @@
  *  - smtpc_send() returns a negative errno without calling cb when the connection cannot take
  *    a transaction (-ENOTCONN: lost while idle; -EBUSY: one is running).
  *  - smtpc_dot_sent() and smtpc_last_stats() (for smtp-forward's abort rule and log line).
+ *  - The text of a reply the client made up names no host: the design's "connect to
+ *    127.0.0.2:25: connection refused" is `peer` + ": " + `text` ("connection refused").
+ *  - addrs may hold AF_UNIX addresses (sockaddr_un) for LMTP over a unix socket.
  */
 #ifndef SMTPC_H
 #define SMTPC_H
@@ -40,15 +43,21 @@ typedef void (*smtpc_log_fn)(void *ud, int level /* syslog: 4 warning, 6 info, 7
 
 typedef struct smtpc_opts {
   uv_loop_t *loop;
-  const char *helo;           /* our name for EHLO/LHLO/HELO */
-  int lmtp;                   /* LHLO, one final reply per recipient */
-  int starttls;               /* 0 off, 1 opportunistic ("may"), 2 required ("encrypt") */
-  void *ssl_ctx;              /* SSL_CTX* for STARTTLS (client), NULL = no TLS */
-  const char *tls_servername; /* SNI (and the name checked when the SSL_CTX verifies), may be NULL */
-  /* RFC 5321 4.5.3.2 timeouts, ms (0 = the default in brackets) */
-  uint64_t connect_ms /* 30 s */, greeting_ms /* 5 min */, helo_ms /* 5 min, also STARTTLS,
-    the TLS handshake and RSET */, mail_ms /* 5 min */, rcpt_ms /* 5 min */, data_ms /* 2 min */,
-      block_ms /* 3 min per 64 KiB block of the message */, dot_ms /* 10 min */;
+  const char *helo; /* our name for EHLO/LHLO/HELO */
+  int lmtp;         /* LHLO, one final reply per recipient */
+  int starttls;     /* 0 off, 1 opportunistic ("may"), 2 required ("encrypt") */
+  void *ssl_ctx;    /* SSL_CTX* for STARTTLS (client), NULL = no TLS; it decides verification */
+  /* SNI, and the name the certificate must match when the SSL_CTX verifies; may be NULL */
+  const char *tls_servername;
+  /* RFC 5321 4.5.3.2 timeouts in ms; 0 = the default given */
+  uint64_t connect_ms;           /* each TCP connect: 30 s (not in the RFC; Postfix's value) */
+  uint64_t greeting_ms;          /* 5 min */
+  uint64_t helo_ms;              /* EHLO/LHLO/HELO, STARTTLS, the TLS handshake, RSET: 5 min */
+  uint64_t mail_ms;              /* 5 min */
+  uint64_t rcpt_ms;              /* 5 min */
+  uint64_t data_ms;              /* the DATA command: 2 min */
+  uint64_t block_ms;             /* each 64 KiB block of the message: 3 min */
+  uint64_t dot_ms;               /* the reply to the final dot: 10 min */
   const char *const *host_names; /* optional: host_names[i] names addrs[i] (smtpc_peer) */
   smtpc_log_fn log;              /* optional */
   void *log_ud;
@@ -56,23 +65,33 @@ typedef struct smtpc_opts {
 
 /* Where a reply came from (smtpc_reply.origin). */
 enum {
-  SMTPC_SERVER = 0,   /* the server's own reply */
-  SMTPC_E_CONNECT,    /* TCP connect failed or timed out (text: "connection refused") */
-  SMTPC_E_TIMEOUT,    /* no reply in time / the message stalled */
-  SMTPC_E_CLOSED,     /* the server closed the connection */
-  SMTPC_E_IOERR,      /* a connection error (reset, broken pipe) */
-  SMTPC_E_PROTOCOL,   /* a malformed reply, a reply out of turn, an unexpected code */
-  SMTPC_E_TLS,        /* STARTTLS required but not offered or refused, handshake failed */
-  SMTPC_E_READ,       /* the message file could not be read (text: the error) */
-  SMTPC_E_LOCAL,      /* out of memory, a command too long */
-  SMTPC_E_POLICY      /* refused by the client: SIZE limit, no 8BITMIME/SMTPUTF8 */
+  SMTPC_SERVER = 0, /* the server's own reply */
+  SMTPC_E_CONNECT,  /* TCP connect failed or timed out (text: "connection refused") */
+  SMTPC_E_TIMEOUT,  /* no reply in time / the message stalled */
+  SMTPC_E_CLOSED,   /* the server closed the connection */
+  SMTPC_E_IOERR,    /* a connection error (reset, broken pipe) */
+  SMTPC_E_PROTOCOL, /* a malformed reply, a reply out of turn, an unexpected code */
+  SMTPC_E_TLS,      /* STARTTLS required but not offered or refused, handshake failed */
+  SMTPC_E_READ,     /* the message file could not be read (text: the error) */
+  SMTPC_E_LOCAL,    /* out of memory, a command too long */
+  SMTPC_E_POLICY    /* refused by the client: SIZE limit, no 8BITMIME/SMTPUTF8 */
 };
 
 /* The command a reply answers (smtpc_reply.stage). */
 enum {
-  SMTPC_S_CONNECT, SMTPC_S_GREETING, SMTPC_S_HELLO /* EHLO or LHLO */, SMTPC_S_HELO,
-  SMTPC_S_STARTTLS, SMTPC_S_HANDSHAKE, SMTPC_S_IDLE, SMTPC_S_RSET, SMTPC_S_MAIL, SMTPC_S_RCPT,
-  SMTPC_S_DATA, SMTPC_S_BODY /* while sending the message */, SMTPC_S_DOT /* end of data */,
+  SMTPC_S_CONNECT,
+  SMTPC_S_GREETING,
+  SMTPC_S_HELLO /* EHLO or LHLO */,
+  SMTPC_S_HELO,
+  SMTPC_S_STARTTLS,
+  SMTPC_S_HANDSHAKE,
+  SMTPC_S_IDLE,
+  SMTPC_S_RSET,
+  SMTPC_S_MAIL,
+  SMTPC_S_RCPT,
+  SMTPC_S_DATA,
+  SMTPC_S_BODY /* while sending the message */,
+  SMTPC_S_DOT /* end of data */,
   SMTPC_S_QUIT
 };
 /* "MAIL FROM", "RCPT TO", "DATA", "end of DATA", ... (Postfix's "in reply to %s command"). */
@@ -90,15 +109,20 @@ typedef struct smtpc_reply {
 
 /* Extensions offered (smtpc_ext). */
 enum {
-  SMTPC_EXT_PIPELINING = 1, SMTPC_EXT_SIZE = 2, SMTPC_EXT_8BITMIME = 4, SMTPC_EXT_SMTPUTF8 = 8,
-  SMTPC_EXT_STARTTLS = 16, SMTPC_EXT_DSN = 32
+  SMTPC_EXT_PIPELINING = 1,
+  SMTPC_EXT_SIZE = 2,
+  SMTPC_EXT_8BITMIME = 4,
+  SMTPC_EXT_SMTPUTF8 = 8,
+  SMTPC_EXT_STARTTLS = 16,
+  SMTPC_EXT_DSN = 32
 };
 /* smtpc_send flags. */
 enum {
-  SMTPC_F_8BIT = 1,            /* the message has 8-bit bytes: BODY=8BITMIME when offered */
-  SMTPC_F_SMTPUTF8 = 2,        /* the envelope needs SMTPUTF8: refused (553 5.6.7) if not offered */
-  SMTPC_F_8BIT_REFUSE = 4,     /* with SMTPC_F_8BIT and no 8BITMIME: refuse (554 5.6.3), else send as is */
-  SMTPC_F_ALL_OR_NOTHING = 8   /* DATA only when every recipient was accepted */
+  SMTPC_F_8BIT = 1,     /* the message has 8-bit bytes: BODY=8BITMIME when offered */
+  SMTPC_F_SMTPUTF8 = 2, /* the envelope needs SMTPUTF8: refused (553 5.6.7) if not offered */
+  SMTPC_F_8BIT_REFUSE =
+      4, /* with SMTPC_F_8BIT and no 8BITMIME: refuse (554 5.6.3), else send as is */
+  SMTPC_F_ALL_OR_NOTHING = 8 /* DATA only when every recipient was accepted */
 };
 
 /* Connects to addrs in order (already resolved by the caller; the port is in each address).
@@ -126,7 +150,8 @@ const char *smtpc_tls(const smtpc_conn *c);     /* "TLSv1.3 TLS_AES_256_GCM_SHA3
  * from inside this call); afterwards the connection takes another smtpc_send (RSET is sent
  * first when the last transaction did not end cleanly) or smtpc_close. status: 0, or -errno
  * when the connection was lost (-ETIMEDOUT, -ECONNRESET, -EPROTO, -EIO): then final is the
- * local failure and the connection is dead (smtpc_send returns -ENOTCONN). */
+ * local failure and the connection is dead (smtpc_send returns -ENOTCONN). A 421 reply ends the
+ * session too: every recipient without a final reply gets it, status 0, the connection dead. */
 typedef void (*smtpc_sent_fn)(smtpc_conn *c, int status, const smtpc_reply *final,
                               const smtpc_reply *rcpt_replies, int n, void *ud);
 int smtpc_send(smtpc_conn *c, const char *from, const char *const *rcpts, int n, int fd,

@@ -41,40 +41,68 @@ void smtpc__arm(smtpc_conn *c, uint64_t ms, const char *what) {
 
 const char *smtpc_stage_name(int stage) {
   switch (stage) {
-    case SMTPC_S_CONNECT: return "connect";
-    case SMTPC_S_GREETING: return "initial greeting";
-    case SMTPC_S_HELLO: return "EHLO";
-    case SMTPC_S_HELO: return "HELO";
-    case SMTPC_S_STARTTLS: return "STARTTLS";
-    case SMTPC_S_HANDSHAKE: return "TLS handshake";
-    case SMTPC_S_IDLE: return "idle";
-    case SMTPC_S_RSET: return "RSET";
-    case SMTPC_S_MAIL: return "MAIL FROM";
-    case SMTPC_S_RCPT: return "RCPT TO";
-    case SMTPC_S_DATA: return "DATA";
-    case SMTPC_S_BODY: return "message body";
-    case SMTPC_S_DOT: return "end of DATA";
-    case SMTPC_S_QUIT: return "QUIT";
-    default: return "?";
+    case SMTPC_S_CONNECT:
+      return "connect";
+    case SMTPC_S_GREETING:
+      return "initial greeting";
+    case SMTPC_S_HELLO:
+      return "EHLO";
+    case SMTPC_S_HELO:
+      return "HELO";
+    case SMTPC_S_STARTTLS:
+      return "STARTTLS";
+    case SMTPC_S_HANDSHAKE:
+      return "TLS handshake";
+    case SMTPC_S_IDLE:
+      return "idle";
+    case SMTPC_S_RSET:
+      return "RSET";
+    case SMTPC_S_MAIL:
+      return "MAIL FROM";
+    case SMTPC_S_RCPT:
+      return "RCPT TO";
+    case SMTPC_S_DATA:
+      return "DATA";
+    case SMTPC_S_BODY:
+      return "message body";
+    case SMTPC_S_DOT:
+      return "end of DATA";
+    case SMTPC_S_QUIT:
+      return "QUIT";
+    default:
+      return "?";
   }
 }
 
 int smtpc__stage(const smtpc_conn *c) {
   switch (c->st) {
     case ST_START:
-    case ST_CONNECT: return SMTPC_S_CONNECT;
-    case ST_GREETING: return SMTPC_S_GREETING;
-    case ST_HELLO: return SMTPC_S_HELLO;
-    case ST_HELO: return SMTPC_S_HELO;
-    case ST_STARTTLS: return SMTPC_S_STARTTLS;
-    case ST_HANDSHAKE: return SMTPC_S_HANDSHAKE;
-    case ST_RSET: return SMTPC_S_RSET;
-    case ST_MAIL: return c->seen == 0 ? SMTPC_S_MAIL : SMTPC_S_RCPT;
-    case ST_DATA: return SMTPC_S_DATA;
-    case ST_BODY: return SMTPC_S_BODY;
-    case ST_DOT: return SMTPC_S_DOT;
-    case ST_QUIT: return SMTPC_S_QUIT;
-    default: return SMTPC_S_IDLE;
+    case ST_CONNECT:
+      return SMTPC_S_CONNECT;
+    case ST_GREETING:
+      return SMTPC_S_GREETING;
+    case ST_HELLO:
+      return SMTPC_S_HELLO;
+    case ST_HELO:
+      return SMTPC_S_HELO;
+    case ST_STARTTLS:
+      return SMTPC_S_STARTTLS;
+    case ST_HANDSHAKE:
+      return SMTPC_S_HANDSHAKE;
+    case ST_RSET:
+      return SMTPC_S_RSET;
+    case ST_MAIL:
+      return c->seen == 0 ? SMTPC_S_MAIL : SMTPC_S_RCPT;
+    case ST_DATA:
+      return SMTPC_S_DATA;
+    case ST_BODY:
+      return SMTPC_S_BODY;
+    case ST_DOT:
+      return SMTPC_S_DOT;
+    case ST_QUIT:
+      return SMTPC_S_QUIT;
+    default:
+      return SMTPC_S_IDLE;
   }
 }
 
@@ -82,23 +110,36 @@ int smtpc__stage(const smtpc_conn *c) {
 const char *smtpc__phase(const smtpc_conn *c) {
   switch (c->st) {
     case ST_START:
-    case ST_CONNECT: return "while connecting";
-    case ST_GREETING: return "before the greeting";
-    case ST_HELLO: return c->o.lmtp ? "after LHLO" : "after EHLO";
-    case ST_HELO: return "after HELO";
-    case ST_STARTTLS: return "after STARTTLS";
-    case ST_HANDSHAKE: return "during the TLS handshake";
+    case ST_CONNECT:
+      return "while connecting";
+    case ST_GREETING:
+      return "before the greeting";
+    case ST_HELLO:
+      return c->o.lmtp ? "after LHLO" : "after EHLO";
+    case ST_HELO:
+      return "after HELO";
+    case ST_STARTTLS:
+      return "after STARTTLS";
+    case ST_HANDSHAKE:
+      return "during the TLS handshake";
     case ST_READY:
     case ST_LOCAL:
       if (c->ntx) return "after the previous transaction";
       return c->used_helo ? "after HELO" : c->o.lmtp ? "after LHLO" : "after EHLO";
-    case ST_RSET: return "after RSET";
-    case ST_MAIL: return "during MAIL FROM/RCPT TO";
-    case ST_DATA: return "after DATA";
-    case ST_BODY: return "while receiving the message";
-    case ST_DOT: return "after the end of data, before its reply";
-    case ST_QUIT: return "after QUIT";
-    default: return "";
+    case ST_RSET:
+      return "after RSET";
+    case ST_MAIL:
+      return "during MAIL FROM/RCPT TO";
+    case ST_DATA:
+      return "after DATA";
+    case ST_BODY:
+      return "while receiving the message";
+    case ST_DOT:
+      return "after the end of data, before its reply";
+    case ST_QUIT:
+      return "after QUIT";
+    default:
+      return "";
   }
 }
 
@@ -125,9 +166,12 @@ static void make_peer(smtpc_conn *c, int i) {
     inet_ntop(AF_INET, &a->sin_addr, ip, sizeof ip);
     port = ntohs(a->sin_port);
   }
-  if (name) snprintf(c->peer, sizeof c->peer, "%.250s[%s]:%d", name, ip, port);
-  else if (sa->sa_family == AF_INET6) snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip, port);
-  else snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
+  if (name)
+    snprintf(c->peer, sizeof c->peer, "%.250s[%s]:%d", name, ip, port);
+  else if (sa->sa_family == AF_INET6)
+    snprintf(c->peer, sizeof c->peer, "[%s]:%d", ip, port);
+  else
+    snprintf(c->peer, sizeof c->peer, "%s:%d", ip, port);
 }
 
 /* ---- teardown ----------------------------------------------------------------------------- */
@@ -205,9 +249,11 @@ static void on_write(uv_write_t *req, int status) {
   }
   if (status == UV_ECANCELED || c->st == ST_DEAD) return;
   if (status < 0) {
-    if (c->st == ST_QUIT) smtpc__close_final(c);
-    else smtpc__fail(c, -ECONNRESET, SMTPC_E_IOERR, "4.4.2", "connection error %s: %s", smtpc__phase(c),
-                     uv_strerror(status));
+    if (c->st == ST_QUIT)
+      smtpc__close_final(c);
+    else
+      smtpc__fail(c, -ECONNRESET, SMTPC_E_IOERR, "4.4.2", "connection error %s: %s",
+                  smtpc__phase(c), uv_strerror(status));
     return;
   }
   if (body && c->st == ST_BODY) smtpc__body_next(c);
@@ -227,7 +273,8 @@ static int write_raw(smtpc_conn *c, const char *p, size_t n, int body) {
   int rc = uv_write(&w->req, c->s, &b, 1, on_write);
   if (rc < 0) {
     free(w);
-    smtpc__fail(c, -ECONNRESET, SMTPC_E_IOERR, "4.4.2", "connection error %s: %s", smtpc__phase(c), uv_strerror(rc));
+    smtpc__fail(c, -ECONNRESET, SMTPC_E_IOERR, "4.4.2", "connection error %s: %s", smtpc__phase(c),
+                uv_strerror(rc));
     return -1;
   }
   c->writes++;
@@ -285,17 +332,26 @@ static void ready_failed(smtpc_conn *c) {
 
 /* An attempt failed before the session was ready: remember why, end this connection (QUIT
  * first when the server refused us: it is in a state to read it) and try the next address. */
-static void attempt_failed(smtpc_conn *c, int status, const smtpc_reply *why, int polite, int retry_plain) {
+static void attempt_failed(smtpc_conn *c, int status, const smtpc_reply *why, int polite,
+                           int retry_plain) {
   c->last_fail = *why;
   c->last_status = status;
   if (why->origin != SMTPC_SERVER)
     smtpc__log(c, 6, "%s: %s", c->peer, why->text);
   else
-    smtpc__log(c, 6, "%s refused the session at %s: %d %s %s", c->peer, smtpc_stage_name(why->stage), why->code,
-               why->enh, why->text);
-  if (polite && c->s) {
-    smtpc__log(c, 7, "-> QUIT");
-    smtpc__send_data(c, "QUIT\r\n", 6, 0); /* written at once; the close does not wait for 221 */
+    smtpc__log(c, 6, "%s refused the session at %s: %d %s %s", c->peer,
+               smtpc_stage_name(why->stage), why->code, why->enh, why->text);
+  if (polite && c->s) { /* best effort, never a failure of its own: the close follows at once */
+    smtpc_buf wire = {0};
+    char err[200];
+    uv_buf_t b = uv_buf_init((char *)"QUIT\r\n", 6);
+    if (c->tls && smtpc_tls_write(c->tls, "QUIT\r\n", 6, &wire, err, sizeof err) == 0)
+      b = uv_buf_init(wire.p, (unsigned)wire.len);
+    if (!c->tls || wire.len) {
+      smtpc__log(c, 7, "-> QUIT");
+      uv_try_write(c->s, &b, 1);
+    }
+    smtpc_buf_free(&wire);
   }
   uv_timer_stop(&c->timer);
   close_stream(c);
@@ -338,7 +394,8 @@ void smtpc__fail(smtpc_conn *c, int status, int origin, const char *enh, const c
 }
 
 void smtpc__proto_error(smtpc_conn *c, const char *what) {
-  smtpc__fail(c, -EPROTO, SMTPC_E_PROTOCOL, "4.5.0", "protocol error %s: %s", smtpc__phase(c), what);
+  smtpc__fail(c, -EPROTO, SMTPC_E_PROTOCOL, "4.5.0", "protocol error %s: %s", smtpc__phase(c),
+              what);
 }
 
 /* ---- the session set-up ------------------------------------------------------------------- */
@@ -348,7 +405,8 @@ static void ready(smtpc_conn *c) {
   uv_timer_stop(&c->timer);
   if (c->ready_done) return;
   c->ready_done = 1;
-  smtpc__log(c, 7, "session with %s ready%s%s", c->peer, c->tls ? " in " : "", c->tls ? smtpc_tls_desc(c->tls) : "");
+  smtpc__log(c, 7, "session with %s ready%s%s", c->peer, c->tls ? " in " : "",
+             c->tls ? smtpc_tls_desc(c->tls) : "");
   if (!c->user_closed && c->ready_cb) c->ready_cb(c, 0, &c->hello_reply, c->ready_ud);
 }
 
@@ -418,9 +476,12 @@ static void on_reply(smtpc_conn *c, const smtpc_reply *rin, unsigned ext, uint64
   smtpc__log(c, 7, "<- %d%s%s %s", r.code, r.enh[0] ? " " : "", r.enh, r.text);
   switch (c->st) {
     case ST_GREETING:
-      if (r.code == 220) hello(c);
-      else if (cls == 4 || cls == 5) attempt_failed(c, r.code, &r, 1, 0);
-      else smtpc__proto_error(c, "greeting is not 220");
+      if (r.code == 220)
+        hello(c);
+      else if (cls == 4 || cls == 5)
+        attempt_failed(c, r.code, &r, 1, 0);
+      else
+        smtpc__proto_error(c, "greeting is not 220");
       break;
     case ST_HELLO:
       if (cls == 2) {
@@ -455,7 +516,8 @@ static void on_reply(smtpc_conn *c, const smtpc_reply *rin, unsigned ext, uint64
       if (r.code == 220) {
         start_tls(c);
       } else if ((cls == 4 || cls == 5) && c->o.starttls == 1) {
-        smtpc__log(c, 4, "%s refused STARTTLS (%d %s %s): going on in plaintext", c->peer, r.code, r.enh, r.text);
+        smtpc__log(c, 4, "%s refused STARTTLS (%d %s %s): going on in plaintext", c->peer, r.code,
+                   r.enh, r.text);
         ready(c);
       } else if (cls == 4 || cls == 5) {
         attempt_failed(c, r.code, &r, 1, 0);
@@ -497,11 +559,14 @@ static void on_eof(smtpc_conn *c, int err) {
     return;
   }
   if (c->st == ST_HANDSHAKE)
-    smtpc__fail(c, -ECONNRESET, SMTPC_E_TLS, "4.7.5", "TLS handshake failed: the server closed the connection");
+    smtpc__fail(c, -ECONNRESET, SMTPC_E_TLS, "4.7.5",
+                "TLS handshake failed: the server closed the connection");
   else if (err == UV_EOF)
-    smtpc__fail(c, -ECONNRESET, SMTPC_E_CLOSED, "4.4.2", "closed the connection %s", smtpc__phase(c));
+    smtpc__fail(c, -ECONNRESET, SMTPC_E_CLOSED, "4.4.2", "closed the connection %s",
+                smtpc__phase(c));
   else
-    smtpc__fail(c, -ECONNRESET, SMTPC_E_IOERR, "4.4.2", "connection error %s: %s", smtpc__phase(c), uv_strerror(err));
+    smtpc__fail(c, -ECONNRESET, SMTPC_E_IOERR, "4.4.2", "connection error %s: %s", smtpc__phase(c),
+                uv_strerror(err));
 }
 
 /* Plaintext from the server: replies, each handled in turn while this connection lasts. */
@@ -553,8 +618,11 @@ static void on_read(uv_stream_t *s, ssize_t n, const uv_buf_t *buf) {
   }
   if (rc == -1) {
     smtpc_buf_free(&plain);
-    if (!was_done) smtpc__fail(c, -EPROTO, SMTPC_E_TLS, "4.7.5", "TLS handshake failed: %s", err);
-    else smtpc__fail(c, -EPROTO, SMTPC_E_IOERR, "4.4.2", "connection error %s: TLS: %s", smtpc__phase(c), err);
+    if (!was_done)
+      smtpc__fail(c, -EPROTO, SMTPC_E_TLS, "4.7.5", "TLS handshake failed: %s", err);
+    else
+      smtpc__fail(c, -EPROTO, SMTPC_E_IOERR, "4.4.2", "connection error %s: TLS: %s",
+                  smtpc__phase(c), err);
     return;
   }
   if (rc == 1) handshake_done(c);
@@ -575,8 +643,8 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   if (status < 0) {
-    smtpc__fail(c, status == UV_ETIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED, SMTPC_E_CONNECT, "4.4.1", "%s",
-                uv_strerror(status));
+    smtpc__fail(c, status == UV_ETIMEDOUT ? -ETIMEDOUT : -ECONNREFUSED, SMTPC_E_CONNECT, "4.4.1",
+                "%s", uv_strerror(status));
     return;
   }
   if (c->addrs[c->cur].ss_family != AF_UNIX) uv_tcp_nodelay((uv_tcp_t *)c->s, 1);
@@ -586,7 +654,8 @@ static void on_connect(uv_connect_t *req, int status) {
     return;
   }
   c->st = ST_GREETING;
-  smtpc__log(c, 7, "connected to %s%s", c->peer, c->plain && c->o.starttls ? " (plaintext retry)" : "");
+  smtpc__log(c, 7, "connected to %s%s", c->peer,
+             c->plain && c->o.starttls ? " (plaintext retry)" : "");
   smtpc__arm(c, c->o.greeting_ms, "the greeting");
 }
 
@@ -617,7 +686,8 @@ static void try_next(smtpc_conn *c) {
       free(req);
       free(s);
       c->st = ST_CONNECT;
-      smtpc__fail(c, -ENOMEM, SMTPC_E_LOCAL, "4.3.0", "%s", rc < 0 ? uv_strerror(rc) : "out of memory");
+      smtpc__fail(c, -ENOMEM, SMTPC_E_LOCAL, "4.3.0", "%s",
+                  rc < 0 ? uv_strerror(rc) : "out of memory");
       return;
     }
     s->data = c;
@@ -680,13 +750,16 @@ void smtpc__on_timer(uv_timer_t *t) {
       smtpc__fail(c, -ETIMEDOUT, SMTPC_E_TIMEOUT, "4.4.2", "stalled while receiving the message");
       return;
     default:
-      smtpc__fail(c, -ETIMEDOUT, SMTPC_E_TIMEOUT, "4.4.2", "timed out waiting for the reply to %s", c->what);
+      smtpc__fail(c, -ETIMEDOUT, SMTPC_E_TIMEOUT, "4.4.2", "timed out waiting for the reply to %s",
+                  c->what);
   }
 }
 
 /* ---- the API ------------------------------------------------------------------------------ */
 
-static char *dup_or_null(const char *s) { return s ? strdup(s) : NULL; }
+static char *dup_or_null(const char *s) {
+  return s ? strdup(s) : NULL;
+}
 
 int smtpc_connect(const smtpc_opts *o, const struct sockaddr_storage *addrs, int naddr,
                   smtpc_ready_fn cb, void *ud, smtpc_conn **out) {
@@ -732,15 +805,24 @@ int smtpc_connect(const smtpc_opts *o, const struct sockaddr_storage *addrs, int
   c->timer.data = c;
   c->handles++;
   c->st = ST_START;
-  uv_timer_start(&c->timer, smtpc__on_timer, 0, 0); /* the callback never runs from inside this call */
+  uv_timer_start(&c->timer, smtpc__on_timer, 0,
+                 0); /* the callback never runs from inside this call */
   if (out) *out = c;
   return 0;
 }
 
-unsigned smtpc_ext(const smtpc_conn *c) { return c ? c->ext : 0; }
-uint64_t smtpc_size_limit(const smtpc_conn *c) { return c ? c->size_limit : 0; }
-const char *smtpc_peer(const smtpc_conn *c) { return c ? c->peer : ""; }
-const char *smtpc_tls(const smtpc_conn *c) { return c ? smtpc_tls_desc(c->tls) : NULL; }
+unsigned smtpc_ext(const smtpc_conn *c) {
+  return c ? c->ext : 0;
+}
+uint64_t smtpc_size_limit(const smtpc_conn *c) {
+  return c ? c->size_limit : 0;
+}
+const char *smtpc_peer(const smtpc_conn *c) {
+  return c ? c->peer : "";
+}
+const char *smtpc_tls(const smtpc_conn *c) {
+  return c ? smtpc_tls_desc(c->tls) : NULL;
+}
 
 void smtpc_close(smtpc_conn *c) {
   if (!c || c->user_closed) return;

@@ -43,7 +43,7 @@ struct smtpc_conn {
   int handles, connects, writes, fs_active;
   smtpc_state st;
   int user_closed;
-  int silent; /* smtpc_close returned: no log lines either */
+  int silent;       /* smtpc_close returned: no log lines either */
   const char *what; /* what the timer waits for */
 
   struct sockaddr_storage *addrs;
@@ -76,13 +76,13 @@ struct smtpc_conn {
   int64_t size;
   unsigned flags;
   smtpc_reply *rr;
-  char *rdone;   /* rr[i] is final for recipient i */
-  int *acc;      /* indexes of the accepted recipients, in order */
+  char *rdone; /* rr[i] is final for recipient i */
+  int *acc;    /* indexes of the accepted recipients, in order */
   int naccepted;
   int pipe, next_rcpt, expected, seen, bad_code;
   smtpc_reply mail_r, final;
   int dirty, dot_sent;
-  int in_send;                    /* inside smtpc_send: the callback is deferred */
+  int in_send;                   /* inside smtpc_send: the callback is deferred */
   int finish_due, finish_status; /* a deferred callback (the timer runs it) */
   smtpc_enc enc;
   int64_t off, sent;

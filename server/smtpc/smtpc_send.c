@@ -87,7 +87,8 @@ void smtpc__tx_finish(smtpc_conn *c, int status) {
   smtpc_reply final = c->final;
   smtpc_reply *rr = c->rr;
   int n = c->n;
-  char *from = c->from, **rcpts = c->rcpts, *rdone = c->rdone, *inbuf = c->inbuf, *outbuf = c->outbuf;
+  char *from = c->from, **rcpts = c->rcpts, *rdone = c->rdone, *inbuf = c->inbuf,
+       *outbuf = c->outbuf;
   int *acc = c->acc;
   c->from = NULL, c->rcpts = NULL, c->rr = NULL, c->rdone = NULL, c->acc = NULL;
   c->inbuf = c->outbuf = NULL;
@@ -103,8 +104,9 @@ void smtpc__tx_finish(smtpc_conn *c, int status) {
  * reply gets the local failure. */
 void smtpc__tx_fail(smtpc_conn *c, int status, const smtpc_reply *why) {
   if (c->dot_sent && c->st == ST_DOT)
-    smtpc__log(c, 4, "%s: %s after the end of data was sent: the server may have accepted the message", c->peer,
-               why->text);
+    smtpc__log(c, 4,
+               "%s: %s after the end of data was sent: the server may have accepted the message",
+               c->peer, why->text);
   for (int i = 0; i < c->n; ++i)
     if (!c->rdone[i]) c->rr[i] = *why;
   c->final = *why;
@@ -240,9 +242,12 @@ static void on_envelope_reply(smtpc_conn *c, const smtpc_reply *r) {
     int i = idx - 1;
     c->rr[i] = *r;
     c->rr[i].stage = SMTPC_S_RCPT;
-    if (cls == 2) c->acc[c->naccepted++] = i;
-    else if (cls == 4 || cls == 5) c->rdone[i] = 1;
-    else if (!c->bad_code) c->bad_code = r->code;
+    if (cls == 2)
+      c->acc[c->naccepted++] = i;
+    else if (cls == 4 || cls == 5)
+      c->rdone[i] = 1;
+    else if (!c->bad_code)
+      c->bad_code = r->code;
   }
   if (!c->pipe) {
     if (idx == 0 && cls != 2) {
@@ -266,6 +271,15 @@ static void on_envelope_reply(smtpc_conn *c, const smtpc_reply *r) {
 
 void smtpc__tx_reply(smtpc_conn *c, const smtpc_reply *r) {
   int cls = r->code / 100;
+  if (r->code == 421) { /* the server is closing the session: its reply for every open recipient */
+    smtpc_reply x = *r;
+    x.stage = smtpc__stage(c);
+    rest_get(c, &x);
+    c->final = x;
+    smtpc__dead(c);
+    smtpc__tx_finish(c, 0);
+    return;
+  }
   switch (c->st) {
     case ST_RSET:
       if (cls == 2) {
@@ -391,15 +405,18 @@ int smtpc_send(smtpc_conn *c, const char *from, const char *const *rcpts, int n,
   memset(&c->final, 0, sizeof c->final);
   memset(&c->mail_r, 0, sizeof c->mail_r);
   c->in_send = 1;
-  if ((c->ext & SMTPC_EXT_SIZE) && c->size_limit > 0 && size > 0 && (uint64_t)size > c->size_limit) {
+  if ((c->ext & SMTPC_EXT_SIZE) && c->size_limit > 0 && size > 0 &&
+      (uint64_t)size > c->size_limit) {
     char text[200];
-    snprintf(text, sizeof text, "Message size %lld exceeds the size limit %llu of the server", (long long)size,
-             (unsigned long long)c->size_limit);
+    snprintf(text, sizeof text, "Message size %lld exceeds the size limit %llu of the server",
+             (long long)size, (unsigned long long)c->size_limit);
     refuse_locally(c, 552, "5.3.4", text);
   } else if ((flags & SMTPC_F_SMTPUTF8) && !(c->ext & SMTPC_EXT_SMTPUTF8)) {
     refuse_locally(c, 553, "5.6.7", "SMTPUTF8 is required, but was not offered by the server");
-  } else if ((flags & SMTPC_F_8BIT) && (flags & SMTPC_F_8BIT_REFUSE) && !(c->ext & SMTPC_EXT_8BITMIME)) {
-    refuse_locally(c, 554, "5.6.3", "The message has 8-bit content, but the server does not offer 8BITMIME");
+  } else if ((flags & SMTPC_F_8BIT) && (flags & SMTPC_F_8BIT_REFUSE) &&
+             !(c->ext & SMTPC_EXT_8BITMIME)) {
+    refuse_locally(c, 554, "5.6.3",
+                   "The message has 8-bit content, but the server does not offer 8BITMIME");
   } else if (c->dirty) {
     c->st = ST_RSET;
     if (smtpc__send_cmd(c, "RSET") == 0) smtpc__arm(c, c->o.helo_ms, "RSET");
@@ -410,9 +427,12 @@ int smtpc_send(smtpc_conn *c, const char *from, const char *const *rcpts, int n,
   return 0;
 }
 
-int smtpc_dot_sent(const smtpc_conn *c) { return c && c->dot_sent; }
+int smtpc_dot_sent(const smtpc_conn *c) {
+  return c && c->dot_sent;
+}
 
-void smtpc_last_stats(const smtpc_conn *c, int64_t *bytes, unsigned long *stuffed, unsigned long *stray) {
+void smtpc_last_stats(const smtpc_conn *c, int64_t *bytes, unsigned long *stuffed,
+                      unsigned long *stray) {
   if (bytes) *bytes = c ? c->sent : 0;
   if (stuffed) *stuffed = c ? c->enc.stuffed : 0;
   if (stray) *stray = c ? c->enc.stray : 0;

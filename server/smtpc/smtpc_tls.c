@@ -99,7 +99,8 @@ static int drain(smtpc_tlsc *t, smtpc_buf *wire) {
 
 static void fill_desc(smtpc_tlsc *t) {
   const SSL_CIPHER *c = SSL_get_current_cipher(t->ssl);
-  snprintf(t->desc, sizeof t->desc, "%s %s", SSL_get_version(t->ssl), c ? SSL_CIPHER_get_name(c) : "?");
+  snprintf(t->desc, sizeof t->desc, "%s %s", SSL_get_version(t->ssl),
+           c ? SSL_CIPHER_get_name(c) : "?");
 }
 
 /* One handshake step: 1 done, 0 more input needed, -1 error. */
@@ -170,7 +171,9 @@ int smtpc_tls_feed(smtpc_tlsc *t, const char *p, size_t n, smtpc_buf *plain, smt
   return rc;
 }
 
-int smtpc_tls_done(const smtpc_tlsc *t) { return t && t->done; }
+int smtpc_tls_done(const smtpc_tlsc *t) {
+  return t && t->done;
+}
 
 int smtpc_tls_write(smtpc_tlsc *t, const char *p, size_t n, smtpc_buf *wire, char *err,
                     size_t errlen) {
@@ -197,4 +200,6 @@ void smtpc_tls_close_notify(smtpc_tlsc *t, smtpc_buf *wire) {
   drain(t, wire);
 }
 
-const char *smtpc_tls_desc(const smtpc_tlsc *t) { return t && t->done ? t->desc : NULL; }
+const char *smtpc_tls_desc(const smtpc_tlsc *t) {
+  return t && t->done ? t->desc : NULL;
+}

@@ -22,7 +22,7 @@
 #include "fw.h"
 
 #define FW_WATCH_MS (3600u * 1000u) /* client-input watch; re-armed when it runs out */
-#define FW_POLL_MS 100u              /* how often a running forward checks the upstream */
+#define FW_POLL_MS 100u             /* how often a running forward checks the upstream */
 
 static fw_job *g_jobs; /* live jobs, loop thread only */
 static uint64_t g_serial;
@@ -65,10 +65,14 @@ static fw_job *job_by_serial(uint64_t serial) {
 
 static const char *verdict_name(uvs_verdict v) {
   switch (v) {
-    case UVS_OK: return "OK";
-    case UVS_DENY: return "DENY";
-    case UVS_DENYSOFT: return "DENYSOFT";
-    default: return "?";
+    case UVS_OK:
+      return "OK";
+    case UVS_DENY:
+      return "DENY";
+    case UVS_DENYSOFT:
+      return "DENYSOFT";
+    default:
+      return "?";
   }
 }
 
@@ -86,7 +90,8 @@ static void smtpc_log_line(void *ud, int level, const char *msg) {
 /* ---- the verdict -------------------------------------------------------------------------- */
 
 /* Gives the upstream verdict, once. code 0 = the core's default reply (OK: "250 Queued as"). */
-static void decide(fw_job *j, int level, uvs_verdict v, int code, const char *enh, const char *text) {
+static void decide(fw_job *j, int level, uvs_verdict v, int code, const char *enh,
+                   const char *text) {
   if (j->decided) return;
   j->decided = 1;
   char e[16];
@@ -95,8 +100,8 @@ static void decide(fw_job *j, int level, uvs_verdict v, int code, const char *en
     enh = e;
   }
   if (v != UVS_OK)
-    fw_log(j, level, "%s %d %s %s (smarthost %s)", verdict_name(v), code, enh ? enh : "", text ? text : "",
-           j->conf->label);
+    fw_log(j, level, "%s %d %s %s (smarthost %s)", verdict_name(v), code, enh ? enh : "",
+           text ? text : "", j->conf->label);
   if (!j->p) return;
   uvs_pending *p = j->p;
   j->p = NULL;
@@ -129,7 +134,8 @@ static void fail_soft(fw_job *j, const char *enh, const char *fmt, ...) {
   sanitize(text, sizeof text, raw);
   if (j->sc && smtpc_dot_sent(j->sc) && !j->decided)
     fw_log(j, UVS_LOG_WARNING,
-           "the end of data was sent: the smarthost may have accepted the message (the retry may duplicate it)");
+           "the end of data was sent: the smarthost may have accepted the message (the retry may "
+           "duplicate it)");
   decide(j, UVS_LOG_WARNING, UVS_DENYSOFT, 451, enh, text);
   end(j);
 }
@@ -138,10 +144,18 @@ static void fail_soft(fw_job *j, const char *enh, const char *fmt, ...) {
 static void local_failure(fw_job *j, const smtpc_reply *r) {
   const char *label = j->conf->label;
   switch (r->origin) {
-    case SMTPC_E_CONNECT: fail_soft(j, "4.4.1", "Smarthost %s unreachable: %s", label, r->text); break;
-    case SMTPC_E_IOERR: fail_soft(j, r->enh, "Smarthost %s: %s", label, r->text); break;
-    case SMTPC_E_READ: fail_soft(j, "4.3.0", "Cannot read the spooled message: %s", r->text); break;
-    case SMTPC_E_LOCAL: fail_soft(j, "4.3.0", "Temporary failure while forwarding: %s", r->text); break;
+    case SMTPC_E_CONNECT:
+      fail_soft(j, "4.4.1", "Smarthost %s unreachable: %s", label, r->text);
+      break;
+    case SMTPC_E_IOERR:
+      fail_soft(j, r->enh, "Smarthost %s: %s", label, r->text);
+      break;
+    case SMTPC_E_READ:
+      fail_soft(j, "4.3.0", "Cannot read the spooled message: %s", r->text);
+      break;
+    case SMTPC_E_LOCAL:
+      fail_soft(j, "4.3.0", "Temporary failure while forwarding: %s", r->text);
+      break;
     default: /* timeouts, closed, protocol errors: "Smarthost H timed out waiting for ..." */
       fail_soft(j, r->enh[0] ? r->enh : "4.4.2", "Smarthost %s %s", label, r->text);
   }
@@ -153,7 +167,8 @@ static void local_failure(fw_job *j, const smtpc_reply *r) {
 static void pass_reply(fw_job *j, const smtpc_reply *r, const char *addr, const char *suffix) {
   int cls = r->code / 100;
   if (cls != 4 && cls != 5) { /* the library reports other codes as protocol errors */
-    fail_soft(j, "4.5.0", "Smarthost %s protocol error: unexpected reply %d", j->conf->label, r->code);
+    fail_soft(j, "4.5.0", "Smarthost %s protocol error: unexpected reply %d", j->conf->label,
+              r->code);
     return;
   }
   int code = r->code == 421 ? 451 : r->code;
@@ -163,9 +178,11 @@ static void pass_reply(fw_job *j, const smtpc_reply *r, const char *addr, const 
     snprintf(br, sizeof br, "<%s>", addr);
     if (contains(body, br) || (*addr && contains(body, addr))) br[0] = 0;
   }
-  snprintf(raw, sizeof raw, "%s%s%s%s%s", br, br[0] ? ": " : "", body, suffix ? " " : "", suffix ? suffix : "");
+  snprintf(raw, sizeof raw, "%s%s%s%s%s", br, br[0] ? ": " : "", body, suffix ? " " : "",
+           suffix ? suffix : "");
   sanitize(text, sizeof text, raw);
-  decide(j, UVS_LOG_NOTICE, cls == 5 ? UVS_DENY : UVS_DENYSOFT, code, r->enh[0] ? r->enh : NULL, text);
+  decide(j, UVS_LOG_NOTICE, cls == 5 ? UVS_DENY : UVS_DENYSOFT, code, r->enh[0] ? r->enh : NULL,
+         text);
 }
 
 /* The greeting or EHLO/LHLO/HELO refused: about this relay, not the message, so temporary. */
@@ -175,15 +192,17 @@ static void session_refused(fw_job *j, const smtpc_reply *r) {
                    : j->conf->lmtp              ? "LHLO"
                                                 : "EHLO";
   char raw[1024], text[501];
-  snprintf(raw, sizeof raw, "Smarthost %s refused the session at %s: %d%s%s %s", j->conf->label, at, r->code,
-           r->enh[0] ? " " : "", r->enh, r->text);
+  snprintf(raw, sizeof raw, "Smarthost %s refused the session at %s: %d%s%s %s", j->conf->label, at,
+           r->code, r->enh[0] ? " " : "", r->enh, r->text);
   sanitize(text, sizeof text, raw);
   decide(j, UVS_LOG_WARNING, UVS_DENYSOFT, 451, "4.4.0", text);
 }
 
 static void tally_add(fw_tally *t, int i, const smtpc_reply *r) {
   switch (r->code / 100) {
-    case 2: t->ok++; break;
+    case 2:
+      t->ok++;
+      break;
     case 4:
       if (!t->soft++) t->soft_i = i, t->first_soft = *r;
       break;
@@ -203,10 +222,12 @@ static int verdict_from_tally(fw_job *j, int after_dot) {
   char suffix[128] = "";
   int refused = t->soft + t->hard;
   if (after_dot && t->ok > 0)
-    snprintf(suffix, sizeof suffix, "(%d of %d recipients refused; already delivered to the other %d)", refused,
-             j->nrcpt, t->ok);
+    snprintf(suffix, sizeof suffix,
+             "(%d of %d recipients refused; already delivered to the other %d)", refused, j->nrcpt,
+             t->ok);
   else if (!after_dot && t->ok > 0)
-    snprintf(suffix, sizeof suffix, "(%d of %d recipients refused; not forwarded to any)", refused, j->nrcpt);
+    snprintf(suffix, sizeof suffix, "(%d of %d recipients refused; not forwarded to any)", refused,
+             j->nrcpt);
   else if (j->nrcpt > 1)
     snprintf(suffix, sizeof suffix, "(all %d recipients refused)", j->nrcpt);
   if (t->soft)
@@ -220,13 +241,16 @@ static void success(fw_job *j, const smtpc_reply *r) {
   int64_t sent = 0;
   unsigned long stuffed = 0, stray = 0;
   smtpc_last_stats(j->sc, &sent, &stuffed, &stray);
-  fw_log(j, UVS_LOG_INFO, "forwarded to %s%s: %d%s%s %s (%lld bytes, %d recipient(s), %lu line(s) dot-stuffed, %lu stray CR/LF replaced)",
-         j->conf->label, j->conf->lmtp ? " (LMTP)" : "", r->code, r->enh[0] ? " " : "", r->enh, r->text,
-         (long long)sent, j->nrcpt, stuffed, stray);
+  fw_log(j, UVS_LOG_INFO,
+         "forwarded to %s%s: %d%s%s %s (%lld bytes, %d recipient(s), %lu line(s) dot-stuffed, %lu "
+         "stray CR/LF replaced)",
+         j->conf->label, j->conf->lmtp ? " (LMTP)" : "", r->code, r->enh[0] ? " " : "", r->enh,
+         r->text, (long long)sent, j->nrcpt, stuffed, stray);
   if (upstream_gone(j))
-    fw_log(j, UVS_LOG_WARNING,
-           "the smarthost accepted the message after the client went away: the client did not get 250 "
-           "and may send it again");
+    fw_log(
+        j, UVS_LOG_WARNING,
+        "the smarthost accepted the message after the client went away: the client did not get 250 "
+        "and may send it again");
   decide(j, UVS_LOG_INFO, UVS_OK, 0, NULL, NULL);
 }
 
@@ -234,8 +258,9 @@ static void success(fw_job *j, const smtpc_reply *r) {
  * nothing may be delivered, the client will send the message again. smtpc_close() sends QUIT
  * between commands and closes without the dot after DATA (RFC 5321 §4.1.1.4). */
 static void abort_for_client(fw_job *j) {
-  fw_log(j, UVS_LOG_NOTICE, "the client went away before the end of data: aborting the smarthost transaction "
-                            "(nothing delivered)");
+  fw_log(j, UVS_LOG_NOTICE,
+         "the client went away before the end of data: aborting the smarthost transaction "
+         "(nothing delivered)");
   decide(j, UVS_LOG_DEBUG, UVS_DENYSOFT, 451, "4.3.0", "Client went away; message not forwarded");
   end(j);
 }
@@ -243,8 +268,10 @@ static void abort_for_client(fw_job *j) {
 /* ---- teardown ----------------------------------------------------------------------------- */
 
 static void free_job(fw_job *j) {
-  if (j->prev) j->prev->next = j->next;
-  else g_jobs = j->next;
+  if (j->prev)
+    j->prev->next = j->next;
+  else
+    g_jobs = j->next;
   if (j->next) j->next->prev = j->prev;
   if (j->fd >= 0) close(j->fd);
   for (int i = 0; i < j->nrcpt; ++i) free(j->rcpts[i]);
@@ -267,7 +294,8 @@ static void on_handle_close(uv_handle_t *h) {
 
 static void finish(fw_job *j) {
   if (j->finished) return;
-  if (!j->decided) decide(j, UVS_LOG_ERR, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, try again later");
+  if (!j->decided)
+    decide(j, UVS_LOG_ERR, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, try again later");
   j->finished = 1;
   if (j->sc) smtpc_close(j->sc);
   j->sc = NULL;
@@ -279,7 +307,8 @@ static void finish(fw_job *j) {
 
 /* ---- the transaction ---------------------------------------------------------------------- */
 
-static void on_sent(smtpc_conn *sc, int status, const smtpc_reply *final, const smtpc_reply *rr, int n, void *ud) {
+static void on_sent(smtpc_conn *sc, int status, const smtpc_reply *final, const smtpc_reply *rr,
+                    int n, void *ud) {
   fw_job *j = (fw_job *)ud;
   (void)sc;
   if (status < 0) {
@@ -294,8 +323,10 @@ static void on_sent(smtpc_conn *sc, int status, const smtpc_reply *final, const 
       break;
     case SMTPC_S_DOT:
       if (!j->conf->lmtp) {
-        if (final->code / 100 == 2) success(j, final);
-        else pass_reply(j, final, NULL, NULL);
+        if (final->code / 100 == 2)
+          success(j, final);
+        else
+          pass_reply(j, final, NULL, NULL);
         break;
       }
       for (int i = 0; i < n; ++i) tally_add(&j->t, i, &rr[i]);
@@ -308,10 +339,13 @@ static void on_sent(smtpc_conn *sc, int status, const smtpc_reply *final, const 
 }
 
 static void send_message(fw_job *j) {
-  unsigned flags = SMTPC_F_ALL_OR_NOTHING | (j->has_8bit ? SMTPC_F_8BIT : 0) | (j->utf8_addr ? SMTPC_F_SMTPUTF8 : 0);
-  int rc = smtpc_send(j->sc, j->from, (const char *const *)j->rcpts, j->nrcpt, j->fd, j->size, flags, on_sent, j);
+  unsigned flags = SMTPC_F_ALL_OR_NOTHING | (j->has_8bit ? SMTPC_F_8BIT : 0) |
+                   (j->utf8_addr ? SMTPC_F_SMTPUTF8 : 0);
+  int rc = smtpc_send(j->sc, j->from, (const char *const *)j->rcpts, j->nrcpt, j->fd, j->size,
+                      flags, on_sent, j);
   if (rc == -ENOTCONN)
-    fail_soft(j, "4.4.2", "Smarthost %s closed the connection after %s", j->conf->label, j->conf->lmtp ? "LHLO" : "EHLO");
+    fail_soft(j, "4.4.2", "Smarthost %s closed the connection after %s", j->conf->label,
+              j->conf->lmtp ? "LHLO" : "EHLO");
   else if (rc < 0)
     fail_soft(j, "4.3.0", "Temporary failure while forwarding: %s", strerror(-rc));
 }
@@ -320,7 +354,9 @@ static void send_message(fw_job *j) {
 
 static void on_poll(uv_timer_t *t);
 
-static void arm_poll(fw_job *j) { uv_timer_start(&j->timer, on_poll, FW_POLL_MS, FW_POLL_MS); }
+static void arm_poll(fw_job *j) {
+  uv_timer_start(&j->timer, on_poll, FW_POLL_MS, FW_POLL_MS);
+}
 
 static int scan_read(fw_job *j);
 
@@ -394,7 +430,8 @@ static void on_ready(smtpc_conn *sc, int status, const smtpc_reply *why, void *u
   unsigned ext = smtpc_ext(sc);
   if (j->utf8_addr && !(ext & SMTPC_EXT_SMTPUTF8)) {
     char text[400];
-    snprintf(text, sizeof text, "SMTPUTF8 is required, but was not offered by smarthost %s", j->conf->label);
+    snprintf(text, sizeof text, "SMTPUTF8 is required, but was not offered by smarthost %s",
+             j->conf->label);
     decide(j, UVS_LOG_NOTICE, UVS_DENY, 553, "5.6.7", text);
     end(j);
     return;
@@ -451,12 +488,15 @@ static void on_resolved(uv_getaddrinfo_t *req, int status, struct addrinfo *res)
   uv_timer_stop(&j->timer);
   if (status < 0) {
     if (res) uv_freeaddrinfo(res);
-    fail_soft(j, "4.4.3", "Smarthost %s: name lookup failed: %s", j->conf->label, uv_strerror(status));
+    fail_soft(j, "4.4.3", "Smarthost %s: name lookup failed: %s", j->conf->label,
+              uv_strerror(status));
     return;
   }
   j->naddr = 0;
   for (struct addrinfo *ai = res; ai && j->naddr < FW_MAX_ADDRS; ai = ai->ai_next) {
-    if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) || ai->ai_addrlen > sizeof j->addrs[0]) continue;
+    if ((ai->ai_family != AF_INET && ai->ai_family != AF_INET6) ||
+        ai->ai_addrlen > sizeof j->addrs[0])
+      continue;
     memset(&j->addrs[j->naddr], 0, sizeof j->addrs[0]);
     memcpy(&j->addrs[j->naddr++], ai->ai_addr, ai->ai_addrlen);
   }
@@ -485,7 +525,8 @@ static void on_client_input(uvs_pending *p, int result, void *ud) {
     fw_api->wait_for_input(p, FW_WATCH_MS, on_client_input, ud);
   } else if (result == UVS_INPUT_EOF && !j->client_gone) {
     j->client_gone = 1;
-    fw_log(j, UVS_LOG_INFO, "the client closed the connection (or the core stopped waiting) while forwarding");
+    fw_log(j, UVS_LOG_INFO,
+           "the client closed the connection (or the core stopped waiting) while forwarding");
   }
   /* UVS_INPUT_DATA: the client pipelined its next command; the session reads it later. */
 }
@@ -503,8 +544,9 @@ void fw_job_start(fw_job *j) {
   fw_api->wait_for_input(j->p, FW_WATCH_MS, on_client_input, (void *)(uintptr_t)j->serial);
   const fw_conf *cf = j->conf;
   if (cf->numeric) {
-    int rc = strchr(cf->host, ':') ? uv_ip6_addr(cf->host, cf->port, (struct sockaddr_in6 *)&j->addrs[0])
-                                   : uv_ip4_addr(cf->host, cf->port, (struct sockaddr_in *)&j->addrs[0]);
+    int rc = strchr(cf->host, ':')
+                 ? uv_ip6_addr(cf->host, cf->port, (struct sockaddr_in6 *)&j->addrs[0])
+                 : uv_ip4_addr(cf->host, cf->port, (struct sockaddr_in *)&j->addrs[0]);
     if (rc < 0) {
       fail_soft(j, "4.4.1", "Smarthost %s: bad address: %s", cf->label, uv_strerror(rc));
       return;
