@@ -3,7 +3,9 @@
 #include "delivery/dsn.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 namespace uvs::delivery {
@@ -76,19 +78,20 @@ std::string date(int64_t t) {
 void field(std::string &out, std::string_view name, std::string_view value) {
   std::string line = std::string(name) + ":";
   size_t i = 0;
-  bool first = true;
+  int words = 0;  // on this line: never fold after the first word ("dns;", "smtp;")
   while (i < value.size()) {
     size_t sp = value.find(' ', i);
     std::string_view word = value.substr(i, sp == std::string_view::npos ? sp : sp - i);
     i = sp == std::string_view::npos ? value.size() : sp + 1;
     if (word.empty()) continue;
-    if (!first && line.size() + 1 + word.size() > kFoldAt) {
+    if (words >= 2 && line.size() + 1 + word.size() > kFoldAt) {
       out += line + "\r\n";
       line = " ";  // a folded line starts with white space
+      words = 0;
     } else {
       line += ' ';
     }
-    first = false;
+    ++words;
     while (line.size() + word.size() > kMaxLine - 2) {
       size_t take = kMaxLine - 2 - line.size();
       line += word.substr(0, take);
@@ -447,21 +450,22 @@ std::string compose_dsn(const DsnInput &in) {
     text += "\r\n";
   }
 
-  // The boundary: made from the id and time, lengthened until it occurs in no part.
+  // The boundary: made from the id, the time and a counter (at most 60 characters of RFC 2046
+  // bchars), lengthened until it occurs in no part.
   unsigned serial = g_counter.fetch_add(1, std::memory_order_relaxed);
   char buf[96];
   snprintf(buf, sizeof buf, "%lld.%u", static_cast<long long>(in.now), serial);
-  std::string boundary = "=_" + clean(env.id, false) + "." + buf + "/" + host;
+  std::string boundary;
+  for (char c : "=_" + env.id + "." + buf + "/" + host)
+    if (std::isalnum(static_cast<unsigned char>(c)) || (c != 0 && std::strchr("'()+_,-./:=?", c)))
+      boundary += c;
+  if (boundary.size() > 60) boundary.resize(60);
+  std::string base = boundary;
   for (int n = 0; original.find("--" + boundary) != std::string::npos ||
                   text.find("--" + boundary) != std::string::npos ||
                   status.find("--" + boundary) != std::string::npos;
        ++n)
-    boundary += "=" + std::to_string(n);
-  if (boundary.size() > 70) {  // RFC 2046 5.1.1: 1 to 70 characters
-    boundary = boundary.substr(0, 60);
-    for (int n = 0; original.find("--" + boundary) != std::string::npos; ++n)
-      boundary = boundary.substr(0, 60) + "=" + std::to_string(n);
-  }
+    boundary = base + "=" + std::to_string(n);
 
   // The message.
   bool eight = orig_8bit || text_utf8 || status_utf8;

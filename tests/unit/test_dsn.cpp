@@ -469,3 +469,38 @@ TEST_CASE("dsn: the notice's envelope: null sender, the original sender, storabl
   CHECK(back.sender == "");
   CHECK(back.rcpts[0].address == "sender@client.test");
 }
+
+TEST_CASE("dsn: a long host name keeps the boundary within 70 characters of RFC 2046 bchars") {
+  queue::Envelope e = envelope();
+  std::string host(120, 'h');
+  host += ".example";
+  DsnInput in{.env = e,
+              .reporting_mta = host,
+              .original_headers = kHeaders,
+              .original_message = kWhole,
+              .rcpts = {failed("alice@example.net")},
+              .now = kNow};
+  std::string m = compose_dsn(in);
+  std::string b = boundary_of(m);
+  REQUIRE(!b.empty());
+  CHECK(b.size() <= 70);
+  CHECK(b.find_first_not_of("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'()+_,-./:=?") ==
+        std::string::npos);
+  check_lines(m);
+  CHECK(python_check(m, "--rcpt alice@example.net --action failed --original full") == "ok");
+}
+
+TEST_CASE("dsn: without original_headers the header section comes from the message") {
+  queue::Envelope e = envelope();
+  e.dsn_ret = "HDRS";
+  DsnInput in{.env = e,
+              .reporting_mta = "mx.test",
+              .original_message = kWhole,
+              .rcpts = {failed("alice@example.net")},
+              .now = kNow};
+  std::string m = compose_dsn(in);
+  CHECK(has(m, "Content-Type: text/rfc822-headers\r\n\r\n" + kHeaders.substr(0, kHeaders.size() - 2) +
+                   "\r\n--"));
+  CHECK_FALSE(has(m, "the figures are attached"));
+  CHECK(top_field(m, "In-Reply-To") == "<abc.123@client.test>");
+}
