@@ -11,6 +11,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -117,6 +118,13 @@ class FakeMx {
   std::vector<MxMessage> messages_;
   std::vector<std::string> commands_;
 };
+
+// Fake MXs on several addresses sharing one port (the delivery engine connects to every MX on
+// the same port, its test-only `smtp_port`): the first on a free port, the others on the same
+// one; a port taken on one of the addresses is given up and another tried. Empty if no port
+// worked in `tries` attempts.
+std::vector<std::unique_ptr<FakeMx>> start_fake_mxs(const std::vector<std::string> &ips,
+                                                    const MxScript &script = {}, int tries = 20);
 
 // True if `pattern` ('*' = any run of characters, case-insensitive) matches all of `s`.
 bool mx_glob(const std::string &pattern, const std::string &s);

@@ -252,6 +252,22 @@ TEST_CASE("fake_mx: LMTP: LHLO and one final reply per recipient") {
   CHECK(mx.messages()[0].accepted);
 }
 
+TEST_CASE("fake_mx: several fake MXs on one port, one per address") {
+  auto mxs = start_fake_mxs({"127.0.0.2", "127.0.0.3", "127.0.0.4"});
+  REQUIRE(mxs.size() == 3);
+  for (size_t i = 0; i < mxs.size(); ++i) {
+    CHECK(mxs[i]->port() == mxs[0]->port());
+    MxScript s;
+    s.greeting_text = "mx" + std::to_string(i) + " ready";
+    mxs[i]->set_script(s);
+  }
+  for (size_t i = 0; i < mxs.size(); ++i) {
+    Client c(mxs[i]->ip(), mxs[0]->port());
+    CHECK(c.reply() == "220 mx" + std::to_string(i) + " ready");
+  }
+  for (auto &mx : mxs) CHECK(mx->connections() == 1);
+}
+
 TEST_CASE("fake_mx: a port that is taken is reported") {
   FakeMx a("127.0.0.7");
   REQUIRE_MESSAGE(a.started(), a.error());
