@@ -34,17 +34,17 @@ struct DsnRecipient {
 };
 
 struct DsnInput {
-  const queue::Envelope &env;        // the original message's envelope
+  const queue::Envelope &env;           // the original message's envelope
   std::string_view reporting_mta = {};  // our host name (Reporting-MTA, From: MAILER-DAEMON@...)
   // The original's header section (CRLF lines); "" = take it from original_message.
   std::string_view original_headers = {};
   std::string_view original_message = {};  // the whole original (headers and body); may be empty
-  size_t max_return = 100 * 1024;    // return the whole original only up to this many bytes
-  std::vector<DsnRecipient> rcpts = {};  // the recipients the notice is about (at least one)
-  bool delay_warning = false;        // a delay warning (Action: delayed) instead of a bounce
-  int64_t now = 0;                   // unix seconds: Date:, Message-ID
-  int64_t retry_until = 0;           // delay warnings: Will-Retry-Until (0 = omitted)
-  std::string_view postmaster = {};  // "" = to env.sender; else the postmaster copy's address
+  size_t max_return = 100 * 1024;          // return the whole original only up to this many bytes
+  std::vector<DsnRecipient> rcpts = {};    // the recipients the notice is about (at least one)
+  bool delay_warning = false;              // a delay warning (Action: delayed) instead of a bounce
+  int64_t now = 0;                         // unix seconds: Date:, Message-ID
+  int64_t retry_until = 0;                 // delay warnings: Will-Retry-Until (0 = omitted)
+  std::string_view postmaster = {};        // "" = to env.sender; else the postmaster copy's address
 };
 
 // The notice: an RFC 5322 message with CRLF lines of at most 998 octets, a multipart/report

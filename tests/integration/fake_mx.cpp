@@ -114,8 +114,8 @@ struct FakeMx::Conn {
         if (r == 0) continue;
         if (r < 0) return errno == EINTR ? true : false;
       }
-      int got = ssl ? SSL_read(ssl, tmp, sizeof tmp)
-                    : static_cast<int>(recv(fd, tmp, sizeof tmp, 0));
+      int got =
+          ssl ? SSL_read(ssl, tmp, sizeof tmp) : static_cast<int>(recv(fd, tmp, sizeof tmp, 0));
       if (got <= 0) return false;
       buf.append(tmp, static_cast<size_t>(got));
       return true;
@@ -139,9 +139,9 @@ struct FakeMx::Conn {
   void send(const std::string &bytes) {
     size_t off = 0;
     while (off < bytes.size()) {
-      int n = ssl ? SSL_write(ssl, bytes.data() + off, static_cast<int>(bytes.size() - off))
-                  : static_cast<int>(::send(fd, bytes.data() + off, bytes.size() - off,
-                                            MSG_NOSIGNAL));
+      int n =
+          ssl ? SSL_write(ssl, bytes.data() + off, static_cast<int>(bytes.size() - off))
+              : static_cast<int>(::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL));
       if (n <= 0) return;
       off += static_cast<size_t>(n);
     }
