@@ -386,11 +386,16 @@ std::string compose_dsn(const DsnInput &in) {
   field(status, "X-Uvsmtpd-Sender", typed_address(env.sender));
   if (!env.dsn_envid.empty())
     field(status, "Original-Envelope-Id", clean(env.dsn_envid, status_utf8));
-  if (!env.client_name.empty() || !env.client_ip.empty()) {
-    std::string from = "dns; " + clean(env.client_name.empty() ? env.helo : env.client_name, false);
-    if (!env.client_ip.empty()) from += " ([" + clean(env.client_ip, false) + "])";
-    field(status, "Received-From-MTA", from);
-  }
+  // Received-From-MTA: the client's verified name, else its HELO name, with its address as a
+  // comment; the address literal alone when there is no name.
+  std::string client = clean(env.client_name.empty() ? env.helo : env.client_name, false);
+  std::string ip = clean(env.client_ip, false);
+  if (client.find(' ') != std::string::npos) client.clear();
+  if (!client.empty())
+    field(status, "Received-From-MTA",
+          "dns; " + client + (ip.empty() ? std::string() : " ([" + ip + "])"));
+  else if (!ip.empty())
+    field(status, "Received-From-MTA", "dns; [" + ip + "]");
   if (env.arrival > 0) field(status, "Arrival-Date", date(env.arrival));
   for (const auto &r : in.rcpts) {
     status += "\r\n";  // per-recipient groups are separated by an empty line

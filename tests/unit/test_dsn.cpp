@@ -511,3 +511,20 @@ TEST_CASE("dsn: without original_headers the header section comes from the messa
   CHECK_FALSE(has(m, "the figures are attached"));
   CHECK(top_field(m, "In-Reply-To") == "<abc.123@client.test>");
 }
+
+TEST_CASE("dsn: Received-From-MTA: the verified name, else the HELO name, else the address") {
+  queue::Envelope e = envelope();
+  DsnInput in{.env = e,
+              .reporting_mta = "mx.test",
+              .original_message = kWhole,
+              .rcpts = {failed("alice@example.net")},
+              .now = kNow};
+  CHECK(has(compose_dsn(in), "\r\nReceived-From-MTA: dns; mail.client.test ([192.0.2.7])\r\n"));
+  e.client_name = "";
+  e.helo = "helo.client.test";
+  CHECK(has(compose_dsn(in), "\r\nReceived-From-MTA: dns; helo.client.test ([192.0.2.7])\r\n"));
+  e.helo = "";
+  CHECK(has(compose_dsn(in), "\r\nReceived-From-MTA: dns; [192.0.2.7]\r\n"));
+  e.client_ip = "";
+  CHECK_FALSE(has(compose_dsn(in), "Received-From-MTA"));
+}
