@@ -3,15 +3,17 @@
 #include "delivery/dsn.hpp"
 
 #include <atomic>
+#include <cctype>
 #include <cstdio>
+#include <cstring>
 #include <ctime>
 
 namespace uvs::delivery {
 
 namespace {
 
-constexpr size_t kFoldAt = 78;     // RFC 5322 2.1.1: SHOULD
-constexpr size_t kMaxLine = 998;   // RFC 5322 2.1.1: MUST (without the CRLF)
+constexpr size_t kFoldAt = 78;    // RFC 5322 2.1.1: SHOULD
+constexpr size_t kMaxLine = 998;  // RFC 5322 2.1.1: MUST (without the CRLF)
 
 bool is_ascii(std::string_view s) {
   for (unsigned char c : s)
@@ -19,7 +21,9 @@ bool is_ascii(std::string_view s) {
   return true;
 }
 
-char lower(char c) { return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c; }
+char lower(char c) {
+  return (c >= 'A' && c <= 'Z') ? static_cast<char>(c - 'A' + 'a') : c;
+}
 
 bool iequal(std::string_view a, std::string_view b) {
   if (a.size() != b.size()) return false;
@@ -66,8 +70,7 @@ std::string date(int64_t t) {
   gmtime_r(&tt, &tm);
   char buf[64];
   snprintf(buf, sizeof buf, "%s, %d %s %d %02d:%02d:%02d +0000 (UTC)", days[tm.tm_wday % 7],
-           tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min,
-           tm.tm_sec);
+           tm.tm_mday, months[tm.tm_mon % 12], tm.tm_year + 1900, tm.tm_hour, tm.tm_min, tm.tm_sec);
   return buf;
 }
 
@@ -76,19 +79,20 @@ std::string date(int64_t t) {
 void field(std::string &out, std::string_view name, std::string_view value) {
   std::string line = std::string(name) + ":";
   size_t i = 0;
-  bool first = true;
+  int words = 0;  // on this line: never fold after the first word ("dns;", "smtp;")
   while (i < value.size()) {
     size_t sp = value.find(' ', i);
     std::string_view word = value.substr(i, sp == std::string_view::npos ? sp : sp - i);
     i = sp == std::string_view::npos ? value.size() : sp + 1;
     if (word.empty()) continue;
-    if (!first && line.size() + 1 + word.size() > kFoldAt) {
+    if (words >= 2 && line.size() + 1 + word.size() > kFoldAt) {
       out += line + "\r\n";
       line = " ";  // a folded line starts with white space
+      words = 0;
     } else {
       line += ' ';
     }
-    first = false;
+    ++words;
     while (line.size() + word.size() > kMaxLine - 2) {
       size_t take = kMaxLine - 2 - line.size();
       line += word.substr(0, take);
@@ -232,8 +236,8 @@ bool has_diag_type(std::string_view s) {
 }
 
 bool is_reply(std::string_view s) {
-  return s.size() >= 3 && s[0] >= '2' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' &&
-         s[2] >= '0' && s[2] <= '9' && (s.size() == 3 || s[3] == ' ' || s[3] == '-');
+  return s.size() >= 3 && s[0] >= '2' && s[0] <= '5' && s[1] >= '0' && s[1] <= '9' && s[2] >= '0' &&
+         s[2] <= '9' && (s.size() == 3 || s[3] == ' ' || s[3] == '-');
 }
 
 // The Diagnostic-Code value with its type.
@@ -322,7 +326,9 @@ std::atomic<unsigned> g_counter{0};
 
 }  // namespace
 
-bool should_bounce(const queue::Envelope &env) { return !env.sender.empty(); }
+bool should_bounce(const queue::Envelope &env) {
+  return !env.sender.empty();
+}
 
 bool wants_notice(const queue::Recipient &r, std::string_view action) {
   std::string_view n = trim(r.notify);
@@ -380,11 +386,16 @@ std::string compose_dsn(const DsnInput &in) {
   field(status, "X-Uvsmtpd-Sender", typed_address(env.sender));
   if (!env.dsn_envid.empty())
     field(status, "Original-Envelope-Id", clean(env.dsn_envid, status_utf8));
-  if (!env.client_name.empty() || !env.client_ip.empty()) {
-    std::string from = "dns; " + clean(env.client_name.empty() ? env.helo : env.client_name, false);
-    if (!env.client_ip.empty()) from += " ([" + clean(env.client_ip, false) + "])";
-    field(status, "Received-From-MTA", from);
-  }
+  // Received-From-MTA: the client's verified name, else its HELO name, with its address as a
+  // comment; the address literal alone when there is no name.
+  std::string client = clean(env.client_name.empty() ? env.helo : env.client_name, false);
+  std::string ip = clean(env.client_ip, false);
+  if (client.find(' ') != std::string::npos) client.clear();
+  if (!client.empty())
+    field(status, "Received-From-MTA",
+          "dns; " + client + (ip.empty() ? std::string() : " ([" + ip + "])"));
+  else if (!ip.empty())
+    field(status, "Received-From-MTA", "dns; [" + ip + "]");
   if (env.arrival > 0) field(status, "Arrival-Date", date(env.arrival));
   for (const auto &r : in.rcpts) {
     status += "\r\n";  // per-recipient groups are separated by an empty line
@@ -407,8 +418,10 @@ std::string compose_dsn(const DsnInput &in) {
   wrap(text, "This is the mail system at host " + host + ".", 0);
   text += "\r\n";
   if (postmaster_copy) {
-    wrap(text, "A delivery status notification could not be delivered; it is attached below, "
-               "with the recipients that failed.", 0);
+    wrap(text,
+         "A delivery status notification could not be delivered; it is attached below, "
+         "with the recipients that failed.",
+         0);
   } else if (in.delay_warning) {
     wrap(text, "This is a warning only; you do not need to send your message again.", 0);
     text += "\r\n";
@@ -419,15 +432,18 @@ std::string compose_dsn(const DsnInput &in) {
     msg += "; you will be notified if it fails.";
     wrap(text, msg, 0);
   } else if (any_failed) {
-    wrap(text, std::string("Your message could not be delivered to one or more recipients. ") +
-                   (whole ? "It is attached below." : "Its header section is attached below."),
+    wrap(text,
+         std::string("Your message could not be delivered to one or more recipients. ") +
+             (whole ? "It is attached below." : "Its header section is attached below."),
          0);
   } else {
     wrap(text, "Your message was delivered to the recipients below, as you asked.", 0);
   }
   text += "\r\n";
-  wrap(text, "For further assistance, please send mail to the postmaster of " + host +
-                 ", and include this report.", 0);
+  wrap(text,
+       "For further assistance, please send mail to the postmaster of " + host +
+           ", and include this report.",
+       0);
   text += "\r\n";
   bool text_utf8 = false;
   for (const auto &r : in.rcpts) {
@@ -447,21 +463,22 @@ std::string compose_dsn(const DsnInput &in) {
     text += "\r\n";
   }
 
-  // The boundary: made from the id and time, lengthened until it occurs in no part.
+  // The boundary: made from the id, the time and a counter (at most 60 characters of RFC 2046
+  // bchars), lengthened until it occurs in no part.
   unsigned serial = g_counter.fetch_add(1, std::memory_order_relaxed);
   char buf[96];
   snprintf(buf, sizeof buf, "%lld.%u", static_cast<long long>(in.now), serial);
-  std::string boundary = "=_" + clean(env.id, false) + "." + buf + "/" + host;
+  std::string boundary;
+  for (char c : "=_" + env.id + "." + buf + "/" + host)
+    if (std::isalnum(static_cast<unsigned char>(c)) || (c != 0 && std::strchr("'()+_,-./:=?", c)))
+      boundary += c;
+  if (boundary.size() > 60) boundary.resize(60);
+  std::string base = boundary;
   for (int n = 0; original.find("--" + boundary) != std::string::npos ||
                   text.find("--" + boundary) != std::string::npos ||
                   status.find("--" + boundary) != std::string::npos;
        ++n)
-    boundary += "=" + std::to_string(n);
-  if (boundary.size() > 70) {  // RFC 2046 5.1.1: 1 to 70 characters
-    boundary = boundary.substr(0, 60);
-    for (int n = 0; original.find("--" + boundary) != std::string::npos; ++n)
-      boundary = boundary.substr(0, 60) + "=" + std::to_string(n);
-  }
+    boundary = base + "=" + std::to_string(n);
 
   // The message.
   bool eight = orig_8bit || text_utf8 || status_utf8;
@@ -469,18 +486,18 @@ std::string compose_dsn(const DsnInput &in) {
   field(out, "Date", date(in.now));
   field(out, "From", "MAILER-DAEMON@" + host + " (Mail Delivery System)");
   field(out, "To", "<" + clean(to, true) + ">");
-  std::string subject = postmaster_copy       ? "Postmaster Copy: Undelivered Mail"
-                        : in.delay_warning    ? "Delayed Mail (still being retried)"
-                        : any_failed          ? "Undelivered Mail Returned to Sender"
-                        : any_delayed         ? "Delayed Mail (still being retried)"
-                                              : "Successful Mail Delivery Report";
+  std::string subject = postmaster_copy    ? "Postmaster Copy: Undelivered Mail"
+                        : in.delay_warning ? "Delayed Mail (still being retried)"
+                        : any_failed       ? "Undelivered Mail Returned to Sender"
+                        : any_delayed      ? "Delayed Mail (still being retried)"
+                                           : "Successful Mail Delivery Report";
   field(out, "Subject", subject);
   snprintf(buf, sizeof buf, "%lld.%u", static_cast<long long>(in.now), serial);
   std::string kind = in.delay_warning ? "delay" : postmaster_copy ? "pm" : "dsn";
-  field(out, "Message-ID", "<" + std::string(buf) + "." + kind + "." + clean(env.id, false) +
-                               "@" + host + ">");
-  std::string orig_id = message_id_of(in.original_headers.empty() ? in.original_message
-                                                                  : in.original_headers);
+  field(out, "Message-ID",
+        "<" + std::string(buf) + "." + kind + "." + clean(env.id, false) + "@" + host + ">");
+  std::string orig_id =
+      message_id_of(in.original_headers.empty() ? in.original_message : in.original_headers);
   if (!orig_id.empty()) {
     field(out, "In-Reply-To", orig_id);
     field(out, "References", orig_id);
@@ -495,7 +512,8 @@ std::string compose_dsn(const DsnInput &in) {
 
   out += "\r\n--" + boundary + "\r\n";
   field(out, "Content-Description", "Notification");
-  field(out, "Content-Type", std::string("text/plain; charset=") + (text_utf8 ? "utf-8" : "us-ascii"));
+  field(out, "Content-Type",
+        std::string("text/plain; charset=") + (text_utf8 ? "utf-8" : "us-ascii"));
   if (text_utf8) field(out, "Content-Transfer-Encoding", "8bit");
   out += "\r\n" + text;
 
@@ -508,7 +526,9 @@ std::string compose_dsn(const DsnInput &in) {
 
   out += "\r\n--" + boundary + "\r\n";
   field(out, "Content-Description",
-        whole ? "Undelivered Message" : in.delay_warning ? "Message Headers" : "Undelivered Message Headers");
+        whole              ? "Undelivered Message"
+        : in.delay_warning ? "Message Headers"
+                           : "Undelivered Message Headers");
   field(out, "Content-Type", orig_type);
   if (orig_8bit) field(out, "Content-Transfer-Encoding", "8bit");
   out += "\r\n" + original;

@@ -34,16 +34,17 @@ struct DsnRecipient {
 };
 
 struct DsnInput {
-  const queue::Envelope &env;        // the original message's envelope
-  std::string_view reporting_mta;    // our host name (Reporting-MTA, From: MAILER-DAEMON@...)
-  std::string_view original_headers; // the original's header section (CRLF lines)
-  std::string_view original_message; // the whole original (headers and body); may be empty
-  size_t max_return = 100 * 1024;    // return the whole original only up to this many bytes
-  std::vector<DsnRecipient> rcpts;   // the recipients the notice is about (at least one)
-  bool delay_warning = false;        // a delay warning (Action: delayed) instead of a bounce
-  int64_t now = 0;                   // unix seconds: Date:, Message-ID
-  int64_t retry_until = 0;           // delay warnings: Will-Retry-Until (0 = omitted)
-  std::string_view postmaster = {};  // "" = to env.sender; else the postmaster copy's address
+  const queue::Envelope &env;           // the original message's envelope
+  std::string_view reporting_mta = {};  // our host name (Reporting-MTA, From: MAILER-DAEMON@...)
+  // The original's header section (CRLF lines); "" = take it from original_message.
+  std::string_view original_headers = {};
+  std::string_view original_message = {};  // the whole original (headers and body); may be empty
+  size_t max_return = 100 * 1024;          // return the whole original only up to this many bytes
+  std::vector<DsnRecipient> rcpts = {};    // the recipients the notice is about (at least one)
+  bool delay_warning = false;              // a delay warning (Action: delayed) instead of a bounce
+  int64_t now = 0;                         // unix seconds: Date:, Message-ID
+  int64_t retry_until = 0;                 // delay warnings: Will-Retry-Until (0 = omitted)
+  std::string_view postmaster = {};        // "" = to env.sender; else the postmaster copy's address
 };
 
 // The notice: an RFC 5322 message with CRLF lines of at most 998 octets, a multipart/report
@@ -56,6 +57,7 @@ struct DsnInput {
 // (or postmaster), Subject, Message-ID, In-Reply-To/References (the original's Message-ID),
 // Auto-Submitted: auto-replied (RFC 3834), MIME-Version, Content-Type.
 // The caller must not compose one for a null-sender message to its sender (should_bounce).
+// DsnInput holds views: the strings they point at must outlive the call (no temporaries).
 std::string compose_dsn(const DsnInput &in);
 
 // False for a null-sender message (RFC 5321 4.5.5, RFC 3464 2: never a bounce of a bounce).

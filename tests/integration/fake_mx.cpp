@@ -13,6 +13,8 @@
 #include <openssl/err.h>
 #include <openssl/ssl.h>
 #include <poll.h>
+#include <pthread.h>
+#include <csignal>
 #include <sys/socket.h>
 #include <unistd.h>
 
@@ -70,6 +72,23 @@ bool mx_glob(const std::string &pattern, const std::string &s) {
   return p == pattern.size();
 }
 
+std::vector<std::unique_ptr<FakeMx>> start_fake_mxs(const std::vector<std::string> &ips,
+                                                    const MxScript &script, int tries) {
+  std::vector<std::unique_ptr<FakeMx>> out;
+  for (int t = 0; t < tries && !ips.empty(); ++t) {
+    out.clear();
+    out.push_back(std::make_unique<FakeMx>(ips[0], 0, script));
+    if (!out[0]->started()) break;
+    for (size_t i = 1; i < ips.size(); ++i) {
+      out.push_back(std::make_unique<FakeMx>(ips[i], out[0]->port(), script));
+      if (!out.back()->started()) break;
+    }
+    if (out.back()->started()) return out;
+  }
+  out.clear();
+  return out;
+}
+
 // One connection: the socket, TLS once started, the read buffer.
 struct FakeMx::Conn {
   int fd = -1;
@@ -95,8 +114,8 @@ struct FakeMx::Conn {
         if (r == 0) continue;
         if (r < 0) return errno == EINTR ? true : false;
       }
-      int got = ssl ? SSL_read(ssl, tmp, sizeof tmp)
-                    : static_cast<int>(recv(fd, tmp, sizeof tmp, 0));
+      int got =
+          ssl ? SSL_read(ssl, tmp, sizeof tmp) : static_cast<int>(recv(fd, tmp, sizeof tmp, 0));
       if (got <= 0) return false;
       buf.append(tmp, static_cast<size_t>(got));
       return true;
@@ -120,9 +139,9 @@ struct FakeMx::Conn {
   void send(const std::string &bytes) {
     size_t off = 0;
     while (off < bytes.size()) {
-      int n = ssl ? SSL_write(ssl, bytes.data() + off, static_cast<int>(bytes.size() - off))
-                  : static_cast<int>(::send(fd, bytes.data() + off, bytes.size() - off,
-                                            MSG_NOSIGNAL));
+      int n =
+          ssl ? SSL_write(ssl, bytes.data() + off, static_cast<int>(bytes.size() - off))
+              : static_cast<int>(::send(fd, bytes.data() + off, bytes.size() - off, MSG_NOSIGNAL));
       if (n <= 0) return;
       off += static_cast<size_t>(n);
     }
@@ -273,6 +292,12 @@ void FakeMx::accept_loop() {
 }
 
 void FakeMx::serve(int fd, int n) {
+  // A write to a peer that has gone (SSL_write, the close_notify) gives EPIPE, not a SIGPIPE
+  // that would end the test process: the signal is blocked in this thread only.
+  sigset_t pipe_only;
+  sigemptyset(&pipe_only);
+  sigaddset(&pipe_only, SIGPIPE);
+  pthread_sigmask(SIG_BLOCK, &pipe_only, nullptr);
   MxScript s;
   {
     std::lock_guard<std::mutex> lock(mu_);

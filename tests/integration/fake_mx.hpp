@@ -11,6 +11,7 @@
 #include <atomic>
 #include <condition_variable>
 #include <map>
+#include <memory>
 #include <mutex>
 #include <string>
 #include <thread>
@@ -25,8 +26,8 @@ namespace itest {
 enum class MxStep { never, connect, ehlo, starttls, mail, rcpt, data, dot, rset, quit };
 
 struct MxScript {
-  bool lmtp = false;       // LHLO instead of EHLO/HELO; after the data one reply per recipient
-  int greeting_code = 220; // 4xx/5xx: that greeting, then 503 to everything but QUIT
+  bool lmtp = false;        // LHLO instead of EHLO/HELO; after the data one reply per recipient
+  int greeting_code = 220;  // 4xx/5xx: that greeting, then 503 to everything but QUIT
   std::string greeting_text = "fake.mx.test ESMTP fake MX";
   std::string ehlo_name = "fake.mx.test";
   std::vector<std::string> ehlo_keywords = {"PIPELINING", "SIZE 10485760", "8BITMIME",
@@ -50,15 +51,15 @@ struct MxScript {
 };
 
 struct MxMessage {
-  int connection = 0;               // 1 for the first connection the server accepted
-  bool tls = false;                 // received over STARTTLS
-  std::string helo;                 // the EHLO/HELO/LHLO argument
-  std::string mail;                 // the MAIL command's argument as sent ("FROM:<a@b> SIZE=9")
-  std::string from;                 // the reverse path without <>
-  std::vector<std::string> rcpts;   // the recipients it accepted (2xx), without <>
-  std::string data;                 // the message as stored: dot-unstuffed, without the "."
-  std::string reply;                // the reply to the data (LMTP: the replies, '\n'-joined)
-  bool accepted = false;            // some recipient got a 2xx reply to the data
+  int connection = 0;              // 1 for the first connection the server accepted
+  bool tls = false;                // received over STARTTLS
+  std::string helo;                // the EHLO/HELO/LHLO argument
+  std::string mail;                // the MAIL command's argument as sent ("FROM:<a@b> SIZE=9")
+  std::string from;                // the reverse path without <>
+  std::vector<std::string> rcpts;  // the recipients it accepted (2xx), without <>
+  std::string data;                // the message as stored: dot-unstuffed, without the "."
+  std::string reply;               // the reply to the data (LMTP: the replies, '\n'-joined)
+  bool accepted = false;           // some recipient got a 2xx reply to the data
 };
 
 class FakeMx {
@@ -80,10 +81,10 @@ class FakeMx {
   // ... or for the n-th connection (1-based) only, taking precedence.
   void set_script_for(int n, const MxScript &s);
 
-  int connections() const { return total_.load(); }         // accepted so far
-  int current() const { return current_.load(); }           // open now
+  int connections() const { return total_.load(); }  // accepted so far
+  int current() const { return current_.load(); }    // open now
   int max_concurrent() const { return max_concurrent_.load(); }
-  std::vector<MxMessage> messages() const;                   // in the order received
+  std::vector<MxMessage> messages() const;  // in the order received
   // Every command line received, "<connection> <line>" ("2 RCPT TO:<a@b>"), data excluded.
   std::vector<std::string> commands() const;
   // Wait until that many messages (or connections) have arrived; false on timeout.
@@ -117,6 +118,13 @@ class FakeMx {
   std::vector<MxMessage> messages_;
   std::vector<std::string> commands_;
 };
+
+// Fake MXs on several addresses sharing one port (the delivery engine connects to every MX on
+// the same port, its test-only `smtp_port`): the first on a free port, the others on the same
+// one; a port taken on one of the addresses is given up and another tried. Empty if no port
+// worked in `tries` attempts.
+std::vector<std::unique_ptr<FakeMx>> start_fake_mxs(const std::vector<std::string> &ips,
+                                                    const MxScript &script = {}, int tries = 20);
 
 // True if `pattern` ('*' = any run of characters, case-insensitive) matches all of `s`.
 bool mx_glob(const std::string &pattern, const std::string &s);

@@ -19,7 +19,9 @@ using namespace itest;
 
 namespace {
 
-bool starts(const std::string &s, const std::string &prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts(const std::string &s, const std::string &prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 bool has(const std::string &hay, const std::string &needle) {
   return hay.find(needle) != std::string::npos;
 }
@@ -41,8 +43,7 @@ TEST_CASE("fake_mx: a whole transaction on 127.0.0.2, recorded with envelope and
   CHECK(has(ehlo, "250-8BITMIME\n"));
   CHECK(has(ehlo, "250 SMTPUTF8"));
   CHECK_FALSE(has(ehlo, "STARTTLS"));  // no certificate in the script
-  CHECK(starts(send_message(c, "from@client.test", {"a@dest.test", "b@dest.test"},
-                            dot_stuff(kMsg)),
+  CHECK(starts(send_message(c, "from@client.test", {"a@dest.test", "b@dest.test"}, dot_stuff(kMsg)),
                "250 2.0.0"));
   CHECK(starts(c.cmd("QUIT"), "221"));
   REQUIRE(mx.wait_messages(1));
@@ -252,6 +253,22 @@ TEST_CASE("fake_mx: LMTP: LHLO and one final reply per recipient") {
   CHECK(mx.messages()[0].accepted);
 }
 
+TEST_CASE("fake_mx: several fake MXs on one port, one per address") {
+  auto mxs = start_fake_mxs({"127.0.0.2", "127.0.0.3", "127.0.0.4"});
+  REQUIRE(mxs.size() == 3);
+  for (size_t i = 0; i < mxs.size(); ++i) {
+    CHECK(mxs[i]->port() == mxs[0]->port());
+    MxScript s;
+    s.greeting_text = "mx" + std::to_string(i) + " ready";
+    mxs[i]->set_script(s);
+  }
+  for (size_t i = 0; i < mxs.size(); ++i) {
+    Client c(mxs[i]->ip(), mxs[0]->port());
+    CHECK(c.reply() == "220 mx" + std::to_string(i) + " ready");
+  }
+  for (auto &mx : mxs) CHECK(mx->connections() == 1);
+}
+
 TEST_CASE("fake_mx: a port that is taken is reported") {
   FakeMx a("127.0.0.7");
   REQUIRE_MESSAGE(a.started(), a.error());
@@ -269,7 +286,7 @@ TEST_CASE("dns_stub: MX (null MX included), A and AAAA for test domains, as dig 
   dns.add("mx1.dest.test", DnsStub::A, {"127.0.0.2"});
   dns.add("mx1.dest.test", DnsStub::AAAA, {"::1"});
   dns.add("mx2.dest.test", DnsStub::A, {"127.0.0.3", "127.0.0.4"});
-  dns.add("nullmx.test", DnsStub::MX, {"0 ."});  // RFC 7505
+  dns.add("nullmx.test", DnsStub::MX, {"0 ."});     // RFC 7505
   dns.add("nomx.test", DnsStub::A, {"127.0.0.5"});  // no MX: the implicit MX is the A record
   auto dig = [&](const std::string &type, const std::string &name) {
     RunResult r = sh("dig @127.0.0.1 -p " + std::to_string(dns.port()) +
@@ -282,11 +299,11 @@ TEST_CASE("dns_stub: MX (null MX included), A and AAAA for test domains, as dig 
   CHECK(dig("AAAA", "mx1.dest.test") == "::1\n");
   CHECK(dig("A", "mx2.dest.test") == "127.0.0.3\n127.0.0.4\n");
   CHECK(dig("MX", "nomx.test") == "");
-  RunResult nodata = sh("dig @127.0.0.1 -p " + std::to_string(dns.port()) +
-                        " +tries=1 +time=2 MX nomx.test");
+  RunResult nodata =
+      sh("dig @127.0.0.1 -p " + std::to_string(dns.port()) + " +tries=1 +time=2 MX nomx.test");
   CHECK(has(nodata.output, "status: NOERROR"));
-  RunResult nx = sh("dig @127.0.0.1 -p " + std::to_string(dns.port()) +
-                    " +tries=1 +time=2 MX absent.test");
+  RunResult nx =
+      sh("dig @127.0.0.1 -p " + std::to_string(dns.port()) + " +tries=1 +time=2 MX absent.test");
   CHECK(has(nx.output, "status: NXDOMAIN"));
   CHECK(dns.queries("nullmx.test", DnsStub::MX) == 1);
   CHECK(dns.queries("mx1.dest.test", DnsStub::AAAA) == 1);

@@ -10,6 +10,7 @@
 #                [--subject TEXT] [--envid ID]
 # Exits 0 and prints "ok" when every check holds, else prints the first failure and exits 1.
 import argparse
+import re
 import email
 import email.parser
 import email.policy
@@ -19,6 +20,11 @@ import sys
 def fail(msg):
     print("FAIL: " + msg)
     sys.exit(1)
+
+
+def unfold(v):
+    """A field value with RFC 5322 folding undone."""
+    return re.sub(r"\r?\n[ \t]+", " ", v) if v is not None else None
 
 
 def blocks_of(part):
@@ -76,17 +82,17 @@ def main():
         fail("first part " + parts[0].get_content_type())
     blocks = blocks_of(parts[1])
     per_msg = blocks[0]
-    if not (per_msg["Reporting-MTA"] or "").startswith("dns; "):
+    if not (unfold(per_msg["Reporting-MTA"]) or "").startswith("dns; "):
         fail("Reporting-MTA %r" % per_msg["Reporting-MTA"])
     if per_msg["Arrival-Date"] is None:
         fail("no Arrival-Date")
-    if a.envid and per_msg["Original-Envelope-Id"] != a.envid:
+    if a.envid and unfold(per_msg["Original-Envelope-Id"]) != a.envid:
         fail("Original-Envelope-Id %r" % per_msg["Original-Envelope-Id"])
     groups = blocks[1:]
     if len(groups) != len(a.rcpt):
         fail("%d recipient groups, want %d" % (len(groups), len(a.rcpt)))
     for g, want in zip(groups, a.rcpt):
-        fr = g["Final-Recipient"] or ""
+        fr = unfold(g["Final-Recipient"]) or ""
         if fr.split(";", 1)[-1].strip() != want:
             fail("Final-Recipient %r, want %r" % (fr, want))
         if g["Action"] != a.action:

@@ -207,24 +207,26 @@ TEST_CASE("dsn: a bounce has the RFC 5322 / 3834 headers and the RFC 3464 fields
   CHECK(has(m, "\r\nOriginal-Envelope-Id: QQ314159\r\n"));
   CHECK(has(m, "\r\nReceived-From-MTA: dns; mail.client.test ([192.0.2.7])\r\n"));
   CHECK(has(m, "\r\nArrival-Date: Mon, 7 Dec 2026 06:18:57 +0000 (UTC)\r\n"));
-  CHECK(has(m, "\r\n\r\nFinal-Recipient: rfc822; alice@example.net\r\n"
-               "Original-Recipient: rfc822; alice+x@example.net\r\n"
-               "Action: failed\r\n"
-               "Status: 5.1.1\r\n"
-               "Remote-MTA: dns; mx.example.net\r\n"
-               "Diagnostic-Code: smtp; 550 5.1.1 <alice@example.net>: Recipient address\r\n"
-               " rejected\r\n"
-               "Last-Attempt-Date: Mon, 7 Dec 2026 07:18:52 +0000 (UTC)\r\n"));
-  CHECK(has(m, "\r\n\r\nFinal-Recipient: rfc822; bob@example.org\r\n"
-               "Action: failed\r\n"
-               "Status: 5.0.0\r\n"
-               "Diagnostic-Code: X-Uvsmtpd; mail for example.org loops back to myself\r\n"));
+  CHECK(has(m,
+            "\r\n\r\nFinal-Recipient: rfc822; alice@example.net\r\n"
+            "Original-Recipient: rfc822; alice+x@example.net\r\n"
+            "Action: failed\r\n"
+            "Status: 5.1.1\r\n"
+            "Remote-MTA: dns; mx.example.net\r\n"
+            "Diagnostic-Code: smtp; 550 5.1.1 <alice@example.net>: Recipient address\r\n"
+            " rejected\r\n"
+            "Last-Attempt-Date: Mon, 7 Dec 2026 07:18:52 +0000 (UTC)\r\n"));
+  CHECK(has(m,
+            "\r\n\r\nFinal-Recipient: rfc822; bob@example.org\r\n"
+            "Action: failed\r\n"
+            "Status: 5.0.0\r\n"
+            "Diagnostic-Code: X-Uvsmtpd; mail for example.org loops back to myself\r\n"));
 
   // The original, whole.
   CHECK(has(m, "Content-Type: message/rfc822\r\n\r\n" + kHeaders + kBody + "\r\n--"));
-  CHECK(python_check(m, "--rcpt alice@example.net --rcpt bob@example.org --action failed "
-                        "--original full --subject 'quarterly figures' --envid QQ314159") ==
-        "ok");
+  CHECK(python_check(m,
+                     "--rcpt alice@example.net --rcpt bob@example.org --action failed "
+                     "--original full --subject 'quarterly figures' --envid QQ314159") == "ok");
 }
 
 TEST_CASE("dsn: the original's header section only for RET=HDRS, over max_return, or a long line") {
@@ -252,8 +254,9 @@ TEST_CASE("dsn: the original's header section only for RET=HDRS, over max_return
     CHECK_FALSE(has(m, "the figures are attached"));
     CHECK(has(m, "section is attached below."));
     CHECK_FALSE(has(m, "It is attached below."));
-    CHECK(python_check(m, "--rcpt alice@example.net --action failed --original headers "
-                          "--subject 'quarterly figures'") == "ok");
+    CHECK(python_check(m,
+                       "--rcpt alice@example.net --action failed --original headers "
+                       "--subject 'quarterly figures'") == "ok");
   }
   SUBCASE("over max_return") {
     in.max_return = whole.size() - 1;
@@ -305,8 +308,9 @@ TEST_CASE("dsn: the boundary never occurs in the parts") {
   for (size_t p = m.find("\r\n--" + b2); p != std::string::npos; p = m.find("\r\n--" + b2, p + 1))
     ++count;
   CHECK(count == 4);  // three parts and the close delimiter
-  CHECK(python_check(m, "--rcpt alice@example.net --action failed --original full "
-                        "--subject 'quarterly figures'") == "ok");
+  CHECK(python_check(m,
+                     "--rcpt alice@example.net --action failed --original full "
+                     "--subject 'quarterly figures'") == "ok");
 }
 
 TEST_CASE("dsn: a delay warning: Action delayed, Status 4.x.x, Will-Retry-Until, headers only") {
@@ -342,8 +346,10 @@ TEST_CASE("dsn: SMTPUTF8: message/global, utf-8 address type, global delivery st
   queue::Envelope e = envelope();
   e.smtputf8 = true;
   e.sender = "j\xc3\xb6rg@client.test";
-  std::string headers = "From: J\xc3\xb6rg <j\xc3\xb6rg@client.test>\r\n"
-                        "Subject: Gr\xc3\xbc\xc3\x9f" "e\r\n\r\n";
+  std::string headers =
+      "From: J\xc3\xb6rg <j\xc3\xb6rg@client.test>\r\n"
+      "Subject: Gr\xc3\xbc\xc3\x9f"
+      "e\r\n\r\n";
   std::string whole = headers + "K\xc3\xa4se\r\n";
   DsnRecipient r = failed("\xc3\xa9l\xc3\xa8ve@example.net");
   DsnInput in{.env = e,
@@ -468,4 +474,57 @@ TEST_CASE("dsn: the notice's envelope: null sender, the original sender, storabl
   REQUIRE_MESSAGE(queue::parse(queue::serialize(ne), back, err), err);
   CHECK(back.sender == "");
   CHECK(back.rcpts[0].address == "sender@client.test");
+}
+
+TEST_CASE("dsn: a long host name keeps the boundary within 70 characters of RFC 2046 bchars") {
+  queue::Envelope e = envelope();
+  std::string host(120, 'h');
+  host += ".example";
+  DsnInput in{.env = e,
+              .reporting_mta = host,
+              .original_headers = kHeaders,
+              .original_message = kWhole,
+              .rcpts = {failed("alice@example.net")},
+              .now = kNow};
+  std::string m = compose_dsn(in);
+  std::string b = boundary_of(m);
+  REQUIRE(!b.empty());
+  CHECK(b.size() <= 70);
+  CHECK(b.find_first_not_of(
+            "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789'()+_,-./:=?") ==
+        std::string::npos);
+  check_lines(m);
+  CHECK(python_check(m, "--rcpt alice@example.net --action failed --original full") == "ok");
+}
+
+TEST_CASE("dsn: without original_headers the header section comes from the message") {
+  queue::Envelope e = envelope();
+  e.dsn_ret = "HDRS";
+  DsnInput in{.env = e,
+              .reporting_mta = "mx.test",
+              .original_message = kWhole,
+              .rcpts = {failed("alice@example.net")},
+              .now = kNow};
+  std::string m = compose_dsn(in);
+  CHECK(has(m, "Content-Type: text/rfc822-headers\r\n\r\n" +
+                   kHeaders.substr(0, kHeaders.size() - 2) + "\r\n--"));
+  CHECK_FALSE(has(m, "the figures are attached"));
+  CHECK(top_field(m, "In-Reply-To") == "<abc.123@client.test>");
+}
+
+TEST_CASE("dsn: Received-From-MTA: the verified name, else the HELO name, else the address") {
+  queue::Envelope e = envelope();
+  DsnInput in{.env = e,
+              .reporting_mta = "mx.test",
+              .original_message = kWhole,
+              .rcpts = {failed("alice@example.net")},
+              .now = kNow};
+  CHECK(has(compose_dsn(in), "\r\nReceived-From-MTA: dns; mail.client.test ([192.0.2.7])\r\n"));
+  e.client_name = "";
+  e.helo = "helo.client.test";
+  CHECK(has(compose_dsn(in), "\r\nReceived-From-MTA: dns; helo.client.test ([192.0.2.7])\r\n"));
+  e.helo = "";
+  CHECK(has(compose_dsn(in), "\r\nReceived-From-MTA: dns; [192.0.2.7]\r\n"));
+  e.client_ip = "";
+  CHECK_FALSE(has(compose_dsn(in), "Received-From-MTA"));
 }
