@@ -30,8 +30,12 @@ BounceFn make_dsn_bouncer(std::string reporting_mta, std::string postmaster) {
         return false;
       }
     }
-    DsnInput in{.env = env, .reporting_mta = reporting_mta, .original_headers = {},
-                .original_message = {}, .rcpts = {}, .now = now};
+    DsnInput in{.env = env,
+                .reporting_mta = reporting_mta,
+                .original_headers = {},
+                .original_message = {},
+                .rcpts = {},
+                .now = now};
     for (size_t i : failed) {
       if (i >= env.rcpts.size()) continue;
       const queue::Recipient &r = env.rcpts[i];

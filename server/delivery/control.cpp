@@ -28,7 +28,9 @@ ControlCommand parse_control(std::string_view d) {
   return c;
 }
 
-ControlSocket::~ControlSocket() { close(); }
+ControlSocket::~ControlSocket() {
+  close();
+}
 
 int ControlSocket::open(const std::string &path, Handler h, std::string &err) {
   sockaddr_un sa{};

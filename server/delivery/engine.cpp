@@ -59,11 +59,11 @@ struct Engine::Entry {
   int rc = 0;
   int fd = -1;
   std::string err;
-  std::vector<size_t> idx;             // recipients tried this time
-  std::vector<RcptResult> results;     // their results, same order
-  std::vector<std::string> relay_of;   // per tried recipient
+  std::vector<size_t> idx;            // recipients tried this time
+  std::vector<RcptResult> results;    // their results, same order
+  std::vector<std::string> relay_of;  // per tried recipient
   size_t groups_left = 0;
-  std::string original;                // for a bounce: the message's start
+  std::string original;  // for a bounce: the message's start
   ~Entry() {
     if (fd >= 0) close(fd);
   }
@@ -77,15 +77,22 @@ struct Engine::Group {
 };
 
 Engine::Engine(uv_loop_t *loop, DnsFn dns)
-    : loop_(loop), dns_(std::move(dns)), rng_(std::random_device{}()), control_(loop),
-      tick_(loop), rescan_timer_(loop), grace_(loop) {}
+    : loop_(loop),
+      dns_(std::move(dns)),
+      rng_(std::random_device{}()),
+      control_(loop),
+      tick_(loop),
+      rescan_timer_(loop),
+      grace_(loop) {}
 
 Engine::~Engine() {
   *alive_ = false;
   stop();
 }
 
-int64_t Engine::now() const { return static_cast<int64_t>(time(nullptr)); }
+int64_t Engine::now() const {
+  return static_cast<int64_t>(time(nullptr));
+}
 
 void Engine::configure(const config::Settings &s) {
   cfg_ = s.delivery;
@@ -205,7 +212,11 @@ void Engine::on_control(const ControlCommand &c, std::string_view raw) {
 }
 
 void Engine::rescan(bool first) {
-  if (scanning_ || !running_) return;
+  if (!running_) return;
+  if (scanning_) {  // the scan under way may predate the change: one more after it
+    rescan_again_ = true;
+    return;
+  }
   scanning_ = true;
   auto res = std::make_shared<queue::ScanResult>();
   work([this, res] { *res = q_->scan(false); },
@@ -219,11 +230,15 @@ void Engine::rescan(bool first) {
            schedule_.set(ent.id, ent.next_try);
          }
          if (first)
-           log::format(log::info, "", "", "delivery: %zu entr%s to deliver, %zu held",
-                       res->waiting, res->waiting == 1 ? "y" : "ies", res->held);
+           log::format(log::info, "", "", "delivery: %zu entr%s to deliver, %zu held", res->waiting,
+                       res->waiting == 1 ? "y" : "ies", res->held);
          rescan_timer_.start(static_cast<uint64_t>(cfg_.rescan_interval * 1000),
                              [this] { rescan(false); });
          (void)added;
+         if (rescan_again_) {
+           rescan_again_ = false;
+           rescan(false);
+         }
          pump();
        });
 }
@@ -381,10 +396,9 @@ void Engine::finish(Entry *e) {
   int64_t t = now();
   int64_t scheduled = e->env.next_try;  // when this attempt was due
   int attempts_before = e->env.attempts;
-  AttemptOutcome out =
-      apply_attempt(e->env, e->idx, e->results, t, static_cast<int64_t>(cfg_.retry_min),
-                    static_cast<int64_t>(cfg_.retry_max),
-                    static_cast<int64_t>(cfg_.max_queue_lifetime));
+  AttemptOutcome out = apply_attempt(
+      e->env, e->idx, e->results, t, static_cast<int64_t>(cfg_.retry_min),
+      static_cast<int64_t>(cfg_.retry_max), static_cast<int64_t>(cfg_.max_queue_lifetime));
   double delay = static_cast<double>(t - e->env.arrival);
   for (size_t k = 0; k < e->idx.size(); ++k) {
     const queue::Recipient &r = e->env.rcpts[e->idx[k]];
@@ -405,11 +419,11 @@ void Engine::finish(Entry *e) {
     // A delay warning once, at the first attempt after delay_warning seconds in the queue:
     // the attempt before this one (its due time less the wait before it) was earlier.
     int64_t dw = static_cast<int64_t>(cfg_.delay_warning);
-    int64_t prev = attempts_before > 0
-                       ? scheduled - retry_delay(attempts_before,
-                                                 static_cast<int64_t>(cfg_.retry_min),
-                                                 static_cast<int64_t>(cfg_.retry_max))
-                       : e->env.arrival - 1;
+    int64_t prev =
+        attempts_before > 0
+            ? scheduled - retry_delay(attempts_before, static_cast<int64_t>(cfg_.retry_min),
+                                      static_cast<int64_t>(cfg_.retry_max))
+            : e->env.arrival - 1;
     if (t - e->env.arrival >= dw && prev - e->env.arrival < dw) {
       failed = out.deferred;
       retry_until = e->env.arrival + static_cast<int64_t>(cfg_.max_queue_lifetime);

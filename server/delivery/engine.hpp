@@ -35,10 +35,9 @@ struct Bounce {
 // start: a bounce (they failed) or, with retry_until > 0, a delay warning (they are still
 // being retried until then). Runs on the thread pool. false when no notice is to be sent (the
 // null sender without a postmaster, NOTIFY=NEVER...; `why` says so for the log).
-using BounceFn = std::function<bool(const queue::Envelope &env, const std::string &original,
-                                    const std::vector<size_t> &rcpts, int64_t now,
-                                    int64_t retry_until, const std::string &id, Bounce &out,
-                                    std::string &why)>;
+using BounceFn = std::function<bool(
+    const queue::Envelope &env, const std::string &original, const std::vector<size_t> &rcpts,
+    int64_t now, int64_t retry_until, const std::string &id, Bounce &out, std::string &why)>;
 
 class Engine {
  public:
@@ -112,6 +111,7 @@ class Engine {
   Timer grace_;
   void drain_done();
   bool scanning_ = false;
+  bool rescan_again_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);
 };
 

@@ -119,14 +119,15 @@ struct Job : std::enable_shared_from_this<Job> {
       dest.hops.push_back(std::move(h.hop));
     }
     if (any_address) return finish();
-    if (self_pref >= 0)
-      return fail(451, "4.4.6", "mail for " + domain + " loops back to myself");
+    if (self_pref >= 0) return fail(451, "4.4.6", "mail for " + domain + " loops back to myself");
     if (temp)
-      return fail(451, "4.4.3", "Host or domain name not found. Name service error for name=" +
-                                    hosts.front().host + ": temporary failure");
+      return fail(451, "4.4.3",
+                  "Host or domain name not found. Name service error for name=" +
+                      hosts.front().host + ": temporary failure");
     if (implicit || hosts.size() == 1)
-      return fail(550, "5.4.4", "Host or domain name not found. Name service error for name=" +
-                                    hosts.front().host + " type=A: Host not found");
+      return fail(550, "5.4.4",
+                  "Host or domain name not found. Name service error for name=" +
+                      hosts.front().host + " type=A: Host not found");
     fail(451, "4.4.4", "no MX host of " + domain + " has an address");
   }
 
@@ -137,9 +138,9 @@ struct Job : std::enable_shared_from_this<Job> {
       return check_names_then_addresses();
     }
     if (st != 0)
-      return fail(451, "4.4.3", "Host or domain name not found. Name service error for name=" +
-                                    domain + " type=MX: " +
-                                    (st == -ETIMEDOUT ? "timed out" : "temporary failure"));
+      return fail(451, "4.4.3",
+                  "Host or domain name not found. Name service error for name=" + domain +
+                      " type=MX: " + (st == -ETIMEDOUT ? "timed out" : "temporary failure"));
     for (const auto &a : answers) {
       size_t sp = a.find(' ');
       MxHost h;
@@ -150,16 +151,18 @@ struct Job : std::enable_shared_from_this<Job> {
     }
     // RFC 7505: a single MX with the root as its host says the domain takes no mail.
     if (hosts.size() == 1 && hosts[0].host.empty())
-      return fail(556, "5.1.10", "Recipient address rejected: Domain " + domain +
-                                     " does not accept mail (null MX)");
-    hosts.erase(std::remove_if(hosts.begin(), hosts.end(),
-                               [](const MxHost &h) { return h.host.empty(); }),
-                hosts.end());
+      return fail(
+          556, "5.1.10",
+          "Recipient address rejected: Domain " + domain + " does not accept mail (null MX)");
+    hosts.erase(
+        std::remove_if(hosts.begin(), hosts.end(), [](const MxHost &h) { return h.host.empty(); }),
+        hosts.end());
     if (hosts.empty())
-      return fail(556, "5.1.10", "Recipient address rejected: Domain " + domain +
-                                     " does not accept mail (null MX)");
+      return fail(
+          556, "5.1.10",
+          "Recipient address rejected: Domain " + domain + " does not accept mail (null MX)");
     std::shuffle(hosts.begin(), hosts.end(), rng);  // random order among equal preferences...
-    std::stable_sort(hosts.begin(), hosts.end(),  // ...kept by the stable sort on preference
+    std::stable_sort(hosts.begin(), hosts.end(),    // ...kept by the stable sort on preference
                      [](const MxHost &a, const MxHost &b) { return a.pref < b.pref; });
     check_names_then_addresses();
   }
@@ -266,7 +269,8 @@ Self self_from_listeners(const std::string &hostname, const std::vector<std::str
       if (i->ifa_addr->sa_family == AF_INET)
         inet_ntop(AF_INET, &reinterpret_cast<sockaddr_in *>(i->ifa_addr)->sin_addr, ip, sizeof ip);
       else if (i->ifa_addr->sa_family == AF_INET6)
-        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6 *>(i->ifa_addr)->sin6_addr, ip, sizeof ip);
+        inet_ntop(AF_INET6, &reinterpret_cast<sockaddr_in6 *>(i->ifa_addr)->sin6_addr, ip,
+                  sizeof ip);
       else
         continue;
       local.emplace_back(ip);

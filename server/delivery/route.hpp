@@ -19,7 +19,7 @@ namespace uvs::delivery {
 
 struct RouteTarget {
   enum Kind { mx, smtp, lmtp, lmtp_unix } kind = mx;
-  std::string host;  // smtp/lmtp: a name or an IP literal
+  std::string host;   // smtp/lmtp: a name or an IP literal
   uint16_t port = 0;  // 0 = delivery.smtp_port
   std::string path;   // lmtp_unix
   std::string text;   // as configured ("mx", "smtp:[10.0.0.1]:25")
@@ -42,13 +42,13 @@ class RouteTable {
 };
 
 struct Hop {
-  std::string host;                    // the MX host name (or the route's host)
-  std::vector<sockaddr_storage> addrs; // AAAA answers first, then A, each with the port
+  std::string host;                     // the MX host name (or the route's host)
+  std::vector<sockaddr_storage> addrs;  // AAAA answers first, then A, each with the port
 };
 
 // A destination ready to connect to, or the reason there is none.
 struct Destination {
-  std::string key;        // what concurrency is counted by: the domain, or the route's text
+  std::string key;  // what concurrency is counted by: the domain, or the route's text
   bool lmtp = false;
   std::string unix_path;  // lmtp:unix
   std::vector<Hop> hops;  // in the order to try
@@ -65,7 +65,8 @@ struct Self {
 };
 Self self_from_listeners(const std::string &hostname, const std::vector<std::string> &bound);
 
-using DnsFn = std::function<void(const std::string &name, Resolver::Type type, Resolver::Callback cb)>;
+using DnsFn =
+    std::function<void(const std::string &name, Resolver::Type type, Resolver::Callback cb)>;
 
 // Resolves `domain` by route t; cb(dest) once (possibly before resolve returns).
 void resolve(const DnsFn &dns, const RouteTarget &t, const std::string &domain, uint16_t smtp_port,

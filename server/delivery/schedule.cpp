@@ -37,8 +37,8 @@ int64_t Schedule::next_due() const {
 }
 
 AttemptOutcome apply_attempt(queue::Envelope &env, const std::vector<size_t> &idx,
-                             const std::vector<RcptResult> &results, int64_t now,
-                             int64_t retry_min, int64_t retry_max, int64_t max_lifetime) {
+                             const std::vector<RcptResult> &results, int64_t now, int64_t retry_min,
+                             int64_t retry_max, int64_t max_lifetime) {
   AttemptOutcome out;
   std::string last_error;
   for (size_t i = 0; i < idx.size() && i < results.size(); ++i) {
@@ -76,8 +76,8 @@ AttemptOutcome apply_attempt(queue::Envelope &env, const std::vector<size_t> &id
       if (r.enhanced.empty()) r.enhanced = "4.4.7";
       if (r.diagnostic.empty())
         r.diagnostic = env.last_error.empty() ? "message expired in the queue" : env.last_error;
-      r.diagnostic += " (message expired after " + std::to_string(max_lifetime / 3600) +
-                      " hours in the queue)";
+      r.diagnostic +=
+          " (message expired after " + std::to_string(max_lifetime / 3600) + " hours in the queue)";
       out.failed.push_back(k);
     }
     out.deferred.clear();

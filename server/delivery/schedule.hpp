@@ -54,7 +54,7 @@ struct AttemptOutcome {
 // max_lifetime (arrival + max_lifetime <= now) gets its deferred recipients failed with the
 // last error (they are returned to the sender).
 AttemptOutcome apply_attempt(queue::Envelope &env, const std::vector<size_t> &idx,
-                             const std::vector<RcptResult> &results, int64_t now,
-                             int64_t retry_min, int64_t retry_max, int64_t max_lifetime);
+                             const std::vector<RcptResult> &results, int64_t now, int64_t retry_min,
+                             int64_t retry_max, int64_t max_lifetime);
 
 }  // namespace uvs::delivery

@@ -82,7 +82,8 @@ class SmtpcTransport : public Transport {
     // An address literal names nothing more than its address: the peer shows as "ip:port".
     for (const auto &n : j->names) {
       unsigned char buf[16];
-      bool literal = inet_pton(AF_INET, n.c_str(), buf) == 1 || inet_pton(AF_INET6, n.c_str(), buf) == 1;
+      bool literal =
+          inet_pton(AF_INET, n.c_str(), buf) == 1 || inet_pton(AF_INET6, n.c_str(), buf) == 1;
       j->name_ptrs.push_back(literal ? nullptr : n.c_str());
     }
     smtpc_opts o{};
@@ -104,13 +105,16 @@ class SmtpcTransport : public Transport {
       uv_timer_init(loop_, t);
       j->fail_code = rc;
       t->data = j;
-      uv_timer_start(t, [](uv_timer_t *h) {
-        Job *jj = static_cast<Job *>(h->data);
-        uv_close(reinterpret_cast<uv_handle_t *>(h),
-                 [](uv_handle_t *x) { delete reinterpret_cast<uv_timer_t *>(x); });
-        jj->t->all(jj, 451, "4.3.0",
-                   std::string("cannot start the connection: ") + strerror(-jj->fail_code), "");
-      }, 0, 0);
+      uv_timer_start(
+          t,
+          [](uv_timer_t *h) {
+            Job *jj = static_cast<Job *>(h->data);
+            uv_close(reinterpret_cast<uv_handle_t *>(h),
+                     [](uv_handle_t *x) { delete reinterpret_cast<uv_timer_t *>(x); });
+            jj->t->all(jj, 451, "4.3.0",
+                       std::string("cannot start the connection: ") + strerror(-jj->fail_code), "");
+          },
+          0, 0);
     }
   }
 
@@ -182,8 +186,8 @@ class SmtpcTransport : public Transport {
     if (j->req.eightbit) flags |= SMTPC_F_8BIT;  // to a server without 8BITMIME: sent as is
     if (j->req.smtputf8) flags |= SMTPC_F_SMTPUTF8;
     return smtpc_send(c, j->req.from.c_str(), j->rcpt_ptrs.data(),
-                      static_cast<int>(j->rcpt_ptrs.size()), j->req.fd, j->req.size, flags,
-                      on_sent, j);
+                      static_cast<int>(j->rcpt_ptrs.size()), j->req.fd, j->req.size, flags, on_sent,
+                      j);
   }
 
   // Closes the connections idle longer than kIdleSeconds.
@@ -204,8 +208,8 @@ class SmtpcTransport : public Transport {
     if (!idle_.empty()) sweep_.start(500, [this] { sweep(); });
   }
 
-  static void on_sent(smtpc_conn *c, int status, const smtpc_reply *final, const smtpc_reply *replies,
-                      int n, void *ud) {
+  static void on_sent(smtpc_conn *c, int status, const smtpc_reply *final,
+                      const smtpc_reply *replies, int n, void *ud) {
     Job *j = static_cast<Job *>(ud);
     SendResult res;
     res.relay = smtpc_peer(c) ? smtpc_peer(c) : "";
@@ -236,7 +240,8 @@ class SmtpcTransport : public Transport {
   SSL_CTX *ctx_ = nullptr;
   std::set<Job *> jobs_;
   static constexpr uint64_t kIdleSeconds = 2;
-  std::map<std::string, std::vector<std::pair<smtpc_conn *, uint64_t>>> idle_;  // key -> (conn, since)
+  std::map<std::string, std::vector<std::pair<smtpc_conn *, uint64_t>>>
+      idle_;  // key -> (conn, since)
   Timer sweep_;
 };
 

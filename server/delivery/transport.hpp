@@ -14,11 +14,11 @@
 namespace uvs::delivery {
 
 struct SendRequest {
-  std::string id;          // the queue id, for log lines
-  Destination dest;        // where (hops in order)
-  std::string from;        // reverse path, "" = null sender
+  std::string id;    // the queue id, for log lines
+  Destination dest;  // where (hops in order)
+  std::string from;  // reverse path, "" = null sender
   std::vector<std::string> rcpts;
-  int fd = -1;             // the message file (pread from 0)
+  int fd = -1;  // the message file (pread from 0)
   int64_t size = 0;
   bool eightbit = false, smtputf8 = false;
 };

@@ -72,7 +72,9 @@ bool wait_for(const std::function<bool()> &pred, double timeout) {
   return pred();
 }
 
-std::string uvsmtpd_bin() { return build_root() + "/server/uvsmtpd"; }
+std::string uvsmtpd_bin() {
+  return build_root() + "/server/uvsmtpd";
+}
 
 RunResult queue_tool(const std::string &queue, const std::string &args) {
   return sh("'" + uvsmtpd_bin() + "' queue --queue-dir '" + queue + "' " + args + " 2>&1");
@@ -139,8 +141,8 @@ TEST_CASE("delivery: a message is delivered to the MX, logged as sent, and leave
   CHECK(m.data.rfind("Received: ", 0) == 0);
   CHECK(m.helo == "mx.test.invalid");
   CHECK(s.wait_log("control: new " + id));  // queue/outbound's datagram started it
-  CHECK(s.wait_log(id + ": to=<alice@dest.test> relay=mx1.dest.test[127.0.0.2]:" +
-                   std::to_string(env.port)));
+  CHECK(s.wait_log(
+      id + ": to=<alice@dest.test> relay=mx1.dest.test[127.0.0.2]:" + std::to_string(env.port)));
   CHECK(s.wait_log("status=sent (250 2.0.0", 5, 2));
   CHECK(s.wait_log(id + ": removed"));
   CHECK(entries(env.queue).empty());
@@ -226,8 +228,9 @@ TEST_CASE("delivery: 5xx bounces: an RFC 3464 notice from the null sender reache
   // Python's email package: a well-formed report with the original attached.
   std::string file = env.tmp.path + "/bounce.eml";
   spit(file, b.data);
-  RunResult py = sh("python3 '" + source_root() + "/tests/unit/dsn_parse.py' '" + file +
-                    "' --rcpt nobody@dest.test --action failed --original full --subject bounce 2>&1");
+  RunResult py =
+      sh("python3 '" + source_root() + "/tests/unit/dsn_parse.py' '" + file +
+         "' --rcpt nobody@dest.test --action failed --original full --subject bounce 2>&1");
   CHECK_MESSAGE(py.status == 0, py.output);
   CHECK(s.wait_log(id + ": removed"));
   CHECK(wait_for([&] { return entries(env.queue).empty(); }, 5));
@@ -311,7 +314,8 @@ TEST_CASE("delivery: destination_concurrency caps simultaneous connections to on
   Server s(env.opts("destination_concurrency = 2\n"));
   REQUIRE(s.started());
   const int n = 6;
-  for (int i = 0; i < n; ++i) REQUIRE(!send(s.port(), {"x@dest.test"}, "cap" + std::to_string(i)).empty());
+  for (int i = 0; i < n; ++i)
+    REQUIRE(!send(s.port(), {"x@dest.test"}, "cap" + std::to_string(i)).empty());
   REQUIRE(mx.wait_messages(n, 30));
   CHECK(mx.max_concurrent() <= 2);
   CHECK(mx.max_concurrent() == 2);  // the cap is used, not just respected
@@ -370,7 +374,8 @@ TEST_CASE("delivery: kill -9 during delivery, restarted in a loop: every message
   std::set<std::string> got;
   for (const auto &m : mx.messages()) {
     size_t at = m.data.find("Subject: ");
-    if (at != std::string::npos) got.insert(m.data.substr(at + 9, m.data.find("\r\n", at) - at - 9));
+    if (at != std::string::npos)
+      got.insert(m.data.substr(at + 9, m.data.find("\r\n", at) - at - 9));
   }
   CHECK(got == subjects);  // none lost (a message in flight at a kill may come twice)
   CHECK(mx.messages().size() >= static_cast<size_t>(n));
@@ -428,7 +433,8 @@ TEST_CASE("delivery: every queue command with the server running; flush goes thr
   REQUIRE(mx.started());
   // Retries an hour apart: only a flush makes the next attempt now.
   Options o = env.opts();
-  o.toml.replace(o.toml.find("retry_min = 1\nretry_max = 2"), 27, "retry_min = 3600\nretry_max = 7200");
+  o.toml.replace(o.toml.find("retry_min = 1\nretry_max = 2"), 27,
+                 "retry_min = 3600\nretry_max = 7200");
   Server s(o);
   REQUIRE(s.started());
   std::string id = send(s.port(), {"alice@dest.test"}, "tool");

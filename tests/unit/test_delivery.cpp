@@ -26,8 +26,8 @@
 using namespace uvs::delivery;
 using uvs::Resolver;
 using uvs::queue::Envelope;
-using uvs::queue::Recipient;
 using uvs::queue::RcptState;
+using uvs::queue::Recipient;
 
 namespace {
 
@@ -53,8 +53,8 @@ struct FakeDns {
   }
 };
 
-Destination run(FakeDns &dns, const std::string &domain, const Self &self = {},
-                unsigned seed = 1, const std::string &to = "mx") {
+Destination run(FakeDns &dns, const std::string &domain, const Self &self = {}, unsigned seed = 1,
+                const std::string &to = "mx") {
   RouteTarget t;
   REQUIRE(parse_target(to, t));
   std::mt19937 rng(seed);
@@ -103,14 +103,15 @@ TEST_CASE("delivery settings: defaults, every key, routes, errors with file:line
   CHECK(s.delivery.delay_warning == 0);
   CHECK(s.delivery.smtp_port == 25);
   CHECK(s.delivery.starttls == "may");
-  REQUIRE(load("[delivery]\nenabled = false\nqueue_dir = \"/q\"\nhostname = \"out.test\"\n"
-               "concurrency = 5\ndestination_concurrency = 2\nretry_min = 1\nretry_max = 8\n"
-               "max_queue_lifetime = 60\ndelay_warning = 30\npostmaster = \"pm@x.test\"\n"
-               "smtp_port = 2525\nstarttls = \"encrypt\"\ntimeout_connect = 3\n"
-               "timeout_command = 4\nrescan_interval = 2\n"
-               "[[delivery.route]]\ndomain = \"x.test\"\nto = \"smtp:[127.0.0.1]:2526\"\n"
-               "[[delivery.route]]\ndomain = \".lmtp.test\"\nto = \"lmtp:unix:/run/lmtp\"\n",
-               s, err));
+  REQUIRE(
+      load("[delivery]\nenabled = false\nqueue_dir = \"/q\"\nhostname = \"out.test\"\n"
+           "concurrency = 5\ndestination_concurrency = 2\nretry_min = 1\nretry_max = 8\n"
+           "max_queue_lifetime = 60\ndelay_warning = 30\npostmaster = \"pm@x.test\"\n"
+           "smtp_port = 2525\nstarttls = \"encrypt\"\ntimeout_connect = 3\n"
+           "timeout_command = 4\nrescan_interval = 2\n"
+           "[[delivery.route]]\ndomain = \"x.test\"\nto = \"smtp:[127.0.0.1]:2526\"\n"
+           "[[delivery.route]]\ndomain = \".lmtp.test\"\nto = \"lmtp:unix:/run/lmtp\"\n",
+           s, err));
   CHECK(!s.delivery.enabled);
   CHECK(s.delivery.queue_dir == "/q");
   CHECK(s.delivery.hostname == "out.test");
@@ -137,9 +138,9 @@ TEST_CASE("delivery settings: defaults, every key, routes, errors with file:line
   CHECK(!load("[delivery]\nretry_min = 10\nretry_max = 5\n", s, err));
   CHECK(err.find("'delivery.retry_max' is smaller than 'delivery.retry_min'") != std::string::npos);
   CHECK(!load("[[delivery.route]]\ndomain = \"x.test\"\nto = \"pigeon:x\"\n", s, err));
-  CHECK_MESSAGE(err.find(":1: 'delivery.route.to' \"pigeon:x\": must be mx, smtp:") !=
-                    std::string::npos,
-                err);
+  CHECK_MESSAGE(
+      err.find(":1: 'delivery.route.to' \"pigeon:x\": must be mx, smtp:") != std::string::npos,
+      err);
   CHECK(!load("[[delivery.route]]\ndomain = \"x.test\"\n", s, err));
   CHECK(err.find("needs 'domain' and 'to'") != std::string::npos);
   CHECK(!load("[[delivery.route]]\ndomain = \"x.test\"\nto = \"lmtp:[h]\"\n", s, err));
@@ -387,10 +388,14 @@ TEST_CASE("delivery: control socket commands, and a datagram from control_send a
   {
     ControlSocket sock(&loop);
     std::string err;
-    REQUIRE(sock.open(d.dir + "/control", [&](const ControlCommand &c, std::string_view) {
-      got.push_back(c.kind == ControlCommand::new_entry ? "new " + c.id : "flush " + c.id);
-      if (got.size() == 2) uv_stop(&loop);
-    }, err) == 0);
+    REQUIRE(sock.open(
+                d.dir + "/control",
+                [&](const ControlCommand &c, std::string_view) {
+                  got.push_back(c.kind == ControlCommand::new_entry ? "new " + c.id
+                                                                    : "flush " + c.id);
+                  if (got.size() == 2) uv_stop(&loop);
+                },
+                err) == 0);
     struct stat sb {};
     REQUIRE(stat((d.dir + "/control").c_str(), &sb) == 0);
     CHECK((sb.st_mode & 0777) == 0600);
