@@ -308,7 +308,7 @@ TEST_CASE("delivery: a null MX domain bounces at once with 556 5.1.10") {
 TEST_CASE("delivery: destination_concurrency caps simultaneous connections to one destination") {
   Env env;
   MxScript slow;
-  slow.reply_delay = 0.15;
+  slow.reply_delay = 0.3;
   FakeMx mx("127.0.0.2", env.port, slow);
   REQUIRE(mx.started());
   Server s(env.opts("destination_concurrency = 2\n"));
