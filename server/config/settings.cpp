@@ -549,7 +549,10 @@ class Loader {
     h["concurrency"] = integer(d.concurrency, 1, 100000);
     h["destination_concurrency"] = integer(d.destination_concurrency, 1, 100000);
     h["retry_min"] = seconds(d.retry_min);
-    h["retry_max"] = seconds(d.retry_max);
+    h["retry_max"] = [this, &d](const toml::node &n, const std::string &name) {
+      seconds(d.retry_max)(n, name);
+      retry_max_line_ = n.source().begin.line;
+    };
     h["max_queue_lifetime"] = seconds(d.max_queue_lifetime);
     h["delay_warning"] = delay(d.delay_warning, kMaxSeconds);
     h["postmaster"] = text(d.postmaster, [](const std::string &v) -> const char * {
@@ -595,7 +598,11 @@ class Loader {
 
   void check_delivery() {
     if (s_.delivery.retry_max < s_.delivery.retry_min)
-      errors_.emplace(0, "'delivery.retry_max' is smaller than 'delivery.retry_min'");
+      errors_.emplace(retry_max_line_, "'delivery.retry_max' (" +
+                                           std::to_string(static_cast<long long>(s_.delivery.retry_max)) +
+                                           ") is smaller than 'delivery.retry_min' (" +
+                                           std::to_string(static_cast<long long>(s_.delivery.retry_min)) +
+                                           ")");
   }
 
   // destination "file" needs a file: the error names the destination's line.
@@ -608,6 +615,7 @@ class Loader {
   const std::string &file_;
   Settings &s_;
   uint32_t log_destination_line_ = 0;
+  uint32_t retry_max_line_ = 0;
   uint32_t tls_certificate_line_ = 0, tls_key_line_ = 0, sni_line_ = 0;
   std::multimap<uint32_t, std::string> need_certificate_;  // listeners that need [tls]
   std::multimap<uint32_t, std::string> errors_;  // line -> message

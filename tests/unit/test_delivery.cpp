@@ -136,7 +136,10 @@ TEST_CASE("delivery settings: defaults, every key, routes, errors with file:line
   CHECK(!load("[delivery]\nfoo = 1\n", s, err));
   CHECK(err.find(":2: unknown key 'delivery.foo'") != std::string::npos);
   CHECK(!load("[delivery]\nretry_min = 10\nretry_max = 5\n", s, err));
-  CHECK(err.find("'delivery.retry_max' is smaller than 'delivery.retry_min'") != std::string::npos);
+  CHECK_MESSAGE(
+      err.find(":3: 'delivery.retry_max' (5) is smaller than 'delivery.retry_min' (10)") !=
+          std::string::npos,
+      err);
   CHECK(!load("[[delivery.route]]\ndomain = \"x.test\"\nto = \"pigeon:x\"\n", s, err));
   CHECK_MESSAGE(
       err.find(":1: 'delivery.route.to' \"pigeon:x\": must be mx, smtp:") != std::string::npos,
