@@ -305,6 +305,28 @@ TEST_CASE("delivery: a null MX domain bounces at once with 556 5.1.10") {
   CHECK(s.wait_log(id + ": removed"));
 }
 
+TEST_CASE("delivery: an MX that is this server: 'loops back to myself', deferred, not connected") {
+  Env env;
+  // The server listens on 127.0.0.1:<port> and MX hosts are reached on that same port.
+  env.port = free_port(SOCK_STREAM);
+  env.dns.add("loop.test", DnsStub::MX, {"10 self.loop.test"});
+  env.dns.add("self.loop.test", DnsStub::A, {"127.0.0.1"});
+  env.dns.add("named.test", DnsStub::MX, {"10 mx.test.invalid"});  // our hostname
+  env.dns.add("mx.test.invalid", DnsStub::A, {"127.0.0.9"});
+  Options o = env.opts();
+  o.cli_listen = false;
+  o.toml = "[[listen]]\naddress = \"127.0.0.1:" + std::to_string(env.port) + "\"\n" + o.toml;
+  Server s(o);
+  REQUIRE(s.started());
+  REQUIRE(s.ports(1).at(0) == env.port);
+  std::string id = send(env.port, {"a@loop.test", "b@named.test"}, "loop");
+  REQUIRE(!id.empty());
+  CHECK(s.wait_log(id + ": to=<a@loop.test> relay=none"));
+  CHECK(s.wait_log("status=deferred (451 4.4.6 mail for loop.test loops back to myself)"));
+  CHECK(s.wait_log("status=deferred (451 4.4.6 mail for named.test loops back to myself)"));
+  CHECK(entries(env.queue).size() == 1);  // still queued for a later try
+}
+
 TEST_CASE("delivery: destination_concurrency caps simultaneous connections to one destination") {
   Env env;
   MxScript slow;
