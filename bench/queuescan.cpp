@@ -145,7 +145,7 @@ int main(int argc, char **argv) {
     std::filesystem::create_directories(dir + "/spool");
     write_file(conf + "/uvsmtpd.toml",
                "hostname = \"bench.test\"\nspool_dir = \"" + dir +
-                   "/spool\"\n[dns]\n"
+                   "/spool\"\n[delivery]\nenabled = false\n[dns]\n"  // the start only, no delivery
                    "reverse_lookup = false\n[log]\nlevel = \"info\"\n",
                0);
     write_file(conf + "/plugins", "queue/outbound " + queue + "\n", 0);

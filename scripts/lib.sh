@@ -11,7 +11,8 @@ DEB_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 swaks
               groff-base   # groff: tests/install renders the man pages
               openssl libnet-ssleay-perl   # TLS tests: certificates, s_client, swaks --tls
               libcrypt-dev                 # auth/passwd_file: yescrypt, bcrypt, SHA512-CRYPT
-              dovecot-core msmtp)          # AUTH tests: a real SASL back end, a real client
+              dovecot-core msmtp           # AUTH tests: a real SASL back end, a real client
+              bind9-dnsutils)              # dig: the fake_mx suite reads the DNS stub's answers
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

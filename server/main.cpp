@@ -231,6 +231,8 @@ int main(int argc, char **argv) {
       server.set_generation(full);
       full.reset();
       server.announce();
+      if (!server.start_delivery(err))  // after the plugins: queue/outbound made the directory
+        uvs::log::format(uvs::log::err, "", "", "%s (no outbound delivery)", err.c_str());
       uvs::log::format(uvs::log::notice, "", "", "uvsmtpd %s started (pid %d)", UVS_VERSION,
                        static_cast<int>(getpid()));
       rc = server.run();

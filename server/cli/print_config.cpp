@@ -126,6 +126,30 @@ void print_settings(FILE *out, const config::Settings &s, const std::string &ori
   kv("failure_delay", num(s.auth_failure_delay));
   kv("lockout_failures", n(s.auth_lockout_failures));
   kv("lockout_window", num(s.auth_lockout_window));
+  fprintf(out, "\n[delivery]\n");
+  const config::DeliverySettings &d = s.delivery;
+  kv("enabled", boolean(d.enabled));
+  kv("queue_dir", str(d.queue_dir));
+  kv("hostname", str(d.hostname));
+  kv("concurrency", n(d.concurrency));
+  kv("destination_concurrency", n(d.destination_concurrency));
+  kv("retry_min", num(d.retry_min));
+  kv("retry_max", num(d.retry_max));
+  kv("max_queue_lifetime", num(d.max_queue_lifetime));
+  kv("delay_warning", num(d.delay_warning));
+  kv("postmaster", str(d.postmaster));
+  kv("smtp_port", n(d.smtp_port));
+  kv("starttls", str(d.starttls));
+  kv("timeout_connect", num(d.timeout_connect));
+  kv("timeout_command", num(d.timeout_command));
+  kv("rescan_interval", num(d.rescan_interval));
+  {
+    std::string routes;
+    for (const auto &r : d.routes)
+      routes += std::string(routes.empty() ? "" : ", ") + "{ domain = " + str(r.domain) +
+                ", to = " + str(r.to) + " }";
+    kv("route", "[" + routes + "]");
+  }
   fprintf(out, "\n[tls]\n");
   const config::TlsSettings &t = s.tls;
   kv("certificate", str(t.certificate));

@@ -16,6 +16,7 @@
 #include <vector>
 
 #include "config/plugin_lines.hpp"
+#include "queue/control_notify.hpp"
 #include "queue/queue_dir.hpp"
 
 namespace uvs::cli {
@@ -73,6 +74,12 @@ std::string shown(const std::string &s) {
     }
   }
   return out;
+}
+
+// Tells a running server's delivery engine about a flush (its control socket), best effort:
+// without a server running, the entries are due when it starts.
+void notify_engine(const queue::QueueDir &q, const std::string &msg) {
+  (void)queue::control_send(q.root(), msg);
 }
 
 // The queue directory of the first queue/outbound line in <config_dir>/plugins.
@@ -292,7 +299,10 @@ int queue_main(int argc, char **argv, const std::string &default_config_dir) {
     auto due_now = [now](queue::Envelope &e) { e.next_try = now; };
     if (!id.empty()) {
       rc = q.update(id, due_now, err);
-      if (rc == 0) printf("%s: due now\n", id.c_str());
+      if (rc == 0) {
+        printf("%s: due now\n", id.c_str());
+        notify_engine(q, "flush " + id);
+      }
     } else {
       queue::ScanResult r = q.scan(false);
       size_t done = 0, failed = 0;
@@ -308,6 +318,7 @@ int queue_main(int argc, char **argv, const std::string &default_config_dir) {
       }
       printf("%zu message(s) due now%s\n", done,
              r.held ? (", " + std::to_string(r.held) + " held left as they are").c_str() : "");
+      notify_engine(q, "flush");
       return failed ? 1 : 0;
     }
   }

@@ -55,6 +55,7 @@ class Loader {
     walk_table(root, "", top_handlers());
     check_log_file();
     check_tls();
+    check_delivery();
     if (errors_.empty()) return true;
     auto &[line, msg] = *errors_.begin();
     err = line > 0 ? file_ + ":" + std::to_string(line) + ": " + msg : file_ + ": " + msg;
@@ -531,7 +532,77 @@ class Loader {
                            {"failure_delay", delay(s_.auth_failure_delay, 60)},
                            {"lockout_failures", integer(s_.auth_lockout_failures, 0, 100000)},
                            {"lockout_window", seconds(s_.auth_lockout_window)}});
+    h["delivery"] = sub_table(delivery_handlers());
     return h;
+  }
+
+  Handlers delivery_handlers() {
+    DeliverySettings &d = s_.delivery;
+    Handlers h;
+    h["enabled"] = boolean(d.enabled);
+    h["queue_dir"] = text(d.queue_dir, nullptr);
+    h["hostname"] = text(d.hostname, [](const std::string &v) -> const char * {
+      if (v.size() > 255 || !printable_ascii(v, false))
+        return "must be printable ASCII without spaces (at most 255 characters)";
+      return nullptr;
+    });
+    h["concurrency"] = integer(d.concurrency, 1, 100000);
+    h["destination_concurrency"] = integer(d.destination_concurrency, 1, 100000);
+    h["retry_min"] = seconds(d.retry_min);
+    h["retry_max"] = [this, &d](const toml::node &n, const std::string &name) {
+      seconds(d.retry_max)(n, name);
+      retry_max_line_ = n.source().begin.line;
+    };
+    h["max_queue_lifetime"] = seconds(d.max_queue_lifetime);
+    h["delay_warning"] = delay(d.delay_warning, kMaxSeconds);
+    h["postmaster"] = text(d.postmaster, [](const std::string &v) -> const char * {
+      if (v.size() > 254 || !printable_ascii(v, false)) return "must be an address without spaces";
+      return nullptr;
+    });
+    h["smtp_port"] = integer(d.smtp_port, 1, 65535);
+    h["starttls"] = one_of(d.starttls, {"may", "encrypt", "none"});
+    h["timeout_connect"] = seconds(d.timeout_connect);
+    h["timeout_command"] = seconds(d.timeout_command);
+    h["rescan_interval"] = seconds(d.rescan_interval);
+    h["route"] = [this, &d](const toml::node &n, const std::string &name) {
+      const toml::array *a = n.as_array();
+      if (a == nullptr) return error(n, "'" + name + "' must be an array of [[delivery.route]] tables");
+      for (const auto &e : *a) {
+        const toml::table *t = e.as_table();
+        if (t == nullptr) {
+          error(e, "'" + name + "' entries must be tables (domain, to)");
+          continue;
+        }
+        DeliveryRoute r;
+        r.line = e.source().begin.line;
+        walk_table(*t, name + ".", {{"domain", text(r.domain, [](const std::string &v) -> const char * {
+                                       if (v.empty() || v.size() > 255 || !printable_ascii(v, false))
+                                         return "must be a domain, .domain or * (printable ASCII)";
+                                       return nullptr;
+                                     })},
+                                    {"to", text(r.to, nullptr)}});
+        if (r.domain.empty() || r.to.empty()) {
+          error(e, "'" + name + "' needs 'domain' and 'to'");
+          continue;
+        }
+        std::string why;
+        if (!valid_route_target(r.to, why)) {
+          error(e, "'" + name + ".to' \"" + r.to + "\": " + why);
+          continue;
+        }
+        d.routes.push_back(std::move(r));
+      }
+    };
+    return h;
+  }
+
+  void check_delivery() {
+    if (s_.delivery.retry_max < s_.delivery.retry_min)
+      errors_.emplace(retry_max_line_, "'delivery.retry_max' (" +
+                                           std::to_string(static_cast<long long>(s_.delivery.retry_max)) +
+                                           ") is smaller than 'delivery.retry_min' (" +
+                                           std::to_string(static_cast<long long>(s_.delivery.retry_min)) +
+                                           ")");
   }
 
   // destination "file" needs a file: the error names the destination's line.
@@ -544,6 +615,7 @@ class Loader {
   const std::string &file_;
   Settings &s_;
   uint32_t log_destination_line_ = 0;
+  uint32_t retry_max_line_ = 0;
   uint32_t tls_certificate_line_ = 0, tls_key_line_ = 0, sni_line_ = 0;
   std::multimap<uint32_t, std::string> need_certificate_;  // listeners that need [tls]
   std::multimap<uint32_t, std::string> errors_;  // line -> message
@@ -557,6 +629,59 @@ void apply_defaults(Settings &s, bool hostname_set, bool listen_set) {
 }
 
 }  // namespace
+
+bool valid_route_target(const std::string &to, std::string &why) {
+  if (to == "mx") return true;
+  std::string rest;
+  if (to.rfind("smtp:", 0) == 0)
+    rest = to.substr(5);
+  else if (to.rfind("lmtp:", 0) == 0)
+    rest = to.substr(5);
+  else {
+    why = "must be mx, smtp:[host]:port, lmtp:[host]:port or lmtp:unix:/path";
+    return false;
+  }
+  if (to.rfind("lmtp:unix:", 0) == 0) {
+    if (to.size() > 10 && to[10] == '/' && to.size() < 10 + 108) return true;
+    why = "lmtp:unix: needs an absolute socket path";
+    return false;
+  }
+  std::string host = rest, port;
+  if (!rest.empty() && rest[0] == '[') {
+    size_t close = rest.find(']');
+    if (close == std::string::npos || close == 1) {
+      why = "an unclosed or empty [host]";
+      return false;
+    }
+    host = rest.substr(1, close - 1);
+    if (close + 1 < rest.size()) {
+      if (rest[close + 1] != ':') {
+        why = "expected :port after [host]";
+        return false;
+      }
+      port = rest.substr(close + 2);
+    }
+  } else if (size_t c = rest.rfind(':'); c != std::string::npos) {
+    host = rest.substr(0, c);
+    port = rest.substr(c + 1);
+  }
+  if (host.empty() || !printable_ascii(host, false)) {
+    why = "needs a host";
+    return false;
+  }
+  if (to.rfind("smtp:", 0) != 0 && to.rfind("lmtp:", 0) == 0 && port.empty()) {
+    why = "lmtp needs a port (lmtp:[host]:port)";
+    return false;
+  }
+  if (!port.empty()) {
+    if (port.size() > 5 || port.find_first_not_of("0123456789") != std::string::npos ||
+        std::stoul(port) == 0 || std::stoul(port) > 65535) {
+      why = "the port must be 1 to 65535";
+      return false;
+    }
+  }
+  return true;
+}
 
 Settings default_settings() {
   Settings s;

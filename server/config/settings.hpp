@@ -23,6 +23,33 @@ struct Listen {
   bool auth_relay = true;       // a successful AUTH makes the session a relay client
 };
 
+// [[delivery.route]]: mail for `domain` goes to `to` (docs/queue.md, "Routing").
+struct DeliveryRoute {
+  std::string domain;  // "example.org", ".example.org" (its subdomains) or "*" (every domain)
+  std::string to;      // "mx", "smtp:[host]:port", "lmtp:[host]:port", "lmtp:unix:/path"
+  uint32_t line = 0;   // where it was configured, for messages
+};
+
+// [delivery]: the outbound delivery engine (server/delivery/, docs/queue.md).
+struct DeliverySettings {
+  bool enabled = true;          // runs when there is a queue (queue_dir or a queue/outbound line)
+  std::string queue_dir;        // "" = the directory of the plugins file's queue/outbound line
+  std::string hostname;         // EHLO name; "" = the server's hostname
+  uint32_t concurrency = 100;   // connections at once, in total
+  uint32_t destination_concurrency = 20;  // connections at once to one destination
+  double retry_min = 300;                 // seconds before the first retry (then doubled)
+  double retry_max = 14400;               // seconds: the longest wait between attempts
+  double max_queue_lifetime = 432000;     // seconds a message may wait before it is returned
+  double delay_warning = 0;               // seconds before a delay notice; 0 = none
+  std::string postmaster;                 // where undeliverable bounces go; "" = dropped (logged)
+  uint32_t smtp_port = 25;                // the port of MX hosts (tests use another)
+  std::string starttls = "may";           // may | encrypt | none
+  double timeout_connect = 30;            // seconds per TCP connect
+  double timeout_command = 300;           // seconds per reply (RFC 5321 4.5.3.2)
+  double rescan_interval = 60;            // seconds between scans of the queue directory
+  std::vector<DeliveryRoute> routes;      // first match wins; default "mx"
+};
+
 struct Settings {
   std::string hostname;              // default: gethostname()
   std::string greeting;              // banner text after "220 <hostname> "; default "ESMTP uvsmtpd"
@@ -64,6 +91,7 @@ struct Settings {
   double auth_failure_delay = 1.0;       // seconds before the n-th failure's reply: d * 2^(n-1)
   uint32_t auth_lockout_failures = 10;   // per client IP within the window; 0 = no lockout
   double auth_lockout_window = 600;      // seconds
+  DeliverySettings delivery;             // [delivery]
   // -- startup checks (cli) --
   bool require_queue_plugin = false;  // no plugin registers `queue`: error instead of warning
 };
@@ -76,6 +104,10 @@ bool load_settings(const std::string &path, Settings &out, std::string &err,
 
 // The settings of an empty uvsmtpd.toml: every built-in default (hostname = gethostname()).
 Settings default_settings();
+
+// A [[delivery.route]] 'to' value: "mx", "smtp:[host]:port" / "smtp:host[:port]",
+// "lmtp:[host]:port", "lmtp:unix:/path". false with why.
+bool valid_route_target(const std::string &to, std::string &why);
 
 // "127.0.0.1:25", "[::1]:2525", "*:25" -> Listen; false on syntax error.
 bool parse_listen(const std::string &text, Listen &out);

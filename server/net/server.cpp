@@ -5,6 +5,9 @@
 #include <cstring>
 #include <netinet/in.h>
 
+#include "config/plugin_lines.hpp"
+#include "delivery/engine.hpp"
+#include "delivery/smtpc_transport.hpp"
 #include "log/log.hpp"
 #include "log/setup.hpp"
 #include "session/session.hpp"
@@ -45,6 +48,35 @@ Server::Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reload
 }
 
 Server::~Server() = default;
+
+bool Server::start_delivery(std::string &err) {
+  const auto &d = gen_->settings.delivery;
+  if (!d.enabled) return true;
+  std::string dir = d.queue_dir;
+  if (dir.empty()) {
+    std::vector<config::PluginLine> lines;
+    std::string perr;
+    if (config::parse_plugins_file(gen_->config_dir + "/plugins", lines, perr))
+      for (const auto &l : lines)
+        if (l.module == "queue/outbound" && l.args.size() == 1) {
+          dir = l.args[0];
+          break;
+        }
+  }
+  if (dir.empty()) return true;  // no outbound queue: nothing to deliver
+  delivery::DnsFn dns = [this](const std::string &name, Resolver::Type t, Resolver::Callback cb) {
+    if (!resolver_ok_) return cb(-EIO, {});
+    resolver_.query(name, t, gen_->settings.dns_timeout, std::move(cb));
+  };
+  delivery_ = std::make_unique<delivery::Engine>(loop_, dns);
+  delivery_->set_transport(delivery::make_smtpc_transport(loop_, gen_->settings));
+  if (!delivery_->start(dir, gen_->settings, bound_endpoints_, err)) {
+    delivery_.reset();
+    err = "delivery: " + err;
+    return false;
+  }
+  return true;
+}
 
 namespace {
 
@@ -108,6 +140,7 @@ bool Server::listen(std::string &err) {
     std::string ip;
     int port = 0;
     split_address(ss, ip, port);
+    bound_endpoints_.push_back((v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port));
     bound_.push_back((v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port) +
                      (l.sync_check ? "" : " (sync_check off)") +
                      (l.tls == "implicit"                                ? " (implicit TLS)"
@@ -209,11 +242,20 @@ void Server::begin_shutdown(const char *why) {
     for (auto *s : left)
       if (sessions_.count(s)) s->force_close();
   });
+  // Delivery: transactions in progress get the same grace; envelopes of what did not finish
+  // stay pending (sent again after the restart).
+  if (delivery_) {
+    delivery_busy_ = true;
+    delivery_->shutdown(gen_->settings.shutdown_grace, [this] {
+      delivery_busy_ = false;
+      maybe_finish();
+    });
+  }
   maybe_finish();
 }
 
 void Server::maybe_finish() {
-  if (!shutting_down_ || finished_ || !sessions_.empty()) return;
+  if (!shutting_down_ || finished_ || !sessions_.empty() || delivery_busy_) return;
   finished_ = true;
   grace_timer_.reset();
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_term_), nullptr);
@@ -249,6 +291,7 @@ void Server::reload() {
   }
   set_generation(std::move(gen));
   log::reload(gen_->settings);
+  if (delivery_) delivery_->configure(gen_->settings);
   // New handshakes take the new certificates; sessions in TLS keep theirs. A pair that does
   // not load keeps the running one (the store logs why).
   if (gen_->settings.tls.enabled() || tls_.current()) tls_.reload(gen_->settings.tls);

@@ -20,6 +20,9 @@
 namespace uvs {
 
 class Session;
+namespace delivery {
+class Engine;
+}
 
 class Server {
  public:
@@ -45,6 +48,11 @@ class Server {
   // Installs a new generation for new connections (after the privilege drop, and on reload).
   void set_generation(std::shared_ptr<Generation> gen);
   size_t session_count() const { return sessions_.size(); }
+  // Starts the outbound delivery engine when [delivery] is enabled and there is a queue
+  // directory ([delivery] queue_dir, else the plugins file's queue/outbound line). It lives as
+  // long as the server (reloads re-read [delivery]). false with err when it cannot start.
+  bool start_delivery(std::string &err);
+  delivery::Engine *delivery() { return delivery_.get(); }
 
  private:
   struct Listener {
@@ -80,6 +88,9 @@ class Server {
   bool finished_ = false;
   uint64_t serial_ = 0;
   std::vector<std::string> bound_;  // "ADDR:PORT ..." per listener, for announce()
+  std::vector<std::string> bound_endpoints_;  // "ip:port" per listener (delivery's loop check)
+  std::unique_ptr<delivery::Engine> delivery_;
+  bool delivery_busy_ = false;  // shutting down: the engine's transactions still finishing
   std::vector<config::Listen> bound_listen_;  // as configured at start (reload keeps these)
 };
 

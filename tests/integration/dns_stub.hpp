@@ -31,7 +31,8 @@ class DnsStub {
   // the server's resolver here (put it last in Options.toml).
   std::string toml(const std::string &extra = "") const;
 
-  // Answers: A "1.2.3.4", AAAA "::1", PTR "host.example", MX "10 mx.example", TXT "text"
+  // Answers: A "1.2.3.4", AAAA "::1", PTR "host.example", MX "10 mx.example" ("0 .": a null
+  // MX, RFC 7505), TXT "text"
   // (one string per TXT record; longer than 255 bytes is split into several strings).
   void add(const std::string &name, int type, std::vector<std::string> answers);
   // A PTR record for an IPv4/IPv6 address (the in-addr.arpa / ip6.arpa name is derived).

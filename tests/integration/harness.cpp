@@ -315,13 +315,18 @@ RunResult run_uvsmtpd(const std::vector<std::string> &args, double timeout) {
   return res;
 }
 
-int connect_loopback(int port) {
-  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-  if (fd < 0) return -1;
+int connect_loopback(int port) { return connect_ipv4("127.0.0.1", port); }
+
+int connect_ipv4(const std::string &ip, int port) {
   sockaddr_in a{};
   a.sin_family = AF_INET;
   a.sin_port = htons(static_cast<uint16_t>(port));
-  a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  if (inet_pton(AF_INET, ip.c_str(), &a.sin_addr) != 1) {
+    errno = EINVAL;
+    return -1;
+  }
+  int fd = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
+  if (fd < 0) return -1;
   if (connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0) {
     int e = errno;
     close(fd);
@@ -425,6 +430,11 @@ std::string SmtpClient::read_until(std::string_view needle, double timeout) {
 Client::Client(int port) {
   t0_ = now();
   fd_ = connect_loopback(port);
+}
+
+Client::Client(const std::string &ip, int port) {
+  t0_ = now();
+  fd_ = connect_ipv4(ip, port);
 }
 
 void Client::send(std::string_view bytes) {

@@ -85,6 +85,8 @@ RunResult sh(const std::string &cmd);
 // ---- sockets ----
 // A TCP socket connected to 127.0.0.1:port with TCP_NODELAY (blocking); -1 with errno set.
 int connect_loopback(int port);
+// The same to another IPv4 address ("127.0.0.2": a fake MX, tests/integration/fake_mx.hpp).
+int connect_ipv4(const std::string &ip, int port);
 // A port on 127.0.0.1 that was free a moment ago (bound to port 0, read, closed); type is
 // SOCK_STREAM or SOCK_DGRAM. 0 on failure.
 int free_port(int type);
@@ -133,6 +135,7 @@ class SmtpClient {
 class Client : public SmtpClient {
  public:
   explicit Client(int port);
+  Client(const std::string &ip, int port);  // to ip:port (IPv4) instead of 127.0.0.1
   void send(std::string_view bytes) override;
   double connected_at() const { return t0_; }
 

@@ -482,6 +482,9 @@ TEST_CASE("cli: --print-config prints every key; its output is a valid uvsmtpd.t
   CHECK(has(p.output,
             "listen = [{ address = \"[::1]:2600\", sync_check = false, tls = \"none\", "
             "require_tls = false, auth = \"optional\", auth_plaintext = false, auth_relay = true }]\n"));
+  CHECK(has(p.output, "\n[delivery]\nenabled = true\n"));
+  CHECK(has(p.output, "\nretry_min = 300\nretry_max = 14400\n"));
+  CHECK(has(p.output, "\nroute = []\n"));
   CHECK(has(p.output, "spool_dir = \"" + dir + "/spool\"\n"));
   CHECK(has(p.output, "max_recipients = 1000\n"));  // a default
   // Every key of the shipped conf/uvsmtpd.toml, in its section.

@@ -674,6 +674,19 @@ TEST_CASE("forward: PIPELINING is used when offered, one command at a time other
   CHECK(sink.pipelined == offered);
 }
 
+TEST_CASE("forward: a message over the smarthost's announced SIZE limit: 552 5.3.4, MAIL not sent") {
+  Sink sink;
+  sink.ext = {"PIPELINING", "SIZE 100", "8BITMIME"};
+  FakeServer fake(sink.handler());
+  Server up(upstream(fake.port()));
+  REQUIRE(up.started());
+  std::string r = deliver(up.port(), {"bob@down.test"}, kBody + std::string(200, 'x') + "\r\n");
+  CHECK(starts(r, "552 5.3.4 Message size "));
+  CHECK(has(r, "exceeds the size limit 100 of the server"));
+  REQUIRE(settle(fake));
+  for (const auto &c : sink.commands()) CHECK_FALSE(starts(c, "MAIL"));
+}
+
 TEST_CASE("forward: EHLO refused with 5xx falls back to HELO (no extensions used)") {
   Sink sink;
   sink.ehlo_reply = "502 5.5.2 no ESMTP here";

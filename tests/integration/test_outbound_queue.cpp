@@ -107,6 +107,7 @@ std::string py_send(int port, const std::string &from, const std::vector<std::st
 Options outbound_opts(const std::string &queue, const std::string &before = "verdict rcpt=OK\n") {
   Options o;
   o.plugins = before + "queue/outbound " + queue + "\n";
+  o.toml = "[delivery]\nenabled = false\n";  // these tests look at the queue, not delivery
   return o;
 }
 

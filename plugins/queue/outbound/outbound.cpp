@@ -9,7 +9,8 @@
 // mail hook: notes BODY=8BITMIME for the envelope (DECLINED).
 // queue hook: suspends; on the thread pool QueueDir::store() copies the message and writes the
 // envelope (temp files, fsync, rename, directory fsync); then OK with "250 2.0.0 Ok: queued as
-// <id>", or DENYSOFT 451 4.3.0 with nothing left behind. The id is the transaction's queue id
+// <id>", or DENYSOFT 451 4.3.0 with nothing left behind. After a store, "new <id>" goes to the
+// delivery engine's control socket (<queue dir>/control, best effort). The id is the transaction's queue id
 // (queue_id(), 1.4), so the Received: field, the 250, the log lines and the files all carry
 // the same one.
 #include <cerrno>
@@ -24,6 +25,7 @@
 #include <unistd.h>
 
 #include "uvsmtpd/plugin.h"
+#include "queue/control_notify.hpp"
 #include "queue/queue_dir.hpp"
 
 namespace {
@@ -104,6 +106,8 @@ void store_done(uvs_pending *p, void *ud) {
   api->log(j->st->self, call, UVS_LOG_INFO, "%s: queued in %s: %lld bytes, %zu recipient(s)",
            j->env.id.c_str(), j->st->q->root().c_str(), static_cast<long long>(j->env.size),
            j->env.rcpts.size());
+  // Tell the delivery engine (best effort: it also rescans the directory every minute).
+  uvs::queue::control_send(j->st->q->root(), "new " + j->env.id);
   std::string text = "Ok: queued as " + j->env.id;
   api->complete(p, UVS_OK, 250, "2.0.0", text.c_str());
   delete j;

@@ -2,7 +2,7 @@
 /*
  * `queue/smtp-forward <host> [port] [key value ...]` relays each accepted message to a smarthost
  * over SMTP (or LMTP) and answers the end of DATA with what the smarthost said. The client runs
- * on the server's loop (fw_client.c); docs/plugins/queue-smtp-forward.md has the options, the
+ * on the server's loop (fw_client.c, over the shared client library server/smtpc); docs/plugins/queue-smtp-forward.md has the options, the
  * reply mapping and the decisions behind it.
  */
 #define _POSIX_C_SOURCE 200809L
@@ -74,9 +74,8 @@ static uvs_verdict on_queue(uvs_call *c, void *ud) {
   fw_job *j = (fw_job *)calloc(1, sizeof *j);
   char **rcpts = (char **)calloc((size_t)n, sizeof *rcpts);
   char *inbuf = (char *)malloc(FW_CHUNK);
-  char *outbuf = (char *)malloc(2 * FW_CHUNK + 16);
   char *fromcopy = strdup(from);
-  int ok = j && rcpts && inbuf && outbuf && fromcopy;
+  int ok = j && rcpts && inbuf && fromcopy;
   for (int i = 0; ok && i < n; ++i) {
     const char *r = fw_api->rcpt_at(c, i);
     ok = r && (rcpts[i] = strdup(r)) != NULL;
@@ -85,7 +84,7 @@ static uvs_verdict on_queue(uvs_call *c, void *ud) {
   if (!p) {
     if (rcpts)
       for (int i = 0; i < n; ++i) free(rcpts[i]);
-    free(rcpts), free(inbuf), free(outbuf), free(fromcopy), free(j);
+    free(rcpts), free(inbuf), free(fromcopy), free(j);
     close(fd);
     fw_api->log(cf->self, c, UVS_LOG_ERR, "out of memory or cannot suspend the queue hook");
     fw_api->reply(c, 451, "4.3.0", "Temporary failure, try again later");
@@ -102,7 +101,6 @@ static uvs_verdict on_queue(uvs_call *c, void *ud) {
   j->size = fw_api->message_size(c);
   j->fd = fd;
   j->inbuf = inbuf;
-  j->outbuf = outbuf;
   j->utf8_addr = fw_has_8bit(from, strlen(from));
   for (int i = 0; i < n; ++i) j->utf8_addr |= fw_has_8bit(rcpts[i], strlen(rcpts[i]));
   fw_job_start(j);

@@ -5,7 +5,7 @@
 #include <stdint.h>
 #include <uv.h>
 
-#include "fw_proto.h"
+#include "smtpc.h"
 #include "uvsmtpd/plugin.h"
 
 #define FW_MAX_ADDRS 8
@@ -28,26 +28,11 @@ typedef struct fw_conf {
   uint64_t connect_ms, cmd_ms, data_ms;
 } fw_conf;
 
-typedef enum fw_state {
-  FW_RESOLVE,  /* uv_getaddrinfo running */
-  FW_CONNECT,  /* uv_tcp_connect running */
-  FW_GREETING, /* waiting for 220 */
-  FW_HELLO,    /* EHLO / LHLO sent */
-  FW_HELO,     /* HELO sent (EHLO refused) */
-  FW_SCAN,     /* looking for 8-bit bytes in the spooled message */
-  FW_MAIL,     /* MAIL (and the pipelined RCPTs) sent: collecting their replies */
-  FW_DATA,     /* DATA sent */
-  FW_BODY,     /* streaming the message */
-  FW_DOT,      /* "." sent: waiting for the final reply (LMTP: one per recipient) */
-  FW_QUIT,     /* verdict given; QUIT sent, waiting for 221 or close */
-  FW_CLOSING   /* handles closing; freed when the last callback has run */
-} fw_state;
-
 /* Replies per recipient, folded into what the upstream verdict needs. */
 typedef struct fw_tally {
   int ok, soft, hard, bad;
   int soft_i, hard_i, bad_i; /* first recipient with such a reply */
-  fw_reply first_soft, first_hard, first_bad;
+  smtpc_reply first_soft, first_hard, first_bad;
 } fw_tally;
 
 typedef struct fw_job {
@@ -67,38 +52,24 @@ typedef struct fw_job {
   int utf8_addr;
   int has_8bit;
 
-  /* libuv */
-  uv_timer_t timer;
-  uv_tcp_t *tcp; /* the current connection attempt */
+  /* libuv: the name lookup, the 8-bit scan of the message, the upstream watch */
+  uv_timer_t timer;   /* the lookup/scan timeout, and the watch for the upstream going away */
   uv_getaddrinfo_t gai;
   uv_fs_t fsreq;
-  int handles;       /* open handles (timer, tcp attempts), each with its close callback due */
-  int gai_active, fs_active, connects, writes;
-  const char *what;  /* what the timer waits for, for the timeout text */
+  int handles;        /* open handles (the timer), each with its close callback due */
+  int gai_active, fs_active;
+  int resolving, scanning;
+  int64_t off;
+  char *inbuf;
 
   struct sockaddr_storage addrs[FW_MAX_ADDRS];
-  int naddr, addr_i;
-  char last_err[128];
+  int naddr;
 
-  fw_state state;
-  fw_parser ps;
-  char rbuf[16384];
-  int ext;
-  int client_gone;   /* the upstream client closed or the core stopped waiting */
-  int decided;       /* the upstream verdict is given */
-  int dot_sent;
-
-  /* MAIL / RCPT / final replies */
-  int expected, seen;
-  fw_reply mail;
+  smtpc_conn *sc;     /* the smarthost connection (server/smtpc), NULL when none */
+  int client_gone;    /* the upstream client closed or the core stopped waiting */
+  int decided;        /* the upstream verdict is given */
+  int finished;       /* no more work: freed once the handles are closed */
   fw_tally t;
-
-  /* DATA */
-  fw_enc enc;
-  int64_t off;
-  int64_t sent;
-  char *inbuf;
-  char *outbuf;
 } fw_job;
 
 /* forward.c */
@@ -111,6 +82,7 @@ void fw_conf_unref(fw_conf *cf);
 
 /* fw_client.c: takes over a job whose envelope and fd are filled and whose call is suspended
  * (j->p); answers through complete() exactly once and frees the job itself. */
+int fw_has_8bit(const char *s, size_t n);
 void fw_job_start(fw_job *j);
 
 #endif

@@ -1,21 +1,23 @@
-/* plugins/queue/smtp-forward/fw_proto.c: reply parsing, DATA encoding (stuffing, stray CR/LF). */
+/* server/smtpc/smtpc_proto.c: reply parsing (EHLO keywords), DATA encoding (stuffing, stray CR/LF). */
 #define _POSIX_C_SOURCE 200809L
-#include "fw_proto.h"
+#include "smtpc_proto.h"
 
 #include <ctype.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 
-void fw_parser_reset(fw_parser *ps) {
+void smtpc_parser_reset(smtpc_parser *ps) {
   ps->len = 0;
   ps->nlines = 0;
   ps->ext = 0;
+  ps->size = 0;
   ps->err[0] = 0;
   memset(&ps->cur, 0, sizeof ps->cur);
 }
 
-void fw_sanitize(char *dst, size_t cap, const char *src, size_t len) {
+void smtpc_sanitize(char *dst, size_t cap, const char *src, size_t len) {
   size_t o = 0;
   if (cap == 0) return;
   for (size_t i = 0; i < len && o + 1 < cap; ++i) {
@@ -26,7 +28,7 @@ void fw_sanitize(char *dst, size_t cap, const char *src, size_t len) {
   dst[o] = 0;
 }
 
-int fw_contains(const char *hay, const char *needle) {
+int smtpc_contains(const char *hay, const char *needle) {
   size_t n = strlen(needle);
   if (n == 0) return 1;
   for (; *hay; ++hay)
@@ -34,7 +36,7 @@ int fw_contains(const char *hay, const char *needle) {
   return 0;
 }
 
-int fw_has_8bit(const char *s, size_t n) {
+int smtpc_has_8bit(const char *s, size_t n) {
   for (size_t i = 0; i < n; ++i)
     if ((unsigned char)s[i] & 0x80) return 1;
   return 0;
@@ -64,13 +66,13 @@ static int keyword_is(const char *s, size_t n, const char *kw) {
 }
 
 /* One complete line (without CR LF): 1 = the reply is complete, 0 = more lines, -1 = error. */
-static int take_line(fw_parser *ps) {
+static int take_line(smtpc_parser *ps) {
   const char *l = ps->line;
   size_t n = ps->len;
   if (n < 3 || !isdigit((unsigned char)l[0]) || !isdigit((unsigned char)l[1]) ||
       !isdigit((unsigned char)l[2]) || l[0] < '2' || l[0] > '5' || (n > 3 && l[3] != ' ' && l[3] != '-')) {
     char shown[48];
-    fw_sanitize(shown, sizeof shown, l, n);
+    smtpc_sanitize(shown, sizeof shown, l, n);
     snprintf(ps->err, sizeof ps->err, "malformed reply line '%s'", shown);
     return -1;
   }
@@ -88,26 +90,38 @@ static int take_line(fw_parser *ps) {
       tlen -= e;
       while (tlen && *text == ' ') ++text, --tlen;
     }
-    fw_sanitize(ps->cur.text, sizeof ps->cur.text, text, tlen);
+    smtpc_sanitize(ps->cur.text, sizeof ps->cur.text, text, tlen);
   } else {
     if (code != ps->cur.code) {
       snprintf(ps->err, sizeof ps->err, "reply code changed from %d to %d within one reply",
                ps->cur.code, code);
       return -1;
     }
-    if (keyword_is(text, tlen, "PIPELINING")) ps->ext |= FW_EXT_PIPELINING;
-    else if (keyword_is(text, tlen, "SIZE")) ps->ext |= FW_EXT_SIZE;
-    else if (keyword_is(text, tlen, "8BITMIME")) ps->ext |= FW_EXT_8BITMIME;
-    else if (keyword_is(text, tlen, "SMTPUTF8")) ps->ext |= FW_EXT_SMTPUTF8;
+    if (keyword_is(text, tlen, "PIPELINING")) ps->ext |= SMTPC_EXT_PIPELINING;
+    else if (keyword_is(text, tlen, "SIZE")) {
+      ps->ext |= SMTPC_EXT_SIZE;
+      if (tlen > 5 && isdigit((unsigned char)text[5])) {
+        char num[24];
+        size_t k = 0;
+        for (size_t i = 5; i < tlen && k + 1 < sizeof num && isdigit((unsigned char)text[i]); ++i)
+          num[k++] = text[i];
+        num[k] = 0;
+        ps->size = strtoull(num, NULL, 10);
+      }
+    }
+    else if (keyword_is(text, tlen, "8BITMIME")) ps->ext |= SMTPC_EXT_8BITMIME;
+    else if (keyword_is(text, tlen, "SMTPUTF8")) ps->ext |= SMTPC_EXT_SMTPUTF8;
+    else if (keyword_is(text, tlen, "STARTTLS")) ps->ext |= SMTPC_EXT_STARTTLS;
+    else if (keyword_is(text, tlen, "DSN")) ps->ext |= SMTPC_EXT_DSN;
   }
-  if (++ps->nlines > FW_MAX_LINES) {
-    snprintf(ps->err, sizeof ps->err, "reply longer than %d lines", FW_MAX_LINES);
+  if (++ps->nlines > SMTPC_MAX_LINES) {
+    snprintf(ps->err, sizeof ps->err, "reply longer than %d lines", SMTPC_MAX_LINES);
     return -1;
   }
   return last;
 }
 
-int fw_parse(fw_parser *ps, const char *buf, size_t n, size_t *used) {
+int smtpc_parse(smtpc_parser *ps, const char *buf, size_t n, size_t *used) {
   size_t i = 0;
   while (i < n) {
     char c = buf[i++];
@@ -127,9 +141,9 @@ int fw_parse(fw_parser *ps, const char *buf, size_t n, size_t *used) {
   return 0;
 }
 
-void fw_enc_init(fw_enc *e) { memset(e, 0, sizeof *e), e->bol = 1; }
+void smtpc_enc_init(smtpc_enc *e) { memset(e, 0, sizeof *e), e->bol = 1; }
 
-size_t fw_enc_chunk(fw_enc *e, const char *in, size_t n, char *out) {
+size_t smtpc_enc_chunk(smtpc_enc *e, const char *in, size_t n, char *out) {
   size_t o = 0;
   for (size_t i = 0; i < n; ++i) {
     char c = in[i];
@@ -163,7 +177,7 @@ size_t fw_enc_chunk(fw_enc *e, const char *in, size_t n, char *out) {
   return o;
 }
 
-size_t fw_enc_finish(fw_enc *e, char *out) {
+size_t smtpc_enc_finish(smtpc_enc *e, char *out) {
   size_t o = 0;
   if (e->cr) {
     e->cr = 0;
