@@ -8,6 +8,7 @@
 #include <sys/un.h>
 #include <unistd.h>
 
+#include "queue/control_notify.hpp"
 #include "queue/queue_entry.hpp"
 
 namespace uvs::delivery {
@@ -26,6 +27,25 @@ ControlCommand parse_control(std::string_view d) {
     c.id = arg;
   }
   return c;
+}
+
+std::vector<ControlCommand> parse_controls(std::string_view d) {
+  while (!d.empty() && (d.back() == '\n' || d.back() == '\r')) d.remove_suffix(1);
+  std::vector<ControlCommand> out;
+  if (d.substr(0, 4) != "new ") {
+    out.push_back(parse_control(d));
+    return out;
+  }
+  std::string_view rest = d.substr(4);
+  while (!rest.empty()) {
+    size_t sp = rest.find(' ');
+    std::string_view id = rest.substr(0, sp);
+    if (!id.empty()) out.push_back(parse_control("new " + std::string(id)));
+    if (sp == std::string_view::npos) break;
+    rest.remove_prefix(sp + 1);
+  }
+  if (out.empty()) out.push_back(ControlCommand{});
+  return out;
 }
 
 ControlSocket::~ControlSocket() {
@@ -69,13 +89,15 @@ int ControlSocket::open(const std::string &path, Handler h, std::string &err) {
 void ControlSocket::on_readable(uv_poll_t *p, int status, int) {
   auto *self = static_cast<ControlSocket *>(p->data);
   if (status < 0) return;
-  char buf[512];
+  char buf[queue::kControlMaxDatagram];
   for (int i = 0; i < 64; ++i) {  // a burst at most per wake-up: the loop stays fair
     ssize_t n = recv(self->fd_, buf, sizeof buf, 0);
     if (n < 0) break;
     std::string_view raw(buf, static_cast<size_t>(n));
-    self->handler_(parse_control(raw), raw);
-    if (self->fd_ < 0) break;  // closed by the handler
+    for (const ControlCommand &c : parse_controls(raw)) {
+      self->handler_(c, raw);
+      if (self->fd_ < 0) return;  // closed by the handler
+    }
   }
 }
 

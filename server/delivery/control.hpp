@@ -1,11 +1,12 @@
 // delivery/control.hpp: the engine's control socket, <queue dir>/control (AF_UNIX SOCK_DGRAM,
-// mode 0600): "new <id>" from queue/outbound after it stored an entry, "flush" or "flush <id>"
+// mode 0600): "new <id> [<id>...]" from queue/outbound after it stored entries, "flush" or "flush <id>"
 // from `uvsmtpd queue flush`. Read on the loop with uv_poll; unknown datagrams are logged and
 // ignored (the socket is the owner's only: mode 0600 in a 0700 directory).
 #pragma once
 #include <functional>
 #include <string>
 #include <string_view>
+#include <vector>
 #include <uv.h>
 
 namespace uvs::delivery {
@@ -16,6 +17,9 @@ struct ControlCommand {
 };
 
 ControlCommand parse_control(std::string_view datagram);
+// A datagram may name several new entries at once ("new ID1 ID2 ...": queue/outbound batches
+// what it could not send one by one): one command per id; any other datagram is one command.
+std::vector<ControlCommand> parse_controls(std::string_view datagram);
 
 class ControlSocket {
  public:

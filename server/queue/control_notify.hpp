@@ -10,9 +10,13 @@
 namespace uvs::queue {
 
 inline constexpr std::string_view kControlName = "control";
+// The longest datagram the engine reads; senders keep below it ("new ID1 ID2 ..." batches).
+inline constexpr size_t kControlMaxDatagram = 4096;
 
 // Sends one datagram (msg + "\n") to <root>/control without blocking. 0 or -errno
-// (-ENOENT / -ECONNREFUSED: no engine listens).
+// (-ENOENT / -ECONNREFUSED: no engine listens; -EAGAIN: the socket's queue is full, which
+// Linux reaches at net.unix.max_dgram_qlen datagrams, 10 by default, while the engine's loop
+// has not read them yet: the caller tries again later).
 int control_send(const std::string &root, std::string_view msg);
 
 }  // namespace uvs::queue

@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <algorithm>
+#include <atomic>
 #include <csignal>
 #include <cstdlib>
 #include <filesystem>
@@ -325,6 +326,42 @@ TEST_CASE("delivery: an MX that is this server: 'loops back to myself', deferred
   CHECK(s.wait_log("status=deferred (451 4.4.6 mail for loop.test loops back to myself)"));
   CHECK(s.wait_log("status=deferred (451 4.4.6 mail for named.test loops back to myself)"));
   CHECK(entries(env.queue).size() == 1);  // still queued for a later try
+}
+
+TEST_CASE("delivery: a burst of queued messages is announced to the engine, none left for the rescan") {
+  // Linux queues at most net.unix.max_dgram_qlen (10) datagrams on the control socket, and the
+  // engine reads them on the same loop that answers the clients: queue/outbound keeps what it
+  // could not send and sends it again, batched. With no periodic rescan to fall back on, every
+  // message must still go out at once.
+  Env env;
+  FakeMx mx("127.0.0.2", env.port);
+  REQUIRE(mx.started());
+  Options o = env.opts();
+  auto at = o.toml.find("rescan_interval = 1\n");
+  REQUIRE(at != std::string::npos);
+  o.toml.replace(at, 19, "rescan_interval = 3600\n");
+  Server s(o);
+  REQUIRE(s.started());
+  REQUIRE(s.wait_log("delivery: queue "));
+  const int clients = 40, each = 3;
+  std::vector<std::thread> ts;
+  std::atomic<int> queued{0};
+  for (int c = 0; c < clients; ++c)
+    ts.emplace_back([&, c] {
+      Client cl(s.port());
+      if (cl.code() != 220 || cl.cmd("EHLO client.test").rfind("250", 0) != 0) return;
+      for (int i = 0; i < each; ++i) {
+        std::string subj = "burst" + std::to_string(c) + "-" + std::to_string(i);
+        std::string r = send_message(cl, "sender@back.test", {"x@dest.test"},
+                                     dot_stuff(msg(subj, "x@dest.test")));
+        if (!queued_id(r).empty()) ++queued;
+      }
+    });
+  for (auto &t : ts) t.join();
+  REQUIRE(queued.load() == clients * each);
+  CHECK(mx.wait_messages(clients * each, 20));
+  CHECK(mx.messages().size() == static_cast<size_t>(clients * each));
+  CHECK(wait_for([&] { return entries(env.queue).empty(); }, 10));
 }
 
 TEST_CASE("delivery: destination_concurrency caps simultaneous connections to one destination") {

@@ -382,6 +382,18 @@ TEST_CASE("delivery: control socket commands, and a datagram from control_send a
   CHECK(parse_control("new ../etc").kind == ControlCommand::invalid);
   CHECK(parse_control("delete X").kind == ControlCommand::invalid);
   CHECK(parse_control("").kind == ControlCommand::invalid);
+  // a batch from queue/outbound: one command per id; a bad id among them is one invalid command
+  auto batch = parse_controls("new A1 B2 C3\n");
+  REQUIRE(batch.size() == 3);
+  CHECK(batch[0].id == "A1");
+  CHECK(batch[2].id == "C3");
+  CHECK(batch[2].kind == ControlCommand::new_entry);
+  auto mixed = parse_controls("new A1 ../x");
+  REQUIRE(mixed.size() == 2);
+  CHECK(mixed[1].kind == ControlCommand::invalid);
+  CHECK(parse_controls("flush X1").size() == 1);
+  CHECK(parse_controls("new ").size() == 1);
+  CHECK(parse_controls("new ")[0].kind == ControlCommand::invalid);
 
   unit::TmpDir d;
   CHECK(uvs::queue::control_send(d.dir, "new X") == -ENOENT);  // nobody listens: no error

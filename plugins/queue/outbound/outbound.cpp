@@ -21,6 +21,7 @@
 #include <memory>
 #include <new>
 #include <string>
+#include <vector>
 #include <strings.h>
 #include <unistd.h>
 
@@ -39,7 +40,41 @@ const char kSoftText[] = "Cannot queue the message now; try again later";
 struct Outbound {
   uvs_plugin *self = nullptr;
   std::unique_ptr<uvs::queue::QueueDir> q;
+  // Entries the delivery engine has not been told of yet (loop thread only): a burst can fill
+  // the control socket's queue (-EAGAIN), and what did not go out is sent again, batched
+  // ("new ID1 ID2 ..."), from a short timer.
+  std::vector<std::string> unsent;
+  uvs_timer *retry = nullptr;
 };
+
+void notify_engine(Outbound *st);
+
+void notify_retry(uvs_timer *, void *ud) {
+  Outbound *st = static_cast<Outbound *>(ud);
+  st->retry = nullptr;  // a one-shot timer's handle ends with its callback
+  notify_engine(st);
+}
+
+// Tells the delivery engine of every unsent entry, in as few datagrams as fit. Best effort: with
+// no engine listening (-ENOENT, -ECONNREFUSED) the ids are dropped, as the engine scans the queue
+// when it starts and every rescan_interval.
+void notify_engine(Outbound *st) {
+  size_t sent = 0;
+  while (sent < st->unsent.size()) {
+    std::string msg = "new";
+    size_t n = sent;
+    while (n < st->unsent.size() &&
+           msg.size() + 1 + st->unsent[n].size() + 1 < uvs::queue::kControlMaxDatagram)
+      msg += " " + st->unsent[n++];
+    int rc = uvs::queue::control_send(st->q->root(), msg);
+    if (rc == -EAGAIN || rc == -ENOBUFS) {
+      if (!st->retry) st->retry = api->timer_start(st->self, 2, 0, notify_retry, st);
+      if (st->retry) break;  // keep the rest for the timer
+    }
+    sent = n;  // sent, or dropped (no engine, or no timer to try again)
+  }
+  st->unsent.erase(st->unsent.begin(), st->unsent.begin() + static_cast<std::ptrdiff_t>(sent));
+}
 
 struct Job {
   Outbound *st = nullptr;
@@ -107,7 +142,11 @@ void store_done(uvs_pending *p, void *ud) {
            j->env.id.c_str(), j->st->q->root().c_str(), static_cast<long long>(j->env.size),
            j->env.rcpts.size());
   // Tell the delivery engine (best effort: it also rescans the directory every minute).
-  uvs::queue::control_send(j->st->q->root(), "new " + j->env.id);
+  try {
+    j->st->unsent.push_back(j->env.id);
+    notify_engine(j->st);
+  } catch (const std::bad_alloc &) {
+  }
   std::string text = "Ok: queued as " + j->env.id;
   api->complete(p, UVS_OK, 250, "2.0.0", text.c_str());
   delete j;
