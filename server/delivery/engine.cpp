@@ -70,7 +70,7 @@ struct Engine::Entry {
 };
 
 struct Engine::Group {
-  Entry *e = nullptr;
+  std::shared_ptr<Entry> e;
   std::string domain;
   std::vector<size_t> pos;  // positions in e->idx
   Destination dest;
@@ -262,7 +262,10 @@ void Engine::pump() {
 
 void Engine::begin(const std::string &id) {
   in_flight_.insert(id);
-  auto *e = new Entry;
+  // Entries and groups are owned by the callbacks that will still use them (thread-pool jobs,
+  // DNS answers, the transport, the wait for a connection slot): whichever is dropped last,
+  // also at shutdown when the transport or the queue of waiting groups lets go, frees them.
+  auto e = std::make_shared<Entry>();
   e->id = id;
   work(
       [this, e] {
@@ -280,7 +283,6 @@ void Engine::begin(const std::string &id) {
           in_flight_.erase(e->id);  // deleted or held meanwhile: nothing to do
           if (flush_again_.erase(e->id) && running_ && e->rc == 0 && !e->held)
             schedule_.set(e->id, now());
-          delete e;
           return pump();
         }
         if (e->rc < 0) {
@@ -288,14 +290,12 @@ void Engine::begin(const std::string &id) {
                       e->id.c_str(), e->err.c_str());
           in_flight_.erase(e->id);
           schedule_.set(e->id, now() + static_cast<int64_t>(cfg_.retry_min));
-          delete e;
           return pump();
         }
         if (e->env.next_try > now() && !flush_again_.count(e->id)) {
           // Its time changed since the index was made (an update by the tool): not yet due.
           in_flight_.erase(e->id);
           schedule_.set(e->id, e->env.next_try);
-          delete e;
           return pump();
         }
         flush_again_.erase(e->id);
@@ -303,14 +303,14 @@ void Engine::begin(const std::string &id) {
       });
 }
 
-void Engine::route_entry(Entry *e) {
-  std::map<std::string, Group *> groups;
+void Engine::route_entry(const std::shared_ptr<Entry> &e) {
+  std::map<std::string, std::shared_ptr<Group>> groups;
   for (size_t i = 0; i < e->env.rcpts.size(); ++i) {
     if (e->env.rcpts[i].state != queue::RcptState::pending) continue;
     std::string d = domain_of(e->env.rcpts[i].address, hostname_);
-    Group *&g = groups[d];
+    std::shared_ptr<Group> &g = groups[d];
     if (!g) {
-      g = new Group;
+      g = std::make_shared<Group>();
       g->e = e;
       g->domain = d;
     }
@@ -322,7 +322,7 @@ void Engine::route_entry(Entry *e) {
   e->groups_left = groups.size();
   if (groups.empty()) return finish(e);
   for (auto &[d, g] : groups) {
-    Group *gp = g;
+    std::shared_ptr<Group> gp = g;
     resolve(dns_, routes_.lookup(d), d, static_cast<uint16_t>(cfg_.smtp_port), self_, rng_,
             [this, gp, alive = alive_](Destination dest) {
               if (!*alive) return;
@@ -361,8 +361,8 @@ void Engine::release(const std::string &key) {
   }
 }
 
-void Engine::run_group(Group *g) {
-  Entry *e = g->e;
+void Engine::run_group(const std::shared_ptr<Group> &g) {
+  const std::shared_ptr<Entry> &e = g->e;
   SendRequest r;
   r.id = e->id;
   r.dest = g->dest;
@@ -378,9 +378,9 @@ void Engine::run_group(Group *g) {
   });
 }
 
-void Engine::group_done(Group *g, std::vector<RcptResult> res, const std::string &relay,
-                        const std::string &tls) {
-  Entry *e = g->e;
+void Engine::group_done(const std::shared_ptr<Group> &g, std::vector<RcptResult> res,
+                        const std::string &relay, const std::string &tls) {
+  std::shared_ptr<Entry> e = g->e;
   for (size_t k = 0; k < g->pos.size(); ++k) {
     RcptResult r = k < res.size() ? res[k] : RcptResult{451, "4.3.0", "no result", ""};
     e->results[g->pos[k]] = r;
@@ -388,11 +388,10 @@ void Engine::group_done(Group *g, std::vector<RcptResult> res, const std::string
   }
   if (!tls.empty() && !relay.empty())
     log::format(log::info, "", "", "%s: TLS to %s: %s", e->id.c_str(), relay.c_str(), tls.c_str());
-  delete g;
   if (--e->groups_left == 0) finish(e);
 }
 
-void Engine::finish(Entry *e) {
+void Engine::finish(const std::shared_ptr<Entry> &e) {
   int64_t t = now();
   int64_t scheduled = e->env.next_try;  // when this attempt was due
   int attempts_before = e->env.attempts;
@@ -496,7 +495,6 @@ void Engine::finish(Entry *e) {
           int64_t next = *rc < 0 ? now() + static_cast<int64_t>(cfg_.retry_min) : e->env.next_try;
           schedule_.set(e->id, again ? now() : next);
         }
-        delete e;
         pump();
       });
 }

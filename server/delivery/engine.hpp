@@ -75,13 +75,13 @@ class Engine {
   void pump();
   void arm();
   void begin(const std::string &id);
-  void route_entry(Entry *e);
-  void run_group(Group *g);
+  void route_entry(const std::shared_ptr<Entry> &e);
+  void run_group(const std::shared_ptr<Group> &g);
   void acquire(const std::string &key, std::function<void()> go);
   void release(const std::string &key);
-  void group_done(Group *g, std::vector<RcptResult> res, const std::string &relay,
-                  const std::string &tls);
-  void finish(Entry *e);
+  void group_done(const std::shared_ptr<Group> &g, std::vector<RcptResult> res,
+                  const std::string &relay, const std::string &tls);
+  void finish(const std::shared_ptr<Entry> &e);
   void work(std::function<void()> w, std::function<void()> done);
   int64_t now() const;
 
