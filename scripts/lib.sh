@@ -12,6 +12,7 @@ DEB_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 swaks
               openssl libnet-ssleay-perl   # TLS tests: certificates, s_client, swaks --tls
               libcrypt-dev                 # auth/passwd_file: yescrypt, bcrypt, SHA512-CRYPT
               dovecot-core msmtp           # AUTH tests: a real SASL back end, a real client
+              postfix                      # delivery_postfix: a real destination MTA (own config in a temp dir)
               bind9-dnsutils)              # dig: the fake_mx suite reads the DNS stub's answers
 
 as_root() {
@@ -32,6 +33,11 @@ ensure_packages() {
     if [ -e "$policy" ]; then had_policy=1; else
       printf '#!/bin/sh\nexit 101\n' | as_root tee "$policy" >/dev/null
       as_root chmod 755 "$policy"
+    fi
+    # postfix's postinst asks what kind of mail system this is: "No configuration" writes no
+    # /etc/postfix/main.cf (the tests start their own instance with their own config).
+    if [[ " ${missing[*]} " == *" postfix "* ]]; then
+      echo "postfix postfix/main_mailer_type select No configuration" | as_root debconf-set-selections
     fi
     as_root env DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}"
     [ "$had_policy" = 1 ] || as_root rm -f "$policy"
