@@ -173,6 +173,23 @@ class Loader {
     };
   }
 
+  // A listener's choice (tls, auth): field = n when it is one of allowed; else the error
+  // "'name' must be one of a, b, c" (with " (got 'x')" for a string) and false.
+  bool listen_choice(const toml::node &n, const std::string &name,
+                     const std::vector<std::string> &allowed, std::string &field) {
+    const auto *m = n.as_string();
+    for (const auto &a : allowed)
+      if (m != nullptr && m->get() == a) {
+        field = a;
+        return true;
+      }
+    std::string list;
+    for (const auto &a : allowed) list += (list.empty() ? "" : ", ") + a;
+    error(n, "'" + name + "' must be one of " + list +
+                 (m ? " (got '" + m->get() + "')" : std::string()));
+    return false;
+  }
+
   void listen_entry(const toml::node &n, const std::string &name, std::vector<Listen> &out) {
     if (const auto *s = n.as_string()) {
       Listen l;
@@ -216,15 +233,10 @@ class Loader {
         }
         l.sync_check = b->get();
       } else if (key.str() == "tls") {
-        const auto *m = v.as_string();
-        if (m == nullptr ||
-            (m->get() != "none" && m->get() != "starttls" && m->get() != "implicit")) {
+        if (!listen_choice(v, kname, {"none", "starttls", "implicit"}, l.tls)) {
           ok = false;
-          error(v, "'" + kname + "' must be one of none, starttls, implicit" +
-                       (m ? " (got '" + m->get() + "')" : std::string()));
           continue;
         }
-        l.tls = m->get();
         tls_line = v.source().begin.line;
       } else if (key.str() == "require_tls") {
         const auto *b = v.as_boolean();
@@ -236,15 +248,10 @@ class Loader {
         l.require_tls = b->get();
         require_line = v.source().begin.line;
       } else if (key.str() == "auth") {
-        const auto *m = v.as_string();
-        if (m == nullptr ||
-            (m->get() != "required" && m->get() != "optional" && m->get() != "off")) {
+        if (!listen_choice(v, kname, {"required", "optional", "off"}, l.auth)) {
           ok = false;
-          error(v, "'" + kname + "' must be one of required, optional, off" +
-                       (m ? " (got '" + m->get() + "')" : std::string()));
           continue;
         }
-        l.auth = m->get();
         auth_line = v.source().begin.line;
       } else if (key.str() == "auth_plaintext" || key.str() == "auth_relay") {
         const auto *b = v.as_boolean();

@@ -13,6 +13,8 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "util/write_all.hpp"
+
 namespace uvs::queue {
 
 namespace {
@@ -40,19 +42,6 @@ int fsync_dir(const std::string &path) {
   Fd fd(::open(path.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC));
   if (fd.fd < 0) return -errno;
   if (fsync(fd.fd) != 0 && errno != EINVAL) return -errno;
-  return 0;
-}
-
-int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
   return 0;
 }
 

@@ -9,27 +9,13 @@
 #include <unistd.h>
 
 #include "spool/spool_file.hpp"
+#include "util/write_all.hpp"
 
 namespace uvs {
 
 BodyCopy::~BodyCopy() {
   if (fd_ >= 0) ::close(fd_);
 }
-
-namespace {
-int write_all(int fd, const char *p, size_t n) {
-  while (n > 0) {
-    ssize_t w = ::write(fd, p, n);
-    if (w < 0) {
-      if (errno == EINTR) continue;
-      return -errno;
-    }
-    p += w;
-    n -= static_cast<size_t>(w);
-  }
-  return 0;
-}
-}  // namespace
 
 int BodyCopy::open_source(int src, uint64_t max) {
   struct stat st;

@@ -362,52 +362,50 @@ TEST_CASE("auth-dovecot: many sessions at once share the connection and each get
   CHECK(s.count_log("auth/dovecot: connected to") == 1);
 }
 
+namespace {
+
+// A fake Dovecot at path sends handshake, then answer to the request: alice's AUTH PLAIN gets
+// a reply starting with code, and the log says logged.
+void check_odd_answer(const std::string &path, const std::string &handshake,
+                      const std::string &answer, const std::string &code,
+                      const std::string &logged) {
+  FakeAuthServer f(path, handshake, answer);
+  Server s(opts(path));
+  auto ports = start_ports(s, 2);
+  CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), code);
+  CHECK(s.wait_log(logged));
+}
+
+}  // namespace
+
 TEST_CASE("auth-dovecot: odd answers from a fake Dovecot") {
   TempDir tmp;
   std::string path = tmp.path + "/auth";
   SUBCASE("FAIL with the temp flag (2.2 style) gives 454") {
-    FakeAuthServer f(path, kDovecotHandshake,
-                     "FAIL\t{id}\tuser=alice\ttemp\treason=Backend down\n");
-    Server s(opts(path));
-    auto ports = start_ports(s, 2);
-    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
-    CHECK(s.wait_log("user=<alice>: Dovecot reports a temporary failure: Backend down"));
+    check_odd_answer(path, kDovecotHandshake, "FAIL\t{id}\tuser=alice\ttemp\treason=Backend down\n",
+                     "454 4.7.0",
+                     "user=<alice>: Dovecot reports a temporary failure: Backend down");
   }
   SUBCASE("FAIL with a reason gives 535 and logs the reason, made safe") {
-    FakeAuthServer f(path, kDovecotHandshake,
-                     "FAIL\t{id}\tuser=alice\treason=Password\001texpired\n");
-    Server s(opts(path));
-    auto ports = start_ports(s, 2);
-    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "535 5.7.8");
-    CHECK(s.wait_log("user=<alice>: Dovecot says FAIL: Password?expired"));
+    check_odd_answer(path, kDovecotHandshake,
+                     "FAIL\t{id}\tuser=alice\treason=Password\001texpired\n", "535 5.7.8",
+                     "user=<alice>: Dovecot says FAIL: Password?expired");
   }
   SUBCASE("CONT for PLAIN gives 454") {
-    FakeAuthServer f(path, kDovecotHandshake, "CONT\t{id}\t\n");
-    Server s(opts(path));
-    auto ports = start_ports(s, 2);
-    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
-    CHECK(s.wait_log("Dovecot asked for more data (CONT) for PLAIN"));
+    check_odd_answer(path, kDovecotHandshake, "CONT\t{id}\t\n", "454 4.7.0",
+                     "Dovecot asked for more data (CONT) for PLAIN");
   }
   SUBCASE("another major protocol version gives 454 and says so") {
-    FakeAuthServer f(path, "VERSION\t2\t0\nMECH\tPLAIN\nDONE\n", "OK\t{id}\n");
-    Server s(opts(path));
-    auto ports = start_ports(s, 2);
-    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
-    CHECK(s.wait_log("Dovecot speaks auth protocol 2.0; this client speaks 1.x"));
+    check_odd_answer(path, "VERSION\t2\t0\nMECH\tPLAIN\nDONE\n", "OK\t{id}\n", "454 4.7.0",
+                     "Dovecot speaks auth protocol 2.0; this client speaks 1.x");
   }
   SUBCASE("no PLAIN mechanism gives 454 and names the setting") {
-    FakeAuthServer f(path, "VERSION\t1\t2\nMECH\tCRAM-MD5\nDONE\n", "OK\t{id}\n");
-    Server s(opts(path));
-    auto ports = start_ports(s, 2);
-    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "454 4.7.0");
-    CHECK(s.wait_log("Dovecot does not offer the PLAIN mechanism (auth_mechanisms)"));
+    check_odd_answer(path, "VERSION\t1\t2\nMECH\tCRAM-MD5\nDONE\n", "OK\t{id}\n", "454 4.7.0",
+                     "Dovecot does not offer the PLAIN mechanism (auth_mechanisms)");
   }
   SUBCASE("an answer to an id never asked is ignored; the real one counts") {
-    FakeAuthServer f(path, kDovecotHandshake, "OK\t999\nFAIL\t{id}\n");
-    Server s(opts(path));
-    auto ports = start_ports(s, 2);
-    CHECK_STARTS(auth_plain(ports[1], "alice", kAlicePw), "535 5.7.8");
-    CHECK(s.wait_log("ignoring an answer to request 999"));
+    check_odd_answer(path, kDovecotHandshake, "OK\t999\nFAIL\t{id}\n", "535 5.7.8",
+                     "ignoring an answer to request 999");
   }
   SUBCASE("the connection closes with a request in flight: 454 at once, then a new connection") {
     FakeAuthServer f(path, kDovecotHandshake, "{close}");

@@ -142,6 +142,16 @@ std::vector<std::string> delivered(const std::string &root) {
   return out;
 }
 
+// slowuser (password slow-Secret6) in a passwd file of its own, with a yescrypt hash (count 7)
+// costly enough to measure; one_hash: how long one check of it takes on this machine.
+struct SlowUser {
+  TempDir tmp;
+  std::string hash = make_hash("$y$", "slow-Secret6", 7);
+  double one_hash = hash_seconds(hash);
+  std::string path = tmp.path + "/passwd";
+  SlowUser() { spit(path, "slowuser:" + hash + "\n"); }
+};
+
 }  // namespace
 
 TEST_CASE("auth_passwd: yescrypt, bcrypt $2y$ and SHA512-CRYPT users: right 235, wrong 535") {
@@ -340,13 +350,9 @@ TEST_CASE("auth_passwd: 20 clients hashing yescrypt at once do not block the loo
   // meanwhile would wait for the hashes queued before it. Tolerance: the median NOOP round trip
   // during the logins stays under a quarter of one hash's time here, and NOOPs are answered
   // while logins are still outstanding.
-  TempDir tmp;
-  std::string slow = make_hash("$y$", "slow-Secret6", 7);
-  double one_hash = hash_seconds(slow);
-  MESSAGE("one yescrypt check (count 7): " << one_hash << " s");
-  std::string path = tmp.path + "/passwd";
-  spit(path, "slowuser:" + slow + "\n");
-  Server s(auth_opts(path));
+  SlowUser su;
+  MESSAGE("one yescrypt check (count 7): " << su.one_hash << " s");
+  Server s(auth_opts(su.path));
   int port = start_ports(s, 1)[0];
   constexpr int kClients = 20;
   std::vector<std::unique_ptr<AuthClient>> clients;
@@ -383,7 +389,7 @@ TEST_CASE("auth_passwd: 20 clients hashing yescrypt at once do not block the loo
   std::sort(rtts.begin(), rtts.end());
   double median = rtts[rtts.size() / 2];
   MESSAGE("NOOP round trip: median " << median << " s, max " << rtts.back() << " s");
-  CHECK(median < one_hash / 4);
+  CHECK(median < su.one_hash / 4);
   CHECK(probe->c.cmd("EHLO again.example").rfind("250-", 0) == 0);
 }
 
@@ -392,12 +398,8 @@ TEST_CASE("auth_passwd: max_parallel=1 runs one check at a time; the others wait
   // other: the last answer comes after about four hashes (tolerance: at least 2.5 hashes' time),
   // and every login still succeeds, in FIFO order of arrival. A session that leaves while its
   // check waits does not stop the others.
-  TempDir tmp;
-  std::string slow = make_hash("$y$", "slow-Secret6", 7);
-  double one_hash = hash_seconds(slow);
-  std::string path = tmp.path + "/passwd";
-  spit(path, "slowuser:" + slow + "\n");
-  Server s(auth_opts(path, "max_parallel=1 allow_plain"));
+  SlowUser su;
+  Server s(auth_opts(su.path, "max_parallel=1 allow_plain"));
   int port = start_ports(s, 1)[0];
   CHECK(s.wait_log("at most 1 check(s) at once"));
   constexpr int kClients = 4;
@@ -417,10 +419,10 @@ TEST_CASE("auth_passwd: max_parallel=1 runs one check at a time; the others wait
   leaver.reset();  // gone while its check waits for a slot
   for (auto &t : threads) t.join();
   double total = now() - t0;
-  MESSAGE("one hash " << one_hash << " s; " << kClients << " logins with one slot: " << total
+  MESSAGE("one hash " << su.one_hash << " s; " << kClients << " logins with one slot: " << total
                       << " s");
   CHECK(ok.load() == kClients);
-  CHECK(total > 2.5 * one_hash);
+  CHECK(total > 2.5 * su.one_hash);
   AuthClient after(port);
   CHECK(after.plain("slowuser", "slow-Secret6") == "235 2.7.0 Authentication successful");
 }
@@ -431,13 +433,9 @@ TEST_CASE("auth_passwd: a check whose session stopped waiting is dropped without
   // rest get the core's 451 at the timeout. Those still queued then leave the queue at once
   // (pending_on_cancel), without running their hash, before the check that was running at the
   // timeout finishes.
-  TempDir tmp;
-  std::string slow = make_hash("$y$", "slow-Secret6", 7);
-  double one_hash = hash_seconds(slow);
-  std::string path = tmp.path + "/passwd";
-  spit(path, "slowuser:" + slow + "\n");
-  Server s(auth_opts(path, "max_parallel=1", "verdict rcpt=OK queue=OK\n",
-                     "hook_timeout = " + std::to_string(3 * one_hash) + "\n"));
+  SlowUser su;
+  Server s(auth_opts(su.path, "max_parallel=1", "verdict rcpt=OK queue=OK\n",
+                     "hook_timeout = " + std::to_string(3 * su.one_hash) + "\n"));
   int port = start_ports(s, 1)[0];
   constexpr int kClients = 8;
   std::vector<std::unique_ptr<AuthClient>> clients;
@@ -453,7 +451,7 @@ TEST_CASE("auth_passwd: a check whose session stopped waiting is dropped without
     ok += c == "235";
     timed_out += c == "451";
   }
-  CAPTURE(one_hash);
+  CAPTURE(su.one_hash);
   CHECK(ok >= 1);
   CHECK(timed_out >= 2);
   CHECK(ok + timed_out == kClients);

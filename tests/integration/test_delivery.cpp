@@ -27,6 +27,7 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "queue_helpers.hpp"
 
 using namespace itest;
 namespace fs = std::filesystem;
@@ -34,21 +35,6 @@ namespace fs = std::filesystem;
 namespace {
 
 // ---- files ----------------------------------------------------------------------------
-
-struct TempDir {
-  std::string path;
-  explicit TempDir(const char *base = "/tmp") {
-    std::string tmpl = std::string(base) + "/uvsmtpd-test.mail.XXXXXX";
-    if (mkdtemp(tmpl.data())) path = tmpl;
-  }
-  ~TempDir() {
-    if (path.empty() || getenv("UVS_KEEP_TEST_DIRS")) return;
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir &) = delete;
-  TempDir &operator=(const TempDir &) = delete;
-};
 
 // Regular files directly in dir, sorted (empty if dir does not exist).
 std::vector<std::string> files_in(const std::string &dir) {
@@ -189,7 +175,7 @@ std::string check_single(const std::string &maildir, const std::string &expected
 }  // namespace
 
 TEST_CASE("delivery: smtplib message lands in the Maildir byte-exact after the Received header") {
-  TempDir mail;
+  TempDir mail("mail");
   Server s(deliver_opts(mail.path));
   REQUIRE(s.started());
   std::string body =
@@ -215,7 +201,7 @@ TEST_CASE("delivery: smtplib message lands in the Maildir byte-exact after the R
 }
 
 TEST_CASE("delivery: swaks with dot-stuffed data, as sent on the wire") {
-  TempDir mail;
+  TempDir mail("mail");
   Server s(deliver_opts(mail.path));
   REQUIRE(s.started());
   std::string body = ".foo\r\n..bar\r\n.\r\n...\r\nend . of line\r\n";
@@ -232,7 +218,7 @@ TEST_CASE("delivery: swaks with dot-stuffed data, as sent on the wire") {
 }
 
 TEST_CASE("delivery: 8-bit body with BODY=8BITMIME is stored unchanged") {
-  TempDir mail;
+  TempDir mail("mail");
   Server s(deliver_opts(mail.path));
   REQUIRE(s.started());
   std::string body = "Gr\xc3\xbc\xc3\x9f" "e aus K\xc3\xb6ln\r\n";
@@ -249,7 +235,7 @@ TEST_CASE("delivery: 8-bit body with BODY=8BITMIME is stored unchanged") {
 }
 
 TEST_CASE("delivery: a long message just under max_message_size; one over it delivers nothing") {
-  TempDir mail;
+  TempDir mail("mail");
   const size_t kMax = 4 * 1024 * 1024;
   Server s(deliver_opts(mail.path, "max_message_size = " + std::to_string(kMax)));
   REQUIRE(s.started());
@@ -282,7 +268,7 @@ TEST_CASE("delivery: a long message just under max_message_size; one over it del
 }
 
 TEST_CASE("delivery: recipients in several domains each get one copy; same Maildir only once") {
-  TempDir mail;
+  TempDir mail("mail");
   Server s(deliver_opts(mail.path));
   REQUIRE(s.started());
   std::string msg = message("multi", "one message, several mailboxes\r\n");
@@ -303,7 +289,7 @@ TEST_CASE("delivery: recipients in several domains each get one copy; same Maild
 }
 
 TEST_CASE("delivery: pattern with %l and a literal part; <postmaster> goes to the server's name") {
-  TempDir mail;
+  TempDir mail("mail");
   Server s(deliver_opts(mail.path + " mail/%d/%l/Maildir"));
   REQUIRE(s.started());
   Client c(s.port());
@@ -322,7 +308,7 @@ TEST_CASE("delivery: pattern with %l and a literal part; <postmaster> goes to th
 }
 
 TEST_CASE("delivery: recipients that would escape the Maildir tree are refused, nothing created") {
-  TempDir mail;
+  TempDir mail("mail");
   std::string base = mail.path + "/mail";
   Server s(deliver_opts(base));
   REQUIRE(s.started());
@@ -359,7 +345,7 @@ TEST_CASE("delivery: recipients that would escape the Maildir tree are refused, 
 
 TEST_CASE("delivery: Maildir cannot be created (parent is a file): 451, nothing delivered") {
   // The root is fine (startup checks it), but a domain directory under it is a regular file.
-  TempDir mail;
+  TempDir mail("mail");
   spit(mail.path + "/root/one.test", "not a directory\n");
   Server s(deliver_opts(mail.path + "/root"));
   REQUIRE(s.started());
@@ -375,7 +361,7 @@ TEST_CASE("delivery: Maildir cannot be created (parent is a file): 451, nothing 
 }
 
 TEST_CASE("delivery: a Maildir root under a regular file stops startup, naming it") {
-  TempDir mail;
+  TempDir mail("mail");
   spit(mail.path + "/file", "not a directory\n");
   std::string dir = make_tree(deliver_opts(mail.path + "/file/mail"));
   RunResult r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins",
@@ -390,8 +376,8 @@ TEST_CASE("delivery: a Maildir root under a regular file stops startup, naming i
 TEST_CASE("delivery: failure after one copy is already in new/ removes that copy too") {
   // z.test/u/new is a symlink to a directory on another mount: link() there fails with EXDEV
   // after a.test/a's copy was linked into its new/ (copies are published in path order).
-  TempDir mail;
-  TempDir other("/dev/shm");
+  TempDir mail("mail");
+  TempDir other("mail", "/dev/shm");
   REQUIRE(!other.path.empty());
   struct stat a {}, b {};
   REQUIRE(stat(mail.path.c_str(), &a) == 0);
@@ -425,7 +411,7 @@ TEST_CASE(
   // previous one ran, so one message's two copies are settled by different batches of two
   // directories. Whatever the interleaving, every message that got 250 is complete in both of
   // its Maildirs, exactly once, and tmp/ is empty.
-  TempDir mail;
+  TempDir mail("mail");
   std::string base = mail.path + "/mail";
   Server s(deliver_opts(base));
   REQUIRE(s.started());
@@ -490,7 +476,7 @@ TEST_CASE(
 
 TEST_CASE("delivery: bad plugin arguments stop startup") {
   // The server binds (and logs "listening") before it loads plugins, so wait for its exit.
-  TempDir mail;
+  TempDir mail("mail");
   {
     Server s(deliver_opts(mail.path + " %d/%x"));
     CHECK(s.wait_exit() == 1);
@@ -542,7 +528,7 @@ std::string open_txn(Client &c) {
 }  // namespace
 
 TEST_CASE("delivery: a quoted local part with safe characters is stored unquoted (RCPT and queue)") {
-  TempDir mail;
+  TempDir mail("mail");
   Server s(rcpt_opts(mail.path, false));
   REQUIRE(s.started());
   Client c(s.port());
@@ -559,7 +545,7 @@ TEST_CASE("delivery: a quoted local part with safe characters is stored unquoted
 }
 
 TEST_CASE("delivery: what cannot be stored in a Maildir is refused at RCPT, never after DATA") {
-  TempDir mail;
+  TempDir mail("mail");
   Server s(rcpt_opts(mail.path, true));  // even a relay client
   REQUIRE(s.started());
   Client c(s.port());
@@ -585,7 +571,7 @@ TEST_CASE("delivery: what cannot be stored in a Maildir is refused at RCPT, neve
 
 TEST_CASE("delivery: a hostname written with a trailing dot: <postmaster> and the own literal go to it without") {
   // An address's domain never ends in '.' (the core's parser refuses it); me may, and %d drops it.
-  TempDir mail;
+  TempDir mail("mail");
   Server s(rcpt_opts(mail.path, false));
   REQUIRE(s.started());
   REQUIRE_MESSAGE(s.reload_toml("hostname = \"mx.test.invalid\"", "hostname = \"mx.test.invalid.\""),
@@ -607,7 +593,7 @@ TEST_CASE("delivery: a hostname written with a trailing dot: <postmaster> and th
 TEST_CASE("delivery: a foreign domain: 550 5.4.4 for a relay client, rcpt_ok's Relaying denied for others") {
   for (bool relay_client : {true, false}) {
     CAPTURE(relay_client);
-    TempDir mail;
+    TempDir mail("mail");
     Server s(rcpt_opts(mail.path, relay_client));
     REQUIRE(s.started());
     Client c(s.port());
@@ -639,7 +625,7 @@ TEST_CASE("delivery: a foreign domain: 550 5.4.4 for a relay client, rcpt_ok's R
 }
 
 TEST_CASE("delivery: domains=FILE names the Maildir domains instead of rcpthosts") {
-  TempDir mail;
+  TempDir mail("mail");
   Options o = rcpt_opts(mail.path + " domains=maildomains", true);
   o.files["maildomains"] = "two.test\n";
   Server s(o);
@@ -659,57 +645,8 @@ namespace {
 // under 256 KiB in memory and spills larger ones to disk: both kinds of message_fd), some lines
 // need stuffing.
 std::string kill_message(int n) {
-  std::string m = "From: <kill@client.test>\r\nTo: <a@one.test>, <b@two.test>\r\nSubject: kill-test " +
-                  std::to_string(n) + "\r\n\r\n";
-  size_t size = 200 + static_cast<size_t>((static_cast<unsigned>(n) * 2654435761u) % 400000u);
-  for (int line = 0; m.size() < size; ++line) {
-    std::string l = (line % 9 == 0 ? "." : "") + std::to_string(n) + ":" + std::to_string(line) + " ";
-    while (l.size() < 70) l += static_cast<char>('A' + (n + line + static_cast<int>(l.size())) % 26);
-    m += l + "\r\n";
-  }
-  return m;
+  return itest::kill_message(n, "<a@one.test>, <b@two.test>", 400000u);
 }
-
-int kill_message_id(const std::string &rest) {
-  const std::string key = "\r\nSubject: kill-test ";
-  auto pos = rest.find(key);
-  if (pos == std::string::npos) return -1;
-  return atoi(rest.c_str() + pos + key.size());
-}
-
-struct OwnServer {
-  pid_t pid = -1;
-  int port = 0;
-  // Starts uvsmtpd on the tree; the log goes to log_path. port 0 on failure.
-  void start(const std::string &tree, const std::string &log_path) {
-    std::vector<std::string> args = {"--config", tree + "/conf", "--listen", "127.0.0.1:0",
-                                     "--plugin-dir", tree + "/plugins"};
-    pid = fork();
-    if (pid == 0) exec_uvsmtpd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), args);
-    port = 0;
-    const std::string key = "listening on 127.0.0.1:";
-    for (double deadline = now() + 15; now() < deadline;) {
-      std::string l = slurp(log_path);
-      auto pos = l.find(key);
-      if (pos != std::string::npos) {
-        port = atoi(l.c_str() + pos + key.size());
-        return;
-      }
-      if (waitpid(pid, nullptr, WNOHANG) == pid) {
-        pid = -1;
-        return;
-      }
-      usleep(2000);
-    }
-  }
-  void kill9() {
-    if (pid <= 0) return;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
-  ~OwnServer() { kill9(); }
-};
 
 }  // namespace
 
@@ -841,7 +778,7 @@ TEST_CASE("delivery: SIGKILL loop loses no message that got 250") {
 }
 
 TEST_CASE("delivery: each copy starts with Return-Path (the sender, <> for bounces) and Delivered-To") {
-  TempDir mail;
+  TempDir mail("mail");
   Server s(deliver_opts(mail.path));
   REQUIRE(s.started());
   Client c(s.port());
@@ -864,7 +801,7 @@ TEST_CASE("delivery: each copy starts with Return-Path (the sender, <> for bounc
 TEST_CASE("delivery: a Maildir root the run-as user cannot write stops startup and --check-config") {
   // As root the check runs as user nobody (as a start would: plugins load after the drop); as
   // anyone else a directory without write permission is refused to its owner too.
-  TempDir mail;
+  TempDir mail("mail");
   std::string root = mail.path + "/mail";
   fs::create_directories(root);
   chmod(mail.path.c_str(), 0755);

@@ -24,34 +24,13 @@
 #include "dns_stub.hpp"
 #include "fake_mx.hpp"
 #include "harness.hpp"
+#include "queue_helpers.hpp"
 #include "tls_certs.hpp"
 
 using namespace itest;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/uvsmtpd-test.deliv.XXXXXX";
-    if (mkdtemp(tmpl)) path = tmpl;
-  }
-  ~TempDir() {
-    if (path.empty() || getenv("UVS_KEEP_TEST_DIRS")) return;
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-};
-
-std::string queued_id(const std::string &reply) {
-  const std::string key = "Ok: queued as ";
-  auto pos = reply.find(key);
-  if (pos == std::string::npos) return "";
-  std::string id = reply.substr(pos + key.size());
-  size_t end = id.find_first_of(" \r\n");
-  return end == std::string::npos ? id : id.substr(0, end);
-}
 
 // Every entry file (.env / .hold) in the queue.
 std::vector<std::string> entries(const std::string &queue) {
@@ -73,17 +52,9 @@ bool wait_for(const std::function<bool()> &pred, double timeout) {
   return pred();
 }
 
-std::string uvsmtpd_bin() {
-  return build_root() + "/server/uvsmtpd";
-}
-
-RunResult queue_tool(const std::string &queue, const std::string &args) {
-  return sh("'" + uvsmtpd_bin() + "' queue --queue-dir '" + queue + "' " + args + " 2>&1");
-}
-
 // A queue, a DNS stub and a common MX port: the destinations' fake MXs listen on 127.0.0.N:port.
 struct Env {
-  TempDir tmp;
+  TempDir tmp{"deliv"};
   std::string queue;
   DnsStub dns;
   int port = 0;
@@ -115,7 +86,7 @@ std::string send(int port, const std::vector<std::string> &rcpts, const std::str
   Client c(port);
   if (c.code() != 220) return "";
   if (c.cmd("EHLO client.test").rfind("250", 0) != 0) return "";
-  return queued_id(send_message(c, from, rcpts, dot_stuff(msg(subject, rcpts[0]))));
+  return queued_as_id(send_message(c, from, rcpts, dot_stuff(msg(subject, rcpts[0]))));
 }
 
 }  // namespace
@@ -354,7 +325,7 @@ TEST_CASE("delivery: a burst of queued messages is announced to the engine, none
         std::string subj = "burst" + std::to_string(c) + "-" + std::to_string(i);
         std::string r = send_message(cl, "sender@back.test", {"x@dest.test"},
                                      dot_stuff(msg(subj, "x@dest.test")));
-        if (!queued_id(r).empty()) ++queued;
+        if (!queued_as_id(r).empty()) ++queued;
       }
     });
   for (auto &t : ts) t.join();

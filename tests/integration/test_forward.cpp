@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "fake_server.hpp"
 #include "harness.hpp"
 
 using namespace itest;
@@ -25,137 +26,6 @@ using namespace itest;
 namespace {
 
 // ---- a scripted downstream on a raw socket ------------------------------------------------
-
-class Conn {
- public:
-  explicit Conn(int fd) : fd_(fd) {}
-  bool send(std::string_view s) {
-    size_t off = 0;
-    while (off < s.size()) {
-      ssize_t n = ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  // One line without its CRLF; false on EOF or timeout. `batched` tells whether more bytes
-  // were already buffered behind it (the client pipelined).
-  bool line(std::string &out, bool *batched = nullptr, double timeout = 15) {
-    double deadline = now() + timeout;
-    for (;;) {
-      size_t nl = buf_.find("\r\n");
-      if (nl != std::string::npos) {
-        out = buf_.substr(0, nl);
-        buf_.erase(0, nl + 2);
-        if (batched) *batched = !buf_.empty();
-        return true;
-      }
-      if (!fill(deadline)) return false;
-    }
-  }
-  // The raw DATA bytes up to and including CRLF.CRLF (or ".\r\n" for an empty message).
-  bool data(std::string &raw, double timeout = 15) {
-    double deadline = now() + timeout;
-    for (;;) {
-      size_t end = std::string::npos;
-      if (buf_.rfind(".\r\n", 0) == 0) end = 3;
-      else if (size_t p = buf_.find("\r\n.\r\n"); p != std::string::npos) end = p + 5;
-      if (end != std::string::npos) {
-        raw = buf_.substr(0, end);
-        buf_.erase(0, end);
-        return true;
-      }
-      if (!fill(deadline)) return false;
-    }
-  }
-  // Waits until the peer closes (or timeout).
-  void drain(double timeout = 15) {
-    double deadline = now() + timeout;
-    while (fill(deadline)) buf_.clear();
-  }
-
- private:
-  bool fill(double deadline) {
-    int left = static_cast<int>((deadline - now()) * 1000);
-    if (left <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, left) <= 0) return false;
-    char b[65536];
-    ssize_t n = recv(fd_, b, sizeof b, 0);
-    if (n <= 0) return false;
-    buf_.append(b, static_cast<size_t>(n));
-    return true;
-  }
-  int fd_;
-  std::string buf_;
-};
-
-// Listens on 127.0.0.1 (or ::1) port 0 and runs handler for each connection, one at a time, on
-// its own thread. With accept_conns false it only listens: the kernel completes the handshake,
-// nobody ever speaks.
-class FakeServer {
- public:
-  using Handler = std::function<void(Conn &)>;
-  explicit FakeServer(Handler h, bool v6 = false, bool accept_conns = true) : handler_(std::move(h)) {
-    lfd_ = socket(v6 ? AF_INET6 : AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_storage ss{};
-    socklen_t len;
-    if (v6) {
-      auto *a = reinterpret_cast<sockaddr_in6 *>(&ss);
-      a->sin6_family = AF_INET6;
-      a->sin6_addr = in6addr_loopback;
-      len = sizeof *a;
-    } else {
-      auto *a = reinterpret_cast<sockaddr_in *>(&ss);
-      a->sin_family = AF_INET;
-      a->sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-      len = sizeof *a;
-    }
-    if (bind(lfd_, reinterpret_cast<sockaddr *>(&ss), len) != 0 || listen(lfd_, 16) != 0) {
-      close(lfd_);
-      lfd_ = -1;
-      return;
-    }
-    getsockname(lfd_, reinterpret_cast<sockaddr *>(&ss), &len);
-    port_ = ntohs(v6 ? reinterpret_cast<sockaddr_in6 *>(&ss)->sin6_port
-                     : reinterpret_cast<sockaddr_in *>(&ss)->sin_port);
-    if (accept_conns) thread_ = std::thread([this] { run(); });
-  }
-  ~FakeServer() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    if (lfd_ >= 0) close(lfd_);
-  }
-  bool ok() const { return lfd_ >= 0; }
-  int port() const { return port_; }
-  int connections() const { return conns_; }
-  bool idle() const { return busy_ == 0; }
-
- private:
-  void run() {
-    while (!stop_) {
-      pollfd p{lfd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      int fd = accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      ++busy_;
-      ++conns_;
-      Conn c(fd);
-      handler_(c);
-      close(fd);
-      --busy_;
-    }
-  }
-  Handler handler_;
-  int lfd_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> conns_{0};
-  std::atomic<int> busy_{0};
-};
 
 // A scripted SMTP/LMTP server: what it answers, and what it saw.
 struct Sink {

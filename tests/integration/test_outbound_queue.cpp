@@ -25,26 +25,12 @@
 #include <vector>
 
 #include "harness.hpp"
+#include "queue_helpers.hpp"
 
 using namespace itest;
 namespace fs = std::filesystem;
 
 namespace {
-
-struct TempDir {
-  std::string path;
-  TempDir() {
-    char tmpl[] = "/tmp/uvsmtpd-test.outq.XXXXXX";
-    if (mkdtemp(tmpl)) path = tmpl;
-  }
-  ~TempDir() {
-    if (path.empty() || getenv("UVS_KEEP_TEST_DIRS")) return;
-    std::error_code ec;
-    fs::remove_all(path, ec);
-  }
-  TempDir(const TempDir &) = delete;
-  TempDir &operator=(const TempDir &) = delete;
-};
 
 // Every regular file under root, relative to it, sorted.
 std::vector<std::string> files_under(const std::string &root) {
@@ -66,29 +52,11 @@ std::vector<std::string> with_suffix(const std::vector<std::string> &files,
   return out;
 }
 
-// The id of "250 2.0.0 Ok: queued as <id>".
-std::string queued_id(const std::string &reply) {
-  const std::string key = "Ok: queued as ";
-  auto pos = reply.find(key);
-  if (pos == std::string::npos) return "";
-  std::string id = reply.substr(pos + key.size());
-  size_t end = id.find_first_of(" \r\n");
-  return end == std::string::npos ? id : id.substr(0, end);
-}
-
 // The file of id in the queue (q/<bucket>/<id><suffix>), "" if none.
 std::string entry_file(const std::string &queue, const std::string &id, const std::string &suffix) {
   for (const auto &f : files_under(queue + "/q"))
     if (fs::path(f).filename().string() == id + suffix) return queue + "/q/" + f;
   return "";
-}
-
-std::string uvsmtpd_bin() {
-  return build_root() + "/server/uvsmtpd";
-}
-
-RunResult queue_tool(const std::string &queue, const std::string &args) {
-  return sh("'" + uvsmtpd_bin() + "' queue --queue-dir '" + queue + "' " + args + " 2>&1");
 }
 
 std::string py_send(int port, const std::string &from, const std::vector<std::string> &to,
@@ -121,7 +89,7 @@ std::string message(const std::string &subject) {
 TEST_CASE(
     "outbound: smtplib message: 250 with the id; the queue holds the exact bytes and the "
     "envelope") {
-  TempDir tmp;
+  TempDir tmp("outq");
   std::string queue = tmp.path + "/queue";
   Server s(outbound_opts(queue));
   REQUIRE(s.started());
@@ -130,7 +98,7 @@ TEST_CASE(
   std::string reply = py_send(s.port(), "sender@client.test",
                               {"alice@remote.test", "bob@other.test"}, tmp.path + "/msg");
   REQUIRE_MESSAGE(reply.rfind("250 2.0.0 Ok: queued as ", 0) == 0, reply);
-  std::string id = queued_id(reply);
+  std::string id = queued_as_id(reply);
   REQUIRE(!id.empty());
   // The id is the transaction's: the core's accepted line and the plugin's line carry it.
   CHECK(s.wait_log(id + ": accepted"));
@@ -159,7 +127,7 @@ TEST_CASE(
 }
 
 TEST_CASE("outbound: BODY=8BITMIME and SMTPUTF8 are recorded in the envelope") {
-  TempDir tmp;
+  TempDir tmp("outq");
   std::string queue = tmp.path + "/queue";
   Server s(outbound_opts(queue));
   REQUIRE(s.started());
@@ -180,20 +148,20 @@ TEST_CASE("outbound: BODY=8BITMIME and SMTPUTF8 are recorded in the envelope") {
   std::string reply2 =
       send_message(c, "plain@client.test", {"x@remote.test"}, "Subject: b\r\n\r\nb\r\n");
   REQUIRE_MESSAGE(reply2.rfind("250 2.0.0 Ok: queued as ", 0) == 0, reply2);
-  std::string env = slurp(entry_file(queue, queued_id(reply), ".env"));
+  std::string env = slurp(entry_file(queue, queued_as_id(reply), ".env"));
   CHECK_MESSAGE(env.find("\nflags smtputf8,8bitmime\n") != std::string::npos, env);
   CHECK(env.find("\nprotocol UTF8SMTP\n") != std::string::npos);
   CHECK(env.find("\nsender j+C3+BCrgen@client.test\n") != std::string::npos);
   CHECK(env.find("addr=m+C3+BCller@remote.test") != std::string::npos);
-  std::string stored = slurp(entry_file(queue, queued_id(reply), ".msg")), hdr, rest;
+  std::string stored = slurp(entry_file(queue, queued_as_id(reply), ".msg")), hdr, rest;
   REQUIRE(split_received(stored, hdr, rest));
   CHECK(rest == body);
-  std::string env2 = slurp(entry_file(queue, queued_id(reply2), ".env"));
+  std::string env2 = slurp(entry_file(queue, queued_as_id(reply2), ".env"));
   CHECK_MESSAGE(env2.find("\nflags \n") != std::string::npos, env2);
 }
 
 TEST_CASE("outbound: a write that fails answers 451 4.3.0 and leaves nothing half-written") {
-  TempDir tmp;
+  TempDir tmp("outq");
   std::string queue = tmp.path + "/queue";
   Server s(outbound_opts(queue));
   REQUIRE(s.started());
@@ -216,7 +184,7 @@ TEST_CASE("outbound: a write that fails answers 451 4.3.0 and leaves nothing hal
 }
 
 TEST_CASE("outbound: bad arguments and an unusable directory stop startup, naming it") {
-  TempDir tmp;
+  TempDir tmp("outq");
   Options none;
   none.plugins = "queue/outbound\n";
   std::string tree = make_tree(none);
@@ -243,7 +211,7 @@ TEST_CASE("outbound: bad arguments and an unusable directory stop startup, namin
 }
 
 TEST_CASE("outbound: the startup scan removes what a crash left and reports the queue") {
-  TempDir tmp;
+  TempDir tmp("outq");
   std::string queue = tmp.path + "/queue";
   std::string id, orphan;
   {
@@ -252,10 +220,10 @@ TEST_CASE("outbound: the startup scan removes what a crash left and reports the 
     Client c(s.port());
     REQUIRE(c.code() == 220);
     REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
-    id = queued_id(send_message(c, "a@client.test", {"b@remote.test"}, "Subject: x\r\n\r\nx\r\n"));
+    id = queued_as_id(send_message(c, "a@client.test", {"b@remote.test"}, "Subject: x\r\n\r\nx\r\n"));
     REQUIRE(!id.empty());
     orphan =
-        queued_id(send_message(c, "a@client.test", {"b@remote.test"}, "Subject: o\r\n\r\no\r\n"));
+        queued_as_id(send_message(c, "a@client.test", {"b@remote.test"}, "Subject: o\r\n\r\no\r\n"));
     REQUIRE(!orphan.empty());
   }
   // What a kill -9 between the steps of a store leaves.
@@ -301,7 +269,7 @@ TEST_CASE("outbound: the plugin (C++ inside) exports uvs_plugin_v1 and nothing e
 TEST_CASE(
     "outbound: relay policy unchanged: a foreign domain from a non-relay client is refused at "
     "RCPT") {
-  TempDir tmp;
+  TempDir tmp("outq");
   std::string queue = tmp.path + "/queue";
   Options o = outbound_opts(queue, "relay\nrcpt_ok\n");
   o.files["rcpthosts"] = "example.test\n";
@@ -319,7 +287,7 @@ TEST_CASE(
   c.send("Subject: local\r\n\r\nlocal\r\n.\r\n");
   std::string reply = c.reply();
   REQUIRE_MESSAGE(reply.rfind("250 2.0.0 Ok: queued as ", 0) == 0, reply);
-  std::string env = slurp(entry_file(queue, queued_id(reply), ".env"));
+  std::string env = slurp(entry_file(queue, queued_as_id(reply), ".env"));
   CHECK(env.find("addr=user@example.test") != std::string::npos);
   CHECK(env.find("foreign.test") == std::string::npos);
 
@@ -338,7 +306,7 @@ TEST_CASE(
 }
 
 TEST_CASE("outbound: uvsmtpd queue: list, show, hold, release, flush, delete; unknown ids") {
-  TempDir tmp;
+  TempDir tmp("outq");
   std::string queue = tmp.path + "/queue";
   Server s(outbound_opts(queue));
   REQUIRE(s.started());
@@ -351,7 +319,7 @@ TEST_CASE("outbound: uvsmtpd queue: list, show, hold, release, flush, delete; un
                                  {"r" + std::to_string(i) + "@remote.test", "x@other.test"},
                                  "Subject: tool " + std::to_string(i) + "\r\n\r\nbody\r\n");
     REQUIRE_MESSAGE(r.rfind("250 ", 0) == 0, r);
-    ids.push_back(queued_id(r));
+    ids.push_back(queued_as_id(r));
   }
   RunResult r = queue_tool(queue, "list");
   CHECK_MESSAGE(r.status == 0, r.output);
@@ -445,7 +413,7 @@ TEST_CASE("outbound: uvsmtpd queue: list, show, hold, release, flush, delete; un
   std::string r4 =
       send_message(c, "late@client.test", {"y@remote.test"}, "Subject: late\r\n\r\nl\r\n");
   CHECK(r4.rfind("250 2.0.0 Ok: queued as ", 0) == 0);
-  CHECK(queue_tool(queue, "list").output.find(queued_id(r4)) != std::string::npos);
+  CHECK(queue_tool(queue, "list").output.find(queued_as_id(r4)) != std::string::npos);
 
   // A damaged envelope: show names the file and the line, list shows the others and exits 1.
   std::string env0 = entry_file(queue, ids[0], ".env");
@@ -459,7 +427,7 @@ TEST_CASE("outbound: uvsmtpd queue: list, show, hold, release, flush, delete; un
   CHECK(r.status == 1);
   CHECK(r.output.find(ids[0] + "   (damaged: " + env0) != std::string::npos);
   CHECK(r.output.find(ids[2]) != std::string::npos);
-  CHECK(r.output.find(queued_id(r4)) != std::string::npos);
+  CHECK(r.output.find(queued_as_id(r4)) != std::string::npos);
   spit(env0, text);
   CHECK(queue_tool(queue, "list").status == 0);
 }
@@ -467,7 +435,7 @@ TEST_CASE("outbound: uvsmtpd queue: list, show, hold, release, flush, delete; un
 TEST_CASE(
     "outbound: the queue tool works while the server writes; as root it acts as the queue's "
     "owner") {
-  TempDir tmp;
+  TempDir tmp("outq");
   std::string queue = tmp.path + "/queue";
   Server s(outbound_opts(queue));
   REQUIRE(s.started());
@@ -479,7 +447,7 @@ TEST_CASE(
       for (int i = 0; i < 40; ++i) {
         std::string r = send_message(c, "busy@client.test", {"r@remote.test"},
                                      "Subject: busy " + std::to_string(i) + "\r\n\r\nb\r\n");
-        if (r.rfind("250 ", 0) == 0) acked.push_back(queued_id(r));
+        if (r.rfind("250 ", 0) == 0) acked.push_back(queued_as_id(r));
       }
     done = true;
   });
@@ -521,65 +489,13 @@ TEST_CASE(
 
 namespace {
 
-std::string kill_message(int n) {
-  std::string m = "From: <kill@client.test>\r\nTo: <a@remote.test>\r\nSubject: kill-test " +
-                  std::to_string(n) + "\r\n\r\n";
-  size_t size = 200 + static_cast<size_t>((static_cast<unsigned>(n) * 2654435761u) % 300000u);
-  for (int line = 0; m.size() < size; ++line) {
-    std::string l =
-        (line % 9 == 0 ? "." : "") + std::to_string(n) + ":" + std::to_string(line) + " ";
-    while (l.size() < 70)
-      l += static_cast<char>('A' + (n + line + static_cast<int>(l.size())) % 26);
-    m += l + "\r\n";
-  }
-  return m;
-}
-
-int kill_message_id(const std::string &rest) {
-  const std::string key = "\r\nSubject: kill-test ";
-  auto pos = rest.find(key);
-  if (pos == std::string::npos) return -1;
-  return atoi(rest.c_str() + pos + key.size());
-}
-
-struct OwnServer {
-  pid_t pid = -1;
-  int port = 0;
-  void start(const std::string &tree, const std::string &log_path) {
-    std::vector<std::string> args = {"--config",    tree + "/conf", "--listen",
-                                     "127.0.0.1:0", "--plugin-dir", tree + "/plugins"};
-    pid = fork();
-    if (pid == 0) exec_uvsmtpd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), args);
-    port = 0;
-    const std::string key = "listening on 127.0.0.1:";
-    for (double deadline = now() + 15; now() < deadline;) {
-      std::string l = slurp(log_path);
-      auto pos = l.find(key);
-      if (pos != std::string::npos) {
-        port = atoi(l.c_str() + pos + key.size());
-        return;
-      }
-      if (waitpid(pid, nullptr, WNOHANG) == pid) {
-        pid = -1;
-        return;
-      }
-      usleep(2000);
-    }
-  }
-  void kill9() {
-    if (pid <= 0) return;
-    kill(pid, SIGKILL);
-    waitpid(pid, nullptr, 0);
-    pid = -1;
-  }
-  ~OwnServer() { kill9(); }
-};
+std::string kill_message(int n) { return itest::kill_message(n, "<a@remote.test>", 300000u); }
 
 }  // namespace
 
 TEST_CASE(
     "outbound: kill -9 in a loop: every message that got 250 is queued intact, no half files") {
-  TempDir tmp;
+  TempDir tmp("outq");
   std::string queue = tmp.path + "/queue";
   std::string tree = make_tree(outbound_opts(queue));
   struct Cleanup {
@@ -617,7 +533,7 @@ TEST_CASE(
         std::string r = c.reply(10);
         if (r.rfind("250 ", 0) != 0) break;
         std::lock_guard<std::mutex> lock(mu);
-        acked[n] = queued_id(r);
+        acked[n] = queued_as_id(r);
         ++next;
       }
     }

@@ -18,6 +18,7 @@
 #include <unistd.h>
 #include <vector>
 
+#include "fake_server.hpp"
 #include "harness.hpp"
 #include "smtpc.h"
 #include "tls_fixture.hpp"
@@ -27,68 +28,6 @@ using namespace itest;
 namespace {
 
 // ---- a scripted server ----------------------------------------------------------------------
-
-class Conn {
- public:
-  explicit Conn(int fd) : fd_(fd) {}
-  bool send(std::string_view s) {
-    size_t off = 0;
-    while (off < s.size()) {
-      ssize_t n = ::send(fd_, s.data() + off, s.size() - off, MSG_NOSIGNAL);
-      if (n <= 0) return false;
-      off += static_cast<size_t>(n);
-    }
-    return true;
-  }
-  bool line(std::string &out, double timeout = 10) {
-    double deadline = now() + timeout;
-    for (;;) {
-      size_t nl = buf_.find("\r\n");
-      if (nl != std::string::npos) {
-        out = buf_.substr(0, nl);
-        buf_.erase(0, nl + 2);
-        return true;
-      }
-      if (!fill(deadline)) return false;
-    }
-  }
-  bool data(std::string &raw, double timeout = 10) {
-    double deadline = now() + timeout;
-    for (;;) {
-      size_t end = std::string::npos;
-      if (buf_.rfind(".\r\n", 0) == 0)
-        end = 3;
-      else if (size_t p = buf_.find("\r\n.\r\n"); p != std::string::npos)
-        end = p + 5;
-      if (end != std::string::npos) {
-        raw = buf_.substr(0, end);
-        buf_.erase(0, end);
-        return true;
-      }
-      if (!fill(deadline)) return false;
-    }
-  }
-  bool some(double timeout) { return fill(now() + timeout); }
-  void drain(double timeout = 5) {
-    double deadline = now() + timeout;
-    while (fill(deadline)) buf_.clear();
-  }
-
- private:
-  bool fill(double deadline) {
-    int left = static_cast<int>((deadline - now()) * 1000);
-    if (left <= 0) return false;
-    pollfd p{fd_, POLLIN, 0};
-    if (poll(&p, 1, left) <= 0) return false;
-    char b[65536];
-    ssize_t n = recv(fd_, b, sizeof b, 0);
-    if (n <= 0) return false;
-    buf_.append(b, static_cast<size_t>(n));
-    return true;
-  }
-  int fd_;
-  std::string buf_;
-};
 
 // What a scripted server answers, and what it saw (per connection: its command lines).
 struct Script {
@@ -126,6 +65,9 @@ struct Script {
     std::lock_guard<std::mutex> g(m);
     conns.back().push_back(l);
   }
+  FakeServer::Handler handler() {
+    return [this](Conn &c) { serve(c); };
+  }
 
   void serve(Conn &c) {
     {
@@ -135,13 +77,13 @@ struct Script {
     c.send(greeting + "\r\n");
     if (greeting.rfind("220", 0) != 0) {
       std::string l;
-      if (c.line(l)) record(l);
+      if (c.line(l, nullptr, 10)) record(l);
       c.send("221 bye\r\n");
       return;
     }
     int accepted = 0;
     std::string l;
-    while (c.line(l)) {
+    while (c.line(l, nullptr, 10)) {
       record(l);
       std::string verb = l.substr(0, l.find(' '));
       for (auto &ch : verb) ch = static_cast<char>(toupper(static_cast<unsigned char>(ch)));
@@ -180,7 +122,7 @@ struct Script {
         }
         c.send("354 go\r\n");
         std::string raw;
-        if (!c.data(raw)) return;
+        if (!c.data(raw, 10)) return;
         {
           std::lock_guard<std::mutex> g(m);
           messages.push_back(raw);
@@ -204,70 +146,6 @@ struct Script {
       }
     }
   }
-};
-
-// Listens on 127.0.0.1 port 0; each connection is served in turn on a thread. With
-// accept_conns false nobody accepts: the kernel completes the handshake and nothing is said.
-class FakeServer {
- public:
-  // On a unix socket at path (LMTP routes can point at one).
-  FakeServer(Script &s, const std::string &path) : script_(s) {
-    lfd_ = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    sockaddr_un a{};
-    a.sun_family = AF_UNIX;
-    snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
-    unlink(path.c_str());
-    if (bind(lfd_, reinterpret_cast<sockaddr *>(&a), sizeof a) != 0 || listen(lfd_, 16) != 0) {
-      close(lfd_);
-      lfd_ = -1;
-      return;
-    }
-    thread_ = std::thread([this] { run(); });
-  }
-  explicit FakeServer(Script &s, bool accept_conns = true) : script_(s) {
-    lfd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
-    int one = 1;
-    setsockopt(lfd_, SOL_SOCKET, SO_REUSEADDR, &one, sizeof one);
-    sockaddr_in a{};
-    a.sin_family = AF_INET;
-    a.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
-    socklen_t len = sizeof a;
-    if (bind(lfd_, reinterpret_cast<sockaddr *>(&a), len) != 0 || listen(lfd_, 16) != 0) {
-      close(lfd_);
-      lfd_ = -1;
-      return;
-    }
-    getsockname(lfd_, reinterpret_cast<sockaddr *>(&a), &len);
-    port_ = ntohs(a.sin_port);
-    if (accept_conns) thread_ = std::thread([this] { run(); });
-  }
-  ~FakeServer() {
-    stop_ = true;
-    if (thread_.joinable()) thread_.join();
-    if (lfd_ >= 0) close(lfd_);
-  }
-  int port() const { return port_; }
-  int accepts() const { return accepts_; }
-
- private:
-  void run() {
-    while (!stop_) {
-      pollfd p{lfd_, POLLIN, 0};
-      if (poll(&p, 1, 50) <= 0) continue;
-      int fd = accept4(lfd_, nullptr, nullptr, SOCK_CLOEXEC);
-      if (fd < 0) continue;
-      ++accepts_;
-      Conn c(fd);
-      script_.serve(c);
-      close(fd);
-    }
-  }
-  Script &script_;
-  int lfd_ = -1;
-  int port_ = 0;
-  std::thread thread_;
-  std::atomic<bool> stop_{false};
-  std::atomic<int> accepts_{0};
 };
 
 // ---- the client side: a loop of the test and the callbacks' results -------------------------
@@ -516,7 +394,7 @@ TEST_CASE(
 
 TEST_CASE("smtpc: STARTTLS required: a server without it is a failure, no MAIL sent") {
   Script sc;
-  FakeServer f(sc);
+  FakeServer f(sc.handler());
   SSL_CTX *ctx = client_ctx(false);
   {
     SmtpcClient c;
@@ -536,7 +414,7 @@ TEST_CASE("smtpc: a failed STARTTLS handshake") {
   Script sc;
   sc.ext.push_back("STARTTLS");
   sc.starttls_break = true;
-  FakeServer f(sc);
+  FakeServer f(sc.handler());
   SSL_CTX *ctx = client_ctx(false);
   SUBCASE("opportunistic: the same address again in plaintext") {
     SmtpcClient c;
@@ -568,9 +446,9 @@ TEST_CASE("smtpc: a failed STARTTLS handshake") {
 TEST_CASE("smtpc: addresses tried in order: refused, 4xx greeting, then the one that works") {
   Script busy;
   busy.greeting = "421 4.3.2 busy";
-  FakeServer b(busy);
+  FakeServer b(busy.handler());
   Script good;
-  FakeServer g(good);
+  FakeServer g(good.handler());
   int dead = free_port(SOCK_STREAM);  // nothing listens there
   SmtpcClient c;
   REQUIRE(c.connect({dead, b.port(), g.port()}));
@@ -584,7 +462,7 @@ TEST_CASE("smtpc: addresses tried in order: refused, 4xx greeting, then the one 
 TEST_CASE("smtpc: every address failed: the last failure") {
   Script refuse;
   refuse.greeting = "554 5.7.1 go away";
-  FakeServer f(refuse);
+  FakeServer f(refuse.handler());
   int dead = free_port(SOCK_STREAM);
   SUBCASE("a 554 greeting last: its code and text") {
     SmtpcClient c;
@@ -611,7 +489,7 @@ TEST_CASE("smtpc: every address failed: the last failure") {
 TEST_CASE("smtpc: EHLO refused falls back to HELO (no extensions)") {
   Script sc;
   sc.ehlo_reply = "502 5.5.2 no ESMTP here";
-  FakeServer f(sc);
+  FakeServer f(sc.handler());
   SmtpcClient c;
   REQUIRE(c.connect({f.port()}));
   CHECK(smtpc_ext(c.ready.c) == 0);
@@ -629,7 +507,7 @@ TEST_CASE("smtpc: EHLO refused falls back to HELO (no extensions)") {
 TEST_CASE("smtpc: a message over the server's SIZE limit: 552 5.3.4 for each recipient, no MAIL") {
   Script sc;
   sc.ext = {"PIPELINING", "SIZE 1000"};
-  FakeServer f(sc);
+  FakeServer f(sc.handler());
   SmtpcClient c;
   REQUIRE(c.connect({f.port()}));
   CHECK(smtpc_size_limit(c.ready.c) == 1000);
@@ -650,7 +528,7 @@ TEST_CASE("smtpc: a message over the server's SIZE limit: 552 5.3.4 for each rec
 TEST_CASE("smtpc: 8-bit messages and 8BITMIME") {
   Script sc;
   SUBCASE("offered: BODY=8BITMIME") {
-    FakeServer f(sc);
+    FakeServer f(sc.handler());
     SmtpcClient c;
     REQUIRE(c.connect({f.port()}));
     const std::string m8 = "Subject: caf\xc3\xa9\r\n\r\nx\r\n";
@@ -661,7 +539,7 @@ TEST_CASE("smtpc: 8-bit messages and 8BITMIME") {
   }
   SUBCASE("not offered, refuse: 554 5.6.3, no MAIL") {
     sc.ext = {"PIPELINING"};
-    FakeServer f(sc);
+    FakeServer f(sc.handler());
     SmtpcClient c;
     REQUIRE(c.connect({f.port()}));
     Sent r = c.send({"b@server.test"}, "caf\xc3\xa9\r\n", SMTPC_F_8BIT | SMTPC_F_8BIT_REFUSE);
@@ -671,7 +549,7 @@ TEST_CASE("smtpc: 8-bit messages and 8BITMIME") {
   }
   SUBCASE("not offered, send as is: no BODY=") {
     sc.ext = {"PIPELINING"};
-    FakeServer f(sc);
+    FakeServer f(sc.handler());
     SmtpcClient c;
     REQUIRE(c.connect({f.port()}));
     Sent r = c.send({"b@server.test"}, "caf\xc3\xa9\r\n", SMTPC_F_8BIT);
@@ -680,7 +558,7 @@ TEST_CASE("smtpc: 8-bit messages and 8BITMIME") {
     CHECK_FALSE(has_cmd(sc.commands(0), "MAIL FROM:<a@client.test> BODY"));
   }
   SUBCASE("SMTPUTF8 needed, not offered: 553 5.6.7, no MAIL") {
-    FakeServer f(sc);
+    FakeServer f(sc.handler());
     SmtpcClient c;
     REQUIRE(c.connect({f.port()}));
     Sent r = c.send({"b@server.test"}, kBody, SMTPC_F_SMTPUTF8, "j\xc3\xb6@client.test");
@@ -695,7 +573,7 @@ TEST_CASE("smtpc: 8-bit messages and 8BITMIME") {
 TEST_CASE("smtpc: a server that drops the connection after RCPT") {
   Script sc;
   sc.drop_after_rcpt = true;
-  FakeServer f(sc);
+  FakeServer f(sc.handler());
   SmtpcClient c;
   REQUIRE(c.connect({f.port()}));
   Sent r = c.send({"b@server.test"}, kBody);
@@ -716,7 +594,7 @@ TEST_CASE("smtpc: 421 to MAIL: every recipient gets the 421, the connection is f
   Script sc;
   sc.mail_reply = "421 4.7.0 too many connections";
   sc.close_after_mail = true;
-  FakeServer f(sc);
+  FakeServer f(sc.handler());
   SmtpcClient c;
   REQUIRE(c.connect({f.port()}));
   Sent r = c.send({"b@server.test", "c@server.test"}, kBody);
@@ -735,7 +613,7 @@ TEST_CASE("smtpc: a slow server times out (RFC 5321 4.5.3.2 timeouts, small here
   Script sc;
   SUBCASE("no reply to MAIL") {
     sc.mail_silent = true;
-    FakeServer f(sc);
+    FakeServer f(sc.handler());
     SmtpcClient c;
     c.o.mail_ms = 300;
     c.o.rcpt_ms = 300;
@@ -750,9 +628,9 @@ TEST_CASE("smtpc: a slow server times out (RFC 5321 4.5.3.2 timeouts, small here
     CHECK(took < 2.0);
   }
   SUBCASE("no greeting: the attempt fails, the next address is tried") {
-    FakeServer mute(sc, false);
+    FakeServer mute(sc.handler(), false, false);
     Script good;
-    FakeServer g(good);
+    FakeServer g(good.handler());
     SmtpcClient c;
     c.o.greeting_ms = 300;
     double t0 = now();
@@ -764,7 +642,7 @@ TEST_CASE("smtpc: a slow server times out (RFC 5321 4.5.3.2 timeouts, small here
 
 TEST_CASE("smtpc: closing before the session is ready: no callback") {
   Script sc;
-  FakeServer mute(sc, false);
+  FakeServer mute(sc.handler(), false, false);
   SmtpcClient c;
   const sockaddr_storage a = loopback(mute.port());
   REQUIRE(smtpc_connect(&c.o, &a, 1, on_ready, &c.ready, &c.handle) == 0);
@@ -783,7 +661,7 @@ TEST_CASE(
     return l.find("nobody@") != std::string::npos ? std::string("550 5.1.1 no such user")
                                                   : std::string("250 2.1.5 Ok");
   };
-  FakeServer f(sc);
+  FakeServer f(sc.handler());
   SmtpcClient c;
   REQUIRE(c.connect({f.port()}));
   Sent a = c.send({"b@server.test"}, kBody);
@@ -801,7 +679,7 @@ TEST_CASE(
   CHECK(d.rr[1].code == 550);
   c.close();
   CHECK(c.run_until([&] { return has_cmd(sc.commands(0), "QUIT"); }));
-  CHECK(f.accepts() == 1);
+  CHECK(f.connections() == 1);
   CHECK(sc.nmessages() == 2);
   auto cmds = sc.commands(0);
   int mails = 0, rsets = 0;
@@ -816,7 +694,7 @@ TEST_CASE("smtpc: all-or-nothing: no DATA when one recipient is refused") {
     return l.find("nobody@") != std::string::npos ? std::string("550 5.1.1 no such user")
                                                   : std::string("250 2.1.5 Ok");
   };
-  FakeServer f(sc);
+  FakeServer f(sc.handler());
   SmtpcClient c;
   REQUIRE(c.connect({f.port()}));
   Sent r = c.send({"b@server.test", "nobody@server.test"}, kBody, SMTPC_F_ALL_OR_NOTHING);
@@ -834,7 +712,7 @@ TEST_CASE("smtpc: LMTP: LHLO, one reply per accepted recipient after the dot") {
                                                   : std::string("250 2.1.5 Ok");
   };
   sc.lmtp_dot = {"250 2.0.0 <b@server.test> delivered", "452 4.2.2 <d@server.test> over quota"};
-  FakeServer f(sc);
+  FakeServer f(sc.handler());
   SmtpcClient c;
   c.o.lmtp = 1;
   REQUIRE(c.connect({f.port()}));
@@ -855,7 +733,7 @@ TEST_CASE("smtpc: LMTP over a unix socket") {
   std::string path = dir.path + "/lmtp.sock";
   Script sc;
   sc.lmtp = true;
-  FakeServer f(sc, path);
+  FakeServer f(sc.handler(), path);
   SmtpcClient c;
   c.o.lmtp = 1;
   sockaddr_storage ss{};

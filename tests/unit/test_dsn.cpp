@@ -9,6 +9,7 @@
 #include <filesystem>
 #include <string>
 #include <sys/wait.h>
+#include <utility>
 #include <vector>
 
 #include "delivery/dsn.hpp"
@@ -58,6 +59,18 @@ DsnRecipient failed(const std::string &addr) {
   r.diagnostic = "smtp; 550 5.1.1 <" + addr + ">: Recipient address rejected";
   r.last_attempt = kNow - 5;
   return r;
+}
+
+// The input most tests compose from: reported by mx.test at kNow, the original's header section
+// kHeaders and the whole original `whole` (both must outlive the input, see DsnInput).
+DsnInput input(const queue::Envelope &e, std::vector<DsnRecipient> rcpts,
+               const std::string &whole = kWhole) {
+  return DsnInput{.env = e,
+                  .reporting_mta = "mx.test",
+                  .original_headers = kHeaders,
+                  .original_message = whole,
+                  .rcpts = std::move(rcpts),
+                  .now = kNow};
 }
 
 bool has(const std::string &hay, const std::string &needle) {
@@ -170,12 +183,7 @@ TEST_CASE("dsn: a bounce has the RFC 5322 / 3834 headers and the RFC 3464 fields
   b.status = "";
   b.diagnostic = "mail for example.org loops back to myself";
   b.last_attempt = 0;
-  DsnInput in{.env = e,
-              .reporting_mta = "mx.test",
-              .original_headers = kHeaders,
-              .original_message = kWhole,
-              .rcpts = {a, b},
-              .now = kNow};
+  DsnInput in = input(e, {a, b});
   std::string m = compose_dsn(in);
   check_lines(m);
 
@@ -232,12 +240,7 @@ TEST_CASE("dsn: a bounce has the RFC 5322 / 3834 headers and the RFC 3464 fields
 TEST_CASE("dsn: the original's header section only for RET=HDRS, over max_return, or a long line") {
   queue::Envelope e = envelope();
   std::string whole = kHeaders + kBody;
-  DsnInput in{.env = e,
-              .reporting_mta = "mx.test",
-              .original_headers = kHeaders,
-              .original_message = whole,
-              .rcpts = {failed("alice@example.net")},
-              .now = kNow};
+  DsnInput in = input(e, {failed("alice@example.net")}, whole);
   std::string headers_part = "Content-Type: text/rfc822-headers\r\n\r\n" +
                              kHeaders.substr(0, kHeaders.size() - 2) + "\r\n--";
 
@@ -281,12 +284,7 @@ TEST_CASE("dsn: the original's header section only for RET=HDRS, over max_return
 
 TEST_CASE("dsn: the boundary never occurs in the parts") {
   queue::Envelope e = envelope();
-  DsnInput in{.env = e,
-              .reporting_mta = "mx.test",
-              .original_headers = kHeaders,
-              .original_message = kWhole,
-              .rcpts = {failed("alice@example.net")},
-              .now = kNow};
+  DsnInput in = input(e, {failed("alice@example.net")});
   std::string b1 = boundary_of(compose_dsn(in));
   REQUIRE(!b1.empty());
   CHECK(b1.size() <= 70);
@@ -322,14 +320,10 @@ TEST_CASE("dsn: a delay warning: Action delayed, Status 4.x.x, Will-Retry-Until,
   r.remote_mta = "mx.example.net[192.0.2.1]:25";
   r.diagnostic = "smtp; 421 4.4.1 Try again later";
   r.last_attempt = kNow;
-  DsnInput in{.env = e,
-              .reporting_mta = "mx.test",
-              .original_headers = kHeaders,
-              .original_message = kWhole,
-              .rcpts = {r},
-              .delay_warning = true,
-              .now = kArrival + 4 * 3600,
-              .retry_until = kArrival + 5 * 86400};
+  DsnInput in = input(e, {r});
+  in.delay_warning = true;
+  in.now = kArrival + 4 * 3600;
+  in.retry_until = kArrival + 5 * 86400;
   std::string m = compose_dsn(in);
   check_lines(m);
   CHECK(top_field(m, "Subject") == "Delayed Mail (still being retried)");
@@ -382,12 +376,7 @@ TEST_CASE("dsn: an 8-bit original without SMTPUTF8 is message/rfc822 with 8bit e
   queue::Envelope e = envelope();
   e.body_8bitmime = true;
   std::string whole = kHeaders + "caf\xe9\r\n";  // Latin-1
-  DsnInput in{.env = e,
-              .reporting_mta = "mx.test",
-              .original_headers = kHeaders,
-              .original_message = whole,
-              .rcpts = {failed("alice@example.net")},
-              .now = kNow};
+  DsnInput in = input(e, {failed("alice@example.net")}, whole);
   std::string m = compose_dsn(in);
   CHECK(has(m, "Content-Type: message/rfc822\r\nContent-Transfer-Encoding: 8bit\r\n\r\n" + whole));
   CHECK(top_field(m, "Content-Transfer-Encoding") == "8bit");
@@ -401,12 +390,7 @@ TEST_CASE("dsn: long and hostile values are folded within 998 octets and stay on
   queue::Envelope e = envelope();
   DsnRecipient r = failed("alice@example.net");
   r.diagnostic = "smtp; 550 " + std::string(2500, 'y') + " end\r\nInjected: field";
-  DsnInput in{.env = e,
-              .reporting_mta = "mx.test",
-              .original_headers = kHeaders,
-              .original_message = kWhole,
-              .rcpts = {r},
-              .now = kNow};
+  DsnInput in = input(e, {r});
   std::string m = compose_dsn(in);
   check_lines(m);
   CHECK_FALSE(has(m, "\r\nInjected: field"));
@@ -421,12 +405,7 @@ TEST_CASE("dsn: a success report and the postmaster copy") {
   r.action = "delivered";
   r.remote_mta = "mx.example.net[192.0.2.1]:25";
   r.diagnostic = "250 2.0.0 Ok: queued as 123";
-  DsnInput in{.env = e,
-              .reporting_mta = "mx.test",
-              .original_headers = kHeaders,
-              .original_message = kWhole,
-              .rcpts = {r},
-              .now = kNow};
+  DsnInput in = input(e, {r});
   std::string m = compose_dsn(in);
   CHECK(top_field(m, "Subject") == "Successful Mail Delivery Report");
   CHECK(has(m, "\r\nAction: delivered\r\nStatus: 2.0.0\r\n"));
@@ -450,12 +429,7 @@ TEST_CASE("dsn: a success report and the postmaster copy") {
 
 TEST_CASE("dsn: the notice's envelope: null sender, the original sender, storable") {
   queue::Envelope e = envelope();
-  DsnInput in{.env = e,
-              .reporting_mta = "mx.test",
-              .original_headers = kHeaders,
-              .original_message = kWhole,
-              .rcpts = {failed("alice@example.net")},
-              .now = kNow};
+  DsnInput in = input(e, {failed("alice@example.net")});
   std::string m = compose_dsn(in);
   queue::Envelope ne = dsn_envelope(in, m, "6BOUNCE01");
   CHECK(ne.id == "6BOUNCE01");
