@@ -1175,18 +1175,29 @@ const std::string kEditMsg =
     "X-Remove: second\r\n"
     "\r\n";
 
+// conf/plugins for an edit_probe run: the probe with `args`, then queue/maildir into mail.
+Options edit_opts(const EditMailDir &mail, const std::string &args) {
+  Options o;
+  o.plugins = "verdict rcpt=OK\nedit_probe" + (args.empty() ? "" : " " + args) +
+              "\nqueue/maildir " + mail.path + "\n";
+  return o;
+}
+
+// The greeting read and EHLO accepted.
+bool greeted(Client &c, const std::string &helo = "client.test") {
+  return c.reply().rfind("220 ", 0) == 0 && c.cmd("EHLO " + helo).rfind("250", 0) == 0;
+}
+
 }  // namespace
 
 TEST_CASE("plugin_host: message edits at data_headers_end and data_post reach queue/maildir") {
   EditMailDir mail;
   REQUIRE(!mail.path.empty());
-  Options o;
-  o.plugins = "verdict rcpt=OK\nedit_probe\nqueue/maildir " + mail.path + "\n";
+  Options o = edit_opts(mail, "");
   Server s(o);
   REQUIRE(s.started());
   Client c(s.port());
-  REQUIRE(c.reply().rfind("220 ", 0) == 0);
-  REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+  REQUIRE(greeted(c));
   std::string r = send_message(c, "sender@client.test", {"alice@one.test"},
                                kEditMsg + "old body\r\n..dotted\r\n");
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
@@ -1217,13 +1228,11 @@ TEST_CASE("plugin_host: message edits at data_headers_end and data_post reach qu
 TEST_CASE("plugin_host: header-only edits keep a large spooled body as it was") {
   EditMailDir mail;
   REQUIRE(!mail.path.empty());
-  Options o;
-  o.plugins = "verdict rcpt=OK\nedit_probe keepbody\nqueue/maildir " + mail.path + "\n";
+  Options o = edit_opts(mail, "keepbody");
   Server s(o);
   REQUIRE(s.started());
   Client c(s.port());
-  REQUIRE(c.reply().rfind("220 ", 0) == 0);
-  REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+  REQUIRE(greeted(c));
   std::string body;
   for (int i = 0; i < 6000; ++i) body += "line " + std::to_string(i) + " " + std::string(60, 'b') + "\r\n";
   std::string r = send_message(c, "sender@client.test", {"alice@one.test"}, kEditMsg + body);
@@ -1240,17 +1249,14 @@ TEST_CASE("plugin_host: header-only edits keep a large spooled body as it was") 
 TEST_CASE("plugin_host: a large edited message is written out off the loop before the queue hook") {
   EditMailDir mail;
   REQUIRE(!mail.path.empty());
-  Options o;
   // data_post edits the header section and does not read the message: the first message_fd()
   // comes from queue/maildir, which gets the copy made on the thread pool
-  o.plugins = "verdict rcpt=OK\nedit_probe noread\nqueue/maildir " + mail.path + "\n";
+  Options o = edit_opts(mail, "noread");
   Server s(o);
   REQUIRE(s.started());
   Client a(s.port()), b(s.port());
-  REQUIRE(a.reply().rfind("220 ", 0) == 0);
-  REQUIRE(b.reply().rfind("220 ", 0) == 0);
-  REQUIRE(a.cmd("EHLO client.test").rfind("250", 0) == 0);
-  REQUIRE(b.cmd("EHLO other.test").rfind("250", 0) == 0);
+  REQUIRE(greeted(a));
+  REQUIRE(greeted(b, "other.test"));
   std::string body;
   const std::string line = std::string(98, 'q') + "\r\n";
   body.reserve(20u << 20);
@@ -1281,13 +1287,11 @@ TEST_CASE("plugin_host: a large edited message is written out off the loop befor
 TEST_CASE("plugin_host: a large replacement body is written out off the loop before the queue hook") {
   EditMailDir mail;
   REQUIRE(!mail.path.empty());
-  Options o;
-  o.plugins = "verdict rcpt=OK\nedit_probe bigbody\nqueue/maildir " + mail.path + "\n";
+  Options o = edit_opts(mail, "bigbody");
   Server s(o);
   REQUIRE(s.started());
   Client c(s.port());
-  REQUIRE(c.reply().rfind("220 ", 0) == 0);
-  REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+  REQUIRE(greeted(c));
   std::string r = send_message(c, "sender@client.test", {"alice@one.test"}, kEditMsg + "old body\r\n");
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   CHECK(s.wait_log("edit_probe: post bigbody=0"));
@@ -1315,16 +1319,12 @@ TEST_CASE("plugin_host: body_replace_fd copies a 20 MB file on the thread pool, 
   for (int i = 0; body.size() < (20u << 20); ++i) body += std::to_string(i % 10) + line;
   const std::string file = mail.path + "/replacement.txt";
   spit(file, body);
-  Options o;
-  o.plugins =
-      "verdict rcpt=OK\nedit_probe bodyfile=" + file + "\nqueue/maildir " + mail.path + "\n";
+  Options o = edit_opts(mail, "bodyfile=" + file);
   Server s(o);
   REQUIRE(s.started());
   Client a(s.port()), b(s.port());
-  REQUIRE(a.reply().rfind("220 ", 0) == 0);
-  REQUIRE(b.reply().rfind("220 ", 0) == 0);
-  REQUIRE(a.cmd("EHLO client.test").rfind("250", 0) == 0);
-  REQUIRE(b.cmd("EHLO other.test").rfind("250", 0) == 0);
+  REQUIRE(greeted(a));
+  REQUIRE(greeted(b, "other.test"));
   REQUIRE(a.cmd("MAIL FROM:<sender@client.test>").rfind("250", 0) == 0);
   REQUIRE(a.cmd("RCPT TO:<alice@one.test>").rfind("250", 0) == 0);
   REQUIRE(a.cmd("DATA").rfind("354", 0) == 0);
@@ -1352,14 +1352,11 @@ TEST_CASE("plugin_host: a replacement body that fails when the server copies it:
     CAPTURE(mode);
     EditMailDir mail;
     REQUIRE(!mail.path.empty());
-    Options o;
-    o.plugins =
-        std::string("verdict rcpt=OK\nedit_probe ") + mode + "\nqueue/maildir " + mail.path + "\n";
+    Options o = edit_opts(mail, mode);
     Server s(o);
     REQUIRE(s.started());
     Client c(s.port());
-    REQUIRE(c.reply().rfind("220 ", 0) == 0);
-    REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+    REQUIRE(greeted(c));
     // body_replace_fd accepted it (fstat sees a regular file); the copy before queue fails
     std::string r =
         send_message(c, "sender@client.test", {"alice@one.test"}, kEditMsg + "old body\r\n");
