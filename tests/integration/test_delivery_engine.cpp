@@ -467,6 +467,19 @@ TEST_CASE("delivery: every queue command with the server running; flush goes thr
                  "retry_min = 3600\nretry_max = 7200");
   Server s(o);
   REQUIRE(s.started());
+  // The fake MX's next answers; its connection kept for reuse is closed first, so the next
+  // attempt opens a new one.
+  auto answer = [&](const MxScript &sc) {
+    mx.set_script(sc);
+    REQUIRE(mx.wait_idle());
+  };
+  // A message its first attempt deferred (the MX answers 451 to every RCPT).
+  auto deferred = [&](const std::string &rcpt, const std::string &subject) {
+    answer(busy);
+    std::string qid = send(s.port(), {rcpt}, subject);
+    REQUIRE(s.wait_log(qid + ": to=<" + rcpt + "> relay="));
+    return qid;
+  };
   std::string id = send(s.port(), {"alice@dest.test"}, "tool");
   REQUIRE(!id.empty());
   REQUIRE(s.wait_log("status=deferred (451 4.3.0 later"));
@@ -477,8 +490,7 @@ TEST_CASE("delivery: every queue command with the server running; flush goes thr
   r = queue_tool(env.queue, "show " + id);
   CHECK(r.output.find("id: " + id) == 0);
   CHECK(r.output.find("attempts: 1") != std::string::npos);
-  mx.set_script(MxScript{});
-  REQUIRE(mx.wait_idle());  // the connection kept for reuse is closed: the next one is new
+  answer(MxScript{});
   int before = mx.connections();
   r = queue_tool(env.queue, "flush " + id);
   CHECK(r.output == id + ": due now\n");
@@ -488,13 +500,9 @@ TEST_CASE("delivery: every queue command with the server running; flush goes thr
   CHECK(s.wait_log(id + ": removed"));
 
   // Held: not delivered even when flushed; released and flushed: delivered.
-  mx.set_script(busy);
-  REQUIRE(mx.wait_idle());
-  std::string id2 = send(s.port(), {"bob@dest.test"}, "tool2");
-  REQUIRE(s.wait_log(id2 + ": to=<bob@dest.test> relay="));
+  std::string id2 = deferred("bob@dest.test", "tool2");
   CHECK(queue_tool(env.queue, "hold " + id2).output == id2 + ": held\n");
-  mx.set_script(MxScript{});
-  REQUIRE(mx.wait_idle());
+  answer(MxScript{});
   r = queue_tool(env.queue, "flush");
   CHECK(r.output == "0 message(s) due now, 1 held left as they are\n");
   CHECK(s.wait_log("flush of the whole queue requested"));
@@ -506,13 +514,9 @@ TEST_CASE("delivery: every queue command with the server running; flush goes thr
   CHECK(s.wait_log(id2 + ": removed"));
 
   // delete: the entry is gone and never delivered.
-  mx.set_script(busy);
-  REQUIRE(mx.wait_idle());
-  std::string id3 = send(s.port(), {"carl@dest.test"}, "tool3");
-  REQUIRE(s.wait_log(id3 + ": to=<carl@dest.test> relay="));
+  std::string id3 = deferred("carl@dest.test", "tool3");
   CHECK(queue_tool(env.queue, "delete " + id3).output == id3 + ": deleted\n");
-  mx.set_script(MxScript{});
-  REQUIRE(mx.wait_idle());
+  answer(MxScript{});
   CHECK(queue_tool(env.queue, "flush").status == 0);
   std::this_thread::sleep_for(std::chrono::milliseconds(1500));
   CHECK(mx.messages().size() == 2);
