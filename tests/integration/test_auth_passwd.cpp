@@ -107,6 +107,14 @@ std::string auth_toml() {
          "[auth]\nfailure_delay = 0\nlockout_failures = 0\n";
 }
 
+// A temp dir holding the Users as <dir>/passwd.
+struct UsersFile {
+  TempDir tmp;
+  Users u;
+  std::string path = tmp.path + "/passwd";
+  UsersFile() { spit(path, u.file()); }
+};
+
 Options auth_opts(const std::string &passwd_path, const std::string &more_args = "",
                   const std::string &after = "verdict rcpt=OK queue=OK\n",
                   const std::string &top_level = "") {
@@ -155,10 +163,8 @@ struct SlowUser {
 }  // namespace
 
 TEST_CASE("auth_passwd: yescrypt, bcrypt $2y$ and SHA512-CRYPT users: right 235, wrong 535") {
-  TempDir tmp;
-  Users u;
-  std::string path = tmp.path + "/passwd";
-  spit(path, u.file());
+  UsersFile f;
+  auto &[tmp, u, path] = f;
   Server s(auth_opts(path));
   int port = start_ports(s, 1)[0];
   std::string cpus = std::to_string(std::thread::hardware_concurrency());
@@ -196,10 +202,8 @@ TEST_CASE("auth_passwd: yescrypt, bcrypt $2y$ and SHA512-CRYPT users: right 235,
 }
 
 TEST_CASE("auth_passwd: AUTH LOGIN checks the same way") {
-  TempDir tmp;
-  Users u;
-  std::string path = tmp.path + "/passwd";
-  spit(path, u.file());
+  UsersFile f;
+  auto &[tmp, u, path] = f;
   Server s(auth_opts(path));
   int port = start_ports(s, 1)[0];
   AuthClient a(port);
@@ -210,10 +214,8 @@ TEST_CASE("auth_passwd: AUTH LOGIN checks the same way") {
 }
 
 TEST_CASE("auth_passwd: an unknown user is DECLINED (a hash runs all the same): 535") {
-  TempDir tmp;
-  Users u;
-  std::string path = tmp.path + "/passwd";
-  spit(path, u.file());
+  UsersFile f;
+  auto &[tmp, u, path] = f;
   Server s(auth_opts(path));
   int port = start_ports(s, 1)[0];
   AuthClient a(port);
@@ -224,10 +226,8 @@ TEST_CASE("auth_passwd: an unknown user is DECLINED (a hash runs all the same): 
 }
 
 TEST_CASE("auth_passwd: an authorization identity other than the user is DECLINED: 535") {
-  TempDir tmp;
-  Users u;
-  std::string path = tmp.path + "/passwd";
-  spit(path, u.file());
+  UsersFile f;
+  auto &[tmp, u, path] = f;
   Server s(auth_opts(path));
   int port = start_ports(s, 1)[0];
   AuthClient a(port);
@@ -308,10 +308,8 @@ TEST_CASE("auth_passwd: bad lines and bad arguments stop the start with file:lin
 }
 
 TEST_CASE("auth_passwd: SIGHUP reloads the file: a new user works, a removed one fails") {
-  TempDir tmp;
-  Users u;
-  std::string path = tmp.path + "/passwd";
-  spit(path, u.file());
+  UsersFile f;
+  auto &[tmp, u, path] = f;
   Server s(auth_opts(path));
   int port = start_ports(s, 1)[0];
   {
@@ -480,10 +478,8 @@ TEST_CASE("auth_passwd: msmtp sends through STARTTLS with AUTH PLAIN into queue/
     return;
   }
   const Certs &c = pki();
-  TempDir tmp;
-  Users u;
-  std::string path = tmp.path + "/passwd";
-  spit(path, u.file());
+  UsersFile f;
+  auto &[tmp, u, path] = f;
   std::string root = tmp.path + "/mail";
   Server s(auth_opts(path, "", "rcpt_ok\nqueue/maildir " + root + "\n"));
   int port = start_ports(s, 1)[0];
@@ -514,10 +510,8 @@ TEST_CASE("auth_passwd: msmtp sends through STARTTLS with AUTH PLAIN into queue/
 
 TEST_CASE("auth_passwd: Python smtplib starttls() and login()") {
   const Certs &c = pki();
-  TempDir tmp;
-  Users u;
-  std::string path = tmp.path + "/passwd";
-  spit(path, u.file());
+  UsersFile f;
+  auto &[tmp, u, path] = f;
   std::string root = tmp.path + "/mail";
   Server s(auth_opts(path, "", "rcpt_ok\nqueue/maildir " + root + "\n"));
   int port = start_ports(s, 1)[0];
