@@ -167,7 +167,8 @@ std::string io_error(const char *op, const std::string &path, int e) {
   return std::string(op) + " " + path + ": " + strerror(e);
 }
 
-QueueDir::QueueDir(std::string root) : root_(std::move(root)) {
+QueueDir::QueueDir(std::string root)
+    : root_(std::move(root)), spares_(std::make_unique<SpareFiles>(root_ + "/tmp")) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
 }
 
@@ -312,10 +313,25 @@ std::string QueueDir::tmp_name(std::string_view id, const char *suffix) {
          std::to_string(g_tmp_counter.fetch_add(1)) + suffix;
 }
 
+int QueueDir::create_tmp(const std::string &path) {
+  if (spares_->take(path) == 0) {
+    int fd = ::open(path.c_str(), O_WRONLY | O_TRUNC | O_CLOEXEC | O_NOFOLLOW);
+    if (fd >= 0) return fd;
+    unlink(path.c_str());  // then a new one below
+  }
+  return ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600);
+}
+
+int QueueDir::discard(const std::string &path) {
+  int rc = spares_->give(path);
+  if (rc == 0 || rc == -ENOENT) return rc;
+  return unlink(path.c_str()) == 0 ? 0 : -errno;
+}
+
 int QueueDir::write_envelope_tmp(const Envelope &e, std::string &tmp, std::string &err) {
   tmp = tmp_name(e.id, ".env");
   std::string text = serialize(e);
-  Fd fd(::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+  Fd fd(create_tmp(tmp));
   if (fd.fd < 0) {
     err = io_error("create", tmp, errno);
     return -errno;
@@ -355,7 +371,7 @@ int QueueDir::store(const Envelope &e, int msg_fd, int64_t size, std::string &er
   std::string mtmp = tmp_name(e.id, ".msg"), etmp;
   std::string mfinal = msg_path(e.id), efinal = env_path(e.id);
   {
-    Fd fd(::open(mtmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0600));
+    Fd fd(create_tmp(mtmp));
     if (fd.fd < 0) {
       err = io_error("create", mtmp, errno);
       return -errno;
@@ -515,10 +531,10 @@ int QueueDir::remove(std::string_view id, std::string &err) {
   bool gone = false;
   for (bool held : {false, true}) {
     std::string p = env_path(id, held);
-    if (unlink(p.c_str()) == 0) {
+    rc = discard(p);
+    if (rc == 0) {
       gone = true;
-    } else if (errno != ENOENT) {
-      rc = -errno;
+    } else if (rc != -ENOENT) {
       err = io_error("unlink", p, -rc);
       return rc;
     }
@@ -537,8 +553,8 @@ int QueueDir::remove(std::string_view id, std::string &err) {
   // No fsync after it: a message file whose unlink a crash undid is an orphan the scan
   // removes, as Postfix does not sync the directory after deleting a queue file either.
   std::string m = msg_path(id);
-  if (unlink(m.c_str()) != 0 && errno != ENOENT) {
-    rc = -errno;
+  rc = discard(m);
+  if (rc < 0 && rc != -ENOENT) {
     err = io_error("unlink", m, -rc);
     return rc;
   }
@@ -562,6 +578,10 @@ ScanResult QueueDir::scan(bool cleanup) {
       int dfd = dirfd(d.d);
       while (dirent *de = readdir(d.d)) {
         if (de->d_name[0] == '.') continue;
+        if (SpareFiles::is_spare(de->d_name) && r.spare_files < SpareFiles::kMax) {
+          ++r.spare_files;  // emptied, kept for reuse (a crash may have left one not emptied:
+          continue;         // its next user truncates it)
+        }
         ++r.temp_files;
         if (cleanup && unlinkat(dfd, de->d_name, 0) != 0)
           problem(io_error("unlink", tdir + "/" + de->d_name, errno));

@@ -5,11 +5,13 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <memory>
 #include <string>
 #include <string_view>
 #include <vector>
 
 #include "queue/queue_entry.hpp"
+#include "queue/spare_files.hpp"
 
 namespace uvs::queue {
 
@@ -30,7 +32,8 @@ struct IndexEntry {
 struct ScanResult {
   std::vector<IndexEntry> entries;  // sorted by bucket, then id
   size_t waiting = 0, held = 0;
-  size_t temp_files = 0;       // files found in tmp/ (removed when cleaning)
+  size_t temp_files = 0;       // files found in tmp/ (removed when cleaning), spares aside
+  size_t spare_files = 0;      // emptied files kept for reuse (spare_files.hpp): kept
   size_t orphan_messages = 0;  // message files without an envelope (removed when cleaning)
   size_t lone_envelopes = 0;   // envelopes without a message (moved to corrupt/ when cleaning)
   std::vector<std::string> problems;  // files that do not belong, errors (at most 20 kept)
@@ -77,11 +80,13 @@ class QueueDir {
   int update(std::string_view id, const std::function<void(Envelope &)> &change, std::string &err);
   // Hold (rename .env to .hold) or release (back); 0 also when it already was so.
   int set_hold(std::string_view id, bool hold, std::string &err);
-  // Removes the entry: the envelope first (the entry is gone), then the message.
+  // Removes the entry: the envelope first (the entry is gone), then the message. Both files
+  // become spares for later entries (spare_files.hpp), or are unlinked.
   int remove(std::string_view id, std::string &err);
 
   // Lists every entry without reading envelopes (names and one fstatat per envelope).
-  // cleanup (only while holding the lock exclusively): removes tmp/ files and message files
+  // cleanup (only while holding the lock exclusively): removes tmp/ files (spares beyond
+  // SpareFiles::kMax; the others are kept) and message files
   // without an envelope, and moves envelopes without a message to corrupt/.
   ScanResult scan(bool cleanup);
 
@@ -90,9 +95,14 @@ class QueueDir {
   int lock_entry(std::string_view id, int &fd, std::string &err);
   int write_envelope_tmp(const Envelope &e, std::string &tmp, std::string &err);
   std::string tmp_name(std::string_view id, const char *suffix);
+  // A new temp file at path, open for writing: a spare renamed there, else a new file.
+  int create_tmp(const std::string &path);
+  // Takes path's file out of the queue for good: kept as a spare, else unlinked. 0 or -errno.
+  int discard(const std::string &path);
 
   std::string root_;
   int lock_fd_ = -1;
+  std::unique_ptr<SpareFiles> spares_;
 };
 
 // "operation path: strerror(e)"

@@ -422,3 +422,61 @@ TEST_CASE("queue: open refuses what is not a queue directory") {
   QueueDir again(t.dir + "/a/b/queue");
   CHECK(again.open(false, err));
 }
+
+TEST_CASE("queue: a removed entry's files are emptied and reused by the next entries") {
+  Queue qq;
+  std::string secret = "Subject: private\r\n\r\nsecret body\r\n";
+  std::string a = qq.store(sample("0MB3V9X7QF00S1"), secret);
+  struct stat ma {}, ea {};
+  REQUIRE(stat(qq.q.msg_path(a).c_str(), &ma) == 0);
+  REQUIRE(stat(qq.q.env_path(a).c_str(), &ea) == 0);
+  std::string err;
+  REQUIRE(qq.q.remove(a, err) == 0);
+  CHECK_FALSE(fs::exists(qq.q.msg_path(a)));
+  CHECK_FALSE(fs::exists(qq.q.env_path(a)));
+  // Both files wait in tmp/ as spares, empty: nothing of the message is left in them.
+  size_t spares = 0;
+  for (const auto &de : fs::directory_iterator(qq.q.root() + "/tmp")) {
+    CHECK(SpareFiles::is_spare(de.path().filename().string()));
+    CHECK(fs::file_size(de.path()) == 0);
+    ++spares;
+  }
+  CHECK(spares == 2);
+  // A restart's scan keeps them and does not count them as leftovers of a crash.
+  ScanResult r = qq.q.scan(true);
+  CHECK(r.temp_files == 0);
+  CHECK(r.spare_files == 2);
+  CHECK(files_in(qq.q.root() + "/tmp") == 2);
+  // The next entry is written into those very inodes (no new inode allocated): a fresh
+  // QueueDir, as another process would be, finds them in tmp/.
+  QueueDir q2(qq.q.root());
+  REQUIRE(q2.open(false, err));
+  std::string msg = "Subject: next\r\n\r\nhello\r\n";
+  int fd = message_fd(qq.t, msg);
+  Envelope e = sample("0MB3V9X7QF00S2");
+  e.size = static_cast<int64_t>(msg.size());
+  REQUIRE(q2.store(e, fd, e.size, err) == 0);
+  close(fd);
+  struct stat mb {}, eb {};
+  REQUIRE(stat(q2.msg_path(e.id).c_str(), &mb) == 0);
+  REQUIRE(stat(q2.env_path(e.id).c_str(), &eb) == 0);
+  CHECK(((mb.st_ino == ma.st_ino && eb.st_ino == ea.st_ino) ||
+         (mb.st_ino == ea.st_ino && eb.st_ino == ma.st_ino)));
+  CHECK(files_in(qq.q.root() + "/tmp") == 0);
+  CHECK(slurp(q2.msg_path(e.id)) == msg);  // exactly the new content: no tail of the old one
+  Envelope back;
+  bool held = true;
+  REQUIRE(q2.load(e.id, back, held, err) == 0);
+  CHECK(back.sender == e.sender);
+  CHECK(back.rcpts.size() == e.rcpts.size());
+  CHECK((mb.st_mode & 0777) == 0600);
+}
+
+TEST_CASE("queue: a spare a crash left unemptied is emptied by its next user") {
+  Queue qq;
+  qq.t.write("queue/tmp/spare.1.7", std::string(5000, 'x'));  // renamed, never truncated
+  std::string msg = "Subject: s\r\n\r\nb\r\n";
+  std::string id = qq.store(sample("0MB3V9X7QF00S3"), msg);
+  CHECK(slurp(qq.q.msg_path(id)) == msg);
+  CHECK(files_in(qq.q.root() + "/tmp") == 0);
+}
