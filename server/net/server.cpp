@@ -204,11 +204,14 @@ void Server::accept_one(Listener *l) {
   uint32_t &count = per_ip_[ip];
   ++count;
   if (shutting_down_) {
-    s->refuse(make_reply(421, "4.3.2", cfg.hostname + " Service shutting down"));
+    s->refuse(make_reply(421, "4.3.2", cfg.hostname + " Service shutting down"),
+              log::EndReason::shutdown);
   } else if (cfg.max_connections && sessions_.size() > cfg.max_connections) {
-    s->refuse(make_reply(421, "4.7.0", cfg.hostname + " Error: too many connections"));
+    s->refuse(make_reply(421, "4.7.0", cfg.hostname + " Error: too many connections"),
+              log::EndReason::limit);
   } else if (cfg.max_connections_per_ip && count > cfg.max_connections_per_ip) {
-    s->refuse(make_reply(421, "4.7.0", cfg.hostname + " Error: too many connections from " + ip));
+    s->refuse(make_reply(421, "4.7.0", cfg.hostname + " Error: too many connections from " + ip),
+              log::EndReason::limit);
   } else {
     s->start();
   }

@@ -228,6 +228,7 @@ void Session::auth_failure(Reply rep, const std::string &user, const std::string
   if (last) {
     log::format(log::notice, id_, "", "too many authentication failures (%u); closing",
                 auth_->failures);
+    ended(log::EndReason::limit);
     rep = make_reply(421, "4.7.0", cfg_.hostname + " Too many authentication failures");
   }
   // The n-th failure is answered after base * 2^(n-1) seconds (at most 8): on a timer, so the

@@ -140,6 +140,7 @@ std::string Session::ehlo_lines_head() const {
 bool Session::junk_command() {
   if (cfg_.max_junk_commands == 0 || ++junk_ <= cfg_.max_junk_commands) return false;
   log::format(log::notice, id_, "", "too many commands without mail (%u); closing", junk_);
+  ended(log::EndReason::limit);
   close_after(make_reply(421, "4.7.0",
                          cfg_.hostname + " Too many commands without mail; closing connection"));
   return true;
@@ -361,6 +362,7 @@ void Session::cmd_simple(const Command &c) {
 void Session::cmd_quit(const Command &) {
   run_hook(UVS_HOOK_QUIT, HookArgs{}, [this](HookResult r) {
     Decision d = decide(UVS_HOOK_QUIT, r);
+    ended(log::EndReason::quit);
     if (d.kind == Decision::silent) return close_after(d.reply.code / 100 == 2 ? d.reply : Reply{});
     // QUIT is always answered 221 (RFC 5321 4.1.1.10); a plugin may only change the words.
     Reply bye = make_reply(221, "2.0.0", cfg_.hostname + " Service closing transmission channel");
@@ -381,6 +383,7 @@ void Session::cmd_unknown(const Command &c) {
     if (d.kind != Decision::proceed) return (void)apply(d);
     if (non_smtp) {
       log::format(log::notice, id_, "", "non-SMTP command; closing");
+      ended(log::EndReason::protocol);
       return close_after(
           make_reply(221, "2.7.0", "Error: not an SMTP command; closing connection"));
     }

@@ -36,6 +36,7 @@ void Session::begin_handshake(std::shared_ptr<const tls::TlsContext> ctx) {
   int rc = conn_->start_tls(std::move(ctx));
   if (rc < 0) {
     log::format(log::err, id_, "", "cannot start TLS: %s", uv_strerror(rc));
+    ended(log::EndReason::error);
     return hard_close();
   }
   handshaking_ = true;
@@ -47,6 +48,7 @@ void Session::begin_handshake(std::shared_ptr<const tls::TlsContext> ctx) {
 void Session::on_handshake_timeout() {
   log::format(log::notice, id_, "", "TLS handshake with %s:%d timed out", peer_ip().c_str(),
               peer_port());
+  ended(log::EndReason::timeout);
   abandon_handshake();  // nothing can be said in plaintext now: close
 }
 
@@ -91,6 +93,7 @@ void Session::on_tls_failed(const std::string &reason) {
   log::format(log::notice, id_, "",
               handshaking_ ? "TLS handshake with %s:%d failed: %s" : "TLS error with %s:%d: %s",
               peer_ip().c_str(), peer_port(), reason.c_str());
+  ended(log::EndReason::tls_failed);
   abandon_handshake();
 }
 
