@@ -58,11 +58,16 @@ std::string_view end_reason_name(EndReason r) {
   return i < kEndReasons ? kNames[i] : "lost";
 }
 
-void SessionCounters::command(std::string_view verb) {
+size_t SessionCounters::command(std::string_view verb) {
   size_t i = 0;
   while (i + 1 < kNames && kCommandNames[i] != verb) ++i;
   ++total_[i];
   pending_ = static_cast<int>(i);
+  return i;
+}
+
+std::string_view SessionCounters::name(size_t i) {
+  return i < kNames ? kCommandNames[i] : kCommandNames[kNames - 1];
 }
 
 void SessionCounters::reply(int code) {

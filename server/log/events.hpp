@@ -19,7 +19,9 @@ class SessionCounters {
  public:
   SessionCounters() : start_(std::chrono::steady_clock::now()) {}
   // Lower-case verb as dispatched; names not in the command table count as "unknown".
-  void command(std::string_view verb);
+  // Returns the verb's index in the table (name(i)).
+  size_t command(std::string_view verb);
+  static std::string_view name(size_t i);
   void reply(int code);
   void message_accepted() { ++messages_; }
 
