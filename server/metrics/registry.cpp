@@ -59,13 +59,16 @@ Core &core() {
   return c;
 }
 
-PluginStats &plugin(uvs_plugin *p) {
-  if (p->stats) return *p->stats;
+PluginStats &plugin_named(std::string_view instance) {
   for (auto &s : plugins())
-    if (s->instance == p->instance) return *(p->stats = s.get());
+    if (s->instance == instance) return *s;
   plugins().push_back(std::make_unique<PluginStats>());
-  p->stats = plugins().back().get();
-  p->stats->instance = p->instance;
+  plugins().back()->instance.assign(instance);
+  return *plugins().back();
+}
+
+PluginStats &plugin(uvs_plugin *p) {
+  if (!p->stats) p->stats = &plugin_named(p->instance);
   return *p->stats;
 }
 
@@ -147,9 +150,10 @@ std::string render() {
     sample(out, "uvsmtpd_tls_handshake_failures_total", label("reason", kTlsFailures[i]),
            c.tls_failed[i]);
 
-  family_head(out, "uvsmtpd_auth_total", "counter", "SMTP AUTH attempts, by result.");
+  family_head(out, "uvsmtpd_auth_total", "counter", "SMTP AUTH attempts, by result (tempfail: a plugin's temporary failure or timeout).");
   sample(out, "uvsmtpd_auth_total", label("result", "success"), c.auth_success);
   sample(out, "uvsmtpd_auth_total", label("result", "failure"), c.auth_failure);
+  sample(out, "uvsmtpd_auth_total", label("result", "tempfail"), c.auth_tempfail);
 
   QueueGauges q = c.queue ? c.queue() : QueueGauges{};
   family_head(out, "uvsmtpd_queue_entries", "gauge",

@@ -49,6 +49,8 @@ struct PluginStats {
 
 // The counters of the plugin instance p (made on first use and cached in p).
 PluginStats &plugin(uvs_plugin *p);
+// The same by instance name (for rare events that know only the name: a refusal).
+PluginStats &plugin_named(std::string_view instance);
 
 enum class Refused : uint8_t { max_connections, max_connections_per_ip, shutdown, count };
 enum class TlsMode : uint8_t { starttls, implicit, count };
@@ -72,7 +74,7 @@ struct Core {
   uint64_t messages = 0, bytes = 0;
   uint64_t tls_ok[static_cast<size_t>(TlsMode::count)] = {};
   uint64_t tls_failed[static_cast<size_t>(TlsFailure::count)] = {};
-  uint64_t auth_success = 0, auth_failure = 0;
+  uint64_t auth_success = 0, auth_failure = 0, auth_tempfail = 0;
   uint64_t deliveries[static_cast<size_t>(Delivery::count)] = {};
   std::function<QueueGauges()> queue;  // set while a delivery engine runs
 };

@@ -7,6 +7,7 @@
 #include "dns/resolver.hpp"
 #include "hooks/hook_names.hpp"
 #include "log/log.hpp"
+#include "metrics/registry.hpp"
 #include "session/session_util.hpp"
 
 namespace uvs {
@@ -43,6 +44,7 @@ Session::~Session() {
   if (chain_) chain_->cancel();
   auth_wipe();
   if (!disconnected_) run_disconnect();
+  ++metrics::core().sessions[static_cast<size_t>(end_)];
   log_session_end();
 }
 
@@ -90,7 +92,7 @@ void Session::greet() {
   run_hook(UVS_HOOK_PRE_CONNECTION, a, [this](HookResult r) {
     Decision d = decide(UVS_HOOK_PRE_CONNECTION, r);
     if (d.kind == Decision::replace) {
-      ended_by_plugin();
+      refused_by_plugin();
       return close_after(d.reply);
     }
     Resolver *dns = ctx_.resolver;
@@ -114,7 +116,7 @@ void Session::after_reverse_lookup() {
   run_hook(UVS_HOOK_CONNECT, HookArgs{}, [this](HookResult r) {
     Decision d = decide(UVS_HOOK_CONNECT, r);
     if (d.kind == Decision::replace) {
-      ended_by_plugin();
+      refused_by_plugin();
       return close_after(d.reply);
     }
     if (ending()) return;
@@ -289,6 +291,12 @@ bool Session::apply(const Decision &d) {
     return false;
   }
   return true;
+}
+
+void Session::refused_by_plugin() {
+  ended_by_plugin();
+  if (end_ == log::EndReason::plugin && !end_plugin_.empty())
+    ++metrics::plugin_named(end_plugin_).refused;
 }
 
 void Session::ended_by_plugin() {

@@ -217,6 +217,7 @@ class Session final : public CallHost, private ConnectionEvents {
     if (end_ == log::EndReason::unknown) end_ = why;
   }
   void ended_by_plugin();  // the deciding plugin of the last verdict (verdict_plugin_)
+  void refused_by_plugin();  // ...before the greeting: also counted as a refused connection
 
   const SessionContext &ctx_;
   std::shared_ptr<const Generation> gen_;

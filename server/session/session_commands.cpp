@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "log/log.hpp"
+#include "metrics/registry.hpp"
 #include "session/session.hpp"
 #include "smtp/sasl.hpp"
 #include "uvs_build_config.h"
@@ -88,7 +89,7 @@ Session::Dialogue Session::dialogue() const {
 void Session::dispatch(std::string line) {
   arm_idle_timer();  // the deadline for the next command starts now
   smtp::CommandLine cmd = smtp::split_command(line);
-  counters_.command(cmd.valid_verb ? cmd.verb : "unknown");
+  ++metrics::core().commands[counters_.command(cmd.valid_verb ? cmd.verb : "unknown")];
   if (log::enabled(log::debug)) {
     // An AUTH initial response carries credentials: never logged (RFC 4954 is base64, not
     // encryption).

@@ -7,6 +7,7 @@
 
 #include "hooks/hook_names.hpp"
 #include "log/log.hpp"
+#include "metrics/registry.hpp"
 #include "session/session.hpp"
 
 namespace uvs {
@@ -55,6 +56,7 @@ void Session::on_eof(int status) {
   if (handshaking_) {
     log::format(log::info, id_, "", "client closed the connection during the TLS handshake");
     ended(log::EndReason::client_closed);
+    metrics::inc(metrics::core().tls_failed, metrics::TlsFailure::closed);
     return abandon_handshake();
   }
   // A plugin call is pending and nobody watches the input for it: a client that leaves (EOF

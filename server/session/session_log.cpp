@@ -1,6 +1,7 @@
 // session/session_log.cpp: the session's two mail-log lines (log/events.hpp): one per accepted
 // message and one summary when the session ends.
 #include "log/events.hpp"
+#include "metrics/registry.hpp"
 #include "session/session.hpp"
 #include "tls/details.hpp"
 
@@ -8,6 +9,9 @@ namespace uvs {
 
 void Session::log_accepted(const std::string &plugin, const Reply &reply) {
   counters_.message_accepted();
+  auto &stats = metrics::core();
+  ++stats.messages;
+  if (txn_.spool()) stats.bytes += static_cast<uint64_t>(txn_.message_size());
   if (!log::enabled(log::info)) return;
   std::string wire = reply.wire();
   std::string_view first(wire);
