@@ -227,7 +227,11 @@ void Engine::rescan(bool first) {
          held_ = res->held;
          size_t added = 0;
          for (const auto &ent : res->entries) {
-           if (ent.state != queue::EntryState::waiting || in_flight_.count(ent.id)) continue;
+           if (in_flight_.count(ent.id)) continue;
+           if (ent.state == queue::EntryState::held) {  // held since: not waiting any more
+             schedule_.remove(ent.id);
+             continue;
+           }
            if (!schedule_.contains(ent.id)) ++added;
            schedule_.set(ent.id, ent.next_try);
          }

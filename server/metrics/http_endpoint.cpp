@@ -195,10 +195,18 @@ void HttpEndpoint::accept_one() {
   c->next = first_;
   if (first_) first_->prev = c;
   first_ = c;
-  if (uv_accept(reinterpret_cast<uv_stream_t *>(&tcp_), reinterpret_cast<uv_stream_t *>(&c->tcp)) <
-          0 ||
-      conns_ > kMaxConnections)
+  if (uv_accept(reinterpret_cast<uv_stream_t *>(&tcp_), reinterpret_cast<uv_stream_t *>(&c->tcp)) < 0)
     return finish(c);
+  if (conns_ > kMaxConnections) {
+    // Full: the oldest connection still owing its request goes (clients that connect and say
+    // nothing cannot keep a scraper out); if every one is answered already, the newest waits
+    // no more than they do and goes instead.
+    Conn *oldest = nullptr;
+    for (Conn *o = first_; o; o = o->next)
+      if (!o->answered && o != c) oldest = o;
+    finish(oldest ? oldest : c);
+    if (!oldest) return;
+  }
   uv_timer_start(
       &c->timer, [](uv_timer_t *t) { static_cast<Conn *>(t->data)->ep->finish(static_cast<Conn *>(t->data)); },
       kRequestTimeoutMs, 0);

@@ -1,7 +1,8 @@
 // metrics/http_endpoint.hpp: the metrics endpoint: a tiny HTTP/1.0 and 1.1 server on the loop
 // that answers GET (and HEAD) /metrics with render()'s text and closes each connection after
 // its response. It reads the request line and headers only (bounded), answers 400, 404, 405,
-// 431 or 505 to anything else, never blocks and drops clients that do not finish in time.
+// 431 or 505 to anything else, never blocks, and drops clients that do not finish in time (or
+// the oldest such when too many are open).
 #pragma once
 #include <cstddef>
 #include <cstdint>
@@ -26,7 +27,8 @@ std::string http_response(const HttpAnswer &a, const std::function<std::string()
 class HttpEndpoint {
  public:
   static constexpr size_t kMaxHead = 8192;         // request line and headers together
-  static constexpr size_t kMaxConnections = 64;    // at once; more are closed at accept
+  // At once; a connection over it closes the oldest that has not sent its request yet.
+  static constexpr size_t kMaxConnections = 64;
   static constexpr uint64_t kRequestTimeoutMs = 10000;  // to send the whole head
   static constexpr uint64_t kLingerMs = 2000;      // after the response, for the client's FIN
 
