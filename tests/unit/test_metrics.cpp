@@ -14,6 +14,7 @@
 
 #include "hooks/call.hpp"
 #include "metrics/exposition.hpp"
+#include "metrics/http_endpoint.hpp"
 #include "metrics/registry.hpp"
 
 using uvs::metrics::sum;
@@ -216,5 +217,66 @@ TEST_CASE("metrics: render() lists every family; the sum of two renders doubles 
     CHECK_MESSAGE(st2 == 0, out2);
   } else {
     MESSAGE("promtool not installed: format not checked by it");
+  }
+}
+
+TEST_CASE("metrics: HTTP request heads: 200 for GET and HEAD /metrics, the right status otherwise") {
+  using uvs::metrics::judge_request;
+  auto st = [](std::string_view h) { return judge_request(h).status; };
+  CHECK(st("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") == 200);
+  CHECK(st("GET /metrics HTTP/1.0\r\n\r\n") == 200);
+  CHECK(st("GET /metrics?name[]=x HTTP/1.0\n\n") == 200);
+  CHECK(st("\r\n\r\nGET /metrics HTTP/1.0\r\n\r\n") == 200);  // leading empty lines
+  CHECK(judge_request("HEAD /metrics HTTP/1.1\r\n\r\n").head);
+  CHECK_FALSE(judge_request("GET /metrics HTTP/1.1\r\n\r\n").head);
+  CHECK(st("GET / HTTP/1.1\r\n\r\n") == 404);
+  CHECK(st("GET /metrics/ HTTP/1.1\r\n\r\n") == 404);
+  CHECK(st("POST / HTTP/1.1\r\n\r\n") == 404);  // the path first
+  CHECK(st("POST /metrics HTTP/1.1\r\n\r\n") == 405);
+  CHECK(st("get /metrics HTTP/1.1\r\n\r\n") == 405);  // methods are case-sensitive
+  CHECK(st("GET /metrics HTTP/1.2\r\n\r\n") == 505);
+  CHECK(st("GET /metrics HTTP/3.0\r\n\r\n") == 505);
+  CHECK(st("GET /metrics http/1.1\r\n\r\n") == 400);
+  CHECK(st("GET /metrics HTTP/1.10\r\n\r\n") == 400);
+  CHECK(st("GET /metrics\r\n\r\n") == 400);
+  CHECK(st("GET /metrics HTTP/1.1 x\r\n\r\n") == 400);
+  CHECK(st("G(T /metrics HTTP/1.1\r\n\r\n") == 400);
+  CHECK(st("GET /m\x7f HTTP/1.1\r\n\r\n") == 400);
+  CHECK(st("GET /metrics HTTP/1.1\r\n folded\r\n\r\n") == 400);
+  CHECK(st("GET /metrics HTTP/1.1\r\nBad Name: x\r\n\r\n") == 400);
+  CHECK(st("") == 400);
+  CHECK(st("\r\n\r\n") == 400);
+  std::string many = "GET /metrics HTTP/1.1\r\n";
+  for (int i = 0; i < 101; ++i) many += "X: y\r\n";
+  CHECK(st(many + "\r\n") == 431);
+
+  std::string r = uvs::metrics::http_response({405, false}, nullptr);
+  CHECK(r == "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n"
+             "Content-Length: 19\r\nAllow: GET, HEAD\r\nCache-Control: no-store\r\n"
+             "Connection: close\r\n\r\nMethod Not Allowed\n");
+  r = uvs::metrics::http_response({200, true}, [] { return std::string("x 1\n"); });
+  CHECK(r == "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+             "Content-Length: 4\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n");
+}
+
+TEST_CASE("metrics: random bytes never crash the request parser or sum()") {
+  uint32_t x = 12345;
+  auto next = [&x] {
+    x ^= x << 13;
+    x ^= x >> 17;
+    x ^= x << 5;
+    return x;
+  };
+  const std::string alphabet = "GET /metrics HTTP/1.0\r\n:{}\"=,\\# \t+-.eInfNa0123456789_le";
+  for (int round = 0; round < 3000; ++round) {
+    std::string s;
+    size_t n = next() % 200;
+    for (size_t i = 0; i < n; ++i)
+      s += (next() % 4 == 0) ? static_cast<char>(next() & 0xff) : alphabet[next() % alphabet.size()];
+    int status = uvs::metrics::judge_request(s).status;
+    CHECK((status == 200 || status == 400 || status == 404 || status == 405 || status == 431 ||
+           status == 505));
+    std::vector<std::string> in{s, s + "\n" + s};
+    (void)sum(in);
   }
 }
