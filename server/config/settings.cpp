@@ -541,21 +541,22 @@ class Loader {
                            {"lockout_failures", integer(s_.auth_lockout_failures, 0, 100000)},
                            {"lockout_window", seconds(s_.auth_lockout_window)}});
     h["delivery"] = sub_table(delivery_handlers());
-    h["metrics"] = sub_table(
-        {{"listen",
-          [this](const toml::node &n, const std::string &name) {
-            const auto *v = n.as_string();
-            if (v == nullptr) return error(n, "'" + name + "' must be a string (\"127.0.0.1:9101\")");
-            metrics_listen_line_ = n.source().begin.line;
-            if (v->get().empty()) return s_.metrics.listen.clear();  // off
-            Listen l;
-            if (!parse_listen(v->get(), l))
-              return error(n, "'" + name + "' must be ADDR:PORT or [IPv6]:PORT (got '" +
-                                  v->get() + "')");
-            s_.metrics.address = l;
-            s_.metrics.listen = v->get();
-          }},
-         {"allow_remote", boolean(s_.metrics.allow_remote)}});
+    h["metrics"] =
+        sub_table({{"listen",
+                    [this](const toml::node &n, const std::string &name) {
+                      const auto *v = n.as_string();
+                      if (v == nullptr)
+                        return error(n, "'" + name + "' must be a string (\"127.0.0.1:9101\")");
+                      metrics_listen_line_ = n.source().begin.line;
+                      if (v->get().empty()) return s_.metrics.listen.clear();  // off
+                      Listen l;
+                      if (!parse_listen(v->get(), l))
+                        return error(n, "'" + name + "' must be ADDR:PORT or [IPv6]:PORT (got '" +
+                                            v->get() + "')");
+                      s_.metrics.address = l;
+                      s_.metrics.listen = v->get();
+                    }},
+                   {"allow_remote", boolean(s_.metrics.allow_remote)}});
     return h;
   }
 

@@ -410,11 +410,10 @@ void Engine::finish(const std::shared_ptr<Entry> &e) {
     const char *status = r.state == queue::RcptState::delivered ? "sent"
                          : r.state == queue::RcptState::failed  ? "bounced"
                                                                 : "deferred";
-    metrics::inc(metrics::core().deliveries, r.state == queue::RcptState::delivered
-                                                 ? metrics::Delivery::sent
-                                             : r.state == queue::RcptState::failed
-                                                 ? metrics::Delivery::bounced
-                                                 : metrics::Delivery::deferred);
+    metrics::inc(metrics::core().deliveries,
+                 r.state == queue::RcptState::delivered ? metrics::Delivery::sent
+                 : r.state == queue::RcptState::failed  ? metrics::Delivery::bounced
+                                                        : metrics::Delivery::deferred);
     log::format_txn(r.state == queue::RcptState::pending ? log::notice : log::info, "", e->id,
                     "%s: to=<%s> relay=%s delay=%.0f status=%s (%s)", e->id.c_str(),
                     log::printable(r.address).c_str(), log::printable(e->relay_of[k]).c_str(),

@@ -48,8 +48,14 @@ void ChainRun::start(LoopServices *svc, CallHost &host, const HookTable &table, 
 
 ChainRun::ChainRun(LoopServices *svc, CallHost &host, const HookTable &table, uvs_hook hook,
                    HookArgs args, HookDone done, ChainRun **slot)
-    : svc_(svc), host_(host), table_(table), hook_(hook), args_(std::move(args)),
-      done_(std::move(done)), slot_(slot), timeout_(svc ? svc->loop() : nullptr),
+    : svc_(svc),
+      host_(host),
+      table_(table),
+      hook_(hook),
+      args_(std::move(args)),
+      done_(std::move(done)),
+      slot_(slot),
+      timeout_(svc ? svc->loop() : nullptr),
       chain_start_ns_(uv_hrtime()) {}
 
 void ChainRun::step() {

@@ -71,7 +71,7 @@ class ChainRun {
   uvs_pending *pending_ = nullptr;
   Timer timeout_;  // the hook timeout while a handler is suspended (its handle made then)
   HookResult result_;
-  uint64_t chain_start_ns_;    // uv_hrtime() at the start: the chain's latency (metrics)
+  uint64_t chain_start_ns_;     // uv_hrtime() at the start: the chain's latency (metrics)
   uint64_t call_start_ns_ = 0;  // ...and at the current plugin's call
 };
 

@@ -52,8 +52,8 @@ std::string seconds_text(double s) {
 
 std::string_view end_reason_name(EndReason r) {
   static constexpr std::string_view kNames[kEndReasons] = {
-      "lost",     "quit",     "client_closed", "lost",     "timeout", "plugin",
-      "shutdown", "limit",    "protocol",      "tls_failed", "error"};
+      "lost",     "quit",  "client_closed", "lost",       "timeout", "plugin",
+      "shutdown", "limit", "protocol",      "tls_failed", "error"};
   auto i = static_cast<size_t>(r);
   return i < kEndReasons ? kNames[i] : "lost";
 }

@@ -89,9 +89,15 @@ void sample(std::string &out, std::string_view name, std::string_view labels, ui
 
 namespace {
 
-bool name_start(char c) { return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':'; }
-bool name_char(char c) { return name_start(c) || (c >= '0' && c <= '9'); }
-bool blank(char c) { return c == ' ' || c == '\t'; }
+bool name_start(char c) {
+  return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || c == ':';
+}
+bool name_char(char c) {
+  return name_start(c) || (c >= '0' && c <= '9');
+}
+bool blank(char c) {
+  return c == ' ' || c == '\t';
+}
 
 void skip_blanks(std::string_view s, size_t &i) {
   while (i < s.size() && blank(s[i])) ++i;

@@ -29,14 +29,22 @@ bool token(std::string_view s) {
 
 const char *reason(int status) {
   switch (status) {
-    case 200: return "OK";
-    case 400: return "Bad Request";
-    case 404: return "Not Found";
-    case 405: return "Method Not Allowed";
-    case 431: return "Request Header Fields Too Large";
-    case 503: return "Service Unavailable";
-    case 505: return "HTTP Version Not Supported";
-    default: return "Error";
+    case 200:
+      return "OK";
+    case 400:
+      return "Bad Request";
+    case 404:
+      return "Not Found";
+    case 405:
+      return "Method Not Allowed";
+    case 431:
+      return "Request Header Fields Too Large";
+    case 503:
+      return "Service Unavailable";
+    case 505:
+      return "HTTP Version Not Supported";
+    default:
+      return "Error";
   }
 }
 
@@ -166,9 +174,8 @@ int HttpEndpoint::listen(const std::string &host, uint16_t port) {
 void HttpEndpoint::close() {
   if (tcp_inited_ && !uv_is_closing(reinterpret_cast<uv_handle_t *>(&tcp_))) {
     listening_ = false;
-    uv_close(reinterpret_cast<uv_handle_t *>(&tcp_), [](uv_handle_t *h) {
-      --static_cast<HttpEndpoint *>(h->data)->open_handles_;
-    });
+    uv_close(reinterpret_cast<uv_handle_t *>(&tcp_),
+             [](uv_handle_t *h) { --static_cast<HttpEndpoint *>(h->data)->open_handles_; });
   }
   while (first_) {
     Conn *c = first_;
@@ -195,7 +202,8 @@ void HttpEndpoint::accept_one() {
   c->next = first_;
   if (first_) first_->prev = c;
   first_ = c;
-  if (uv_accept(reinterpret_cast<uv_stream_t *>(&tcp_), reinterpret_cast<uv_stream_t *>(&c->tcp)) < 0)
+  if (uv_accept(reinterpret_cast<uv_stream_t *>(&tcp_), reinterpret_cast<uv_stream_t *>(&c->tcp)) <
+      0)
     return finish(c);
   if (conns_ > kMaxConnections) {
     // Full: the oldest connection still owing its request goes (clients that connect and say
@@ -208,7 +216,8 @@ void HttpEndpoint::accept_one() {
     if (!oldest) return;
   }
   uv_timer_start(
-      &c->timer, [](uv_timer_t *t) { static_cast<Conn *>(t->data)->ep->finish(static_cast<Conn *>(t->data)); },
+      &c->timer,
+      [](uv_timer_t *t) { static_cast<Conn *>(t->data)->ep->finish(static_cast<Conn *>(t->data)); },
       kRequestTimeoutMs, 0);
   uv_read_start(
       reinterpret_cast<uv_stream_t *>(&c->tcp),
@@ -219,7 +228,7 @@ void HttpEndpoint::accept_one() {
       [](uv_stream_t *s, ssize_t n, const uv_buf_t *b) {
         auto *c = static_cast<Conn *>(s->data);
         HttpEndpoint *ep = c->ep;
-        if (n < 0) return ep->finish(c);  // EOF or an error: whatever was owed is dropped
+        if (n < 0) return ep->finish(c);        // EOF or an error: whatever was owed is dropped
         if (c->answered || c->closing) return;  // the rest of what the client sends: ignored
         c->in.append(b->base, static_cast<size_t>(n));
         // The head ends with an empty line; leading empty lines do not count.

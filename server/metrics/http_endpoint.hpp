@@ -15,7 +15,7 @@ namespace uvs::metrics {
 
 // What a request head (request line and headers, up to the empty line) gets.
 struct HttpAnswer {
-  int status = 200;  // 200, 400, 404, 405, 431, 505
+  int status = 200;   // 200, 400, 404, 405, 431, 505
   bool head = false;  // HEAD: the headers only
 };
 // Parses a complete request head (ending in an empty line: CRLF or bare LF line ends).
@@ -26,11 +26,11 @@ std::string http_response(const HttpAnswer &a, const std::function<std::string()
 
 class HttpEndpoint {
  public:
-  static constexpr size_t kMaxHead = 8192;         // request line and headers together
+  static constexpr size_t kMaxHead = 8192;  // request line and headers together
   // At once; a connection over it closes the oldest that has not sent its request yet.
   static constexpr size_t kMaxConnections = 64;
   static constexpr uint64_t kRequestTimeoutMs = 10000;  // to send the whole head
-  static constexpr uint64_t kLingerMs = 2000;      // after the response, for the client's FIN
+  static constexpr uint64_t kLingerMs = 2000;           // after the response, for the client's FIN
 
   explicit HttpEndpoint(uv_loop_t *loop, std::function<std::string()> render);
   ~HttpEndpoint();  // close() must have run and the loop turned (handles closed) — or never bound

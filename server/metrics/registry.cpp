@@ -27,7 +27,8 @@ constexpr std::string_view kTlsFailures[] = {"error", "timeout", "closed"};
 constexpr std::string_view kDeliveries[] = {"sent", "deferred", "bounced"};
 
 std::string verdict_label(size_t v) {
-  return v == kVerdictTimeout ? std::string("TIMEOUT") : std::string(verdict_name(static_cast<int>(v)));
+  return v == kVerdictTimeout ? std::string("TIMEOUT")
+                              : std::string(verdict_name(static_cast<int>(v)));
 }
 
 // The buckets, _sum and _count of one histogram series; labels without braces ("" for none).
@@ -129,9 +130,10 @@ std::string render() {
   for (const auto &p : plugins())
     for (size_t h = 1; h < kHooks; ++h)
       if (p->latency[h].count())
-        histogram(out, "uvsmtpd_plugin_hook_duration_seconds",
-                  label("hook", hook_name(static_cast<int>(h))) + "," + label("plugin", p->instance),
-                  p->latency[h]);
+        histogram(
+            out, "uvsmtpd_plugin_hook_duration_seconds",
+            label("hook", hook_name(static_cast<int>(h))) + "," + label("plugin", p->instance),
+            p->latency[h]);
 
   family_head(out, "uvsmtpd_messages_accepted_total", "counter",
               "Messages accepted (the queue plugin said OK and the client got 250).");
@@ -150,7 +152,8 @@ std::string render() {
     sample(out, "uvsmtpd_tls_handshake_failures_total", label("reason", kTlsFailures[i]),
            c.tls_failed[i]);
 
-  family_head(out, "uvsmtpd_auth_total", "counter", "SMTP AUTH attempts, by result (tempfail: a plugin's temporary failure or timeout).");
+  family_head(out, "uvsmtpd_auth_total", "counter",
+              "SMTP AUTH attempts, by result (tempfail: a plugin's temporary failure or timeout).");
   sample(out, "uvsmtpd_auth_total", label("result", "success"), c.auth_success);
   sample(out, "uvsmtpd_auth_total", label("result", "failure"), c.auth_failure);
   sample(out, "uvsmtpd_auth_total", label("result", "tempfail"), c.auth_tempfail);

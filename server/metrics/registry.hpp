@@ -25,8 +25,8 @@ inline constexpr size_t kVerdicts = kVerdictTimeout + 1;
 struct Histogram {
   static constexpr size_t kBuckets = 14;
   static constexpr uint64_t kBoundsNs[kBuckets] = {
-      100'000,     500'000,     1'000'000,     5'000'000,     10'000'000,
-      25'000'000,  50'000'000,  100'000'000,   250'000'000,   500'000'000,
+      100'000,       500'000,       1'000'000,     5'000'000,     10'000'000,
+      25'000'000,    50'000'000,    100'000'000,   250'000'000,   500'000'000,
       1'000'000'000, 2'500'000'000, 5'000'000'000, 10'000'000'000};
   uint64_t counts[kBuckets + 1] = {};  // per bucket (not cumulative); the last is +Inf
   uint64_t sum_ns = 0;

@@ -216,7 +216,7 @@ class Session final : public CallHost, private ConnectionEvents {
   void ended(log::EndReason why) {
     if (end_ == log::EndReason::unknown) end_ = why;
   }
-  void ended_by_plugin();  // the deciding plugin of the last verdict (verdict_plugin_)
+  void ended_by_plugin();    // the deciding plugin of the last verdict (verdict_plugin_)
   void refused_by_plugin();  // ...before the greeting: also counted as a refused connection
 
   const SessionContext &ctx_;

@@ -32,9 +32,12 @@ void Session::log_accepted(const std::string &plugin, const Reply &reply) {
 void Session::log_session_end() {
   if (peer_ip().empty()) return;  // never accepted: no session to summarise
   const tls::TlsDetails *t = conn_->tls();
-  log::SessionEnd e{peer_ip(),    remote_host_,
-                    &counters_,   counters_.seconds(),
-                    end_,         end_plugin_,
+  log::SessionEnd e{peer_ip(),
+                    remote_host_,
+                    &counters_,
+                    counters_.seconds(),
+                    end_,
+                    end_plugin_,
                     t ? std::string_view(t->protocol) : std::string_view(),
                     t ? std::string_view(t->cipher) : std::string_view()};
   log::session_end(id_, e);

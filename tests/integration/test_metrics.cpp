@@ -211,7 +211,8 @@ TEST_CASE("metrics: a scrape after real sessions: the counters moved as the sess
   CHECK(after["uvsmtpd_messages_accepted_total"] == 1);
   CHECK(after["uvsmtpd_message_bytes_accepted_total"] > static_cast<double>(body.size()));
   CHECK(after["uvsmtpd_hook_verdicts_total{hook=\"rcpt\",plugin=\"verdict\",verdict=\"OK\"}"] == 1);
-  CHECK(after["uvsmtpd_hook_verdicts_total{hook=\"queue\",plugin=\"verdict\",verdict=\"OK\"}"] == 1);
+  CHECK(after["uvsmtpd_hook_verdicts_total{hook=\"queue\",plugin=\"verdict\",verdict=\"OK\"}"] ==
+        1);
   CHECK(after["uvsmtpd_hook_verdicts_total{hook=\"vrfy\",plugin=\"verdict\",verdict="
               "\"DENY_DISCONNECT\"}"] == 1);
   // The rcpt verdict came 30 ms later, from a timer: both histograms saw it.
@@ -221,7 +222,8 @@ TEST_CASE("metrics: a scrape after real sessions: the counters moved as the sess
   CHECK(after["uvsmtpd_hook_duration_seconds_sum{hook=\"rcpt\"}"] >= 0.03);
   CHECK(after["uvsmtpd_hook_duration_seconds_sum{hook=\"rcpt\"}"] < 5);
   CHECK(after["uvsmtpd_plugin_hook_duration_seconds_count{hook=\"rcpt\",plugin=\"verdict\"}"] == 1);
-  CHECK(after["uvsmtpd_plugin_hook_duration_seconds_sum{hook=\"rcpt\",plugin=\"verdict\"}"] >= 0.03);
+  CHECK(after["uvsmtpd_plugin_hook_duration_seconds_sum{hook=\"rcpt\",plugin=\"verdict\"}"] >=
+        0.03);
   CHECK(after["uvsmtpd_queue_entries{state=\"active\"}"] == 0);  // no delivery engine here
   CHECK(after["uvsmtpd_deliveries_total{result=\"sent\"}"] == 0);
 }
@@ -245,7 +247,8 @@ TEST_CASE("metrics: a plugin's refusal at connect is counted with its name") {
   });
   CHECK(x["uvsmtpd_connections_refused_total{reason=\"plugin\",plugin=\"verdict\"}"] == 2);
   CHECK(x["uvsmtpd_sessions_total{end=\"plugin\"}"] == 2);
-  CHECK(x["uvsmtpd_hook_verdicts_total{hook=\"connect\",plugin=\"verdict\",verdict=\"DENY\"}"] == 2);
+  CHECK(x["uvsmtpd_hook_verdicts_total{hook=\"connect\",plugin=\"verdict\",verdict=\"DENY\"}"] ==
+        2);
   CHECK(promtool(x.text) == "");
 }
 
@@ -310,9 +313,10 @@ TEST_CASE("metrics: the outbound queue: deliveries by result, entries deferred a
   FakeMx mx("127.0.0.2", 0, script);
   REQUIRE_MESSAGE(mx.started(), mx.error());
   Options o;
-  o.toml = kMetricsToml + "[delivery]\nretry_min = 300\nrescan_interval = 1\n" +
-           "[[delivery.route]]\ndomain = \"*\"\nto = \"smtp:[127.0.0.2]:" +
-           std::to_string(mx.port()) + "\"\n";
+  o.toml =
+      kMetricsToml + "[delivery]\nretry_min = 300\nrescan_interval = 1\n" +
+      "[[delivery.route]]\ndomain = \"*\"\nto = \"smtp:[127.0.0.2]:" + std::to_string(mx.port()) +
+      "\"\n";
   o.plugins = "verdict rcpt=OK\nqueue/outbound " + queue + "\n";
   o.log_level = "info";
   Server s(o);
@@ -351,7 +355,8 @@ TEST_CASE("metrics: the outbound queue: deliveries by result, entries deferred a
   CHECK(x["uvsmtpd_queue_entries{state=\"deferred\"}"] == 0);
 }
 
-TEST_CASE("metrics: HTTP: other paths, methods, versions and garbage get their status; SMTP goes on") {
+TEST_CASE(
+    "metrics: HTTP: other paths, methods, versions and garbage get their status; SMTP goes on") {
   Options o;
   o.toml = kMetricsToml;
   o.plugins = "verdict rcpt=OK queue=OK\n";
@@ -392,7 +397,8 @@ TEST_CASE("metrics: HTTP: other paths, methods, versions and garbage get their s
   std::string g = http(mport, bin + "\r\n\r\n");
   CHECK((g.empty() || status_of(g) == 400 || status_of(g) == 431));
   // a head over 8 KiB: 431, whether or not it ever ends
-  CHECK(status_of(http(mport, "GET /metrics HTTP/1.1\r\nX: " + std::string(9000, 'a') + "\r\n\r\n")) == 431);
+  CHECK(status_of(http(
+            mport, "GET /metrics HTTP/1.1\r\nX: " + std::string(9000, 'a') + "\r\n\r\n")) == 431);
   CHECK(status_of(http(mport, std::string(20000, 'A'))) == 431);
   std::string many = "GET /metrics HTTP/1.1\r\n";
   for (int i = 0; i < 150; ++i) many += "X-" + std::to_string(i) + ": y\r\n";
@@ -451,7 +457,9 @@ TEST_CASE("metrics: a client that stalls mid-request is dropped after the reques
   CHECK(took < 15);
 }
 
-TEST_CASE("metrics: [metrics] is off by default; non-loopback needs allow_remote; errors name file and line") {
+TEST_CASE(
+    "metrics: [metrics] is off by default; non-loopback needs allow_remote; errors name file and "
+    "line") {
   {  // off by default: no endpoint
     Options o;
     o.plugins = "verdict rcpt=OK queue=OK\n";
@@ -466,8 +474,8 @@ TEST_CASE("metrics: [metrics] is off by default; non-loopback needs allow_remote
     o.toml = "[metrics]\n" + metrics_toml;
     o.plugins = "verdict rcpt=OK queue=OK\n";
     std::string dir = make_tree(o);
-    RunResult r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins",
-                               "--check-config"});
+    RunResult r = run_uvsmtpd(
+        {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
     remove_tree(dir);
     return r;
   };
@@ -491,14 +499,14 @@ TEST_CASE("metrics: [metrics] is off by default; non-loopback needs allow_remote
   CHECK_MESSAGE(r.status == 0, r.output);
   r = check("listen = \"9101\"\n");
   CHECK(r.status == 1);
-  CHECK_MESSAGE(r.output.find("uvsmtpd.toml:4: 'metrics.listen' must be ADDR:PORT") !=
-                    std::string::npos,
-                r.output);
+  CHECK_MESSAGE(
+      r.output.find("uvsmtpd.toml:4: 'metrics.listen' must be ADDR:PORT") != std::string::npos,
+      r.output);
   r = check("listen = 9101\n");
   CHECK(r.status == 1);
-  CHECK_MESSAGE(r.output.find("uvsmtpd.toml:4: 'metrics.listen' must be a string") !=
-                    std::string::npos,
-                r.output);
+  CHECK_MESSAGE(
+      r.output.find("uvsmtpd.toml:4: 'metrics.listen' must be a string") != std::string::npos,
+      r.output);
   r = check("allow_remote = \"yes\"\n");
   CHECK(r.status == 1);
   CHECK_MESSAGE(r.output.find("uvsmtpd.toml:4:") != std::string::npos, r.output);
@@ -517,12 +525,13 @@ TEST_CASE("metrics: [metrics] is off by default; non-loopback needs allow_remote
     b.toml = "[metrics]\nlisten = \"127.0.0.1:" + std::to_string(a.port()) + "\"\n";
     b.plugins = o.plugins;
     std::string dir = make_tree(b);
-    RunResult r2 = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins",
-                                "--listen", "127.0.0.1:0"});
+    RunResult r2 = run_uvsmtpd(
+        {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--listen", "127.0.0.1:0"});
     remove_tree(dir);
     CHECK(r2.status == 1);
-    CHECK_MESSAGE(r2.output.find("uvsmtpd.toml:4: cannot listen on 127.0.0.1:" +
-                                 std::to_string(a.port()) + " for the metrics") != std::string::npos,
-                  r2.output);
+    CHECK_MESSAGE(
+        r2.output.find("uvsmtpd.toml:4: cannot listen on 127.0.0.1:" + std::to_string(a.port()) +
+                       " for the metrics") != std::string::npos,
+        r2.output);
   }
 }

@@ -72,8 +72,9 @@ TEST_CASE("summary: one text line per session with the counts and how it ended")
     CHECK(c.cmd("QUIT").rfind("221", 0) == 0);
   }
   std::string quit = summary_with(s, " end=quit");
-  CHECK_MESSAGE(contains(quit, "disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1/2 data=1 "
-                               "quit=1 commands=5/6 messages=1 duration="),
+  CHECK_MESSAGE(contains(quit,
+                         "disconnect from unknown[127.0.0.1] ehlo=1 mail=1 rcpt=1/2 data=1 "
+                         "quit=1 commands=5/6 messages=1 duration="),
                 quit);
   CHECK_MESSAGE(!contains(quit, " tls="), quit);
 
@@ -124,7 +125,7 @@ TEST_CASE("summary: one text line per session with the counts and how it ended")
     CHECK_MESSAGE(contains(limit, " commands=0 messages=0 duration="), limit);
   }
 
-  {  // shutdown: an idle session gets 421 on SIGTERM
+  {                                                 // shutdown: an idle session gets 421 on SIGTERM
     REQUIRE(s.wait_log("disconnect from ", 5, 9));  // the three held ones are gone
     Client c(s.port());
     REQUIRE(c.code() == 220);

@@ -326,8 +326,9 @@ TEST_CASE("log events: command counts settle on the reply; 354 waits for the nex
   d.reply(354);
   d.reply(554);  // the message was refused: DATA failed
   d.command("helo");
-  uvs::log::SessionEnd e2{"2001:db8::1", "mx.example.org", &d, 0, uvs::log::EndReason::plugin,
-                          "earlytalker", "TLSv1.3", "TLS_AES_256_GCM_SHA384"};
+  uvs::log::SessionEnd e2{
+      "2001:db8::1", "mx.example.org",        &d, 0, uvs::log::EndReason::plugin, "earlytalker",
+      "TLSv1.3",     "TLS_AES_256_GCM_SHA384"};
   CHECK(uvs::log::session_end_text(e2) ==
         "disconnect from mx.example.org[2001:db8::1] helo=0/1 data=0/1 commands=0/2 messages=0 "
         "duration=0.000s tls=TLSv1.3/TLS_AES_256_GCM_SHA384 end=plugin:earlytalker");

@@ -33,7 +33,9 @@ std::map<std::string, std::string> samples(const std::string &text) {
   return out;
 }
 
-bool have_promtool() { return access("/usr/bin/promtool", X_OK) == 0; }
+bool have_promtool() {
+  return access("/usr/bin/promtool", X_OK) == 0;
+}
 
 // promtool check metrics on text: its exit status and output.
 std::pair<int, std::string> promtool(const std::string &text) {
@@ -72,15 +74,16 @@ TEST_CASE("metrics: values and label values are written as the text format wants
   uvs::metrics::family_head(out, "x_total", "counter", "Line one\nback\\slash");
   uvs::metrics::sample(out, "x_total", "a=\"1\"", uint64_t{7});
   uvs::metrics::sample(out, "x_total", "", 0.5);
-  CHECK(out == "# HELP x_total Line one\\nback\\\\slash\n# TYPE x_total counter\n"
-               "x_total{a=\"1\"} 7\nx_total 0.5\n");
+  CHECK(out ==
+        "# HELP x_total Line one\\nback\\\\slash\n# TYPE x_total counter\n"
+        "x_total{a=\"1\"} 7\nx_total 0.5\n");
 }
 
 TEST_CASE("metrics: a histogram counts each observation in the first bucket it fits (le)") {
   uvs::metrics::Histogram h;
-  h.observe(0);             // <= 0.0001
-  h.observe(100'000);       // = 0.0001: still the first bucket
-  h.observe(100'001);       // the second
+  h.observe(0);               // <= 0.0001
+  h.observe(100'000);         // = 0.0001: still the first bucket
+  h.observe(100'001);         // the second
   h.observe(20'000'000'000);  // over 10 s: +Inf
   CHECK(h.counts[0] == 2);
   CHECK(h.counts[1] == 1);
@@ -95,7 +98,8 @@ TEST_CASE("metrics: sum adds counters, gauges and histograms with the same name 
       "c_total{x=\"1\",y=\"2\"} 3\nc_total{x=\"2\",y=\"2\"} 1\n"
       "# HELP g Open now.\n# TYPE g gauge\ng 5\n"
       "# HELP h_seconds Time.\n# TYPE h_seconds histogram\n"
-      "h_seconds_bucket{hook=\"rcpt\",le=\"0.1\"} 1\nh_seconds_bucket{hook=\"rcpt\",le=\"+Inf\"} 2\n"
+      "h_seconds_bucket{hook=\"rcpt\",le=\"0.1\"} 1\nh_seconds_bucket{hook=\"rcpt\",le=\"+Inf\"} "
+      "2\n"
       "h_seconds_sum{hook=\"rcpt\"} 0.5\nh_seconds_count{hook=\"rcpt\"} 2\n";
   // the same families, labels in another order, one value with a timestamp
   std::string b =
@@ -103,7 +107,8 @@ TEST_CASE("metrics: sum adds counters, gauges and histograms with the same name 
       "c_total{y=\"2\",x=\"1\"} 4 1700000000000\n"
       "# TYPE g gauge\ng 2\n"
       "# HELP h_seconds Time.\n# TYPE h_seconds histogram\n"
-      "h_seconds_bucket{le=\"0.1\",hook=\"rcpt\"} 3\nh_seconds_bucket{hook=\"rcpt\",le=\"+Inf\"} 3\n"
+      "h_seconds_bucket{le=\"0.1\",hook=\"rcpt\"} 3\nh_seconds_bucket{hook=\"rcpt\",le=\"+Inf\"} "
+      "3\n"
       "h_seconds_sum{hook=\"rcpt\"} 0.25\nh_seconds_count{hook=\"rcpt\"} 3\n";
   std::vector<std::string> in{a, b};
   size_t skipped = 99;
@@ -114,7 +119,8 @@ TEST_CASE("metrics: sum adds counters, gauges and histograms with the same name 
         "c_total{x=\"1\",y=\"2\"} 7\nc_total{x=\"2\",y=\"2\"} 1\n"
         "# HELP g Open now.\n# TYPE g gauge\ng 7\n"
         "# HELP h_seconds Time.\n# TYPE h_seconds histogram\n"
-        "h_seconds_bucket{hook=\"rcpt\",le=\"0.1\"} 4\nh_seconds_bucket{hook=\"rcpt\",le=\"+Inf\"} 5\n"
+        "h_seconds_bucket{hook=\"rcpt\",le=\"0.1\"} 4\nh_seconds_bucket{hook=\"rcpt\",le=\"+Inf\"} "
+        "5\n"
         "h_seconds_sum{hook=\"rcpt\"} 0.75\nh_seconds_count{hook=\"rcpt\"} 5\n");
   // one input: itself; none: nothing
   std::vector<std::string> one{a};
@@ -165,8 +171,7 @@ TEST_CASE("metrics: sum reads escaped label values and skips lines that do not p
   size_t skipped = 0;
   std::string s = sum(in, &skipped);
   CHECK(skipped == 6);
-  CHECK(s ==
-        "# TYPE m counter\nm{v=\"a\\\"b,c}\\\\\\n\"} 3\nm{v=\"x\"} +Inf\nm{v=\"y\"} NaN\n");
+  CHECK(s == "# TYPE m counter\nm{v=\"a\\\"b,c}\\\\\\n\"} 3\nm{v=\"x\"} +Inf\nm{v=\"y\"} NaN\n");
 }
 
 TEST_CASE("metrics: render() lists every family; the sum of two renders doubles every value") {
@@ -190,21 +195,23 @@ TEST_CASE("metrics: render() lists every family; the sum of two renders doubles 
        {"uvsmtpd_connections_open gauge", "uvsmtpd_connections_total counter",
         "uvsmtpd_connections_refused_total counter", "uvsmtpd_sessions_total counter",
         "uvsmtpd_smtp_commands_total counter", "uvsmtpd_hook_verdicts_total counter",
-        "uvsmtpd_hook_duration_seconds histogram",
-        "uvsmtpd_plugin_hook_duration_seconds histogram", "uvsmtpd_messages_accepted_total counter",
-        "uvsmtpd_message_bytes_accepted_total counter", "uvsmtpd_tls_handshakes_total counter",
-        "uvsmtpd_tls_handshake_failures_total counter", "uvsmtpd_auth_total counter",
-        "uvsmtpd_queue_entries gauge", "uvsmtpd_deliveries_total counter"})
+        "uvsmtpd_hook_duration_seconds histogram", "uvsmtpd_plugin_hook_duration_seconds histogram",
+        "uvsmtpd_messages_accepted_total counter", "uvsmtpd_message_bytes_accepted_total counter",
+        "uvsmtpd_tls_handshakes_total counter", "uvsmtpd_tls_handshake_failures_total counter",
+        "uvsmtpd_auth_total counter", "uvsmtpd_queue_entries gauge",
+        "uvsmtpd_deliveries_total counter"})
     CHECK_MESSAGE(r.find(std::string("# TYPE ") + family + "\n") != std::string::npos, family);
   auto one = samples(r);
-  CHECK(one.at("uvsmtpd_hook_verdicts_total{hook=\"rcpt\",plugin=\"rcpt_ok \\\"x\\\"\",verdict=\"OK\"}") ==
+  CHECK(one.at("uvsmtpd_hook_verdicts_total{hook=\"rcpt\",plugin=\"rcpt_ok "
+               "\\\"x\\\"\",verdict=\"OK\"}") ==
         std::to_string(ps.verdicts[UVS_HOOK_RCPT][UVS_OK]));
   CHECK(one.count("uvsmtpd_plugin_hook_duration_seconds_bucket{hook=\"rcpt\",plugin=\"rcpt_ok "
                   "\\\"x\\\"\",le=\"0.001\"}") == 1);
   CHECK(one.at("uvsmtpd_hook_duration_seconds_bucket{hook=\"rcpt\",le=\"+Inf\"}") ==
         one.at("uvsmtpd_hook_duration_seconds_count{hook=\"rcpt\"}"));
-  CHECK(one.at("uvsmtpd_connections_refused_total{reason=\"plugin\",plugin=\"rcpt_ok \\\"x\\\"\"}") ==
-        std::to_string(ps.refused));
+  CHECK(
+      one.at("uvsmtpd_connections_refused_total{reason=\"plugin\",plugin=\"rcpt_ok \\\"x\\\"\"}") ==
+      std::to_string(ps.refused));
   std::vector<std::string> two{r, r};
   std::string s = sum(two);
   auto doubled = samples(s);
@@ -220,7 +227,8 @@ TEST_CASE("metrics: render() lists every family; the sum of two renders doubles 
   }
 }
 
-TEST_CASE("metrics: HTTP request heads: 200 for GET and HEAD /metrics, the right status otherwise") {
+TEST_CASE(
+    "metrics: HTTP request heads: 200 for GET and HEAD /metrics, the right status otherwise") {
   using uvs::metrics::judge_request;
   auto st = [](std::string_view h) { return judge_request(h).status; };
   CHECK(st("GET /metrics HTTP/1.1\r\nHost: x\r\n\r\n") == 200);
@@ -251,12 +259,14 @@ TEST_CASE("metrics: HTTP request heads: 200 for GET and HEAD /metrics, the right
   CHECK(st(many + "\r\n") == 431);
 
   std::string r = uvs::metrics::http_response({405, false}, nullptr);
-  CHECK(r == "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n"
-             "Content-Length: 19\r\nAllow: GET, HEAD\r\nCache-Control: no-store\r\n"
-             "Connection: close\r\n\r\nMethod Not Allowed\n");
+  CHECK(r ==
+        "HTTP/1.1 405 Method Not Allowed\r\nContent-Type: text/plain; charset=utf-8\r\n"
+        "Content-Length: 19\r\nAllow: GET, HEAD\r\nCache-Control: no-store\r\n"
+        "Connection: close\r\n\r\nMethod Not Allowed\n");
   r = uvs::metrics::http_response({200, true}, [] { return std::string("x 1\n"); });
-  CHECK(r == "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
-             "Content-Length: 4\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n");
+  CHECK(r ==
+        "HTTP/1.1 200 OK\r\nContent-Type: text/plain; version=0.0.4; charset=utf-8\r\n"
+        "Content-Length: 4\r\nCache-Control: no-store\r\nConnection: close\r\n\r\n");
 }
 
 TEST_CASE("metrics: random bytes never crash the request parser or sum()") {
@@ -272,7 +282,8 @@ TEST_CASE("metrics: random bytes never crash the request parser or sum()") {
     std::string s;
     size_t n = next() % 200;
     for (size_t i = 0; i < n; ++i)
-      s += (next() % 4 == 0) ? static_cast<char>(next() & 0xff) : alphabet[next() % alphabet.size()];
+      s +=
+          (next() % 4 == 0) ? static_cast<char>(next() & 0xff) : alphabet[next() % alphabet.size()];
     int status = uvs::metrics::judge_request(s).status;
     CHECK((status == 200 || status == 400 || status == 404 || status == 405 || status == 431 ||
            status == 505));
