@@ -14,7 +14,7 @@
 
 #include "hooks/call.hpp"
 #include "metrics/exposition.hpp"
-#include "metrics/http_endpoint.hpp"
+#include "metrics/http_request.hpp"
 #include "metrics/registry.hpp"
 
 using uvs::metrics::sum;
