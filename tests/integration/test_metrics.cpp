@@ -252,6 +252,31 @@ TEST_CASE("metrics: a plugin's refusal at connect is counted with its name") {
   CHECK(promtool(x.text) == "");
 }
 
+TEST_CASE("metrics: hosts_allow's refusals at pre-connection are counted as hosts_allow's") {
+  Options o;
+  o.toml = kMetricsToml;
+  o.plugins = "hosts_allow max-from-ip 0\nverdict rcpt=OK queue=OK\n";
+  o.files["hosts_allow"] = "127.0.0.1 DENY not from here\n";
+  o.log_level = "info";
+  Server s(o);
+  REQUIRE(s.started());
+  int mport = metrics_port(s);
+  REQUIRE(mport > 0);
+  {
+    Client c(s.port());
+    CHECK(c.code() == 550);
+    CHECK(c.closed());
+  }
+  const std::string refused =
+      "uvsmtpd_connections_refused_total{reason=\"plugin\",plugin=\"hosts_allow\"}";
+  Scrape x = scrape_until(mport, [&](const Scrape &x) { return x[refused] == 1; });
+  CHECK(x[refused] == 1);
+  CHECK(x["uvsmtpd_hook_verdicts_total{hook=\"pre-connection\",plugin=\"hosts_allow\",verdict="
+          "\"DENY\"}"] == 1);
+  CHECK(x["uvsmtpd_sessions_total{end=\"plugin\"}"] == 1);
+  CHECK(s.wait_log(" end=plugin:hosts_allow"));
+}
+
 TEST_CASE("metrics: TLS handshakes and failures, AUTH successes and failures") {
   const auto &pki = tls::certs();
   REQUIRE_MESSAGE(pki.ok(), pki.error);
@@ -534,4 +559,31 @@ TEST_CASE(
                        " for the metrics") != std::string::npos,
         r2.output);
   }
+}
+
+TEST_CASE(
+    "metrics: SIGHUP keeps the counters and the endpoint; a [metrics] change waits for a restart") {
+  Options o;
+  o.toml = kMetricsToml;
+  o.plugins = "verdict rcpt=OK queue=OK\n";
+  o.log_level = "info";
+  Server s(o);
+  REQUIRE(s.started());
+  int mport = metrics_port(s);
+  REQUIRE(mport > 0);
+  {
+    Client c(s.port());
+    REQUIRE(c.code() == 220);
+    CHECK(c.cmd("QUIT").rfind("221", 0) == 0);
+  }
+  REQUIRE(scrape_until(mport, [](const Scrape &x) {
+            return x["uvsmtpd_sessions_total{end=\"quit\"}"] == 1;
+          })["uvsmtpd_sessions_total{end=\"quit\"}"] == 1);
+  REQUIRE(s.reload_toml("listen = \"127.0.0.1:0\"", "listen = \"127.0.0.1:1\""));
+  CHECK(
+      s.wait_log("SIGHUP: [metrics] changed (now listen = \"127.0.0.1:1\"); it needs a restart: "
+                 "the metrics are still served on 127.0.0.1:0"));
+  Scrape x = scrape(mport);  // the same endpoint, the same counts
+  CHECK(x["uvsmtpd_sessions_total{end=\"quit\"}"] == 1);
+  CHECK(x["uvsmtpd_connections_total"] == 1);
 }
