@@ -23,6 +23,9 @@ class Session;
 namespace delivery {
 class Engine;
 }
+namespace metrics {
+class HttpEndpoint;
+}
 
 class Server {
  public:
@@ -35,6 +38,8 @@ class Server {
   bool load_tls(std::string &err);
   // Binds every listener of the generation.
   bool listen(std::string &err);
+  // Binds the metrics endpoint ([metrics] listen; nothing when it is off).
+  bool listen_metrics(std::string &err);
   // Logs "listening on ADDR:PORT" for each listener: the server is ready (plugins loaded).
   void announce();
   // Runs until shutdown completes; returns the exit code.
@@ -92,6 +97,8 @@ class Server {
   std::unique_ptr<delivery::Engine> delivery_;
   bool delivery_busy_ = false;  // shutting down: the engine's transactions still finishing
   std::vector<config::Listen> bound_listen_;  // as configured at start (reload keeps these)
+  config::MetricsSettings bound_metrics_;     // likewise
+  std::unique_ptr<metrics::HttpEndpoint> metrics_http_;
 };
 
 }  // namespace uvs
