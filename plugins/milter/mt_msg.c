@@ -54,7 +54,7 @@ void mt_msg_clear(mt_op *op) {
 
 /* Reads the header section: up to the empty line (included), at most MAX_HEADER_SECTION. */
 static void read_header_work(void *ud) {
-  mt_op *op = ud;
+  mt_op *op = &((mt_sess *)ud)->op;
   size_t cap = 65536, len = 0;
   char *b = malloc(cap + 1);
   op->chunk_err = 0;
@@ -91,7 +91,7 @@ static void read_header_work(void *ud) {
 }
 
 static void read_body_work(void *ud) {
-  mt_op *op = ud;
+  mt_op *op = &((mt_sess *)ud)->op;
   op->chunk_err = 0;
   if (!op->chunk) op->chunk = malloc(MT_CHUNK);
   if (!op->chunk) {
@@ -307,6 +307,9 @@ static void header_read_done(uvs_pending *p, void *ud) {
     return;
   }
   s->op.off = body;
+  api->log(s->cf->self, api->pending_call(s->op.p), UVS_LOG_DEBUG,
+           "milter %s: %d header fields, body at %lld of %lld bytes", s->cf->spec, s->op.nhdrs,
+           (long long)body, (long long)s->op.size);
   /* the names of the client's fields, for SMFIR_INSHEADER positions */
   s->op.names = calloc((size_t)s->op.nhdrs + 1, sizeof *s->op.names);
   if (!s->op.names) {

@@ -51,7 +51,8 @@ void mt_sess_fail(mt_sess *s, const char *why) {
 static int awaiting(const mt_sess *s) { return s->op.p && s->op.event && !s->op.cancelled; }
 
 void mt_sess_error(mt_sess *s, const char *why) {
-  int wait = awaiting(s);
+  /* a call waits for the milter (a reply, or the connection): it ends now */
+  int wait = s->op.p && !s->op.cancelled && !s->op.work;
   mt_sess_fail(s, why);
   if (wait) {
     s->op.event = 0;
