@@ -12,6 +12,7 @@
 
 #include "fake_milter.hpp"
 #include "harness.hpp"
+#include "queue_helpers.hpp"
 
 using namespace itest;
 namespace fs = std::filesystem;
@@ -410,4 +411,25 @@ TEST_CASE("milter: bad conf/plugins lines are refused at startup with the reason
     CHECK_MESSAGE(rr.output.find("plugins:1") != std::string::npos, rr.output);
     remove_tree(dir);
   }
+}
+
+TEST_CASE("milter: quarantine holds the message in the outbound queue") {
+  TempDir q("milterq");
+  FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
+    if (in.cmd == 'E') return {mpkt('q', z("suspicious attachment")), mpkt('c')};
+    return {mpkt('c')};
+  });
+  Options o;
+  o.plugins = "milter " + m.spec() + "\nverdict rcpt=OK\nqueue/outbound " + q.path + "/queue\n";
+  Server s(o);
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(greeted(c));
+  std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
+  std::string id = queued_as_id(r);
+  REQUIRE_MESSAGE(!id.empty(), r);
+  CHECK(s.wait_log(id + ": held (quarantine: suspicious attachment)"));
+  RunResult l = queue_tool(q.path + "/queue", "list");
+  CHECK_MESSAGE(l.output.find("1 held") != std::string::npos, l.output);
+  CHECK(queue_tool(q.path + "/queue", "release " + id).status == 0);
 }

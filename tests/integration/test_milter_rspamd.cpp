@@ -52,11 +52,13 @@ class Rspamd {
     pid_ = fork();
     if (pid_ == 0) {
       setpgid(0, 0);
-      exec_program(open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644),
-                   {"rspamd", "-f", "-i", "-u", "root", "-g", "root", "-c",
-                    "/etc/rspamd/rspamd.conf", "--var", "LOCAL_CONFDIR=" + dir_, "--var",
-                    "DBDIR=" + dir_ + "/db", "--var", "RUNDIR=" + dir_ + "/run", "--var",
-                    "LOGDIR=" + dir_ + "/log"});
+      std::vector<std::string> argv = {"rspamd", "-f", "-c", "/etc/rspamd/rspamd.conf"};
+      if (geteuid() == 0)  // rspamd refuses root workers unless told, and would switch users
+        argv.insert(argv.end(), {"-i", "-u", "root", "-g", "root"});
+      for (const std::string &v : {"LOCAL_CONFDIR=" + dir_, "DBDIR=" + dir_ + "/db",
+                                   "RUNDIR=" + dir_ + "/run", "LOGDIR=" + dir_ + "/log"})
+        argv.insert(argv.end(), {"--var", v});
+      exec_program(open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), argv);
     }
   }
   ~Rspamd() {
