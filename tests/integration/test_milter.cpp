@@ -433,3 +433,31 @@ TEST_CASE("milter: quarantine holds the message in the outbound queue") {
   CHECK_MESSAGE(l.output.find("1 held") != std::string::npos, l.output);
   CHECK(queue_tool(q.path + "/queue", "release " + id).status == 0);
 }
+
+TEST_CASE("milter: several milters run in conf/plugins order, each seeing the edits before it") {
+  MailRoot root;
+  auto adder = [](const std::string &name) {
+    return [name](const MilterPkt &in) -> std::vector<MilterPkt> {
+      if (in.cmd == 'E') return {mpkt_str2('h', name, "yes"), mpkt('c')};
+      return {mpkt('c')};
+    };
+  };
+  FakeMilter one(adder("X-First")), two(adder("X-Second"));
+  Options o;
+  o.plugins = "milter:1 " + one.spec() + "\nmilter:2 " + two.spec() +
+              "\nverdict rcpt=OK\nqueue/maildir " + root.path + "\n";
+  Server s(o);
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(greeted(c));
+  std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
+  CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
+  auto got = root.of("alice", "one.test");
+  REQUIRE(got.size() == 1);
+  CHECK(got[0].find("X-Folded: one\r\n two\r\nX-First: yes\r\nX-Second: yes\r\n\r\n") != std::string::npos);
+  bool saw_first = false;
+  for (const auto &h : two.of('L'))
+    if (h.data == z("X-First") + z("yes")) saw_first = true;
+  CHECK(saw_first);
+  CHECK(one.of('L').size() == 5);
+}
