@@ -461,3 +461,34 @@ TEST_CASE("milter: several milters run in conf/plugins order, each seeing the ed
   CHECK(saw_first);
   CHECK(one.of('L').size() == 5);
 }
+
+TEST_CASE("milter: a client that leaves while the milter works, and the core's hook timeout") {
+  MailRoot root;
+  FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
+    if (in.cmd == 'E') return {msleep(1500), mpkt('c')};
+    return {mpkt('c')};
+  });
+  Options o = milter_opts(m, root, "content_timeout=5");
+  o.toml = "hook_timeout = 1\n";
+  Server s(o);
+  REQUIRE(s.started());
+  {
+    Client c(s.port());
+    REQUIRE(greeted(c));
+    CHECK(c.cmd("MAIL FROM:<s@client.test>").rfind("250", 0) == 0);
+    CHECK(c.cmd("RCPT TO:<alice@one.test>").rfind("250", 0) == 0);
+    CHECK(c.cmd("DATA").rfind("354", 0) == 0);
+    c.send(kMsg + ".\r\n");
+    REQUIRE(m.wait_for('E'));
+  }  // gone before the milter answers
+  CHECK(s.wait_log("the session no longer waits (client gone or hook_timeout)"));
+  Client c(s.port());
+  REQUIRE(greeted(c));
+  // the core's hook_timeout (1 s) comes before the milter's answer (1.5 s)
+  std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
+  CHECK(r == "451 4.3.0 Temporary failure, please try again later");
+  // the milter connection was dropped with the call: the next MAIL gets default_action
+  CHECK(c.cmd("MAIL FROM:<s@client.test>") == "451 4.7.1 Service unavailable - try again later");
+  CHECK(root.of("alice", "one.test").empty());
+  CHECK(s.running());
+}
