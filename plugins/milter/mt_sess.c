@@ -276,18 +276,17 @@ static void negotiated(mt_sess *s, const mt_packet *pk) {
     mt_sess_error(s, why);
     return;
   }
-  if ((o.actions & ~MT_ACTIONS) != 0 || (o.protocol & ~MT_PROTOCOL) != 0) {
-    snprintf(why, sizeof why,
-             "the milter asks for actions 0x%" PRIx32 " and steps 0x%" PRIx32
-             " beyond what this client offers",
-             o.actions, o.protocol);
+  /* as Postfix: actions beyond the offer are an error, unknown step bits are ignored */
+  if ((o.actions & ~MT_ACTIONS) != 0) {
+    snprintf(why, sizeof why, "the milter asks for actions 0x%" PRIx32 " beyond what this client offers",
+             o.actions);
     mt_optneg_free(&o);
     mt_sess_error(s, why);
     return;
   }
   s->version = o.version;
   s->actions = o.actions;
-  s->protocol = o.protocol;
+  s->protocol = o.protocol & MT_PROTOCOL;
   for (int i = 0; i < MT_NSTAGES; i++) {
     free(s->symlist[i]);
     s->symlist[i] = o.symlist[i];
