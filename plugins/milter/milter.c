@@ -32,7 +32,9 @@ static mt_sess *sess_of(mt_conf *cf, uvs_call *c) {
   return api->note_get_ptr(c, UVS_NOTE_CONNECTION, cf->note_key);
 }
 
-static void sess_dtor(void *p) { mt_sess_unref(p); }
+static void sess_dtor(void *p) {
+  mt_sess_unref(p);
+}
 
 static void on_cancel(uvs_pending *p, void *ud) {
   mt_sess *s = ud;
@@ -114,8 +116,8 @@ static uvs_verdict on_helo(uvs_call *c, void *ud) {
     mt_sess_finish(s, MT_R_FAIL);
     return UVS_PENDING;
   }
-  int rc = mt_sess_event(s, c, SMFIM_HELO, SMFIC_HELO, &d, SMFIP_NOHELO, SMFIP_NR_HELO,
-                         cf->command_ms);
+  int rc =
+      mt_sess_event(s, c, SMFIM_HELO, SMFIC_HELO, &d, SMFIP_NOHELO, SMFIP_NR_HELO, cf->command_ms);
   mt_buf_free(&d);
   return sent(s, rc);
 }
@@ -142,8 +144,10 @@ static const char *params_of(const char *arg) {
   int q = 0;
   for (const char *p = arg; *p; p++) {
     if (*p == '"') q = !q;
-    if (*p == '\\' && p[1]) p++;
-    else if (!q && *p == '>') return p + 1;
+    if (*p == '\\' && p[1])
+      p++;
+    else if (!q && *p == '>')
+      return p + 1;
   }
   return "";
 }
@@ -354,8 +358,10 @@ static int init(uvs_plugin *self, const uvs_api *a) {
     const char *arg = api->plugin_argv(self, i);
     const char *eq = strchr(arg, '=');
     if (!eq) {
-      api->set_errorf(self, "'%s': options are key=value (connect_timeout, command_timeout, "
-                            "content_timeout, default_action)", arg);
+      api->set_errorf(self,
+                      "'%s': options are key=value (connect_timeout, command_timeout, "
+                      "content_timeout, default_action)",
+                      arg);
       goto bad;
     }
     size_t kl = (size_t)(eq - arg);
@@ -377,8 +383,10 @@ static int init(uvs_plugin *self, const uvs_api *a) {
         goto bad;
       }
     } else {
-      api->set_errorf(self, "unknown option '%.*s' (connect_timeout, command_timeout, "
-                            "content_timeout, default_action)", (int)kl, arg);
+      api->set_errorf(self,
+                      "unknown option '%.*s' (connect_timeout, command_timeout, "
+                      "content_timeout, default_action)",
+                      (int)kl, arg);
       goto bad;
     }
 #undef KEY
@@ -401,12 +409,12 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   cf->note_key = malloc(strlen(inst) + 16);
   if (!cf->spec || !cf->note_key) goto oom;
   sprintf(cf->note_key, "milter.session:%s", inst);
-  static const uvs_hook hooks[] = {UVS_HOOK_CONNECT, UVS_HOOK_HELO, UVS_HOOK_EHLO,
-                                   UVS_HOOK_MAIL, UVS_HOOK_RCPT, UVS_HOOK_DATA,
-                                   UVS_HOOK_DATA_POST, UVS_HOOK_RESET_TRANSACTION,
-                                   UVS_HOOK_DISCONNECT};
-  static const uvs_hook_fn fns[] = {on_connect, on_helo, on_helo, on_mail, on_rcpt,
-                                    on_data, on_data_post, on_reset, on_disconnect};
+  static const uvs_hook hooks[] = {
+      UVS_HOOK_CONNECT,   UVS_HOOK_HELO, UVS_HOOK_EHLO,      UVS_HOOK_MAIL,
+      UVS_HOOK_RCPT,      UVS_HOOK_DATA, UVS_HOOK_DATA_POST, UVS_HOOK_RESET_TRANSACTION,
+      UVS_HOOK_DISCONNECT};
+  static const uvs_hook_fn fns[] = {on_connect, on_helo,      on_helo,  on_mail,      on_rcpt,
+                                    on_data,    on_data_post, on_reset, on_disconnect};
   for (size_t i = 0; i < sizeof hooks / sizeof hooks[0]; i++) {
     int rc = api->register_hook(self, hooks[i], fns[i], cf);
     if (rc < 0) {
@@ -430,6 +438,8 @@ bad:
   return -EINVAL;
 }
 
-static void fini(uvs_plugin *self) { conf_free(api->plugin_data(self)); }
+static void fini(uvs_plugin *self) {
+  conf_free(api->plugin_data(self));
+}
 
 UVS_PLUGIN("milter", "1.0", init, fini);

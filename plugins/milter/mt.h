@@ -98,8 +98,8 @@ typedef struct mt_op {
   char *chunk;
   long chunk_len;
   int chunk_err;
-  int body_fd; /* SMFIR_REPLBODY collected here (memfd); -1 when none */
-  int body_cr; /* the replacement's last byte was a CR */
+  int body_fd;  /* SMFIR_REPLBODY collected here (memfd); -1 when none */
+  int body_cr;  /* the replacement's last byte was a CR */
   int edit_err; /* an edit failed for lack of memory: tempfail */
 } mt_op;
 
@@ -112,8 +112,8 @@ struct mt_sess {
   uint32_t version, actions, protocol;
   char *symlist[MT_NSTAGES];
   char skip_event;
-  int in_txn;   /* MAIL went out: SMFIC_ABORT at the end of the transaction */
-  int discard;  /* SMFIR_DISCARD: accept and drop the message */
+  int in_txn;  /* MAIL went out: SMFIC_ABORT at the end of the transaction */
+  int discard; /* SMFIR_DISCARD: accept and drop the message */
   char *quarantine;
   /* the connection-level reply of a refusing milter (MT_REJECT_CON) */
   uvs_verdict rej_v;
@@ -151,8 +151,8 @@ void mt_sess_fail(mt_sess *s, const char *why);
  * milter said it will not reply, wait for the reply: mt_sess_result follows. Returns 1 when a
  * reply is awaited, 0 when none is (the event was skipped or needs no reply), -1 when the
  * milter failed meanwhile (mt_sess_fail was called). */
-int mt_sess_event(mt_sess *s, uvs_call *c, int stage, char cmd, const mt_buf *data, uint32_t no_send,
-                  uint32_t no_reply, uint64_t timeout_ms);
+int mt_sess_event(mt_sess *s, uvs_call *c, int stage, char cmd, const mt_buf *data,
+                  uint32_t no_send, uint32_t no_reply, uint64_t timeout_ms);
 /* The reply to the awaited event arrived (or the milter failed: MT_R_FAIL). */
 void mt_sess_result(mt_sess *s, mt_result r);
 /* End the op: complete the pending call with the verdict for result r at this hook. */

@@ -72,9 +72,13 @@ static void on_timer(uv_timer_t *t) {
   if (c->s) mt_sess_timeout(c->s);
 }
 
-void mt_conn_timer(mt_conn *c, uint64_t ms) { uv_timer_start(&c->timer, on_timer, ms, 0); }
+void mt_conn_timer(mt_conn *c, uint64_t ms) {
+  uv_timer_start(&c->timer, on_timer, ms, 0);
+}
 
-void mt_conn_timer_stop(mt_conn *c) { uv_timer_stop(&c->timer); }
+void mt_conn_timer_stop(mt_conn *c) {
+  uv_timer_stop(&c->timer);
+}
 
 static void on_alloc(uv_handle_t *h, size_t suggested, uv_buf_t *buf) {
   mt_conn *c = h->data;

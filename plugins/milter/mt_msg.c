@@ -109,7 +109,8 @@ static void read_body_work(void *ud) {
 
 /* ---- header parsing -------------------------------------------------------------------- */
 
-static int add_hdr(mt_op *op, const char *name, size_t nl, const char *val, size_t vl, int leadspc) {
+static int add_hdr(mt_op *op, const char *name, size_t nl, const char *val, size_t vl,
+                   int leadspc) {
   mt_hdr *h = realloc(op->hdrs, sizeof *h * (size_t)(op->nhdrs + 1));
   if (!h) return -1;
   op->hdrs = h;
@@ -142,7 +143,8 @@ static int64_t parse_headers(mt_sess *s, const char *b, size_t len) {
   size_t pos = 0;
   int first = 1;
   while (pos < len) {
-    if (b[pos] == '\r' && pos + 1 < len && b[pos + 1] == '\n') return (int64_t)pos + 2; /* empty line */
+    if (b[pos] == '\r' && pos + 1 < len && b[pos + 1] == '\n')
+      return (int64_t)pos + 2; /* empty line */
     /* a field: name ':' value, continued by lines that start with SP or HTAB */
     const char *colon = memchr(b + pos, ':', len - pos);
     const char *eol = memmem(b + pos, len - pos, "\r\n", 2);
@@ -194,7 +196,8 @@ static void body_read_done(uvs_pending *p, void *ud) {
   if (s->op.chunk_err) {
     api->log(s->cf->self, api->pending_call(s->op.p), UVS_LOG_ERR,
              "milter %s: cannot read the message: %s", s->cf->spec, strerror(s->op.chunk_err));
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, please try again later");
+    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
+                           "Temporary failure, please try again later");
     return;
   }
   if (s->state != MT_ENVELOPE || !s->conn) { /* failed meanwhile */
@@ -226,7 +229,8 @@ static void start_body_read(mt_sess *s) {
     s->op.work = 0;
     api->log(s->cf->self, api->pending_call(s->op.p), UVS_LOG_ERR,
              "milter %s: cannot start reading the message: %s", s->cf->spec, strerror(-rc));
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, please try again later");
+    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
+                           "Temporary failure, please try again later");
   }
 }
 
@@ -295,7 +299,8 @@ static void header_read_done(uvs_pending *p, void *ud) {
   if (s->op.chunk_err) {
     api->log(s->cf->self, api->pending_call(s->op.p), UVS_LOG_ERR,
              "milter %s: cannot read the message: %s", s->cf->spec, strerror(s->op.chunk_err));
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, please try again later");
+    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
+                           "Temporary failure, please try again later");
     return;
   }
   int64_t body = parse_headers(s, s->op.chunk, (size_t)s->op.chunk_len);
@@ -303,7 +308,8 @@ static void header_read_done(uvs_pending *p, void *ud) {
   s->op.chunk = NULL;
   s->op.chunk_len = 0;
   if (body < 0) {
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, please try again later");
+    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
+                           "Temporary failure, please try again later");
     return;
   }
   s->op.off = body;
@@ -313,13 +319,15 @@ static void header_read_done(uvs_pending *p, void *ud) {
   /* the names of the client's fields, for SMFIR_INSHEADER positions */
   s->op.names = calloc((size_t)s->op.nhdrs + 1, sizeof *s->op.names);
   if (!s->op.names) {
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, please try again later");
+    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
+                           "Temporary failure, please try again later");
     return;
   }
   for (int i = 0; i < s->op.nhdrs; i++) {
     s->op.names[i] = strdup(s->op.hdrs[i].name);
     if (!s->op.names[i]) {
-      mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, please try again later");
+      mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
+                             "Temporary failure, please try again later");
       return;
     }
     s->op.nnames++;
@@ -340,7 +348,8 @@ void mt_msg_start(mt_sess *s, uvs_call *c) {
   if (op->fd < 0 || op->size < 0) {
     api->log(s->cf->self, c, UVS_LOG_ERR, "milter %s: cannot open the message: %s", s->cf->spec,
              strerror(op->fd < 0 ? -op->fd : EIO));
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, please try again later");
+    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
+                           "Temporary failure, please try again later");
     return;
   }
   op->work = 1;
@@ -349,7 +358,8 @@ void mt_msg_start(mt_sess *s, uvs_call *c) {
     op->work = 0;
     api->log(s->cf->self, c, UVS_LOG_ERR, "milter %s: cannot start reading the message: %s",
              s->cf->spec, strerror(-rc));
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, please try again later");
+    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
+                           "Temporary failure, please try again later");
   }
 }
 
@@ -384,7 +394,8 @@ static void final(mt_sess *s, mt_result r) {
   if (ok && op->edit_err) {
     api->log(s->cf->self, c, UVS_LOG_WARNING,
              "milter %s: the milter's changes could not all be made; answering 451", s->cf->spec);
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0", "Temporary failure, please try again later");
+    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
+                           "Temporary failure, please try again later");
     return;
   }
   if (r == MT_R_DISCARD || (ok && s->discard)) {
@@ -561,7 +572,8 @@ int mt_msg_edit(mt_sess *s, const mt_packet *pk) {
         edit_result(s, c, "add header", name, rc);
       } else if (pk->cmd == SMFIR_INSHEADER) {
         /* position index in [server's Received, client fields...]: before client field index-1 */
-        int at = index == 0 ? 0 : (int)(index > (uint32_t)op->nnames ? (uint32_t)op->nnames : index - 1);
+        int at =
+            index == 0 ? 0 : (int)(index > (uint32_t)op->nnames ? (uint32_t)op->nnames : index - 1);
         if (at >= op->nnames) {
           rc = api->header_add(c, name, v, UVS_HEADER_BOTTOM);
         } else if (at == 0) {

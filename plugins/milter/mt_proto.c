@@ -46,9 +46,13 @@ int mt_pkt_u16(mt_buf *b, uint16_t v) {
   return mt_buf_add(b, x, 2);
 }
 
-int mt_pkt_str(mt_buf *b, const char *s) { return mt_buf_add(b, s, strlen(s) + 1); }
+int mt_pkt_str(mt_buf *b, const char *s) {
+  return mt_buf_add(b, s, strlen(s) + 1);
+}
 
-int mt_pkt_bytes(mt_buf *b, const void *p, size_t n) { return mt_buf_add(b, p, n); }
+int mt_pkt_bytes(mt_buf *b, const void *p, size_t n) {
+  return mt_buf_add(b, p, n);
+}
 
 int mt_pkt_end(mt_buf *b, size_t start) {
   size_t n = b->len - start - 4;
@@ -259,8 +263,10 @@ int mt_reply_parse(const char *text, size_t len, mt_reply *out, const char **err
     size_t o = 0;
     for (size_t k = 0; k < tl; k++) {
       char c = line[i + k];
-      if (c == '%' && k + 1 < tl && line[i + k + 1] == '%') k++;
-      else if (c == '%') continue; /* a single '%' is dropped, as Postfix does */
+      if (c == '%' && k + 1 < tl && line[i + k + 1] == '%')
+        k++;
+      else if (c == '%')
+        continue; /* a single '%' is dropped, as Postfix does */
       t[o++] = ((unsigned char)c < 0x20 || c == 0x7f) ? ' ' : c;
     }
     t[o] = '\0';
@@ -278,26 +284,47 @@ bad:
 
 const char *mt_reply_name(char cmd) {
   switch (cmd) {
-    case SMFIR_ADDRCPT: return "SMFIR_ADDRCPT";
-    case SMFIR_DELRCPT: return "SMFIR_DELRCPT";
-    case SMFIR_ADDRCPT_PAR: return "SMFIR_ADDRCPT_PAR";
-    case SMFIR_SHUTDOWN: return "SMFIR_SHUTDOWN";
-    case SMFIR_ACCEPT: return "SMFIR_ACCEPT";
-    case SMFIR_REPLBODY: return "SMFIR_REPLBODY";
-    case SMFIR_CONTINUE: return "SMFIR_CONTINUE";
-    case SMFIR_DISCARD: return "SMFIR_DISCARD";
-    case SMFIR_CHGFROM: return "SMFIR_CHGFROM";
-    case SMFIR_CONN_FAIL: return "SMFIR_CONN_FAIL";
-    case SMFIR_ADDHEADER: return "SMFIR_ADDHEADER";
-    case SMFIR_INSHEADER: return "SMFIR_INSHEADER";
-    case SMFIR_SETSYMLIST: return "SMFIR_SETSYMLIST";
-    case SMFIR_CHGHEADER: return "SMFIR_CHGHEADER";
-    case SMFIR_PROGRESS: return "SMFIR_PROGRESS";
-    case SMFIR_QUARANTINE: return "SMFIR_QUARANTINE";
-    case SMFIR_REJECT: return "SMFIR_REJECT";
-    case SMFIR_SKIP: return "SMFIR_SKIP";
-    case SMFIR_TEMPFAIL: return "SMFIR_TEMPFAIL";
-    case SMFIR_REPLYCODE: return "SMFIR_REPLYCODE";
-    default: return "an unknown reply";
+    case SMFIR_ADDRCPT:
+      return "SMFIR_ADDRCPT";
+    case SMFIR_DELRCPT:
+      return "SMFIR_DELRCPT";
+    case SMFIR_ADDRCPT_PAR:
+      return "SMFIR_ADDRCPT_PAR";
+    case SMFIR_SHUTDOWN:
+      return "SMFIR_SHUTDOWN";
+    case SMFIR_ACCEPT:
+      return "SMFIR_ACCEPT";
+    case SMFIR_REPLBODY:
+      return "SMFIR_REPLBODY";
+    case SMFIR_CONTINUE:
+      return "SMFIR_CONTINUE";
+    case SMFIR_DISCARD:
+      return "SMFIR_DISCARD";
+    case SMFIR_CHGFROM:
+      return "SMFIR_CHGFROM";
+    case SMFIR_CONN_FAIL:
+      return "SMFIR_CONN_FAIL";
+    case SMFIR_ADDHEADER:
+      return "SMFIR_ADDHEADER";
+    case SMFIR_INSHEADER:
+      return "SMFIR_INSHEADER";
+    case SMFIR_SETSYMLIST:
+      return "SMFIR_SETSYMLIST";
+    case SMFIR_CHGHEADER:
+      return "SMFIR_CHGHEADER";
+    case SMFIR_PROGRESS:
+      return "SMFIR_PROGRESS";
+    case SMFIR_QUARANTINE:
+      return "SMFIR_QUARANTINE";
+    case SMFIR_REJECT:
+      return "SMFIR_REJECT";
+    case SMFIR_SKIP:
+      return "SMFIR_SKIP";
+    case SMFIR_TEMPFAIL:
+      return "SMFIR_TEMPFAIL";
+    case SMFIR_REPLYCODE:
+      return "SMFIR_REPLYCODE";
+    default:
+      return "an unknown reply";
   }
 }

@@ -103,7 +103,7 @@ extern "C" {
 #define MT_NSTAGES 7
 
 #define MT_VERSION 6
-#define MT_CHUNK 65535u           /* largest body chunk sent (Postfix's MILTER_CHUNK_SIZE) */
+#define MT_CHUNK 65535u          /* largest body chunk sent (Postfix's MILTER_CHUNK_SIZE) */
 #define MT_MAX_PACKET (1u << 20) /* a larger reply from the milter is a protocol error */
 
 /* A growing byte buffer. */
@@ -159,8 +159,8 @@ int mt_symlist_has(const char *list, const char *name);
  * with a space (or nothing) after the code; Sendmail's "%%" is turned into "%". */
 #define MT_MAX_REPLY_LINES 16
 typedef struct mt_reply {
-  int code;           /* 400..599 */
-  char enhanced[16];  /* "" when the lines carry none */
+  int code;          /* 400..599 */
+  char enhanced[16]; /* "" when the lines carry none */
   int nlines;
   char *lines[MT_MAX_REPLY_LINES]; /* malloc'ed text after the codes; controls replaced by ' ' */
 } mt_reply;

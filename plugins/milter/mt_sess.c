@@ -48,7 +48,9 @@ void mt_sess_fail(mt_sess *s, const char *why) {
 }
 
 /* The op is waiting for a reply (and not for blocking work). */
-static int awaiting(const mt_sess *s) { return s->op.p && s->op.event && !s->op.cancelled; }
+static int awaiting(const mt_sess *s) {
+  return s->op.p && s->op.event && !s->op.cancelled;
+}
 
 void mt_sess_error(mt_sess *s, const char *why) {
   /* a call waits for the milter (a reply, or the connection): it ends now */
@@ -62,17 +64,28 @@ void mt_sess_error(mt_sess *s, const char *why) {
 
 static const char *event_name(char e) {
   switch (e) {
-    case SMFIC_OPTNEG: return "negotiation";
-    case SMFIC_CONNECT: return "connect";
-    case SMFIC_HELO: return "helo";
-    case SMFIC_MAIL: return "mail";
-    case SMFIC_RCPT: return "rcpt";
-    case SMFIC_DATA: return "data";
-    case SMFIC_HEADER: return "header";
-    case SMFIC_EOH: return "end of header";
-    case SMFIC_BODY: return "body";
-    case SMFIC_BODYEOB: return "end of message";
-    default: return "connection";
+    case SMFIC_OPTNEG:
+      return "negotiation";
+    case SMFIC_CONNECT:
+      return "connect";
+    case SMFIC_HELO:
+      return "helo";
+    case SMFIC_MAIL:
+      return "mail";
+    case SMFIC_RCPT:
+      return "rcpt";
+    case SMFIC_DATA:
+      return "data";
+    case SMFIC_HEADER:
+      return "header";
+    case SMFIC_EOH:
+      return "end of header";
+    case SMFIC_BODY:
+      return "body";
+    case SMFIC_BODYEOB:
+      return "end of message";
+    default:
+      return "connection";
   }
 }
 
@@ -88,11 +101,13 @@ void mt_sess_timeout(mt_sess *s) {
 /* ---- macros ---------------------------------------------------------------------------- */
 
 static const char *const default_macros[MT_NSTAGES] = {
-    /* SMFIM_CONNECT */ "j _ {daemon_name} {daemon_addr} {daemon_port} v {client_addr} "
-                        "{client_name} {client_port} {client_ptr}",
+    /* SMFIM_CONNECT */
+    "j _ {daemon_name} {daemon_addr} {daemon_port} v {client_addr} "
+    "{client_name} {client_port} {client_ptr}",
     /* SMFIM_HELO */ "{tls_version} {cipher} {cipher_bits} {cert_subject}",
-    /* SMFIM_ENVFROM */ "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "
-                        "{mail_mailer}",
+    /* SMFIM_ENVFROM */
+    "i {auth_type} {auth_authen} {auth_author} {mail_addr} {mail_host} "
+    "{mail_mailer}",
     /* SMFIM_ENVRCPT */ "i {rcpt_addr} {rcpt_host} {rcpt_mailer}",
     /* SMFIM_DATA */ "i",
     /* SMFIM_EOM */ "i",
@@ -183,8 +198,8 @@ static int add_macros(mt_sess *s, uvs_call *c, int stage, char cmd, mt_buf *out)
       else
         snprintf(name, sizeof name, "%.*s", (int)nl, p);
       char vbuf[600];
-      const char *v = strcmp(name, "j") == 0 ? api->me(s->cf->self)
-                                             : macro_value(c, name, vbuf, sizeof vbuf);
+      const char *v =
+          strcmp(name, "j") == 0 ? api->me(s->cf->self) : macro_value(c, name, vbuf, sizeof vbuf);
       if (v) {
         if (n == 0 && (mt_pkt_begin(&b, SMFIC_MACRO, &start) < 0 || mt_pkt_bytes(&b, &cmd, 1) < 0))
           goto oom;
@@ -204,8 +219,8 @@ oom:
 
 /* ---- events ---------------------------------------------------------------------------- */
 
-int mt_sess_event(mt_sess *s, uvs_call *c, int stage, char cmd, const mt_buf *data, uint32_t no_send,
-                  uint32_t no_reply, uint64_t timeout_ms) {
+int mt_sess_event(mt_sess *s, uvs_call *c, int stage, char cmd, const mt_buf *data,
+                  uint32_t no_send, uint32_t no_reply, uint64_t timeout_ms) {
   if (!s->conn) return -1;
   if (s->skip_event && s->skip_event != cmd) s->skip_event = 0;
   int skipped = cmd == 0 || (s->skip_event == cmd) || (no_send && (s->protocol & no_send));
@@ -278,8 +293,8 @@ static void negotiated(mt_sess *s, const mt_packet *pk) {
   }
   /* as Postfix: actions beyond the offer are an error, unknown step bits are ignored */
   if ((o.actions & ~MT_ACTIONS) != 0) {
-    snprintf(why, sizeof why, "the milter asks for actions 0x%" PRIx32 " beyond what this client offers",
-             o.actions);
+    snprintf(why, sizeof why,
+             "the milter asks for actions 0x%" PRIx32 " beyond what this client offers", o.actions);
     mt_optneg_free(&o);
     mt_sess_error(s, why);
     return;
@@ -348,13 +363,27 @@ void mt_sess_packet(mt_sess *s, const mt_packet *pk) {
       if (pk->len) break;
       mt_conn_timer(s->conn, s->op.message ? s->cf->content_ms : s->cf->command_ms);
       return;
-    case SMFIR_CONTINUE: r = MT_R_CONTINUE; break;
-    case SMFIR_ACCEPT: r = MT_R_ACCEPT; break;
-    case SMFIR_REJECT: r = MT_R_REJECT; break;
-    case SMFIR_TEMPFAIL: r = MT_R_TEMPFAIL; break;
-    case SMFIR_DISCARD: r = MT_R_DISCARD; break;
-    case SMFIR_SHUTDOWN: r = MT_R_SHUTDOWN; break;
-    case SMFIR_SKIP: r = MT_R_SKIP; break;
+    case SMFIR_CONTINUE:
+      r = MT_R_CONTINUE;
+      break;
+    case SMFIR_ACCEPT:
+      r = MT_R_ACCEPT;
+      break;
+    case SMFIR_REJECT:
+      r = MT_R_REJECT;
+      break;
+    case SMFIR_TEMPFAIL:
+      r = MT_R_TEMPFAIL;
+      break;
+    case SMFIR_DISCARD:
+      r = MT_R_DISCARD;
+      break;
+    case SMFIR_SHUTDOWN:
+      r = MT_R_SHUTDOWN;
+      break;
+    case SMFIR_SKIP:
+      r = MT_R_SKIP;
+      break;
     case SMFIR_REPLYCODE: {
       const char *err = NULL;
       empty_only = 0;
@@ -509,7 +538,8 @@ void mt_sess_finish(mt_sess *s, mt_result r) {
   mt_sess_complete(s, mt_verdict(s, api->pending_call(s->op.p), r));
 }
 
-void mt_sess_complete_reply(mt_sess *s, uvs_verdict v, int code, const char *enh, const char *text) {
+void mt_sess_complete_reply(mt_sess *s, uvs_verdict v, int code, const char *enh,
+                            const char *text) {
   uvs_call *c = s->op.p ? api->pending_call(s->op.p) : NULL;
   if (c) api->reply(c, code, enh, text);
   mt_sess_complete(s, v);

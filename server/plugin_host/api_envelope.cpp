@@ -26,8 +26,7 @@ bool sender_ok(const std::string &addr) {
   if (addr.empty()) return true;
   if (addr.size() > smtp::kMaxPath) return false;
   smtp::PathParse p = smtp::parse_mail_arg("FROM:<" + addr + ">");
-  return p.ok && !p.path.null && p.params.empty() && p.path.route.empty() &&
-         p.path.address == addr;
+  return p.ok && !p.path.null && p.params.empty() && p.path.route.empty() && p.path.address == addr;
 }
 
 // The address as RCPT TO:<addr> would accept it (a bare postmaster included).

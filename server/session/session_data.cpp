@@ -231,7 +231,8 @@ void Session::run_queue() {
     // Every recipient was removed at data_post (ABI 1.5 rcpt_delete, a milter's DELRCPT): nothing
     // to queue. As Postfix's cleanup does, the client still gets its 250; the log says why.
     std::string id = txn_.id();
-    log::format_txn(log::info, id_, id, "%s: not queued: no recipient left after data_post; message dropped",
+    log::format_txn(log::info, id_, id,
+                    "%s: not queued: no recipient left after data_post; message dropped",
                     id.c_str());
     busy_ = false;
     reset_transaction();

@@ -48,19 +48,29 @@ bool read_n(int fd, std::string &out, size_t n, const std::atomic<bool> &stop) {
 }
 }  // namespace
 
-MilterPkt mpkt(char cmd, const std::string &data) { return MilterPkt{cmd, data}; }
+MilterPkt mpkt(char cmd, const std::string &data) {
+  return MilterPkt{cmd, data};
+}
 MilterPkt mpkt_str2(char cmd, const std::string &a, const std::string &b) {
   return MilterPkt{cmd, a + std::string(1, '\0') + b + std::string(1, '\0')};
 }
 MilterPkt mpkt_idx(char cmd, uint32_t index, const std::string &a, const std::string &b) {
   return MilterPkt{cmd, u32(index) + a + std::string(1, '\0') + b + std::string(1, '\0')};
 }
-MilterPkt mclose() { return MilterPkt{0, "close"}; }
-MilterPkt msleep(int ms) { return MilterPkt{0, "sleep:" + std::to_string(ms)}; }
-MilterPkt mraw(const std::string &bytes) { return MilterPkt{0, "raw:" + bytes}; }
+MilterPkt mclose() {
+  return MilterPkt{0, "close"};
+}
+MilterPkt msleep(int ms) {
+  return MilterPkt{0, "sleep:" + std::to_string(ms)};
+}
+MilterPkt mraw(const std::string &bytes) {
+  return MilterPkt{0, "raw:" + bytes};
+}
 
 FakeMilter::FakeMilter(Script script, uint32_t protocol, uint32_t actions, std::string optneg_extra)
-    : script_(std::move(script)), protocol_(protocol), actions_(actions),
+    : script_(std::move(script)),
+      protocol_(protocol),
+      actions_(actions),
       optneg_extra_(std::move(optneg_extra)) {
   lfd_ = socket(AF_INET, SOCK_STREAM | SOCK_CLOEXEC, 0);
   int one = 1;

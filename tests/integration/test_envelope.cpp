@@ -25,13 +25,17 @@ bool greeted(Client &c) {
   return c.reply().rfind("220 ", 0) == 0 && c.cmd("EHLO client.test").rfind("250", 0) == 0;
 }
 
-const std::string E(int e) { return std::to_string(-e); }
+const std::string E(int e) {
+  return std::to_string(-e);
+}
 
 }  // namespace
 
-TEST_CASE("envelope: data_post replaces the sender, adds and deletes recipients; the queue sees it") {
-  Server s(probe_opts("from=new@sender.test add=carol@three.test del=alice@ONE.test "
-                      "add=bob@two.test"));
+TEST_CASE(
+    "envelope: data_post replaces the sender, adds and deletes recipients; the queue sees it") {
+  Server s(
+      probe_opts("from=new@sender.test add=carol@three.test del=alice@ONE.test "
+                 "add=bob@two.test"));
   REQUIRE(s.started());
   Client c(s.port());
   REQUIRE(greeted(c));
@@ -41,13 +45,16 @@ TEST_CASE("envelope: data_post replaces the sender, adds and deletes recipients;
   CHECK(s.wait_log("envelope_probe: post add=carol@three.test rc=0"));
   CHECK(s.wait_log("envelope_probe: post del=alice@ONE.test rc=0"));  // domain case-insensitive
   CHECK(s.wait_log("envelope_probe: post add=bob@two.test rc=0"));    // already there: once
-  CHECK(s.wait_log("envelope_probe: queue from=<new@sender.test> "
-                   "rcpts=<bob@two.test>,<carol@three.test> perm=" + E(EPERM)));
+  CHECK(
+      s.wait_log("envelope_probe: queue from=<new@sender.test> "
+                 "rcpts=<bob@two.test>,<carol@three.test> perm=" +
+                 E(EPERM)));
   CHECK(s.wait_log("from=<new@sender.test> orig_from=<old@sender.test> by envelope_probe"));
   CHECK(s.wait_log("to=<carol@three.test> added by envelope_probe"));
   CHECK(s.wait_log("to=<alice@ONE.test> removed by envelope_probe"));
   // outside data_post: -EPERM
-  CHECK(s.wait_log("envelope_probe: rcpt from=" + E(EPERM) + " add=" + E(EPERM) + " del=" + E(EPERM)));
+  CHECK(s.wait_log("envelope_probe: rcpt from=" + E(EPERM) + " add=" + E(EPERM) +
+                   " del=" + E(EPERM)));
 }
 
 TEST_CASE("envelope: the null sender, bad addresses, a missing recipient and max_recipients") {
@@ -58,8 +65,8 @@ TEST_CASE("envelope: the null sender, bad addresses, a missing recipient and max
   std::string r = send_message(c, "old@sender.test", {"a@one.test", "b@two.test"}, kMsg);
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   const std::string inval = E(EINVAL);
-  CHECK(s.wait_log("envelope_probe: post einval call=" + inval + " addr=" + inval + " from=" +
-                   inval + " route=" + inval + " rcpt=" + inval + " null=" + inval +
+  CHECK(s.wait_log("envelope_probe: post einval call=" + inval + " addr=" + inval +
+                   " from=" + inval + " route=" + inval + " rcpt=" + inval + " null=" + inval +
                    " 8bit=" + inval));
   CHECK(s.wait_log("envelope_probe: post enoent=" + E(ENOENT)));
   CHECK(s.wait_log("envelope_probe: post from= rc=0"));

@@ -65,17 +65,21 @@ const std::string kMsg =
     "\r\n"
     "body line\r\n";
 
-std::string value_of(const std::vector<std::pair<std::string, std::string>> &m, const std::string &k) {
+std::string value_of(const std::vector<std::pair<std::string, std::string>> &m,
+                     const std::string &k) {
   for (const auto &kv : m)
     if (kv.first == k) return kv.second;
   return "<none>";
 }
 
-std::string z(const std::string &s) { return s + std::string(1, '\0'); }
+std::string z(const std::string &s) {
+  return s + std::string(1, '\0');
+}
 
 }  // namespace
 
-TEST_CASE("milter: every stage reaches the milter with Postfix's macros; continue queues the message") {
+TEST_CASE(
+    "milter: every stage reaches the milter with Postfix's macros; continue queues the message") {
   MailRoot root;
   FakeMilter m;
   REQUIRE(m.port() > 0);
@@ -120,13 +124,14 @@ TEST_CASE("milter: every stage reaches the milter with Postfix's macros; continu
   CHECK(got[0].find("Subject: hello\r\n") != std::string::npos);
 }
 
-TEST_CASE("milter: decisions at each stage: reject one recipient, tempfail MAIL, a multi-line reply at the end") {
+TEST_CASE(
+    "milter: decisions at each stage: reject one recipient, tempfail MAIL, a multi-line reply at "
+    "the end") {
   MailRoot root;
   FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
     if (in.cmd == 'R' && in.data.find("<bad@one.test>") == 0) return {mpkt('r')};
     if (in.cmd == 'M' && in.data.find("<soft@client.test>") == 0) return {mpkt('t')};
-    if (in.cmd == 'E')
-      return {mpkt('y', z("554-5.7.1 Spam detected\r\n554 5.7.1 100%% sure"))};
+    if (in.cmd == 'E') return {mpkt('y', z("554-5.7.1 Spam detected\r\n554 5.7.1 100%% sure"))};
     return {mpkt('c')};
   });
   Server s(milter_opts(m, root));
@@ -145,7 +150,8 @@ TEST_CASE("milter: decisions at each stage: reject one recipient, tempfail MAIL,
   CHECK(m.wait_for('A', 5, 2));
 }
 
-TEST_CASE("milter: discard drops the message after a 250; accept at connect ends the conversation") {
+TEST_CASE(
+    "milter: discard drops the message after a 250; accept at connect ends the conversation") {
   MailRoot root;
   FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
     if (in.cmd == 'R') return {mpkt('d')};
@@ -221,10 +227,11 @@ TEST_CASE("milter: end-of-message edits: header fields, body, sender and recipie
   std::string msg = got[0];
   // SMFIR_INSHEADER 3: the fourth field counting the server's Received: (as Postfix counts
   // its own), X-Top already inserted at the top of the client's fields
-  size_t top = msg.find("X-Top: first\r\nFrom: <s@client.test>\r\nX-Third: before subject\r\n"
-                        "To: <alice@one.test>\r\nSubject: changed\r\nX-Folded: one\r\n two\r\n"
-                        "X-Milter: yes\r\nX-Long: part one\r\n\tpart two\r\n\r\n"
-                        "new body\r\nsecond line\r\n");
+  size_t top = msg.find(
+      "X-Top: first\r\nFrom: <s@client.test>\r\nX-Third: before subject\r\n"
+      "To: <alice@one.test>\r\nSubject: changed\r\nX-Folded: one\r\n two\r\n"
+      "X-Milter: yes\r\nX-Long: part one\r\n\tpart two\r\n\r\n"
+      "new body\r\nsecond line\r\n");
   CHECK_MESSAGE(top != std::string::npos, msg);
   CHECK(msg.find("X-Remove") == std::string::npos);
   CHECK(msg.find("Received: ") < msg.find("X-Top: first"));  // the server's stays first
@@ -235,15 +242,16 @@ TEST_CASE("milter: end-of-message edits: header fields, body, sender and recipie
 TEST_CASE("milter: a large body goes in chunks of at most 64 KiB; skip ends the body early") {
   MailRoot root;
   std::string body;
-  while (body.size() < 150000) body += "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq\r\n";
+  while (body.size() < 150000)
+    body += "0123456789abcdefghijklmnopqrstuvwxyz0123456789abcdefghijklmnopq\r\n";
   FakeMilter m;
   Server s(milter_opts(m, root));
   REQUIRE(s.started());
   {
     Client c(s.port());
     REQUIRE(greeted(c));
-    std::string r = send_message(c, "s@client.test", {"alice@one.test"},
-                                 "Subject: big\r\n\r\n" + body);
+    std::string r =
+        send_message(c, "s@client.test", {"alice@one.test"}, "Subject: big\r\n\r\n" + body);
     CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   }
   auto chunks = m.of('B');
@@ -254,15 +262,18 @@ TEST_CASE("milter: a large body goes in chunks of at most 64 KiB; skip ends the 
     all += p.data;
   }
   CHECK(all == body);
-  FakeMilter sk([](const MilterPkt &in) -> std::vector<MilterPkt> {
-    return {mpkt(in.cmd == 'B' ? 's' : 'c')};
-  }, 0x400 /* SMFIP_SKIP */);
+  FakeMilter sk(
+      [](const MilterPkt &in) -> std::vector<MilterPkt> {
+        return {mpkt(in.cmd == 'B' ? 's' : 'c')};
+      },
+      0x400 /* SMFIP_SKIP */);
   MailRoot root2;
   Server s2(milter_opts(sk, root2));
   REQUIRE(s2.started());
   Client c(s2.port());
   REQUIRE(greeted(c));
-  std::string r = send_message(c, "s@client.test", {"alice@one.test"}, "Subject: big\r\n\r\n" + body);
+  std::string r =
+      send_message(c, "s@client.test", {"alice@one.test"}, "Subject: big\r\n\r\n" + body);
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   CHECK(sk.of('B').size() == 1);
   CHECK(sk.of('E').size() == 1);
@@ -271,10 +282,12 @@ TEST_CASE("milter: a large body goes in chunks of at most 64 KiB; skip ends the 
 TEST_CASE("milter: steps the milter declines (no headers, no body) and replies it will not send") {
   MailRoot root;
   // SMFIP_NOHDRS | SMFIP_NOBODY | SMFIP_NR_RCPT | SMFIP_NR_EOH
-  FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
-    if (in.cmd == 'R' || in.cmd == 'N') return {};
-    return {mpkt('c')};
-  }, 0x20 | 0x10 | 0x8000 | 0x40000);
+  FakeMilter m(
+      [](const MilterPkt &in) -> std::vector<MilterPkt> {
+        if (in.cmd == 'R' || in.cmd == 'N') return {};
+        return {mpkt('c')};
+      },
+      0x20 | 0x10 | 0x8000 | 0x40000);
   Server s(milter_opts(m, root));
   REQUIRE(s.started());
   Client c(s.port());
@@ -304,7 +317,8 @@ TEST_CASE("milter: a slow milter: the stage's timeout, then default_action tempf
     double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
     CHECK(took >= 0.4);
     CHECK(took < 2.5);
-    CHECK(s.wait_log("milter " + m.spec() + ": no reply to the mail event in time; default_action tempfail"));
+    CHECK(s.wait_log("milter " + m.spec() +
+                     ": no reply to the mail event in time; default_action tempfail"));
     CHECK(c.cmd("MAIL FROM:<s@client.test>") == "451 4.7.1 Service unavailable - try again later");
   }
   MailRoot root;
@@ -396,16 +410,18 @@ TEST_CASE("milter: bad conf/plugins lines are refused at startup with the reason
       {"milter inet:mx.example:11332", "the host must be an IP address"},
       {"milter inet:127.0.0.1:0", "the port must be a number from 1 to 65535"},
       {"milter unix:relative/path", "the socket path must be absolute"},
-      {"milter inet:127.0.0.1:1 default_action=reject", "default_action 'reject' must be tempfail or accept"},
-      {"milter inet:127.0.0.1:1 command_timeout=0", "command_timeout '0' must be a number of seconds"},
+      {"milter inet:127.0.0.1:1 default_action=reject",
+       "default_action 'reject' must be tempfail or accept"},
+      {"milter inet:127.0.0.1:1 command_timeout=0",
+       "command_timeout '0' must be a number of seconds"},
       {"milter inet:127.0.0.1:1 colour=blue", "unknown option 'colour'"},
   };
   for (auto &b : bad) {
     Options o;
     o.plugins = std::string(b[0]) + "\n";
     std::string dir = make_tree(o);
-    RunResult rr = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins",
-                                "--check-config"});
+    RunResult rr = run_uvsmtpd(
+        {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
     CHECK_MESSAGE(rr.status == 1, b[0]);
     CHECK_MESSAGE(rr.output.find(b[1]) != std::string::npos, rr.output);
     CHECK_MESSAGE(rr.output.find("plugins:1") != std::string::npos, rr.output);
@@ -454,7 +470,8 @@ TEST_CASE("milter: several milters run in conf/plugins order, each seeing the ed
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   auto got = root.of("alice", "one.test");
   REQUIRE(got.size() == 1);
-  CHECK(got[0].find("X-Folded: one\r\n two\r\nX-First: yes\r\nX-Second: yes\r\n\r\n") != std::string::npos);
+  CHECK(got[0].find("X-Folded: one\r\n two\r\nX-First: yes\r\nX-Second: yes\r\n\r\n") !=
+        std::string::npos);
   bool saw_first = false;
   for (const auto &h : two.of('L'))
     if (h.data == z("X-First") + z("yes")) saw_first = true;

@@ -55,8 +55,10 @@ class OpenDkim {
     port_ = free_port(SOCK_STREAM);
     std::string cf = k.dir + "/" + name + ".conf";
     spit(cf, "Syslog no\nBackground no\nSocket inet:" + std::to_string(port_) +
-                 "@127.0.0.1\nPidFile " + k.dir + "/" + name + ".pid\nCanonicalization relaxed/simple\n"
-                 "RequireSafeKeys false\nAuthservID mx.test.invalid\nOn-Default accept\n" + conf);
+                 "@127.0.0.1\nPidFile " + k.dir + "/" + name +
+                 ".pid\nCanonicalization relaxed/simple\n"
+                 "RequireSafeKeys false\nAuthservID mx.test.invalid\nOn-Default accept\n" +
+                 conf);
     out_ = k.dir + "/" + name + ".out";
     pid_ = fork();
     if (pid_ == 0)
@@ -136,8 +138,8 @@ std::string py_verify(const Keys &k, const std::string &msg) {
        "ok = dkim.verify(msg, dnsfunc=lambda name, timeout=5: txt)\n"
        "print('pass' if ok else 'fail')\n");
   spit(k.dir + "/key.txt", k.txt);
-  RunResult r = sh("/usr/bin/python3 " + k.dir + "/verify.py " + k.dir + "/msg.eml " + k.dir +
-                   "/key.txt");
+  RunResult r =
+      sh("/usr/bin/python3 " + k.dir + "/verify.py " + k.dir + "/msg.eml " + k.dir + "/key.txt");
   return r.output;
 }
 
@@ -158,8 +160,9 @@ TEST_CASE("milter_opendkim: an authenticated submission is signed, inbound mail 
   MailRoot out;
   Options so;
   so.cli_listen = false;
-  so.toml = "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"none\"\nauth_plaintext = true\n"
-            "[auth]\nfailure_delay = 0\n";
+  so.toml =
+      "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"none\"\nauth_plaintext = true\n"
+      "[auth]\nfailure_delay = 0\n";
   so.plugins = "auth_static alice s3cret\nmilter inet:127.0.0.1:" + std::to_string(signer.port()) +
                "\nverdict rcpt=OK\nqueue/maildir " + out.path + "\n";
   Server sub(so);
@@ -188,7 +191,8 @@ TEST_CASE("milter_opendkim: an authenticated submission is signed, inbound mail 
     CHECK(nsigned == 1);
   }
   REQUIRE(!signed_msg.empty());
-  CHECK(signed_msg.rfind("DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=client.test; s=sel;", 0) == 0);
+  CHECK(signed_msg.rfind(
+            "DKIM-Signature: v=1; a=rsa-sha256; c=relaxed/simple; d=client.test; s=sel;", 0) == 0);
   CHECK(py_verify(k, signed_msg) == "pass\n");
 
   // the inbound server: the verifying milter adds Authentication-Results

@@ -31,10 +31,12 @@ class Rspamd {
     dir_ = tmpl;
     port_ = free_port(SOCK_STREAM);
     int dns = free_port(SOCK_DGRAM);  // nothing listens there: every lookup fails at once
-    for (const char *d : {"local.d", "override.d", "db", "run", "log"}) fs::create_directories(dir_ + "/" + d);
-    spit(dir_ + "/local.d/worker-proxy.inc",
-         "bind_socket = \"127.0.0.1:" + std::to_string(port_) + "\";\nmilter = yes;\n"
-         "timeout = 60s;\ncount = 1;\nupstream \"local\" {\n  default = yes;\n  self_scan = yes;\n}\n");
+    for (const char *d : {"local.d", "override.d", "db", "run", "log"})
+      fs::create_directories(dir_ + "/" + d);
+    spit(dir_ + "/local.d/worker-proxy.inc", "bind_socket = \"127.0.0.1:" + std::to_string(port_) +
+                                                 "\";\nmilter = yes;\n"
+                                                 "timeout = 60s;\ncount = 1;\nupstream \"local\" "
+                                                 "{\n  default = yes;\n  self_scan = yes;\n}\n");
     spit(dir_ + "/override.d/worker-normal.inc", "enabled = false;\n");
     spit(dir_ + "/override.d/worker-controller.inc", "enabled = false;\n");
     spit(dir_ + "/override.d/worker-fuzzy.inc", "enabled = false;\n");
@@ -46,8 +48,7 @@ class Rspamd {
          "extended_spam_headers = true;\nskip_local = false;\nskip_authenticated = false;\n"
          "use = [\"x-spamd-result\", \"x-rspamd-server\", \"x-rspamd-queue-id\"];\n");
     // a clean test message must not land near a soft action: only GTUBE (a forced reject) refuses
-    spit(dir_ + "/override.d/actions.conf",
-         "reject = 1000;\nadd_header = 500;\ngreylist = 400;\n");
+    spit(dir_ + "/override.d/actions.conf", "reject = 1000;\nadd_header = 500;\ngreylist = 400;\n");
     std::string out = dir_ + "/out";
     pid_ = fork();
     if (pid_ == 0) {
@@ -121,11 +122,16 @@ std::string message(const std::string &subject, const std::string &body) {
   return "From: Sender <s@client.test>\r\n"
          "To: Alice <alice@one.test>\r\n"
          "Date: Mon, 07 Dec 2026 09:00:00 +0000\r\n"
-         "Message-ID: <" + subject.substr(0, 5) + ".1@client.test>\r\n"
-         "Subject: " + subject + "\r\n"
+         "Message-ID: <" +
+         subject.substr(0, 5) +
+         ".1@client.test>\r\n"
+         "Subject: " +
+         subject +
+         "\r\n"
          "MIME-Version: 1.0\r\n"
          "Content-Type: text/plain; charset=us-ascii\r\n"
-         "\r\n" + body;
+         "\r\n" +
+         body;
 }
 
 }  // namespace
@@ -149,8 +155,9 @@ TEST_CASE("milter_rspamd: rspamd rejects a GTUBE message and adds its headers to
   CHECK_MESSAGE(rep.rfind("554 5.7.1 ", 0) == 0, std::string(rep + "\n" + s.log()));
   CHECK(root.of("alice", "one.test").empty());
   rep = send_message(c, "s@client.test", {"alice@one.test"},
-                     message("clean test", "Hello Alice,\r\n\r\nthe minutes of today's meeting "
-                                           "follow next week.\r\n\r\nRegards,\r\nSender\r\n"));
+                     message("clean test",
+                             "Hello Alice,\r\n\r\nthe minutes of today's meeting "
+                             "follow next week.\r\n\r\nRegards,\r\nSender\r\n"));
   CHECK_MESSAGE(rep.rfind("250 2.0.0 Queued as ", 0) == 0, std::string(rep + "\n" + s.log()));
   auto got = root.of("alice", "one.test");
   REQUIRE(got.size() == 1);

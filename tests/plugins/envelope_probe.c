@@ -19,8 +19,9 @@
 static const uvs_api *api;
 
 static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
-  api->log(ud, c, UVS_LOG_NOTICE, "rcpt from=%d add=%d del=%d", api->mail_from_replace(c, "x@y.test"),
-           api->rcpt_add(c, "x@y.test"), api->rcpt_delete(c, "x@y.test"));
+  api->log(ud, c, UVS_LOG_NOTICE, "rcpt from=%d add=%d del=%d",
+           api->mail_from_replace(c, "x@y.test"), api->rcpt_add(c, "x@y.test"),
+           api->rcpt_delete(c, "x@y.test"));
   return UVS_DECLINED;
 }
 
@@ -43,7 +44,8 @@ static uvs_verdict on_data_post(uvs_call *c, void *ud) {
                api->mail_from_replace(c, "no at sign@x"), api->rcpt_add(c, "@r.test:a@b.test"),
                api->rcpt_add(c, "a@@b.test"), api->rcpt_add(c, ""),
                api->rcpt_add(c, "caf\xc3\xa9@b.test"));
-      api->log(self, c, UVS_LOG_NOTICE, "post enoent=%d", api->rcpt_delete(c, "nobody@nowhere.test"));
+      api->log(self, c, UVS_LOG_NOTICE, "post enoent=%d",
+               api->rcpt_delete(c, "nobody@nowhere.test"));
       continue;
     } else
       continue;

@@ -8,8 +8,8 @@
 namespace {
 std::string pkt(char cmd, const std::string &data) {
   uint32_t n = static_cast<uint32_t>(data.size() + 1);
-  std::string s = {static_cast<char>(n >> 24), static_cast<char>(n >> 16), static_cast<char>(n >> 8),
-                   static_cast<char>(n), cmd};
+  std::string s = {static_cast<char>(n >> 24), static_cast<char>(n >> 16),
+                   static_cast<char>(n >> 8), static_cast<char>(n), cmd};
   return s + data;
 }
 std::string u32(uint32_t v) {
@@ -27,7 +27,10 @@ TEST_CASE("milter_proto: a command packet has its length, command and fields") {
   REQUIRE(mt_pkt_u16(&b, 25) == 0);
   REQUIRE(mt_pkt_str(&b, "127.0.0.1") == 0);
   REQUIRE(mt_pkt_end(&b, start) == 0);
-  std::string want = pkt('C', std::string("[127.0.0.1]\0" "4\0\x19" "127.0.0.1\0", 25));
+  std::string want = pkt('C', std::string("[127.0.0.1]\0"
+                                          "4\0\x19"
+                                          "127.0.0.1\0",
+                                          25));
   CHECK(std::string(b.data, b.len) == want);
   mt_buf_free(&b);
 }
@@ -51,8 +54,9 @@ TEST_CASE("milter_proto: replies are split off the stream, partial ones wait, ba
 }
 
 TEST_CASE("milter_proto: the negotiation reply and its macro lists") {
-  std::string data = u32(6) + u32(SMFIF_ADDHDRS | SMFIF_CHGBODY) + u32(SMFIP_NOHELO) + u32(SMFIM_ENVFROM) +
-                     std::string("{auth_authen} i\0", 16) + u32(99) + std::string("x\0", 2);
+  std::string data = u32(6) + u32(SMFIF_ADDHDRS | SMFIF_CHGBODY) + u32(SMFIP_NOHELO) +
+                     u32(SMFIM_ENVFROM) + std::string("{auth_authen} i\0", 16) + u32(99) +
+                     std::string("x\0", 2);
   mt_packet p{'O', data.data(), data.size()};
   mt_optneg o;
   const char *err = nullptr;
@@ -96,8 +100,8 @@ TEST_CASE("milter_proto: SMFIR_REPLYCODE texts, one line or several") {
   CHECK(std::string(r.enhanced).empty());
   CHECK(std::string(r.lines[0]) == "Go away");
   mt_reply_free(&r);
-  for (std::string bad : {"250 2.0.0 fine", "55 short", "550-5.7.1 a\r\n451 4.7.1 b",
-                          "550 5.7.1 a\r\n550 5.7.1 b", "550-5.7.1 last is a continuation",
-                          "550 4.7.1 class differs", "abc", ""})
+  for (std::string bad :
+       {"250 2.0.0 fine", "55 short", "550-5.7.1 a\r\n451 4.7.1 b", "550 5.7.1 a\r\n550 5.7.1 b",
+        "550-5.7.1 last is a continuation", "550 4.7.1 class differs", "abc", ""})
     CHECK_MESSAGE(mt_reply_parse(bad.data(), bad.size(), &r, &err) == -1, bad);
 }

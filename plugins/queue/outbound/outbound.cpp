@@ -12,7 +12,8 @@
 // <id>", or DENYSOFT 451 4.3.0 with nothing left behind. After a store, "new <id>" goes to the
 // delivery engine's control socket (<queue dir>/control, best effort). The id is the transaction's queue id
 // (queue_id(), 1.4), so the Received: field, the 250, the log lines and the files all carry
-// the same one.
+// the same one. A transaction with the note "quarantine" (a milter's SMFIR_QUARANTINE) is stored
+// held (<id>.hold) and the engine is not told.
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -117,7 +118,8 @@ void store_work(void *ud) {
   }
   uvs::queue::Envelope &e = j->env;
   j->rc = j->st->q->store(e, j->msg_fd, e.size, j->err);
-  if (j->rc == 0 && !j->quarantine.empty()) j->hold_rc = j->st->q->set_hold(e.id, true, j->hold_err);
+  if (j->rc == 0 && !j->quarantine.empty())
+    j->hold_rc = j->st->q->set_hold(e.id, true, j->hold_err);
 }
 
 void undo_done(uvs_pending *p, void *ud) {
@@ -151,8 +153,8 @@ void store_done(uvs_pending *p, void *ud) {
   if (!j->quarantine.empty()) {
     if (j->hold_rc == 0) {
       api->log(j->st->self, call, UVS_LOG_NOTICE,
-               "%s: held (quarantine: %s); `uvsmtpd queue release %s` lets it go", j->env.id.c_str(),
-               j->quarantine.c_str(), j->env.id.c_str());
+               "%s: held (quarantine: %s); `uvsmtpd queue release %s` lets it go",
+               j->env.id.c_str(), j->quarantine.c_str(), j->env.id.c_str());
       std::string text = "Ok: queued as " + j->env.id;
       api->complete(p, UVS_OK, 250, "2.0.0", text.c_str());
       delete j;
