@@ -509,3 +509,47 @@ TEST_CASE("milter: a client that leaves while the milter works, and the core's h
   CHECK(root.of("alice", "one.test").empty());
   CHECK(s.running());
 }
+
+TEST_CASE("milter: macro lists the milter sends in the negotiation replace the defaults") {
+  MailRoot root;
+  auto u32 = [](uint32_t v) {
+    return std::string{static_cast<char>(v >> 24), static_cast<char>(v >> 16),
+                       static_cast<char>(v >> 8), static_cast<char>(v)};
+  };
+  // SMFIM_CONNECT: {client_addr} only; SMFIM_ENVFROM: i, {mail_addr} and a name without braces
+  std::string lists = u32(0) + z("{client_addr}") + u32(2) + z("{mail_addr} client_port");
+  FakeMilter m(nullptr, 0, 0x1ff, lists);
+  Server s(milter_opts(m, root));
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(greeted(c));
+  std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
+  CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
+  auto cm = m.macros('C');
+  REQUIRE(cm.size() == 1);
+  CHECK(cm[0].first == "{client_addr}");
+  auto mm = m.macros('M');
+  REQUIRE(mm.size() == 2);
+  CHECK(mm[0].first == "{mail_addr}");
+  CHECK(mm[1].first == "{client_port}");
+  CHECK(value_of(m.macros('R'), "{rcpt_addr}") == "alice@one.test");  // no list: the defaults
+}
+
+TEST_CASE("milter: a negotiation the client cannot accept is a failure") {
+  struct Case {
+    uint32_t actions;
+    std::string log;
+  };
+  for (const Case &k :
+       {Case{0x1ff | 0x200, "the milter asks for actions 0x3ff beyond what this client offers"}}) {
+    MailRoot root;
+    FakeMilter m(nullptr, 0, k.actions);
+    Server s(milter_opts(m, root));
+    REQUIRE(s.started());
+    Client c(s.port());
+    REQUIRE(greeted(c));
+    CHECK(c.cmd("MAIL FROM:<s@client.test>") == "451 4.7.1 Service unavailable - try again later");
+    CHECK(s.wait_log(k.log + "; default_action tempfail"));
+    CHECK(m.of('C').empty());
+  }
+}

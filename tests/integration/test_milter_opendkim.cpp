@@ -5,6 +5,7 @@
 // python3-dkim, and a verifier that reads the public key from its TestDNSData (no DNS) and adds
 // Authentication-Results to inbound mail.
 #include <cerrno>
+#include <cstdio>
 #include <chrono>
 #include <csignal>
 #include <doctest/doctest.h>
@@ -12,6 +13,7 @@
 #include <filesystem>
 #include <string>
 #include <sys/socket.h>
+#include <sys/un.h>
 #include <sys/wait.h>
 #include <thread>
 #include <unistd.h>
@@ -50,12 +52,16 @@ struct Keys {
 
 class OpenDkim {
  public:
-  // mode "s" (sign) or "v" (verify); conf: more opendkim.conf lines.
-  OpenDkim(const Keys &k, const std::string &name, const std::string &conf) {
-    port_ = free_port(SOCK_STREAM);
+  // conf: more opendkim.conf lines (Mode, keys); on a TCP port on 127.0.0.1, or with unix_socket
+  // on <dir>/<name>.sock.
+  OpenDkim(const Keys &k, const std::string &name, const std::string &conf,
+           bool unix_socket = false) {
+    port_ = unix_socket ? 0 : free_port(SOCK_STREAM);
+    if (unix_socket) path_ = k.dir + "/" + name + ".sock";
     std::string cf = k.dir + "/" + name + ".conf";
-    spit(cf, "Syslog no\nBackground no\nSocket inet:" + std::to_string(port_) +
-                 "@127.0.0.1\nPidFile " + k.dir + "/" + name +
+    std::string sock =
+        unix_socket ? "local:" + path_ : "inet:" + std::to_string(port_) + "@127.0.0.1";
+    spit(cf, "Syslog no\nBackground no\nSocket " + sock + "\nPidFile " + k.dir + "/" + name +
                  ".pid\nCanonicalization relaxed/simple\n"
                  "RequireSafeKeys false\nAuthservID mx.test.invalid\nOn-Default accept\n" +
                  conf);
@@ -80,7 +86,7 @@ class OpenDkim {
     auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
     while (std::chrono::steady_clock::now() < end) {
       if (waitpid(pid_, nullptr, WNOHANG) != 0) return false;
-      int fd = connect_loopback(port_);
+      int fd = path_.empty() ? connect_loopback(port_) : connect_unix(path_);
       if (fd >= 0) {
         close(fd);
         return true;
@@ -89,11 +95,24 @@ class OpenDkim {
     }
     return false;
   }
-  int port() const { return port_; }
+  // The milter plugin's argument for it.
+  std::string spec() const {
+    return path_.empty() ? "inet:127.0.0.1:" + std::to_string(port_) : "unix:" + path_;
+  }
   std::string output() const { return slurp(out_); }
 
  private:
+  static int connect_unix(const std::string &path) {
+    int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+    sockaddr_un a{};
+    a.sun_family = AF_UNIX;
+    snprintf(a.sun_path, sizeof a.sun_path, "%s", path.c_str());
+    if (fd >= 0 && connect(fd, reinterpret_cast<sockaddr *>(&a), sizeof a) == 0) return fd;
+    if (fd >= 0) close(fd);
+    return -1;
+  }
   int port_ = 0;
+  std::string path_;
   pid_t pid_ = -1;
   std::string out_;
 };
@@ -152,7 +171,8 @@ TEST_CASE("milter_opendkim: an authenticated submission is signed, inbound mail 
                   "Mode s\nDomain client.test\nSelector sel\nKeyFile " + k.dir +
                       "/sel.private\nInternalHosts 192.0.2.1\n");
   spit(k.dir + "/dnsdata", "sel._domainkey.client.test " + k.txt + "\n");
-  OpenDkim verifier(k, "verifier", "Mode v\nTestDNSData " + k.dir + "/dnsdata\n");
+  // the verifier on a UNIX socket (the plugin's unix: transport)
+  OpenDkim verifier(k, "verifier", "Mode v\nTestDNSData " + k.dir + "/dnsdata\n", true);
   REQUIRE_MESSAGE(signer.ready(), signer.output());
   REQUIRE_MESSAGE(verifier.ready(), verifier.output());
 
@@ -163,7 +183,7 @@ TEST_CASE("milter_opendkim: an authenticated submission is signed, inbound mail 
   so.toml =
       "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"none\"\nauth_plaintext = true\n"
       "[auth]\nfailure_delay = 0\n";
-  so.plugins = "auth_static alice s3cret\nmilter inet:127.0.0.1:" + std::to_string(signer.port()) +
+  so.plugins = "auth_static alice s3cret\nmilter " + signer.spec() +
                "\nverdict rcpt=OK\nqueue/maildir " + out.path + "\n";
   Server sub(so);
   REQUIRE(sub.started());
@@ -198,8 +218,7 @@ TEST_CASE("milter_opendkim: an authenticated submission is signed, inbound mail 
   // the inbound server: the verifying milter adds Authentication-Results
   MailRoot in;
   Options io;
-  io.plugins = "milter inet:127.0.0.1:" + std::to_string(verifier.port()) +
-               "\nverdict rcpt=OK\nqueue/maildir " + in.path + "\n";
+  io.plugins = "milter " + verifier.spec() + "\nverdict rcpt=OK\nqueue/maildir " + in.path + "\n";
   Server mx(io);
   REQUIRE(mx.started());
   Client c(mx.port());
