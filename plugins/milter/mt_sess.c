@@ -502,7 +502,10 @@ uvs_verdict mt_verdict(mt_sess *s, uvs_call *c, mt_result r) {
         fixed_reply(&tmp, 451, "4.7.1", "Service unavailable - try again later");
       else
         copy_reply(&tmp, &s->reply);
-      uvs_verdict v = tmp.code >= 500 ? UVS_DENY : UVS_DENYSOFT;
+      /* 421 closes the session, as it does in Postfix */
+      uvs_verdict v = tmp.code >= 500   ? UVS_DENY
+                      : tmp.code == 421 ? UVS_DENYSOFT_DISCONNECT
+                                        : UVS_DENYSOFT;
       if (tmp.nlines == 0) { /* out of memory copying */
         mt_reply_free(&tmp);
         return UVS_DENYSOFT;

@@ -388,6 +388,21 @@ TEST_CASE("milter: a milter that disconnects mid-message, speaks garbage, or is 
   CHECK(s.wait_log("cannot connect: connection refused; default_action tempfail"));
 }
 
+TEST_CASE("milter: a 421 reply code closes the session") {
+  MailRoot root;
+  FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
+    if (in.cmd == 'R') return {mpkt('y', z("421 4.3.2 Going down for maintenance"))};
+    return {mpkt('c')};
+  });
+  Server s(milter_opts(m, root));
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(greeted(c));
+  CHECK(c.cmd("MAIL FROM:<s@client.test>").rfind("250", 0) == 0);
+  CHECK(c.cmd("RCPT TO:<alice@one.test>") == "421 4.3.2 Going down for maintenance");
+  CHECK(c.closed());
+}
+
 TEST_CASE("milter: shutdown answers 421 and closes the session") {
   MailRoot root;
   FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
