@@ -36,14 +36,23 @@ static void on_shutdown(uv_shutdown_t *r, int status) {
   close_handles(r->data);
 }
 
+/* A milter that reads nothing would keep a shutdown waiting: closed after a while. */
+static void on_linger(uv_timer_t *t) { close_handles(t->data); }
+
 void mt_conn_finish(mt_conn *c) {
   if (c->s && c->s->conn == c) c->s->conn = NULL;
   c->s = NULL;
   uv_timer_stop(&c->timer);
   c->sreq.data = c;
   if (!c->connected || uv_is_closing(&c->h.handle) ||
-      uv_shutdown(&c->sreq, &c->h.stream, on_shutdown) < 0)
+      uv_shutdown(&c->sreq, &c->h.stream, on_shutdown) < 0) {
     close_handles(c);
+    return;
+  }
+  /* a detached connection never keeps the server's loop running */
+  uv_unref(&c->h.handle);
+  uv_unref((uv_handle_t *)&c->timer);
+  uv_timer_start(&c->timer, on_linger, 2000, 0);
 }
 
 static void on_write(uv_write_t *w, int status) {

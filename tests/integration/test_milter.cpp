@@ -4,6 +4,7 @@
 // (slow, gone, garbage, down) with both default actions.
 #include <cerrno>
 #include <chrono>
+#include <csignal>
 #include <doctest/doctest.h>
 #include <filesystem>
 #include <string>
@@ -567,4 +568,26 @@ TEST_CASE("milter: a negotiation the client cannot accept is a failure") {
     CHECK(s.wait_log(k.log + "; default_action tempfail"));
     CHECK(m.of('C').empty());
   }
+}
+
+TEST_CASE("milter: SIGTERM with idle sessions whose milter is busy exits promptly") {
+  MailRoot root;
+  // no reply to HELO (SMFIP_NR_HELO): the milter then sits on it and reads nothing more
+  FakeMilter m(
+      [](const MilterPkt &in) -> std::vector<MilterPkt> {
+        if (in.cmd == 'H') return {msleep(20000)};
+        return {mpkt('c')};
+      },
+      0x2000);
+  Server s(milter_opts(m, root));
+  REQUIRE(s.started());
+  Client a(s.port()), b(s.port());
+  REQUIRE(greeted(a));
+  REQUIRE(greeted(b));
+  REQUIRE(m.wait_for('H', 5, 2));
+  auto t0 = std::chrono::steady_clock::now();
+  s.signal(SIGTERM);
+  CHECK(s.wait_exit(15) == 0);
+  double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
+  CHECK(took < 6);
 }
