@@ -7,8 +7,10 @@
 #include <csignal>
 #include <doctest/doctest.h>
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <sys/socket.h>
+#include <unistd.h>
 #include <vector>
 
 #include "fake_milter.hpp"
@@ -590,4 +592,34 @@ TEST_CASE("milter: SIGTERM with idle sessions whose milter is busy exits promptl
   CHECK(s.wait_exit(15) == 0);
   double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
   CHECK(took < 6);
+}
+
+TEST_CASE(
+    "milter: each session has its own milter connection, opened at connect, closed at the end") {
+  MailRoot root;
+  FakeMilter m;
+  Server s(milter_opts(m, root));
+  REQUIRE(s.started());
+  {
+    std::vector<std::unique_ptr<Client>> cs;
+    for (int i = 0; i < 10; i++) {
+      cs.push_back(std::make_unique<Client>(s.port()));
+      REQUIRE(greeted(*cs.back()));
+    }
+    CHECK(m.connections() == 10);
+    // interleaved transactions: each milter conversation stays its session's
+    for (auto &c : cs) CHECK(c->cmd("MAIL FROM:<s@client.test>").rfind("250", 0) == 0);
+    for (auto &c : cs) CHECK(c->cmd("RCPT TO:<alice@one.test>").rfind("250", 0) == 0);
+    for (auto &c : cs) {
+      CHECK(c->cmd("DATA").rfind("354", 0) == 0);
+      c->send(kMsg + ".\r\n");
+      CHECK(c->reply(10).rfind("250 2.0.0 Queued as ", 0) == 0);
+    }
+    for (auto &c : cs) CHECK(c->cmd("QUIT").rfind("221", 0) == 0);
+  }
+  CHECK(m.wait_for('Q', 5, 10));
+  for (int i = 0; i < 50 && m.closed() < 10; i++) usleep(100000);
+  CHECK(m.closed() == 10);
+  CHECK(m.of('E').size() == 10);
+  CHECK(root.of("alice", "one.test").size() == 10);
 }
