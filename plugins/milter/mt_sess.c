@@ -302,6 +302,12 @@ static void negotiated(mt_sess *s, const mt_packet *pk) {
   s->version = o.version;
   s->actions = o.actions;
   s->protocol = o.protocol & MT_PROTOCOL;
+  /* an older milter does not know SMFIC_DATA (version 4) nor the later steps */
+  if (o.version < 4) s->protocol |= SMFIP_NODATA;
+  if (o.version < 6)
+    s->protocol &= ~(uint32_t)(SMFIP_SKIP | SMFIP_NR_CONN | SMFIP_NR_HELO | SMFIP_NR_MAIL |
+                               SMFIP_NR_RCPT | SMFIP_NR_DATA | SMFIP_NR_UNKN | SMFIP_NR_EOH |
+                               SMFIP_NR_BODY | SMFIP_HDR_LEADSPC | SMFIP_RCPT_REJ);
   for (int i = 0; i < MT_NSTAGES; i++) {
     free(s->symlist[i]);
     s->symlist[i] = o.symlist[i];
