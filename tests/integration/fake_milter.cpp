@@ -122,7 +122,8 @@ void FakeMilter::serve(int fd) {
     }
     std::vector<MilterPkt> out;
     if (in.cmd == 'O') {
-      out.push_back(mpkt('O', u32(6) + u32(actions_) + u32(protocol_) + optneg_extra_));
+      out.push_back(
+          mpkt('O', u32(version_.load()) + u32(actions_) + u32(protocol_) + optneg_extra_));
     } else if (in.cmd == 'Q') {
       break;
     } else if (in.cmd == 'D' || in.cmd == 'A') {

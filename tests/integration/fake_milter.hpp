@@ -38,6 +38,8 @@ class FakeMilter {
   FakeMilter(const FakeMilter &) = delete;
   FakeMilter &operator=(const FakeMilter &) = delete;
 
+  // The protocol version it answers the negotiation with (6 unless set before a connection).
+  void set_version(uint32_t v) { version_ = v; }
   int port() const { return port_; }
   std::string spec() const { return "inet:127.0.0.1:" + std::to_string(port_); }
   std::vector<MilterPkt> received() const;
@@ -54,6 +56,7 @@ class FakeMilter {
   void serve(int fd);
   Script script_;
   uint32_t protocol_, actions_;
+  std::atomic<uint32_t> version_{6};
   std::string optneg_extra_;
   int lfd_ = -1;
   int port_ = 0;

@@ -623,3 +623,28 @@ TEST_CASE(
   CHECK(m.of('E').size() == 10);
   CHECK(root.of("alice", "one.test").size() == 10);
 }
+
+TEST_CASE("milter: an older milter (version 2) gets no DATA event; a newer one (7) is refused") {
+  MailRoot root;
+  FakeMilter old;
+  old.set_version(2);
+  Server s(milter_opts(old, root));
+  REQUIRE(s.started());
+  {
+    Client c(s.port());
+    REQUIRE(greeted(c));
+    std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
+    CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
+    CHECK(old.of('T').empty());
+    CHECK(old.of('E').size() == 1);
+  }
+  FakeMilter newer;
+  newer.set_version(7);
+  MailRoot root2;
+  Server s2(milter_opts(newer, root2));
+  REQUIRE(s2.started());
+  Client c(s2.port());
+  REQUIRE(greeted(c));
+  CHECK(c.cmd("MAIL FROM:<s@client.test>") == "451 4.7.1 Service unavailable - try again later");
+  CHECK(s2.wait_log("the milter speaks protocol version 7; this client 2 to 6"));
+}
