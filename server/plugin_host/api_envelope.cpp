@@ -66,7 +66,9 @@ int api_rcpt_delete(uvs_call *c, const char *addr) noexcept {
   int rc = hook_check(c, addr);
   if (rc < 0) return rc;
   try {
-    return c->host->rcpt_delete(addr, c->plugin ? c->plugin->instance : "");
+    std::string a(addr);
+    if (!recipient_ok(a)) return -EINVAL;
+    return c->host->rcpt_delete(a, c->plugin ? c->plugin->instance : "");
   } catch (const std::bad_alloc &) {
     return -ENOMEM;
   }

@@ -68,6 +68,7 @@ TEST_CASE("envelope: the null sender, bad addresses, a missing recipient and max
   CHECK(s.wait_log("envelope_probe: post einval call=" + inval + " addr=" + inval +
                    " from=" + inval + " route=" + inval + " rcpt=" + inval + " null=" + inval +
                    " 8bit=" + inval));
+  CHECK(s.wait_log("envelope_probe: post delbad=" + inval));
   CHECK(s.wait_log("envelope_probe: post enoent=" + E(ENOENT)));
   CHECK(s.wait_log("envelope_probe: post from= rc=0"));
   CHECK(s.wait_log("envelope_probe: post add=c@three.test rc=0"));

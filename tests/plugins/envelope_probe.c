@@ -5,7 +5,7 @@
  * data_post: "from=ADDR" (mail_from_replace; "from=" for the null sender), "add=ADDR" (rcpt_add),
  * "del=ADDR" (rcpt_delete); each logs "post <arg> rc=RC". Argument "checks" also logs the
  * refusals at data_post: "post einval call=RC addr=RC from=RC route=RC rcpt=RC null=RC 8bit=RC"
- * and "post enoent=RC".
+ * "post delbad=RC" (rcpt_delete of a bad address) and "post enoent=RC".
  *   rcpt   logs "rcpt from=RC add=RC del=RC" (all -EPERM), then DECLINED
  *   queue  logs "queue from=<S> rcpts=<A>,<B>... perm=RC" (an edit there: -EPERM) and says OK
  *          (the probe is the queue plugin)
@@ -44,6 +44,7 @@ static uvs_verdict on_data_post(uvs_call *c, void *ud) {
                api->mail_from_replace(c, "no at sign@x"), api->rcpt_add(c, "@r.test:a@b.test"),
                api->rcpt_add(c, "a@@b.test"), api->rcpt_add(c, ""),
                api->rcpt_add(c, "caf\xc3\xa9@b.test"));
+      api->log(self, c, UVS_LOG_NOTICE, "post delbad=%d", api->rcpt_delete(c, "not an address"));
       api->log(self, c, UVS_LOG_NOTICE, "post enoent=%d",
                api->rcpt_delete(c, "nobody@nowhere.test"));
       continue;
