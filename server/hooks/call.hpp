@@ -67,6 +67,11 @@ class CallHost {
     return -2; /* -ENOENT */
   }
   virtual int body_replace(int /*fd*/) { return -2; /* -ENOENT */ }
+  // Plugins' envelope edits (1.5), at data_post; addr's syntax is checked by the caller, by names
+  // the plugin instance for the log. 0 or -errno (-ENOENT: no transaction, or no such recipient).
+  virtual int mail_from_replace(std::string_view /*addr*/, std::string_view /*by*/) { return -2; }
+  virtual int rcpt_add(std::string_view /*addr*/, std::string_view /*by*/) { return -2; }
+  virtual int rcpt_delete(std::string_view /*addr*/, std::string_view /*by*/) { return -2; }
   // The session's own DNS lookups (dns_query_conn, 1.3); nullptr: none here.
   virtual ConnDns *conn_dns() { return nullptr; }
 };

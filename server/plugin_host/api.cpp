@@ -14,6 +14,7 @@
 #include "hooks/runner.hpp"
 #include "hooks/services.hpp"
 #include "log/log.hpp"
+#include "plugin_host/api_envelope.hpp"
 #include "plugin_host/host.hpp"
 #include "tls/details.hpp"
 
@@ -450,10 +451,8 @@ int api_body_replace_fd(uvs_call *c, int fd) noexcept {
   }
 }
 
-// 1.5 envelope edits and shared state: not implemented yet (-ENOSYS).
-int api_mail_from_replace(uvs_call *, const char *) noexcept { return -ENOSYS; }
-int api_rcpt_add(uvs_call *, const char *) noexcept { return -ENOSYS; }
-int api_rcpt_delete(uvs_call *, const char *) noexcept { return -ENOSYS; }
+// 1.5 envelope edits: plugin_host/api_envelope.cpp.
+// 1.5 shared state: not implemented yet (-ENOSYS).
 int api_kv_get(uvs_plugin *, const char *, uvs_kv_fn, void *) noexcept { return -ENOSYS; }
 int api_kv_set(uvs_plugin *, const char *, const char *, size_t, uint64_t, uvs_kv_fn,
                void *) noexcept {

@@ -74,6 +74,10 @@ class Session final : public CallHost, private ConnectionEvents {
   int header_edit(smtp::HeaderOp op, std::string_view at, int i, std::string_view name,
                   std::string_view value) override;
   int body_replace(int fd) override;
+  // Envelope edits (ABI 1.5): session_envelope.cpp.
+  int mail_from_replace(std::string_view addr, std::string_view by) override;
+  int rcpt_add(std::string_view addr, std::string_view by) override;
+  int rcpt_delete(std::string_view addr, std::string_view by) override;
   int watch_input(std::function<void(int)> cb) override;
   void unwatch_input() override;
   int send_continuation(std::string_view text) override;

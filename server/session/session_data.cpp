@@ -228,6 +228,20 @@ void Session::run_data_post() {
 }
 
 void Session::run_queue() {
+  if (txn_.rcpts().empty()) {
+    // Every recipient was removed at data_post (ABI 1.5 rcpt_delete, a milter's DELRCPT): nothing
+    // to queue. As Postfix's cleanup does, the client still gets its 250; the log says why.
+    std::string id = txn_.id();
+    log::format_txn(log::info, id_, id,
+                    "%s: not queued: no recipient left after data_post; message dropped",
+                    id.c_str());
+    busy_ = false;
+    reset_transaction();
+    junk_ = 0;
+    send(make_reply(250, "2.0.0", "Queued as " + id));
+    if (!ending() && !processing_) process();
+    return;
+  }
   run_hook(UVS_HOOK_QUEUE, HookArgs{}, [this](HookResult r) {
     Decision d = decide(UVS_HOOK_QUEUE, r);
     std::string id = txn_.id();

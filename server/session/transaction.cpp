@@ -153,6 +153,29 @@ void Transaction::commit(std::function<void(int)> done) {
   spool_->flush(std::move(done));
 }
 
+bool same_rcpt(std::string_view a, std::string_view b) {
+  auto ci = [](unsigned char x, unsigned char y) { return tolower(x) == tolower(y); };
+  size_t at = a.rfind('@');
+  if (at == std::string_view::npos)  // <postmaster>, in any case
+    return b.find('@') == std::string_view::npos && a.size() == b.size() &&
+           std::equal(a.begin(), a.end(), b.begin(), ci);
+  return a.size() == b.size() && b.rfind('@') == at && a.substr(0, at) == b.substr(0, at) &&
+         std::equal(a.begin() + at, a.end(), b.begin() + at, ci);
+}
+
+bool Transaction::has_rcpt(std::string_view addr) const {
+  return std::any_of(rcpts_.begin(), rcpts_.end(),
+                     [&](const std::string &r) { return same_rcpt(r, addr); });
+}
+
+bool Transaction::remove_rcpt(std::string_view addr) {
+  auto it = std::find_if(rcpts_.begin(), rcpts_.end(),
+                         [&](const std::string &r) { return same_rcpt(r, addr); });
+  if (it == rcpts_.end()) return false;
+  rcpts_.erase(it);
+  return true;
+}
+
 bool Transaction::rollback() {
   bool had = open_ || spool_;
   open_ = false;

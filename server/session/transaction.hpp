@@ -25,6 +25,10 @@ namespace uvs {
 
 inline constexpr size_t kMaxHeaderCapture = 256 * 1024;  // header bytes kept for header_get
 
+// Two recipients are the same when their local parts are equal as written and their domains
+// without regard to case (a bare postmaster: in any case).
+bool same_rcpt(std::string_view a, std::string_view b);
+
 class Transaction {
  public:
   Transaction() = default;
@@ -43,6 +47,11 @@ class Transaction {
   bool body_8bit() const { return body_8bit_; }
   const std::vector<std::string> &rcpts() const { return rcpts_; }
   void add_rcpt(std::string rcpt) { rcpts_.push_back(std::move(rcpt)); }
+  // Envelope edits (ABI 1.5): a new sender; the recipient equal to addr (same_rcpt) found or
+  // removed (false: there is none).
+  void set_mail_from(std::string from) { mail_from_ = std::move(from); }
+  bool has_rcpt(std::string_view addr) const;
+  bool remove_rcpt(std::string_view addr);
 
   // DATA: a spool for the body, starting with the Received: field; 0 or -errno (no spool).
   int begin_data(uv_loop_t *loop, const std::string &spool_dir, const std::string &received);

@@ -12,7 +12,8 @@
 // <id>", or DENYSOFT 451 4.3.0 with nothing left behind. After a store, "new <id>" goes to the
 // delivery engine's control socket (<queue dir>/control, best effort). The id is the transaction's queue id
 // (queue_id(), 1.4), so the Received: field, the 250, the log lines and the files all carry
-// the same one.
+// the same one. A transaction with the note "quarantine" (a milter's SMFIR_QUARANTINE) is stored
+// held (<id>.hold) and the engine is not told.
 #include <cerrno>
 #include <chrono>
 #include <cstdio>
@@ -35,6 +36,9 @@ const uvs_api *api;
 
 const char kNote8bit[] = "queue/outbound:8bitmime";
 const char kNoteUtf8[] = "queue/outbound:smtputf8";
+// A milter (or any plugin) that quarantines the message sets this transaction note (the reason):
+// the entry is stored held, as Postfix puts such a message in its hold queue.
+const char kNoteQuarantine[] = "quarantine";
 const char kSoftText[] = "Cannot queue the message now; try again later";
 
 struct Outbound {
@@ -84,6 +88,9 @@ struct Job {
   int rc = 0;
   std::string err;
   bool undo = false;  // the entry was stored but nobody waits for the answer: removed again
+  std::string quarantine;  // transaction note "quarantine" (a milter's): the entry is held
+  int hold_rc = 0;
+  std::string hold_err;
   ~Job() {
     if (msg_fd >= 0) close(msg_fd);
   }
@@ -111,6 +118,8 @@ void store_work(void *ud) {
   }
   uvs::queue::Envelope &e = j->env;
   j->rc = j->st->q->store(e, j->msg_fd, e.size, j->err);
+  if (j->rc == 0 && !j->quarantine.empty())
+    j->hold_rc = j->st->q->set_hold(e.id, true, j->hold_err);
 }
 
 void undo_done(uvs_pending *p, void *ud) {
@@ -141,6 +150,19 @@ void store_done(uvs_pending *p, void *ud) {
   api->log(j->st->self, call, UVS_LOG_INFO, "%s: queued in %s: %lld bytes, %zu recipient(s)",
            j->env.id.c_str(), j->st->q->root().c_str(), static_cast<long long>(j->env.size),
            j->env.rcpts.size());
+  if (!j->quarantine.empty()) {
+    if (j->hold_rc == 0) {
+      api->log(j->st->self, call, UVS_LOG_NOTICE,
+               "%s: held (quarantine: %s); `uvsmtpd queue release %s` lets it go",
+               j->env.id.c_str(), j->quarantine.c_str(), j->env.id.c_str());
+      std::string text = "Ok: queued as " + j->env.id;
+      api->complete(p, UVS_OK, 250, "2.0.0", text.c_str());
+      delete j;
+      return;  // the delivery engine is not told: it skips held entries
+    }
+    api->log(j->st->self, call, UVS_LOG_WARNING, "%s: cannot hold it (quarantine: %s): %s",
+             j->env.id.c_str(), j->quarantine.c_str(), j->hold_err.c_str());
+  }
   // Tell the delivery engine (best effort: it also rescans the directory every minute).
   try {
     j->st->unsent.push_back(j->env.id);
@@ -186,6 +208,8 @@ uvs_verdict on_queue(uvs_call *call, void *ud) noexcept {
       e.rcpts.push_back(std::move(r));
     }
     e.size = api->message_size(call);
+    const char *quarantine = api->note_get(call, UVS_NOTE_TRANSACTION, kNoteQuarantine);
+    if (quarantine && *quarantine) j->quarantine = quarantine;
   } catch (const std::bad_alloc &) {
     delete j;
     return soft_fail(st, call, "out of memory");
