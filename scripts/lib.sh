@@ -14,7 +14,7 @@ DEB_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 swaks
               dovecot-core msmtp           # AUTH tests: a real SASL back end, a real client
               postfix                      # delivery_postfix: a real destination MTA (own config in a temp dir)
               bind9-dnsutils               # dig: the fake_mx suite reads the DNS stub's answers
-              prometheus                  # promtool: the metrics tests check the exposition format
+              prometheus                   # promtool: the metrics tests check the exposition format
               rspamd                       # milter_rspamd: a real milter (rspamd's proxy in milter mode)
               opendkim opendkim-tools python3-dkim)  # milter_opendkim: signing, verifying, checking
 
