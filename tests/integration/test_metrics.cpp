@@ -215,15 +215,17 @@ TEST_CASE("metrics: a scrape after real sessions: the counters moved as the sess
         1);
   CHECK(after["uvsmtpd_hook_verdicts_total{hook=\"vrfy\",plugin=\"verdict\",verdict="
               "\"DENY_DISCONNECT\"}"] == 1);
-  // The rcpt verdict came 30 ms later, from a timer: both histograms saw it.
+  // The rcpt verdict came 30 ms later, from a timer: both histograms saw it. (libuv starts a
+  // timer from the loop's cached time, which lags the clock the histograms read: a 30 ms timer
+  // can measure a little less, hence 25 ms.)
   CHECK(after["uvsmtpd_hook_duration_seconds_count{hook=\"rcpt\"}"] == 1);
   CHECK(after["uvsmtpd_hook_duration_seconds_bucket{hook=\"rcpt\",le=\"0.01\"}"] == 0);
   CHECK(after["uvsmtpd_hook_duration_seconds_bucket{hook=\"rcpt\",le=\"+Inf\"}"] == 1);
-  CHECK(after["uvsmtpd_hook_duration_seconds_sum{hook=\"rcpt\"}"] >= 0.03);
+  CHECK(after["uvsmtpd_hook_duration_seconds_sum{hook=\"rcpt\"}"] >= 0.025);
   CHECK(after["uvsmtpd_hook_duration_seconds_sum{hook=\"rcpt\"}"] < 5);
   CHECK(after["uvsmtpd_plugin_hook_duration_seconds_count{hook=\"rcpt\",plugin=\"verdict\"}"] == 1);
   CHECK(after["uvsmtpd_plugin_hook_duration_seconds_sum{hook=\"rcpt\",plugin=\"verdict\"}"] >=
-        0.03);
+        0.025);
   CHECK(after["uvsmtpd_queue_entries{state=\"active\"}"] == 0);  // no delivery engine here
   CHECK(after["uvsmtpd_deliveries_total{result=\"sent\"}"] == 0);
 }
