@@ -150,6 +150,15 @@ void print_settings(FILE *out, const config::Settings &s, const std::string &ori
                 ", to = " + str(r.to) + " }";
     kv("route", "[" + routes + "]");
   }
+  fprintf(out, "\n[state]\n");
+  kv("redis", str(s.state.redis));
+  kv("timeout", num(s.state.timeout));
+  if (s.state.password.empty())
+    kv("password", str(""));
+  else
+    fprintf(out, "# password: set (not shown)\n");
+  kv("db", n(s.state.db));
+  kv("max_entries", n(s.state.max_entries));
   fprintf(out, "\n[tls]\n");
   const config::TlsSettings &t = s.tls;
   kv("certificate", str(t.certificate));

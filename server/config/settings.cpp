@@ -540,6 +540,7 @@ class Loader {
                            {"lockout_failures", integer(s_.auth_lockout_failures, 0, 100000)},
                            {"lockout_window", seconds(s_.auth_lockout_window)}});
     h["delivery"] = sub_table(delivery_handlers());
+    h["state"] = sub_table(state_handlers());
     return h;
   }
 
@@ -600,6 +601,34 @@ class Loader {
         d.routes.push_back(std::move(r));
       }
     };
+    return h;
+  }
+
+  // [state]: the shared key-value store (embedded, or Redis when 'redis' is set).
+  Handlers state_handlers() {
+    StateSettings &st = s_.state;
+    Handlers h;
+    h["redis"] = text(st.redis, [](const std::string &v) -> const char * {
+      if (v.empty()) return nullptr;
+      if (v.rfind("unix:", 0) == 0)
+        return v.size() > 5 && v[5] == '/' && v.size() < 108 + 5
+                   ? nullptr
+                   : "must be \"host:port\", \"[ipv6]:port\" or \"unix:/absolute/path\"";
+      Listen l;
+      if (!parse_listen(v, l) || l.port == 0 || l.host == "0.0.0.0" || l.host == "::")
+        return "must be \"host:port\", \"[ipv6]:port\" or \"unix:/absolute/path\"";
+      return nullptr;
+    });
+    h["timeout"] = [this, &st](const toml::node &n, const std::string &name) {
+      seconds(st.timeout)(n, name);
+      if (st.timeout > 60) error(n, "'" + name + "' must be at most 60 (seconds)");
+    };
+    h["password"] = text(st.password, [](const std::string &v) -> const char * {
+      return v.size() > 512 || !printable_ascii(v, true) ? "must be printable ASCII (at most 512)"
+                                                         : nullptr;
+    });
+    h["db"] = integer(st.db, 0, 65535);
+    h["max_entries"] = integer(st.max_entries, 1, 100000000);
     return h;
   }
 

@@ -50,6 +50,15 @@ struct DeliverySettings {
   std::vector<DeliveryRoute> routes;      // first match wins; default "mx"
 };
 
+// [state]: the shared key-value store behind uvs_api.kv_* (server/state/, docs/operations.md).
+struct StateSettings {
+  std::string redis;            // "" = the embedded store; "host:port", "[v6]:port", "unix:/path"
+  double timeout = 0.2;         // seconds an operation may wait for Redis (connect included)
+  std::string password;         // Redis AUTH; "" = none
+  uint32_t db = 0;              // Redis SELECT
+  uint32_t max_entries = 1000000;  // the embedded store's bound (docs/operations.md)
+};
+
 struct Settings {
   std::string hostname;              // default: gethostname()
   std::string greeting;              // banner text after "220 <hostname> "; default "ESMTP uvsmtpd"
@@ -92,6 +101,7 @@ struct Settings {
   uint32_t auth_lockout_failures = 10;   // per client IP within the window; 0 = no lockout
   double auth_lockout_window = 600;      // seconds
   DeliverySettings delivery;             // [delivery]
+  StateSettings state;                   // [state]
   // -- startup checks (cli) --
   bool require_queue_plugin = false;  // no plugin registers `queue`: error instead of warning
 };
