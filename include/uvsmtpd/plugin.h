@@ -30,7 +30,7 @@ extern "C" {
 #endif
 
 #define UVS_ABI_MAJOR 1 /* bump = incompatible; the server refuses other majors */
-#define UVS_ABI_MINOR 4 /* bump = members appended; older plugins still load    */
+#define UVS_ABI_MINOR 5 /* bump = members appended; older plugins still load    */
 
 /* The oldest server minor (1.N) this plugin runs on: UVS_PLUGIN stamps it into
  * uvs_plugin_info.abi_minor, and a server older than that refuses the plugin. By default
@@ -142,6 +142,8 @@ typedef void (*uvs_timer_fn)(uvs_timer *timer, void *ud);
  * hook: there is no call here (keep what the later hook needs in ud). */
 typedef void (*uvs_dns_conn_fn)(int64_t id, int status, int count, const char *const *answers,
                                 void *ud);
+/* A shared-state answer (1.5): see kv_get(). */
+typedef void (*uvs_kv_fn)(int status, const char *value, size_t len, int64_t number, void *ud);
 
 /* What tls_info() (1.3) reports about the session's TLS layer. The caller sets `size` to
  * sizeof(uvs_tls_info) as its header declares it; the server fills the fields that size covers
@@ -477,7 +479,47 @@ typedef struct uvs_api {
    * name it so. Borrowed until the hook returns. */
   const char *(*queue_id)(const uvs_call *c);
 
-  /* ---- 1.5 and later: append below this line only ----------------------------- */
+  /* ---- 1.5 ------------------------------------------------------------------- */
+
+  /* Envelope edits, in the data_post hook only (also from pending_call until complete());
+   * -EPERM in every other hook. They change what the queue hook and the queue plugins see
+   * (mail_from(), rcpt_count(), rcpt_at()), as a milter's end-of-message actions do.
+   * mail_from_replace: the new sender, an RFC 5321 path without <> ("" for the null sender),
+   * checked as MAIL FROM's address is. rcpt_add: append a recipient (checked as RCPT TO's
+   * address; one already present is not added twice: 0); -E2BIG beyond max_recipients.
+   * rcpt_delete: remove the recipient equal to addr (local part as written, domain
+   * case-insensitive); -ENOENT if there is none. A transaction left with no recipient at the
+   * queue hook is not queued: DATA still ends 250 (the message is dropped with a log line), as
+   * when a milter deletes every recipient. Each returns 0, or -EINVAL (NULL call or address,
+   * a bad address), -EPERM, -ENOMEM. Copied. */
+  int (*mail_from_replace)(uvs_call *c, const char *addr);
+  int (*rcpt_add)(uvs_call *c, const char *addr);
+  int (*rcpt_delete)(uvs_call *c, const char *addr);
+
+  /* Shared state: a key-value store shared by every process of this server, and by every
+   * server pointed at the same back end ([state] in uvsmtpd.toml: in-process by default, Redis
+   * when configured). Keys are namespaced by the plugin's name (uvs_plugin_info.name, not the
+   * instance), so the same plugin on another host sees the same keys. From init on, loop
+   * thread only. cb(status, value, len, number, ud) runs later on the loop, never inside the
+   * call: status 0 (done; for kv_get the value was found), -ENOENT (kv_get: no such key or it
+   * expired), -EIO or -ETIMEDOUT (the back end is unreachable or slow: the plugin applies its
+   * own fail-open or fail-closed policy), -ECANCELED (the instance is being retired or the
+   * server is stopping). value/len: kv_get's value (borrowed for the callback, NUL-terminated
+   * for convenience; NULL otherwise); number: kv_incr's new value (0 otherwise). A pending
+   * operation keeps its instance alive (fini waits for it, as for a pending call). cb may be
+   * NULL for kv_set, kv_incr and kv_del. ttl_ms 0 = no expiry. kv_incr adds delta to the
+   * integer at key (a missing key counts as 0) and, when it creates the key, sets ttl_ms
+   * (a fixed window: later increments keep the first expiry). Each returns 0 (the operation
+   * is under way), or -EINVAL (NULL plugin or key, an empty key, a key over 512 bytes or with
+   * a control character, a value over 1 MiB, a NULL cb for kv_get), -ENOMEM. */
+  int (*kv_get)(uvs_plugin *p, const char *key, uvs_kv_fn cb, void *ud);
+  int (*kv_set)(uvs_plugin *p, const char *key, const char *value, size_t len, uint64_t ttl_ms,
+                uvs_kv_fn cb, void *ud);
+  int (*kv_incr)(uvs_plugin *p, const char *key, int64_t delta, uint64_t ttl_ms, uvs_kv_fn cb,
+                 void *ud);
+  int (*kv_del)(uvs_plugin *p, const char *key, uvs_kv_fn cb, void *ud);
+
+  /* ---- 1.6 and later: append below this line only ----------------------------- */
 } uvs_api;
 
 /* Does the running server's table have this member? */

@@ -450,6 +450,20 @@ int api_body_replace_fd(uvs_call *c, int fd) noexcept {
   }
 }
 
+// 1.5 envelope edits and shared state: not implemented yet (-ENOSYS).
+int api_mail_from_replace(uvs_call *, const char *) noexcept { return -ENOSYS; }
+int api_rcpt_add(uvs_call *, const char *) noexcept { return -ENOSYS; }
+int api_rcpt_delete(uvs_call *, const char *) noexcept { return -ENOSYS; }
+int api_kv_get(uvs_plugin *, const char *, uvs_kv_fn, void *) noexcept { return -ENOSYS; }
+int api_kv_set(uvs_plugin *, const char *, const char *, size_t, uint64_t, uvs_kv_fn,
+               void *) noexcept {
+  return -ENOSYS;
+}
+int api_kv_incr(uvs_plugin *, const char *, int64_t, uint64_t, uvs_kv_fn, void *) noexcept {
+  return -ENOSYS;
+}
+int api_kv_del(uvs_plugin *, const char *, uvs_kv_fn, void *) noexcept { return -ENOSYS; }
+
 // Positional: the order is the ABI. A member left out at the end would be NULL in a table whose
 // size claims it; -Wextra (-Wmissing-field-initializers) flags that, and the build has no warnings.
 const uvs_api kApi = {
@@ -473,6 +487,8 @@ const uvs_api kApi = {
     api_header_add, api_header_insert, api_header_delete, api_header_replace,
     api_body_replace_fd,
     api_auth_password, api_auth_mechanism, api_queue_id,
+    api_mail_from_replace, api_rcpt_add, api_rcpt_delete,
+    api_kv_get, api_kv_set, api_kv_incr, api_kv_del,
 };
 
 }  // namespace

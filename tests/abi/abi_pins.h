@@ -137,6 +137,18 @@ PIN_MEMBER(queue_id, 70);
 #define UVS_API_SIZE_1_4 SLOT(71)
 #endif
 
+/* ---- uvs_api 1.5 members ------------------------------------------------------------------ */
+#if UVS_ABI_MINOR >= 5
+PIN_MEMBER(mail_from_replace, 71);
+PIN_MEMBER(rcpt_add, 72);
+PIN_MEMBER(rcpt_delete, 73);
+PIN_MEMBER(kv_get, 74);
+PIN_MEMBER(kv_set, 75);
+PIN_MEMBER(kv_incr, 76);
+PIN_MEMBER(kv_del, 77);
+#define UVS_API_SIZE_1_5 SLOT(78)
+#endif
+
 #if UVS_ABI_MINOR >= 3
 
 /* uvs_tls_info (1.3): the caller's size first, then the fields in order, each at its natural
@@ -171,6 +183,8 @@ PIN(sizeof(uvs_api) == UVS_API_SIZE_1_2);
 PIN(sizeof(uvs_api) == UVS_API_SIZE_1_3);
 #elif UVS_ABI_MINOR == 4
 PIN(sizeof(uvs_api) == UVS_API_SIZE_1_4);
+#elif UVS_ABI_MINOR == 5
+PIN(sizeof(uvs_api) == UVS_API_SIZE_1_5);
 #else
 #error "UVS_ABI_MINOR is newer than tests/abi/abi_pins.h: pin the new members"
 #endif
@@ -383,6 +397,16 @@ PIN_TYPE(API_T(auth_password), const char *(*)(const uvs_call *));
 PIN_TYPE(API_T(auth_mechanism), const char *(*)(const uvs_call *));
 PIN_TYPE(API_T(queue_id), const char *(*)(const uvs_call *));
 #endif
+#if UVS_ABI_MINOR >= 5
+PIN_TYPE(API_T(mail_from_replace), int (*)(uvs_call *, const char *));
+PIN_TYPE(API_T(rcpt_add), int (*)(uvs_call *, const char *));
+PIN_TYPE(API_T(rcpt_delete), int (*)(uvs_call *, const char *));
+PIN_TYPE(API_T(kv_get), int (*)(uvs_plugin *, const char *, uvs_kv_fn, void *));
+PIN_TYPE(API_T(kv_set),
+         int (*)(uvs_plugin *, const char *, const char *, size_t, uint64_t, uvs_kv_fn, void *));
+PIN_TYPE(API_T(kv_incr), int (*)(uvs_plugin *, const char *, int64_t, uint64_t, uvs_kv_fn, void *));
+PIN_TYPE(API_T(kv_del), int (*)(uvs_plugin *, const char *, uvs_kv_fn, void *));
+#endif
 
 PIN_TYPE(INFO_T(size), uint32_t);
 PIN_TYPE(INFO_T(abi_major), uint16_t);
@@ -411,6 +435,9 @@ PIN_TYPEDEF(uvs_line_at_fn, int (*)(const char *, const char *, int, void *));
 #if UVS_ABI_MINOR >= 3
 PIN_TYPEDEF(uvs_timer_fn, void (*)(uvs_timer *, void *));
 PIN_TYPEDEF(uvs_dns_conn_fn, void (*)(int64_t, int, int, const char *const *, void *));
+#endif
+#if UVS_ABI_MINOR >= 5
+PIN_TYPEDEF(uvs_kv_fn, void (*)(int, const char *, size_t, int64_t, void *));
 #endif
 #endif /* HAVE_PIN_TYPE */
 

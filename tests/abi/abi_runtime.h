@@ -79,6 +79,12 @@ static const char *fake_auth_mechanism(const uvs_call *c) {
   (void)c;
   return NULL;
 }
+#if UVS_ABI_MINOR >= 5
+static int fake_kv_del(uvs_plugin *p, const char *key, uvs_kv_fn cb, void *ud) {
+  (void)p, (void)key, (void)cb, (void)ud;
+  return -22;
+}
+#endif
 #endif
 
 UVS_PLUGIN("abi_check", "1.2.3", fake_init, fake_fini);
@@ -206,7 +212,22 @@ static int run_abi_checks(const char *lang) {
   t.size = (uint32_t)sizeof t;
   CHECK(UVS_API_HAS(&t, auth_mechanism));
   CHECK(t.auth_mechanism(NULL) == NULL);
+#if UVS_ABI_MINOR == 4
   CHECK(offsetof(uvs_api, queue_id) + sizeof(void *) == sizeof(uvs_api));
+#endif
+#endif
+#if UVS_ABI_MINOR >= 5
+  /* the envelope edits and the shared state follow queue_id: a 1.4 server's table ends there */
+  t.kv_del = fake_kv_del;
+  t.size = (uint32_t)offsetof(uvs_api, mail_from_replace);
+  CHECK(UVS_API_HAS(&t, auth_mechanism));
+  CHECK(!UVS_API_HAS(&t, mail_from_replace));
+  CHECK(!UVS_API_HAS(&t, kv_del));
+  t.size = (uint32_t)sizeof t;
+  CHECK(UVS_API_HAS(&t, kv_del));
+  CHECK(!UVS_API_HAS(&t, kv_get)); /* a NULL slot */
+  CHECK(t.kv_del(NULL, "k", NULL, NULL) == -22);
+  CHECK(offsetof(uvs_api, kv_del) + sizeof(void *) == sizeof(uvs_api));
 #endif
 
   printf("abi %s: %s (uvs_api %u bytes, uvs_plugin_info %u bytes, ABI %d.%d, plugin stamp 1.%d)\n",
