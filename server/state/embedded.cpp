@@ -18,7 +18,9 @@ EmbeddedBackend::EmbeddedBackend(uv_loop_t *loop, size_t max_entries, Deferred &
   uv_unref(reinterpret_cast<uv_handle_t *>(sweep_timer_));  // never holds the loop
 }
 
-EmbeddedBackend::~EmbeddedBackend() { stop(); }
+EmbeddedBackend::~EmbeddedBackend() {
+  stop();
+}
 
 void EmbeddedBackend::stop() {
   if (!sweep_timer_) return;
@@ -30,12 +32,15 @@ void EmbeddedBackend::stop() {
 }
 
 // A monotonic clock: expiry does not move when the wall clock does.
-uint64_t EmbeddedBackend::now() const { return uv_hrtime() / 1000000; }
+uint64_t EmbeddedBackend::now() const {
+  return uv_hrtime() / 1000000;
+}
 
 void EmbeddedBackend::sweep() {
   table_.sweep(now());
   if (table_.evictions() != evictions_logged_) {
-    log::format(log::warning, "", "", "state: the embedded store is full (%zu entries, [state] "
+    log::format(log::warning, "", "",
+                "state: the embedded store is full (%zu entries, [state] "
                 "max_entries): %llu entries that expire soonest were dropped to make room",
                 table_.max_entries(),
                 static_cast<unsigned long long>(table_.evictions() - evictions_logged_));

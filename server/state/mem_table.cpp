@@ -17,7 +17,7 @@ bool parse_int(const std::string &s, int64_t &out) {
 uint64_t deadline(uint64_t now, uint64_t ttl_ms) {
   if (ttl_ms == 0) return 0;
   return ttl_ms > std::numeric_limits<uint64_t>::max() - now ? std::numeric_limits<uint64_t>::max()
-                                                            : now + ttl_ms;
+                                                             : now + ttl_ms;
 }
 }  // namespace
 
@@ -46,8 +46,7 @@ void MemTable::make_room(uint64_t now) {
   if (map_.size() < max_entries_) return;
   sweep(now);
   while (map_.size() >= max_entries_) {
-    Map::iterator victim =
-        expiry_.empty() ? map_.begin() : map_.find(expiry_.begin()->second);
+    Map::iterator victim = expiry_.empty() ? map_.begin() : map_.find(expiry_.begin()->second);
     erase(victim);
     ++evictions_;
   }

@@ -37,9 +37,13 @@ void close_timer(uv_timer_t *&t) {
 
 RedisBackend::RedisBackend(uv_loop_t *loop, const config::StateSettings &settings,
                            Deferred &deferred)
-    : loop_(loop), cfg_(settings), where_(settings.redis), deferred_(deferred),
+    : loop_(loop),
+      cfg_(settings),
+      where_(settings.redis),
+      deferred_(deferred),
       timeout_ms_(static_cast<uint64_t>(settings.timeout * 1000 + 0.5)),
-      op_timer_(new uv_timer_t), retry_timer_(new uv_timer_t) {
+      op_timer_(new uv_timer_t),
+      retry_timer_(new uv_timer_t) {
   if (timeout_ms_ == 0) timeout_ms_ = 1;
   uv_timer_init(loop_, op_timer_);
   uv_timer_init(loop_, retry_timer_);
@@ -47,16 +51,19 @@ RedisBackend::RedisBackend(uv_loop_t *loop, const config::StateSettings &setting
   connect();
 }
 
-RedisBackend::~RedisBackend() { stop(); }
+RedisBackend::~RedisBackend() {
+  stop();
+}
 
-uint64_t RedisBackend::now() const { return uv_hrtime() / 1000000; }
+uint64_t RedisBackend::now() const {
+  return uv_hrtime() / 1000000;
+}
 
 void RedisBackend::connect() {
   if (stopped_) return;
   link_ = Link::connecting;
-  redisAsyncContext *ac = cfg_.redis.rfind("unix:", 0) == 0
-                              ? redisAsyncConnectUnix(cfg_.redis.c_str() + 5)
-                              : nullptr;
+  redisAsyncContext *ac =
+      cfg_.redis.rfind("unix:", 0) == 0 ? redisAsyncConnectUnix(cfg_.redis.c_str() + 5) : nullptr;
   if (cfg_.redis.rfind("unix:", 0) != 0) {
     config::Listen l;
     config::parse_listen(cfg_.redis, l);
@@ -216,9 +223,8 @@ void RedisBackend::submit(Request r) {
     argv[argc] = s.data();
     lens[argc++] = s.size();
   };
-  static const std::string kGet = "GET", kSet = "SET", kPx = "PX", kDel = "DEL",
-                           kIncrBy = "INCRBY", kEval = "EVAL", kOne = "1",
-                           kScript = kIncrScript;
+  static const std::string kGet = "GET", kSet = "SET", kPx = "PX", kDel = "DEL", kIncrBy = "INCRBY",
+                           kEval = "EVAL", kOne = "1", kScript = kIncrScript;
   switch (r.op) {
     case Op::get:
       arg(kGet), arg(r.key);
@@ -276,8 +282,8 @@ void RedisBackend::on_reply(Pending *p, redisReply *reply) {
       status = stopped_ ? -ECANCELED : -EIO;
     } else if (reply->type == REDIS_REPLY_ERROR) {
       std::string e(reply->str, reply->len);
-      if (p->req.op == Op::incr &&
-          (e.find("not an integer") != std::string::npos || e.find("overflow") != std::string::npos))
+      if (p->req.op == Op::incr && (e.find("not an integer") != std::string::npos ||
+                                    e.find("overflow") != std::string::npos))
         status = -EINVAL;
       else
         log::format(log::warning, "", "", "state: Redis at %s answered an error: %s",

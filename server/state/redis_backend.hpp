@@ -62,12 +62,12 @@ class RedisBackend : public Backend {
   Deferred &deferred_;
   redisAsyncContext *ac_ = nullptr;
   Link link_ = Link::down;
-  bool up_ = false;             // the last connection answered its PING
-  bool down_logged_ = false;    // "unreachable" was logged and "reachable" not yet
+  bool up_ = false;           // the last connection answered its PING
+  bool down_logged_ = false;  // "unreachable" was logged and "reachable" not yet
   bool stopped_ = false;
   uint64_t timeout_ms_;
   uint64_t backoff_ms_ = kBackoffMinMs;
-  uint64_t last_reply_ = 0;     // when the last reply came (pile-up check)
+  uint64_t last_reply_ = 0;          // when the last reply came (pile-up check)
   std::deque<Pending *> in_flight_;  // in the order sent = the order Redis answers
   size_t timed_out_ = 0;             // how many at the front of in_flight_ timed out already
   uv_timer_t *op_timer_;             // the first waiting operation's deadline
