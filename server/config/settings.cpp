@@ -620,8 +620,14 @@ class Loader {
       return nullptr;
     });
     h["timeout"] = [this, &st](const toml::node &n, const std::string &name) {
-      seconds(st.timeout)(n, name);
-      if (st.timeout > 60) error(n, "'" + name + "' must be at most 60 (seconds)");
+      double x = 0;
+      if (const auto *i = n.as_integer())
+        x = static_cast<double>(i->get());
+      else if (const auto *f = n.as_floating_point())
+        x = f->get();
+      if ((!n.as_integer() && !n.as_floating_point()) || !std::isfinite(x) || x < 0.001 || x > 60)
+        return error(n, "'" + name + "' must be a number of seconds from 0.001 to 60");
+      st.timeout = x;
     };
     h["password"] = text(st.password, [](const std::string &v) -> const char * {
       return v.size() > 512 || !printable_ascii(v, true) ? "must be printable ASCII (at most 512)"

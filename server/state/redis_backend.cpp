@@ -215,6 +215,9 @@ void RedisBackend::submit(Request r) {
   if (!ac_ || link_ == Link::down || (link_ == Link::connecting && down_logged_) ||
       in_flight_.size() >= kMaxInFlight)
     return fail_later(std::move(r), -EIO);
+  // The arguments point into the request: build them from where it lives from now on.
+  auto *p = new Pending{this, std::move(r), now() + timeout_ms_};
+  const Request &q = p->req;
   std::string a, b;
   const char *argv[6];
   size_t lens[6];
@@ -225,27 +228,26 @@ void RedisBackend::submit(Request r) {
   };
   static const std::string kGet = "GET", kSet = "SET", kPx = "PX", kDel = "DEL", kIncrBy = "INCRBY",
                            kEval = "EVAL", kOne = "1", kScript = kIncrScript;
-  switch (r.op) {
+  switch (q.op) {
     case Op::get:
-      arg(kGet), arg(r.key);
+      arg(kGet), arg(q.key);
       break;
     case Op::set:
-      arg(kSet), arg(r.key), arg(r.value);
-      if (r.ttl_ms) a = std::to_string(r.ttl_ms), arg(kPx), arg(a);
+      arg(kSet), arg(q.key), arg(q.value);
+      if (q.ttl_ms) a = std::to_string(q.ttl_ms), arg(kPx), arg(a);
       break;
     case Op::incr:
-      a = std::to_string(r.delta);
-      if (r.ttl_ms)
-        b = std::to_string(r.ttl_ms), arg(kEval), arg(kScript), arg(kOne), arg(r.key), arg(a),
+      a = std::to_string(q.delta);
+      if (q.ttl_ms)
+        b = std::to_string(q.ttl_ms), arg(kEval), arg(kScript), arg(kOne), arg(q.key), arg(a),
         arg(b);
       else
-        arg(kIncrBy), arg(r.key), arg(a);
+        arg(kIncrBy), arg(q.key), arg(a);
       break;
     case Op::del:
-      arg(kDel), arg(r.key);
+      arg(kDel), arg(q.key);
       break;
   }
-  auto *p = new Pending{this, std::move(r), now() + timeout_ms_};
   if (!send(p, argc, argv, lens)) {
     Request back = std::move(p->req);
     delete p;

@@ -1,0 +1,318 @@
+// tests/integration/test_state.cpp: shared state (uvs_api.kv_*, [state]) end to end: a real
+// redis-server shared by three uvsmtpd instances (greylist, ratelimit, karma, earlytalker's
+// shared pass cache), Redis killed and restarted under them, and the embedded store across a
+// SIGHUP reload.
+#include <csignal>
+#include <doctest/doctest.h>
+#include <memory>
+#include <unistd.h>
+#include <vector>
+
+#include "harness.hpp"
+#include "redis_fixture.hpp"
+
+using namespace itest;
+
+namespace {
+
+const std::map<std::string, std::string> kFiles = {{"rcpthosts", "example.test\n"}};
+
+Options opts(const std::string &toml, const std::string &plugins) {
+  return Options{.toml = toml, .plugins = plugins, .files = kFiles};
+}
+
+// Three servers with the same options (sharing whatever back end the toml names).
+std::vector<std::unique_ptr<Server>> three(const Options &o) {
+  std::vector<std::unique_ptr<Server>> v;
+  for (int i = 0; i < 3; ++i) v.push_back(std::make_unique<Server>(o));
+  return v;
+}
+
+// Greeting, EHLO, MAIL FROM, then the reply to RCPT TO.
+std::string rcpt_reply(const Server &s, const std::string &from, const std::string &to) {
+  Client c(s.port());
+  if (c.reply().rfind("220 ", 0) != 0) return "no greeting";
+  if (c.cmd("EHLO client.example").rfind("250", 0) != 0) return "EHLO refused";
+  std::string m = c.cmd("MAIL FROM:<" + from + ">");
+  if (m.rfind("250", 0) != 0) return m;
+  std::string r = c.cmd("RCPT TO:<" + to + ">");
+  c.cmd("QUIT");
+  return r;
+}
+
+bool starts(const std::string &s, const std::string &prefix) { return s.rfind(prefix, 0) == 0; }
+
+}  // namespace
+
+TEST_CASE("state: a greylist pass on one instance is honoured by the others (Redis)") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  auto s = three(opts(redis.toml(), "greylist delay 1 window 60\nrcpt_ok\n"));
+  for (auto &x : s) REQUIRE(x->started());
+  for (auto &x : s) REQUIRE(x->wait_log("state: connected to Redis"));
+  std::string r = rcpt_reply(*s[0], "alice@remote.example", "bob@example.test");
+  CHECK(starts(r, "451 4.7.1 Greylisted"));
+  // Too early on another instance: it sees the first attempt made on the first one.
+  CHECK(starts(rcpt_reply(*s[1], "alice@remote.example", "bob@example.test"), "451 4.7.1"));
+  CHECK(s[1]->wait_log("greylisted (retried too early)"));
+  usleep(1200000);
+  CHECK(starts(rcpt_reply(*s[2], "alice@remote.example", "bob@example.test"), "250 "));
+  CHECK(s[2]->wait_log("passed after"));
+  // Whitelisted now, on every instance; another triplet is still greylisted.
+  CHECK(starts(rcpt_reply(*s[0], "alice@remote.example", "bob@example.test"), "250 "));
+  CHECK(starts(rcpt_reply(*s[1], "ALICE@remote.example", "bob@EXAMPLE.test"), "250 "));
+  CHECK(starts(rcpt_reply(*s[1], "carol@remote.example", "bob@example.test"), "451 4.7.1"));
+  // Keys are the plugin's name space in Redis, with the whitelist's time to live.
+  CHECK(redis.cli("GET 'uvsmtpd:greylist:t:127.0.0.0/24:alice@remote.example:bob@example.test'") ==
+        "pass");
+  CHECK(std::stol(redis.cli("TTL 'uvsmtpd:greylist:t:127.0.0.0/24:alice@remote.example:bob@example.test'")) >
+        34 * 86400);
+}
+
+TEST_CASE("state: greylist skips relay clients and authenticated users; client exact") {
+  Server s(opts("", "relay\ngreylist delay 1 client exact\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  // Not a relay client yet (no relayclients file): greylisted with its exact address.
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1"));
+  CHECK(s.wait_log("t:127.0.0.1:a@remote.example:b@example.test"));
+  Server r(Options{.plugins = "relay\ngreylist delay 1\nrcpt_ok\n",
+                   .files = {{"rcpthosts", "example.test\n"}, {"relayclients", "127.0.0.1\n"}}});
+  REQUIRE(r.started());
+  CHECK(starts(rcpt_reply(r, "a@remote.example", "b@example.test"), "250 "));
+  CHECK(r.wait_log("greylist: skip, relay client"));
+}
+
+TEST_CASE("state: a connection rate limit holds exactly across three instances (Redis)") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  auto s = three(opts(redis.toml(), "ratelimit connections 10 window 60\nrcpt_ok\n"));
+  for (auto &x : s) REQUIRE(x->started());
+  for (auto &x : s) REQUIRE(x->wait_log("state: connected to Redis"));
+  // 30 connections at once, spread over the three: exactly 10 are greeted.
+  std::vector<std::unique_ptr<Client>> clients;
+  for (int i = 0; i < 30; ++i) clients.push_back(std::make_unique<Client>(s[i % 3]->port()));
+  int greeted = 0, refused = 0;
+  for (auto &c : clients) {
+    std::string g = c->reply();
+    if (starts(g, "220 ")) ++greeted;
+    if (starts(g, "421 4.7.0 Too many connections from 127.0.0.1")) {
+      ++refused;
+      CHECK(c->closed());
+    }
+  }
+  CHECK(greeted == 10);
+  CHECK(refused == 20);
+  CHECK(redis.cli("GET uvsmtpd:ratelimit:conn:127.0.0.1") == "30");
+  int ttl = std::stoi(redis.cli("TTL uvsmtpd:ratelimit:conn:127.0.0.1"));
+  CHECK(ttl > 50);
+  CHECK(ttl <= 60);
+}
+
+TEST_CASE("state: a message rate limit per sender, counted at MAIL (embedded)") {
+  Server s(opts("", "ratelimit messages 2 messages-by sender window 60\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  Client c(s.port());
+  REQUIRE(starts(c.reply(), "220 "));
+  c.cmd("EHLO client.example");
+  CHECK(starts(c.cmd("MAIL FROM:<x@remote.example>"), "250"));
+  c.cmd("RSET");
+  CHECK(starts(c.cmd("MAIL FROM:<X@remote.example>"), "250"));
+  c.cmd("RSET");
+  CHECK(starts(c.cmd("MAIL FROM:<x@remote.example>"), "451 4.7.1 Message rate limit exceeded"));
+  CHECK(starts(c.cmd("MAIL FROM:<y@remote.example>"), "250"));
+}
+
+TEST_CASE("state: Redis killed mid-run: declared fail-open/closed, one log line each way, recovery") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  Server open_(opts(redis.toml(), "greylist delay 1 state-fail open\nrcpt_ok\n"));
+  Server closed_(opts(redis.toml(), "greylist delay 1 state-fail closed\nrcpt_ok\n"));
+  Server limit(opts(redis.toml(), "ratelimit connections 100 state-fail closed\nrcpt_ok\n"));
+  for (Server *x : {&open_, &closed_, &limit}) {
+    REQUIRE(x->started());
+    REQUIRE(x->wait_log("state: connected to Redis"));
+  }
+  CHECK(starts(rcpt_reply(open_, "a@remote.example", "b@example.test"), "451 4.7.1"));
+  redis.kill_now();
+  // Noticed at once (the socket closes), one line per server, however many operations fail.
+  for (Server *x : {&open_, &closed_, &limit}) CHECK(x->wait_log("is unreachable"));
+  for (int i = 0; i < 3; ++i) {
+    double t0 = now();
+    CHECK(starts(rcpt_reply(open_, "new" + std::to_string(i) + "@remote.example", "b@example.test"),
+                 "250 "));
+    CHECK(now() - t0 < 0.5);  // failed fast, not after a timeout per operation
+    CHECK(starts(rcpt_reply(closed_, "a@remote.example", "b@example.test"), "451 4.3.0"));
+  }
+  Client refused(limit.port());
+  CHECK(starts(refused.reply(), "421 4.3.0"));
+  CHECK(open_.wait_log("passed (state-fail open)"));
+  CHECK(closed_.wait_log("deferred (state-fail closed)"));
+  usleep(500000);  // reconnection attempts meanwhile log nothing more
+  for (Server *x : {&open_, &closed_, &limit}) {
+    CHECK(x->count_log("is unreachable") == 1);
+    CHECK(x->running());
+  }
+  REQUIRE(redis.start());
+  for (Server *x : {&open_, &closed_, &limit}) CHECK(x->wait_log("is reachable again", 5));
+  // Greylisting works again (the restarted Redis is empty: a first attempt).
+  CHECK(starts(rcpt_reply(open_, "a@remote.example", "b@example.test"), "451 4.7.1"));
+  CHECK(starts(rcpt_reply(closed_, "c@remote.example", "b@example.test"), "451 4.7.1"));
+  Client greeted(limit.port());
+  CHECK(starts(greeted.reply(), "220 "));
+  for (Server *x : {&open_, &closed_, &limit}) CHECK(x->count_log("is reachable again") == 1);
+}
+
+TEST_CASE("state: Redis hung (SIGSTOP): operations time out, the connection is dropped, no pile-up") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  Server s(opts(redis.toml(0.2), "greylist delay 1 state-fail open\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  REQUIRE(s.wait_log("state: connected to Redis"));
+  pid_t rpid = redis.pid();
+  REQUIRE(rpid > 0);
+  kill(rpid, SIGSTOP);
+  double t0 = now();
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "250 "));
+  double took = now() - t0;
+  CHECK(took >= 0.15);
+  CHECK(took < 1.0);
+  CHECK(s.wait_log("error -110"));  // -ETIMEDOUT
+  CHECK(s.wait_log("is unreachable (no answer within 200 ms)"));
+  t0 = now();
+  CHECK(starts(rcpt_reply(s, "c@remote.example", "b@example.test"), "250 "));
+  CHECK(now() - t0 < 0.5);
+  kill(rpid, SIGCONT);
+  CHECK(s.wait_log("is reachable again", 5));
+  CHECK(starts(rcpt_reply(s, "d@remote.example", "b@example.test"), "451 4.7.1"));
+}
+
+TEST_CASE("state: the embedded store survives a SIGHUP reload (greylist pass kept)") {
+  Server s(opts("max_errors = 20\n", "greylist delay 1\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1"));
+  usleep(1200000);
+  REQUIRE(s.reload_toml("max_errors = 20", "max_errors = 21"));
+  // The new greylist instance finds the first attempt the old one recorded.
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "250 "));
+  CHECK(s.wait_log("passed after"));
+  REQUIRE(s.reload_toml("max_errors = 21", "max_errors = 22"));
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "250 "));
+  CHECK(s.wait_log("whitelisted: t:127.0.0.0/24:a@remote.example:b@example.test"));
+}
+
+TEST_CASE("state: a [state] change on SIGHUP is logged as needing a restart") {
+  Server s(opts("[state]\nmax_entries = 1000\n", "greylist\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  REQUIRE(s.reload_toml("max_entries = 1000", "max_entries = 2000"));
+  CHECK(s.wait_log("[state] changed; the shared-state back end needs a restart"));
+}
+
+TEST_CASE("state: karma kept across connections and instances: a naughty IP is refused") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  const std::string plugins = "karma penalty 60\nearlytalker wait 0.3\nrcpt_ok\n";
+  Server a(opts(redis.toml(), plugins)), b(opts(redis.toml(), plugins));
+  REQUIRE(a.started());
+  REQUIRE(b.started());
+  REQUIRE(a.wait_log("state: connected to Redis"));
+  REQUIRE(b.wait_log("state: connected to Redis"));
+  {
+    Client c(a.port());
+    c.line("EHLO early.example");  // before the greeting: an early talker, karma -1
+    CHECK(starts(c.reply(), "550 5.5.0"));
+    c.closed();
+  }
+  CHECK(a.wait_log("karma: naughty (karma -1): 127.0.0.1 refused for 60 s"));
+  for (Server *x : {&a, &b}) {
+    Client c(x->port());
+    CHECK(starts(c.reply(), "421 4.7.0 Your address is refused for now"));
+    CHECK(c.closed());
+    CHECK(x->wait_log("refused: 127.0.0.1 is naughty"));
+  }
+  CHECK(redis.cli("GET uvsmtpd:karma:history:127.0.0.1") == "-1");
+}
+
+TEST_CASE("state: earlytalker's shared pass cache: a pass on one instance skips the wait on another") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  const std::string plugins = "earlytalker wait 0.5 pass-ttl 60 pass-shared 1\nrcpt_ok\n";
+  Server a(opts(redis.toml(), plugins)), b(opts(redis.toml(), plugins));
+  REQUIRE(a.started());
+  REQUIRE(b.started());
+  REQUIRE(a.wait_log("state: connected to Redis"));
+  REQUIRE(b.wait_log("state: connected to Redis"));
+  {
+    Client c(a.port());
+    double t0 = now();
+    CHECK(starts(c.reply(), "220 "));
+    CHECK(now() - t0 >= 0.45);
+    c.cmd("QUIT");
+  }
+  CHECK(a.wait_log("pass, not spontaneous"));
+  Client c(b.port());
+  double t0 = now();
+  CHECK(starts(c.reply(), "220 "));
+  CHECK(now() - t0 < 0.3);
+  CHECK(b.wait_log("skip, passed within pass-ttl (shared)"));
+}
+
+TEST_CASE("state: earlytalker pass-shared off keeps today's behaviour; bad arguments name the key") {
+  Server s(opts("", "earlytalker wait 0.3 pass-ttl 60\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  CHECK(s.wait_log("pass-ttl 60"));
+  CHECK(s.count_log("(shared)") == 0);
+  std::string dir = make_tree(opts("", "earlytalker pass-shared 1\n"));
+  RunResult bad = run_uvsmtpd({"--check-config", "--config", dir + "/conf", "--plugin-dir",
+                               dir + "/plugins"});
+  remove_tree(dir);
+  CHECK(bad.status == 1);
+  CHECK(bad.output.find("'pass-shared 1' needs 'pass-ttl'") != std::string::npos);
+}
+
+TEST_CASE("state: [state] errors name the file and line; plugin arguments are checked") {
+  struct Bad {
+    std::string toml, plugins, want;
+  };
+  const Bad cases[] = {
+      {"[state]\nredis = \"localhost\"\n", "", "uvsmtpd.toml:4: 'state.redis' must be"},
+      {"[state]\nredis = \"unix:relative\"\n", "", "uvsmtpd.toml:4: 'state.redis' must be"},
+      {"[state]\ntimeout = 0\n", "", "uvsmtpd.toml:4: 'state.timeout'"},
+      {"[state]\nmax_entries = 0\n", "", "uvsmtpd.toml:4: 'state.max_entries' must be between"},
+      {"[state]\nredis_db = 1\n", "", "unknown key 'state.redis_db'"},
+      {"", "greylist delay x\n", "bad value 'x' for 'delay'"},
+      {"", "greylist state-fail maybe\n", "bad value 'maybe' for 'state-fail'"},
+      {"", "ratelimit window 60\n", "nothing to limit"},
+      {"", "ratelimit connections -1\n", "bad value '-1' for 'connections'"},
+      {"", "karma penalty 0\n", "bad value '0' for 'penalty'"},
+  };
+  for (const auto &b : cases) {
+    CAPTURE(b.want);
+    std::string dir = make_tree(opts(b.toml, b.plugins));
+    RunResult r = run_uvsmtpd({"--check-config", "--config", dir + "/conf", "--plugin-dir",
+                               dir + "/plugins"});
+    remove_tree(dir);
+    CHECK(r.status == 1);
+    CHECK(r.output.find(b.want) != std::string::npos);
+  }
+}
+
+TEST_CASE("state: Redis unreachable at start: the server starts, says so once, and recovers") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  redis.stop();
+  Server s(opts(redis.toml(), "greylist delay 1 state-fail closed\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  CHECK(s.wait_log("is unreachable"));
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.3.0"));
+  REQUIRE(redis.start());
+  CHECK(s.wait_log("is reachable again", 5));
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1 Greylisted"));
+  CHECK(s.count_log("is unreachable") == 1);
+}
