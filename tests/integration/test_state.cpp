@@ -316,3 +316,27 @@ TEST_CASE("state: Redis unreachable at start: the server starts, says so once, a
   CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1 Greylisted"));
   CHECK(s.count_log("is unreachable") == 1);
 }
+
+TEST_CASE("state: shutdown with a Redis operation pending: it is cancelled and the server exits") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  // A 10-second operation timeout: only the cancellation at shutdown ends it sooner (and the
+  // Redis connection, left open, would keep the server running for ever).
+  Server s(opts("shutdown_grace = 1\n" + redis.toml(10), "greylist delay 1\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  REQUIRE(s.wait_log("state: connected to Redis"));
+  kill(redis.pid(), SIGSTOP);
+  Client c(s.port());
+  REQUIRE(starts(c.reply(), "220 "));
+  c.cmd("EHLO client.example");
+  REQUIRE(starts(c.cmd("MAIL FROM:<a@remote.example>"), "250"));
+  c.line("RCPT TO:<b@example.test>");  // its lookup waits on the stopped Redis
+  usleep(300000);
+  double t0 = now();
+  s.signal(SIGTERM);
+  CHECK(s.wait_exit(6) == 0);
+  CHECK(now() - t0 < 5);  // the grace second, the session's close; not the 10 s timeout
+  CHECK(s.wait_log("all sessions closed; exiting"));
+  kill(redis.pid(), SIGCONT);
+}
