@@ -6,11 +6,11 @@
 #include <algorithm>
 #include <cerrno>
 #include <cstring>
-#include <hiredis/adapters/libuv.h>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
 
 #include "log/log.hpp"
+#include "state/redis_uv.hpp"
 
 namespace uvs::state {
 
@@ -77,7 +77,7 @@ void RedisBackend::connect() {
     return schedule_reconnect();
   }
   ac->data = this;
-  if (redisLibuvAttach(ac, loop_) != REDIS_OK) {
+  if (redis_uv_attach(ac, loop_) != 0) {
     redisAsyncFree(ac);
     link_ = Link::down;
     went_down("cannot watch its socket");

@@ -1,5 +1,5 @@
 // state/redis_backend.hpp: the Redis back end: one hiredis connection on the server's loop
-// (hiredis's libuv adapter), every operation bounded by [state] timeout. Redis down or slow:
+// (state/redis_uv.*), every operation bounded by [state] timeout. Redis down or slow:
 // operations answer -EIO / -ETIMEDOUT at once or within the timeout, one log line when it goes
 // down and one when it is back, reconnection with a growing delay (100 ms to 2 s).
 #pragma once

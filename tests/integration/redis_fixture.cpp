@@ -33,7 +33,8 @@ bool answers(const std::string &path) {
 
 bool RedisServer::available() { return access("/usr/bin/redis-server", X_OK) == 0; }
 
-RedisServer::RedisServer() {
+RedisServer::RedisServer(bool tcp) {
+  if (tcp) tcp_port_ = free_port(SOCK_STREAM);
   char tmpl[] = "/tmp/uvs-redis-XXXXXX";
   if (!mkdtemp(tmpl)) return;
   dir_ = tmpl;
@@ -47,7 +48,8 @@ RedisServer::~RedisServer() {
 }
 
 std::string RedisServer::toml(double timeout) const {
-  return "[state]\nredis = \"unix:" + sock_ + "\"\ntimeout = " + std::to_string(timeout) + "\n";
+  std::string where = tcp_port_ ? "127.0.0.1:" + std::to_string(tcp_port_) : "unix:" + sock_;
+  return "[state]\nredis = \"" + where + "\"\ntimeout = " + std::to_string(timeout) + "\n";
 }
 
 bool RedisServer::start() {
@@ -56,7 +58,8 @@ bool RedisServer::start() {
   pid_t pid = fork();
   if (pid == 0) {
     int out = open((dir_ + "/redis.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
-    exec_program(out, {"/usr/bin/redis-server", "--port", "0", "--unixsocket", sock_,
+    exec_program(out, {"/usr/bin/redis-server", "--port", std::to_string(tcp_port_), "--bind",
+                       "127.0.0.1", "--unixsocket", sock_,
                        "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
                        "--daemonize", "no", "--dir", dir_});
   }

@@ -8,7 +8,9 @@ namespace itest {
 
 class RedisServer {
  public:
-  RedisServer();   // makes the temp dir and starts redis-server (check started())
+  // Makes the temp dir and starts redis-server (check started()); tcp: it also listens on a
+  // free port of 127.0.0.1, and toml() points there instead of the socket.
+  explicit RedisServer(bool tcp = false);
   ~RedisServer();  // stops it and removes the dir
   RedisServer(const RedisServer &) = delete;
   RedisServer &operator=(const RedisServer &) = delete;
@@ -27,6 +29,7 @@ class RedisServer {
 
  private:
   std::string dir_, sock_;
+  int tcp_port_ = 0;
   pid_t pid_ = -1;
 };
 

@@ -340,3 +340,15 @@ TEST_CASE("state: shutdown with a Redis operation pending: it is cancelled and t
   CHECK(s.wait_log("all sessions closed; exiting"));
   kill(redis.pid(), SIGCONT);
 }
+
+TEST_CASE("state: Redis over TCP (127.0.0.1:port)") {
+  if (!RedisServer::available()) return;
+  RedisServer redis(true);
+  REQUIRE(redis.started());
+  Server s(opts(redis.toml(), "ratelimit messages 1\ngreylist delay 1\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  REQUIRE(s.wait_log("state: connected to Redis at 127.0.0.1:"));
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1 Greylisted"));
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1 Message rate"));
+  CHECK(redis.cli("GET uvsmtpd:ratelimit:msg:ip:127.0.0.1") == "2");
+}
