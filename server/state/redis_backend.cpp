@@ -8,6 +8,7 @@
 #include <cstring>
 #include <hiredis/async.h>
 #include <hiredis/hiredis.h>
+#include <openssl/sha.h>
 
 #include "log/log.hpp"
 #include "state/redis_uv.hpp"
@@ -23,7 +24,17 @@ const char kIncrScript[] =
     "return v\n";
 
 // The connection's hello commands, told apart by their callback's private pointer.
-char kTagAuth, kTagSelect, kTagPing;
+char kTagAuth, kTagSelect, kTagScript, kTagPing;
+
+// The script's SHA-1 as Redis names it (EVALSHA): lower-case hex.
+std::string script_sha1() {
+  unsigned char md[SHA_DIGEST_LENGTH];
+  SHA1(reinterpret_cast<const unsigned char *>(kIncrScript), sizeof kIncrScript - 1, md);
+  static const char hex[] = "0123456789abcdef";
+  std::string out;
+  for (unsigned char b : md) out += hex[b >> 4], out += hex[b & 15];
+  return out;
+}
 
 void close_timer(uv_timer_t *&t) {
   if (!t) return;
@@ -98,6 +109,11 @@ void RedisBackend::connect() {
     size_t lens[] = {6, db.size()};
     redisAsyncCommandArgv(ac, hello_cb, &kTagSelect, 2, argv, lens);
   }
+  {  // kv_incr's script, so that operations send only its SHA-1 (EVALSHA)
+    const char *argv[] = {"SCRIPT", "LOAD", kIncrScript};
+    size_t lens[] = {6, 4, sizeof kIncrScript - 1};
+    redisAsyncCommandArgv(ac, hello_cb, &kTagScript, 3, argv, lens);
+  }
   const char *argv[] = {"PING"};
   size_t lens[] = {4};
   redisAsyncCommandArgv(ac, hello_cb, &kTagPing, 1, argv, lens);
@@ -145,7 +161,7 @@ void RedisBackend::went_down(const std::string &why) {
   if (down_logged_ || stopped_) return;
   down_logged_ = true;
   log::format(log::err, "", "",
-              "state: Redis at %s is unreachable (%s): shared-state operations fail (each "
+              "state: Redis at %s is unavailable (%s): shared-state operations fail (each "
               "plugin applies its fail-open or fail-closed setting) until it is back; retrying",
               where_.c_str(), why.c_str());
 }
@@ -193,6 +209,7 @@ void RedisBackend::hello_cb(redisAsyncContext *ac, void *r, void *priv) {
   if (reply->type == REDIS_REPLY_ERROR) {
     std::string what = priv == &kTagAuth     ? "AUTH"
                        : priv == &kTagSelect ? "SELECT " + std::to_string(self->cfg_.db)
+                       : priv == &kTagScript ? "SCRIPT LOAD"
                                              : "PING";
     return self->drop("it refused " + what + ": " + std::string(reply->str, reply->len));
   }
@@ -227,7 +244,7 @@ void RedisBackend::submit(Request r) {
     lens[argc++] = s.size();
   };
   static const std::string kGet = "GET", kSet = "SET", kPx = "PX", kDel = "DEL", kIncrBy = "INCRBY",
-                           kEval = "EVAL", kOne = "1", kScript = kIncrScript;
+                           kEvalSha = "EVALSHA", kOne = "1", kSha = script_sha1();
   switch (q.op) {
     case Op::get:
       arg(kGet), arg(q.key);
@@ -239,7 +256,7 @@ void RedisBackend::submit(Request r) {
     case Op::incr:
       a = std::to_string(q.delta);
       if (q.ttl_ms)
-        b = std::to_string(q.ttl_ms), arg(kEval), arg(kScript), arg(kOne), arg(q.key), arg(a),
+        b = std::to_string(q.ttl_ms), arg(kEvalSha), arg(kSha), arg(kOne), arg(q.key), arg(a),
         arg(b);
       else
         arg(kIncrBy), arg(q.key), arg(a);
@@ -284,6 +301,14 @@ void RedisBackend::on_reply(Pending *p, redisReply *reply) {
       status = stopped_ ? -ECANCELED : -EIO;
     } else if (reply->type == REDIS_REPLY_ERROR) {
       std::string e(reply->str, reply->len);
+      if (e.rfind("NOSCRIPT", 0) == 0) {
+        // The script was flushed (SCRIPT FLUSH) since this connection loaded it: a new
+        // connection loads it again.
+        answer(p, -EIO, nullptr, 0);
+        delete p;
+        if (ac_ && link_ == Link::up) drop("its script cache was flushed");
+        return;
+      }
       if (p->req.op == Op::incr && (e.find("not an integer") != std::string::npos ||
                                     e.find("overflow") != std::string::npos))
         status = -EINVAL;

@@ -138,7 +138,7 @@ TEST_CASE("state: Redis killed mid-run: declared fail-open/closed, one log line 
   CHECK(starts(rcpt_reply(open_, "a@remote.example", "b@example.test"), "451 4.7.1"));
   redis.kill_now();
   // Noticed at once (the socket closes), one line per server, however many operations fail.
-  for (Server *x : {&open_, &closed_, &limit}) CHECK(x->wait_log("is unreachable"));
+  for (Server *x : {&open_, &closed_, &limit}) CHECK(x->wait_log("is unavailable"));
   for (int i = 0; i < 3; ++i) {
     double t0 = now();
     CHECK(starts(rcpt_reply(open_, "new" + std::to_string(i) + "@remote.example", "b@example.test"),
@@ -152,7 +152,7 @@ TEST_CASE("state: Redis killed mid-run: declared fail-open/closed, one log line 
   CHECK(closed_.wait_log("deferred (state-fail closed)"));
   usleep(500000);  // reconnection attempts meanwhile log nothing more
   for (Server *x : {&open_, &closed_, &limit}) {
-    CHECK(x->count_log("is unreachable") == 1);
+    CHECK(x->count_log("is unavailable") == 1);
     CHECK(x->running());
   }
   REQUIRE(redis.start());
@@ -181,7 +181,7 @@ TEST_CASE("state: Redis hung (SIGSTOP): operations time out, the connection is d
   CHECK(took >= 0.15);
   CHECK(took < 1.0);
   CHECK(s.wait_log("error -110"));  // -ETIMEDOUT
-  CHECK(s.wait_log("is unreachable (no answer within 200 ms)"));
+  CHECK(s.wait_log("is unavailable (no answer within 200 ms)"));
   t0 = now();
   CHECK(starts(rcpt_reply(s, "c@remote.example", "b@example.test"), "250 "));
   CHECK(now() - t0 < 0.5);
@@ -302,19 +302,19 @@ TEST_CASE("state: [state] errors name the file and line; plugin arguments are ch
   }
 }
 
-TEST_CASE("state: Redis unreachable at start: the server starts, says so once, and recovers") {
+TEST_CASE("state: Redis unavailable at start: the server starts, says so once, and recovers") {
   if (!RedisServer::available()) return;
   RedisServer redis;
   REQUIRE(redis.started());
   redis.stop();
   Server s(opts(redis.toml(), "greylist delay 1 state-fail closed\nrcpt_ok\n"));
   REQUIRE(s.started());
-  CHECK(s.wait_log("is unreachable"));
+  CHECK(s.wait_log("is unavailable"));
   CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.3.0"));
   REQUIRE(redis.start());
   CHECK(s.wait_log("is reachable again", 5));
   CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1 Greylisted"));
-  CHECK(s.count_log("is unreachable") == 1);
+  CHECK(s.count_log("is unavailable") == 1);
 }
 
 TEST_CASE("state: shutdown with a Redis operation pending: it is cancelled and the server exits") {
@@ -351,4 +351,26 @@ TEST_CASE("state: Redis over TCP (127.0.0.1:port)") {
   CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1 Greylisted"));
   CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1 Message rate"));
   CHECK(redis.cli("GET uvsmtpd:ratelimit:msg:ip:127.0.0.1") == "2");
+}
+
+TEST_CASE("state: Redis's script cache flushed: that operation fails, the reconnection reloads it") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  Server s(opts(redis.toml(), "ratelimit connections 100 state-fail closed\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  REQUIRE(s.wait_log("state: connected to Redis"));
+  {
+    Client c(s.port());
+    CHECK(starts(c.reply(), "220 "));
+  }
+  CHECK(redis.cli("SCRIPT FLUSH") == "OK");
+  {
+    Client c(s.port());
+    CHECK(starts(c.reply(), "421 4.3.0"));
+  }
+  CHECK(s.wait_log("is unavailable (its script cache was flushed)"));
+  CHECK(s.wait_log("is reachable again", 5));
+  Client c(s.port());
+  CHECK(starts(c.reply(), "220 "));
 }
