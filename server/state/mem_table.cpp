@@ -36,17 +36,18 @@ void MemTable::erase(Map::iterator it) {
   map_.erase(it);
 }
 
-void MemTable::set_expiry(Entry &e, const std::string &key, uint64_t expires) {
+void MemTable::set_expiry(Map::iterator it, uint64_t expires) {
+  Entry &e = it->second;
   if (e.expires != 0) expiry_.erase(e.exp_it);
   e.expires = expires;
-  if (expires != 0) e.exp_it = expiry_.emplace(expires, key);
+  if (expires != 0) e.exp_it = expiry_.emplace(expires, &it->first);
 }
 
 void MemTable::make_room(uint64_t now) {
   if (map_.size() < max_entries_) return;
   sweep(now);
   while (map_.size() >= max_entries_) {
-    Map::iterator victim = expiry_.empty() ? map_.begin() : map_.find(expiry_.begin()->second);
+    Map::iterator victim = expiry_.empty() ? map_.begin() : map_.find(*expiry_.begin()->second);
     erase(victim);
     ++evictions_;
   }
@@ -68,7 +69,7 @@ int MemTable::set(const std::string &key, std::string value, uint64_t ttl_ms, ui
   auto it = find_live(key, now);
   if (it == map_.end()) it = insert(key, now);
   it->second.value = std::move(value);
-  set_expiry(it->second, key, deadline(now, ttl_ms));
+  set_expiry(it, deadline(now, ttl_ms));
   return 0;
 }
 
@@ -81,7 +82,7 @@ int MemTable::incr(const std::string &key, int64_t delta, uint64_t ttl_ms, uint6
   if (__builtin_add_overflow(cur, delta, &next)) return -EINVAL;
   if (it == map_.end()) {
     it = insert(key, now);
-    set_expiry(it->second, key, deadline(now, ttl_ms));  // a fixed window from the first one
+    set_expiry(it, deadline(now, ttl_ms));  // a fixed window from the first one
   }
   it->second.value = std::to_string(next);
   if (out) *out = next;
@@ -97,8 +98,7 @@ int MemTable::del(const std::string &key) {
 size_t MemTable::sweep(uint64_t now) {
   size_t n = 0;
   while (!expiry_.empty() && expiry_.begin()->first <= now) {
-    auto it = map_.find(expiry_.begin()->second);
-    erase(it);
+    erase(map_.find(*expiry_.begin()->second));
     ++n;
   }
   return n;

@@ -34,7 +34,9 @@ class MemTable {
   uint64_t evictions() const { return evictions_; }
 
  private:
-  using ExpiryIndex = std::multimap<uint64_t, std::string>;
+  // expiry time -> the key as the map holds it (unordered_map keeps its elements in place
+  // across rehashing, so the pointer stays valid while the entry lives)
+  using ExpiryIndex = std::multimap<uint64_t, const std::string *>;
   struct Entry {
     std::string value;
     uint64_t expires = 0;  // 0 = never
@@ -44,7 +46,7 @@ class MemTable {
 
   Map::iterator find_live(const std::string &key, uint64_t now);
   void erase(Map::iterator it);
-  void set_expiry(Entry &e, const std::string &key, uint64_t expires);
+  void set_expiry(Map::iterator it, uint64_t expires);
   // Before a new key goes in: expired entries first, then, if the table is still full, the
   // entry that expires soonest (or, when no entry expires, an arbitrary one).
   void make_room(uint64_t now);
@@ -52,7 +54,7 @@ class MemTable {
 
   size_t max_entries_;
   Map map_;
-  ExpiryIndex expiry_;  // expiry time -> key, for the entries that expire
+  ExpiryIndex expiry_;  // the entries that expire, soonest first
   uint64_t evictions_ = 0;
 };
 
