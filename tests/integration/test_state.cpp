@@ -374,3 +374,39 @@ TEST_CASE("state: Redis's script cache flushed: that operation fails, the reconn
   Client c(s.port());
   CHECK(starts(c.reply(), "220 "));
 }
+
+TEST_CASE("state: authenticated users skip greylist and the message limit") {
+  Options o = opts("[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"none\"\nauth_plaintext = true\n"
+                   "auth_relay = false\n",
+                   "auth_static alice s3cret\nratelimit messages 1\ngreylist delay 60\nrcpt_ok\n");
+  o.cli_listen = false;
+  Server s(o);
+  REQUIRE(s.started());
+  std::vector<int> ports = s.ports();
+  REQUIRE(ports.size() == 1);
+  Client c(ports[0]);
+  REQUIRE(starts(c.reply(), "220 "));
+  c.cmd("EHLO client.example");
+  // "\0alice\0s3cret" in base64 (RFC 4616)
+  REQUIRE(starts(c.cmd("AUTH PLAIN AGFsaWNlAHMzY3JldA=="), "235 "));
+  for (int i = 0; i < 2; ++i) {
+    CHECK(starts(c.cmd("MAIL FROM:<alice@remote.example>"), "250"));
+    CHECK(starts(c.cmd("RCPT TO:<b@example.test>"), "250 "));
+    c.cmd("RSET");
+  }
+  CHECK(s.wait_log("greylist: skip, authenticated"));
+  CHECK(s.wait_log("ratelimit: skip, authenticated"));
+}
+
+TEST_CASE("state: greylist window: a retry after delay + window starts over") {
+  Server s(opts("", "greylist delay 0.5 window 0.5\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1"));
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1"));
+  CHECK(s.wait_log("greylisted (retried too early)"));
+  usleep(1300000);  // past 0.5 + 0.5 s: forgotten
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "451 4.7.1"));
+  CHECK(s.count_log("greylisted (first attempt)") == 2);
+  usleep(700000);  // within the window of the new first attempt
+  CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "250 "));
+}
