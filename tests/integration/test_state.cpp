@@ -410,3 +410,19 @@ TEST_CASE("state: greylist window: a retry after delay + window starts over") {
   usleep(700000);  // within the window of the new first attempt
   CHECK(starts(rcpt_reply(s, "a@remote.example", "b@example.test"), "250 "));
 }
+
+TEST_CASE("state: karma history reaches the connection note karma_history (earlytalker skips)") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  CHECK(redis.cli("SET uvsmtpd:karma:history:127.0.0.1 6") == "OK");
+  Server s(opts(redis.toml(), "karma\nearlytalker wait 1\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  REQUIRE(s.wait_log("state: connected to Redis"));
+  Client c(s.port());
+  double t0 = now();
+  CHECK(starts(c.reply(), "220 "));
+  CHECK(now() - t0 < 0.5);
+  CHECK(s.wait_log("karma: history 6"));
+  CHECK(s.wait_log("earlytalker: skip, karma 6"));
+}
