@@ -31,7 +31,9 @@ bool answers(const std::string &path) {
 }
 }  // namespace
 
-bool RedisServer::available() { return access("/usr/bin/redis-server", X_OK) == 0; }
+bool RedisServer::available() {
+  return access("/usr/bin/redis-server", X_OK) == 0;
+}
 
 RedisServer::RedisServer(bool tcp) {
   if (tcp) tcp_port_ = free_port(SOCK_STREAM);
@@ -59,9 +61,8 @@ bool RedisServer::start() {
   if (pid == 0) {
     int out = open((dir_ + "/redis.log").c_str(), O_WRONLY | O_CREAT | O_APPEND, 0600);
     exec_program(out, {"/usr/bin/redis-server", "--port", std::to_string(tcp_port_), "--bind",
-                       "127.0.0.1", "--unixsocket", sock_,
-                       "--unixsocketperm", "700", "--save", "", "--appendonly", "no",
-                       "--daemonize", "no", "--dir", dir_});
+                       "127.0.0.1", "--unixsocket", sock_, "--unixsocketperm", "700", "--save", "",
+                       "--appendonly", "no", "--daemonize", "no", "--dir", dir_});
   }
   if (pid < 0) return false;
   pid_ = pid;

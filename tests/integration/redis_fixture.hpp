@@ -21,7 +21,7 @@ class RedisServer {
   const std::string &socket_path() const { return sock_; }
   // The [state] table that points uvsmtpd at it.
   std::string toml(double timeout = 0.2) const;
-  bool start();  // (again) on the same socket; waits until it answers PING
+  bool start();     // (again) on the same socket; waits until it answers PING
   void kill_now();  // SIGKILL, and reaped: the socket is left behind as a crash leaves it
   void stop();      // SIGTERM, reaped
   // redis-cli against it: its output (trailing newline dropped).

@@ -40,7 +40,9 @@ std::string rcpt_reply(const Server &s, const std::string &from, const std::stri
   return r;
 }
 
-bool starts(const std::string &s, const std::string &prefix) { return s.rfind(prefix, 0) == 0; }
+bool starts(const std::string &s, const std::string &prefix) {
+  return s.rfind(prefix, 0) == 0;
+}
 
 }  // namespace
 
@@ -66,7 +68,8 @@ TEST_CASE("state: a greylist pass on one instance is honoured by the others (Red
   // Keys are the plugin's name space in Redis, with the whitelist's time to live.
   CHECK(redis.cli("GET 'uvsmtpd:greylist:t:127.0.0.0/24:alice@remote.example:bob@example.test'") ==
         "pass");
-  CHECK(std::stol(redis.cli("TTL 'uvsmtpd:greylist:t:127.0.0.0/24:alice@remote.example:bob@example.test'")) >
+  CHECK(std::stol(redis.cli(
+            "TTL 'uvsmtpd:greylist:t:127.0.0.0/24:alice@remote.example:bob@example.test'")) >
         34 * 86400);
 }
 
@@ -124,7 +127,8 @@ TEST_CASE("state: a message rate limit per sender, counted at MAIL (embedded)") 
   CHECK(starts(c.cmd("MAIL FROM:<y@remote.example>"), "250"));
 }
 
-TEST_CASE("state: Redis killed mid-run: declared fail-open/closed, one log line each way, recovery") {
+TEST_CASE(
+    "state: Redis killed mid-run: declared fail-open/closed, one log line each way, recovery") {
   if (!RedisServer::available()) return;
   RedisServer redis;
   REQUIRE(redis.started());
@@ -165,7 +169,8 @@ TEST_CASE("state: Redis killed mid-run: declared fail-open/closed, one log line 
   for (Server *x : {&open_, &closed_, &limit}) CHECK(x->count_log("is reachable again") == 1);
 }
 
-TEST_CASE("state: Redis hung (SIGSTOP): operations time out, the connection is dropped, no pile-up") {
+TEST_CASE(
+    "state: Redis hung (SIGSTOP): operations time out, the connection is dropped, no pile-up") {
   if (!RedisServer::available()) return;
   RedisServer redis;
   REQUIRE(redis.started());
@@ -237,7 +242,8 @@ TEST_CASE("state: karma kept across connections and instances: a naughty IP is r
   CHECK(redis.cli("GET uvsmtpd:karma:history:127.0.0.1") == "-1");
 }
 
-TEST_CASE("state: earlytalker's shared pass cache: a pass on one instance skips the wait on another") {
+TEST_CASE(
+    "state: earlytalker's shared pass cache: a pass on one instance skips the wait on another") {
   if (!RedisServer::available()) return;
   RedisServer redis;
   REQUIRE(redis.started());
@@ -262,14 +268,15 @@ TEST_CASE("state: earlytalker's shared pass cache: a pass on one instance skips 
   CHECK(b.wait_log("skip, passed within pass-ttl (shared)"));
 }
 
-TEST_CASE("state: earlytalker pass-shared off keeps today's behaviour; bad arguments name the key") {
+TEST_CASE(
+    "state: earlytalker pass-shared off keeps today's behaviour; bad arguments name the key") {
   Server s(opts("", "earlytalker wait 0.3 pass-ttl 60\nrcpt_ok\n"));
   REQUIRE(s.started());
   CHECK(s.wait_log("pass-ttl 60"));
   CHECK(s.count_log("(shared)") == 0);
   std::string dir = make_tree(opts("", "earlytalker pass-shared 1\n"));
-  RunResult bad = run_uvsmtpd({"--check-config", "--config", dir + "/conf", "--plugin-dir",
-                               dir + "/plugins"});
+  RunResult bad =
+      run_uvsmtpd({"--check-config", "--config", dir + "/conf", "--plugin-dir", dir + "/plugins"});
   remove_tree(dir);
   CHECK(bad.status == 1);
   CHECK(bad.output.find("'pass-shared 1' needs 'pass-ttl'") != std::string::npos);
@@ -294,8 +301,8 @@ TEST_CASE("state: [state] errors name the file and line; plugin arguments are ch
   for (const auto &b : cases) {
     CAPTURE(b.want);
     std::string dir = make_tree(opts(b.toml, b.plugins));
-    RunResult r = run_uvsmtpd({"--check-config", "--config", dir + "/conf", "--plugin-dir",
-                               dir + "/plugins"});
+    RunResult r = run_uvsmtpd(
+        {"--check-config", "--config", dir + "/conf", "--plugin-dir", dir + "/plugins"});
     remove_tree(dir);
     CHECK(r.status == 1);
     CHECK(r.output.find(b.want) != std::string::npos);
@@ -353,7 +360,8 @@ TEST_CASE("state: Redis over TCP (127.0.0.1:port)") {
   CHECK(redis.cli("GET uvsmtpd:ratelimit:msg:ip:127.0.0.1") == "2");
 }
 
-TEST_CASE("state: Redis's script cache flushed: that operation fails, the reconnection reloads it") {
+TEST_CASE(
+    "state: Redis's script cache flushed: that operation fails, the reconnection reloads it") {
   if (!RedisServer::available()) return;
   RedisServer redis;
   REQUIRE(redis.started());
@@ -376,9 +384,10 @@ TEST_CASE("state: Redis's script cache flushed: that operation fails, the reconn
 }
 
 TEST_CASE("state: authenticated users skip greylist and the message limit") {
-  Options o = opts("[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"none\"\nauth_plaintext = true\n"
-                   "auth_relay = false\n",
-                   "auth_static alice s3cret\nratelimit messages 1\ngreylist delay 60\nrcpt_ok\n");
+  Options o = opts(
+      "[[listen]]\naddress = \"127.0.0.1:0\"\ntls = \"none\"\nauth_plaintext = true\n"
+      "auth_relay = false\n",
+      "auth_static alice s3cret\nratelimit messages 1\ngreylist delay 60\nrcpt_ok\n");
   o.cli_listen = false;
   Server s(o);
   REQUIRE(s.started());

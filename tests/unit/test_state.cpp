@@ -207,7 +207,7 @@ TEST_CASE("state: a pending kv operation keeps its plugin set alive; from fini: 
     std::weak_ptr<uvs::PluginSet> watch = set;
     Answer a;
     CHECK(uvs::plugin_api()->kv_set(p, "k", "v", 1, 0, record, &a) == 0);
-    set.reset();  // the generation lets go (a reload retired it)
+    set.reset();                   // the generation lets go (a reload retired it)
     CHECK_FALSE(watch.expired());  // the operation holds it
     run_once(&loop);
     CHECK(a.status == 0);
