@@ -376,6 +376,9 @@ void RedisBackend::stop() {
   stopped_ = true;
   close_timer(op_timer_);
   close_timer(retry_timer_);
+  // What the last sessions queued (karma's disconnect records) goes out before the close;
+  // a write error frees the context, and disconnect_cb clears ac_.
+  if (ac_ && link_ == Link::up) redisAsyncHandleWrite(ac_);
   if (ac_) {
     redisAsyncContext *ac = ac_;
     ac_ = nullptr;

@@ -435,3 +435,21 @@ TEST_CASE("state: karma history reaches the connection note karma_history (early
   CHECK(s.wait_log("karma: history 6"));
   CHECK(s.wait_log("earlytalker: skip, karma 6"));
 }
+
+TEST_CASE("state: what the last sessions store at shutdown still reaches Redis") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  Server s(opts("shutdown_grace = 1\n" + redis.toml(),
+                "karma penalty 60\nearlytalker wait 0.3 defer-reject 1\nrcpt_ok\n"));
+  REQUIRE(s.started());
+  REQUIRE(s.wait_log("state: connected to Redis"));
+  Client c(s.port());
+  c.line("EHLO early.example");  // an early talker (karma -1), greeted all the same
+  CHECK(starts(c.reply(), "220 "));
+  CHECK(starts(c.reply(), "250"));
+  s.signal(SIGTERM);  // the session closes, karma records the penalty, the server stops
+  CHECK(s.wait_exit(5) == 0);
+  CHECK(s.wait_log("karma: naughty (karma -1)"));
+  CHECK(redis.cli("EXISTS uvsmtpd:karma:penalty:127.0.0.1") == "1");
+}
