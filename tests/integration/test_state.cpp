@@ -453,3 +453,47 @@ TEST_CASE("state: what the last sessions store at shutdown still reaches Redis")
   CHECK(s.wait_log("karma: naughty (karma -1)"));
   CHECK(redis.cli("EXISTS uvsmtpd:karma:penalty:127.0.0.1") == "1");
 }
+
+TEST_CASE("state: --print-config shows [state] without the Redis password") {
+  std::string dir =
+      make_tree(opts("[state]\nredis = \"127.0.0.1:6379\"\npassword = \"Secr3t-pw\"\n"
+                     "db = 3\ntimeout = 0.5\n",
+                     ""));
+  RunResult r = run_uvsmtpd({"--print-config", "--config", dir + "/conf"});
+  remove_tree(dir);
+  CHECK(r.status == 0);
+  CHECK(r.output.find("[state]\nredis = \"127.0.0.1:6379\"\ntimeout = 0.5\n") != std::string::npos);
+  CHECK(r.output.find("# password: set (not shown)") != std::string::npos);
+  CHECK(r.output.find("db = 3") != std::string::npos);
+  CHECK(r.output.find("Secr3t-pw") == std::string::npos);
+  RunResult d = run_uvsmtpd({"--print-defaults"});
+  CHECK(d.output.find("[state]\nredis = \"\"\ntimeout = 0.2\npassword = \"\"\ndb = 0\n"
+                      "max_entries = 1000000\n") != std::string::npos);
+}
+
+TEST_CASE("state: Redis password and database; a wrong password is reported once") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  CHECK(redis.cli("CONFIG SET requirepass Secr3t-pw") == "OK");
+  const std::string plugins = "ratelimit connections 100\nrcpt_ok\n";
+  Server good(opts(redis.toml() + "password = \"Secr3t-pw\"\ndb = 2\n", plugins));
+  Server bad(opts(redis.toml() + "password = \"wrong\"\n", plugins));
+  REQUIRE(good.started());
+  REQUIRE(bad.started());
+  CHECK(good.wait_log("state: connected to Redis"));
+  {
+    Client c(good.port());
+    CHECK(starts(c.reply(), "220 "));
+  }
+  CHECK(redis.cli("-a Secr3t-pw --no-auth-warning -n 2 GET uvsmtpd:ratelimit:conn:127.0.0.1") ==
+        "1");
+  CHECK(bad.wait_log("is unavailable (it refused AUTH: "));
+  {
+    Client c(bad.port());  // state-fail open: let in, not counted
+    CHECK(starts(c.reply(), "220 "));
+  }
+  usleep(500000);  // retries meanwhile log nothing more
+  CHECK(bad.count_log("is unavailable") == 1);
+  CHECK(bad.count_log("Secr3t-pw") == 0);
+}
