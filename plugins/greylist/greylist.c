@@ -46,7 +46,7 @@ static int triplet_key(gl_state *st, uvs_call *c, char *out, size_t cap) {
   const char *from = api->mail_from(c);
   const char *to = api->call_address(c);
   int n = snprintf(out, cap, "t:%s:%s:%s", client, from ? from : "", to ? to : "");
-  if (n < 0 || (size_t)n >= cap) {
+  if (n < 0 || (size_t)n >= cap || n > GL_KEY_MAX) { /* kv keys: at most 512 bytes */
     char both[1100];
     snprintf(both, sizeof both, "%s\n%s", from ? from : "", to ? to : "");
     su_lower(both);

@@ -497,3 +497,18 @@ TEST_CASE("state: Redis password and database; a wrong password is reported once
   CHECK(bad.count_log("is unavailable") == 1);
   CHECK(bad.count_log("Secr3t-pw") == 0);
 }
+
+TEST_CASE("state: greylist: a triplet too long for a key is hashed") {
+  const std::string label(58, 'b');
+  const std::string far = label + "." + label + "." + label + ".";
+  const std::string from = std::string(64, 'a') + "@" + far + "example";  // 249 bytes
+  const std::string to = std::string(64, 'c') + "@" + far + "test";       // 246 bytes
+  Options o = opts("", "greylist delay 0.3\nrcpt_ok\n");
+  o.files["rcpthosts"] = "example.test\n" + far + "test\n";
+  Server s(o);
+  REQUIRE(s.started());
+  CHECK(starts(rcpt_reply(s, from, to), "451 4.7.1 Greylisted"));
+  CHECK(s.wait_log("greylisted (first attempt): t:127.0.0.0/24:h"));
+  usleep(400000);
+  CHECK(starts(rcpt_reply(s, from, to), "250 "));
+}
