@@ -16,7 +16,8 @@ DEB_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 swaks
               bind9-dnsutils               # dig: the fake_mx suite reads the DNS stub's answers
               prometheus                   # promtool: the metrics tests check the exposition format
               rspamd                       # milter_rspamd: a real milter (rspamd's proxy in milter mode)
-              opendkim opendkim-tools python3-dkim)  # milter_opendkim: signing, verifying, checking
+              opendkim opendkim-tools python3-dkim   # milter_opendkim: signing, verifying, checking
+              libhiredis-dev redis-server) # [state] redis: hiredis; the state suite starts a real Redis
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

@@ -15,6 +15,7 @@
 #include "log/setup.hpp"
 #include "log/sink.hpp"
 #include "net/server.hpp"
+#include "state/service.hpp"
 #include "plugin_host/host.hpp"
 #include "util/default_paths.hpp"
 #include "util/privileges.hpp"
@@ -204,6 +205,10 @@ int main(int argc, char **argv) {
   const uvs::config::Settings settings = gen->settings;
   int rc = 0;
   {
+    // Shared state (uvs_api.kv_*): made before any plugin loads, kept across reloads, stopped
+    // with the server and destroyed after it (so after every plugin's fini).
+    uvs::state::Service state(loop, settings.state);
+    uvs::state::install(&state);
     uvs::Server server(loop, gen, load);
     gen.reset();
     if (!server.load_tls(err)) {

@@ -502,16 +502,19 @@ typedef struct uvs_api {
    * instance), so the same plugin on another host sees the same keys. From init on, loop
    * thread only. cb(status, value, len, number, ud) runs later on the loop, never inside the
    * call: status 0 (done; for kv_get the value was found), -ENOENT (kv_get: no such key or it
-   * expired), -EIO or -ETIMEDOUT (the back end is unreachable or slow: the plugin applies its
-   * own fail-open or fail-closed policy), -ECANCELED (the instance is being retired or the
-   * server is stopping). value/len: kv_get's value (borrowed for the callback, NUL-terminated
+   * expired), -EINVAL (kv_incr: the value there is not a 64-bit integer, or the sum would
+   * overflow; nothing changed), -EIO or -ETIMEDOUT (the back end is unreachable or slow: the
+   * plugin applies its own fail-open or fail-closed policy), -ECANCELED (the server is
+   * stopping). value/len: kv_get's value (borrowed for the callback, NUL-terminated
    * for convenience; NULL otherwise); number: kv_incr's new value (0 otherwise). A pending
    * operation keeps its instance alive (fini waits for it, as for a pending call). cb may be
    * NULL for kv_set, kv_incr and kv_del. ttl_ms 0 = no expiry. kv_incr adds delta to the
    * integer at key (a missing key counts as 0) and, when it creates the key, sets ttl_ms
    * (a fixed window: later increments keep the first expiry). Each returns 0 (the operation
    * is under way), or -EINVAL (NULL plugin or key, an empty key, a key over 512 bytes or with
-   * a control character, a value over 1 MiB, a NULL cb for kv_get), -ENOMEM. */
+   * a control character, a value over 1 MiB, a NULL cb for kv_get), -ENOMEM, -ECANCELED (the
+   * instance is being retired: called from its fini, or the server is gone; nothing runs
+   * later). */
   int (*kv_get)(uvs_plugin *p, const char *key, uvs_kv_fn cb, void *ud);
   int (*kv_set)(uvs_plugin *p, const char *key, const char *value, size_t len, uint64_t ttl_ms,
                 uvs_kv_fn cb, void *ud);

@@ -16,6 +16,7 @@
 #include "uvsmtpd/plugin.h"
 #include "../common/ipnet.h"
 #include "../common/plugin_util.h"
+#include "../common/state_util.h"
 #include "et_passtab.h"
 
 static const uvs_api *api;
@@ -44,6 +45,8 @@ typedef struct et_state {
   ipnet_list allow;
   double pass_ttl;
   et_passtab *passes;
+  int pass_shared;       /* pass-shared 1: passes in the shared state (kv_*), not in-process */
+  int state_fail_closed; /* state-fail closed: a back-end failure means the client is checked */
   unsigned long long checked, passed, early, skipped;
 } et_state;
 
@@ -90,6 +93,9 @@ static int is_temp(pu_reject_type t) {
 static int peer_addr(const uvs_call *c, ipnet_addr *out) {
   return ipnet_addr_parse(api->peer_ip(c), out) == 0;
 }
+
+/* The shared pass cache's key for a client: "pass:<family>:<reversed address>". */
+static int pass_key(const ipnet_addr *a, char *out, size_t cap);
 
 static int allowed(const et_state *st, const ipnet_addr *a) {
   return ipnet_list_find(&st->allow, a) >= 0;
@@ -163,6 +169,12 @@ static void on_input(uvs_pending *p, int result, void *ud) {
     et_log(st, c, UVS_LOG_INFO, "pass, not spontaneous");
     if (!at_data && st->passes && job->have_peer)
       et_passtab_add(st->passes, &job->peer, pu_now_ms() + (uint64_t)(st->pass_ttl * 1000.0));
+    char key[128];
+    if (!at_data && st->pass_shared && job->have_peer &&
+        pass_key(&job->peer, key, sizeof key) == 0) {
+      int rc = api->kv_set(st->self, key, "1", 1, (uint64_t)(st->pass_ttl * 1000.0), NULL, NULL);
+      if (rc < 0) et_log(st, c, UVS_LOG_WARNING, "pass not recorded (error %d)", rc);
+    }
     free(job);
     api->complete(p, UVS_DECLINED, 0, NULL, NULL);
     return;
@@ -190,19 +202,13 @@ static void on_input(uvs_pending *p, int result, void *ud) {
   api->complete(p, v, code, enh, text);
 }
 
-/* Suspends the call and waits; returns the verdict the hook returns. */
-static uvs_verdict start_wait(et_state *st, uvs_call *c, int at_data, double wait) {
+/* Waits on a suspended call p (completes it when the wait cannot start). */
+static void begin_wait(et_state *st, uvs_call *c, uvs_pending *p, int at_data, double wait) {
   et_job *job = (et_job *)calloc(1, sizeof *job);
   if (!job) {
     et_log(st, c, UVS_LOG_ERR, "skip, out of memory");
-    return UVS_DECLINED;
-  }
-  uvs_pending *p = api->suspend(c);
-  if (!p) {
-    free(job);
-    et_log(st, c, UVS_LOG_ERR, "skip, cannot suspend the call");
-    st->skipped++;
-    return UVS_DECLINED;
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+    return;
   }
   job->st = st;
   job->at_data = at_data;
@@ -219,6 +225,92 @@ static uvs_verdict start_wait(et_state *st, uvs_call *c, int at_data, double wai
     st->skipped++;
     et_log(st, c, UVS_LOG_WARNING, "skip, cannot watch the client (error %d)", rc);
     api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+  }
+}
+
+/* Suspends the call and waits; returns the verdict the hook returns. */
+static uvs_verdict start_wait(et_state *st, uvs_call *c, int at_data, double wait) {
+  uvs_pending *p = api->suspend(c);
+  if (!p) {
+    et_log(st, c, UVS_LOG_ERR, "skip, cannot suspend the call");
+    st->skipped++;
+    return UVS_DECLINED;
+  }
+  begin_wait(st, c, p, at_data, wait);
+  return UVS_PENDING;
+}
+
+/* ---- the shared pass cache (pass-shared 1) ---------------------------------------------- */
+
+typedef struct et_lookup {
+  et_state *st;
+  uvs_pending *p;
+  double wait;
+} et_lookup;
+
+static int pass_key(const ipnet_addr *a, char *out, size_t cap) {
+  char text[64];
+  if (ipnet_reverse(a, text, sizeof text) < 0) return -1;
+  return snprintf(out, cap, "pass:%d:%s", a->family, text) < (int)cap ? 0 : -1;
+}
+
+static void on_pass_lookup(int status, const char *value, size_t len, int64_t number, void *ud) {
+  (void)value;
+  (void)len;
+  (void)number;
+  et_lookup *lk = (et_lookup *)ud;
+  et_state *st = lk->st;
+  uvs_pending *p = lk->p;
+  double wait = lk->wait;
+  free(lk);
+  uvs_call *c = api->pending_call(p);
+  if (!c || status == -ECANCELED) {
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+    return;
+  }
+  if (status == 0) {
+    st->skipped++;
+    et_log(st, c, UVS_LOG_INFO, "skip, passed within pass-ttl (shared)");
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+    return;
+  }
+  if (status != -ENOENT && !st->state_fail_closed) {
+    st->skipped++;
+    et_log(st, c, UVS_LOG_WARNING, "skip, shared state unavailable (error %d; state-fail open)",
+           status);
+    api->complete(p, UVS_DECLINED, 0, NULL, NULL);
+    return;
+  }
+  if (status != -ENOENT)
+    et_log(st, c, UVS_LOG_WARNING,
+           "shared state unavailable (error %d; state-fail closed): checking", status);
+  begin_wait(st, c, p, 0, wait);
+}
+
+/* Looks the client up in the shared pass cache, then waits unless it passed lately. */
+static uvs_verdict start_shared_lookup(et_state *st, uvs_call *c, const ipnet_addr *peer,
+                                       double wait) {
+  char key[128];
+  et_lookup *lk = (et_lookup *)calloc(1, sizeof *lk);
+  if (!lk || pass_key(peer, key, sizeof key) != 0) {
+    free(lk);
+    return start_wait(st, c, 0, wait);
+  }
+  lk->st = st;
+  lk->wait = wait;
+  lk->p = api->suspend(c);
+  if (!lk->p) {
+    free(lk);
+    et_log(st, c, UVS_LOG_ERR, "skip, cannot suspend the call");
+    st->skipped++;
+    return UVS_DECLINED;
+  }
+  int rc = api->kv_get(st->self, key, on_pass_lookup, lk);
+  if (rc < 0) {
+    uvs_pending *p = lk->p;
+    free(lk);
+    et_log(st, c, UVS_LOG_WARNING, "pass lookup not started (error %d): checking", rc);
+    begin_wait(st, c, p, 0, wait);
   }
   return UVS_PENDING;
 }
@@ -251,6 +343,7 @@ static uvs_verdict on_connect(uvs_call *c, void *ud) {
     et_log(st, c, UVS_LOG_INFO, "skip, passed within pass-ttl");
     return UVS_DECLINED;
   }
+  if (have_peer && st->pass_shared) return start_shared_lookup(st, c, &peer, wait_for(st, c));
   return start_wait(st, c, 0, wait_for(st, c));
 }
 
@@ -320,9 +413,9 @@ static int add_allow(et_state *st, const char *list, uvs_plugin *self) {
   }
 }
 
-static const char *const kKeys[] = {"wait",     "reject",  "reject_type", "defer-reject",
-                                    "check-at", "action",  "loglevel",    "banner-teaser",
-                                    "allow",    "pass-ttl"};
+static const char *const kKeys[] = {"wait",     "reject",   "reject_type", "defer-reject",
+                                    "check-at", "action",   "loglevel",    "banner-teaser",
+                                    "allow",    "pass-ttl", "pass-shared", "state-fail"};
 enum {
   K_WAIT,
   K_REJECT,
@@ -334,6 +427,8 @@ enum {
   K_TEASER,
   K_ALLOW,
   K_PASSTTL,
+  K_PASSSHARED,
+  K_STATEFAIL,
   K_COUNT
 };
 
@@ -358,7 +453,8 @@ static int parse_args(et_state *st, uvs_plugin *self) {
     if (k < 0)
       return FAIL(self,
                   "unknown argument '%s' (known: wait, reject, reject_type, defer-reject, "
-                  "check-at, action, loglevel, banner-teaser, allow, pass-ttl)",
+                  "check-at, action, loglevel, banner-teaser, allow, pass-ttl, pass-shared, "
+                  "state-fail)",
                   key);
     if (seen[k]++ && k != K_CHECKAT && k != K_ALLOW)
       return FAIL(self, "argument '%s' given twice", kKeys[k]);
@@ -435,9 +531,21 @@ static int parse_args(et_state *st, uvs_plugin *self) {
         st->pass_ttl = t;
         break;
       }
+      case K_PASSSHARED:
+        st->pass_shared = parse_bool(val);
+        if (st->pass_shared < 0)
+          return FAIL(self, "bad value '%s' for 'pass-shared': expected 0 or 1", val);
+        break;
+      case K_STATEFAIL:
+        if (su_fail_parse(val, &st->state_fail_closed) != 0)
+          return FAIL(self, "bad value '%s' for 'state-fail': expected open or closed", val);
+        break;
     }
   }
   if (!st->at_connect && !st->at_data) st->at_connect = 1;
+  if (st->pass_shared && st->pass_ttl <= 0)
+    return FAIL(self, "'pass-shared 1' needs 'pass-ttl' (seconds a pass is remembered)");
+  if (!seen[K_STATEFAIL]) st->state_fail_closed = 1;
   if (action) {
     if (reject >= 0) {
       api->log(self, NULL, UVS_LOG_NOTICE, "'action %s' ignored: 'reject' is given", action);
@@ -476,7 +584,11 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   const char *me = api->me(self);
   snprintf(st->teaser_text, sizeof st->teaser_text, "%s ESMTP uvsmtpd",
            me && *me ? me : "localhost");
-  if (st->pass_ttl > 0) {
+  if (st->pass_shared && !UVS_API_HAS(api, kv_get)) {
+    free_state(st);
+    return FAIL(self, "'pass-shared 1' needs uvsmtpd plugin ABI 1.5 (kv_get)");
+  }
+  if (st->pass_ttl > 0 && !st->pass_shared) {
     st->passes = et_passtab_new(ET_PASS_TABLE_CAP);
     if (!st->passes) {
       free_state(st);
@@ -492,10 +604,10 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   api->plugin_set_data(self, st);
   et_log(st, NULL, UVS_LOG_DEBUG,
          "wait %g, reject %d, reject_type %s, defer-reject %d, check-at%s%s, banner-teaser %d, "
-         "%zu allow entries, pass-ttl %g",
+         "%zu allow entries, pass-ttl %g%s",
          st->wait, st->reject, pu_reject_type_name(st->rtype), st->defer,
          st->at_connect ? " CONNECT" : "", st->at_data ? " DATA" : "", st->teaser, st->allow.count,
-         st->pass_ttl);
+         st->pass_ttl, st->pass_shared ? " (shared)" : "");
   return 0;
 }
 

@@ -153,6 +153,15 @@ void print_settings(FILE *out, const config::Settings &s, const std::string &ori
   fprintf(out, "\n[metrics]\n");
   kv("listen", str(s.metrics.listen));
   kv("allow_remote", boolean(s.metrics.allow_remote));
+  fprintf(out, "\n[state]\n");
+  kv("redis", str(s.state.redis));
+  kv("timeout", num(s.state.timeout));
+  if (s.state.password.empty())
+    kv("password", str(""));
+  else
+    fprintf(out, "# password: set (not shown)\n");
+  kv("db", n(s.state.db));
+  kv("max_entries", n(s.state.max_entries));
   fprintf(out, "\n[tls]\n");
   const config::TlsSettings &t = s.tls;
   kv("certificate", str(t.certificate));

@@ -557,6 +557,7 @@ class Loader {
                       s_.metrics.listen = v->get();
                     }},
                    {"allow_remote", boolean(s_.metrics.allow_remote)}});
+    h["state"] = sub_table(state_handlers());
     return h;
   }
 
@@ -640,6 +641,40 @@ class Loader {
         d.routes.push_back(std::move(r));
       }
     };
+    return h;
+  }
+
+  // [state]: the shared key-value store (embedded, or Redis when 'redis' is set).
+  Handlers state_handlers() {
+    StateSettings &st = s_.state;
+    Handlers h;
+    h["redis"] = text(st.redis, [](const std::string &v) -> const char * {
+      if (v.empty()) return nullptr;
+      if (v.rfind("unix:", 0) == 0)
+        return v.size() > 5 && v[5] == '/' && v.size() < 108 + 5
+                   ? nullptr
+                   : "must be \"host:port\", \"[ipv6]:port\" or \"unix:/absolute/path\"";
+      Listen l;
+      if (!parse_listen(v, l) || l.port == 0 || l.host == "0.0.0.0" || l.host == "::")
+        return "must be \"host:port\", \"[ipv6]:port\" or \"unix:/absolute/path\"";
+      return nullptr;
+    });
+    h["timeout"] = [this, &st](const toml::node &n, const std::string &name) {
+      double x = 0;
+      if (const auto *i = n.as_integer())
+        x = static_cast<double>(i->get());
+      else if (const auto *f = n.as_floating_point())
+        x = f->get();
+      if ((!n.as_integer() && !n.as_floating_point()) || !std::isfinite(x) || x < 0.001 || x > 60)
+        return error(n, "'" + name + "' must be a number of seconds from 0.001 to 60");
+      st.timeout = x;
+    };
+    h["password"] = text(st.password, [](const std::string &v) -> const char * {
+      return v.size() > 512 || !printable_ascii(v, true) ? "must be printable ASCII (at most 512)"
+                                                         : nullptr;
+    });
+    h["db"] = integer(st.db, 0, 65535);
+    h["max_entries"] = integer(st.max_entries, 1, 100000000);
     return h;
   }
 

@@ -57,6 +57,15 @@ struct MetricsSettings {
   bool allow_remote = false;  // a listen address that is not loopback is refused without it
 };
 
+// [state]: the shared key-value store behind uvs_api.kv_* (server/state/, docs/operations.md).
+struct StateSettings {
+  std::string redis;            // "" = the embedded store; "host:port", "[v6]:port", "unix:/path"
+  double timeout = 0.2;         // seconds an operation may wait for Redis (connect included)
+  std::string password;         // Redis AUTH; "" = none
+  uint32_t db = 0;              // Redis SELECT
+  uint32_t max_entries = 1000000;  // the embedded store's bound (docs/operations.md)
+};
+
 struct Settings {
   std::string hostname;              // default: gethostname()
   std::string greeting;              // banner text after "220 <hostname> "; default "ESMTP uvsmtpd"
@@ -100,6 +109,7 @@ struct Settings {
   double auth_lockout_window = 600;      // seconds
   DeliverySettings delivery;             // [delivery]
   MetricsSettings metrics;               // [metrics]
+  StateSettings state;                   // [state]
   // -- startup checks (cli) --
   bool require_queue_plugin = false;  // no plugin registers `queue`: error instead of warning
 };

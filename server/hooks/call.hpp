@@ -106,6 +106,8 @@ struct uvs_plugin {
   int64_t hook_timeout_ms = 0;         // the loading configuration's hook_timeout (1.3)
   uvs::PluginTimers timers;            // timer_start (1.3): retired before fini
   uvs::metrics::PluginStats *stats = nullptr;  // its counters (made by metrics::plugin())
+  std::weak_ptr<const void> owner;     // its PluginSet (empty for in-process instances): a
+                                       // kv_* operation (1.5) keeps it, so fini waits
 };
 
 // One hook invocation.

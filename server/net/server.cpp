@@ -13,6 +13,7 @@
 #include "metrics/http_endpoint.hpp"
 #include "metrics/registry.hpp"
 #include "session/session.hpp"
+#include "state/service.hpp"
 #include "conn/tcp_connection.hpp"
 #include "util/sockaddr.hpp"
 
@@ -311,6 +312,7 @@ void Server::maybe_finish() {
   tls_.stop();           // the certificate watchers
   resolver_.shutdown();  // cancelled lookups complete their pending calls...
   close_services();      // ...and the completion queue drains what is still outstanding
+  state::stop_current();  // shared-state operations still waiting: -ECANCELED
   log::format(log::notice, "", "", "all sessions closed; exiting");
 }
 
@@ -347,6 +349,7 @@ void Server::reload() {
   }
   set_generation(std::move(gen));
   log::reload(gen_->settings);
+  state::reload_settings(gen_->settings.state);  // the back end stays (its tables too)
   if (delivery_) delivery_->configure(gen_->settings);
   // New handshakes take the new certificates; sessions in TLS keep theirs. A pair that does
   // not load keeps the running one (the store logs why).

@@ -15,6 +15,7 @@
 #include "hooks/services.hpp"
 #include "log/log.hpp"
 #include "plugin_host/api_envelope.hpp"
+#include "plugin_host/api_kv.hpp"
 #include "plugin_host/host.hpp"
 #include "tls/details.hpp"
 
@@ -451,17 +452,7 @@ int api_body_replace_fd(uvs_call *c, int fd) noexcept {
   }
 }
 
-// 1.5 envelope edits: plugin_host/api_envelope.cpp.
-// 1.5 shared state: not implemented yet (-ENOSYS).
-int api_kv_get(uvs_plugin *, const char *, uvs_kv_fn, void *) noexcept { return -ENOSYS; }
-int api_kv_set(uvs_plugin *, const char *, const char *, size_t, uint64_t, uvs_kv_fn,
-               void *) noexcept {
-  return -ENOSYS;
-}
-int api_kv_incr(uvs_plugin *, const char *, int64_t, uint64_t, uvs_kv_fn, void *) noexcept {
-  return -ENOSYS;
-}
-int api_kv_del(uvs_plugin *, const char *, uvs_kv_fn, void *) noexcept { return -ENOSYS; }
+// 1.5 envelope edits: plugin_host/api_envelope.cpp; shared state: plugin_host/api_kv.cpp.
 
 // Positional: the order is the ABI. A member left out at the end would be NULL in a table whose
 // size claims it; -Wextra (-Wmissing-field-initializers) flags that, and the build has no warnings.

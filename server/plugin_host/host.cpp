@@ -172,6 +172,7 @@ std::shared_ptr<PluginSet> load_plugins(const std::vector<config::PluginLine> &l
     p->hook_timeout_ms = static_cast<int64_t>(hook_timeout_s * 1000 + 0.5);
     p->info = info;
     p->registering = &set->table;
+    p->owner = set;  // kv_* operations keep the set (and so the instance) alive
     uvs_plugin *raw = p.get();
     set->instances.push_back(std::move(p));
     int rc = info->init(raw, plugin_api());
