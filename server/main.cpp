@@ -193,6 +193,7 @@ int main(int argc, char **argv) {
       auto full = load_with(err, true);
       if (!full) fprintf(stderr, "uvsmtpd: %s (hooks not shown)\n", err.c_str());
       uvs::cli::list_plugins(stdout, gen->plugin_dir, full.get());
+      fflush(stdout);  // the whole list before the plugins' fini lines (stderr) at the return
       return full ? 0 : 1;
     }
     auto full = load(err);
