@@ -25,7 +25,8 @@ fi
 # The core sources the targets use (all pure: no sockets, no event loop).
 CORE=(server/smtp/command.cpp server/smtp/address.cpp server/smtp/line_reader.cpp
       server/smtp/data_reader.cpp server/config/plugin_lines.cpp server/config/settings.cpp
-      server/config/text_file.cpp server/util/cidr.cpp server/queue/queue_entry.cpp)
+      server/config/text_file.cpp server/util/cidr.cpp server/queue/queue_entry.cpp
+      server/metrics/exposition.cpp server/metrics/http_request.cpp)
 SAN="-fsanitize=address,undefined -fno-sanitize-recover=undefined -fno-omit-frame-pointer"
 FLAGS=(-std=c++20 -g -O1 $SAN -I server -I include -I fuzz)
 if [ "${FUZZ_TOML_HEADER_ONLY:-0}" = 1 ]; then

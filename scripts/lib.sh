@@ -13,7 +13,8 @@ DEB_PACKAGES=(g++ meson ninja-build pkg-config cmake python3 swaks
               libcrypt-dev                 # auth/passwd_file: yescrypt, bcrypt, SHA512-CRYPT
               dovecot-core msmtp           # AUTH tests: a real SASL back end, a real client
               postfix                      # delivery_postfix: a real destination MTA (own config in a temp dir)
-              bind9-dnsutils)              # dig: the fake_mx suite reads the DNS stub's answers
+              bind9-dnsutils               # dig: the fake_mx suite reads the DNS stub's answers
+              prometheus)                  # promtool: the metrics tests check the exposition format
 
 as_root() {
   if [ "$(id -u)" -eq 0 ]; then "$@"; else sudo "$@"; fi

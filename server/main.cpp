@@ -254,6 +254,12 @@ int main(int argc, char **argv) {
       server.begin_shutdown("startup failure");
       server.run();
       rc = 1;
+    } else if (!server.listen_metrics(err)) {
+      fprintf(stderr, "uvsmtpd: %s%s\n", uvs::cli::where_key(config_dir, "metrics.listen").c_str(),
+              err.c_str());
+      server.begin_shutdown("startup failure");
+      server.run();
+      rc = 1;
     } else if (auto full = [&]() -> std::shared_ptr<uvs::Generation> {
                  if (!uvs::drop_privileges(settings.user, settings.group, err)) return nullptr;
                  return load(err);

@@ -259,4 +259,31 @@ toml = {
 }
 for k, v in toml.items():
     put('settings', k, v)
+
+# settings: [metrics]
+toml_metrics = {
+    'metrics': '[metrics]\nlisten = "127.0.0.1:9101"\n',
+    'metrics-remote': '[metrics]\nlisten = "0.0.0.0:9101"\nallow_remote = true\n',
+    'metrics-bad': '[metrics]\nlisten = "[2001:db8::1]:9101"\nallow_remote = 1\nport = 2\n',
+}
+for k, v in toml_metrics.items():
+    put('settings', k, v)
+
+# ---- metrics: a request head and an exposition at once ----
+metrics = {
+    'get': 'GET /metrics HTTP/1.1\r\nHost: localhost:9101\r\nAccept: */*\r\n\r\n',
+    'head-10': 'HEAD /metrics?x=1 HTTP/1.0\n\n',
+    'post': 'POST /metrics HTTP/1.1\r\nContent-Length: 2\r\n\r\nab',
+    'version': 'GET /metrics HTTP/2.0\r\n\r\n',
+    'headers-bad': 'GET / HTTP/1.1\r\n folded\r\nBad Name: x\r\n\r\n',
+    'exposition': ('# HELP c_total Things.\n# TYPE c_total counter\n'
+                   'c_total{a="1",b="x\\"y\\\\z\\n"} 3\nc_total{b="2",a="1"} 1 1700000000\n'
+                   '# TYPE g gauge\ng -1.5e-3\ng NaN\n'
+                   '# HELP h Time.\n# TYPE h histogram\n'
+                   'h_bucket{le="0.1"} 1\nh_bucket{le="+Inf"} 2\nh_sum 0.5\nh_count 2\n'
+                   'h_bucket{p="a",le="+Inf"} 1\n# comment\nuntyped{x="y",} +Inf\n'),
+    'exposition-bad': 'm{a="1",a="2"} 1\nm{a="1} 1\n9x 1\nm 1 2 3\n# TYPE\n# HELP m\nm{} 1\n',
+}
+for k, v in metrics.items():
+    put('metrics', k, v)
 print('seeds written under', os.path.normpath(CORPUS))

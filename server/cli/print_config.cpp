@@ -151,6 +151,9 @@ void print_settings(FILE *out, const config::Settings &s, const std::string &ori
                 ", to = " + str(r.to) + " }";
     kv("route", "[" + routes + "]");
   }
+  fprintf(out, "\n[metrics]\n");
+  kv("listen", str(s.metrics.listen));
+  kv("allow_remote", boolean(s.metrics.allow_remote));
   fprintf(out, "\n[tls]\n");
   const config::TlsSettings &t = s.tls;
   kv("certificate", str(t.certificate));

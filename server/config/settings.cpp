@@ -58,6 +58,7 @@ class Loader {
     check_log_file();
     check_tls();
     check_delivery();
+    check_metrics();
     if (errors_.empty()) return true;
     auto &[line, msg] = *errors_.begin();
     err = line > 0 ? file_ + ":" + std::to_string(line) + ": " + msg : file_ + ": " + msg;
@@ -543,7 +544,46 @@ class Loader {
                            {"lockout_failures", integer(s_.auth_lockout_failures, 0, 100000)},
                            {"lockout_window", seconds(s_.auth_lockout_window)}});
     h["delivery"] = sub_table(delivery_handlers());
+    h["metrics"] =
+        sub_table({{"listen",
+                    [this](const toml::node &n, const std::string &name) {
+                      const auto *v = n.as_string();
+                      if (v == nullptr)
+                        return error(n, "'" + name + "' must be a string (\"127.0.0.1:9101\")");
+                      metrics_listen_line_ = n.source().begin.line;
+                      if (v->get().empty()) return s_.metrics.listen.clear();  // off
+                      Listen l;
+                      if (!parse_listen(v->get(), l))
+                        return error(n, "'" + name + "' must be ADDR:PORT or [IPv6]:PORT (got '" +
+                                            v->get() + "')");
+                      s_.metrics.address = l;
+                      s_.metrics.listen = v->get();
+                    }},
+                   {"allow_remote", boolean(s_.metrics.allow_remote)}});
     return h;
+  }
+
+  // The metrics tell whoever can connect about the server's traffic: loopback only, unless
+  // allow_remote says otherwise.
+  void check_metrics() {
+    const MetricsSettings &m = s_.metrics;
+    if (m.listen.empty() || m.allow_remote || is_loopback(m.address.host)) return;
+    errors_.emplace(metrics_listen_line_,
+                    "'metrics.listen' \"" + m.listen +
+                        "\" is not a loopback address: the metrics would be served to other "
+                        "hosts; use 127.0.0.1 or [::1] (and a proxy or tunnel), or set "
+                        "'metrics.allow_remote = true' and restrict access with a firewall");
+  }
+
+  static bool is_loopback(const std::string &host) {
+    unsigned char a[16];
+    if (inet_pton(AF_INET, host.c_str(), a) == 1) return a[0] == 127;
+    if (inet_pton(AF_INET6, host.c_str(), a) != 1) return false;
+    static const unsigned char v4mapped[12] = {0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0xff, 0xff};
+    if (memcmp(a, v4mapped, 12) == 0) return a[12] == 127;
+    for (int i = 0; i < 15; ++i)
+      if (a[i]) return false;
+    return a[15] == 1;
   }
 
   Handlers delivery_handlers() {
@@ -626,6 +666,7 @@ class Loader {
   Settings &s_;
   uint32_t log_destination_line_ = 0;
   uint32_t retry_max_line_ = 0;
+  uint32_t metrics_listen_line_ = 0;
   uint32_t tls_certificate_line_ = 0, tls_key_line_ = 0, sni_line_ = 0;
   std::multimap<uint32_t, std::string> need_certificate_;  // listeners that need [tls]
   std::multimap<uint32_t, std::string> errors_;  // line -> message

@@ -50,6 +50,13 @@ struct DeliverySettings {
   std::vector<DeliveryRoute> routes;      // first match wins; default "mx"
 };
 
+// [metrics]: the Prometheus endpoint (docs/operations.md, "Metrics").
+struct MetricsSettings {
+  std::string listen;         // "" = off; else "127.0.0.1:9101" (canonical host, as Listen)
+  Listen address;             // listen, parsed
+  bool allow_remote = false;  // a listen address that is not loopback is refused without it
+};
+
 struct Settings {
   std::string hostname;              // default: gethostname()
   std::string greeting;              // banner text after "220 <hostname> "; default "ESMTP uvsmtpd"
@@ -95,6 +102,7 @@ struct Settings {
   uint32_t auth_lockout_failures = 10;   // per client IP within the window; 0 = no lockout
   double auth_lockout_window = 600;      // seconds
   DeliverySettings delivery;             // [delivery]
+  MetricsSettings metrics;               // [metrics]
   // -- startup checks (cli) --
   bool require_queue_plugin = false;  // no plugin registers `queue`: error instead of warning
 };

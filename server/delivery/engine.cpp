@@ -10,6 +10,7 @@
 
 #include "delivery/bounce.hpp"
 #include "log/log.hpp"
+#include "metrics/registry.hpp"
 #include "queue/control_notify.hpp"
 
 namespace uvs::delivery {
@@ -223,9 +224,14 @@ void Engine::rescan(bool first) {
        [this, res, first] {
          scanning_ = false;
          if (!running_) return;
+         held_ = res->held;
          size_t added = 0;
          for (const auto &ent : res->entries) {
-           if (ent.state != queue::EntryState::waiting || in_flight_.count(ent.id)) continue;
+           if (in_flight_.count(ent.id)) continue;
+           if (ent.state == queue::EntryState::held) {  // held since: not waiting any more
+             schedule_.remove(ent.id);
+             continue;
+           }
            if (!schedule_.contains(ent.id)) ++added;
            schedule_.set(ent.id, ent.next_try);
          }
@@ -404,6 +410,10 @@ void Engine::finish(const std::shared_ptr<Entry> &e) {
     const char *status = r.state == queue::RcptState::delivered ? "sent"
                          : r.state == queue::RcptState::failed  ? "bounced"
                                                                 : "deferred";
+    metrics::inc(metrics::core().deliveries,
+                 r.state == queue::RcptState::delivered ? metrics::Delivery::sent
+                 : r.state == queue::RcptState::failed  ? metrics::Delivery::bounced
+                                                        : metrics::Delivery::deferred);
     log::format_txn(r.state == queue::RcptState::pending ? log::notice : log::info, "", e->id,
                     "%s: to=<%s> relay=%s delay=%.0f status=%s (%s)", e->id.c_str(),
                     log::printable(r.address).c_str(), log::printable(e->relay_of[k]).c_str(),

@@ -65,6 +65,11 @@ class Engine {
   // runs once nothing is sending any more (possibly before shutdown returns).
   void shutdown(double grace, std::function<void()> done);
   bool running() const { return running_; }
+  // For the metrics: entries being delivered now, waiting in the schedule (for their next try
+  // or a free connection), and held at the last scan of the directory.
+  size_t active_entries() const { return in_flight_.size(); }
+  size_t waiting_entries() const { return schedule_.size(); }
+  size_t held_entries() const { return held_; }
   const std::string &queue_dir() const { return dir_; }
 
  private:
@@ -110,6 +115,7 @@ class Engine {
   std::function<void()> drained_;
   Timer grace_;
   void drain_done();
+  size_t held_ = 0;  // held entries at the last scan
   bool scanning_ = false;
   bool rescan_again_ = false;
   std::shared_ptr<bool> alive_ = std::make_shared<bool>(true);

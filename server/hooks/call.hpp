@@ -19,6 +19,10 @@ namespace uvs::tls {
 struct TlsDetails;  // tls/details.hpp
 }
 
+namespace uvs::metrics {
+struct PluginStats;  // metrics/registry.hpp
+}
+
 namespace uvs {
 
 class ConnDns;  // hooks/conn_dns.hpp
@@ -96,6 +100,7 @@ struct uvs_plugin {
   bool initialised = false;
   int64_t hook_timeout_ms = 0;         // the loading configuration's hook_timeout (1.3)
   uvs::PluginTimers timers;            // timer_start (1.3): retired before fini
+  uvs::metrics::PluginStats *stats = nullptr;  // its counters (made by metrics::plugin())
 };
 
 // One hook invocation.

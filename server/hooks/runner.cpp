@@ -6,6 +6,7 @@
 
 #include "hooks/hook_names.hpp"
 #include "log/log.hpp"
+#include "metrics/registry.hpp"
 
 namespace uvs {
 
@@ -47,14 +48,22 @@ void ChainRun::start(LoopServices *svc, CallHost &host, const HookTable &table, 
 
 ChainRun::ChainRun(LoopServices *svc, CallHost &host, const HookTable &table, uvs_hook hook,
                    HookArgs args, HookDone done, ChainRun **slot)
-    : svc_(svc), host_(host), table_(table), hook_(hook), args_(std::move(args)),
-      done_(std::move(done)), slot_(slot), timeout_(svc ? svc->loop() : nullptr) {}
+    : svc_(svc),
+      host_(host),
+      table_(table),
+      hook_(hook),
+      args_(std::move(args)),
+      done_(std::move(done)),
+      slot_(slot),
+      timeout_(svc ? svc->loop() : nullptr),
+      chain_start_ns_(uv_hrtime()) {}
 
 void ChainRun::step() {
   const auto &handlers = table_.by_hook[hook_];
   while (next_ < handlers.size()) {
     const Handler &h = handlers[next_++];
     call_ = make_call(svc_, host_, h, hook_, &args_, true);
+    call_start_ns_ = uv_hrtime();
     int v = h.fn(&call_, h.ud);
     if (call_.pending) {
       if (v == UVS_PENDING) {
@@ -87,8 +96,13 @@ void ChainRun::step() {
   finish();
 }
 
-bool ChainRun::after_verdict(uvs_verdict v) {
+bool ChainRun::after_verdict(uvs_verdict v, bool timed_out) {
   const std::string &name = call_.plugin->instance;
+  if (static_cast<size_t>(hook_) < metrics::kHooks && static_cast<size_t>(v) < metrics::kVerdicts) {
+    metrics::PluginStats &m = metrics::plugin(call_.plugin);
+    ++m.verdicts[hook_][timed_out ? metrics::kVerdictTimeout : static_cast<size_t>(v)];
+    m.latency[hook_].observe(uv_hrtime() - call_start_ns_);
+  }
   Reply reply = std::move(call_.reply);
   call_.reply = Reply{};
   bool has_reply = reply.code != 0 || !reply.lines.empty();
@@ -151,13 +165,15 @@ void ChainRun::on_timeout() {
   pending::abandon(pending_);
   pending_ = nullptr;
   call_.reply = make_reply(451, "4.3.0", "Temporary failure, please try again later");
-  after_verdict(UVS_DENYSOFT);
+  after_verdict(UVS_DENYSOFT, true);
   result_.timed_out = true;
   finish();
 }
 
 void ChainRun::finish() {
   if (slot_ && *slot_ == this) *slot_ = nullptr;
+  if (static_cast<size_t>(hook_) < metrics::kHooks && !table_.by_hook[hook_].empty())
+    metrics::core().hooks[hook_].observe(uv_hrtime() - chain_start_ns_);
   HookDone done = std::move(done_);
   HookResult result = std::move(result_);
   delete this;
@@ -182,13 +198,23 @@ void ChainRun::cancel() {
 
 void notify_hook(LoopServices *svc, CallHost &host, const HookTable &table, uvs_hook hook,
                  const HookArgs &args) {
+  if (table.by_hook[hook].empty()) return;
+  uint64_t start = uv_hrtime();
   for (const Handler &h : table.by_hook[hook]) {
     uvs_call c = make_call(svc, host, h, hook, &args, false);
+    uint64_t t0 = uv_hrtime();
     int v = h.fn(&c, h.ud);
+    if (static_cast<size_t>(hook) < metrics::kHooks && v >= UVS_DECLINED && v <= UVS_DONE) {
+      metrics::PluginStats &m = metrics::plugin(h.plugin);
+      ++m.verdicts[hook][v];
+      m.latency[hook].observe(uv_hrtime() - t0);
+    }
     if (log::enabled(log::debug))
       log::format(log::debug, host.session_id(), h.plugin->instance, "%s -> %s (ignored)",
                   std::string(hook_name(hook)).c_str(), std::string(verdict_name(v)).c_str());
   }
+  if (static_cast<size_t>(hook) < metrics::kHooks)
+    metrics::core().hooks[hook].observe(uv_hrtime() - start);
 }
 
 }  // namespace uvs

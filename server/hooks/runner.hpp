@@ -52,7 +52,9 @@ class ChainRun {
   ChainRun(LoopServices *svc, CallHost &host, const HookTable &table, uvs_hook hook,
            HookArgs args, HookDone done, ChainRun **slot);
   void step();
-  bool after_verdict(uvs_verdict v);  // true = the chain is decided
+  // true = the chain is decided; timed_out: v is the core's DENYSOFT for a plugin that did not
+  // answer (counted as TIMEOUT in the metrics).
+  bool after_verdict(uvs_verdict v, bool timed_out = false);
   void finish();
   void on_timeout();
   void observe(uvs_verdict v);
@@ -69,6 +71,8 @@ class ChainRun {
   uvs_pending *pending_ = nullptr;
   Timer timeout_;  // the hook timeout while a handler is suspended (its handle made then)
   HookResult result_;
+  uint64_t chain_start_ns_;     // uv_hrtime() at the start: the chain's latency (metrics)
+  uint64_t call_start_ns_ = 0;  // ...and at the current plugin's call
 };
 
 // Run only the observers of a notification hook (disconnect, reset_transaction, queue_post):

@@ -50,11 +50,24 @@ std::string seconds_text(double s) {
 
 }  // namespace
 
-void SessionCounters::command(std::string_view verb) {
+std::string_view end_reason_name(EndReason r) {
+  static constexpr std::string_view kNames[kEndReasons] = {
+      "lost",     "quit",  "client_closed", "lost",       "timeout", "plugin",
+      "shutdown", "limit", "protocol",      "tls_failed", "error"};
+  auto i = static_cast<size_t>(r);
+  return i < kEndReasons ? kNames[i] : "lost";
+}
+
+size_t SessionCounters::command(std::string_view verb) {
   size_t i = 0;
   while (i + 1 < kNames && kCommandNames[i] != verb) ++i;
   ++total_[i];
   pending_ = static_cast<int>(i);
+  return i;
+}
+
+std::string_view SessionCounters::name(size_t i) {
+  return i < kNames ? kCommandNames[i] : kCommandNames[kNames - 1];
 }
 
 void SessionCounters::reply(int code) {
@@ -119,6 +132,10 @@ std::string session_end_text(const SessionEnd &e) {
   if (ok != total) t += "/" + std::to_string(total);
   t += " messages=" + std::to_string(e.counters->messages());
   t += " duration=" + seconds_text(e.seconds) + "s";
+  if (!e.tls_protocol.empty())
+    t += " tls=" + printable(e.tls_protocol, 40) + "/" + printable(e.tls_cipher, 80);
+  t += " end=" + std::string(end_reason_name(e.how));
+  if (e.how == EndReason::plugin && !e.plugin.empty()) t += ":" + printable(e.plugin, 100);
   return t;
 }
 
@@ -142,6 +159,11 @@ std::vector<Field> session_end_fields(const SessionEnd &e) {
       {"commands_total", json_number(total)},
       {"messages", json_number(e.counters->messages())},
       {"duration", seconds_text(e.seconds)},
+      {"tls", e.tls_protocol.empty() ? std::string("null")
+                                     : "{\"protocol\":" + json_string(e.tls_protocol) +
+                                           ",\"cipher\":" + json_string(e.tls_cipher) + "}"},
+      {"end", json_string(end_reason_name(e.how))},
+      {"end_plugin", e.how == EndReason::plugin ? json_or_null(e.plugin) : "null"},
   };
 }
 

@@ -19,7 +19,9 @@ class SessionCounters {
  public:
   SessionCounters() : start_(std::chrono::steady_clock::now()) {}
   // Lower-case verb as dispatched; names not in the command table count as "unknown".
-  void command(std::string_view verb);
+  // Returns the verb's index in the table (name(i)).
+  size_t command(std::string_view verb);
+  static std::string_view name(size_t i);
   void reply(int code);
   void message_accepted() { ++messages_; }
 
@@ -53,11 +55,33 @@ struct AcceptedMessage {
   std::string_view client_host;  // reverse DNS name, "" if none
 };
 
+// How a session ended (the summary line's end=, the metric uvsmtpd_sessions_total's label).
+// The first cause recorded wins: a QUIT whose 221 cannot be written still ended by quit.
+enum class EndReason : uint8_t {
+  unknown,        // nothing recorded (reads "lost" in the line)
+  quit,           // the client sent QUIT
+  client_closed,  // the client closed the connection (EOF) without QUIT
+  lost,           // a read or write error (reset), or a client that stopped reading
+  timeout,        // a command, DATA or TLS handshake deadline passed
+  plugin,         // a plugin's verdict closed it (DENY_DISCONNECT, a connect-time DENY, ...)
+  shutdown,       // the server shut down (SIGTERM/SIGINT), also refused while shutting down
+  limit,          // a core limit: connections, errors, junk commands, AUTH failures
+  protocol,       // a protocol violation: RFC 2920 sync, bare CR/LF, HTTP or proxy requests
+  tls_failed,     // the TLS handshake (or a later TLS record) failed
+  error,          // a local error (TLS could not start, no certificate for implicit TLS)
+};
+constexpr size_t kEndReasons = static_cast<size_t>(EndReason::error) + 1;
+std::string_view end_reason_name(EndReason r);  // "quit", "client_closed", ...
+
 struct SessionEnd {
   std::string_view client_ip;
   std::string_view client_host;
   const SessionCounters *counters = nullptr;
   double seconds = 0;  // the session's duration
+  EndReason how = EndReason::unknown;
+  std::string_view plugin;        // how == plugin: the instance whose verdict closed it
+  std::string_view tls_protocol;  // "" if the session never completed a TLS handshake
+  std::string_view tls_cipher;
 };
 
 // Recipients listed in the accepted line: at most this many, and no more once the list holds

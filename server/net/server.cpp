@@ -11,6 +11,8 @@
 #include "log/log.hpp"
 #include "log/setup.hpp"
 #include "net/listen_socket.hpp"
+#include "metrics/http_endpoint.hpp"
+#include "metrics/registry.hpp"
 #include "session/session.hpp"
 #include "conn/tcp_connection.hpp"
 #include "util/sockaddr.hpp"
@@ -49,7 +51,30 @@ Server::Server(uv_loop_t *loop, std::shared_ptr<Generation> gen, Reloader reload
                   SIGHUP);
 }
 
-Server::~Server() = default;
+Server::~Server() {
+  metrics::core().queue = nullptr;
+  // Handles still closing (the loop did not turn since close()): their callbacks use it.
+  if (metrics_http_ && !metrics_http_->done()) (void)metrics_http_.release();
+}
+
+bool Server::listen_metrics(std::string &err) {
+  const config::MetricsSettings &m = gen_->settings.metrics;
+  bound_metrics_ = m;
+  if (m.listen.empty()) return true;
+  metrics_http_ = std::make_unique<metrics::HttpEndpoint>(loop_, [] { return metrics::render(); });
+  int rc = metrics_http_->listen(m.address.host, m.address.port);
+  if (rc < 0) {
+    err = "cannot listen on " + m.listen + " for the metrics: " + uv_strerror(rc);
+    if (rc == UV_EADDRINUSE)
+      err += " (another process listens there: stop it, or change [metrics] listen)";
+    else if (rc == UV_EACCES && m.address.port < 1024)
+      err += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
+    else if (rc == UV_EADDRNOTAVAIL)
+      err += " (no interface of this host has that address)";
+    return false;
+  }
+  return true;
+}
 
 bool Server::start_delivery(std::string &err) {
   const auto &d = gen_->settings.delivery;
@@ -77,6 +102,15 @@ bool Server::start_delivery(std::string &err) {
     err = "delivery: " + err;
     return false;
   }
+  metrics::core().queue = [this] {
+    metrics::QueueGauges q;
+    if (delivery_) {
+      q.active = delivery_->active_entries();
+      q.deferred = delivery_->waiting_entries();
+      q.held = delivery_->held_entries();
+    }
+    return q;
+  };
   return true;
 }
 
@@ -192,6 +226,9 @@ void Server::close_services() {
 
 void Server::announce() {
   for (const auto &b : bound_) log::format(log::notice, "", "", "listening on %s", b.c_str());
+  if (metrics_http_)
+    log::format(log::notice, "", "", "metrics endpoint on http://%s/metrics",
+                metrics_http_->bound().c_str());
 }
 
 int Server::run() {
@@ -214,16 +251,24 @@ void Server::accept_one(Listener *l) {
   if (conn->accept(reinterpret_cast<uv_stream_t *>(&l->tcp)) < 0) return;  // nothing accepted
   auto *s = new Session(session_ctx_, gen_, std::move(conn), l->cfg, serial);
   sessions_.insert(s);
+  auto &m = metrics::core();
+  ++m.connections;
   const auto &cfg = gen_->settings;
   const std::string &ip = s->peer_ip();
   uint32_t &count = per_ip_[ip];
   ++count;
   if (shutting_down_) {
-    s->refuse(make_reply(421, "4.3.2", cfg.hostname + " Service shutting down"));
+    metrics::inc(m.refused, metrics::Refused::shutdown);
+    s->refuse(make_reply(421, "4.3.2", cfg.hostname + " Service shutting down"),
+              log::EndReason::shutdown);
   } else if (cfg.max_connections && sessions_.size() > cfg.max_connections) {
-    s->refuse(make_reply(421, "4.7.0", cfg.hostname + " Error: too many connections"));
+    metrics::inc(m.refused, metrics::Refused::max_connections);
+    s->refuse(make_reply(421, "4.7.0", cfg.hostname + " Error: too many connections"),
+              log::EndReason::limit);
   } else if (cfg.max_connections_per_ip && count > cfg.max_connections_per_ip) {
-    s->refuse(make_reply(421, "4.7.0", cfg.hostname + " Error: too many connections from " + ip));
+    metrics::inc(m.refused, metrics::Refused::max_connections_per_ip);
+    s->refuse(make_reply(421, "4.7.0", cfg.hostname + " Error: too many connections from " + ip),
+              log::EndReason::limit);
   } else {
     s->start();
   }
@@ -236,6 +281,7 @@ void Server::session_closed(Session *s) {
     if (pit != per_ip_.end() && --pit->second == 0) per_ip_.erase(pit);
   }
   delete s;
+  ++metrics::core().closed;
   maybe_finish();
 }
 
@@ -247,6 +293,7 @@ void Server::begin_shutdown(const char *why) {
     uv_close(reinterpret_cast<uv_handle_t *>(&l->tcp),
              [](uv_handle_t *h) { delete static_cast<Listener *>(h->data); });
   listeners_.clear();
+  if (metrics_http_) metrics_http_->close();
   std::vector<Session *> snapshot(sessions_.begin(), sessions_.end());
   for (auto *s : snapshot)
     if (sessions_.count(s)) s->shutdown_notice();
@@ -314,6 +361,15 @@ void Server::reload() {
                 "listening on %s",
                 listen_text(gen->settings.listen).c_str(), listen_text(bound_listen_).c_str());
     gen->settings.listen = bound_listen_;
+  }
+  const config::MetricsSettings &nm = gen->settings.metrics;
+  if (nm.listen != bound_metrics_.listen || nm.allow_remote != bound_metrics_.allow_remote) {
+    log::format(log::warning, "", "",
+                "SIGHUP: [metrics] changed (now listen = \"%s\"); it needs a restart: the metrics "
+                "are still served %s%s",
+                nm.listen.c_str(), bound_metrics_.listen.empty() ? "nowhere" : "on ",
+                bound_metrics_.listen.c_str());
+    gen->settings.metrics = bound_metrics_;
   }
   set_generation(std::move(gen));
   log::reload(gen_->settings);

@@ -26,6 +26,9 @@ class Engine;
 namespace workers {
 class Link;
 }
+namespace metrics {
+class HttpEndpoint;
+}
 
 class Server {
  public:
@@ -41,6 +44,8 @@ class Server {
   // A worker process (server/workers/): listens on the sockets the supervisor bound, one per
   // listener of the generation, in order, instead of binding.
   bool adopt(const std::vector<int> &fds, std::string &err);
+  // Binds the metrics endpoint ([metrics] listen; nothing when it is off).
+  bool listen_metrics(std::string &err);
   // Logs "listening on ADDR:PORT" for each listener: the server is ready (plugins loaded).
   void announce();
   // Runs until shutdown completes; returns the exit code.
@@ -105,6 +110,8 @@ class Server {
   bool delivery_busy_ = false;  // shutting down: the engine's transactions still finishing
   std::vector<config::Listen> bound_listen_;  // as configured at start (reload keeps these)
   std::unique_ptr<workers::Link> link_;       // a worker's channel to the supervisor
+  config::MetricsSettings bound_metrics_;     // likewise
+  std::unique_ptr<metrics::HttpEndpoint> metrics_http_;
 };
 
 }  // namespace uvs

@@ -7,6 +7,7 @@
 #include "dns/resolver.hpp"
 #include "hooks/hook_names.hpp"
 #include "log/log.hpp"
+#include "metrics/registry.hpp"
 #include "session/session_util.hpp"
 
 namespace uvs {
@@ -43,12 +44,14 @@ Session::~Session() {
   if (chain_) chain_->cancel();
   auth_wipe();
   if (!disconnected_) run_disconnect();
+  ++metrics::core().sessions[static_cast<size_t>(end_)];
   log_session_end();
 }
 
 // ---- life cycle -------------------------------------------------------------------------
 
-void Session::refuse(const Reply &r) {
+void Session::refuse(const Reply &r, log::EndReason why) {
+  ended(why);
   log::format(log::notice, id_, "", "refused %s:%d: %s", peer_ip().c_str(), peer_port(),
               r.lines.empty() ? "" : r.lines[0].c_str());
   disconnected_ = true;                  // no hooks ran for this connection
@@ -73,6 +76,7 @@ void Session::start() {
     auto ctx = ctx_.tls ? ctx_.tls() : nullptr;
     if (!ctx) {
       log::format(log::err, id_, "", "implicit TLS listener without a certificate; closing");
+      ended(log::EndReason::error);
       disconnected_ = true;
       return hard_close();
     }
@@ -87,7 +91,10 @@ void Session::greet() {
   a.arg = peer_ip();
   run_hook(UVS_HOOK_PRE_CONNECTION, a, [this](HookResult r) {
     Decision d = decide(UVS_HOOK_PRE_CONNECTION, r);
-    if (d.kind == Decision::replace) return close_after(d.reply);
+    if (d.kind == Decision::replace) {
+      refused_by_plugin();
+      return close_after(d.reply);
+    }
     Resolver *dns = ctx_.resolver;
     if (!cfg_.reverse_lookup || !dns) return after_reverse_lookup();
     arm_idle_timer();  // the command deadline runs during the lookup
@@ -108,7 +115,10 @@ void Session::after_reverse_lookup() {
   if (ending()) return;
   run_hook(UVS_HOOK_CONNECT, HookArgs{}, [this](HookResult r) {
     Decision d = decide(UVS_HOOK_CONNECT, r);
-    if (d.kind == Decision::replace) return close_after(d.reply);
+    if (d.kind == Decision::replace) {
+      refused_by_plugin();
+      return close_after(d.reply);
+    }
     if (ending()) return;
     state_ = State::command;
     if (d.kind == Decision::proceed) {
@@ -119,8 +129,10 @@ void Session::after_reverse_lookup() {
     } else if (!d.reply.empty()) {
       send(d.reply);
     }
-    if (shutting_down_)
+    if (shutting_down_) {
+      ended(log::EndReason::shutdown);
       return close_after(make_reply(421, "4.3.2", cfg_.hostname + " Service shutting down"));
+    }
     arm_idle_timer();
     process();
   });
@@ -131,14 +143,20 @@ void Session::shutdown_notice() {
   if (handshaking_) {
     // Implicit TLS, no dialogue yet: close now. STARTTLS: the 421 goes out inside TLS once the
     // handshake is done (process() sees shutting_down_); force_close covers a stalled one.
-    if (state_ == State::greeting) abandon_handshake();
+    if (state_ == State::greeting) {
+      ended(log::EndReason::shutdown);
+      abandon_handshake();
+    }
     return;
   }
-  if (state_ == State::command && !busy_ && !chain_)
+  if (state_ == State::command && !busy_ && !chain_) {
+    ended(log::EndReason::shutdown);
     close_after(make_reply(421, "4.3.2", cfg_.hostname + " Service shutting down"));
+  }
 }
 
 void Session::force_close() {
+  ended(log::EndReason::shutdown);
   if (ending()) return hard_close();
   if (chain_) chain_->cancel();
   close_after(make_reply(421, "4.3.2", cfg_.hostname + " Service shutting down"));
@@ -200,6 +218,7 @@ void Session::on_idle_timeout() {
   if (handshaking_) return on_handshake_timeout();
   if (held()) return arm_idle_timer();  // not the client's time
   log::format(log::notice, id_, "", "timeout in %s", state_ == State::data ? "DATA" : "command");
+  ended(log::EndReason::timeout);
   close_after(make_reply(421, "4.4.2", cfg_.hostname + " Error: timeout exceeded"));
 }
 
@@ -236,6 +255,7 @@ void Session::run_hook(uvs_hook hook, HookArgs args, HookDone done) {
         // banner itself), not here: the connect hook that usually follows would stop it at once,
         // and a parked connection would carry the timer's handle for nothing.
         if (!ending() && state_ != State::greeting) arm_idle_timer();
+        if (r.verdict != UVS_DECLINED && r.verdict != UVS_OK) verdict_plugin_ = r.plugin;
         done(std::move(r));
         if (was_async && !ending()) process();
       },
@@ -256,6 +276,7 @@ bool Session::apply(const Decision &d) {
   if (d.reset) reset_transaction();
   if (d.kind == Decision::replace) {
     if (d.close) {
+      ended_by_plugin();
       close_after(d.reply);
       return false;
     }
@@ -265,10 +286,23 @@ bool Session::apply(const Decision &d) {
   }
   if (!d.reply.empty()) send(d.reply);
   if (d.close) {
+    ended_by_plugin();
     begin_close();
     return false;
   }
   return true;
+}
+
+void Session::refused_by_plugin() {
+  ended_by_plugin();
+  if (end_ == log::EndReason::plugin && !end_plugin_.empty())
+    ++metrics::plugin_named(end_plugin_).refused;
+}
+
+void Session::ended_by_plugin() {
+  if (end_ != log::EndReason::unknown) return;
+  end_ = log::EndReason::plugin;
+  end_plugin_ = verdict_plugin_;
 }
 
 void Session::reset_transaction() {

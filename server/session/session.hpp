@@ -40,8 +40,8 @@ class Session final : public CallHost, private ConnectionEvents {
   Session(const Session &) = delete;
   Session &operator=(const Session &) = delete;
 
-  // Closes at once with this reply (limits hit before any hook ran).
-  void refuse(const Reply &r);
+  // Closes at once with this reply (limits hit before any hook ran); why: limit or shutdown.
+  void refuse(const Reply &r, log::EndReason why);
   // Runs pre-connection and connect, then greets (on an implicit-TLS listener: after the
   // handshake).
   void start();
@@ -212,6 +212,12 @@ class Session final : public CallHost, private ConnectionEvents {
   // reset) and the session-end summary.
   void log_accepted(const std::string &plugin, const Reply &reply);
   void log_session_end();
+  // Records how the session ends (the first cause wins); plugin: a verdict's plugin closed it.
+  void ended(log::EndReason why) {
+    if (end_ == log::EndReason::unknown) end_ = why;
+  }
+  void ended_by_plugin();    // the deciding plugin of the last verdict (verdict_plugin_)
+  void refused_by_plugin();  // ...before the greeting: also counted as a refused connection
 
   const SessionContext &ctx_;
   std::shared_ptr<const Generation> gen_;
@@ -282,6 +288,9 @@ class Session final : public CallHost, private ConnectionEvents {
   Timer idle_timer_;  // the command deadline, or the DATA deadline (data_clock_)
   DataClock data_clock_;
   log::SessionCounters counters_;  // commands and accepted messages, for log_session_end()
+  log::EndReason end_ = log::EndReason::unknown;
+  std::string end_plugin_;      // end_ == plugin: whose verdict closed the session
+  std::string verdict_plugin_;  // the plugin of the last verdict other than OK/DECLINED
 };
 
 }  // namespace uvs

@@ -8,6 +8,7 @@
 #include <cmath>
 
 #include "log/log.hpp"
+#include "metrics/registry.hpp"
 #include "session/auth_lockout.hpp"
 #include "session/session.hpp"
 #include "smtp/sasl.hpp"
@@ -176,6 +177,7 @@ void Session::auth_verdict(const HookResult &r, const std::string &user, const s
   std::string by = r.plugin.empty() ? std::string() : " by " + r.plugin;
   if (r.timed_out) {  // 451 4.3.0: temporary, not a brute-force failure
     log::format(log::notice, id_, "", "%s failed (plugin timeout%s)", who.c_str(), by.c_str());
+    ++metrics::core().auth_tempfail;
     return (void)apply(decide(UVS_HOOK_AUTH, r));
   }
   if (r.verdict == UVS_OK) {
@@ -186,6 +188,7 @@ void Session::auth_verdict(const HookResult &r, const std::string &user, const s
       auth_set_relay_ = true;
     }
     log::format(log::info, id_, "", "%s ok%s", who.c_str(), by.c_str());
+    ++metrics::core().auth_success;
     return send(make_reply(235, "2.7.0", "Authentication successful"));
   }
   Decision d = decide(UVS_HOOK_AUTH, r);
@@ -193,12 +196,14 @@ void Session::auth_verdict(const HookResult &r, const std::string &user, const s
     case UVS_DENYSOFT:
     case UVS_DENYSOFT_DISCONNECT:
       log::format(log::notice, id_, "", "%s failed (temporary failure%s)", who.c_str(), by.c_str());
+      ++metrics::core().auth_tempfail;
       return (void)apply(d);
     case UVS_DENY_DISCONNECT:
       if (ctx_.auth_lockout)
         ctx_.auth_lockout->record_failure(peer_ip(), uv_now(ctx_.loop),
                                           static_cast<uint64_t>(cfg_.auth_lockout_window * 1000));
       ++auth_->failures;
+      ++metrics::core().auth_failure;
       log::format(log::notice, id_, "", "%s failed (denied%s) client=%s", who.c_str(), by.c_str(),
                   peer_ip().c_str());
       return (void)apply(d);
@@ -219,6 +224,7 @@ void Session::auth_verdict(const HookResult &r, const std::string &user, const s
 void Session::auth_failure(Reply rep, const std::string &user, const std::string &mech,
                            const std::string &why) {
   ++auth_->failures;
+  ++metrics::core().auth_failure;
   if (ctx_.auth_lockout)
     ctx_.auth_lockout->record_failure(peer_ip(), uv_now(ctx_.loop),
                                       static_cast<uint64_t>(cfg_.auth_lockout_window * 1000));
@@ -228,6 +234,7 @@ void Session::auth_failure(Reply rep, const std::string &user, const std::string
   if (last) {
     log::format(log::notice, id_, "", "too many authentication failures (%u); closing",
                 auth_->failures);
+    ended(log::EndReason::limit);
     rep = make_reply(421, "4.7.0", cfg_.hostname + " Too many authentication failures");
   }
   // The n-th failure is answered after base * 2^(n-1) seconds (at most 8): on a timer, so the

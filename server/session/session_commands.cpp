@@ -7,6 +7,7 @@
 #include <cstring>
 
 #include "log/log.hpp"
+#include "metrics/registry.hpp"
 #include "session/session.hpp"
 #include "smtp/sasl.hpp"
 #include "uvs_build_config.h"
@@ -88,7 +89,7 @@ Session::Dialogue Session::dialogue() const {
 void Session::dispatch(std::string line) {
   arm_idle_timer();  // the deadline for the next command starts now
   smtp::CommandLine cmd = smtp::split_command(line);
-  counters_.command(cmd.valid_verb ? cmd.verb : "unknown");
+  ++metrics::core().commands[counters_.command(cmd.valid_verb ? cmd.verb : "unknown")];
   if (log::enabled(log::debug)) {
     // An AUTH initial response carries credentials: never logged (RFC 4954 is base64, not
     // encryption).
@@ -140,6 +141,7 @@ std::string Session::ehlo_lines_head() const {
 bool Session::junk_command() {
   if (cfg_.max_junk_commands == 0 || ++junk_ <= cfg_.max_junk_commands) return false;
   log::format(log::notice, id_, "", "too many commands without mail (%u); closing", junk_);
+  ended(log::EndReason::limit);
   close_after(make_reply(421, "4.7.0",
                          cfg_.hostname + " Too many commands without mail; closing connection"));
   return true;
@@ -361,6 +363,7 @@ void Session::cmd_simple(const Command &c) {
 void Session::cmd_quit(const Command &) {
   run_hook(UVS_HOOK_QUIT, HookArgs{}, [this](HookResult r) {
     Decision d = decide(UVS_HOOK_QUIT, r);
+    ended(log::EndReason::quit);
     if (d.kind == Decision::silent) return close_after(d.reply.code / 100 == 2 ? d.reply : Reply{});
     // QUIT is always answered 221 (RFC 5321 4.1.1.10); a plugin may only change the words.
     Reply bye = make_reply(221, "2.0.0", cfg_.hostname + " Service closing transmission channel");
@@ -381,6 +384,7 @@ void Session::cmd_unknown(const Command &c) {
     if (d.kind != Decision::proceed) return (void)apply(d);
     if (non_smtp) {
       log::format(log::notice, id_, "", "non-SMTP command; closing");
+      ended(log::EndReason::protocol);
       return close_after(
           make_reply(221, "2.7.0", "Error: not an SMTP command; closing connection"));
     }

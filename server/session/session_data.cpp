@@ -90,6 +90,7 @@ void Session::process_data_input() {
       log::format_txn(log::notice, id_, txn_.id(), "%s: bare %s in message data; closing",
                       txn_.id().c_str(), ev.type == smtp::DataEvent::bare_cr ? "CR" : "LF");
       data_.reset();
+      ended(log::EndReason::protocol);
       close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::DataEvent::bare_cr)));
       return;
     case smtp::DataEvent::done:

@@ -7,6 +7,7 @@
 
 #include "hooks/hook_names.hpp"
 #include "log/log.hpp"
+#include "metrics/registry.hpp"
 #include "session/session.hpp"
 
 namespace uvs {
@@ -54,6 +55,8 @@ void Session::on_eof(int status) {
   if (ending()) return;
   if (handshaking_) {
     log::format(log::info, id_, "", "client closed the connection during the TLS handshake");
+    ended(log::EndReason::client_closed);
+    metrics::inc(metrics::core().tls_failed, metrics::TlsFailure::closed);
     return abandon_handshake();
   }
   // A plugin call is pending and nobody watches the input for it: a client that leaves (EOF
@@ -64,7 +67,10 @@ void Session::on_eof(int status) {
   // they are answered in order after the verdict, as Postfix serves what it has read).
   if (!input_watch_ && chain_ && !chain_->answered() && (status != UV_EOF || in_off_ == in_.size()))
     return lost_while_pending(status);
-  if (status != UV_EOF) log::format(log::info, id_, "", "read error: %s", uv_strerror(status));
+  if (status != UV_EOF) {
+    log::format(log::info, id_, "", "read error: %s", uv_strerror(status));
+    ended(log::EndReason::lost);
+  }
   if (input_watch_) {
     auto cb = std::move(input_watch_);
     input_watch_ = nullptr;
@@ -80,6 +86,7 @@ void Session::lost_while_pending(int status) {
               status == UV_EOF ? "" : ": ", status == UV_EOF ? "" : uv_strerror(status),
               hook.c_str(), chain_->pending_plugin().c_str(),
               in_off_ < in_.size() ? "; buffered input dropped" : "");
+  ended(status == UV_EOF ? log::EndReason::client_closed : log::EndReason::lost);
   chain_->cancel();  // the plugin's cancel callback runs now; a later complete() gets -ECANCELED
   hard_close();      // the disconnect hook, then the socket
 }
@@ -89,12 +96,14 @@ void Session::on_write_done() {
 }
 
 void Session::on_write_error(int) {
+  ended(log::EndReason::lost);
   hard_close();
 }
 
 void Session::on_drain_timeout() {
   // A client that does not read would hold the session (and its per-IP slot) forever.
   log::format(log::info, id_, "", "client does not read its replies; dropping the connection");
+  ended(log::EndReason::lost);
 }
 
 void Session::on_closed() {
@@ -125,6 +134,7 @@ void Session::update_reading() {
 bool Session::sync_violation(const std::string &what) {
   if (!sync_check_ || !input_pending()) return false;
   log::format(log::notice, id_, "", "pipelining violation %s; closing", what.c_str());
+  ended(log::EndReason::protocol);
   close_after(make_reply(554, "5.5.0", "Error: SMTP protocol synchronization"));
   return true;
 }
@@ -141,6 +151,7 @@ void Session::process() {
   while (state_ == State::command || state_ == State::data) {
     if (held()) break;
     if (state_ == State::command && shutting_down_) {
+      ended(log::EndReason::shutdown);
       close_after(make_reply(421, "4.3.2", cfg_.hostname + " Service shutting down"));
       break;
     }
@@ -163,6 +174,7 @@ void Session::process() {
       log::format(log::info, id_, "", "client closed during DATA; message discarded");
     log::format(log::info, id_, "", "client closed the connection%s",
                 in_off_ < in_.size() ? " (after an incomplete line)" : "");
+    ended(log::EndReason::client_closed);
     begin_close();
     return;
   }
@@ -197,6 +209,7 @@ void Session::process_command_input() {
     case smtp::LineEvent::bare_lf:
       log::format(log::notice, id_, "", "bare %s in command; closing",
                   ev.type == smtp::LineEvent::bare_cr ? "CR" : "LF");
+      ended(log::EndReason::protocol);
       close_after(make_reply(550, "5.5.2", bare_newline_text(ev.type == smtp::LineEvent::bare_cr)));
       return;
     case smtp::LineEvent::line:
@@ -277,6 +290,7 @@ void Session::count_error(int code) {
   if (code < 400 || cfg_.max_errors == 0 || ending()) return;
   if (++errors_ >= cfg_.max_errors) {
     log::format(log::notice, id_, "", "too many errors (%u); closing", errors_);
+    ended(log::EndReason::limit);
     close_after(make_reply(421, "4.7.0", cfg_.hostname + " Error: too many errors"));
   }
 }
@@ -288,6 +302,7 @@ void Session::flush() {
     int rc = conn_->write(std::move(wire));
     if (rc < 0) {
       log::format(log::info, id_, "", "write failed: %s", uv_strerror(rc));
+      ended(log::EndReason::lost);
       run_disconnect();
       return hard_close();
     }

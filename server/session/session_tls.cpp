@@ -2,6 +2,7 @@
 // started; nothing the client sent behind it survives into TLS), implicit TLS (RFC 8314), the
 // handshake deadline, and the reset when the handshake is done.
 #include "log/log.hpp"
+#include "metrics/registry.hpp"
 #include "session/session.hpp"
 #include "tls/details.hpp"
 
@@ -36,6 +37,7 @@ void Session::begin_handshake(std::shared_ptr<const tls::TlsContext> ctx) {
   int rc = conn_->start_tls(std::move(ctx));
   if (rc < 0) {
     log::format(log::err, id_, "", "cannot start TLS: %s", uv_strerror(rc));
+    ended(log::EndReason::error);
     return hard_close();
   }
   handshaking_ = true;
@@ -47,6 +49,8 @@ void Session::begin_handshake(std::shared_ptr<const tls::TlsContext> ctx) {
 void Session::on_handshake_timeout() {
   log::format(log::notice, id_, "", "TLS handshake with %s:%d timed out", peer_ip().c_str(),
               peer_port());
+  ended(log::EndReason::timeout);
+  metrics::inc(metrics::core().tls_failed, metrics::TlsFailure::timeout);
   abandon_handshake();  // nothing can be said in plaintext now: close
 }
 
@@ -62,6 +66,8 @@ void Session::on_tls_ready() {
   if (!handshaking_) return;
   handshaking_ = false;
   idle_timer_.stop();
+  metrics::inc(metrics::core().tls_ok, tls_mode_ == TlsMode::implicit ? metrics::TlsMode::implicit
+                                                                      : metrics::TlsMode::starttls);
   const tls::TlsDetails *t = conn_->tls();
   if (t && log::enabled(log::info)) {
     std::string extra;
@@ -91,6 +97,8 @@ void Session::on_tls_failed(const std::string &reason) {
   log::format(log::notice, id_, "",
               handshaking_ ? "TLS handshake with %s:%d failed: %s" : "TLS error with %s:%d: %s",
               peer_ip().c_str(), peer_port(), reason.c_str());
+  ended(log::EndReason::tls_failed);
+  if (handshaking_) metrics::inc(metrics::core().tls_failed, metrics::TlsFailure::error);
   abandon_handshake();
 }
 

@@ -121,8 +121,8 @@ std::string make_tree(const Options &opt) {
   fs::create_directories(dir + "/plugins");
   link_plugins(build_root() + "/plugins", dir + "/plugins");
   link_plugins(build_root() + "/tests/plugins", dir + "/plugins");
-  std::string toml = "hostname = \"mx.test.invalid\"\nspool_dir = \"" + dir + "/spool\"\n" + opt.toml +
-                     "\n[log]\nlevel = \"" + opt.log_level + "\"\n";
+  std::string toml = "hostname = \"mx.test.invalid\"\nspool_dir = \"" + dir + "/spool\"\n" +
+                     opt.toml + "\n[log]\nlevel = \"" + opt.log_level + "\"\n" + opt.log_keys;
   // Tests send nothing off the machine: no DNS unless the test points [dns] at its own stub.
   if (opt.toml.find("[dns]") == std::string::npos) toml += "[dns]\nreverse_lookup = false\n";
   spit(dir + "/conf/uvsmtpd.toml", toml);

@@ -19,6 +19,7 @@ struct Options {
   std::map<std::string, std::string> files;   // more files in the config dir
   std::vector<std::string> args;              // more command-line arguments
   std::string log_level = "debug";
+  std::string log_keys;  // more keys of the [log] table, e.g. "format = \"json\"\n"
   // false: the listeners come from `toml` ([[listen]] tables) instead of --listen 127.0.0.1:0;
   // their ports are then Server::ports(), in the order of the tables.
   bool cli_listen = true;

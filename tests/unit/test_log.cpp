@@ -316,20 +316,25 @@ TEST_CASE("log events: command counts settle on the reply; 354 waits for the nex
   c.command("quit");
   c.reply(221);
   c.reply(421);  // no command pending: ignored
-  uvs::log::SessionEnd e{"192.0.2.7", "", &c, 1.5};
+  uvs::log::SessionEnd e{"192.0.2.7", "", &c, 1.5, uvs::log::EndReason::quit, "", "", ""};
   CHECK(uvs::log::session_end_text(e) ==
         "disconnect from unknown[192.0.2.7] ehlo=1 mail=1 rcpt=1/2 data=1 quit=1 unknown=0/1 "
-        "commands=5/7 messages=1 duration=1.500s");
+        "commands=5/7 messages=1 duration=1.500s end=quit");
 
   uvs::log::SessionCounters d;
   d.command("data");
   d.reply(354);
   d.reply(554);  // the message was refused: DATA failed
   d.command("helo");
-  uvs::log::SessionEnd e2{"2001:db8::1", "mx.example.org", &d, 0};
+  uvs::log::SessionEnd e2{
+      "2001:db8::1", "mx.example.org",        &d, 0, uvs::log::EndReason::plugin, "earlytalker",
+      "TLSv1.3",     "TLS_AES_256_GCM_SHA384"};
   CHECK(uvs::log::session_end_text(e2) ==
         "disconnect from mx.example.org[2001:db8::1] helo=0/1 data=0/1 commands=0/2 messages=0 "
-        "duration=0.000s");
+        "duration=0.000s tls=TLSv1.3/TLS_AES_256_GCM_SHA384 end=plugin:earlytalker");
+  // Nothing recorded reads "lost"; the plugin is named only when a plugin ended it.
+  uvs::log::SessionEnd e3{"192.0.2.7", "", &d, 0, uvs::log::EndReason::unknown, "x", "", ""};
+  CHECK(uvs::log::session_end_text(e3).ends_with(" end=lost"));
 
   // JSON fields
   std::string obj = "{";
@@ -351,6 +356,21 @@ TEST_CASE("log events: command counts settle on the reply; 354 waits for the nex
   CHECK(cmds->get("rcpt")->num("ok") == 1);
   CHECK(cmds->get("rcpt")->num("total") == 2);
   CHECK(cmds->get("unknown")->num("total") == 1);
+  CHECK(v->get("tls")->type == jsoncheck::Value::null);
+  CHECK(v->str("end") == "quit");
+  CHECK(v->get("end_plugin")->type == jsoncheck::Value::null);
+
+  obj = "{";
+  for (const auto &f : uvs::log::session_end_fields(e2))
+    obj += (obj.size() > 1 ? ",\"" : "\"") + std::string(f.key) + "\":" + f.json;
+  obj += "}";
+  auto v2 = jsoncheck::parse(obj);
+  REQUIRE_MESSAGE(v2, obj);
+  REQUIRE(v2->get("tls"));
+  CHECK(v2->get("tls")->str("protocol") == "TLSv1.3");
+  CHECK(v2->get("tls")->str("cipher") == "TLS_AES_256_GCM_SHA384");
+  CHECK(v2->str("end") == "plugin");
+  CHECK(v2->str("end_plugin") == "earlytalker");
 }
 
 TEST_CASE("log events: the accepted line lists a bounded number of recipients") {
