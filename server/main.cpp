@@ -217,6 +217,7 @@ int main(int argc, char **argv) {
     sc.args.assign(argv, argv + argc);
     sc.settings = gen->settings;
     sc.listen_where = listen.empty() ? uvs::cli::where_key(config_dir, "listen") : "--listen: ";
+    sc.metrics_where = uvs::cli::where_key(config_dir, "metrics.listen");
     sc.reload = [&](uvs::config::Settings &out, std::string &e) {
       auto g = load_with(e, false);
       if (g) out = g->settings;
@@ -254,7 +255,7 @@ int main(int argc, char **argv) {
       server.begin_shutdown("startup failure");
       server.run();
       rc = 1;
-    } else if (!server.listen_metrics(err)) {
+    } else if (!server.listen_metrics(err, role.index == 0)) {
       fprintf(stderr, "uvsmtpd: %s%s\n", uvs::cli::where_key(config_dir, "metrics.listen").c_str(),
               err.c_str());
       server.begin_shutdown("startup failure");

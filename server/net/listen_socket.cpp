@@ -20,10 +20,15 @@ std::string listen_address(const config::Listen &l) {
 }
 
 std::string listen_error(const config::Listen &l, int rc) {
-  std::string err = "cannot listen on " + listen_address(l) + ": " + uv_strerror(rc);
+  return bind_error(listen_address(l), l.port, rc, "", "change the address");
+}
+
+std::string bind_error(const std::string &shown, uint16_t port, int rc, const std::string &purpose,
+                       const std::string &change) {
+  std::string err = "cannot listen on " + shown + purpose + ": " + uv_strerror(rc);
   if (rc == UV_EADDRINUSE)
-    err += " (another process listens there: stop it, or change the address)";
-  else if (rc == UV_EACCES && l.port < 1024)
+    err += " (another process listens there: stop it, or " + change + ")";
+  else if (rc == UV_EACCES && port < 1024)
     err += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
   else if (rc == UV_EADDRNOTAVAIL)
     err += " (no interface of this host has that address)";

@@ -14,6 +14,11 @@ namespace uvs::net {
 std::string listen_address(const config::Listen &l);
 // "cannot listen on ADDR: <reason> (<what to do>)" for a libuv error code (-errno).
 std::string listen_error(const config::Listen &l, int rc);
+// The same for any endpoint: "cannot listen on <shown><purpose>: <reason> (another process
+// listens there: stop it, or <change>)" and the like (the metrics endpoint's purpose is " for
+// the metrics", its change "change [metrics] listen").
+std::string bind_error(const std::string &shown, uint16_t port, int rc, const std::string &purpose,
+                       const std::string &change);
 // What "listening on" shows for a bound listener: the address the socket got (port 0
 // resolved), then its TLS and AUTH modes: "127.0.0.1:2525 (STARTTLS) (AUTH required)".
 std::string listen_label(const config::Listen &l, const sockaddr_storage &bound, bool tls_enabled);

@@ -57,20 +57,15 @@ Server::~Server() {
   if (metrics_http_ && !metrics_http_->done()) (void)metrics_http_.release();
 }
 
-bool Server::listen_metrics(std::string &err) {
+bool Server::listen_metrics(std::string &err, bool serve) {
   const config::MetricsSettings &m = gen_->settings.metrics;
   bound_metrics_ = m;
-  if (m.listen.empty()) return true;
+  if (m.listen.empty() || !serve) return true;
   metrics_http_ = std::make_unique<metrics::HttpEndpoint>(loop_, [] { return metrics::render(); });
   int rc = metrics_http_->listen(m.address.host, m.address.port);
   if (rc < 0) {
-    err = "cannot listen on " + m.listen + " for the metrics: " + uv_strerror(rc);
-    if (rc == UV_EADDRINUSE)
-      err += " (another process listens there: stop it, or change [metrics] listen)";
-    else if (rc == UV_EACCES && m.address.port < 1024)
-      err += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
-    else if (rc == UV_EADDRNOTAVAIL)
-      err += " (no interface of this host has that address)";
+    err = net::bind_error(m.listen, m.address.port, rc, " for the metrics",
+                          "change [metrics] listen");
     return false;
   }
   return true;
@@ -332,8 +327,13 @@ void Server::maybe_finish() {
 
 bool Server::attach_supervisor(int fd, std::string &err) {
   link_ = std::make_unique<workers::Link>(loop_);
+  // The supervisor serves the metrics endpoint: it asks each worker for its counters.
   return link_->open(
-      fd, [this] { begin_shutdown("supervisor gone"); }, nullptr, err);
+      fd, [this] { begin_shutdown("supervisor gone"); },
+      [this](std::string_view line) {
+        if (line == "metrics") link_->send_block("metrics", metrics::render());
+      },
+      err);
 }
 
 void Server::tell_supervisor(std::string_view line) {

@@ -45,7 +45,9 @@ class Server {
   // listener of the generation, in order, instead of binding.
   bool adopt(const std::vector<int> &fds, std::string &err);
   // Binds the metrics endpoint ([metrics] listen; nothing when it is off).
-  bool listen_metrics(std::string &err);
+  // serve = false (a worker process: its supervisor serves the endpoint): only notes the
+  // settings, so that a reload compares with them.
+  bool listen_metrics(std::string &err, bool serve = true);
   // Logs "listening on ADDR:PORT" for each listener: the server is ready (plugins loaded).
   void announce();
   // Runs until shutdown completes; returns the exit code.

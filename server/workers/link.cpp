@@ -55,6 +55,21 @@ void Link::send(std::string_view line) {
   uv_try_write(reinterpret_cast<uv_stream_t *>(pipe_), &b, 1);
 }
 
+void Link::send_block(std::string_view word, std::string body) {
+  if (!pipe_) return;
+  struct Req {
+    uv_write_t w;
+    std::string data;
+  };
+  auto *r = new Req;
+  r->w.data = r;
+  r->data = std::string(word) + " " + std::to_string(body.size()) + "\n" + body;
+  uv_buf_t b = uv_buf_init(r->data.data(), static_cast<unsigned>(r->data.size()));
+  if (uv_write(&r->w, reinterpret_cast<uv_stream_t *>(pipe_), &b, 1,
+               [](uv_write_t *w, int) { delete static_cast<Req *>(w->data); }) < 0)
+    delete r;
+}
+
 void Link::close() {
   if (!pipe_) return;
   uv_close(reinterpret_cast<uv_handle_t *>(pipe_),

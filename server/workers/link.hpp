@@ -22,6 +22,8 @@ class Link {
             std::function<void(std::string_view)> on_line, std::string &err);
   // One line to the supervisor ("ready"); best effort.
   void send(std::string_view line);
+  // "<word> <length>\n" then body, written in full (the answer to "metrics").
+  void send_block(std::string_view word, std::string body);
   void close();
 
  private:

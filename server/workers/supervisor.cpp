@@ -5,6 +5,8 @@
 #include <csignal>
 #include <cstdio>
 #include <cstring>
+#include <deque>
+#include <map>
 #include <memory>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -12,6 +14,8 @@
 
 #include "log/log.hpp"
 #include "log/setup.hpp"
+#include "metrics/exposition.hpp"
+#include "metrics/http_endpoint.hpp"
 #include "net/listen_socket.hpp"
 #include "util/timer.hpp"
 #include "uvs_build_config.h"
@@ -29,6 +33,8 @@ constexpr uint64_t kMaxBackoffMs = 60000;
 // After a stop, workers get shutdown_grace (and their plugins' draining time) plus this
 // before they are killed.
 constexpr double kStopSlackSeconds = 15;
+// A scrape waits this long for the workers' counters, then serves the sum of those it has.
+constexpr uint64_t kGatherTimeoutMs = 2000;
 
 class Supervisor;
 
@@ -43,8 +49,19 @@ struct Slot {
   bool ready = false;
   bool hup_pending = false;  // a SIGHUP came while it was starting: sent once it is ready
   int fast_deaths = 0;
-  std::string in;  // the channel's partial line
+  std::string in;         // the channel's partial line
+  size_t body_left = 0;   // bytes of a "metrics N" answer still to come
+  std::string body;       // ... and those that came
+  std::deque<uint64_t> asks;  // the scrapes waiting for its counters, oldest first
   std::unique_ptr<Timer> restart;
+};
+
+// One scrape of the metrics endpoint: the workers' answers as they come.
+struct Gather {
+  std::vector<std::string> parts;
+  int pending = 0;
+  std::function<void(std::string)> done;
+  std::unique_ptr<Timer> timeout;
 };
 
 class Supervisor {
@@ -53,6 +70,10 @@ class Supervisor {
 
   int run() {
     if (!bind_all()) return 1;
+    if (!listen_metrics()) {
+      close_fds();
+      return 1;
+    }
     int n = static_cast<int>(c_.settings.workers);
     slots_.resize(static_cast<size_t>(n));
     for (int i = 0; i < n; ++i) {
@@ -71,6 +92,122 @@ class Supervisor {
   }
 
  private:
+  // [metrics] listen: the endpoint, bound here (before any worker starts, as root if started
+  // so); each scrape asks every serving worker for its counters and serves their sum.
+  bool listen_metrics() {
+    const config::MetricsSettings &m = c_.settings.metrics;
+    if (m.listen.empty()) return true;
+    http_ = std::make_unique<metrics::HttpEndpoint>(loop_, nullptr);
+    int rc = http_->listen(m.address.host, m.address.port);
+    if (rc < 0) {
+      fprintf(stderr, "uvsmtpd: %s%s\n", c_.metrics_where.c_str(),
+              net::bind_error(m.listen, m.address.port, rc, " for the metrics",
+                              "change [metrics] listen")
+                  .c_str());
+      http_->close();
+      uv_run(loop_, UV_RUN_NOWAIT);  // its handle closes before the endpoint goes
+      http_.reset();
+      return false;
+    }
+    http_->set_gather([this](std::function<void(std::string)> done) { gather(std::move(done)); });
+    return true;
+  }
+
+  void gather(std::function<void(std::string)> done) {
+    retired_timers_.clear();  // (not from inside one of their callbacks: this is a read's)
+    uint64_t id = ++gather_serial_;
+    Gather &g = gathers_[id];
+    g.done = std::move(done);
+    static const char kAsk[] = "metrics\n";
+    for (auto &s : slots_) {
+      if (!s->ready || !s->chan) continue;
+      uv_buf_t b = uv_buf_init(const_cast<char *>(kAsk), sizeof kAsk - 1);
+      if (uv_try_write(reinterpret_cast<uv_stream_t *>(s->chan), &b, 1) !=
+          static_cast<int>(sizeof kAsk - 1))
+        continue;
+      s->asks.push_back(id);
+      ++g.pending;
+    }
+    if (g.pending == 0) return finish_gather(id);
+    g.timeout = std::make_unique<Timer>(loop_);
+    g.timeout->start(kGatherTimeoutMs, [this, id] { finish_gather(id); });
+  }
+
+  // A worker's answer (or its absence: part empty, when it died) for scrape id.
+  void gathered(uint64_t id, std::string part) {
+    auto it = gathers_.find(id);
+    if (it == gathers_.end()) return;  // timed out already
+    if (!part.empty()) it->second.parts.push_back(std::move(part));
+    if (--it->second.pending <= 0) finish_gather(id);
+  }
+
+  void finish_gather(uint64_t id) {
+    auto it = gathers_.find(id);
+    if (it == gathers_.end()) return;
+    Gather g = std::move(it->second);
+    gathers_.erase(it);
+    size_t answered = g.parts.size();
+    int serving = 0;
+    for (auto &s : slots_) serving += s->ready ? 1 : 0;
+    std::string own;
+    metrics::family_head(own, "uvsmtpd_workers", "gauge", "Worker processes serving now.");
+    metrics::sample(own, "uvsmtpd_workers", "", static_cast<uint64_t>(serving));
+    metrics::family_head(own, "uvsmtpd_workers_scraped", "gauge",
+                         "Worker processes whose counters are in this scrape.");
+    metrics::sample(own, "uvsmtpd_workers_scraped", "", static_cast<uint64_t>(answered));
+    metrics::family_head(own, "uvsmtpd_worker_restarts_total", "counter",
+                         "Worker processes started again after they died.");
+    metrics::sample(own, "uvsmtpd_worker_restarts_total", "", restarts_);
+    g.parts.push_back(std::move(own));
+    if (g.timeout) g.timeout->stop();
+    std::string text = metrics::sum(g.parts);
+    // The timer may be the caller: it goes with the loop's next turn, not now.
+    if (g.timeout) retired_timers_.push_back(std::move(g.timeout));
+    g.done(std::move(text));
+  }
+
+  // The channel's bytes: lines ("ready", "metrics N") and the N bytes after "metrics N".
+  void feed(Slot &s, const char *p, size_t n) {
+    while (n > 0) {
+      if (s.body_left > 0) {
+        size_t k = std::min(n, s.body_left);
+        s.body.append(p, k);
+        p += k;
+        n -= k;
+        s.body_left -= k;
+        if (s.body_left == 0 && !s.asks.empty()) {
+          uint64_t id = s.asks.front();
+          s.asks.pop_front();
+          std::string part = std::move(s.body);
+          s.body.clear();
+          gathered(id, std::move(part));
+        }
+        continue;
+      }
+      const char *nl = static_cast<const char *>(memchr(p, '\n', n));
+      if (!nl) {
+        s.in.append(p, n);
+        return;
+      }
+      s.in.append(p, static_cast<size_t>(nl - p));
+      n -= static_cast<size_t>(nl - p) + 1;
+      p = nl + 1;
+      std::string line = std::move(s.in);
+      s.in.clear();
+      if (line.rfind("metrics ", 0) == 0) {
+        s.body_left = strtoull(line.c_str() + 8, nullptr, 10);
+        s.body.clear();
+        if (s.body_left == 0 && !s.asks.empty()) {
+          uint64_t id = s.asks.front();
+          s.asks.pop_front();
+          gathered(id, "");
+        }
+        continue;
+      }
+      on_line(s, line);
+    }
+  }
+
   // The first start of slots [from, to): a worker that cannot be started fails the start.
   void start_first(size_t from, size_t to) {
     for (size_t i = from; i < to && i < slots_.size() && !stopping_; ++i) {
@@ -173,10 +310,12 @@ class Supervisor {
     s.alive = true;
     s.ready = false;
     s.in.clear();
+    s.body.clear();
+    s.body_left = 0;
     uv_read_start(
         reinterpret_cast<uv_stream_t *>(s.chan),
         [](uv_handle_t *, size_t, uv_buf_t *b) {
-          static char buf[4096];
+          static char buf[65536];  // read callbacks run one at a time, on the loop
           *b = uv_buf_init(buf, sizeof buf);
         },
         [](uv_stream_t *st, ssize_t n, const uv_buf_t *b) {
@@ -185,12 +324,7 @@ class Supervisor {
             slot->sup->close_chan(*slot);
             return;
           }
-          slot->in.append(b->base, static_cast<size_t>(n));
-          for (size_t nl; (nl = slot->in.find('\n')) != std::string::npos;) {
-            std::string line = slot->in.substr(0, nl);
-            slot->in.erase(0, nl + 1);
-            slot->sup->on_line(*slot, line);
-          }
+          slot->sup->feed(*slot, b->base, static_cast<size_t>(n));
         });
     return true;
   }
@@ -233,6 +367,9 @@ class Supervisor {
       log::format(log::notice, "", "", "listening on %s",
                   net::listen_label(c_.settings.listen[i], ss, c_.settings.tls.enabled()).c_str());
     }
+    if (http_)
+      log::format(log::notice, "", "", "metrics endpoint on http://%s/metrics (the sum of %zu "
+                  "worker processes)", http_->bound().c_str(), slots_.size());
     log::format(log::notice, "", "", "uvsmtpd %s started (pid %d, %zu worker processes)",
                 UVS_VERSION, static_cast<int>(getpid()), slots_.size());
   }
@@ -247,6 +384,9 @@ class Supervisor {
 
   void exited(Slot &s, int64_t status, int term_signal) {
     s.alive = false;
+    std::deque<uint64_t> asks = std::move(s.asks);
+    s.asks.clear();
+    for (uint64_t id : asks) gathered(id, "");  // its counters are gone with it
     bool was_ready = s.ready;
     s.ready = false;
     s.hup_pending = false;
@@ -286,6 +426,7 @@ class Supervisor {
 
   void start_again(Slot &s) {
     if (stopping_ || s.alive) return;
+    ++restarts_;
     if (!spawn(s)) {
       log::format(log::err, "", "", "cannot start worker %d: %s", s.index, spawn_error_.c_str());
       s.started_ms = uv_now(loop_);
@@ -362,6 +503,9 @@ class Supervisor {
       if (s->alive) return;
     finished_ = true;
     kill_timer_.reset();
+    while (!gathers_.empty()) finish_gather(gathers_.begin()->first);
+    retired_timers_.clear();
+    if (http_) http_->close();  // its handles close as the loop ends
     for (auto &s : slots_) s->restart.reset();
     for (auto *h : signals_)
       uv_close(reinterpret_cast<uv_handle_t *>(h),
@@ -376,6 +520,11 @@ class Supervisor {
   std::vector<std::unique_ptr<Slot>> slots_;
   std::vector<uv_signal_t *> signals_;
   std::unique_ptr<Timer> kill_timer_;
+  std::unique_ptr<metrics::HttpEndpoint> http_;
+  std::map<uint64_t, Gather> gathers_;
+  uint64_t gather_serial_ = 0;
+  std::vector<std::unique_ptr<Timer>> retired_timers_;  // gather timers done with
+  uint64_t restarts_ = 0;
   std::string spawn_error_;
   bool started_ = false;   // every worker reported ready once
   bool stopping_ = false;

@@ -2,7 +2,8 @@
 // listener once, then starts N workers (this binary again, with the sockets and a channel
 // inherited: role.hpp), restarts one that dies (at once; with a growing wait when it keeps
 // dying within a second of its start), passes SIGHUP, SIGTERM and SIGINT on to all of them,
-// and exits when all have gone after a stop. It loads no plugins and serves no client.
+// and exits when all have gone after a stop. It loads no plugins and serves no SMTP client;
+// with [metrics] it serves the endpoint, with the sum of every worker's counters.
 #pragma once
 #include <functional>
 #include <string>
@@ -16,6 +17,7 @@ struct SupervisorConfig {
   std::vector<std::string> args;  // the command line it was started with (argv[0] first)
   config::Settings settings;      // as loaded at start
   std::string listen_where;       // prefix of a bind error ("<file>:<line>: " or "--listen: ")
+  std::string metrics_where;      // prefix of the metrics endpoint's bind error
   // SIGHUP: reads uvsmtpd.toml again (settings only: the workers load the plugins); false
   // with err when it does not load.
   std::function<bool(config::Settings &out, std::string &err)> reload;

@@ -2,7 +2,8 @@
 // workers, log lines naming the worker, a crashed worker restarted within a second while the
 // other's sessions go on (tests/plugins/crash_probe.c), the back-off for a worker that dies at
 // every start, SIGHUP and SIGTERM passed on to every worker, the workers stopping when the
-// supervisor is gone, outbound delivery in exactly one worker, and startup and config errors.
+// supervisor is gone, outbound delivery in exactly one worker, the metrics endpoint summed over
+// the workers, and startup and config errors.
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -80,6 +81,28 @@ pid_t worker_pid(const Server &s, int k) {
 }
 
 bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+
+// GET /metrics from 127.0.0.1:port: the whole response ("" if none).
+std::string scrape(int port) {
+  int fd = connect_loopback(port);
+  if (fd < 0) return "";
+  std::string req = "GET /metrics HTTP/1.0\r\n\r\n";
+  if (write(fd, req.data(), req.size()) != static_cast<ssize_t>(req.size())) {
+    close(fd);
+    return "";
+  }
+  std::string out;
+  char buf[8192];
+  for (ssize_t n; (n = read(fd, buf, sizeof buf)) > 0;) out.append(buf, static_cast<size_t>(n));
+  close(fd);
+  return out;
+}
+
+// The value of the sample "name " (no labels) in an exposition; -1 if absent.
+long sample_of(const std::string &text, const std::string &name) {
+  size_t at = text.find("\n" + name + " ");
+  return at == std::string::npos ? -1 : atol(text.c_str() + at + name.size() + 2);
+}
 
 Options workers_opts(int n, const std::string &plugins = "verdict rcpt=OK queue=OK\n") {
   Options o;
@@ -409,4 +432,49 @@ TEST_CASE("workers: a bad value is a config error naming file and line") {
     CHECK(has(r.output, dir + "/conf/uvsmtpd.toml:3: " + b.message));
     remove_tree(dir);
   }
+}
+
+TEST_CASE("workers: the supervisor serves the metrics, summed over the workers") {
+  Options o = workers_opts(2);
+  o.toml += "[metrics]\nlisten = \"127.0.0.1:0\"\n";
+  Server s(o);
+  REQUIRE(s.started());
+  const std::string mark = "supervisor metrics endpoint on http://127.0.0.1:";
+  REQUIRE(s.wait_log(mark));
+  std::string l = s.log();
+  int mport = atoi(l.c_str() + l.find(mark) + mark.size());
+  REQUIRE(mport > 0);
+  CHECK(s.count_log("metrics endpoint on") == 1);  // the workers bind none of their own
+  // Two messages through worker 1, three through worker 2.
+  for (int w : {1, 2, 1, 2, 2}) {
+    auto c = session_on(s, w);
+    REQUIRE(c);
+    CHECK(c->cmd("EHLO m.test").rfind("250", 0) == 0);
+    CHECK(send_message(*c, "a@client.test", {"x@dest.test"}, message("m")).rfind("250", 0) == 0);
+    CHECK(c->cmd("QUIT").rfind("221", 0) == 0);
+  }
+  CHECK(s.wait_log("accepted message-id", 3, 5));
+  std::string m = scrape(mport);
+  CAPTURE(m);
+  REQUIRE(m.find(" 200 OK\r\n") != std::string::npos);
+  CHECK(sample_of(m, "uvsmtpd_messages_accepted_total") == 5);
+  // Every connection either worker accepted (session_on opens some to find a worker).
+  CHECK(sample_of(m, "uvsmtpd_connections_total") == s.count_log("] connect from "));
+  CHECK(sample_of(m, "uvsmtpd_workers") == 2);
+  CHECK(sample_of(m, "uvsmtpd_workers_scraped") == 2);
+  CHECK(sample_of(m, "uvsmtpd_worker_restarts_total") == 0);
+  CHECK(s.count_log("# TYPE") == 0);
+  // Each family once: the sum, not one copy per worker.
+  size_t first = m.find("# TYPE uvsmtpd_messages_accepted_total counter");
+  CHECK(first != std::string::npos);
+  CHECK(m.find("# TYPE uvsmtpd_messages_accepted_total counter", first + 1) == std::string::npos);
+
+  // A worker killed and started again: counted, and the sum goes on with the new one.
+  pid_t w2 = worker_pid(s, 2);
+  kill(w2, SIGKILL);
+  REQUIRE(s.wait_log("started again and serving", 3));
+  m = scrape(mport);
+  CHECK(sample_of(m, "uvsmtpd_worker_restarts_total") == 1);
+  CHECK(sample_of(m, "uvsmtpd_workers") == 2);
+  CHECK(sample_of(m, "uvsmtpd_messages_accepted_total") == 2);  // worker 2's three went with it
 }
