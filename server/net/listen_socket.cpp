@@ -11,7 +11,9 @@
 namespace uvs::net {
 
 namespace {
-bool is_v6(const config::Listen &l) { return l.host.find(':') != std::string::npos; }
+bool is_v6(const config::Listen &l) {
+  return l.host.find(':') != std::string::npos;
+}
 }  // namespace
 
 std::string listen_address(const config::Listen &l) {
@@ -44,9 +46,9 @@ std::string bound_endpoint(const config::Listen &l, const sockaddr_storage &boun
 
 std::string listen_label(const config::Listen &l, const sockaddr_storage &bound, bool tls_enabled) {
   return bound_endpoint(l, bound) + (l.sync_check ? "" : " (sync_check off)") +
-         (l.tls == "implicit"                    ? " (implicit TLS)"
+         (l.tls == "implicit"                  ? " (implicit TLS)"
           : l.tls == "starttls" && tls_enabled ? " (STARTTLS)"
-                                                 : "") +
+                                               : "") +
          (l.require_tls ? " (TLS required)" : "") +
          (l.auth == "required" ? " (AUTH required)" : "") +
          (l.auth != "off" && l.auth_plaintext ? " (AUTH before TLS)" : "");

@@ -5,7 +5,9 @@
 
 namespace uvs::workers {
 
-Link::~Link() { close(); }
+Link::~Link() {
+  close();
+}
 
 bool Link::open(int fd, std::function<void()> on_gone,
                 std::function<void(std::string_view)> on_line, std::string &err) {

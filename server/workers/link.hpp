@@ -18,8 +18,8 @@ class Link {
 
   // Reads fd on the loop; on_gone runs once when the supervisor's end closes. Lines the
   // supervisor sends go to on_line (without the '\n').
-  bool open(int fd, std::function<void()> on_gone,
-            std::function<void(std::string_view)> on_line, std::string &err);
+  bool open(int fd, std::function<void()> on_gone, std::function<void(std::string_view)> on_line,
+            std::string &err);
   // One line to the supervisor ("ready"); best effort.
   void send(std::string_view line);
   // "<word> <length>\n" then body, written in full (the answer to "metrics").

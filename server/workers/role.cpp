@@ -47,8 +47,7 @@ bool parse_role_option(const std::string &option, const std::string &value, Role
   auto parts = split(value, ',');
   long a = 0, b = 0;
   if (option == "--worker") {
-    if (parts.size() != 2 || !to_int(parts[0], 100000, a) || a < 1 ||
-        !to_int(parts[1], 1 << 20, b))
+    if (parts.size() != 2 || !to_int(parts[0], 100000, a) || a < 1 || !to_int(parts[1], 1 << 20, b))
       return false;
     role.index = static_cast<int>(a);
     role.channel_fd = static_cast<int>(b);

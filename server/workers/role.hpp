@@ -13,8 +13,8 @@ namespace uvs::workers {
 struct Role {
   int index = 0;  // 1..N; 0 = not a worker (one process, or the supervisor)
   int channel_fd = -1;
-  std::vector<int> fds;                 // the inherited listening sockets, in listener order
-  std::vector<config::Listen> listen;   // each one's settings as the supervisor bound it
+  std::vector<int> fds;                // the inherited listening sockets, in listener order
+  std::vector<config::Listen> listen;  // each one's settings as the supervisor bound it
 };
 
 // The options for worker `index` (the supervisor's side).

@@ -49,9 +49,9 @@ struct Slot {
   bool ready = false;
   bool hup_pending = false;  // a SIGHUP came while it was starting: sent once it is ready
   int fast_deaths = 0;
-  std::string in;         // the channel's partial line
-  size_t body_left = 0;   // bytes of a "metrics N" answer still to come
-  std::string body;       // ... and those that came
+  std::string in;             // the channel's partial line
+  size_t body_left = 0;       // bytes of a "metrics N" answer still to come
+  std::string body;           // ... and those that came
   std::deque<uint64_t> asks;  // the scrapes waiting for its counters, oldest first
   std::unique_ptr<Timer> restart;
 };
@@ -224,7 +224,8 @@ class Supervisor {
     for (const auto &l : c_.settings.listen) {
       int fd = net::bind_listen_socket(l);
       if (fd < 0) {
-        fprintf(stderr, "uvsmtpd: %s%s\n", c_.listen_where.c_str(), net::listen_error(l, fd).c_str());
+        fprintf(stderr, "uvsmtpd: %s%s\n", c_.listen_where.c_str(),
+                net::listen_error(l, fd).c_str());
         close_fds();
         return false;
       }
@@ -368,8 +369,10 @@ class Supervisor {
                   net::listen_label(c_.settings.listen[i], ss, c_.settings.tls.enabled()).c_str());
     }
     if (http_)
-      log::format(log::notice, "", "", "metrics endpoint on http://%s/metrics (the sum of %zu "
-                  "worker processes)", http_->bound().c_str(), slots_.size());
+      log::format(log::notice, "", "",
+                  "metrics endpoint on http://%s/metrics (the sum of %zu "
+                  "worker processes)",
+                  http_->bound().c_str(), slots_.size());
     log::format(log::notice, "", "", "uvsmtpd %s started (pid %d, %zu worker processes)",
                 UVS_VERSION, static_cast<int>(getpid()), slots_.size());
   }
@@ -395,8 +398,8 @@ class Supervisor {
                                         strsignal(term_signal) + ")"
                                   : "exited with status " + std::to_string(status);
     if (stopping_) {
-      log::format(term_signal || status ? log::warning : log::info, "", "",
-                  "worker %d (pid %d) %s", s.index, static_cast<int>(s.pid), how.c_str());
+      log::format(term_signal || status ? log::warning : log::info, "", "", "worker %d (pid %d) %s",
+                  s.index, static_cast<int>(s.pid), how.c_str());
       return maybe_finish();
     }
     if (!started_ && !was_ready) {
@@ -412,7 +415,8 @@ class Supervisor {
     if (s.fast_deaths >= kFastDeathsBeforeBackoff) {
       int shift = s.fast_deaths - kFastDeathsBeforeBackoff;
       wait = shift >= 6 ? kMaxBackoffMs : std::min<uint64_t>(kMaxBackoffMs, 1000ULL << shift);
-      log::format(log::err, "", "", "worker %d (pid %d) %s, within 1 s of its start %d times in a "
+      log::format(log::err, "", "",
+                  "worker %d (pid %d) %s, within 1 s of its start %d times in a "
                   "row: next start in %llu s (see the lines above for why it dies)",
                   s.index, static_cast<int>(s.pid), how.c_str(), s.fast_deaths,
                   static_cast<unsigned long long>(wait / 1000));
@@ -438,7 +442,8 @@ class Supervisor {
   void exited_spawn_failure(Slot &s) {
     s.fast_deaths += 1;
     int shift = std::max(0, s.fast_deaths - kFastDeathsBeforeBackoff);
-    uint64_t wait = shift >= 6 ? kMaxBackoffMs : std::min<uint64_t>(kMaxBackoffMs, 1000ULL << shift);
+    uint64_t wait =
+        shift >= 6 ? kMaxBackoffMs : std::min<uint64_t>(kMaxBackoffMs, 1000ULL << shift);
     Slot *sp = &s;
     s.restart->start(wait, [this, sp] { start_again(*sp); });
   }
@@ -483,17 +488,17 @@ class Supervisor {
       if (s->alive) kill(s->pid, s->ready ? signum : SIGTERM);
     }
     kill_timer_ = std::make_unique<Timer>(loop_);
-    kill_timer_->start(static_cast<uint64_t>((c_.settings.shutdown_grace + kStopSlackSeconds) * 1000),
-                       [this] {
-                         for (auto &s : slots_)
-                           if (s->alive) {
-                             log::format(log::warning, "", "",
-                                         "worker %d (pid %d) still running after the grace "
-                                         "period: killing it",
-                                         s->index, static_cast<int>(s->pid));
-                             kill(s->pid, SIGKILL);
-                           }
-                       });
+    kill_timer_->start(
+        static_cast<uint64_t>((c_.settings.shutdown_grace + kStopSlackSeconds) * 1000), [this] {
+          for (auto &s : slots_)
+            if (s->alive) {
+              log::format(log::warning, "", "",
+                          "worker %d (pid %d) still running after the grace "
+                          "period: killing it",
+                          s->index, static_cast<int>(s->pid));
+              kill(s->pid, SIGKILL);
+            }
+        });
     maybe_finish();
   }
 
@@ -526,7 +531,7 @@ class Supervisor {
   std::vector<std::unique_ptr<Timer>> retired_timers_;  // gather timers done with
   uint64_t restarts_ = 0;
   std::string spawn_error_;
-  bool started_ = false;   // every worker reported ready once
+  bool started_ = false;  // every worker reported ready once
   bool stopping_ = false;
   bool finished_ = false;
   int rc_ = 0;

@@ -80,7 +80,9 @@ pid_t worker_pid(const Server &s, int k) {
   return pid;
 }
 
-bool alive(pid_t pid) { return pid > 0 && kill(pid, 0) == 0; }
+bool alive(pid_t pid) {
+  return pid > 0 && kill(pid, 0) == 0;
+}
 
 // GET /metrics from 127.0.0.1:port: the whole response ("" if none).
 std::string scrape(int port) {
@@ -296,7 +298,9 @@ TEST_CASE("workers: SIGHUP reloads every worker; a broken configuration keeps th
 TEST_CASE("workers: SIGTERM stops every worker gracefully; the supervisor exits 0 after them") {
   int sig = SIGTERM;
   SUBCASE("SIGTERM") {}
-  SUBCASE("SIGINT") { sig = SIGINT; }
+  SUBCASE("SIGINT") {
+    sig = SIGINT;
+  }
   Server s(workers_opts(2));
   REQUIRE(s.started());
   // A message in DATA on one worker, an idle session on the other.
@@ -341,7 +345,9 @@ TEST_CASE("workers: when the supervisor is gone the workers stop") {
   CHECK(!alive(w2));
 }
 
-TEST_CASE("workers: outbound delivery runs in worker 1 only; relay mail from any worker is delivered once") {
+TEST_CASE(
+    "workers: outbound delivery runs in worker 1 only; relay mail from any worker is delivered "
+    "once") {
   TempDir tmp("workers-deliv");
   std::string queue = tmp.path + "/queue";
   int mx_port = free_port(SOCK_STREAM);
@@ -379,7 +385,8 @@ TEST_CASE("workers: outbound delivery runs in worker 1 only; relay mail from any
     CAPTURE(id);
     CHECK(s.wait_log("worker 1 " + id + ": to=<alice@dest.test> relay=mx1.dest.test"));
     CHECK(s.count_log(id + ": to=<alice@dest.test> relay=") == 1);
-    CHECK(s.wait_log("worker 1 delivery: control: new " + id));  // queue/outbound's datagram reached worker 1
+    CHECK(s.wait_log("worker 1 delivery: control: new " +
+                     id));  // queue/outbound's datagram reached worker 1
   }
   CHECK(s.count_log("worker 2 delivery") == 0);
 }
@@ -387,8 +394,8 @@ TEST_CASE("workers: outbound delivery runs in worker 1 only; relay mail from any
 TEST_CASE("workers: a worker that cannot start stops the whole start with its error, exit 1") {
   Options o = workers_opts(2, "verdict rcpt=OK\nbad_init x\n");
   std::string dir = make_tree(o);
-  RunResult r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins",
-                             "--listen", "127.0.0.1:0"});
+  RunResult r = run_uvsmtpd(
+      {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--listen", "127.0.0.1:0"});
   CHECK(r.status == 1);
   CHECK(has(r.output, "plugin 'bad_init' failed to initialise: bad_init: refusing to start"));
   CHECK(has(r.output, "while starting; stopping"));
@@ -425,8 +432,8 @@ TEST_CASE("workers: a bad value is a config error naming file and line") {
     Options o;
     o.toml = std::string("workers = ") + b.value + "\n";
     std::string dir = make_tree(o);
-    RunResult r = run_uvsmtpd({"--config", dir + "/conf", "--plugin-dir", dir + "/plugins",
-                               "--check-config"});
+    RunResult r = run_uvsmtpd(
+        {"--config", dir + "/conf", "--plugin-dir", dir + "/plugins", "--check-config"});
     CHECK(r.status == 1);
     // the harness writes hostname and spool_dir first: workers is line 3
     CHECK(has(r.output, dir + "/conf/uvsmtpd.toml:3: " + b.message));

@@ -38,8 +38,7 @@ static uvs_verdict on_helo(uvs_call *c, void *ud) {
   probe *st = ud;
   const char *arg = api->call_arg(c);
   if (arg == NULL || strcmp(arg, st->host) != 0) return UVS_DECLINED;
-  api->log(st->self, c, UVS_LOG_NOTICE, "crash_probe: %s on %s", st->segv ? "segv" : "abort",
-           arg);
+  api->log(st->self, c, UVS_LOG_NOTICE, "crash_probe: %s on %s", st->segv ? "segv" : "abort", arg);
   if (st->segv) segfault();
   abort();
 }

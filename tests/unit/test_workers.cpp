@@ -51,7 +51,8 @@ TEST_CASE("workers: role options carry the worker, its channel and each listener
   CHECK(!workers::parse_role_option("--worker", "0,4", bad));
   CHECK(!workers::parse_role_option("--worker", "x,4", bad));
   CHECK(!workers::parse_role_option("--worker", "1", bad));
-  CHECK(!workers::parse_role_option("--worker-listener", "3,127.0.0.1,99999,1,none,0,off,0,1", bad));
+  CHECK(
+      !workers::parse_role_option("--worker-listener", "3,127.0.0.1,99999,1,none,0,off,0,1", bad));
   CHECK(!workers::parse_role_option("--worker-listener", "3,127.0.0.1,25", bad));
 }
 
