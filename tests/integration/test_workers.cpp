@@ -398,6 +398,21 @@ TEST_CASE(
                      id));  // queue/outbound's datagram reached worker 1
   }
   CHECK(s.count_log("worker 2 delivery") == 0);
+
+  // Worker 1 killed: its successor runs the engine (and binds the control socket) again, and
+  // a message accepted by worker 2 meanwhile or after is delivered.
+  kill(worker_pid(s, 1), SIGKILL);
+  auto c = session_on(s, 2);
+  REQUIRE(c);
+  CHECK(c->cmd("EHLO client.test").rfind("250", 0) == 0);
+  std::string id = queued_as_id(
+      send_message(*c, "sender@client.test", {"alice@dest.test"}, message("after the kill")));
+  CHECK(!id.empty());
+  REQUIRE(s.wait_log("started again and serving", 3));
+  CHECK(s.wait_log("delivery: queue ", 3, 2));
+  REQUIRE(mx.wait_messages(5));
+  CHECK(s.wait_log("worker 1 " + id + ": to=<alice@dest.test> relay=mx1.dest.test"));
+  CHECK(s.count_log("delivery: queue ") == 2);  // one engine at a time: the new worker 1's
 }
 
 TEST_CASE("workers: a worker that cannot start stops the whole start with its error, exit 1") {
