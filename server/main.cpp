@@ -274,9 +274,10 @@ int main(int argc, char **argv) {
       server.set_generation(full);
       full.reset();
       // Worker processes: the supervisor announces the listeners once all serve, and one
-      // process, worker 1, delivers the outbound queue (docs/queue.md).
+      // process, worker 1, delivers the outbound queue (docs/queue.md). Delivery starts after
+      // the plugins: queue/outbound made the directory.
       if (role.index == 0) server.announce();
-      if (role.index <= 1 && !server.start_delivery(err))  // after the plugins: queue/outbound made the directory
+      if (role.index <= 1 && !server.start_delivery(err))
         uvs::log::format(uvs::log::err, "", "", "%s (no outbound delivery)", err.c_str());
       if (role.index > 0) {
         uvs::log::format(uvs::log::notice, "", "", "started (uvsmtpd %s, pid %d)", UVS_VERSION,
