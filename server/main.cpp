@@ -20,6 +20,8 @@
 #include "util/default_paths.hpp"
 #include "util/privileges.hpp"
 #include "uvs_build_config.h"
+#include "workers/role.hpp"
+#include "workers/supervisor.hpp"
 
 namespace {
 
@@ -58,6 +60,7 @@ int main(int argc, char **argv) {
   bool check_only = false;
   bool no_sync_check = false;
   bool print_config = false, print_defaults = false, list_only = false;
+  uvs::workers::Role role;  // set by the supervisor's internal options in a worker process
   for (int i = 1; i < argc; ++i) {
     std::string a = argv[i];
     auto value = [&](const char *name) -> std::string {
@@ -79,6 +82,13 @@ int main(int argc, char **argv) {
         return 2;
       }
       listen.push_back(l);
+    } else if (a == "--worker" || a == "--worker-listener") {
+      std::string v = value(a.c_str());
+      if (!uvs::workers::parse_role_option(a, v, role)) {
+        fprintf(stderr, "uvsmtpd: %s %s: an internal option of worker processes\n", a.c_str(),
+                v.c_str());
+        return 2;
+      }
     } else if (a == "--no-sync-check") {
       no_sync_check = true;
     } else if (a == "--check-config") {
@@ -110,6 +120,7 @@ int main(int argc, char **argv) {
   }
 
   signal(SIGPIPE, SIG_IGN);
+  uvs::log::set_worker(role.index);  // a worker names itself in every log line
   std::string err;
   bool logging = false;  // log::format once the configured logging is set up; stderr before
   auto warn = [&](const std::vector<std::string> &warnings) {
@@ -124,6 +135,9 @@ int main(int argc, char **argv) {
     auto g = uvs::load_generation(config_dir, listen, plugin_dir, e, with_plugins);
     if (g && no_sync_check)
       for (auto &l : g->settings.listen) l.sync_check = false;
+    // A worker serves the listeners its supervisor bound, whatever the file says now (a
+    // listen change needs a restart, as on SIGHUP).
+    if (g && role.index > 0) g->settings.listen = role.listen;
     return g;
   };
   // Everything a start (or SIGHUP) loads once running as the run-as user: the plugins, then the
@@ -180,6 +194,7 @@ int main(int argc, char **argv) {
       auto full = load_with(err, true);
       if (!full) fprintf(stderr, "uvsmtpd: %s (hooks not shown)\n", err.c_str());
       uvs::cli::list_plugins(stdout, gen->plugin_dir, full.get());
+      fflush(stdout);  // the whole list before the plugins' fini lines (stderr) at the return
       return full ? 0 : 1;
     }
     auto full = load(err);
@@ -197,6 +212,23 @@ int main(int argc, char **argv) {
     return fail(log_file_error(gen->settings, err));
   logging = true;
 
+  // workers = N > 1: this process becomes the supervisor; the workers run the code below.
+  if (role.index == 0 && gen->settings.workers > 1) {
+    uvs::workers::SupervisorConfig sc;
+    sc.args.assign(argv, argv + argc);
+    sc.settings = gen->settings;
+    sc.listen_where = listen.empty() ? uvs::cli::where_key(config_dir, "listen") : "--listen: ";
+    sc.metrics_where = uvs::cli::where_key(config_dir, "metrics.listen");
+    sc.reload = [&](uvs::config::Settings &out, std::string &e) {
+      auto g = load_with(e, false);
+      if (g) out = g->settings;
+      return g != nullptr;
+    };
+    gen.reset();
+    uvs::log::set_worker(uvs::log::kSupervisor);
+    return uvs::workers::run_supervisor(sc);
+  }
+
   // Before anything uses libuv's thread pool: its size (fsyncs of queue plugins run there in
   // parallel). The environment variable, when set, wins.
   if (!getenv("UV_THREADPOOL_SIZE"))
@@ -211,19 +243,24 @@ int main(int argc, char **argv) {
     uvs::state::install(&state);
     uvs::Server server(loop, gen, load);
     gen.reset();
-    if (!server.load_tls(err)) {
+    if (role.index > 0 && !server.attach_supervisor(role.channel_fd, err)) {
       fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
       server.begin_shutdown("startup failure");
       server.run();
       rc = 1;
-    } else if (!server.listen(err)) {
+    } else if (!server.load_tls(err)) {
+      fprintf(stderr, "uvsmtpd: %s\n", err.c_str());
+      server.begin_shutdown("startup failure");
+      server.run();
+      rc = 1;
+    } else if (role.index > 0 ? !server.adopt(role.fds, err) : !server.listen(err)) {
       fprintf(stderr, "uvsmtpd: %s%s\n",
               listen.empty() ? uvs::cli::where_key(config_dir, "listen").c_str() : "--listen: ",
               err.c_str());
       server.begin_shutdown("startup failure");
       server.run();
       rc = 1;
-    } else if (!server.listen_metrics(err)) {
+    } else if (!server.listen_metrics(err, role.index == 0)) {
       fprintf(stderr, "uvsmtpd: %s%s\n", uvs::cli::where_key(config_dir, "metrics.listen").c_str(),
               err.c_str());
       server.begin_shutdown("startup failure");
@@ -241,11 +278,20 @@ int main(int argc, char **argv) {
     } else {
       server.set_generation(full);
       full.reset();
-      server.announce();
-      if (!server.start_delivery(err))  // after the plugins: queue/outbound made the directory
+      // Worker processes: the supervisor announces the listeners once all serve, and one
+      // process, worker 1, delivers the outbound queue (docs/queue.md). Delivery starts after
+      // the plugins: queue/outbound made the directory.
+      if (role.index == 0) server.announce();
+      if (role.index <= 1 && !server.start_delivery(err))
         uvs::log::format(uvs::log::err, "", "", "%s (no outbound delivery)", err.c_str());
-      uvs::log::format(uvs::log::notice, "", "", "uvsmtpd %s started (pid %d)", UVS_VERSION,
-                       static_cast<int>(getpid()));
+      if (role.index > 0) {
+        uvs::log::format(uvs::log::notice, "", "", "started (uvsmtpd %s, pid %d)", UVS_VERSION,
+                         static_cast<int>(getpid()));
+        server.tell_supervisor("ready");
+      } else {
+        uvs::log::format(uvs::log::notice, "", "", "uvsmtpd %s started (pid %d)", UVS_VERSION,
+                         static_cast<int>(getpid()));
+      }
       rc = server.run();
     }
   }

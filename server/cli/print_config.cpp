@@ -95,6 +95,7 @@ void print_settings(FILE *out, const config::Settings &s, const std::string &ori
   kv("spool_dir", str(s.spool_dir));
   kv("plugin_dir", str(s.plugin_dir));
   kv("thread_pool_size", n(s.thread_pool_size));
+  kv("workers", n(s.workers));
   kv("user", str(s.user));
   kv("group", str(s.group));
   kv("require_queue_plugin", boolean(s.require_queue_plugin));

@@ -27,6 +27,8 @@ namespace {
 
 // Upper bound for every duration, in seconds: keeps "seconds * 1000" far from uint64 overflow.
 constexpr double kMaxSeconds = 1e9;
+// Worker processes: a few per core is the most that helps; the bound catches typos.
+constexpr uint32_t kMaxWorkers = 256;
 
 const char *const kLogLevels[] = {"emerg",   "alert",  "crit", "err",
                                   "warning", "notice", "info", "debug"};
@@ -524,6 +526,7 @@ class Loader {
                    {"syslog_facility", one_of(s_.log_syslog_facility,
                                               log::syslog_facility_names())}});
     h["thread_pool_size"] = integer(s_.thread_pool_size, 1, 1024);
+    h["workers"] = integer(s_.workers, 1, kMaxWorkers);
     h["user"] = text(s_.user, nullptr);
     h["group"] = text(s_.group, nullptr);
     h["dns"] = sub_table({{"servers", server_list(s_.dns_servers)},

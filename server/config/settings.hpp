@@ -90,6 +90,9 @@ struct Settings {
   std::vector<std::string> bare_newline_normalize_networks;  // CIDRs that get normalize anyway
   bool bare_newline_normalize_relay_clients = true;          // relay clients get normalize anyway
   uint32_t thread_pool_size = 16;  // libuv worker threads (spool writes, plugins' blocking work)
+  // Worker processes (server/workers/): 1 = one process, as ever; N > 1 = a supervisor process
+  // that binds the listeners once and runs N workers, each with its own loop and sessions.
+  uint32_t workers = 1;
   std::string user;               // drop to this user after binding (when started as root)
   std::string group;              // and this group (default: the user's group)
   std::vector<std::string> dns_servers;  // "ip:port"; empty = /etc/resolv.conf

@@ -12,6 +12,7 @@ namespace uvs::log {
 namespace {
 std::atomic<int> g_level{info};
 std::atomic<bool> g_json{false};
+std::atomic<int> g_worker{0};
 const char *const kNames[] = {"emerg", "alert", "crit", "err", "warning", "notice", "info", "debug"};
 
 // Length of the valid UTF-8 sequence at s[i] (RFC 3629: no overlongs, no surrogates, at most
@@ -59,6 +60,8 @@ void set_level(int l) { g_level = l; }
 int level() { return g_level; }
 void set_json(bool j) { g_json = j; }
 bool json() { return g_json; }
+void set_worker(int k) { g_worker = k; }
+int worker() { return g_worker; }
 
 std::string json_escape(std::string_view s) {
   std::string out;
@@ -119,6 +122,10 @@ void write(int lvl, std::string_view session, std::string_view source, std::stri
   std::string line;
   if (g_json) {
     line = "{\"ts\":\"" + timestamp() + "\",\"level\":\"" + kNames[lvl] + "\"";
+    if (int w = g_worker; w > 0)
+      line += ",\"worker\":" + std::to_string(w);
+    else if (w == kSupervisor)
+      line += ",\"supervisor\":true";
     if (!session.empty()) line += ",\"session\":\"" + json_escape(session) + "\"";
     if (!source.empty()) line += ",\"source\":\"" + json_escape(source) + "\"";
     line += ",\"msg\":\"" + json_escape(msg) + "\"";
@@ -128,6 +135,10 @@ void write(int lvl, std::string_view session, std::string_view source, std::stri
     // syslog stamps its own time (and keeps the level as the priority).
     if (sink_destination() != Destination::syslog) line = timestamp() + " ";
     line += kNames[lvl];
+    if (int w = g_worker; w > 0)
+      line += " worker " + std::to_string(w);
+    else if (w == kSupervisor)
+      line += " supervisor";
     if (!session.empty()) {
       line += " [";
       append_text(line, session);

@@ -15,6 +15,12 @@ void set_level(int level);
 int level();
 void set_json(bool json);
 bool json();
+// With worker processes (workers = N > 1) every line names its process: a worker's text
+// "worker K" after the level and the JSON member "worker": K; the supervisor's (k =
+// kSupervisor) text "supervisor" and "supervisor": true. 0 (the default: one process) = none.
+inline constexpr int kSupervisor = -1;
+void set_worker(int k);
+int worker();
 // "info" -> info; false if unknown.
 bool parse_level(std::string_view name, int &out);
 

@@ -4,6 +4,8 @@
 // close into a reset).
 #include "metrics/http_endpoint.hpp"
 
+#include <memory>
+
 #include "metrics/http_request.hpp"
 #include "util/sockaddr.hpp"
 
@@ -19,6 +21,7 @@ struct HttpEndpoint::Conn {
   char rbuf[4096];
   bool answered = false;
   bool closing = false;
+  std::shared_ptr<bool> alive = std::make_shared<bool>(true);  // false once finish() ran
   int handles = 0;  // not closed yet
   Conn *prev = nullptr, *next = nullptr;
 };
@@ -127,34 +130,47 @@ void HttpEndpoint::accept_one() {
         c->answered = true;
         c->in.clear();
         c->in.shrink_to_fit();
+        if (ep->gather_ && a.status == 200) {
+          ep->gather_([c, a, alive = c->alive](std::string text) {
+            if (!*alive) return;
+            c->out = http_response(a, [&text] { return std::move(text); });
+            c->ep->respond(c);
+          });
+          return;
+        }
         c->out = http_response(a, ep->render_);
-        uv_buf_t wb = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
-        c->wreq.data = c;
-        int rc = uv_write(&c->wreq, reinterpret_cast<uv_stream_t *>(&c->tcp), &wb, 1,
-                          [](uv_write_t *w, int status) {
-                            auto *c = static_cast<Conn *>(w->data);
-                            if (c->closing) return;
-                            if (status < 0) return c->ep->finish(c);
-                            c->sreq.data = c;
-                            if (uv_shutdown(&c->sreq, reinterpret_cast<uv_stream_t *>(&c->tcp),
-                                            [](uv_shutdown_t *, int) {}) < 0)
-                              return c->ep->finish(c);
-                            // Wait a little for the client's FIN (read callback: n < 0).
-                            uv_timer_start(
-                                &c->timer,
-                                [](uv_timer_t *t) {
-                                  auto *c = static_cast<Conn *>(t->data);
-                                  c->ep->finish(c);
-                                },
-                                HttpEndpoint::kLingerMs, 0);
-                          });
-        if (rc < 0) ep->finish(c);
+        ep->respond(c);
       });
+}
+
+void HttpEndpoint::respond(Conn *c) {
+  uv_buf_t wb = uv_buf_init(c->out.data(), static_cast<unsigned>(c->out.size()));
+  c->wreq.data = c;
+  int rc = uv_write(&c->wreq, reinterpret_cast<uv_stream_t *>(&c->tcp), &wb, 1,
+                    [](uv_write_t *w, int status) {
+                      auto *c = static_cast<Conn *>(w->data);
+                      if (c->closing) return;
+                      if (status < 0) return c->ep->finish(c);
+                      c->sreq.data = c;
+                      if (uv_shutdown(&c->sreq, reinterpret_cast<uv_stream_t *>(&c->tcp),
+                                      [](uv_shutdown_t *, int) {}) < 0)
+                        return c->ep->finish(c);
+                      // Wait a little for the client's FIN (read callback: n < 0).
+                      uv_timer_start(
+                          &c->timer,
+                          [](uv_timer_t *t) {
+                            auto *c = static_cast<Conn *>(t->data);
+                            c->ep->finish(c);
+                          },
+                          HttpEndpoint::kLingerMs, 0);
+                    });
+  if (rc < 0) finish(c);
 }
 
 void HttpEndpoint::finish(Conn *c) {
   if (c->closing) return;
   c->closing = true;
+  *c->alive = false;
   if (c->prev) c->prev->next = c->next;
   if (c->next) c->next->prev = c->prev;
   if (first_ == c) first_ = c->next;

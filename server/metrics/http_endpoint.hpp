@@ -24,6 +24,12 @@ class HttpEndpoint {
   static constexpr uint64_t kLingerMs = 2000;           // after the response, for the client's FIN
 
   explicit HttpEndpoint(uv_loop_t *loop, std::function<std::string()> render);
+  // The text gathered asynchronously instead of render() (the supervisor of worker processes
+  // asks every worker): gather is called once per 200 response with a continuation to call,
+  // once, with the body (on the loop, later or at once); a connection gone meanwhile is not
+  // answered.
+  using Gather = std::function<void(std::function<void(std::string)> done)>;
+  void set_gather(Gather g) { gather_ = std::move(g); }
   ~HttpEndpoint();  // close() must have run and the loop turned (handles closed) — or never bound
   HttpEndpoint(const HttpEndpoint &) = delete;
   HttpEndpoint &operator=(const HttpEndpoint &) = delete;
@@ -43,9 +49,11 @@ class HttpEndpoint {
   static void on_connection(uv_stream_t *s, int status);
   void accept_one();
   void finish(Conn *c);  // closes both handles; deletes c when they are closed
+  void respond(Conn *c);  // writes c->out, then the half-close and the linger
 
   uv_loop_t *loop_;
   std::function<std::string()> render_;
+  Gather gather_;
   uv_tcp_t tcp_;
   bool listening_ = false;
   bool tcp_inited_ = false;

@@ -10,12 +10,14 @@
 #include "delivery/smtpc_transport.hpp"
 #include "log/log.hpp"
 #include "log/setup.hpp"
+#include "net/listen_socket.hpp"
 #include "metrics/http_endpoint.hpp"
 #include "metrics/registry.hpp"
 #include "session/session.hpp"
 #include "state/service.hpp"
 #include "conn/tcp_connection.hpp"
 #include "util/sockaddr.hpp"
+#include "workers/link.hpp"
 
 namespace uvs {
 
@@ -56,20 +58,15 @@ Server::~Server() {
   if (metrics_http_ && !metrics_http_->done()) (void)metrics_http_.release();
 }
 
-bool Server::listen_metrics(std::string &err) {
+bool Server::listen_metrics(std::string &err, bool serve) {
   const config::MetricsSettings &m = gen_->settings.metrics;
   bound_metrics_ = m;
-  if (m.listen.empty()) return true;
+  if (m.listen.empty() || !serve) return true;
   metrics_http_ = std::make_unique<metrics::HttpEndpoint>(loop_, [] { return metrics::render(); });
   int rc = metrics_http_->listen(m.address.host, m.address.port);
   if (rc < 0) {
-    err = "cannot listen on " + m.listen + " for the metrics: " + uv_strerror(rc);
-    if (rc == UV_EADDRINUSE)
-      err += " (another process listens there: stop it, or change [metrics] listen)";
-    else if (rc == UV_EACCES && m.address.port < 1024)
-      err += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
-    else if (rc == UV_EADDRNOTAVAIL)
-      err += " (no interface of this host has that address)";
+    err = net::bind_error(m.listen, m.address.port, rc, " for the metrics",
+                          "change [metrics] listen");
     return false;
   }
   return true;
@@ -159,33 +156,46 @@ bool Server::listen(std::string &err) {
                 : uv_ip4_addr(l.host.c_str(), l.port, reinterpret_cast<sockaddr_in *>(&ss));
     if (rc == 0) rc = uv_tcp_bind(&lst->tcp, reinterpret_cast<sockaddr *>(&ss), v6 ? UV_TCP_IPV6ONLY : 0);
     if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t *>(&lst->tcp), 1024, on_connection);
-    std::string shown = v6 ? "[" + l.host + "]:" + std::to_string(l.port) : l.host + ":" + std::to_string(l.port);
     if (rc < 0) {
-      err = "cannot listen on " + shown + ": " + uv_strerror(rc);
-      if (rc == UV_EADDRINUSE)
-        err += " (another process listens there: stop it, or change the address)";
-      else if (rc == UV_EACCES && l.port < 1024)
-        err += " (ports below 1024 need root or CAP_NET_BIND_SERVICE)";
-      else if (rc == UV_EADDRNOTAVAIL)
-        err += " (no interface of this host has that address)";
+      err = net::listen_error(l, rc);
       return false;
     }
-    int len = sizeof ss;
-    uv_tcp_getsockname(&lst->tcp, reinterpret_cast<sockaddr *>(&ss), &len);
-    std::string ip;
-    int port = 0;
-    split_address(ss, ip, port);
-    bound_endpoints_.push_back((v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port));
-    bound_.push_back((v6 ? "[" + ip + "]" : ip) + ":" + std::to_string(port) +
-                     (l.sync_check ? "" : " (sync_check off)") +
-                     (l.tls == "implicit"                                ? " (implicit TLS)"
-                      : l.tls == "starttls" && gen_->settings.tls.enabled() ? " (STARTTLS)"
-                                                                            : "") +
-                     (l.require_tls ? " (TLS required)" : "") +
-                     (l.auth == "required" ? " (AUTH required)" : "") +
-                     (l.auth != "off" && l.auth_plaintext ? " (AUTH before TLS)" : ""));
+    note_bound(lst);
   }
   return true;
+}
+
+bool Server::adopt(const std::vector<int> &fds, std::string &err) {
+  bound_listen_ = gen_->settings.listen;
+  if (fds.size() != bound_listen_.size()) {
+    err = "worker: " + std::to_string(fds.size()) + " listening socket(s) for " +
+          std::to_string(bound_listen_.size()) + " listener(s)";
+    return false;
+  }
+  for (size_t i = 0; i < fds.size(); ++i) {
+    auto *lst = new Listener;
+    lst->server = this;
+    lst->cfg = bound_listen_[i];
+    uv_tcp_init(loop_, &lst->tcp);
+    lst->tcp.data = lst;
+    listeners_.push_back(lst);
+    int rc = uv_tcp_open(&lst->tcp, fds[i]);
+    if (rc == 0) rc = uv_listen(reinterpret_cast<uv_stream_t *>(&lst->tcp), 1024, on_connection);
+    if (rc < 0) {
+      err = net::listen_error(lst->cfg, rc);
+      return false;
+    }
+    note_bound(lst);
+  }
+  return true;
+}
+
+void Server::note_bound(Listener *lst) {
+  sockaddr_storage ss{};
+  int len = sizeof ss;
+  uv_tcp_getsockname(&lst->tcp, reinterpret_cast<sockaddr *>(&ss), &len);
+  bound_endpoints_.push_back(net::bound_endpoint(lst->cfg, ss));
+  bound_.push_back(net::listen_label(lst->cfg, ss, gen_->settings.tls.enabled()));
 }
 
 // Plugins may still owe completions (work on the thread pool that outlived the grace period):
@@ -310,10 +320,26 @@ void Server::maybe_finish() {
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_int_), nullptr);
   uv_close(reinterpret_cast<uv_handle_t *>(&sig_hup_), nullptr);
   tls_.stop();           // the certificate watchers
+  if (link_) link_->close();
   resolver_.shutdown();  // cancelled lookups complete their pending calls...
   close_services();      // ...and the completion queue drains what is still outstanding
   state::stop_current();  // shared-state operations still waiting: -ECANCELED
   log::format(log::notice, "", "", "all sessions closed; exiting");
+}
+
+bool Server::attach_supervisor(int fd, std::string &err) {
+  link_ = std::make_unique<workers::Link>(loop_);
+  // The supervisor serves the metrics endpoint: it asks each worker for its counters.
+  return link_->open(
+      fd, [this] { begin_shutdown("supervisor gone"); },
+      [this](std::string_view line) {
+        if (line == "metrics") link_->send_block("metrics", metrics::render());
+      },
+      err);
+}
+
+void Server::tell_supervisor(std::string_view line) {
+  if (link_) link_->send(line);
 }
 
 void Server::set_generation(std::shared_ptr<Generation> gen) {

@@ -23,6 +23,9 @@ class Session;
 namespace delivery {
 class Engine;
 }
+namespace workers {
+class Link;
+}
 namespace metrics {
 class HttpEndpoint;
 }
@@ -38,8 +41,13 @@ class Server {
   bool load_tls(std::string &err);
   // Binds every listener of the generation.
   bool listen(std::string &err);
+  // A worker process (server/workers/): listens on the sockets the supervisor bound, one per
+  // listener of the generation, in order, instead of binding.
+  bool adopt(const std::vector<int> &fds, std::string &err);
   // Binds the metrics endpoint ([metrics] listen; nothing when it is off).
-  bool listen_metrics(std::string &err);
+  // serve = false (a worker process: its supervisor serves the endpoint): only notes the
+  // settings, so that a reload compares with them.
+  bool listen_metrics(std::string &err, bool serve = true);
   // Logs "listening on ADDR:PORT" for each listener: the server is ready (plugins loaded).
   void announce();
   // Runs until shutdown completes; returns the exit code.
@@ -58,6 +66,11 @@ class Server {
   // long as the server (reloads re-read [delivery]). false with err when it cannot start.
   bool start_delivery(std::string &err);
   delivery::Engine *delivery() { return delivery_.get(); }
+  // A worker process: the channel to its supervisor (workers/link.hpp). Its end (the
+  // supervisor is gone) starts the graceful shutdown; it closes when the server finishes.
+  bool attach_supervisor(int fd, std::string &err);
+  // Tells the supervisor this worker serves (after the plugins are loaded).
+  void tell_supervisor(std::string_view line);
 
  private:
   struct Listener {
@@ -67,6 +80,7 @@ class Server {
   };
   static void on_connection(uv_stream_t *l, int status);
   void accept_one(Listener *l);
+  void note_bound(Listener *l);  // bound_ and bound_endpoints_ from the socket's address
   void session_closed(Session *s);
   void maybe_finish();
   void close_services();
@@ -97,6 +111,7 @@ class Server {
   std::unique_ptr<delivery::Engine> delivery_;
   bool delivery_busy_ = false;  // shutting down: the engine's transactions still finishing
   std::vector<config::Listen> bound_listen_;  // as configured at start (reload keeps these)
+  std::unique_ptr<workers::Link> link_;       // a worker's channel to the supervisor
   config::MetricsSettings bound_metrics_;     // likewise
   std::unique_ptr<metrics::HttpEndpoint> metrics_http_;
 };

@@ -1,6 +1,8 @@
 // session/session_util.cpp: the session's pure helpers (ids, dates, header lookup).
 #include "session/session_util.hpp"
 
+#include "log/log.hpp"
+
 #include <atomic>
 #include <cstdio>
 #include <ctime>
@@ -35,6 +37,10 @@ std::string make_queue_id() {
   gettimeofday(&tv, nullptr);
   uint64_t t = static_cast<uint64_t>(tv.tv_sec) * 1000000 + tv.tv_usec;
   uint64_t c = counter.fetch_add(1) ^ (process_salt() & 0xFFFF);
+  // Worker processes share the queue directories: their ids must differ even when made in the
+  // same microsecond. The last four digits (31^4 = 923521 values) hold the worker's number
+  // (0..255) below 3607 values of the process's own counter.
+  if (int w = log::worker(); w > 0) c = (c % 3607) * 256 + static_cast<uint64_t>(w - 1) % 256;
   std::string out;
   for (int i = 0; i < 10; ++i, t /= 31) out.insert(out.begin(), kDigits[t % 31]);
   for (int i = 0; i < 4; ++i, c /= 31) out += kDigits[c % 31];
