@@ -3,11 +3,14 @@
 #include "state_util.h"
 
 #include <arpa/inet.h>
+#include <errno.h>
+#include <stdlib.h>
 #include <string.h>
 #include <strings.h>
 #include <time.h>
 
 #include "ipnet.h"
+#include "plugin_util.h"
 
 int su_fail_parse(const char *s, int *closed) {
   if (!s) return -1;
@@ -20,6 +23,52 @@ int su_fail_parse(const char *s, int *closed) {
     return 0;
   }
   return -1;
+}
+
+int su_args_even(const uvs_api *api, uvs_plugin *self, const char *example) {
+  int argc = api->plugin_argc(self);
+  if (argc % 2 == 0) return 0;
+  api->set_errorf(self, "odd number of arguments (%d): arguments are key value pairs, e.g. '%s'",
+                  argc, example);
+  return -EINVAL;
+}
+
+int su_duration_arg(const uvs_api *api, uvs_plugin *self, const char *key, const char *val,
+                    int days, int zero_ok, double max, uint64_t *ms) {
+  double v = pu_parse_seconds(val);
+  if (v < 0 || v > max || (v == 0 && !zero_ok)) {
+    api->set_errorf(self, "bad value '%s' for '%s': expected %s from %s to %g", val, key,
+                    days ? "days" : "seconds", zero_ok ? "0" : "more than 0", max);
+    return -EINVAL;
+  }
+  *ms = (uint64_t)(v * (days ? 86400000.0 : 1000.0) + 0.5);
+  return 0;
+}
+
+int su_fail_arg(const uvs_api *api, uvs_plugin *self, const char *val, int *closed) {
+  if (su_fail_parse(val, closed) == 0) return 0;
+  api->set_errorf(self, "bad value '%s' for 'state-fail': expected open or closed", val);
+  return -EINVAL;
+}
+
+void *su_state_new(const uvs_api *api, uvs_plugin *self, int has_kv, const char *kv_member,
+                   size_t size, int (*parse)(void *state, uvs_plugin *self), int *rc) {
+  if (!has_kv) {
+    api->set_errorf(self, "needs uvsmtpd plugin ABI 1.5 (%s)", kv_member);
+    *rc = -ENOSYS;
+    return NULL;
+  }
+  void *st = calloc(1, size);
+  if (!st) {
+    *rc = -ENOMEM;
+    return NULL;
+  }
+  *rc = parse(st, self);
+  if (*rc != 0) {
+    free(st);
+    return NULL;
+  }
+  return st;
 }
 
 int su_client_key(const char *peer_ip, int exact, char *out, size_t cap) {

@@ -179,12 +179,11 @@ static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
 
 #define FAIL(self, ...) (api->set_errorf((self), __VA_ARGS__), -EINVAL)
 
-static int parse_args(gl_state *st, uvs_plugin *self) {
+static int parse_args(void *state, uvs_plugin *self) {
+  gl_state *st = (gl_state *)state;
   int argc = api->plugin_argc(self);
-  if (argc % 2)
-    return FAIL(self,
-                "odd number of arguments (%d): arguments are key value pairs, e.g. 'delay 300'",
-                argc);
+  int rc = su_args_even(api, self, "delay 300");
+  if (rc != 0) return rc;
   st->delay_ms = 300000;
   st->window_ms = 2 * 86400000ull;
   st->whitelist_ms = 35 * 86400000ull;
@@ -192,18 +191,13 @@ static int parse_args(gl_state *st, uvs_plugin *self) {
     const char *key = api->plugin_argv(self, i);
     const char *val = api->plugin_argv(self, i + 1);
     if (!strcasecmp(key, "delay") || !strcasecmp(key, "window")) {
-      double s = pu_parse_seconds(val);
-      if (s < 0 || s > GL_MAX_SECONDS || (s == 0 && !strcasecmp(key, "window")))
-        return FAIL(self, "bad value '%s' for '%s': expected seconds from %s to %g", val, key,
-                    strcasecmp(key, "window") ? "0" : "more than 0", GL_MAX_SECONDS);
-      *(strcasecmp(key, "delay") ? &st->window_ms : &st->delay_ms) = (uint64_t)(s * 1000.0 + 0.5);
+      int delay = !strcasecmp(key, "delay");
+      rc = su_duration_arg(api, self, key, val, 0, delay, GL_MAX_SECONDS,
+                           delay ? &st->delay_ms : &st->window_ms);
+      if (rc != 0) return rc;
     } else if (!strcasecmp(key, "whitelist-days")) {
-      double d = pu_parse_seconds(val);
-      if (d <= 0 || d > GL_MAX_DAYS)
-        return FAIL(self,
-                    "bad value '%s' for 'whitelist-days': expected days from more than 0 to %d",
-                    val, GL_MAX_DAYS);
-      st->whitelist_ms = (uint64_t)(d * 86400000.0 + 0.5);
+      rc = su_duration_arg(api, self, key, val, 1, 0, GL_MAX_DAYS, &st->whitelist_ms);
+      if (rc != 0) return rc;
     } else if (!strcasecmp(key, "client")) {
       if (!strcasecmp(val, "network"))
         st->exact = 0;
@@ -214,8 +208,8 @@ static int parse_args(gl_state *st, uvs_plugin *self) {
                     "bad value '%s' for 'client': expected network (IPv4 /24, IPv6 /64) or exact",
                     val);
     } else if (!strcasecmp(key, "state-fail")) {
-      if (su_fail_parse(val, &st->fail_closed) != 0)
-        return FAIL(self, "bad value '%s' for 'state-fail': expected open or closed", val);
+      rc = su_fail_arg(api, self, val, &st->fail_closed);
+      if (rc != 0) return rc;
     } else {
       return FAIL(
           self, "unknown argument '%s' (known: delay, window, whitelist-days, client, state-fail)",
@@ -227,18 +221,11 @@ static int parse_args(gl_state *st, uvs_plugin *self) {
 
 static int init(uvs_plugin *self, const uvs_api *a) {
   api = a;
-  if (!UVS_API_HAS(api, kv_get)) {
-    api->set_error(self, "needs uvsmtpd plugin ABI 1.5 (kv_get)");
-    return -ENOSYS;
-  }
-  gl_state *st = (gl_state *)calloc(1, sizeof *st);
-  if (!st) return -ENOMEM;
+  int rc;
+  gl_state *st = (gl_state *)su_state_new(api, self, UVS_API_HAS(api, kv_get), "kv_get", sizeof *st,
+                                          parse_args, &rc);
+  if (!st) return rc;
   st->self = self;
-  int rc = parse_args(st, self);
-  if (rc != 0) {
-    free(st);
-    return rc;
-  }
   api->register_hook(self, UVS_HOOK_RCPT, on_rcpt, st);
   api->plugin_set_data(self, st);
   api->log(self, NULL, UVS_LOG_DEBUG,

@@ -170,12 +170,11 @@ static int parse_long(const char *v, long min, long max, long *out) {
   return 0;
 }
 
-static int parse_args(ka_state *st, uvs_plugin *self) {
+static int parse_args(void *state, uvs_plugin *self) {
+  ka_state *st = (ka_state *)state;
   int argc = api->plugin_argc(self);
-  if (argc % 2)
-    return FAIL(self,
-                "odd number of arguments (%d): arguments are key value pairs, e.g. 'penalty 86400'",
-                argc);
+  int rc = su_args_even(api, self, "penalty 86400");
+  if (rc != 0) return rc;
   st->negative = 1;
   st->positive = 1;
   st->penalty_ms = 86400000;
@@ -190,24 +189,18 @@ static int parse_args(ka_state *st, uvs_plugin *self) {
         return FAIL(self, "bad value '%s' for '%s': expected a number from 1 to 1000", val, key);
       *(strcasecmp(key, "negative") ? &st->positive : &st->negative) = n;
     } else if (!strcasecmp(key, "penalty")) {
-      double s = pu_parse_seconds(val);
-      if (s <= 0 || s > KA_MAX_PENALTY)
-        return FAIL(self, "bad value '%s' for 'penalty': expected seconds from more than 0 to %g",
-                    val, KA_MAX_PENALTY);
-      st->penalty_ms = (uint64_t)(s * 1000.0 + 0.5);
+      rc = su_duration_arg(api, self, key, val, 0, 0, KA_MAX_PENALTY, &st->penalty_ms);
+      if (rc != 0) return rc;
     } else if (!strcasecmp(key, "history-days")) {
-      double d = pu_parse_seconds(val);
-      if (d <= 0 || d > KA_MAX_DAYS)
-        return FAIL(self, "bad value '%s' for 'history-days': expected days from more than 0 to %d",
-                    val, KA_MAX_DAYS);
-      st->history_ms = (uint64_t)(d * 86400000.0 + 0.5);
+      rc = su_duration_arg(api, self, key, val, 1, 0, KA_MAX_DAYS, &st->history_ms);
+      if (rc != 0) return rc;
     } else if (!strcasecmp(key, "reject")) {
       if (strcmp(val, "0") && strcmp(val, "1"))
         return FAIL(self, "bad value '%s' for 'reject': expected 0 or 1", val);
       st->reject = val[0] == '1';
     } else if (!strcasecmp(key, "state-fail")) {
-      if (su_fail_parse(val, &st->fail_closed) != 0)
-        return FAIL(self, "bad value '%s' for 'state-fail': expected open or closed", val);
+      rc = su_fail_arg(api, self, val, &st->fail_closed);
+      if (rc != 0) return rc;
     } else {
       return FAIL(self,
                   "unknown argument '%s' (known: negative, positive, penalty, history-days, "
@@ -220,18 +213,11 @@ static int parse_args(ka_state *st, uvs_plugin *self) {
 
 static int init(uvs_plugin *self, const uvs_api *a) {
   api = a;
-  if (!UVS_API_HAS(api, kv_get)) {
-    api->set_error(self, "needs uvsmtpd plugin ABI 1.5 (kv_get)");
-    return -ENOSYS;
-  }
-  ka_state *st = (ka_state *)calloc(1, sizeof *st);
-  if (!st) return -ENOMEM;
+  int rc;
+  ka_state *st = (ka_state *)su_state_new(api, self, UVS_API_HAS(api, kv_get), "kv_get", sizeof *st,
+                                          parse_args, &rc);
+  if (!st) return rc;
   st->self = self;
-  int rc = parse_args(st, self);
-  if (rc != 0) {
-    free(st);
-    return rc;
-  }
   api->register_hook(self, UVS_HOOK_CONNECT, on_connect, st);
   api->register_hook(self, UVS_HOOK_DISCONNECT, on_disconnect, st);
   api->plugin_set_data(self, st);

@@ -165,13 +165,11 @@ static int parse_count(const char *v, int64_t *out) {
   return 0;
 }
 
-static int parse_args(rl_state *st, uvs_plugin *self) {
+static int parse_args(void *state, uvs_plugin *self) {
+  rl_state *st = (rl_state *)state;
   int argc = api->plugin_argc(self);
-  if (argc % 2)
-    return FAIL(self,
-                "odd number of arguments (%d): arguments are key value pairs, e.g. 'connections 20 "
-                "window 60'",
-                argc);
+  int rc = su_args_even(api, self, "connections 20 window 60");
+  if (rc != 0) return rc;
   st->window_ms = 60000;
   for (int i = 0; i < argc; i += 2) {
     const char *key = api->plugin_argv(self, i);
@@ -190,14 +188,11 @@ static int parse_args(rl_state *st, uvs_plugin *self) {
       else
         return FAIL(self, "bad value '%s' for 'messages-by': expected ip or sender", val);
     } else if (!strcasecmp(key, "window")) {
-      double s = pu_parse_seconds(val);
-      if (s <= 0 || s > RL_MAX_WINDOW)
-        return FAIL(self, "bad value '%s' for 'window': expected seconds from more than 0 to %g",
-                    val, RL_MAX_WINDOW);
-      st->window_ms = (uint64_t)(s * 1000.0 + 0.5);
+      rc = su_duration_arg(api, self, key, val, 0, 0, RL_MAX_WINDOW, &st->window_ms);
+      if (rc != 0) return rc;
     } else if (!strcasecmp(key, "state-fail")) {
-      if (su_fail_parse(val, &st->fail_closed) != 0)
-        return FAIL(self, "bad value '%s' for 'state-fail': expected open or closed", val);
+      rc = su_fail_arg(api, self, val, &st->fail_closed);
+      if (rc != 0) return rc;
     } else {
       return FAIL(
           self,
@@ -212,18 +207,11 @@ static int parse_args(rl_state *st, uvs_plugin *self) {
 
 static int init(uvs_plugin *self, const uvs_api *a) {
   api = a;
-  if (!UVS_API_HAS(api, kv_incr)) {
-    api->set_error(self, "needs uvsmtpd plugin ABI 1.5 (kv_incr)");
-    return -ENOSYS;
-  }
-  rl_state *st = (rl_state *)calloc(1, sizeof *st);
-  if (!st) return -ENOMEM;
+  int rc;
+  rl_state *st = (rl_state *)su_state_new(api, self, UVS_API_HAS(api, kv_incr), "kv_incr",
+                                          sizeof *st, parse_args, &rc);
+  if (!st) return rc;
   st->self = self;
-  int rc = parse_args(st, self);
-  if (rc != 0) {
-    free(st);
-    return rc;
-  }
   if (st->connections) api->register_hook(self, UVS_HOOK_CONNECT, on_connect, st);
   if (st->messages) api->register_hook(self, UVS_HOOK_MAIL, on_mail, st);
   api->plugin_set_data(self, st);

@@ -1,10 +1,14 @@
 // tests/unit/test_plugin_common.cpp: the plugins' shared C library (plugins/common): addresses,
-// literals, networks and lists (ipnet), the small helpers (plugin_util), and the literal rules of
-// mailbox/local_domains that now parse through ipnet. Built as its own binary
-// (plugin_common_tests): the library must not need the server.
+// literals, networks and lists (ipnet), the small helpers (plugin_util), the state plugins'
+// argument and init helpers (state_util), and the literal rules of mailbox/local_domains that now
+// parse through ipnet. Built as its own binary (plugin_common_tests): the library must not need the
+// server.
 #include <doctest/doctest.h>
 
+#include <cerrno>
+#include <cstdarg>
 #include <cstdio>
+#include <cstdlib>
 #include <cstring>
 #include <map>
 #include <string>
@@ -14,6 +18,7 @@ extern "C" {
 #include "../../plugins/common/local_domains.h"
 #include "../../plugins/common/mailbox.h"
 #include "../../plugins/common/plugin_util.h"
+#include "../../plugins/common/state_util.h"
 }
 
 namespace {
@@ -335,4 +340,105 @@ TEST_CASE("pu_now_ms: monotonic milliseconds") {
   CHECK(a > 0);
   CHECK(b >= a);
   CHECK(b - a < 1000);
+}
+
+namespace {
+
+// A server for the state helpers: an argument count and the last error message.
+int g_argc = 0;
+std::string g_error;
+int g_parse_calls = 0;
+
+int fake_argc(const uvs_plugin *) {
+  return g_argc;
+}
+int fake_set_errorf(uvs_plugin *, const char *fmt, ...) {
+  char buf[512];
+  va_list ap;
+  va_start(ap, fmt);
+  std::vsnprintf(buf, sizeof buf, fmt, ap);
+  va_end(ap);
+  g_error = buf;
+  return 0;
+}
+int parse_ok(void *state, uvs_plugin *) {
+  ++g_parse_calls;
+  static_cast<int *>(state)[1] = 7;
+  return 0;
+}
+int parse_bad(void *, uvs_plugin *) {
+  ++g_parse_calls;
+  return -EINVAL;
+}
+
+uvs_api state_api() {
+  uvs_api api{};
+  api.plugin_argc = fake_argc;
+  api.set_errorf = fake_set_errorf;
+  return api;
+}
+
+}  // namespace
+
+TEST_CASE("su_args_even: key value pairs, or the odd-count error with the plugin's example") {
+  uvs_api api = state_api();
+  g_error.clear();
+  g_argc = 4;
+  CHECK(su_args_even(&api, nullptr, "delay 300") == 0);
+  CHECK(g_error.empty());
+  g_argc = 3;
+  CHECK(su_args_even(&api, nullptr, "delay 300") == -EINVAL);
+  CHECK(g_error == "odd number of arguments (3): arguments are key value pairs, e.g. 'delay 300'");
+}
+
+TEST_CASE("su_duration_arg: seconds or days, zero only when allowed, rounded to the ms") {
+  uvs_api api = state_api();
+  uint64_t ms = 99;
+  CHECK(su_duration_arg(&api, nullptr, "delay", "0", 0, 1, 2592000.0, &ms) == 0);
+  CHECK(ms == 0);
+  CHECK(su_duration_arg(&api, nullptr, "window", "1.5", 0, 0, 2592000.0, &ms) == 0);
+  CHECK(ms == 1500);
+  CHECK(su_duration_arg(&api, nullptr, "history-days", "0.5", 1, 0, 3650, &ms) == 0);
+  CHECK(ms == 43200000);
+  ms = 5;
+  CHECK(su_duration_arg(&api, nullptr, "window", "0", 0, 0, 2592000.0, &ms) == -EINVAL);
+  CHECK(ms == 5);
+  CHECK(g_error == "bad value '0' for 'window': expected seconds from more than 0 to 2.592e+06");
+  CHECK(su_duration_arg(&api, nullptr, "delay", "x", 0, 1, 2592000.0, &ms) == -EINVAL);
+  CHECK(g_error == "bad value 'x' for 'delay': expected seconds from 0 to 2.592e+06");
+  CHECK(su_duration_arg(&api, nullptr, "whitelist-days", "3651", 1, 0, 3650, &ms) == -EINVAL);
+  CHECK(g_error == "bad value '3651' for 'whitelist-days': expected days from more than 0 to 3650");
+}
+
+TEST_CASE("su_fail_arg: open or closed, any case; anything else is an error") {
+  uvs_api api = state_api();
+  int closed = -1;
+  CHECK(su_fail_arg(&api, nullptr, "Closed", &closed) == 0);
+  CHECK(closed == 1);
+  CHECK(su_fail_arg(&api, nullptr, "open", &closed) == 0);
+  CHECK(closed == 0);
+  CHECK(su_fail_arg(&api, nullptr, "maybe", &closed) == -EINVAL);
+  CHECK(closed == 0);
+  CHECK(g_error == "bad value 'maybe' for 'state-fail': expected open or closed");
+}
+
+TEST_CASE("su_state_new: ABI check, zeroed state, the plugin's parser, nothing kept on failure") {
+  uvs_api api = state_api();
+  int rc = 1;
+  g_parse_calls = 0;
+  CHECK(su_state_new(&api, nullptr, 0, "kv_incr", 16, parse_ok, &rc) == nullptr);
+  CHECK(rc == -ENOSYS);
+  CHECK(g_error == "needs uvsmtpd plugin ABI 1.5 (kv_incr)");
+  CHECK(g_parse_calls == 0);
+  CHECK(su_state_new(&api, nullptr, 1, "kv_get", 16, parse_bad, &rc) == nullptr);
+  CHECK(rc == -EINVAL);
+  CHECK(g_parse_calls == 1);
+  int *st =
+      static_cast<int *>(su_state_new(&api, nullptr, 1, "kv_get", 4 * sizeof(int), parse_ok, &rc));
+  REQUIRE(st != nullptr);
+  CHECK(rc == 0);
+  CHECK(st[0] == 0);
+  CHECK(st[1] == 7);
+  CHECK(st[3] == 0);
+  std::free(st);
 }
