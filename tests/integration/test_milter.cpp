@@ -58,6 +58,26 @@ bool greeted(Client &c) {
   return c.reply().rfind("220 ", 0) == 0 && c.cmd("EHLO client.test").rfind("250", 0) == 0;
 }
 
+// A started server for milter m (milter_opts) and a client past EHLO; a test binds it as
+// `auto &&[s, c] = Running(m, root);`.
+struct Running {
+  Server s;
+  Client c;
+  Running(const FakeMilter &m, const MailRoot &root, const std::string &opts = "")
+      : s(milter_opts(m, root, opts)), c(s.port()) {
+    REQUIRE(s.started());
+    REQUIRE(greeted(c));
+  }
+};
+
+// A milter script: `reply` to command cmd, continue to everything else.
+FakeMilter::Script answer(char cmd, std::vector<MilterPkt> reply) {
+  return [cmd, reply](const MilterPkt &in) -> std::vector<MilterPkt> {
+    if (in.cmd == cmd) return reply;
+    return {mpkt('c')};
+  };
+}
+
 const std::string kMsg =
     "From: <s@client.test>\r\n"
     "To: <alice@one.test>\r\n"
@@ -86,10 +106,7 @@ TEST_CASE(
   MailRoot root;
   FakeMilter m;
   REQUIRE(m.port() > 0);
-  Server s(milter_opts(m, root));
-  REQUIRE(s.started());
-  Client c(s.port());
-  REQUIRE(greeted(c));
+  auto &&[s, c] = Running(m, root);
   std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   std::string qid = r.substr(std::string("250 2.0.0 Queued as ").size());
@@ -137,10 +154,7 @@ TEST_CASE(
     if (in.cmd == 'E') return {mpkt('y', z("554-5.7.1 Spam detected\r\n554 5.7.1 100%% sure"))};
     return {mpkt('c')};
   });
-  Server s(milter_opts(m, root));
-  REQUIRE(s.started());
-  Client c(s.port());
-  REQUIRE(greeted(c));
+  auto &&[s, c] = Running(m, root);
   CHECK(c.cmd("MAIL FROM:<soft@client.test>") == "451 4.7.1 Service unavailable - try again later");
   CHECK(c.cmd("MAIL FROM:<s@client.test>").rfind("250", 0) == 0);
   CHECK(c.cmd("RCPT TO:<bad@one.test>") == "550 5.7.1 Command rejected");
@@ -156,10 +170,7 @@ TEST_CASE(
 TEST_CASE(
     "milter: discard drops the message after a 250; accept at connect ends the conversation") {
   MailRoot root;
-  FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
-    if (in.cmd == 'R') return {mpkt('d')};
-    return {mpkt('c')};
-  });
+  FakeMilter m(answer('R', {mpkt('d')}));
   Server s(milter_opts(m, root));
   REQUIRE(s.started());
   {
@@ -176,10 +187,7 @@ TEST_CASE(
     return {mpkt('r')};  // would refuse anything it were asked
   });
   MailRoot root2;
-  Server s2(milter_opts(acc, root2));
-  REQUIRE(s2.started());
-  Client c(s2.port());
-  REQUIRE(greeted(c));
+  auto &&[s2, c] = Running(acc, root2);
   std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   CHECK(acc.of('H').empty());
@@ -188,10 +196,7 @@ TEST_CASE(
 
 TEST_CASE("milter: a refusal at connect answers every later command") {
   MailRoot root;
-  FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
-    if (in.cmd == 'C') return {mpkt('y', z("550 5.7.0 Your network is not welcome"))};
-    return {mpkt('c')};
-  });
+  FakeMilter m(answer('C', {mpkt('y', z("550 5.7.0 Your network is not welcome"))}));
   Server s(milter_opts(m, root));
   REQUIRE(s.started());
   Client c(s.port());
@@ -218,10 +223,7 @@ TEST_CASE("milter: end-of-message edits: header fields, body, sender and recipie
             mpkt('-', z("<alice@one.test>")),
             mpkt('c')};
   });
-  Server s(milter_opts(m, root));
-  REQUIRE(s.started());
-  Client c(s.port());
-  REQUIRE(greeted(c));
+  auto &&[s, c] = Running(m, root);
   std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   CHECK(root.of("alice", "one.test").empty());
@@ -271,10 +273,7 @@ TEST_CASE("milter: a large body goes in chunks of at most 64 KiB; skip ends the 
       },
       0x400 /* SMFIP_SKIP */);
   MailRoot root2;
-  Server s2(milter_opts(sk, root2));
-  REQUIRE(s2.started());
-  Client c(s2.port());
-  REQUIRE(greeted(c));
+  auto &&[s2, c] = Running(sk, root2);
   std::string r =
       send_message(c, "s@client.test", {"alice@one.test"}, "Subject: big\r\n\r\n" + body);
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
@@ -291,10 +290,7 @@ TEST_CASE("milter: steps the milter declines (no headers, no body) and replies i
         return {mpkt('c')};
       },
       0x20 | 0x10 | 0x8000 | 0x40000);
-  Server s(milter_opts(m, root));
-  REQUIRE(s.started());
-  Client c(s.port());
-  REQUIRE(greeted(c));
+  auto &&[s, c] = Running(m, root);
   std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   CHECK(m.of('L').empty());
@@ -304,17 +300,11 @@ TEST_CASE("milter: steps the milter declines (no headers, no body) and replies i
 }
 
 TEST_CASE("milter: a slow milter: the stage's timeout, then default_action tempfail or accept") {
-  auto slow = [](const MilterPkt &in) -> std::vector<MilterPkt> {
-    if (in.cmd == 'M') return {msleep(3000), mpkt('c')};
-    return {mpkt('c')};
-  };
+  auto slow = answer('M', {msleep(3000), mpkt('c')});
   {
     MailRoot root;
     FakeMilter m(slow);
-    Server s(milter_opts(m, root, "command_timeout=0.5"));
-    REQUIRE(s.started());
-    Client c(s.port());
-    REQUIRE(greeted(c));
+    auto &&[s, c] = Running(m, root, "command_timeout=0.5");
     auto t0 = std::chrono::steady_clock::now();
     CHECK(c.cmd("MAIL FROM:<s@client.test>") == "451 4.7.1 Service unavailable - try again later");
     double took = std::chrono::duration<double>(std::chrono::steady_clock::now() - t0).count();
@@ -326,10 +316,7 @@ TEST_CASE("milter: a slow milter: the stage's timeout, then default_action tempf
   }
   MailRoot root;
   FakeMilter m(slow);
-  Server s(milter_opts(m, root, "command_timeout=0.5 default_action=accept"));
-  REQUIRE(s.started());
-  Client c(s.port());
-  REQUIRE(greeted(c));
+  auto &&[s, c] = Running(m, root, "command_timeout=0.5 default_action=accept");
   std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   CHECK(s.wait_log("default_action accept"));
@@ -339,14 +326,8 @@ TEST_CASE("milter: a slow milter: the stage's timeout, then default_action tempf
 TEST_CASE("milter: a milter that disconnects mid-message, speaks garbage, or is down") {
   {
     MailRoot root;
-    FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
-      if (in.cmd == 'B') return {mclose()};
-      return {mpkt('c')};
-    });
-    Server s(milter_opts(m, root));
-    REQUIRE(s.started());
-    Client c(s.port());
-    REQUIRE(greeted(c));
+    FakeMilter m(answer('B', {mclose()}));
+    auto &&[s, c] = Running(m, root);
     std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
     CHECK(r == "451 4.7.1 Service unavailable - try again later");
     CHECK(s.wait_log("the milter closed the connection; default_action tempfail"));
@@ -354,27 +335,15 @@ TEST_CASE("milter: a milter that disconnects mid-message, speaks garbage, or is 
   }
   {
     MailRoot root;
-    FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
-      if (in.cmd == 'H') return {mpkt('Z', "nonsense")};
-      return {mpkt('c')};
-    });
-    Server s(milter_opts(m, root));
-    REQUIRE(s.started());
-    Client c(s.port());
-    REQUIRE(greeted(c));  // HELO is not refused for a failed milter
+    FakeMilter m(answer('H', {mpkt('Z', "nonsense")}));
+    auto &&[s, c] = Running(m, root);  // HELO is not refused for a failed milter
     CHECK(c.cmd("MAIL FROM:<s@client.test>") == "451 4.7.1 Service unavailable - try again later");
     CHECK(s.wait_log("protocol error: an unknown reply after the helo event"));
   }
   {
     MailRoot root;
-    FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
-      if (in.cmd == 'H') return {mraw(std::string("\0\0\0\0garbage", 11))};
-      return {mpkt('c')};
-    });
-    Server s(milter_opts(m, root));
-    REQUIRE(s.started());
-    Client c(s.port());
-    REQUIRE(greeted(c));
+    FakeMilter m(answer('H', {mraw(std::string("\0\0\0\0garbage", 11))}));
+    auto &&[s, c] = Running(m, root);
     CHECK(c.cmd("MAIL FROM:<s@client.test>") == "451 4.7.1 Service unavailable - try again later");
     CHECK(s.wait_log("protocol error: a packet length of 0 or over 1 MiB"));
   }
@@ -393,14 +362,8 @@ TEST_CASE("milter: a milter that disconnects mid-message, speaks garbage, or is 
 
 TEST_CASE("milter: a 421 reply code closes the session") {
   MailRoot root;
-  FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
-    if (in.cmd == 'R') return {mpkt('y', z("421 4.3.2 Going down for maintenance"))};
-    return {mpkt('c')};
-  });
-  Server s(milter_opts(m, root));
-  REQUIRE(s.started());
-  Client c(s.port());
-  REQUIRE(greeted(c));
+  FakeMilter m(answer('R', {mpkt('y', z("421 4.3.2 Going down for maintenance"))}));
+  auto &&[s, c] = Running(m, root);
   CHECK(c.cmd("MAIL FROM:<s@client.test>").rfind("250", 0) == 0);
   CHECK(c.cmd("RCPT TO:<alice@one.test>") == "421 4.3.2 Going down for maintenance");
   CHECK(c.closed());
@@ -408,14 +371,8 @@ TEST_CASE("milter: a 421 reply code closes the session") {
 
 TEST_CASE("milter: shutdown answers 421 and closes the session") {
   MailRoot root;
-  FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
-    if (in.cmd == 'M') return {mpkt('4')};
-    return {mpkt('c')};
-  });
-  Server s(milter_opts(m, root));
-  REQUIRE(s.started());
-  Client c(s.port());
-  REQUIRE(greeted(c));
+  FakeMilter m(answer('M', {mpkt('4')}));
+  auto &&[s, c] = Running(m, root);
   CHECK(c.cmd("MAIL FROM:<s@client.test>").rfind("421 4.7.0 ", 0) == 0);
   CHECK(c.closed());
 }
@@ -449,10 +406,7 @@ TEST_CASE("milter: bad conf/plugins lines are refused at startup with the reason
 
 TEST_CASE("milter: quarantine holds the message in the outbound queue") {
   TempDir q("milterq");
-  FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
-    if (in.cmd == 'E') return {mpkt('q', z("suspicious attachment")), mpkt('c')};
-    return {mpkt('c')};
-  });
+  FakeMilter m(answer('E', {mpkt('q', z("suspicious attachment")), mpkt('c')}));
   Options o;
   o.plugins = "milter " + m.spec() + "\nverdict rcpt=OK\nqueue/outbound " + q.path + "/queue\n";
   Server s(o);
@@ -499,10 +453,7 @@ TEST_CASE("milter: several milters run in conf/plugins order, each seeing the ed
 
 TEST_CASE("milter: a client that leaves while the milter works, and the core's hook timeout") {
   MailRoot root;
-  FakeMilter m([](const MilterPkt &in) -> std::vector<MilterPkt> {
-    if (in.cmd == 'E') return {msleep(1500), mpkt('c')};
-    return {mpkt('c')};
-  });
+  FakeMilter m(answer('E', {msleep(1500), mpkt('c')}));
   Options o = milter_opts(m, root, "content_timeout=5");
   o.toml = "hook_timeout = 1\n";
   Server s(o);
@@ -537,10 +488,7 @@ TEST_CASE("milter: macro lists the milter sends in the negotiation replace the d
   // SMFIM_CONNECT: {client_addr} only; SMFIM_ENVFROM: i, {mail_addr} and a name without braces
   std::string lists = u32(0) + z("{client_addr}") + u32(2) + z("{mail_addr} client_port");
   FakeMilter m(nullptr, 0, 0x1ff, lists);
-  Server s(milter_opts(m, root));
-  REQUIRE(s.started());
-  Client c(s.port());
-  REQUIRE(greeted(c));
+  auto &&[s, c] = Running(m, root);
   std::string r = send_message(c, "s@client.test", {"alice@one.test"}, kMsg);
   CHECK_MESSAGE(r.rfind("250 2.0.0 Queued as ", 0) == 0, r);
   auto cm = m.macros('C');
@@ -562,10 +510,7 @@ TEST_CASE("milter: a negotiation the client cannot accept is a failure") {
        {Case{0x1ff | 0x200, "the milter asks for actions 0x3ff beyond what this client offers"}}) {
     MailRoot root;
     FakeMilter m(nullptr, 0, k.actions);
-    Server s(milter_opts(m, root));
-    REQUIRE(s.started());
-    Client c(s.port());
-    REQUIRE(greeted(c));
+    auto &&[s, c] = Running(m, root);
     CHECK(c.cmd("MAIL FROM:<s@client.test>") == "451 4.7.1 Service unavailable - try again later");
     CHECK(s.wait_log(k.log + "; default_action tempfail"));
     CHECK(m.of('C').empty());
@@ -575,12 +520,7 @@ TEST_CASE("milter: a negotiation the client cannot accept is a failure") {
 TEST_CASE("milter: SIGTERM with idle sessions whose milter is busy exits promptly") {
   MailRoot root;
   // no reply to HELO (SMFIP_NR_HELO): the milter then sits on it and reads nothing more
-  FakeMilter m(
-      [](const MilterPkt &in) -> std::vector<MilterPkt> {
-        if (in.cmd == 'H') return {msleep(20000)};
-        return {mpkt('c')};
-      },
-      0x2000);
+  FakeMilter m(answer('H', {msleep(20000)}), 0x2000);
   Server s(milter_opts(m, root));
   REQUIRE(s.started());
   Client a(s.port()), b(s.port());
@@ -641,10 +581,7 @@ TEST_CASE("milter: an older milter (version 2) gets no DATA event; a newer one (
   FakeMilter newer;
   newer.set_version(7);
   MailRoot root2;
-  Server s2(milter_opts(newer, root2));
-  REQUIRE(s2.started());
-  Client c(s2.port());
-  REQUIRE(greeted(c));
+  auto &&[s2, c] = Running(newer, root2);
   CHECK(c.cmd("MAIL FROM:<s@client.test>") == "451 4.7.1 Service unavailable - try again later");
   CHECK(s2.wait_log("the milter speaks protocol version 7; this client 2 to 6"));
 }
