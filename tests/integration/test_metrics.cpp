@@ -10,6 +10,7 @@
 #include <cerrno>
 #include <cmath>
 #include <cstdlib>
+#include <initializer_list>
 #include <map>
 #include <memory>
 #include <poll.h>
@@ -138,28 +139,54 @@ Scrape scrape_until(int port, P pred, double timeout = 5) {
 
 const std::string kMetricsToml = "[metrics]\nlisten = \"127.0.0.1:0\"\n";
 
+// Options for a server with the metrics endpoint: toml (kMetricsToml by default; a test that
+// adds keys includes it), the plugins, log level info.
+Options metered(const std::string &plugins, const std::string &toml = kMetricsToml) {
+  Options o;
+  o.toml = toml;
+  o.plugins = plugins;
+  o.log_level = "info";
+  return o;
+}
+
+// A started server and its metrics port; a test binds it as `auto &&[s, mport] = Metered(o);`.
+struct Metered {
+  Server s;
+  int mport = 0;
+  explicit Metered(const Options &o) : s(o) {
+    REQUIRE(s.started());
+    mport = metrics_port(s);
+    REQUIRE(mport > 0);
+  }
+};
+
+// Checks the value of each sample, naming the sample when it differs.
+void check_samples(const Scrape &x, std::initializer_list<std::pair<std::string, double>> want) {
+  for (const auto &[name, value] : want) CHECK_MESSAGE(x[name] == value, name);
+}
+
+// A client past the greeting and EHLO.
+void ehlo(Client &c) {
+  REQUIRE(c.code() == 220);
+  CHECK(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+}
+
 }  // namespace
 
 TEST_CASE("metrics: a scrape after real sessions: the counters moved as the sessions went") {
-  Options o;
-  o.toml = "max_connections_per_ip = 2\n" + kMetricsToml;
-  o.plugins = "verdict rcpt=OK queue=OK vrfy=DENY_DISCONNECT rcpt.async=timer rcpt.delay=30\n";
-  o.log_level = "info";
-  Server s(o);
-  REQUIRE(s.started());
-  int mport = metrics_port(s);
-  REQUIRE(mport > 0);
+  auto &&[s, mport] = Metered(
+      metered("verdict rcpt=OK queue=OK vrfy=DENY_DISCONNECT rcpt.async=timer rcpt.delay=30\n",
+              "max_connections_per_ip = 2\n" + kMetricsToml));
   Scrape before = scrape(mport);
   CHECK(promtool(before.text) == "");
-  CHECK(before["uvsmtpd_connections_total"] == 0);
-  CHECK(before["uvsmtpd_connections_open"] == 0);
-  CHECK(before["uvsmtpd_sessions_total{end=\"quit\"}"] == 0);
+  check_samples(before, {{"uvsmtpd_connections_total", 0},
+                         {"uvsmtpd_connections_open", 0},
+                         {"uvsmtpd_sessions_total{end=\"quit\"}", 0}});
 
   const std::string body = "Subject: metrics\r\n\r\nHello.\r\n";
   {  // a message, a refused RCPT, QUIT
     Client c(s.port());
-    REQUIRE(c.code() == 220);
-    CHECK(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+    ehlo(c);
     Scrape during = scrape(mport);
     CHECK(during["uvsmtpd_connections_open"] == 1);
     CHECK(c.cmd("MAIL FROM:<a@example.org>").rfind("250", 0) == 0);
@@ -194,33 +221,34 @@ TEST_CASE("metrics: a scrape after real sessions: the counters moved as the sess
     return x["uvsmtpd_connections_open"] == 0 && x["uvsmtpd_connections_total"] == 6;
   });
   CHECK(promtool(after.text) == "");
-  CHECK(after["uvsmtpd_connections_total"] == 6);
-  CHECK(after["uvsmtpd_connections_open"] == 0);
-  CHECK(after["uvsmtpd_connections_refused_total{reason=\"max_connections_per_ip\"}"] == 1);
-  CHECK(after["uvsmtpd_connections_refused_total{reason=\"max_connections\"}"] == 0);
-  CHECK(after["uvsmtpd_sessions_total{end=\"quit\"}"] == 1);
-  CHECK(after["uvsmtpd_sessions_total{end=\"plugin\"}"] == 1);
-  CHECK(after["uvsmtpd_sessions_total{end=\"protocol\"}"] == 1);
-  CHECK(after["uvsmtpd_sessions_total{end=\"limit\"}"] == 1);
-  CHECK(after["uvsmtpd_sessions_total{end=\"client_closed\"}"] == 2);
-  CHECK(after["uvsmtpd_smtp_commands_total{verb=\"ehlo\"}"] == 1);
-  CHECK(after["uvsmtpd_smtp_commands_total{verb=\"rcpt\"}"] == 2);
-  CHECK(after["uvsmtpd_smtp_commands_total{verb=\"vrfy\"}"] == 1);
-  CHECK(after["uvsmtpd_smtp_commands_total{verb=\"unknown\"}"] == 1);
-  CHECK(after["uvsmtpd_smtp_commands_total{verb=\"quit\"}"] == 1);
-  CHECK(after["uvsmtpd_messages_accepted_total"] == 1);
+  check_samples(after, {{"uvsmtpd_connections_total", 6},
+                        {"uvsmtpd_connections_open", 0},
+                        {"uvsmtpd_connections_refused_total{reason=\"max_connections_per_ip\"}", 1},
+                        {"uvsmtpd_connections_refused_total{reason=\"max_connections\"}", 0},
+                        {"uvsmtpd_sessions_total{end=\"quit\"}", 1},
+                        {"uvsmtpd_sessions_total{end=\"plugin\"}", 1},
+                        {"uvsmtpd_sessions_total{end=\"protocol\"}", 1},
+                        {"uvsmtpd_sessions_total{end=\"limit\"}", 1},
+                        {"uvsmtpd_sessions_total{end=\"client_closed\"}", 2},
+                        {"uvsmtpd_smtp_commands_total{verb=\"ehlo\"}", 1},
+                        {"uvsmtpd_smtp_commands_total{verb=\"rcpt\"}", 2},
+                        {"uvsmtpd_smtp_commands_total{verb=\"vrfy\"}", 1},
+                        {"uvsmtpd_smtp_commands_total{verb=\"unknown\"}", 1},
+                        {"uvsmtpd_smtp_commands_total{verb=\"quit\"}", 1},
+                        {"uvsmtpd_messages_accepted_total", 1}});
   CHECK(after["uvsmtpd_message_bytes_accepted_total"] > static_cast<double>(body.size()));
-  CHECK(after["uvsmtpd_hook_verdicts_total{hook=\"rcpt\",plugin=\"verdict\",verdict=\"OK\"}"] == 1);
-  CHECK(after["uvsmtpd_hook_verdicts_total{hook=\"queue\",plugin=\"verdict\",verdict=\"OK\"}"] ==
-        1);
-  CHECK(after["uvsmtpd_hook_verdicts_total{hook=\"vrfy\",plugin=\"verdict\",verdict="
-              "\"DENY_DISCONNECT\"}"] == 1);
+  check_samples(
+      after, {{"uvsmtpd_hook_verdicts_total{hook=\"rcpt\",plugin=\"verdict\",verdict=\"OK\"}", 1},
+              {"uvsmtpd_hook_verdicts_total{hook=\"queue\",plugin=\"verdict\",verdict=\"OK\"}", 1},
+              {"uvsmtpd_hook_verdicts_total{hook=\"vrfy\",plugin=\"verdict\",verdict="
+               "\"DENY_DISCONNECT\"}",
+               1}});
   // The rcpt verdict came 30 ms later, from a timer: both histograms saw it. (libuv starts a
   // timer from the loop's cached time, which lags the clock the histograms read: a 30 ms timer
   // can measure a little less, hence 25 ms.)
-  CHECK(after["uvsmtpd_hook_duration_seconds_count{hook=\"rcpt\"}"] == 1);
-  CHECK(after["uvsmtpd_hook_duration_seconds_bucket{hook=\"rcpt\",le=\"0.01\"}"] == 0);
-  CHECK(after["uvsmtpd_hook_duration_seconds_bucket{hook=\"rcpt\",le=\"+Inf\"}"] == 1);
+  check_samples(after, {{"uvsmtpd_hook_duration_seconds_count{hook=\"rcpt\"}", 1},
+                        {"uvsmtpd_hook_duration_seconds_bucket{hook=\"rcpt\",le=\"0.01\"}", 0},
+                        {"uvsmtpd_hook_duration_seconds_bucket{hook=\"rcpt\",le=\"+Inf\"}", 1}});
   CHECK(after["uvsmtpd_hook_duration_seconds_sum{hook=\"rcpt\"}"] >= 0.025);
   CHECK(after["uvsmtpd_hook_duration_seconds_sum{hook=\"rcpt\"}"] < 5);
   CHECK(after["uvsmtpd_plugin_hook_duration_seconds_count{hook=\"rcpt\",plugin=\"verdict\"}"] == 1);
@@ -231,14 +259,7 @@ TEST_CASE("metrics: a scrape after real sessions: the counters moved as the sess
 }
 
 TEST_CASE("metrics: a plugin's refusal at connect is counted with its name") {
-  Options o;
-  o.toml = kMetricsToml;
-  o.plugins = "verdict connect=DENY\n";
-  o.log_level = "info";
-  Server s(o);
-  REQUIRE(s.started());
-  int mport = metrics_port(s);
-  REQUIRE(mport > 0);
+  auto &&[s, mport] = Metered(metered("verdict connect=DENY\n"));
   for (int i = 0; i < 2; ++i) {
     Client c(s.port());
     CHECK(c.code() == 550);
@@ -247,23 +268,18 @@ TEST_CASE("metrics: a plugin's refusal at connect is counted with its name") {
   Scrape x = scrape_until(mport, [](const Scrape &x) {
     return x["uvsmtpd_connections_refused_total{reason=\"plugin\",plugin=\"verdict\"}"] == 2;
   });
-  CHECK(x["uvsmtpd_connections_refused_total{reason=\"plugin\",plugin=\"verdict\"}"] == 2);
-  CHECK(x["uvsmtpd_sessions_total{end=\"plugin\"}"] == 2);
-  CHECK(x["uvsmtpd_hook_verdicts_total{hook=\"connect\",plugin=\"verdict\",verdict=\"DENY\"}"] ==
-        2);
+  check_samples(
+      x,
+      {{"uvsmtpd_connections_refused_total{reason=\"plugin\",plugin=\"verdict\"}", 2},
+       {"uvsmtpd_sessions_total{end=\"plugin\"}", 2},
+       {"uvsmtpd_hook_verdicts_total{hook=\"connect\",plugin=\"verdict\",verdict=\"DENY\"}", 2}});
   CHECK(promtool(x.text) == "");
 }
 
 TEST_CASE("metrics: hosts_allow's refusals at pre-connection are counted as hosts_allow's") {
-  Options o;
-  o.toml = kMetricsToml;
-  o.plugins = "hosts_allow max-from-ip 0\nverdict rcpt=OK queue=OK\n";
+  Options o = metered("hosts_allow max-from-ip 0\nverdict rcpt=OK queue=OK\n");
   o.files["hosts_allow"] = "127.0.0.1 DENY not from here\n";
-  o.log_level = "info";
-  Server s(o);
-  REQUIRE(s.started());
-  int mport = metrics_port(s);
-  REQUIRE(mport > 0);
+  auto &&[s, mport] = Metered(o);
   {
     Client c(s.port());
     CHECK(c.code() == 550);
@@ -272,10 +288,12 @@ TEST_CASE("metrics: hosts_allow's refusals at pre-connection are counted as host
   const std::string refused =
       "uvsmtpd_connections_refused_total{reason=\"plugin\",plugin=\"hosts_allow\"}";
   Scrape x = scrape_until(mport, [&](const Scrape &x) { return x[refused] == 1; });
-  CHECK(x[refused] == 1);
-  CHECK(x["uvsmtpd_hook_verdicts_total{hook=\"pre-connection\",plugin=\"hosts_allow\",verdict="
-          "\"DENY\"}"] == 1);
-  CHECK(x["uvsmtpd_sessions_total{end=\"plugin\"}"] == 1);
+  check_samples(
+      x, {{refused, 1},
+          {"uvsmtpd_hook_verdicts_total{hook=\"pre-connection\",plugin=\"hosts_allow\",verdict="
+           "\"DENY\"}",
+           1},
+          {"uvsmtpd_sessions_total{end=\"plugin\"}", 1}});
   CHECK(s.wait_log(" end=plugin:hosts_allow"));
 }
 
@@ -305,14 +323,12 @@ TEST_CASE("metrics: TLS handshakes and failures, AUTH successes and failures") {
   }
   {  // a bad password, in plaintext (auth_plaintext)
     Client c(port);
-    REQUIRE(c.code() == 220);
-    CHECK(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+    ehlo(c);
     CHECK(c.cmd("AUTH PLAIN AGFsaWNlAHdyb25n").rfind("535", 0) == 0);  // alice / wrong
   }
   {  // STARTTLS, then bytes that are not TLS: the handshake fails
     Client c(port);
-    REQUIRE(c.code() == 220);
-    CHECK(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+    ehlo(c);
     CHECK(c.cmd("STARTTLS").rfind("220", 0) == 0);
     c.send(std::string("this is not a ClientHello\r\n") + std::string(600, 'x'));
     CHECK(c.closed());
@@ -321,14 +337,14 @@ TEST_CASE("metrics: TLS handshakes and failures, AUTH successes and failures") {
     return x["uvsmtpd_tls_handshake_failures_total{reason=\"error\"}"] == 1 &&
            x["uvsmtpd_connections_open"] == 0;
   });
-  CHECK(x["uvsmtpd_tls_handshakes_total{mode=\"starttls\"}"] == 1);
-  CHECK(x["uvsmtpd_tls_handshakes_total{mode=\"implicit\"}"] == 0);
-  CHECK(x["uvsmtpd_tls_handshake_failures_total{reason=\"error\"}"] == 1);
-  CHECK(x["uvsmtpd_auth_total{result=\"success\"}"] == 1);
-  CHECK(x["uvsmtpd_auth_total{result=\"failure\"}"] == 1);
-  CHECK(x["uvsmtpd_sessions_total{end=\"tls_failed\"}"] == 1);
-  CHECK(x["uvsmtpd_smtp_commands_total{verb=\"starttls\"}"] == 2);
-  CHECK(x["uvsmtpd_smtp_commands_total{verb=\"auth\"}"] == 2);
+  check_samples(x, {{"uvsmtpd_tls_handshakes_total{mode=\"starttls\"}", 1},
+                    {"uvsmtpd_tls_handshakes_total{mode=\"implicit\"}", 0},
+                    {"uvsmtpd_tls_handshake_failures_total{reason=\"error\"}", 1},
+                    {"uvsmtpd_auth_total{result=\"success\"}", 1},
+                    {"uvsmtpd_auth_total{result=\"failure\"}", 1},
+                    {"uvsmtpd_sessions_total{end=\"tls_failed\"}", 1},
+                    {"uvsmtpd_smtp_commands_total{verb=\"starttls\"}", 2},
+                    {"uvsmtpd_smtp_commands_total{verb=\"auth\"}", 2}});
   CHECK(promtool(x.text) == "");
 }
 
@@ -339,23 +355,16 @@ TEST_CASE("metrics: the outbound queue: deliveries by result, entries deferred a
   script.rcpt_replies = {{"bad@*", "550 5.1.1 no such user"}, {"later@*", "450 4.2.0 try later"}};
   FakeMx mx("127.0.0.2", 0, script);
   REQUIRE_MESSAGE(mx.started(), mx.error());
-  Options o;
-  o.toml =
-      kMetricsToml + "[delivery]\nretry_min = 300\nrescan_interval = 1\n" +
-      "[[delivery.route]]\ndomain = \"*\"\nto = \"smtp:[127.0.0.2]:" + std::to_string(mx.port()) +
-      "\"\n";
-  o.plugins = "verdict rcpt=OK\nqueue/outbound " + queue + "\n";
-  o.log_level = "info";
-  Server s(o);
-  REQUIRE(s.started());
-  int mport = metrics_port(s);
-  REQUIRE(mport > 0);
+  auto &&[s, mport] =
+      Metered(metered("verdict rcpt=OK\nqueue/outbound " + queue + "\n",
+                      kMetricsToml + "[delivery]\nretry_min = 300\nrescan_interval = 1\n" +
+                          "[[delivery.route]]\ndomain = \"*\"\nto = \"smtp:[127.0.0.2]:" +
+                          std::to_string(mx.port()) + "\"\n"));
   REQUIRE(s.wait_log("delivery: queue "));
   std::string id;
   {  // the null sender: the bounced recipient makes no notice (nothing else to deliver)
     Client c(s.port());
-    REQUIRE(c.code() == 220);
-    CHECK(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+    ehlo(c);
     id = queued_as_id(send_message(c, "", {"ok@dest.test", "bad@dest.test", "later@dest.test"},
                                    "Subject: queued\r\n\r\nHello.\r\n"));
     REQUIRE(!id.empty());
@@ -365,12 +374,12 @@ TEST_CASE("metrics: the outbound queue: deliveries by result, entries deferred a
     return x["uvsmtpd_deliveries_total{result=\"deferred\"}"] == 1 &&
            x["uvsmtpd_queue_entries{state=\"active\"}"] == 0;
   });
-  CHECK(x["uvsmtpd_deliveries_total{result=\"sent\"}"] == 1);
-  CHECK(x["uvsmtpd_deliveries_total{result=\"bounced\"}"] == 1);
-  CHECK(x["uvsmtpd_deliveries_total{result=\"deferred\"}"] == 1);
-  CHECK(x["uvsmtpd_queue_entries{state=\"active\"}"] == 0);
-  CHECK(x["uvsmtpd_queue_entries{state=\"deferred\"}"] == 1);
-  CHECK(x["uvsmtpd_queue_entries{state=\"held\"}"] == 0);
+  check_samples(x, {{"uvsmtpd_deliveries_total{result=\"sent\"}", 1},
+                    {"uvsmtpd_deliveries_total{result=\"bounced\"}", 1},
+                    {"uvsmtpd_deliveries_total{result=\"deferred\"}", 1},
+                    {"uvsmtpd_queue_entries{state=\"active\"}", 0},
+                    {"uvsmtpd_queue_entries{state=\"deferred\"}", 1},
+                    {"uvsmtpd_queue_entries{state=\"held\"}", 0}});
   CHECK(promtool(x.text) == "");
 
   RunResult h = queue_tool(queue, "hold " + id);
@@ -384,14 +393,7 @@ TEST_CASE("metrics: the outbound queue: deliveries by result, entries deferred a
 
 TEST_CASE(
     "metrics: HTTP: other paths, methods, versions and garbage get their status; SMTP goes on") {
-  Options o;
-  o.toml = kMetricsToml;
-  o.plugins = "verdict rcpt=OK queue=OK\n";
-  o.log_level = "info";
-  Server s(o);
-  REQUIRE(s.started());
-  int mport = metrics_port(s);
-  REQUIRE(mport > 0);
+  auto &&[s, mport] = Metered(metered("verdict rcpt=OK queue=OK\n"));
 
   // HTTP/1.0, a query string, bare LF line ends, empty lines before the request line
   CHECK(status_of(http(mport, "GET /metrics HTTP/1.0\r\n\r\n")) == 200);
@@ -440,8 +442,7 @@ TEST_CASE(
   REQUIRE(write(half, "GET /metr", 9) == 9);
   {
     Client c(s.port());
-    REQUIRE(c.code() == 220);
-    CHECK(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+    ehlo(c);
     CHECK(status_of(http(mport, "GET /metrics HTTP/1.0\r\n\r\n")) == 200);
     CHECK(c.cmd("QUIT").rfind("221", 0) == 0);
   }
@@ -468,14 +469,7 @@ TEST_CASE(
 }
 
 TEST_CASE("metrics: a client that stalls mid-request is dropped after the request timeout") {
-  Options o;
-  o.toml = kMetricsToml;
-  o.plugins = "verdict rcpt=OK queue=OK\n";
-  o.log_level = "info";
-  Server s(o);
-  REQUIRE(s.started());
-  int mport = metrics_port(s);
-  REQUIRE(mport > 0);
+  auto &&[s, mport] = Metered(metered("verdict rcpt=OK queue=OK\n"));
   double t0 = now();
   std::string r = http(mport, "GET /metrics HTTP/1.1\r\nHost: a\r\n", 20);
   double took = now() - t0;
@@ -565,14 +559,7 @@ TEST_CASE(
 
 TEST_CASE(
     "metrics: SIGHUP keeps the counters and the endpoint; a [metrics] change waits for a restart") {
-  Options o;
-  o.toml = kMetricsToml;
-  o.plugins = "verdict rcpt=OK queue=OK\n";
-  o.log_level = "info";
-  Server s(o);
-  REQUIRE(s.started());
-  int mport = metrics_port(s);
-  REQUIRE(mport > 0);
+  auto &&[s, mport] = Metered(metered("verdict rcpt=OK queue=OK\n"));
   {
     Client c(s.port());
     REQUIRE(c.code() == 220);
