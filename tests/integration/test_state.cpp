@@ -21,10 +21,17 @@ Options opts(const std::string &toml, const std::string &plugins) {
   return Options{.toml = toml, .plugins = plugins, .files = kFiles};
 }
 
-// Three servers with the same options (sharing whatever back end the toml names).
-std::vector<std::unique_ptr<Server>> three(const Options &o) {
+// A started server that has connected to the Redis server its toml names.
+void require_connected(const Server &s) {
+  REQUIRE(s.started());
+  REQUIRE(s.wait_log("state: connected to Redis"));
+}
+
+// Three servers with the same options, sharing the Redis server the toml names, all connected.
+std::vector<std::unique_ptr<Server>> three_connected(const Options &o) {
   std::vector<std::unique_ptr<Server>> v;
   for (int i = 0; i < 3; ++i) v.push_back(std::make_unique<Server>(o));
+  for (auto &x : v) require_connected(*x);
   return v;
 }
 
@@ -50,9 +57,7 @@ TEST_CASE("state: a greylist pass on one instance is honoured by the others (Red
   if (!RedisServer::available()) return;
   RedisServer redis;
   REQUIRE(redis.started());
-  auto s = three(opts(redis.toml(), "greylist delay 1 window 60\nrcpt_ok\n"));
-  for (auto &x : s) REQUIRE(x->started());
-  for (auto &x : s) REQUIRE(x->wait_log("state: connected to Redis"));
+  auto s = three_connected(opts(redis.toml(), "greylist delay 1 window 60\nrcpt_ok\n"));
   std::string r = rcpt_reply(*s[0], "alice@remote.example", "bob@example.test");
   CHECK(starts(r, "451 4.7.1 Greylisted"));
   // Too early on another instance: it sees the first attempt made on the first one.
@@ -90,9 +95,7 @@ TEST_CASE("state: a connection rate limit holds exactly across three instances (
   if (!RedisServer::available()) return;
   RedisServer redis;
   REQUIRE(redis.started());
-  auto s = three(opts(redis.toml(), "ratelimit connections 10 window 60\nrcpt_ok\n"));
-  for (auto &x : s) REQUIRE(x->started());
-  for (auto &x : s) REQUIRE(x->wait_log("state: connected to Redis"));
+  auto s = three_connected(opts(redis.toml(), "ratelimit connections 10 window 60\nrcpt_ok\n"));
   // 30 connections at once, spread over the three: exactly 10 are greeted.
   std::vector<std::unique_ptr<Client>> clients;
   for (int i = 0; i < 30; ++i) clients.push_back(std::make_unique<Client>(s[i % 3]->port()));
@@ -135,10 +138,7 @@ TEST_CASE(
   Server open_(opts(redis.toml(), "greylist delay 1 state-fail open\nrcpt_ok\n"));
   Server closed_(opts(redis.toml(), "greylist delay 1 state-fail closed\nrcpt_ok\n"));
   Server limit(opts(redis.toml(), "ratelimit connections 100 state-fail closed\nrcpt_ok\n"));
-  for (Server *x : {&open_, &closed_, &limit}) {
-    REQUIRE(x->started());
-    REQUIRE(x->wait_log("state: connected to Redis"));
-  }
+  for (Server *x : {&open_, &closed_, &limit}) require_connected(*x);
   CHECK(starts(rcpt_reply(open_, "a@remote.example", "b@example.test"), "451 4.7.1"));
   redis.kill_now();
   // Noticed at once (the socket closes), one line per server, however many operations fail.
@@ -175,8 +175,7 @@ TEST_CASE(
   RedisServer redis;
   REQUIRE(redis.started());
   Server s(opts(redis.toml(0.2), "greylist delay 1 state-fail open\nrcpt_ok\n"));
-  REQUIRE(s.started());
-  REQUIRE(s.wait_log("state: connected to Redis"));
+  require_connected(s);
   pid_t rpid = redis.pid();
   REQUIRE(rpid > 0);
   kill(rpid, SIGSTOP);
@@ -222,10 +221,8 @@ TEST_CASE("state: karma kept across connections and instances: a naughty IP is r
   REQUIRE(redis.started());
   const std::string plugins = "karma penalty 60\nearlytalker wait 0.3\nrcpt_ok\n";
   Server a(opts(redis.toml(), plugins)), b(opts(redis.toml(), plugins));
-  REQUIRE(a.started());
-  REQUIRE(b.started());
-  REQUIRE(a.wait_log("state: connected to Redis"));
-  REQUIRE(b.wait_log("state: connected to Redis"));
+  require_connected(a);
+  require_connected(b);
   {
     Client c(a.port());
     c.line("EHLO early.example");  // before the greeting: an early talker, karma -1
@@ -249,10 +246,8 @@ TEST_CASE(
   REQUIRE(redis.started());
   const std::string plugins = "earlytalker wait 0.5 pass-ttl 60 pass-shared 1\nrcpt_ok\n";
   Server a(opts(redis.toml(), plugins)), b(opts(redis.toml(), plugins));
-  REQUIRE(a.started());
-  REQUIRE(b.started());
-  REQUIRE(a.wait_log("state: connected to Redis"));
-  REQUIRE(b.wait_log("state: connected to Redis"));
+  require_connected(a);
+  require_connected(b);
   {
     Client c(a.port());
     double t0 = now();
@@ -331,8 +326,7 @@ TEST_CASE("state: shutdown with a Redis operation pending: it is cancelled and t
   // A 10-second operation timeout: only the cancellation at shutdown ends it sooner (and the
   // Redis connection, left open, would keep the server running for ever).
   Server s(opts("shutdown_grace = 1\n" + redis.toml(10), "greylist delay 1\nrcpt_ok\n"));
-  REQUIRE(s.started());
-  REQUIRE(s.wait_log("state: connected to Redis"));
+  require_connected(s);
   kill(redis.pid(), SIGSTOP);
   Client c(s.port());
   REQUIRE(starts(c.reply(), "220 "));
@@ -366,8 +360,7 @@ TEST_CASE(
   RedisServer redis;
   REQUIRE(redis.started());
   Server s(opts(redis.toml(), "ratelimit connections 100 state-fail closed\nrcpt_ok\n"));
-  REQUIRE(s.started());
-  REQUIRE(s.wait_log("state: connected to Redis"));
+  require_connected(s);
   {
     Client c(s.port());
     CHECK(starts(c.reply(), "220 "));
@@ -426,8 +419,7 @@ TEST_CASE("state: karma history reaches the connection note karma_history (early
   REQUIRE(redis.started());
   CHECK(redis.cli("SET uvsmtpd:karma:history:127.0.0.1 6") == "OK");
   Server s(opts(redis.toml(), "karma\nearlytalker wait 1\nrcpt_ok\n"));
-  REQUIRE(s.started());
-  REQUIRE(s.wait_log("state: connected to Redis"));
+  require_connected(s);
   Client c(s.port());
   double t0 = now();
   CHECK(starts(c.reply(), "220 "));
@@ -442,8 +434,7 @@ TEST_CASE("state: what the last sessions store at shutdown still reaches Redis")
   REQUIRE(redis.started());
   Server s(opts("shutdown_grace = 1\n" + redis.toml(),
                 "karma penalty 60\nearlytalker wait 0.3 defer-reject 1\nrcpt_ok\n"));
-  REQUIRE(s.started());
-  REQUIRE(s.wait_log("state: connected to Redis"));
+  require_connected(s);
   Client c(s.port());
   c.line("EHLO early.example");  // an early talker (karma -1), greeted all the same
   CHECK(starts(c.reply(), "220 "));
