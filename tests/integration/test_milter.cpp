@@ -15,36 +15,13 @@
 
 #include "fake_milter.hpp"
 #include "harness.hpp"
+#include "mail_root.hpp"
 #include "queue_helpers.hpp"
 
 using namespace itest;
 namespace fs = std::filesystem;
 
 namespace {
-
-// A fresh Maildir root for queue/maildir, removed at the end.
-struct MailRoot {
-  std::string path;
-  MailRoot() {
-    std::string tmpl = "/tmp/uvsmtpd-test.milter.XXXXXX";
-    if (mkdtemp(tmpl.data())) path = tmpl;
-  }
-  ~MailRoot() {
-    std::error_code ec;
-    if (!path.empty() && !getenv("UVS_KEEP_TEST_DIRS")) fs::remove_all(path, ec);
-  }
-  MailRoot(const MailRoot &) = delete;
-  MailRoot &operator=(const MailRoot &) = delete;
-  // The messages delivered to user@domain.
-  std::vector<std::string> of(const std::string &user, const std::string &domain) const {
-    std::vector<std::string> r;
-    std::error_code ec;
-    for (auto it = fs::directory_iterator(path + "/" + domain + "/" + user + "/new", ec);
-         !ec && it != fs::directory_iterator(); it.increment(ec))
-      r.push_back(slurp(it->path().string()));
-    return r;
-  }
-};
 
 // conf/plugins: the milter (with options), every RCPT accepted, queue/maildir into root.
 Options milter_opts(const FakeMilter &m, const MailRoot &root, const std::string &opts = "") {

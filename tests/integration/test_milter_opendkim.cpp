@@ -20,8 +20,10 @@
 #include <unistd.h>
 #include <vector>
 
+#include "daemon_process.hpp"
 #include "dns_stub.hpp"
 #include "harness.hpp"
+#include "mail_root.hpp"
 
 using namespace itest;
 namespace fs = std::filesystem;
@@ -68,34 +70,14 @@ class OpenDkim {
                  "RequireSafeKeys false\nAuthservID mx.test.invalid\nOn-Default accept\n" +
                  conf);
     out_ = k.dir + "/" + name + ".out";
-    pid_ = fork();
-    if (pid_ == 0)
-      exec_program(open(out_.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644),
-                   {"/usr/sbin/opendkim", "-f", "-x", cf});
-  }
-  ~OpenDkim() {
-    if (pid_ > 0) {
-      kill(pid_, SIGTERM);
-      for (int i = 0; i < 100 && waitpid(pid_, nullptr, WNOHANG) == 0; i++)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      kill(pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
+    proc_.start({"/usr/sbin/opendkim", "-f", "-x", cf}, out_);
   }
   OpenDkim(const OpenDkim &) = delete;
   OpenDkim &operator=(const OpenDkim &) = delete;
   bool ready(double timeout = 20) const {
-    auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
-    while (std::chrono::steady_clock::now() < end) {
-      if (waitpid(pid_, nullptr, WNOHANG) != 0) return false;
-      int fd = path_.empty() ? connect_loopback(port_) : connect_unix(path_);
-      if (fd >= 0) {
-        close(fd);
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(100));
-    }
-    return false;
+    return proc_.wait_accepting(
+        [this] { return path_.empty() ? connect_loopback(port_) : connect_unix(path_); }, timeout,
+        100);
   }
   // The milter plugin's argument for it.
   std::string spec() const {
@@ -115,28 +97,8 @@ class OpenDkim {
   }
   int port_ = 0;
   std::string path_;
-  pid_t pid_ = -1;
   std::string out_;
-};
-
-struct MailRoot {
-  std::string path;
-  MailRoot() {
-    std::string tmpl = "/tmp/uvsmtpd-test.milter.XXXXXX";
-    if (mkdtemp(tmpl.data())) path = tmpl;
-  }
-  ~MailRoot() {
-    std::error_code ec;
-    if (!path.empty() && !getenv("UVS_KEEP_TEST_DIRS")) fs::remove_all(path, ec);
-  }
-  std::vector<std::string> of(const std::string &user, const std::string &domain) const {
-    std::vector<std::string> r;
-    std::error_code ec;
-    for (auto it = fs::directory_iterator(path + "/" + domain + "/" + user + "/new", ec);
-         !ec && it != fs::directory_iterator(); it.increment(ec))
-      r.push_back(slurp(it->path().string()));
-    return r;
-  }
+  DaemonProcess proc_;
 };
 
 const std::string kMsg =
@@ -182,8 +144,8 @@ std::string py_verify(const Keys &k, const std::string &msg, int port) {
        "    return None\n"
        "msg = open(sys.argv[1], 'rb').read()\n"
        "print('pass' if dkim.verify(msg, dnsfunc=dnsfunc) else 'fail')\n");
-  RunResult r = sh("/usr/bin/python3 " + k.dir + "/verify.py " + k.dir + "/msg.eml " +
-                   std::to_string(port));
+  RunResult r =
+      sh("/usr/bin/python3 " + k.dir + "/verify.py " + k.dir + "/msg.eml " + std::to_string(port));
   return r.output;
 }
 

@@ -16,7 +16,9 @@
 #include <unistd.h>
 #include <vector>
 
+#include "daemon_process.hpp"
 #include "harness.hpp"
+#include "mail_root.hpp"
 
 using namespace itest;
 namespace fs = std::filesystem;
@@ -49,27 +51,16 @@ class Rspamd {
          "use = [\"x-spamd-result\", \"x-rspamd-server\", \"x-rspamd-queue-id\"];\n");
     // a clean test message must not land near a soft action: only GTUBE (a forced reject) refuses
     spit(dir_ + "/override.d/actions.conf", "reject = 1000;\nadd_header = 500;\ngreylist = 400;\n");
-    std::string out = dir_ + "/out";
-    pid_ = fork();
-    if (pid_ == 0) {
-      setpgid(0, 0);
-      std::vector<std::string> argv = {"rspamd", "-f", "-c", "/etc/rspamd/rspamd.conf"};
-      if (geteuid() == 0)  // rspamd refuses root workers unless told, and would switch users
-        argv.insert(argv.end(), {"-i", "-u", "root", "-g", "root"});
-      for (const std::string &v : {"LOCAL_CONFDIR=" + dir_, "DBDIR=" + dir_ + "/db",
-                                   "RUNDIR=" + dir_ + "/run", "LOGDIR=" + dir_ + "/log"})
-        argv.insert(argv.end(), {"--var", v});
-      exec_program(open(out.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), argv);
-    }
+    std::vector<std::string> argv = {"rspamd", "-f", "-c", "/etc/rspamd/rspamd.conf"};
+    if (geteuid() == 0)  // rspamd refuses root workers unless told, and would switch users
+      argv.insert(argv.end(), {"-i", "-u", "root", "-g", "root"});
+    for (const std::string &v : {"LOCAL_CONFDIR=" + dir_, "DBDIR=" + dir_ + "/db",
+                                 "RUNDIR=" + dir_ + "/run", "LOGDIR=" + dir_ + "/log"})
+      argv.insert(argv.end(), {"--var", v});
+    proc_.start(argv, dir_ + "/out", true);  // its own group: the main process and its workers
   }
   ~Rspamd() {
-    if (pid_ > 0) {
-      kill(-pid_, SIGTERM);  // its process group: the main process and its workers
-      for (int i = 0; i < 100 && waitpid(pid_, nullptr, WNOHANG) == 0; i++)
-        std::this_thread::sleep_for(std::chrono::milliseconds(50));
-      kill(-pid_, SIGKILL);
-      waitpid(pid_, nullptr, 0);
-    }
+    proc_.stop();  // before its directory goes
     std::error_code ec;
     if (!dir_.empty() && !getenv("UVS_KEEP_TEST_DIRS")) fs::remove_all(dir_, ec);
   }
@@ -77,17 +68,7 @@ class Rspamd {
   Rspamd &operator=(const Rspamd &) = delete;
   // Waits for the proxy's port (rspamd compiles its rules first: it can take a while).
   bool ready(double timeout = 120) const {
-    auto end = std::chrono::steady_clock::now() + std::chrono::duration<double>(timeout);
-    while (std::chrono::steady_clock::now() < end) {
-      if (pid_ <= 0 || waitpid(pid_, nullptr, WNOHANG) != 0) return false;  // it exited
-      int fd = connect_loopback(port_);
-      if (fd >= 0) {
-        close(fd);
-        return true;
-      }
-      std::this_thread::sleep_for(std::chrono::milliseconds(200));
-    }
-    return false;
+    return proc_.wait_accepting([this] { return connect_loopback(port_); }, timeout, 200);
   }
   int port() const { return port_; }
   std::string log() const { return slurp(dir_ + "/out") + slurp(dir_ + "/log/rspamd.log"); }
@@ -95,27 +76,7 @@ class Rspamd {
  private:
   std::string dir_;
   int port_ = 0;
-  pid_t pid_ = -1;
-};
-
-struct MailRoot {
-  std::string path;
-  MailRoot() {
-    std::string tmpl = "/tmp/uvsmtpd-test.milter.XXXXXX";
-    if (mkdtemp(tmpl.data())) path = tmpl;
-  }
-  ~MailRoot() {
-    std::error_code ec;
-    if (!path.empty() && !getenv("UVS_KEEP_TEST_DIRS")) fs::remove_all(path, ec);
-  }
-  std::vector<std::string> of(const std::string &user, const std::string &domain) const {
-    std::vector<std::string> r;
-    std::error_code ec;
-    for (auto it = fs::directory_iterator(path + "/" + domain + "/" + user + "/new", ec);
-         !ec && it != fs::directory_iterator(); it.increment(ec))
-      r.push_back(slurp(it->path().string()));
-    return r;
-  }
+  DaemonProcess proc_;
 };
 
 std::string message(const std::string &subject, const std::string &body) {
