@@ -173,6 +173,42 @@ static int64_t parse_headers(mt_sess *s, const char *b, size_t len) {
 
 static void step(mt_sess *s);
 
+/* Ends the op with 451 4.3.0 (the message cannot be read, or memory ran out). */
+static void tempfail(mt_sess *s) {
+  mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
+                         "Temporary failure, please try again later");
+}
+
+/* Starts a read of the message on the thread pool (done follows on the loop); if it cannot
+ * start, logs why (for call c) and ends the op with 451. */
+static void start_read(mt_sess *s, uvs_call *c, uvs_work_fn work, uvs_pending_fn done) {
+  s->op.work = 1;
+  int rc = api->run_blocking(s->op.p, work, done, s);
+  if (rc < 0) {
+    s->op.work = 0;
+    api->log(s->cf->self, c, UVS_LOG_ERR, "milter %s: cannot start reading the message: %s",
+             s->cf->spec, strerror(-rc));
+    tempfail(s);
+  }
+}
+
+/* The start of a read's done callback: 1 when the op has ended meanwhile (cancelled: 451, or
+ * the read failed: logged, 451), 0 to go on with what was read. */
+static int read_ended(mt_sess *s) {
+  s->op.work = 0;
+  if (s->op.cancelled) {
+    mt_sess_complete(s, UVS_DENYSOFT);
+    return 1;
+  }
+  if (s->op.chunk_err) {
+    api->log(s->cf->self, api->pending_call(s->op.p), UVS_LOG_ERR,
+             "milter %s: cannot read the message: %s", s->cf->spec, strerror(s->op.chunk_err));
+    tempfail(s);
+    return 1;
+  }
+  return 0;
+}
+
 static void complete_discard(mt_sess *s) {
   uvs_call *c = api->pending_call(s->op.p);
   if (c) {
@@ -188,18 +224,7 @@ static void complete_discard(mt_sess *s) {
 static void body_read_done(uvs_pending *p, void *ud) {
   mt_sess *s = ud;
   (void)p;
-  s->op.work = 0;
-  if (s->op.cancelled) {
-    mt_sess_complete(s, UVS_DENYSOFT);
-    return;
-  }
-  if (s->op.chunk_err) {
-    api->log(s->cf->self, api->pending_call(s->op.p), UVS_LOG_ERR,
-             "milter %s: cannot read the message: %s", s->cf->spec, strerror(s->op.chunk_err));
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
-                           "Temporary failure, please try again later");
-    return;
-  }
+  if (read_ended(s)) return;
   if (s->state != MT_ENVELOPE || !s->conn) { /* failed meanwhile */
     mt_sess_finish(s, MT_R_FAIL);
     return;
@@ -223,15 +248,7 @@ static void body_read_done(uvs_pending *p, void *ud) {
 }
 
 static void start_body_read(mt_sess *s) {
-  s->op.work = 1;
-  int rc = api->run_blocking(s->op.p, read_body_work, body_read_done, s);
-  if (rc < 0) {
-    s->op.work = 0;
-    api->log(s->cf->self, api->pending_call(s->op.p), UVS_LOG_ERR,
-             "milter %s: cannot start reading the message: %s", s->cf->spec, strerror(-rc));
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
-                           "Temporary failure, please try again later");
-  }
+  start_read(s, api->pending_call(s->op.p), read_body_work, body_read_done);
 }
 
 /* Sends what comes next until a reply is awaited (or blocking work runs, or the op ends). */
@@ -291,25 +308,13 @@ static void step(mt_sess *s) {
 static void header_read_done(uvs_pending *p, void *ud) {
   mt_sess *s = ud;
   (void)p;
-  s->op.work = 0;
-  if (s->op.cancelled) {
-    mt_sess_complete(s, UVS_DENYSOFT);
-    return;
-  }
-  if (s->op.chunk_err) {
-    api->log(s->cf->self, api->pending_call(s->op.p), UVS_LOG_ERR,
-             "milter %s: cannot read the message: %s", s->cf->spec, strerror(s->op.chunk_err));
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
-                           "Temporary failure, please try again later");
-    return;
-  }
+  if (read_ended(s)) return;
   int64_t body = parse_headers(s, s->op.chunk, (size_t)s->op.chunk_len);
   free(s->op.chunk);
   s->op.chunk = NULL;
   s->op.chunk_len = 0;
   if (body < 0) {
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
-                           "Temporary failure, please try again later");
+    tempfail(s);
     return;
   }
   s->op.off = body;
@@ -319,15 +324,13 @@ static void header_read_done(uvs_pending *p, void *ud) {
   /* the names of the client's fields, for SMFIR_INSHEADER positions */
   s->op.names = calloc((size_t)s->op.nhdrs + 1, sizeof *s->op.names);
   if (!s->op.names) {
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
-                           "Temporary failure, please try again later");
+    tempfail(s);
     return;
   }
   for (int i = 0; i < s->op.nhdrs; i++) {
     s->op.names[i] = strdup(s->op.hdrs[i].name);
     if (!s->op.names[i]) {
-      mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
-                             "Temporary failure, please try again later");
+      tempfail(s);
       return;
     }
     s->op.nnames++;
@@ -348,19 +351,10 @@ void mt_msg_start(mt_sess *s, uvs_call *c) {
   if (op->fd < 0 || op->size < 0) {
     api->log(s->cf->self, c, UVS_LOG_ERR, "milter %s: cannot open the message: %s", s->cf->spec,
              strerror(op->fd < 0 ? -op->fd : EIO));
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
-                           "Temporary failure, please try again later");
+    tempfail(s);
     return;
   }
-  op->work = 1;
-  int rc = api->run_blocking(op->p, read_header_work, header_read_done, s);
-  if (rc < 0) {
-    op->work = 0;
-    api->log(s->cf->self, c, UVS_LOG_ERR, "milter %s: cannot start reading the message: %s",
-             s->cf->spec, strerror(-rc));
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
-                           "Temporary failure, please try again later");
-  }
+  start_read(s, c, read_header_work, header_read_done);
 }
 
 /* The end of message's decision, with the edits collected: the body replacement and quarantine
@@ -394,8 +388,7 @@ static void final(mt_sess *s, mt_result r) {
   if (ok && op->edit_err) {
     api->log(s->cf->self, c, UVS_LOG_WARNING,
              "milter %s: the milter's changes could not all be made; answering 451", s->cf->spec);
-    mt_sess_complete_reply(s, UVS_DENYSOFT, 451, "4.3.0",
-                           "Temporary failure, please try again later");
+    tempfail(s);
     return;
   }
   if (r == MT_R_DISCARD || (ok && s->discard)) {
