@@ -152,21 +152,15 @@ static const char *params_of(const char *arg) {
   return "";
 }
 
-static uvs_verdict on_mail(uvs_call *c, void *ud) {
-  mt_conf *cf = ud;
-  mt_sess *s = sess_of(cf, c);
-  uvs_verdict v;
-  if (decided(s, c, UVS_HOOK_MAIL, &v)) return v;
-  /* a MAIL the milter saw but a later plugin refused left a transaction open over there */
-  abort_txn(s);
-  if (!s->conn) return mt_sess_state_verdict(s, c, UVS_HOOK_MAIL, &v), v;
-  if (begin(s, c, UVS_HOOK_MAIL) < 0) return UVS_DECLINED;
-  s->in_txn = 1;
+/* MAIL (with_params: its parameters too, each a string) or RCPT: the path as "<address>",
+ * sent as cmd after the macros of stage; out of memory fails the session. */
+static uvs_verdict send_envelope(mt_sess *s, uvs_call *c, int with_params, int stage, char cmd,
+                                 uint32_t no_flag, uint32_t nr_flag) {
   mt_buf d = {0};
   char path[1100];
   snprintf(path, sizeof path, "<%s>", api->call_address(c));
   int bad = mt_pkt_str(&d, path) < 0;
-  const char *p = params_of(api->call_arg(c));
+  const char *p = with_params ? params_of(api->call_arg(c)) : "";
   while (!bad && *p) {
     while (*p == ' ') p++;
     const char *e = p;
@@ -184,10 +178,22 @@ static uvs_verdict on_mail(uvs_call *c, void *ud) {
     mt_sess_finish(s, MT_R_FAIL);
     return UVS_PENDING;
   }
-  int rc = mt_sess_event(s, c, SMFIM_ENVFROM, SMFIC_MAIL, &d, SMFIP_NOMAIL, SMFIP_NR_MAIL,
-                         cf->command_ms);
+  int rc = mt_sess_event(s, c, stage, cmd, &d, no_flag, nr_flag, s->cf->command_ms);
   mt_buf_free(&d);
   return sent(s, rc);
+}
+
+static uvs_verdict on_mail(uvs_call *c, void *ud) {
+  mt_conf *cf = ud;
+  mt_sess *s = sess_of(cf, c);
+  uvs_verdict v;
+  if (decided(s, c, UVS_HOOK_MAIL, &v)) return v;
+  /* a MAIL the milter saw but a later plugin refused left a transaction open over there */
+  abort_txn(s);
+  if (!s->conn) return mt_sess_state_verdict(s, c, UVS_HOOK_MAIL, &v), v;
+  if (begin(s, c, UVS_HOOK_MAIL) < 0) return UVS_DECLINED;
+  s->in_txn = 1;
+  return send_envelope(s, c, 1, SMFIM_ENVFROM, SMFIC_MAIL, SMFIP_NOMAIL, SMFIP_NR_MAIL);
 }
 
 static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
@@ -196,18 +202,7 @@ static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
   uvs_verdict v;
   if (decided(s, c, UVS_HOOK_RCPT, &v)) return v;
   if (begin(s, c, UVS_HOOK_RCPT) < 0) return UVS_DECLINED;
-  mt_buf d = {0};
-  char path[1100];
-  snprintf(path, sizeof path, "<%s>", api->call_address(c));
-  if (mt_pkt_str(&d, path) < 0) {
-    mt_sess_fail(s, "out of memory");
-    mt_sess_finish(s, MT_R_FAIL);
-    return UVS_PENDING;
-  }
-  int rc = mt_sess_event(s, c, SMFIM_ENVRCPT, SMFIC_RCPT, &d, SMFIP_NORCPT, SMFIP_NR_RCPT,
-                         cf->command_ms);
-  mt_buf_free(&d);
-  return sent(s, rc);
+  return send_envelope(s, c, 0, SMFIM_ENVRCPT, SMFIC_RCPT, SMFIP_NORCPT, SMFIP_NR_RCPT);
 }
 
 static uvs_verdict on_data(uvs_call *c, void *ud) {
