@@ -103,13 +103,23 @@ static int decided(mt_sess *s, uvs_call *c, uvs_hook hook, uvs_verdict *v) {
   return mt_sess_state_verdict(s, c, hook, v);
 }
 
+/* The start of a hook that talks to the milter: 1 when it is answered without that (*v: the
+ * state's answer, or UVS_DECLINED when the call cannot be suspended), 0 once suspended for it. */
+static int enter(mt_sess *s, uvs_call *c, uvs_hook hook, uvs_verdict *v) {
+  if (decided(s, c, hook, v)) return 1;
+  if (begin(s, c, hook) < 0) {
+    *v = UVS_DECLINED;
+    return 1;
+  }
+  return 0;
+}
+
 static uvs_verdict on_helo(uvs_call *c, void *ud) {
   mt_conf *cf = ud;
   mt_sess *s = sess_of(cf, c);
   uvs_verdict v;
   uvs_hook hook = api->call_hook(c);
-  if (decided(s, c, hook, &v)) return v;
-  if (begin(s, c, hook) < 0) return UVS_DECLINED;
+  if (enter(s, c, hook, &v)) return v;
   mt_buf d = {0};
   if (mt_pkt_str(&d, api->call_address(c)) < 0) {
     mt_sess_fail(s, "out of memory");
@@ -200,8 +210,7 @@ static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
   mt_conf *cf = ud;
   mt_sess *s = sess_of(cf, c);
   uvs_verdict v;
-  if (decided(s, c, UVS_HOOK_RCPT, &v)) return v;
-  if (begin(s, c, UVS_HOOK_RCPT) < 0) return UVS_DECLINED;
+  if (enter(s, c, UVS_HOOK_RCPT, &v)) return v;
   return send_envelope(s, c, 0, SMFIM_ENVRCPT, SMFIC_RCPT, SMFIP_NORCPT, SMFIP_NR_RCPT);
 }
 
@@ -209,8 +218,7 @@ static uvs_verdict on_data(uvs_call *c, void *ud) {
   mt_conf *cf = ud;
   mt_sess *s = sess_of(cf, c);
   uvs_verdict v;
-  if (decided(s, c, UVS_HOOK_DATA, &v)) return v;
-  if (begin(s, c, UVS_HOOK_DATA) < 0) return UVS_DECLINED;
+  if (enter(s, c, UVS_HOOK_DATA, &v)) return v;
   int rc = mt_sess_event(s, c, SMFIM_DATA, SMFIC_DATA, NULL, SMFIP_NODATA, SMFIP_NR_DATA,
                          cf->command_ms);
   return sent(s, rc);
@@ -228,8 +236,7 @@ static uvs_verdict on_data_post(uvs_call *c, void *ud) {
     api->log(cf->self, c, UVS_LOG_NOTICE, "milter %s: message discarded", cf->spec);
     return UVS_DONE;
   }
-  if (decided(s, c, UVS_HOOK_DATA_POST, &v)) return v;
-  if (begin(s, c, UVS_HOOK_DATA_POST) < 0) return UVS_DECLINED;
+  if (enter(s, c, UVS_HOOK_DATA_POST, &v)) return v;
   mt_msg_start(s, c);
   return UVS_PENDING;
 }
