@@ -2,7 +2,9 @@
  * (uvs_api.kv_*, ABI 1.5): the first attempt of a (client network, sender, recipient) triplet
  * is deferred with 451 4.7.1; a retry after `delay` and within `window` passes, and the
  * triplet is then whitelisted for `whitelist-days`. Relay clients and authenticated users are
- * not greylisted. docs/plugins/greylist.md has the options. */
+ * not greylisted. A triplet found whitelisted is also remembered in this process for `cache`
+ * seconds, so that a regular correspondent costs no back-end lookup per RCPT.
+ * docs/plugins/greylist.md has the options. */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
 #include <inttypes.h>
@@ -10,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <strings.h>
+#include <time.h>
 
 #include "uvsmtpd/plugin.h"
 #include "../common/plugin_util.h"
@@ -20,17 +23,25 @@ static const uvs_api *api;
 #define GL_MAX_SECONDS 2592000.0 /* 30 days */
 #define GL_MAX_DAYS 3650
 #define GL_KEY_MAX 500
+#define GL_CACHE_SLOTS 8192 /* whitelisted triplets remembered locally (a power of two) */
 
 static const char kGreyText[] = "Greylisted, please try again later";
 static const char kFailText[] = "Temporary local problem, please try again later";
 static const char kPassValue[] = "pass";
 
+/* One slot of the local cache: a triplet key's hash and when the slot stops counting. */
+typedef struct gl_cached {
+  uint64_t hash, until_ms;
+} gl_cached;
+
 typedef struct gl_state {
   uvs_plugin *self;
   uint64_t delay_ms, window_ms, whitelist_ms;
+  uint64_t cache_ms; /* 0: no local cache */
+  gl_cached *cache;  /* GL_CACHE_SLOTS slots, direct-mapped by hash; NULL when off */
   int exact;       /* client: exact address instead of its /24 or /64 */
   int fail_closed; /* state-fail closed */
-  unsigned long long greylisted, passed, whitelisted, failed;
+  unsigned long long greylisted, passed, whitelisted, cached, failed;
 } gl_state;
 
 typedef struct gl_job {
@@ -55,6 +66,29 @@ static int triplet_key(gl_state *st, uvs_call *c, char *out, size_t cap) {
   }
   su_lower(out);
   return 0;
+}
+
+static uint64_t mono_ms(void) {
+  struct timespec ts;
+  clock_gettime(CLOCK_MONOTONIC, &ts);
+  return (uint64_t)ts.tv_sec * 1000u + (uint64_t)ts.tv_nsec / 1000000u;
+}
+
+/* The local cache: 1 if key was found whitelisted here less than cache_ms ago. A slot holds one
+ * triplet; another one with the same slot replaces it (a miss costs only a lookup). */
+static int cache_hit(gl_state *st, const char *key) {
+  if (!st->cache) return 0;
+  uint64_t h = su_hash64(key);
+  const gl_cached *e = &st->cache[h & (GL_CACHE_SLOTS - 1)];
+  return e->hash == h && e->until_ms > mono_ms();
+}
+
+static void cache_put(gl_state *st, const char *key) {
+  if (!st->cache) return;
+  uint64_t h = su_hash64(key);
+  gl_cached *e = &st->cache[h & (GL_CACHE_SLOTS - 1)];
+  e->hash = h;
+  e->until_ms = mono_ms() + st->cache_ms;
 }
 
 static void finish(gl_job *job, uvs_verdict v, int code, const char *enh, const char *text) {
@@ -109,6 +143,7 @@ static void on_lookup(int status, const char *value, size_t len, int64_t number,
   }
   if (strcmp(value, kPassValue) == 0) {
     st->whitelisted++;
+    cache_put(st, job->key);
     api->log(st->self, c, UVS_LOG_DEBUG, "whitelisted: %s", job->key);
     finish(job, UVS_DECLINED, 0, NULL, NULL);
     return;
@@ -137,6 +172,8 @@ static void on_lookup(int status, const char *value, size_t len, int64_t number,
       api->kv_set(st->self, job->key, kPassValue, strlen(kPassValue), st->whitelist_ms, NULL, NULL);
   if (rc < 0)
     api->log(st->self, c, UVS_LOG_WARNING, "cannot whitelist %s (error %d)", job->key, rc);
+  else
+    cache_put(st, job->key);
   finish(job, UVS_DECLINED, 0, NULL, NULL);
 }
 
@@ -156,6 +193,12 @@ static uvs_verdict on_rcpt(uvs_call *c, void *ud) {
   if (triplet_key(st, c, job->key, sizeof job->key) != 0) {
     free(job);
     api->log(st->self, c, UVS_LOG_DEBUG, "skip, the client address is not an IP address");
+    return UVS_DECLINED;
+  }
+  if (cache_hit(st, job->key)) {
+    st->cached++;
+    api->log(st->self, c, UVS_LOG_DEBUG, "whitelisted (cached): %s", job->key);
+    free(job);
     return UVS_DECLINED;
   }
   job->p = api->suspend(c);
@@ -187,6 +230,7 @@ static int parse_args(void *state, uvs_plugin *self) {
   st->delay_ms = 300000;
   st->window_ms = 2 * 86400000ull;
   st->whitelist_ms = 35 * 86400000ull;
+  st->cache_ms = 300000;
   for (int i = 0; i < argc; i += 2) {
     const char *key = api->plugin_argv(self, i);
     const char *val = api->plugin_argv(self, i + 1);
@@ -197,6 +241,9 @@ static int parse_args(void *state, uvs_plugin *self) {
       if (rc != 0) return rc;
     } else if (!strcasecmp(key, "whitelist-days")) {
       rc = su_duration_arg(api, self, key, val, 1, 0, GL_MAX_DAYS, &st->whitelist_ms);
+      if (rc != 0) return rc;
+    } else if (!strcasecmp(key, "cache")) {
+      rc = su_duration_arg(api, self, key, val, 0, 1, GL_MAX_SECONDS, &st->cache_ms);
       if (rc != 0) return rc;
     } else if (!strcasecmp(key, "client")) {
       if (!strcasecmp(val, "network"))
@@ -212,7 +259,7 @@ static int parse_args(void *state, uvs_plugin *self) {
       if (rc != 0) return rc;
     } else {
       return FAIL(
-          self, "unknown argument '%s' (known: delay, window, whitelist-days, client, state-fail)",
+          self, "unknown argument '%s' (known: delay, window, whitelist-days, cache, client, state-fail)",
           key);
     }
   }
@@ -226,12 +273,21 @@ static int init(uvs_plugin *self, const uvs_api *a) {
                                           parse_args, &rc);
   if (!st) return rc;
   st->self = self;
+  if (st->cache_ms > st->whitelist_ms) st->cache_ms = st->whitelist_ms;
+  if (st->cache_ms > 0) {
+    st->cache = (gl_cached *)calloc(GL_CACHE_SLOTS, sizeof *st->cache);
+    if (!st->cache) {
+      free(st);
+      return -ENOMEM;
+    }
+  }
   api->register_hook(self, UVS_HOOK_RCPT, on_rcpt, st);
   api->plugin_set_data(self, st);
   api->log(self, NULL, UVS_LOG_DEBUG,
-           "delay %.3f s, window %.3f s, whitelist %.3f days, client %s, state-fail %s",
+           "delay %.3f s, window %.3f s, whitelist %.3f days, cache %.3f s, client %s, state-fail %s",
            (double)st->delay_ms / 1000.0, (double)st->window_ms / 1000.0,
-           (double)st->whitelist_ms / 86400000.0, st->exact ? "exact" : "network",
+           (double)st->whitelist_ms / 86400000.0, (double)st->cache_ms / 1000.0,
+           st->exact ? "exact" : "network",
            st->fail_closed ? "closed" : "open");
   return 0;
 }
@@ -240,9 +296,11 @@ static void fini(uvs_plugin *self) {
   gl_state *st = (gl_state *)api->plugin_data(self);
   if (!st) return;
   api->log(self, NULL, UVS_LOG_NOTICE,
-           "greylisted %llu, passed %llu, whitelisted %llu, back-end failures %llu", st->greylisted,
-           st->passed, st->whitelisted, st->failed);
+           "greylisted %llu, passed %llu, whitelisted %llu (%llu from the local cache), back-end "
+           "failures %llu",
+           st->greylisted, st->passed, st->whitelisted + st->cached, st->cached, st->failed);
   api->plugin_set_data(self, NULL);
+  free(st->cache);
   free(st);
 }
 

@@ -289,6 +289,7 @@ TEST_CASE("state: [state] errors name the file and line; plugin arguments are ch
       {"[state]\nredis_db = 1\n", "", "unknown key 'state.redis_db'"},
       {"", "greylist delay x\n", "bad value 'x' for 'delay'"},
       {"", "greylist state-fail maybe\n", "bad value 'maybe' for 'state-fail'"},
+      {"", "greylist cache soon\n", "bad value 'soon' for 'cache'"},
       {"", "ratelimit window 60\n", "nothing to limit"},
       {"", "ratelimit connections -1\n", "bad value '-1' for 'connections'"},
       {"", "karma penalty 0\n", "bad value '0' for 'penalty'"},
@@ -502,4 +503,28 @@ TEST_CASE("state: greylist: a triplet too long for a key is hashed") {
   CHECK(s.wait_log("greylisted (first attempt): t:127.0.0.0/24:h"));
   usleep(400000);
   CHECK(starts(rcpt_reply(s, from, to), "250 "));
+}
+
+TEST_CASE("state: greylist remembers a whitelisted triplet locally for `cache` seconds") {
+  if (!RedisServer::available()) return;
+  RedisServer redis;
+  REQUIRE(redis.started());
+  Server cached(opts(redis.toml(), "greylist delay 1 window 60 state-fail closed\nrcpt_ok\n"));
+  Server uncached(
+      opts(redis.toml(), "greylist delay 1 window 60 cache 0 state-fail closed\nrcpt_ok\n"));
+  require_connected(cached);
+  require_connected(uncached);
+  CHECK(starts(rcpt_reply(cached, "alice@remote.example", "bob@example.test"), "451 4.7.1"));
+  usleep(1200000);
+  CHECK(starts(rcpt_reply(cached, "alice@remote.example", "bob@example.test"), "250 "));
+  CHECK(starts(rcpt_reply(uncached, "alice@remote.example", "bob@example.test"), "250 "));
+  CHECK(starts(rcpt_reply(cached, "alice@remote.example", "bob@example.test"), "250 "));
+  // With Redis gone, the triplet this server found whitelisted still passes here without a
+  // lookup; the server without the cache must ask and fails closed, as does a new triplet.
+  redis.kill_now();
+  for (Server *x : {&cached, &uncached}) CHECK(x->wait_log("is unavailable"));
+  CHECK(starts(rcpt_reply(cached, "ALICE@remote.example", "bob@example.test"), "250 "));
+  CHECK(starts(rcpt_reply(uncached, "alice@remote.example", "bob@example.test"), "451 4.3.0"));
+  CHECK(starts(rcpt_reply(cached, "carol@remote.example", "bob@example.test"), "451 4.3.0"));
+  CHECK(cached.count_log("deferred (state-fail closed)") == 1);
 }
