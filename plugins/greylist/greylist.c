@@ -39,8 +39,8 @@ typedef struct gl_state {
   uint64_t delay_ms, window_ms, whitelist_ms;
   uint64_t cache_ms; /* 0: no local cache */
   gl_cached *cache;  /* GL_CACHE_SLOTS slots, direct-mapped by hash; NULL when off */
-  int exact;       /* client: exact address instead of its /24 or /64 */
-  int fail_closed; /* state-fail closed */
+  int exact;         /* client: exact address instead of its /24 or /64 */
+  int fail_closed;   /* state-fail closed */
   unsigned long long greylisted, passed, whitelisted, cached, failed;
 } gl_state;
 
@@ -259,7 +259,8 @@ static int parse_args(void *state, uvs_plugin *self) {
       if (rc != 0) return rc;
     } else {
       return FAIL(
-          self, "unknown argument '%s' (known: delay, window, whitelist-days, cache, client, state-fail)",
+          self,
+          "unknown argument '%s' (known: delay, window, whitelist-days, cache, client, state-fail)",
           key);
     }
   }
@@ -283,12 +284,12 @@ static int init(uvs_plugin *self, const uvs_api *a) {
   }
   api->register_hook(self, UVS_HOOK_RCPT, on_rcpt, st);
   api->plugin_set_data(self, st);
-  api->log(self, NULL, UVS_LOG_DEBUG,
-           "delay %.3f s, window %.3f s, whitelist %.3f days, cache %.3f s, client %s, state-fail %s",
-           (double)st->delay_ms / 1000.0, (double)st->window_ms / 1000.0,
-           (double)st->whitelist_ms / 86400000.0, (double)st->cache_ms / 1000.0,
-           st->exact ? "exact" : "network",
-           st->fail_closed ? "closed" : "open");
+  api->log(
+      self, NULL, UVS_LOG_DEBUG,
+      "delay %.3f s, window %.3f s, whitelist %.3f days, cache %.3f s, client %s, state-fail %s",
+      (double)st->delay_ms / 1000.0, (double)st->window_ms / 1000.0,
+      (double)st->whitelist_ms / 86400000.0, (double)st->cache_ms / 1000.0,
+      st->exact ? "exact" : "network", st->fail_closed ? "closed" : "open");
   return 0;
 }
 

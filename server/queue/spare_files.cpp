@@ -11,8 +11,8 @@ namespace uvs::queue {
 
 namespace {
 std::atomic<unsigned long> g_spare_counter{0};
-constexpr size_t kReadBatch = 1024;                 // names cached per read of tmp/
-constexpr size_t kRecountEvery = 512;               // gives between two counts of tmp/
+constexpr size_t kReadBatch = 1024;    // names cached per read of tmp/
+constexpr size_t kRecountEvery = 512;  // gives between two counts of tmp/
 constexpr auto kEmptyPause = std::chrono::milliseconds(250);
 }  // namespace
 
