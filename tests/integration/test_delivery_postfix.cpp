@@ -8,6 +8,7 @@
 #include <doctest/doctest.h>
 
 #include <filesystem>
+#include <memory>
 #include <string>
 #include <sys/socket.h>
 #include <unistd.h>
@@ -102,19 +103,32 @@ bool root_or_skip() {
   return false;
 }
 
+// What every case runs: a real Postfix as pf.test's MX (alice's mailbox; STARTTLS with the test
+// PKI's leaf), a fake MX for back.test (where bounces go), and uvsmtpd delivering to both.
+struct Setup {
+  Env env;
+  Postfix pf{
+      {.users = {"alice"}, .tls_cert = tls::certs().leaf.cert, .tls_key = tls::certs().leaf.key}};
+  FakeMx back{"127.0.0.2", 0};
+  std::unique_ptr<Server> s;
+  Setup() {
+    REQUIRE_MESSAGE(tls::certs().ok(), tls::certs().error);
+    REQUIRE_MESSAGE(pf.start(), pf.error());
+    REQUIRE(back.started());
+    s = std::make_unique<Server>(env.opts(pf.port(), back.port()));
+    REQUIRE(s->started());
+  }
+};
+
 }  // namespace
 
 TEST_CASE("delivery_postfix: a message reaches a real Postfix over STARTTLS (TLSv1.3)") {
   if (!root_or_skip()) return;
-  const auto &certs = tls::certs();
-  REQUIRE_MESSAGE(certs.ok(), certs.error);
-  Env env;
-  Postfix pf({.users = {"alice"}, .tls_cert = certs.leaf.cert, .tls_key = certs.leaf.key});
-  REQUIRE_MESSAGE(pf.start(), pf.error());
-  FakeMx back("127.0.0.2", 0);
-  REQUIRE(back.started());
-  Server s(env.opts(pf.port(), back.port()));
-  REQUIRE(s.started());
+  Setup t;
+  Env &env = t.env;
+  Postfix &pf = t.pf;
+  FakeMx &back = t.back;
+  Server &s = *t.s;
   std::string id = send(s.port(), {"alice@pf.test"}, "to-postfix");
   REQUIRE(!id.empty());
   REQUIRE_MESSAGE(pf.wait_mailbox("alice", 1), pf.maillog());
@@ -138,15 +152,11 @@ TEST_CASE("delivery_postfix: a message reaches a real Postfix over STARTTLS (TLS
 
 TEST_CASE("delivery_postfix: a recipient Postfix rejects (550 5.1.1) is bounced with a DSN") {
   if (!root_or_skip()) return;
-  const auto &certs = tls::certs();
-  REQUIRE_MESSAGE(certs.ok(), certs.error);
-  Env env;
-  Postfix pf({.users = {"alice"}, .tls_cert = certs.leaf.cert, .tls_key = certs.leaf.key});
-  REQUIRE_MESSAGE(pf.start(), pf.error());
-  FakeMx back("127.0.0.2", 0);
-  REQUIRE(back.started());
-  Server s(env.opts(pf.port(), back.port()));
-  REQUIRE(s.started());
+  Setup t;
+  Env &env = t.env;
+  Postfix &pf = t.pf;
+  FakeMx &back = t.back;
+  Server &s = *t.s;
   std::string id = send(s.port(), {"alice@pf.test", "nobody@pf.test"}, "pf-bounce");
   REQUIRE(!id.empty());
   REQUIRE_MESSAGE(pf.wait_mailbox("alice", 1), pf.maillog());

@@ -287,6 +287,14 @@ class SmtpcClient {
   bool closed_ = false;
 };
 
+// A finished connection takes no second transaction: smtpc_send() refuses it at once.
+bool no_second_send(SmtpcClient &c) {
+  MsgFile m(kBody);
+  const char *rc[] = {"b@server.test"};
+  Sent s2;
+  return smtpc_send(c.ready.c, "a@client.test", rc, 1, m.fd, m.size, 0, on_sent, &s2) == -ENOTCONN;
+}
+
 bool has_cmd(const std::vector<std::string> &cmds, const std::string &prefix) {
   for (auto &c : cmds)
     if (c.rfind(prefix, 0) == 0) return true;
@@ -583,11 +591,7 @@ TEST_CASE("smtpc: a server that drops the connection after RCPT") {
   CHECK(std::string(r.final.text) == "closed the connection during MAIL FROM/RCPT TO");
   REQUIRE(r.rr.size() == 1);
   CHECK(r.rr[0].origin == SMTPC_E_CLOSED);
-  // the connection is dead: no second transaction
-  MsgFile m(kBody);
-  const char *rc[] = {"b@server.test"};
-  Sent s2;
-  CHECK(smtpc_send(c.ready.c, "a@client.test", rc, 1, m.fd, m.size, 0, on_sent, &s2) == -ENOTCONN);
+  CHECK(no_second_send(c));  // the connection is dead: no second transaction
 }
 
 TEST_CASE("smtpc: 421 to MAIL: every recipient gets the 421, the connection is finished") {
@@ -603,10 +607,7 @@ TEST_CASE("smtpc: 421 to MAIL: every recipient gets the 421, the connection is f
   CHECK(reply_str(r.rr[0]) == "421 4.7.0 too many connections");
   CHECK(reply_str(r.rr[1]) == "421 4.7.0 too many connections");
   CHECK(r.rr[1].origin == SMTPC_SERVER);
-  MsgFile m(kBody);
-  const char *rc[] = {"b@server.test"};
-  Sent s2;
-  CHECK(smtpc_send(c.ready.c, "a@client.test", rc, 1, m.fd, m.size, 0, on_sent, &s2) == -ENOTCONN);
+  CHECK(no_second_send(c));
 }
 
 TEST_CASE("smtpc: a slow server times out (RFC 5321 4.5.3.2 timeouts, small here)") {
