@@ -3,6 +3,7 @@
 
 #include <cerrno>
 #include <cstring>
+#include <mutex>
 #include <ctime>
 #include <fcntl.h>
 #include <sys/mman.h>
@@ -84,6 +85,7 @@ Engine::Engine(uv_loop_t *loop, DnsFn dns)
       control_(loop),
       tick_(loop),
       rescan_timer_(loop),
+      discard_timer_(loop),
       grace_(loop) {}
 
 Engine::~Engine() {
@@ -134,6 +136,8 @@ void Engine::stop() {
   control_.close();
   tick_.stop();
   rescan_timer_.stop();
+  discard_timer_.stop();
+  if (q_ && q_->retired_count()) q_->discard_retired();  // stopping: a few fsyncs on the loop
   if (transport_) transport_->abort_all();
   waiting_.clear();
 }
@@ -161,31 +165,69 @@ void Engine::drain_done() {
   if (!draining_) return;
   draining_ = false;
   grace_.stop();
+  discard_timer_.stop();
+  if (q_ && q_->retired_count()) q_->discard_retired();  // stopping: a few fsyncs on the loop
   if (transport_) transport_->abort_all();  // the idle ones, and any still sending
   auto done = std::move(drained_);
   if (done) done();
 }
 
+struct Engine::Batch {
+  uv_work_t req{};
+  std::mutex mu;
+  bool started = false;  // under mu: set by the pool thread; after it, nothing joins
+  std::vector<std::pair<std::function<void()>, std::function<void()>>> jobs;
+  std::shared_ptr<bool> alive;
+  Engine *engine = nullptr;
+};
+
 void Engine::work(std::function<void()> w, std::function<void()> done) {
-  struct W {
-    uv_work_t req;
-    std::function<void()> w, done;
-    std::shared_ptr<bool> alive;
-  };
-  auto *x = new W{{}, std::move(w), std::move(done), alive_};
-  x->req.data = x;
+  constexpr size_t kBatchMax = 64;
+  if (Batch *b = pending_batch_) {
+    std::lock_guard<std::mutex> lk(b->mu);
+    if (!b->started && b->jobs.size() < kBatchMax) {
+      b->jobs.emplace_back(std::move(w), std::move(done));
+      return;
+    }
+  }
+  auto *b = new Batch;
+  b->req.data = b;
+  b->alive = alive_;
+  b->engine = this;
+  b->jobs.emplace_back(std::move(w), std::move(done));
   int rc = uv_queue_work(
-      loop_, &x->req, [](uv_work_t *r) { static_cast<W *>(r->data)->w(); },
+      loop_, &b->req,
+      [](uv_work_t *r) {
+        auto *b = static_cast<Batch *>(r->data);
+        {
+          std::lock_guard<std::mutex> lk(b->mu);
+          b->started = true;
+        }
+        for (auto &j : b->jobs) j.first();
+      },
       [](uv_work_t *r, int) {
-        auto *x = static_cast<W *>(r->data);
-        if (*x->alive) x->done();
-        delete x;
+        auto *b = static_cast<Batch *>(r->data);
+        if (*b->alive) {
+          if (b->engine->pending_batch_ == b) b->engine->pending_batch_ = nullptr;
+          for (auto &j : b->jobs)
+            if (*b->alive) j.second();
+        }
+        delete b;
       });
   if (rc < 0) {  // cannot happen with a live loop; do it inline rather than lose it
-    x->w();
-    x->done();
-    delete x;
+    b->jobs[0].first();
+    b->jobs[0].second();
+    delete b;
+    return;
   }
+  pending_batch_ = b;
+}
+
+void Engine::discard_later() {
+  if (discard_timer_.active()) return;
+  discard_timer_.start(kDiscardMs, [this] {
+    work([this] { q_->discard_retired(); }, [] {});
+  });
 }
 
 void Engine::on_control(const ControlCommand &c, std::string_view raw) {
@@ -473,7 +515,7 @@ void Engine::finish(const std::shared_ptr<Entry> &e) {
           if (*rc < 0) return;  // the entry stays as it was: retried (and bounced) later
         }
         if (out.finished) {
-          *rc = q_->remove(e->id, *err);
+          *rc = q_->retire(e->id, *err);
           return;
         }
         *rc = q_->update(
@@ -501,6 +543,7 @@ void Engine::finish(const std::shared_ptr<Entry> &e) {
         bool again = flush_again_.erase(e->id) > 0;
         if (*rc == 0 && out.finished) {
           log::format_txn(log::info, "", e->id, "%s: removed", e->id.c_str());
+          discard_later();
         } else if (*rc != -ENOENT && running_) {
           int64_t next = *rc < 0 ? now() + static_cast<int64_t>(cfg_.retry_min) : e->env.next_try;
           schedule_.set(e->id, again ? now() : next);

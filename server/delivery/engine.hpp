@@ -87,7 +87,15 @@ class Engine {
   void group_done(const std::shared_ptr<Group> &g, std::vector<RcptResult> res,
                   const std::string &relay, const std::string &tls);
   void finish(const std::shared_ptr<Entry> &e);
+  // Runs w on libuv's thread pool, then done on the loop (unless the engine is gone by then).
+  // Jobs are batched: one joins the batch that is queued but not started yet, so while the pool
+  // is busy the loads and removals of many entries share one wakeup; a batch runs in order.
   void work(std::function<void()> w, std::function<void()> done);
+  struct Batch;
+  // Retired entries' messages are discarded every kDiscardMs, so one directory fsync
+  // covers all the entries of a bucket retired in that time (QueueDir::retire()).
+  static constexpr uint64_t kDiscardMs = 1000;
+  void discard_later();
   int64_t now() const;
 
   uv_loop_t *loop_;
@@ -103,7 +111,8 @@ class Engine {
   std::set<std::string> in_flight_;
   std::set<std::string> flush_again_;  // "new"/"flush" for an entry in flight: due when done
   ControlSocket control_;
-  Timer tick_, rescan_timer_;
+  Timer tick_, rescan_timer_, discard_timer_;
+  Batch *pending_batch_ = nullptr;  // the batch new jobs join, until a pool thread starts it
   std::unique_ptr<Transport> transport_;
   BounceFn bounce_;
   bool custom_bouncer_ = false;

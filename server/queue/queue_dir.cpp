@@ -523,7 +523,7 @@ int QueueDir::set_hold(std::string_view id, bool hold, std::string &err) {
   return rc;
 }
 
-int QueueDir::remove(std::string_view id, std::string &err) {
+int QueueDir::take_envelope(std::string_view id, std::string &err) {
   int lfd = -1;
   int rc = lock_entry(id, lfd, err);
   if (rc < 0) return rc;
@@ -543,6 +543,12 @@ int QueueDir::remove(std::string_view id, std::string &err) {
     err = "no entry " + std::string(id);
     return -ENOENT;
   }
+  return 0;
+}
+
+int QueueDir::remove(std::string_view id, std::string &err) {
+  int rc = take_envelope(id, err);
+  if (rc < 0) return rc;
   // The entry is gone once the envelope is; the message goes next (a crash here leaves a
   // message without an envelope, which the next startup scan removes).
   rc = fsync_dir(bucket_dir(id));
@@ -559,6 +565,50 @@ int QueueDir::remove(std::string_view id, std::string &err) {
     return rc;
   }
   return 0;
+}
+
+int QueueDir::retire(std::string_view id, std::string &err) {
+  int rc = take_envelope(id, err);
+  if (rc < 0) return rc;
+  try {
+    std::lock_guard<std::mutex> lk(retired_mu_);
+    retired_.emplace_back(id);
+    return 0;
+  } catch (const std::bad_alloc &) {
+  }
+  // Cannot remember it: finish it now, as remove() does.
+  rc = fsync_dir(bucket_dir(id));
+  if (rc == 0) discard(msg_path(id));
+  return 0;
+}
+
+size_t QueueDir::retired_count() {
+  std::lock_guard<std::mutex> lk(retired_mu_);
+  return retired_.size();
+}
+
+size_t QueueDir::discard_retired() {
+  std::vector<std::string> ids;
+  {
+    std::lock_guard<std::mutex> lk(retired_mu_);
+    ids.swap(retired_);
+  }
+  if (ids.empty()) return 0;
+  bool synced[kBuckets] = {};
+  bool failed[kBuckets] = {};
+  size_t n = 0;
+  for (const auto &id : ids) {
+    unsigned b = bucket(id);
+    if (!synced[b]) {
+      synced[b] = true;
+      failed[b] = fsync_dir(bucket_dir(id)) < 0;
+    }
+    // A directory that cannot be synced keeps its messages: orphans the startup scan removes.
+    if (failed[b]) continue;
+    int rc = discard(msg_path(id));
+    if (rc == 0) ++n;
+  }
+  return n;
 }
 
 ScanResult QueueDir::scan(bool cleanup) {

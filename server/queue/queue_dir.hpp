@@ -6,6 +6,7 @@
 #include <cstdint>
 #include <functional>
 #include <memory>
+#include <mutex>
 #include <string>
 #include <string_view>
 #include <vector>
@@ -83,6 +84,17 @@ class QueueDir {
   // Removes the entry: the envelope first (the entry is gone), then the message. Both files
   // become spares for later entries (spare_files.hpp), or are unlinked.
   int remove(std::string_view id, std::string &err);
+  // Removes the entry as the delivery engine does after the last recipient, without waiting
+  // for the disk: the envelope leaves now (the entry is gone), the message stays in q/<b>/ as
+  // an orphan nothing delivers until discard_retired() has made the envelope's removal durable,
+  // with one fsync per directory for all the entries retired since. A power loss before that
+  // leaves at most orphans (removed by the startup scan) or the whole entry (delivered again),
+  // never an envelope without its message. Same returns as remove().
+  int retire(std::string_view id, std::string &err);
+  // Finishes what retire() began: fsyncs each directory that lost an envelope, then discards
+  // those entries' messages. Blocking; any thread. The number of messages discarded.
+  size_t discard_retired();
+  size_t retired_count();
 
   // Lists every entry without reading envelopes (names and one fstatat per envelope).
   // cleanup (only while holding the lock exclusively): removes tmp/ files (spares beyond
@@ -99,10 +111,14 @@ class QueueDir {
   int create_tmp(const std::string &path);
   // Takes path's file out of the queue for good: kept as a spare, else unlinked. 0 or -errno.
   int discard(const std::string &path);
+  // Takes id's envelope (.env or .hold) out of q/<b>/ under the entry's lock.
+  int take_envelope(std::string_view id, std::string &err);
 
   std::string root_;
   int lock_fd_ = -1;
   std::unique_ptr<SpareFiles> spares_;
+  std::mutex retired_mu_;
+  std::vector<std::string> retired_;  // ids whose envelope left, message not yet discarded
 };
 
 // "operation path: strerror(e)"

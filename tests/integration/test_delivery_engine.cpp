@@ -44,6 +44,16 @@ std::vector<std::string> entries(const std::string &queue) {
   return out;
 }
 
+// Every message file (.msg) in the queue.
+size_t message_files(const std::string &queue) {
+  size_t n = 0;
+  std::error_code ec;
+  for (auto it = fs::recursive_directory_iterator(queue + "/q", ec);
+       !ec && it != fs::recursive_directory_iterator(); it.increment(ec))
+    if (it->path().filename().string().ends_with(".msg")) ++n;
+  return n;
+}
+
 bool wait_for(const std::function<bool()> &pred, double timeout) {
   for (int i = 0; i < static_cast<int>(timeout * 50); ++i) {
     if (pred()) return true;
@@ -118,6 +128,9 @@ TEST_CASE("delivery: a message is delivered to the MX, logged as sent, and leave
   CHECK(s.wait_log("status=sent (250 2.0.0", 5, 2));
   CHECK(s.wait_log(id + ": removed"));
   CHECK(entries(env.queue).empty());
+  // The envelope left at once; the message file follows with the next batch of retired
+  // entries (one directory fsync for all of them, about a second later).
+  CHECK(wait_for([&] { return message_files(env.queue) == 0; }, 5));
 }
 
 TEST_CASE("delivery: routes: LMTP to a fixed host; SIGHUP changes the routes and the EHLO name") {

@@ -480,3 +480,64 @@ TEST_CASE("queue: a spare a crash left unemptied is emptied by its next user") {
   CHECK(slurp(qq.q.msg_path(id)) == msg);
   CHECK(files_in(qq.q.root() + "/tmp") == 0);
 }
+
+TEST_CASE("queue: retire takes the entry out at once and its message after discard_retired") {
+  Queue qq;
+  std::string a = qq.store(sample("0MB3V9X7QF00R1"), "Subject: a\r\n\r\na\r\n");
+  std::string b = qq.store(sample("0MB3V9X7QF00R2"), "Subject: b\r\n\r\nb\r\n");
+  std::string err;
+  REQUIRE(qq.q.retire(a, err) == 0);
+  // The entry is gone: no envelope, nothing to load or deliver, not listed by a scan ...
+  CHECK_FALSE(fs::exists(qq.q.env_path(a)));
+  Envelope e;
+  bool held = false;
+  CHECK(qq.q.load(a, e, held, err) == -ENOENT);
+  ScanResult r = qq.q.scan(false);
+  CHECK(r.waiting == 1);
+  CHECK(r.orphan_messages == 1);
+  // ... a second retire or a delete finds no entry ...
+  CHECK(qq.q.retire(a, err) == -ENOENT);
+  CHECK(qq.q.remove(a, err) == -ENOENT);
+  // ... and its message waits for the batch (never an envelope without its message).
+  CHECK(fs::exists(qq.q.msg_path(a)));
+  CHECK(qq.q.retired_count() == 1);
+  CHECK(qq.q.discard_retired() == 1);
+  CHECK(qq.q.retired_count() == 0);
+  CHECK_FALSE(fs::exists(qq.q.msg_path(a)));
+  CHECK(qq.q.discard_retired() == 0);
+  // The other entry is untouched.
+  REQUIRE(qq.q.load(b, e, held, err) == 0);
+  CHECK(e.id == b);
+}
+
+TEST_CASE("queue: a crash between retire and discard_retired leaves only an orphan message") {
+  Queue qq;
+  std::string a = qq.store(sample("0MB3V9X7QF00R3"), "Subject: a\r\n\r\na\r\n");
+  std::string err;
+  REQUIRE(qq.q.retire(a, err) == 0);
+  // The process dies here: a restart's scan removes the message, moves nothing to corrupt/.
+  QueueDir q2(qq.q.root());
+  REQUIRE(q2.open(false, err));
+  ScanResult r = q2.scan(true);
+  CHECK(r.orphan_messages == 1);
+  CHECK(r.lone_envelopes == 0);
+  CHECK(r.waiting == 0);
+  CHECK_FALSE(fs::exists(q2.msg_path(a)));
+  CHECK(files_in(q2.root() + "/corrupt") == 0);
+}
+
+TEST_CASE("queue: discard_retired finishes many retired entries in one call") {
+  Queue qq;
+  std::vector<std::string> ids;
+  for (int i = 0; i < 40; ++i) {
+    char id[32];
+    snprintf(id, sizeof id, "0MB3V9X7QF%04d", i);
+    ids.push_back(qq.store(sample(id), "Subject: x\r\n\r\nx\r\n"));
+  }
+  std::string err;
+  for (const auto &id : ids) REQUIRE(qq.q.retire(id, err) == 0);
+  CHECK(qq.q.retired_count() == ids.size());
+  CHECK(qq.q.discard_retired() == ids.size());
+  for (const auto &id : ids) CHECK_FALSE(fs::exists(qq.q.msg_path(id)));
+  CHECK(qq.q.scan(false).orphan_messages == 0);
+}
