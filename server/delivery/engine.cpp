@@ -167,7 +167,7 @@ void Engine::drain_done() {
   grace_.stop();
   discard_timer_.stop();
   if (q_ && q_->retired_count()) q_->discard_retired();  // stopping: a few fsyncs on the loop
-  if (transport_) transport_->abort_all();  // the idle ones, and any still sending
+  if (transport_) transport_->abort_all();               // the idle ones, and any still sending
   auto done = std::move(drained_);
   if (done) done();
 }
@@ -225,9 +225,7 @@ void Engine::work(std::function<void()> w, std::function<void()> done) {
 
 void Engine::discard_later() {
   if (discard_timer_.active()) return;
-  discard_timer_.start(kDiscardMs, [this] {
-    work([this] { q_->discard_retired(); }, [] {});
-  });
+  discard_timer_.start(kDiscardMs, [this] { work([this] { q_->discard_retired(); }, [] {}); });
 }
 
 void Engine::on_control(const ControlCommand &c, std::string_view raw) {

@@ -312,7 +312,8 @@ TEST_CASE("delivery: an MX that is this server: 'loops back to myself', deferred
   CHECK(entries(env.queue).size() == 1);  // still queued for a later try
 }
 
-TEST_CASE("delivery: a burst of queued messages is announced to the engine, none left for the rescan") {
+TEST_CASE(
+    "delivery: a burst of queued messages is announced to the engine, none left for the rescan") {
   // Linux queues at most net.unix.max_dgram_qlen (10) datagrams on the control socket, and the
   // engine reads them on the same loop that answers the clients: queue/outbound keeps what it
   // could not send and sends it again, batched. With no periodic rescan to fall back on, every

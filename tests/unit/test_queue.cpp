@@ -427,7 +427,8 @@ TEST_CASE("queue: a removed entry's files are emptied and reused by the next ent
   Queue qq;
   std::string secret = "Subject: private\r\n\r\nsecret body\r\n";
   std::string a = qq.store(sample("0MB3V9X7QF00S1"), secret);
-  struct stat ma {}, ea {};
+  struct stat ma {
+  }, ea{};
   REQUIRE(stat(qq.q.msg_path(a).c_str(), &ma) == 0);
   REQUIRE(stat(qq.q.env_path(a).c_str(), &ea) == 0);
   std::string err;
@@ -457,7 +458,8 @@ TEST_CASE("queue: a removed entry's files are emptied and reused by the next ent
   e.size = static_cast<int64_t>(msg.size());
   REQUIRE(q2.store(e, fd, e.size, err) == 0);
   close(fd);
-  struct stat mb {}, eb {};
+  struct stat mb {
+  }, eb{};
   REQUIRE(stat(q2.msg_path(e.id).c_str(), &mb) == 0);
   REQUIRE(stat(q2.env_path(e.id).c_str(), &eb) == 0);
   CHECK(((mb.st_ino == ma.st_ino && eb.st_ino == ea.st_ino) ||
