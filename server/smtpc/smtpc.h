@@ -144,7 +144,8 @@ const char *smtpc_tls(const smtpc_conn *c);     /* "TLSv1.3 TLS_AES_256_GCM_SHA3
 
 /* One transaction on a ready connection (see the notes at the top for rcpt_replies). MAIL
  * FROM:<from> (+ SIZE= when offered and size >= 0, BODY=8BITMIME, SMTPUTF8 per flags), the
- * RCPTs (pipelined when offered), DATA, the message read from fd with uv_fs_read from offset 0
+ * RCPTs and DATA (one group when PIPELINING is offered; DATA after the replies with
+ * SMTPC_F_ALL_OR_NOTHING), the message read from fd with uv_fs_read from offset 0
  * to its end (dot-stuffed, lone CR/LF sent as spaces), ".". A size over the server's SIZE
  * limit: no MAIL, every recipient gets 552 5.3.4 (origin SMTPC_E_POLICY). cb runs once (never
  * from inside this call); afterwards the connection takes another smtpc_send (RSET is sent

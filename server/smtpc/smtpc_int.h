@@ -80,7 +80,8 @@ struct smtpc_conn {
   int *acc;    /* indexes of the accepted recipients, in order */
   int naccepted;
   int pipe, next_rcpt, expected, seen, bad_code;
-  smtpc_reply mail_r, final;
+  int pipe_data; /* DATA went in the envelope's group (PIPELINING, RFC 2920): its reply is last */
+  smtpc_reply mail_r, data_r, final;
   int dirty, dot_sent;
   int in_send;                   /* inside smtpc_send: the callback is deferred */
   int finish_due, finish_status; /* a deferred callback (the timer runs it) */

@@ -1,5 +1,5 @@
 /* server/smtpc/smtpc_send.c: one transaction on a ready connection: the client's own refusals
- * (SIZE, 8BITMIME, SMTPUTF8), RSET when needed, MAIL and RCPT (pipelined when offered), DATA,
+ * (SIZE, 8BITMIME, SMTPUTF8), RSET when needed, MAIL, RCPT and DATA (pipelined when offered),
  * the message streamed from its file, and the per-recipient results (LMTP: one reply each). */
 #define _POSIX_C_SOURCE 200809L
 #include <errno.h>
@@ -178,9 +178,16 @@ static void send_envelope(smtpc_conn *c) {
     smtpc__log(c, 7, "-> RCPT TO:<%s>", c->rcpts[i]);
     sb_addf(&b, "RCPT TO:<%s>\r\n", c->rcpts[i]);
   }
+  /* DATA ends the group (RFC 2920 3.1): one round trip less per message. Not when every
+   * recipient must be accepted first: after a 354 the message could no longer be held back. */
+  c->pipe_data = c->pipe && !(c->flags & SMTPC_F_ALL_OR_NOTHING);
+  if (c->pipe_data) {
+    smtpc__log(c, 7, "-> DATA");
+    sb_addf(&b, "DATA\r\n");
+  }
   c->st = ST_MAIL;
   c->seen = 0;
-  c->expected = c->pipe ? 1 + c->n : 1;
+  c->expected = c->pipe ? 1 + c->n + c->pipe_data : 1;
   c->next_rcpt = c->pipe ? c->n : 0;
   c->naccepted = 0;
   c->bad_code = 0;
@@ -196,8 +203,22 @@ static void send_envelope(smtpc_conn *c) {
   smtpc__arm(c, c->o.mail_ms, c->pipe ? "MAIL FROM and RCPT TO" : "MAIL FROM");
 }
 
+static void start_body(smtpc_conn *c) {
+  c->st = ST_BODY;
+  smtpc_enc_init(&c->enc);
+  c->off = 0;
+  c->sent = 0;
+  smtpc__body_next(c);
+}
+
 static void conclude_envelope(smtpc_conn *c) {
   int mc = c->mail_r.code / 100;
+  /* A pipelined DATA answered 354 although the transaction cannot go on: the server now reads
+   * a message it should not get. Only dropping the connection ends that without sending one. */
+  if (c->pipe_data && c->data_r.code == 354 && (mc != 2 || c->naccepted == 0 || c->bad_code)) {
+    smtpc__proto_error(c, "354 to DATA without an accepted recipient");
+    return;
+  }
   if (mc != 2) {
     if (mc != 4 && mc != 5) {
       char what[64];
@@ -227,6 +248,19 @@ static void conclude_envelope(smtpc_conn *c) {
     smtpc__tx_finish(c, 0);                         /* dirty: RSET before the next one */
     return;
   }
+  if (c->pipe_data) { /* DATA's reply came with the others */
+    int dc = c->data_r.code / 100;
+    if (c->data_r.code == 354) {
+      start_body(c);
+    } else if (dc == 4 || dc == 5) {
+      rest_get(c, &c->data_r);
+      c->final = c->data_r;
+      smtpc__tx_finish(c, 0); /* dirty: RSET before the next one */
+    } else {
+      smtpc__proto_error(c, "unexpected reply to DATA");
+    }
+    return;
+  }
   c->st = ST_DATA;
   if (smtpc__send_cmd(c, "DATA") < 0) return;
   smtpc__arm(c, c->o.data_ms, "DATA");
@@ -238,6 +272,9 @@ static void on_envelope_reply(smtpc_conn *c, const smtpc_reply *r) {
   if (idx == 0) {
     c->mail_r = *r;
     c->mail_r.stage = SMTPC_S_MAIL;
+  } else if (c->pipe_data && idx == c->expected - 1) {
+    c->data_r = *r;
+    c->data_r.stage = SMTPC_S_DATA;
   } else {
     int i = idx - 1;
     c->rr[i] = *r;
@@ -296,11 +333,7 @@ void smtpc__tx_reply(smtpc_conn *c, const smtpc_reply *r) {
       break;
     case ST_DATA:
       if (r->code == 354) {
-        c->st = ST_BODY;
-        smtpc_enc_init(&c->enc);
-        c->off = 0;
-        c->sent = 0;
-        smtpc__body_next(c);
+        start_body(c);
       } else if (cls == 4 || cls == 5) {
         rest_get(c, r);
         c->final = *r;

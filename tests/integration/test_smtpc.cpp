@@ -44,10 +44,12 @@ struct Script {
     return std::string("250 2.1.5 Ok");
   };
   std::vector<std::string> lmtp_dot;  // LMTP: the replies after the dot, one per accepted recipient
+  std::string data_reply;  // non-empty: the reply to DATA (a 354 even without a recipient)
 
   std::mutex m;
   std::vector<std::vector<std::string>> conns;  // commands, per connection
   std::vector<std::string> messages;            // DATA bytes
+  std::vector<std::string> batched;  // commands that came with more bytes behind them (pipelined)
 
   std::vector<std::string> commands(size_t i) {
     std::lock_guard<std::mutex> l(m);
@@ -83,8 +85,13 @@ struct Script {
     }
     int accepted = 0;
     std::string l;
-    while (c.line(l, nullptr, 10)) {
+    bool more = false;
+    while (c.line(l, &more, 10)) {
       record(l);
+      if (more) {
+        std::lock_guard<std::mutex> g(m);
+        batched.push_back(l);
+      }
       std::string verb = l.substr(0, l.find(' '));
       for (auto &ch : verb) ch = static_cast<char>(toupper(static_cast<unsigned char>(ch)));
       if (verb == "EHLO" || verb == "LHLO") {
@@ -116,7 +123,11 @@ struct Script {
         if (r[0] == '2') ++accepted;
         c.send(r + "\r\n");
       } else if (verb == "DATA") {
-        if (accepted == 0) {
+        if (!data_reply.empty() && data_reply.rfind("354", 0) != 0) {
+          c.send(data_reply + "\r\n");
+          continue;
+        }
+        if (accepted == 0 && data_reply.empty()) {
           c.send("554 5.5.1 no valid recipients\r\n");
           continue;
         }
@@ -687,6 +698,70 @@ TEST_CASE(
   for (auto &x : cmds) mails += x.rfind("MAIL", 0) == 0, rsets += x == "RSET";
   CHECK(mails == 3);
   CHECK(rsets == 1);
+}
+
+TEST_CASE("smtpc: PIPELINING: MAIL, RCPT and DATA in one group, one round trip less") {
+  Script sc;
+  FakeServer f(sc.handler());
+  SmtpcClient c;
+  REQUIRE(c.connect({f.port()}));
+  Sent r = c.send({"b@server.test", "c@server.test"}, kBody);
+  CHECK(r.final.code == 250);
+  CHECK(r.rr[1].stage == SMTPC_S_DOT);
+  REQUIRE(sc.nmessages() == 1);
+  // MAIL and both RCPTs had DATA behind them when the server read them: one write, no wait.
+  std::lock_guard<std::mutex> g(sc.m);
+  CHECK(sc.batched.size() == 3);
+  CHECK(sc.batched[0].rfind("MAIL FROM:<", 0) == 0);
+  CHECK(sc.batched[2] == "RCPT TO:<c@server.test>");
+}
+
+TEST_CASE(
+    "smtpc: PIPELINING: every recipient refused: DATA's 554 ends it, the RCPT replies count") {
+  Script sc;
+  sc.rcpt = [](const std::string &) { return std::string("550 5.1.1 no such user"); };
+  FakeServer f(sc.handler());
+  SmtpcClient c;
+  REQUIRE(c.connect({f.port()}));
+  Sent r = c.send({"b@server.test"}, kBody);
+  CHECK(r.status == 0);
+  CHECK(reply_str(r.rr[0]) == "550 5.1.1 no such user");
+  CHECK(r.rr[0].stage == SMTPC_S_RCPT);
+  CHECK(sc.nmessages() == 0);
+  sc.rcpt = [](const std::string &) { return std::string("250 2.1.5 Ok"); };
+  Sent r2 = c.send({"b@server.test"}, kBody);  // the connection goes on (RSET first)
+  CHECK(r2.final.code == 250);
+  CHECK(sc.nmessages() == 1);
+  CHECK(has_cmd(sc.commands(0), "RSET"));
+}
+
+TEST_CASE("smtpc: PIPELINING: DATA refused after accepted recipients: its reply for each") {
+  Script sc;
+  sc.data_reply = "451 4.3.0 try again later";
+  FakeServer f(sc.handler());
+  SmtpcClient c;
+  REQUIRE(c.connect({f.port()}));
+  Sent r = c.send({"b@server.test", "c@server.test"}, kBody);
+  CHECK(r.status == 0);
+  CHECK(reply_str(r.rr[0]) == "451 4.3.0 try again later");
+  CHECK(reply_str(r.rr[1]) == "451 4.3.0 try again later");
+  CHECK(r.rr[0].stage == SMTPC_S_DATA);
+  CHECK(sc.nmessages() == 0);
+}
+
+TEST_CASE(
+    "smtpc: PIPELINING: a 354 although no recipient was accepted: no message, connection dropped") {
+  Script sc;
+  sc.rcpt = [](const std::string &) { return std::string("550 5.1.1 no such user"); };
+  sc.data_reply = "354 go";  // a broken server: it would now read a message
+  FakeServer f(sc.handler());
+  SmtpcClient c;
+  REQUIRE(c.connect({f.port()}));
+  Sent r = c.send({"b@server.test"}, kBody);
+  CHECK(r.status < 0);
+  CHECK(reply_str(r.rr[0]) == "550 5.1.1 no such user");  // its own reply stays
+  CHECK(sc.nmessages() == 0);                             // nothing was sent as a message
+  CHECK(no_second_send(c));
 }
 
 TEST_CASE("smtpc: all-or-nothing: no DATA when one recipient is refused") {
