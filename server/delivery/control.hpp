@@ -1,6 +1,6 @@
 // delivery/control.hpp: the engine's control socket, <queue dir>/control (AF_UNIX SOCK_DGRAM,
-// mode 0600): "new <id> [<id>...]" from queue/outbound after it stored entries, "flush" or "flush <id>"
-// from `uvsmtpd queue flush`. Read on the loop with uv_poll; unknown datagrams are logged and
+// mode 0600): "new <id> [<id>...]" from queue/outbound after it stored entries, "flush" or "flush
+// <id>" from `uvsmtpd queue flush`. Read on the loop with uv_poll; unknown datagrams are logged and
 // ignored (the socket is the owner's only: mode 0600 in a 0700 directory).
 #pragma once
 #include <functional>

@@ -45,6 +45,27 @@ std::string new_bounce_id() {
          b62(static_cast<uint64_t>(getpid())) + b62(counter++);
 }
 
+// A message of at most kInlineBody bytes is read whole with its envelope (on the pool) and sent
+// from memory: no file reads on the way out. In flight at most `concurrency` of them.
+constexpr int64_t kInlineBody = 64 * 1024;
+
+// The message file's size bytes when it has exactly that many and they are few; else null (the
+// transport then reads the file as it sends).
+std::shared_ptr<const std::string> read_small(int fd, int64_t size) {
+  if (size < 0 || size > kInlineBody) return nullptr;
+  auto body = std::make_shared<std::string>(static_cast<size_t>(size) + 1, '\0');
+  size_t got = 0;
+  while (got < body->size()) {
+    ssize_t n = pread(fd, body->data() + got, body->size() - got, static_cast<off_t>(got));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) break;
+    got += static_cast<size_t>(n);
+  }
+  if (got != static_cast<size_t>(size)) return nullptr;  // not the size the envelope says
+  body->resize(got);
+  return body;
+}
+
 std::string reply_text(const RcptResult &r) {
   std::string s = std::to_string(r.code);
   if (!r.enhanced.empty()) s += " " + r.enhanced;
@@ -65,7 +86,8 @@ struct Engine::Entry {
   std::vector<RcptResult> results;    // their results, same order
   std::vector<std::string> relay_of;  // per tried recipient
   size_t groups_left = 0;
-  std::string original;  // for a bounce: the message's start
+  std::string original;                     // for a bounce: the message's start
+  std::shared_ptr<const std::string> body;  // the whole message, when small (kInlineBody)
   ~Entry() {
     if (fd >= 0) close(fd);
   }
@@ -321,6 +343,8 @@ void Engine::begin(const std::string &id) {
           if (e->fd < 0) {
             e->rc = -errno;
             e->err = queue::io_error("open", q_->msg_path(e->id), errno);
+          } else {
+            e->body = read_small(e->fd, e->env.size);
           }
         }
       },
@@ -416,6 +440,7 @@ void Engine::run_group(const std::shared_ptr<Group> &g) {
   for (size_t p : g->pos) r.rcpts.push_back(e->env.rcpts[e->idx[p]].address);
   r.fd = e->fd;
   r.size = e->env.size;
+  r.body = e->body;
   r.eightbit = e->env.body_8bitmime;
   r.smtputf8 = e->env.smtputf8;
   transport_->send(r, [this, g](SendResult res) {

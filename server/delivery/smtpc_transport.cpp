@@ -185,6 +185,10 @@ class SmtpcTransport : public Transport {
     unsigned flags = 0;
     if (j->req.eightbit) flags |= SMTPC_F_8BIT;  // to a server without 8BITMIME: sent as is
     if (j->req.smtputf8) flags |= SMTPC_F_SMTPUTF8;
+    if (j->req.body)
+      return smtpc_send_mem(c, j->req.from.c_str(), j->rcpt_ptrs.data(),
+                            static_cast<int>(j->rcpt_ptrs.size()), j->req.body->data(),
+                            j->req.body->size(), flags, on_sent, j);
     return smtpc_send(c, j->req.from.c_str(), j->rcpt_ptrs.data(),
                       static_cast<int>(j->rcpt_ptrs.size()), j->req.fd, j->req.size, flags, on_sent,
                       j);

@@ -20,6 +20,8 @@ struct SendRequest {
   std::vector<std::string> rcpts;
   int fd = -1;  // the message file (pread from 0)
   int64_t size = 0;
+  // The whole message when it is small (read with the envelope): sent from memory, no file read.
+  std::shared_ptr<const std::string> body;
   bool eightbit = false, smtputf8 = false;
 };
 

@@ -158,6 +158,11 @@ typedef void (*smtpc_sent_fn)(smtpc_conn *c, int status, const smtpc_reply *fina
 int smtpc_send(smtpc_conn *c, const char *from, const char *const *rcpts, int n, int fd,
                int64_t size, unsigned flags, smtpc_sent_fn cb, void *ud);
 
+/* smtpc_send with the message in memory (size bytes at body, kept by the caller until cb has
+ * run): no file reads, and the last chunk goes out with the ".". */
+int smtpc_send_mem(smtpc_conn *c, const char *from, const char *const *rcpts, int n,
+                   const char *body, size_t size, unsigned flags, smtpc_sent_fn cb, void *ud);
+
 /* 1 once the current transaction's final "." was written (it may be delivered). */
 int smtpc_dot_sent(const smtpc_conn *c);
 /* The last transaction's bytes sent after DATA, lines dot-stuffed and stray CR/LF replaced. */

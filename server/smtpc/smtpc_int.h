@@ -73,6 +73,7 @@ struct smtpc_conn {
   char **rcpts;
   int n;
   int fd;
+  const char *mem; /* smtpc_send_mem: the message in memory (the caller's, until the callback) */
   int64_t size;
   unsigned flags;
   smtpc_reply *rr;

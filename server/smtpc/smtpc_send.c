@@ -151,8 +151,30 @@ static void on_body_read(uv_fs_t *req) {
   smtpc__send_data(c, c->outbuf, len, 1);
 }
 
+/* The next chunk of a message in memory, at once; the last one with the end of data. */
+static void body_from_memory(smtpc_conn *c) {
+  size_t left = (size_t)(c->size - c->off);
+  size_t n = left < SMTPC_CHUNK ? left : SMTPC_CHUNK;
+  size_t len = n ? smtpc_enc_chunk(&c->enc, c->mem + c->off, n, c->outbuf) : 0;
+  c->off += (int64_t)n;
+  if ((int64_t)c->off == c->size) { /* outbuf holds 2 * SMTPC_CHUNK + 16: room for the end */
+    len += smtpc_enc_finish(&c->enc, c->outbuf + len);
+    c->st = ST_DOT;
+    c->dot_sent = 1;
+    c->expected = c->o.lmtp ? c->naccepted : 1;
+    c->seen = 0;
+    smtpc__arm(c, c->o.dot_ms, "the end of data");
+  }
+  c->sent += (int64_t)len;
+  smtpc__send_data(c, c->outbuf, len, 1);
+}
+
 void smtpc__body_next(smtpc_conn *c) {
   smtpc__arm(c, c->o.block_ms, "the message");
+  if (c->mem) {
+    body_from_memory(c);
+    return;
+  }
   uv_buf_t b = uv_buf_init(c->inbuf, SMTPC_CHUNK);
   c->fsreq.data = c;
   int rc = uv_fs_read(c->loop, &c->fsreq, c->fd, &b, 1, c->off, on_body_read);
@@ -408,8 +430,8 @@ static void refuse_locally(smtpc_conn *c, int code, const char *enh, const char 
   smtpc__tx_finish(c, 0);
 }
 
-int smtpc_send(smtpc_conn *c, const char *from, const char *const *rcpts, int n, int fd,
-               int64_t size, unsigned flags, smtpc_sent_fn cb, void *ud) {
+static int send_common(smtpc_conn *c, const char *from, const char *const *rcpts, int n, int fd,
+                       const char *mem, int64_t size, unsigned flags, smtpc_sent_fn cb, void *ud) {
   if (!c || !from || !rcpts || n <= 0 || !cb || c->user_closed) return -EINVAL;
   if (c->st == ST_DEAD) return -ENOTCONN;
   if (c->st != ST_READY) return -EBUSY;
@@ -418,16 +440,17 @@ int smtpc_send(smtpc_conn *c, const char *from, const char *const *rcpts, int n,
   c->rr = (smtpc_reply *)calloc((size_t)n, sizeof *c->rr);
   c->rdone = (char *)calloc((size_t)n, 1);
   c->acc = (int *)calloc((size_t)n, sizeof *c->acc);
-  c->inbuf = (char *)malloc(SMTPC_CHUNK);
+  c->inbuf = mem ? NULL : (char *)malloc(SMTPC_CHUNK);
   c->outbuf = (char *)malloc(2 * SMTPC_CHUNK + 16);
   c->n = n;
-  int ok = c->from && c->rcpts && c->rr && c->rdone && c->acc && c->inbuf && c->outbuf;
+  int ok = c->from && c->rcpts && c->rr && c->rdone && c->acc && (mem || c->inbuf) && c->outbuf;
   for (int i = 0; ok && i < n; ++i) ok = rcpts[i] && (c->rcpts[i] = strdup(rcpts[i])) != NULL;
   if (!ok) {
     smtpc__tx_free(c);
     return -ENOMEM;
   }
   c->fd = fd;
+  c->mem = mem;
   c->size = size;
   c->flags = flags;
   c->sent_cb = cb;
@@ -458,6 +481,17 @@ int smtpc_send(smtpc_conn *c, const char *from, const char *const *rcpts, int n,
   }
   c->in_send = 0;
   return 0;
+}
+
+int smtpc_send(smtpc_conn *c, const char *from, const char *const *rcpts, int n, int fd,
+               int64_t size, unsigned flags, smtpc_sent_fn cb, void *ud) {
+  return send_common(c, from, rcpts, n, fd, NULL, size, flags, cb, ud);
+}
+
+int smtpc_send_mem(smtpc_conn *c, const char *from, const char *const *rcpts, int n,
+                   const char *body, size_t size, unsigned flags, smtpc_sent_fn cb, void *ud) {
+  if (!body && size) return -EINVAL;
+  return send_common(c, from, rcpts, n, -1, body ? body : "", (int64_t)size, flags, cb, ud);
 }
 
 int smtpc_dot_sent(const smtpc_conn *c) {

@@ -285,6 +285,18 @@ class SmtpcClient {
     REQUIRE(run_until([&] { return s.called; }, 20));
     return s;
   }
+  // The same from memory (smtpc_send_mem).
+  Sent send_mem(const std::vector<std::string> &rcpts, const std::string &body) {
+    std::vector<const char *> r;
+    for (auto &x : rcpts) r.push_back(x.c_str());
+    Sent s;
+    int rc = smtpc_send_mem(ready.c, "a@client.test", r.data(), static_cast<int>(r.size()),
+                            body.data(), body.size(), 0, on_sent, &s);
+    REQUIRE(rc == 0);
+    CHECK_FALSE(s.called);
+    REQUIRE(run_until([&] { return s.called; }, 20));
+    return s;
+  }
   void close() {
     smtpc_close(ready.c);
     closed_ = true;
@@ -762,6 +774,30 @@ TEST_CASE(
   CHECK(reply_str(r.rr[0]) == "550 5.1.1 no such user");  // its own reply stays
   CHECK(sc.nmessages() == 0);                             // nothing was sent as a message
   CHECK(no_second_send(c));
+}
+
+TEST_CASE("smtpc: a message from memory goes out exactly as the same message from a file") {
+  std::string big;  // over three of the client's 64 KiB chunks, dots and stray line ends
+  for (int i = 0; big.size() < 200000; ++i)
+    big += (i % 7 == 0 ? ".dot line " : "line ") + std::to_string(i) + (i % 11 ? "\r\n" : "\n");
+  for (const std::string &body :
+       {std::string(kBody), big, std::string(), std::string("no final line end"),
+        std::string(".\r\n..\r\nend\r")}) {
+    CAPTURE(body.size());
+    Script sc;
+    FakeServer f(sc.handler());
+    SmtpcClient c;
+    REQUIRE(c.connect({f.port()}));
+    Sent a = c.send({"b@server.test"}, body);
+    Sent b = c.send_mem({"b@server.test"}, body);
+    CHECK(a.final.code == 250);
+    CHECK(b.final.code == 250);
+    CHECK(b.rr[0].stage == SMTPC_S_DOT);
+    REQUIRE(sc.nmessages() == 2);
+    std::lock_guard<std::mutex> g(sc.m);
+    CHECK(sc.messages[0] == sc.messages[1]);
+    CHECK(sc.messages[1].size() >= body.size());
+  }
 }
 
 TEST_CASE("smtpc: all-or-nothing: no DATA when one recipient is refused") {
