@@ -170,10 +170,46 @@ std::string io_error(const char *op, const std::string &path, int e) {
 QueueDir::QueueDir(std::string root)
     : root_(std::move(root)), spares_(std::make_unique<SpareFiles>(root_ + "/tmp")) {
   while (root_.size() > 1 && root_.back() == '/') root_.pop_back();
+  for (auto &fd : bucket_fds_) fd.store(-1, std::memory_order_relaxed);
 }
 
 QueueDir::~QueueDir() {
   if (lock_fd_ >= 0) ::close(lock_fd_);
+  for (auto &fd : bucket_fds_)
+    if (int f = fd.load(); f >= 0) ::close(f);
+}
+
+int QueueDir::bucket_fd(unsigned b, std::string &err) {
+  int fd = bucket_fds_[b].load(std::memory_order_acquire);
+  if (fd >= 0) return fd;
+  char sub[8];
+  snprintf(sub, sizeof sub, "%02x", b);
+  std::string bdir = root_ + "/q/" + sub;
+  int rc = make_dir(bdir);
+  if (rc == 1) rc = fsync_dir(root_ + "/q");  // a new directory's name made durable
+  if (rc < 0) {
+    err = io_error("mkdir", bdir, -rc);
+    return rc;
+  }
+  fd = ::open(bdir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) {
+    err = io_error("open", bdir, errno);
+    return -errno;
+  }
+  int expected = -1;
+  if (!bucket_fds_[b].compare_exchange_strong(expected, fd, std::memory_order_acq_rel)) {
+    ::close(fd);  // another thread was first
+    return expected;
+  }
+  return fd;
+}
+
+int QueueDir::sync_bucket(std::string_view id) {
+  std::string ignored;
+  int fd = bucket_fd(bucket(id), ignored);
+  if (fd < 0) return fd;
+  if (fsync(fd) != 0 && errno != EINVAL) return -errno;
+  return 0;
 }
 
 bool QueueDir::open(bool create, std::string &err) {
@@ -362,12 +398,8 @@ int QueueDir::store(const Envelope &e, int msg_fd, int64_t size, std::string &er
     return -EINVAL;
   }
   std::string bdir = bucket_dir(e.id);
-  int rc = make_dir(bdir);
-  if (rc == 1) rc = fsync_dir(root_ + "/q");
-  if (rc < 0) {
-    err = io_error("mkdir", bdir, -rc);
-    return rc;
-  }
+  int rc = bucket_fd(bucket(e.id), err);  // q/<b> made (and its name synced) the first time
+  if (rc < 0) return rc;
   std::string mtmp = tmp_name(e.id, ".msg"), etmp;
   std::string mfinal = msg_path(e.id), efinal = env_path(e.id);
   {
@@ -402,7 +434,7 @@ int QueueDir::store(const Envelope &e, int msg_fd, int64_t size, std::string &er
   } else if ((rc = rename_noreplace(etmp, efinal)) < 0) {
     err = io_error("rename to", efinal, -rc);
     unlink(mfinal.c_str());
-  } else if ((rc = fsync_dir(bdir)) < 0) {
+  } else if ((rc = sync_bucket(e.id)) < 0) {
     err = io_error("fsync", bdir, -rc);
     unlink(efinal.c_str());  // the envelope first: never an envelope without its message
     unlink(mfinal.c_str());
@@ -497,7 +529,7 @@ int QueueDir::update(std::string_view id, const std::function<void(Envelope &)> 
     unlink(tmp.c_str());
     return rc;
   }
-  rc = fsync_dir(bucket_dir(id));
+  rc = sync_bucket(id);
   if (rc < 0) err = io_error("fsync", bucket_dir(id), -rc);
   return rc;
 }
@@ -518,7 +550,7 @@ int QueueDir::set_hold(std::string_view id, bool hold, std::string &err) {
     err = io_error("rename to", to, -rc);
     return rc;
   }
-  rc = fsync_dir(bucket_dir(id));
+  rc = sync_bucket(id);
   if (rc < 0) err = io_error("fsync", bucket_dir(id), -rc);
   return rc;
 }
@@ -551,7 +583,7 @@ int QueueDir::remove(std::string_view id, std::string &err) {
   if (rc < 0) return rc;
   // The entry is gone once the envelope is; the message goes next (a crash here leaves a
   // message without an envelope, which the next startup scan removes).
-  rc = fsync_dir(bucket_dir(id));
+  rc = sync_bucket(id);
   if (rc < 0) {
     err = io_error("fsync", bucket_dir(id), -rc);
     return rc;
@@ -577,7 +609,7 @@ int QueueDir::retire(std::string_view id, std::string &err) {
   } catch (const std::bad_alloc &) {
   }
   // Cannot remember it: finish it now, as remove() does.
-  rc = fsync_dir(bucket_dir(id));
+  rc = sync_bucket(id);
   if (rc == 0) discard(msg_path(id));
   return 0;
 }
@@ -601,7 +633,7 @@ size_t QueueDir::discard_retired() {
     unsigned b = bucket(id);
     if (!synced[b]) {
       synced[b] = true;
-      failed[b] = fsync_dir(bucket_dir(id)) < 0;
+      failed[b] = sync_bucket(id) < 0;
     }
     // A directory that cannot be synced keeps its messages: orphans the startup scan removes.
     if (failed[b]) continue;

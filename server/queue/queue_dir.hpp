@@ -5,6 +5,8 @@
 #pragma once
 #include <cstdint>
 #include <functional>
+#include <array>
+#include <atomic>
 #include <memory>
 #include <mutex>
 #include <string>
@@ -117,6 +119,10 @@ class QueueDir {
   std::string root_;
   int lock_fd_ = -1;
   std::unique_ptr<SpareFiles> spares_;
+  // q/<b> opened once (O_DIRECTORY) for its fsyncs; made on first use. -1: not yet.
+  int bucket_fd(unsigned b, std::string &err);
+  int sync_bucket(std::string_view id);  // fsync of id's q/<b>: 0 or -errno
+  std::array<std::atomic<int>, kBuckets> bucket_fds_;
   std::mutex retired_mu_;
   std::vector<std::string> retired_;  // ids whose envelope left, message not yet discarded
 };
