@@ -203,9 +203,9 @@ struct Engine::Batch {
   Engine *engine = nullptr;
 };
 
-void Engine::work(std::function<void()> w, std::function<void()> done) {
-  constexpr size_t kBatchMax = 64;
-  if (Batch *b = pending_batch_) {
+void Engine::work(std::function<void()> w, std::function<void()> done, bool batch) {
+  constexpr size_t kBatchMax = 32;
+  if (Batch *b = batch ? pending_batch_ : nullptr) {
     std::lock_guard<std::mutex> lk(b->mu);
     if (!b->started && b->jobs.size() < kBatchMax) {
       b->jobs.emplace_back(std::move(w), std::move(done));
@@ -242,12 +242,14 @@ void Engine::work(std::function<void()> w, std::function<void()> done) {
     delete b;
     return;
   }
-  pending_batch_ = b;
+  if (batch) pending_batch_ = b;  // a lone job takes no companions
 }
 
 void Engine::discard_later() {
+  auto discard = [this] { work([this] { q_->discard_retired(); }, [] {}, false); };
+  if (!running_) return discard();  // stopping: now, not after a second
   if (discard_timer_.active()) return;
-  discard_timer_.start(kDiscardMs, [this] { work([this] { q_->discard_retired(); }, [] {}); });
+  discard_timer_.start(kDiscardMs, discard);
 }
 
 void Engine::on_control(const ControlCommand &c, std::string_view raw) {
@@ -282,7 +284,7 @@ void Engine::rescan(bool first) {
   }
   scanning_ = true;
   auto res = std::make_shared<queue::ScanResult>();
-  work([this, res] { *res = q_->scan(false); },
+  work([this, res] { *res = q_->scan(false); },  // alone: the whole queue's directories
        [this, res, first] {
          scanning_ = false;
          if (!running_) return;
@@ -308,7 +310,8 @@ void Engine::rescan(bool first) {
            rescan(false);
          }
          pump();
-       });
+       },
+       false);
 }
 
 void Engine::arm() {
@@ -572,7 +575,8 @@ void Engine::finish(const std::shared_ptr<Entry> &e) {
           schedule_.set(e->id, again ? now() : next);
         }
         pump();
-      });
+      },
+      out.finished && !bouncer);  // a retire is quick; an update or a notice costs fsyncs
 }
 
 }  // namespace uvs::delivery

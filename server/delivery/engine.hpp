@@ -88,9 +88,10 @@ class Engine {
                   const std::string &relay, const std::string &tls);
   void finish(const std::shared_ptr<Entry> &e);
   // Runs w on libuv's thread pool, then done on the loop (unless the engine is gone by then).
-  // Jobs are batched: one joins the batch that is queued but not started yet, so while the pool
-  // is busy the loads and removals of many entries share one wakeup; a batch runs in order.
-  void work(std::function<void()> w, std::function<void()> done);
+  // With batch, a job joins the batch that is queued but not started yet (at most 32), so while
+  // the pool is busy the loads and removals of many entries share one wakeup; a batch runs in
+  // order. Long jobs (the scan, fsync-bound updates and notices, discards) go alone.
+  void work(std::function<void()> w, std::function<void()> done, bool batch = true);
   struct Batch;
   // Retired entries' messages are discarded every kDiscardMs, so one directory fsync
   // covers all the entries of a bucket retired in that time (QueueDir::retire()).

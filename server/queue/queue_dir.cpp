@@ -555,23 +555,26 @@ int QueueDir::set_hold(std::string_view id, bool hold, std::string &err) {
   return rc;
 }
 
-int QueueDir::take_envelope(std::string_view id, std::string &err) {
+int QueueDir::take_envelope(std::string_view id, std::vector<std::string> &taken,
+                            std::string &err) {
   int lfd = -1;
   int rc = lock_entry(id, lfd, err);
   if (rc < 0) return rc;
   Fd lock(lfd);
-  bool gone = false;
+  // Out of q/<b> into tmp/ under a temp name, not yet a spare: until its directory's fsync the
+  // old name may come back after a power loss, and must not come back with another entry's
+  // content (a spare is rewritten by the next store).
   for (bool held : {false, true}) {
     std::string p = env_path(id, held);
-    rc = discard(p);
-    if (rc == 0) {
-      gone = true;
-    } else if (rc != -ENOENT) {
-      err = io_error("unlink", p, -rc);
-      return rc;
+    std::string to = tmp_name(id, ".gone");
+    if (rename(p.c_str(), to.c_str()) == 0) {
+      taken.push_back(std::move(to));
+    } else if (errno != ENOENT) {
+      err = io_error("rename to", to, errno);
+      return -errno;
     }
   }
-  if (!gone) {
+  if (taken.empty()) {
     err = "no entry " + std::string(id);
     return -ENOENT;
   }
@@ -579,15 +582,20 @@ int QueueDir::take_envelope(std::string_view id, std::string &err) {
 }
 
 int QueueDir::remove(std::string_view id, std::string &err) {
-  int rc = take_envelope(id, err);
-  if (rc < 0) return rc;
+  std::vector<std::string> taken;
+  int rc = take_envelope(id, taken, err);
+  if (rc < 0) {
+    for (const auto &t : taken) discard(t);  // both names existed and the second failed
+    return rc;
+  }
   // The entry is gone once the envelope is; the message goes next (a crash here leaves a
   // message without an envelope, which the next startup scan removes).
   rc = sync_bucket(id);
   if (rc < 0) {
     err = io_error("fsync", bucket_dir(id), -rc);
-    return rc;
+    return rc;  // the envelope stays in tmp/ under its temp name (the next start removes it)
   }
+  for (const auto &t : taken) discard(t);
   // No fsync after it: a message file whose unlink a crash undid is an orphan the scan
   // removes, as Postfix does not sync the directory after deleting a queue file either.
   std::string m = msg_path(id);
@@ -600,17 +608,24 @@ int QueueDir::remove(std::string_view id, std::string &err) {
 }
 
 int QueueDir::retire(std::string_view id, std::string &err) {
-  int rc = take_envelope(id, err);
-  if (rc < 0) return rc;
+  Retired r;
+  r.id = std::string(id);
+  int rc = take_envelope(id, r.envelopes, err);
+  if (rc < 0) {
+    for (const auto &t : r.envelopes) discard(t);
+    return rc;
+  }
   try {
     std::lock_guard<std::mutex> lk(retired_mu_);
-    retired_.emplace_back(id);
+    retired_.push_back(std::move(r));
     return 0;
   } catch (const std::bad_alloc &) {
   }
   // Cannot remember it: finish it now, as remove() does.
-  rc = sync_bucket(id);
-  if (rc == 0) discard(msg_path(id));
+  if (sync_bucket(id) == 0) {
+    for (const auto &t : r.envelopes) discard(t);
+    discard(msg_path(id));
+  }
   return 0;
 }
 
@@ -620,25 +635,32 @@ size_t QueueDir::retired_count() {
 }
 
 size_t QueueDir::discard_retired() {
-  std::vector<std::string> ids;
+  std::vector<Retired> batch;
   {
     std::lock_guard<std::mutex> lk(retired_mu_);
-    ids.swap(retired_);
+    batch.swap(retired_);
   }
-  if (ids.empty()) return 0;
+  if (batch.empty()) return 0;
   bool synced[kBuckets] = {};
   bool failed[kBuckets] = {};
+  std::vector<Retired> again;  // a directory that could not be synced: tried next time
   size_t n = 0;
-  for (const auto &id : ids) {
-    unsigned b = bucket(id);
+  for (auto &r : batch) {
+    unsigned b = bucket(r.id);
     if (!synced[b]) {
       synced[b] = true;
-      failed[b] = sync_bucket(id) < 0;
+      failed[b] = sync_bucket(r.id) < 0;
     }
-    // A directory that cannot be synced keeps its messages: orphans the startup scan removes.
-    if (failed[b]) continue;
-    int rc = discard(msg_path(id));
-    if (rc == 0) ++n;
+    if (failed[b]) {
+      again.push_back(std::move(r));
+      continue;
+    }
+    for (const auto &t : r.envelopes) discard(t);
+    if (discard(msg_path(r.id)) == 0) ++n;
+  }
+  if (!again.empty()) {
+    std::lock_guard<std::mutex> lk(retired_mu_);
+    for (auto &r : again) retired_.push_back(std::move(r));
   }
   return n;
 }

@@ -113,8 +113,8 @@ class QueueDir {
   int create_tmp(const std::string &path);
   // Takes path's file out of the queue for good: kept as a spare, else unlinked. 0 or -errno.
   int discard(const std::string &path);
-  // Takes id's envelope (.env or .hold) out of q/<b>/ under the entry's lock.
-  int take_envelope(std::string_view id, std::string &err);
+  // Renames id's envelope (.env and/or .hold) into tmp/ under temp names, listed in `taken`.
+  int take_envelope(std::string_view id, std::vector<std::string> &taken, std::string &err);
 
   std::string root_;
   int lock_fd_ = -1;
@@ -124,7 +124,11 @@ class QueueDir {
   int sync_bucket(std::string_view id);  // fsync of id's q/<b>: 0 or -errno
   std::array<std::atomic<int>, kBuckets> bucket_fds_;
   std::mutex retired_mu_;
-  std::vector<std::string> retired_;  // ids whose envelope left, message not yet discarded
+  struct Retired {
+    std::string id;
+    std::vector<std::string> envelopes;  // in tmp/, to become spares after the fsync
+  };
+  std::vector<Retired> retired_;  // entries whose envelope left, message not yet discarded
 };
 
 // "operation path: strerror(e)"

@@ -91,8 +91,10 @@ int smtpc__stage(const smtpc_conn *c) {
       return SMTPC_S_HANDSHAKE;
     case ST_RSET:
       return SMTPC_S_RSET;
-    case ST_MAIL:
-      return c->seen == 0 ? SMTPC_S_MAIL : SMTPC_S_RCPT;
+    case ST_MAIL: /* with DATA pipelined, its reply comes last */
+      return c->seen == 0                                 ? SMTPC_S_MAIL
+             : c->pipe_data && c->seen == c->expected - 1 ? SMTPC_S_DATA
+                                                          : SMTPC_S_RCPT;
     case ST_DATA:
       return SMTPC_S_DATA;
     case ST_BODY:

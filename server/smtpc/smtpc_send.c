@@ -64,8 +64,10 @@ void smtpc__tx_free(smtpc_conn *c) {
   c->rcpts = NULL;
   c->rr = NULL;
   c->rdone = NULL;
+  c->mem = NULL; /* the caller's, no longer ours to read */
   c->acc = NULL;
   c->inbuf = c->outbuf = NULL;
+  c->mem = NULL;
   c->n = 0;
   c->sent_cb = NULL;
 }
@@ -248,7 +250,9 @@ static void conclude_envelope(smtpc_conn *c) {
       smtpc__proto_error(c, what);
       return;
     }
-    rest_get(c, &c->mail_r);
+    /* MAIL's reply is every recipient's: pipelined RCPTs were answered "503 need MAIL" (or
+     * the like), which must not turn a temporary refusal of MAIL into a permanent one. */
+    for (int i = 0; i < c->n; ++i) c->rr[i] = c->mail_r, c->rdone[i] = 1;
     c->final = c->mail_r;
     c->dirty = 0; /* no transaction was opened */
     smtpc__tx_finish(c, 0);
@@ -319,6 +323,8 @@ static void on_envelope_reply(smtpc_conn *c, const smtpc_reply *r) {
     } else {
       conclude_envelope(c);
     }
+  } else if (c->pipe_data && c->seen == c->expected - 1) {
+    smtpc__arm(c, c->o.data_ms, "DATA"); /* only DATA's reply is still to come */
   } else if (c->seen < c->expected) {
     smtpc__arm(c, c->o.rcpt_ms, "MAIL FROM and RCPT TO");
   } else {

@@ -133,6 +133,44 @@ TEST_CASE("delivery: a message is delivered to the MX, logged as sent, and leave
   CHECK(wait_for([&] { return message_files(env.queue) == 0; }, 5));
 }
 
+TEST_CASE("delivery: small messages go from memory, large ones from their file: both intact") {
+  Env env;
+  FakeMx mx("127.0.0.2", env.port);
+  REQUIRE_MESSAGE(mx.started(), mx.error());
+  Server s(env.opts());
+  REQUIRE(s.started());
+  REQUIRE(s.wait_log("delivery: queue "));
+  // Just under and well over the 64 KiB the engine reads with the envelope.
+  for (size_t lines : {size_t{2500}, size_t{6000}}) {
+    std::string body;
+    for (size_t i = 0; i < lines; ++i)
+      body += (i % 9 == 0 ? ".dotted line " : "line ") + std::to_string(i) + " of the body\r\n";
+    std::string subject = "size" + std::to_string(lines);
+    std::string text = "From: <sender@back.test>\r\nTo: <alice@dest.test>\r\nSubject: " + subject +
+                       "\r\n\r\n" + body;
+    Client c(s.port());
+    REQUIRE(c.code() == 220);
+    REQUIRE(c.cmd("EHLO client.test").rfind("250", 0) == 0);
+    std::string id =
+        queued_as_id(send_message(c, "sender@back.test", {"alice@dest.test"}, dot_stuff(text)));
+    REQUIRE(!id.empty());
+  }
+  REQUIRE(mx.wait_messages(2));
+  for (const auto &m : mx.messages()) {
+    size_t lines = m.data.find("Subject: size2500\r\n") != std::string::npos ? 2500 : 6000;
+    CAPTURE(lines);
+    if (lines == 2500)
+      CHECK((m.data.size() > 40000 && m.data.size() < 65536));  // read with the envelope
+    else
+      CHECK(m.data.size() > 2 * 65536);  // read from the file as it is sent
+    CHECK(m.data.find(".dotted line 0 of the body\r\n") != std::string::npos);  // unstuffed
+    std::string last = "line " + std::to_string(lines - 1) + " of the body\r\n";
+    CHECK(m.data.size() >= last.size());
+    CHECK(m.data.compare(m.data.size() - last.size(), last.size(), last) == 0);
+  }
+  CHECK(wait_for([&] { return entries(env.queue).empty(); }, 5));
+}
+
 TEST_CASE("delivery: routes: LMTP to a fixed host; SIGHUP changes the routes and the EHLO name") {
   Env env;
   MxScript lmtp;

@@ -1,5 +1,6 @@
 // tests/integration/test_smtpc.cpp: the SMTP client library (server/smtpc) on a libuv loop of
 // the test, against a real uvsmtpd (plain and STARTTLS) and scripted servers on 127.0.0.1.
+#include <algorithm>
 #include <doctest/doctest.h>
 
 #include <arpa/inet.h>
@@ -36,7 +37,7 @@ struct Script {
   std::vector<std::string> ext = {"PIPELINING", "SIZE 10000000", "8BITMIME", "ENHANCEDSTATUSCODES"};
   std::string ehlo_reply;       // non-empty: the reply to EHLO/LHLO instead of 250 + ext
   bool starttls_break = false;  // 220 to STARTTLS, then bytes that are not TLS, then close
-  bool mail_silent = false;     // never answer MAIL
+  bool mail_silent = false;     // never answer MAIL (or anything after it)
   std::string mail_reply = "250 2.1.0 Ok";
   bool close_after_mail = false;  // close after the reply to MAIL
   bool drop_after_rcpt = false;   // close when the first RCPT arrives
@@ -44,7 +45,8 @@ struct Script {
     return std::string("250 2.1.5 Ok");
   };
   std::vector<std::string> lmtp_dot;  // LMTP: the replies after the dot, one per accepted recipient
-  std::string data_reply;  // non-empty: the reply to DATA (a 354 even without a recipient)
+  std::string data_reply;    // non-empty: the reply to DATA (a 354 even without a recipient)
+  bool data_silent = false;  // never answer DATA
 
   std::mutex m;
   std::vector<std::vector<std::string>> conns;  // commands, per connection
@@ -115,7 +117,11 @@ struct Script {
         }
       } else if (verb == "MAIL") {
         accepted = 0;
-        if (!mail_silent) c.send(mail_reply + "\r\n");
+        if (mail_silent) {  // a server hung at MAIL: no reply to anything after it either
+          c.drain(10);
+          return;
+        }
+        c.send(mail_reply + "\r\n");
         if (close_after_mail) return;
       } else if (verb == "RCPT") {
         if (drop_after_rcpt) return;
@@ -123,6 +129,7 @@ struct Script {
         if (r[0] == '2') ++accepted;
         c.send(r + "\r\n");
       } else if (verb == "DATA") {
+        if (data_silent) continue;
         if (!data_reply.empty() && data_reply.rfind("354", 0) != 0) {
           c.send(data_reply + "\r\n");
           continue;
@@ -740,6 +747,11 @@ TEST_CASE(
   CHECK(reply_str(r.rr[0]) == "550 5.1.1 no such user");
   CHECK(r.rr[0].stage == SMTPC_S_RCPT);
   CHECK(sc.nmessages() == 0);
+  {
+    std::lock_guard<std::mutex> g(sc.m);  // DATA came behind the RCPT, in the same group
+    CHECK(std::find(sc.batched.begin(), sc.batched.end(), "RCPT TO:<b@server.test>") !=
+          sc.batched.end());
+  }
   sc.rcpt = [](const std::string &) { return std::string("250 2.1.5 Ok"); };
   Sent r2 = c.send({"b@server.test"}, kBody);  // the connection goes on (RSET first)
   CHECK(r2.final.code == 250);
@@ -774,6 +786,53 @@ TEST_CASE(
   CHECK(reply_str(r.rr[0]) == "550 5.1.1 no such user");  // its own reply stays
   CHECK(sc.nmessages() == 0);                             // nothing was sent as a message
   CHECK(no_second_send(c));
+}
+
+TEST_CASE("smtpc: PIPELINING: a 4xx to MAIL stays temporary for every recipient (not the 503s)") {
+  Script sc;
+  sc.mail_reply = "451 4.3.0 try again later";
+  sc.rcpt = [](const std::string &) { return std::string("503 5.5.1 need MAIL command"); };
+  FakeServer f(sc.handler());
+  SmtpcClient c;
+  REQUIRE(c.connect({f.port()}));
+  Sent r = c.send({"b@server.test", "c@server.test"}, kBody);
+  CHECK(r.status == 0);
+  CHECK(reply_str(r.final) == "451 4.3.0 try again later");
+  CHECK(reply_str(r.rr[0]) == "451 4.3.0 try again later");
+  CHECK(reply_str(r.rr[1]) == "451 4.3.0 try again later");
+  CHECK(r.rr[1].stage == SMTPC_S_MAIL);
+  CHECK(sc.nmessages() == 0);
+}
+
+TEST_CASE("smtpc: PIPELINING: no reply to DATA times out as DATA (data_ms), 421 to it ends all") {
+  SUBCASE("silent") {
+    Script sc;
+    sc.data_silent = true;
+    FakeServer f(sc.handler());
+    SmtpcClient c;
+    c.o.data_ms = 300;
+    c.o.rcpt_ms = 10000;
+    REQUIRE(c.connect({f.port()}));
+    double t0 = now();
+    Sent r = c.send({"b@server.test"}, kBody);
+    CHECK(r.status == -ETIMEDOUT);
+    CHECK(std::string(r.final.text) == "timed out waiting for the reply to DATA");
+    CHECK(r.rr[0].stage == SMTPC_S_DATA);
+    CHECK(now() - t0 < 5.0);
+  }
+  SUBCASE("421") {
+    Script sc;
+    sc.data_reply = "421 4.3.2 shutting down";
+    FakeServer f(sc.handler());
+    SmtpcClient c;
+    REQUIRE(c.connect({f.port()}));
+    Sent r = c.send({"b@server.test", "c@server.test"}, kBody);
+    CHECK(reply_str(r.rr[0]) == "421 4.3.2 shutting down");
+    CHECK(reply_str(r.rr[1]) == "421 4.3.2 shutting down");
+    CHECK(r.rr[0].stage == SMTPC_S_DATA);
+    CHECK(sc.nmessages() == 0);
+    CHECK(no_second_send(c));
+  }
 }
 
 TEST_CASE("smtpc: a message from memory goes out exactly as the same message from a file") {
