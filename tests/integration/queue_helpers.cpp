@@ -67,16 +67,21 @@ void OwnServer::start(const std::string &tree, const std::string &log_path) {
   pid = fork();
   if (pid == 0) exec_uvsmtpd(open(log_path.c_str(), O_WRONLY | O_CREAT | O_TRUNC, 0644), args);
   port = 0;
+  failure = "no \"listening on\" line within 15 s";
   const std::string key = "listening on 127.0.0.1:";
   for (double deadline = now() + 15; now() < deadline;) {
     std::string l = slurp(log_path);
     auto pos = l.find(key);
     if (pos != std::string::npos) {
       port = atoi(l.c_str() + pos + key.size());
+      failure.clear();
       return;
     }
-    if (waitpid(pid, nullptr, WNOHANG) == pid) {
+    int status = 0;
+    if (waitpid(pid, &status, WNOHANG) == pid) {
       pid = -1;
+      failure = WIFSIGNALED(status) ? "killed by signal " + std::to_string(WTERMSIG(status))
+                                    : "exited " + std::to_string(WEXITSTATUS(status));
       return;
     }
     usleep(2000);

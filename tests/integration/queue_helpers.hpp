@@ -35,6 +35,7 @@ int kill_message_id(const std::string &rest);
 struct OwnServer {
   pid_t pid = -1;
   int port = 0;
+  std::string failure;  // why the last start gave no port: "exited 1", "killed by signal 6", ...
   // Starts uvsmtpd on the tree; the log goes to log_path. port 0 on failure.
   void start(const std::string &tree, const std::string &log_path);
   void kill9();
