@@ -158,8 +158,7 @@ void Engine::stop() {
   control_.close();
   tick_.stop();
   rescan_timer_.stop();
-  discard_timer_.stop();
-  if (q_ && q_->retired_count()) q_->discard_retired();  // stopping: a few fsyncs on the loop
+  discard_now();
   if (transport_) transport_->abort_all();
   waiting_.clear();
 }
@@ -187,9 +186,8 @@ void Engine::drain_done() {
   if (!draining_) return;
   draining_ = false;
   grace_.stop();
-  discard_timer_.stop();
-  if (q_ && q_->retired_count()) q_->discard_retired();  // stopping: a few fsyncs on the loop
-  if (transport_) transport_->abort_all();               // the idle ones, and any still sending
+  discard_now();
+  if (transport_) transport_->abort_all();  // the idle ones, and any still sending
   auto done = std::move(drained_);
   if (done) done();
 }
@@ -243,6 +241,11 @@ void Engine::work(std::function<void()> w, std::function<void()> done, bool batc
     return;
   }
   if (batch) pending_batch_ = b;  // a lone job takes no companions
+}
+
+void Engine::discard_now() {
+  discard_timer_.stop();
+  if (q_ && q_->retired_count()) q_->discard_retired();  // stopping: a few fsyncs on the loop
 }
 
 void Engine::discard_later() {

@@ -97,6 +97,7 @@ class Engine {
   // covers all the entries of a bucket retired in that time (QueueDir::retire()).
   static constexpr uint64_t kDiscardMs = 1000;
   void discard_later();
+  void discard_now();  // stopping: the retired entries finished on the loop
   int64_t now() const;
 
   uv_loop_t *loop_;

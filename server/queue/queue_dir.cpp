@@ -569,9 +569,11 @@ int QueueDir::take_envelope(std::string_view id, std::vector<std::string> &taken
     std::string to = tmp_name(id, ".gone");
     if (rename(p.c_str(), to.c_str()) == 0) {
       taken.push_back(std::move(to));
-    } else if (errno != ENOENT) {
-      err = io_error("rename to", to, errno);
-      return -errno;
+    } else if (int e = errno; e != ENOENT) {
+      err = io_error("rename to", to, e);
+      for (const auto &t : taken) discard(t);  // both names existed and the second failed
+      taken.clear();
+      return -e;
     }
   }
   if (taken.empty()) {
@@ -584,10 +586,7 @@ int QueueDir::take_envelope(std::string_view id, std::vector<std::string> &taken
 int QueueDir::remove(std::string_view id, std::string &err) {
   std::vector<std::string> taken;
   int rc = take_envelope(id, taken, err);
-  if (rc < 0) {
-    for (const auto &t : taken) discard(t);  // both names existed and the second failed
-    return rc;
-  }
+  if (rc < 0) return rc;
   // The entry is gone once the envelope is; the message goes next (a crash here leaves a
   // message without an envelope, which the next startup scan removes).
   rc = sync_bucket(id);
@@ -595,26 +594,26 @@ int QueueDir::remove(std::string_view id, std::string &err) {
     err = io_error("fsync", bucket_dir(id), -rc);
     return rc;  // the envelope stays in tmp/ under its temp name (the next start removes it)
   }
-  for (const auto &t : taken) discard(t);
   // No fsync after it: a message file whose unlink a crash undid is an orphan the scan
   // removes, as Postfix does not sync the directory after deleting a queue file either.
-  std::string m = msg_path(id);
-  rc = discard(m);
+  rc = drop_taken(id, taken);
   if (rc < 0 && rc != -ENOENT) {
-    err = io_error("unlink", m, -rc);
+    err = io_error("unlink", msg_path(id), -rc);
     return rc;
   }
   return 0;
+}
+
+int QueueDir::drop_taken(std::string_view id, const std::vector<std::string> &envelopes) {
+  for (const auto &t : envelopes) discard(t);
+  return discard(msg_path(id));
 }
 
 int QueueDir::retire(std::string_view id, std::string &err) {
   Retired r;
   r.id = std::string(id);
   int rc = take_envelope(id, r.envelopes, err);
-  if (rc < 0) {
-    for (const auto &t : r.envelopes) discard(t);
-    return rc;
-  }
+  if (rc < 0) return rc;
   try {
     std::lock_guard<std::mutex> lk(retired_mu_);
     retired_.push_back(std::move(r));
@@ -622,10 +621,7 @@ int QueueDir::retire(std::string_view id, std::string &err) {
   } catch (const std::bad_alloc &) {
   }
   // Cannot remember it: finish it now, as remove() does.
-  if (sync_bucket(id) == 0) {
-    for (const auto &t : r.envelopes) discard(t);
-    discard(msg_path(id));
-  }
+  if (sync_bucket(id) == 0) drop_taken(id, r.envelopes);
   return 0;
 }
 
@@ -655,8 +651,7 @@ size_t QueueDir::discard_retired() {
       again.push_back(std::move(r));
       continue;
     }
-    for (const auto &t : r.envelopes) discard(t);
-    if (discard(msg_path(r.id)) == 0) ++n;
+    if (drop_taken(r.id, r.envelopes) == 0) ++n;
   }
   if (!again.empty()) {
     std::lock_guard<std::mutex> lk(retired_mu_);

@@ -114,7 +114,11 @@ class QueueDir {
   // Takes path's file out of the queue for good: kept as a spare, else unlinked. 0 or -errno.
   int discard(const std::string &path);
   // Renames id's envelope (.env and/or .hold) into tmp/ under temp names, listed in `taken`.
+  // On failure nothing stays taken (what was renamed is discarded).
   int take_envelope(std::string_view id, std::vector<std::string> &taken, std::string &err);
+  // After the directory's fsync: the taken envelopes, then the message, go as discard() says.
+  // The message's discard() result.
+  int drop_taken(std::string_view id, const std::vector<std::string> &envelopes);
 
   std::string root_;
   int lock_fd_ = -1;

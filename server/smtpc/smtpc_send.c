@@ -124,6 +124,18 @@ static void rest_get(smtpc_conn *c, const smtpc_reply *r) {
 
 /* ---- the message -------------------------------------------------------------------------- */
 
+/* The end of data (".") into out; the transaction now waits for its reply (LMTP: one per
+ * accepted recipient). The bytes written. */
+static size_t end_of_data(smtpc_conn *c, char *out) {
+  size_t len = smtpc_enc_finish(&c->enc, out);
+  c->st = ST_DOT;
+  c->dot_sent = 1;
+  c->expected = c->o.lmtp ? c->naccepted : 1;
+  c->seen = 0;
+  smtpc__arm(c, c->o.dot_ms, "the end of data");
+  return len;
+}
+
 static void on_body_read(uv_fs_t *req) {
   smtpc_conn *c = (smtpc_conn *)req->data;
   ssize_t n = req->result;
@@ -139,12 +151,7 @@ static void on_body_read(uv_fs_t *req) {
   }
   size_t len;
   if (n == 0) {
-    len = smtpc_enc_finish(&c->enc, c->outbuf);
-    c->st = ST_DOT;
-    c->dot_sent = 1;
-    c->expected = c->o.lmtp ? c->naccepted : 1;
-    c->seen = 0;
-    smtpc__arm(c, c->o.dot_ms, "the end of data");
+    len = end_of_data(c, c->outbuf);
   } else {
     len = smtpc_enc_chunk(&c->enc, c->inbuf, (size_t)n, c->outbuf);
     c->off += n;
@@ -159,14 +166,8 @@ static void body_from_memory(smtpc_conn *c) {
   size_t n = left < SMTPC_CHUNK ? left : SMTPC_CHUNK;
   size_t len = n ? smtpc_enc_chunk(&c->enc, c->mem + c->off, n, c->outbuf) : 0;
   c->off += (int64_t)n;
-  if ((int64_t)c->off == c->size) { /* outbuf holds 2 * SMTPC_CHUNK + 16: room for the end */
-    len += smtpc_enc_finish(&c->enc, c->outbuf + len);
-    c->st = ST_DOT;
-    c->dot_sent = 1;
-    c->expected = c->o.lmtp ? c->naccepted : 1;
-    c->seen = 0;
-    smtpc__arm(c, c->o.dot_ms, "the end of data");
-  }
+  if ((int64_t)c->off == c->size) /* outbuf holds 2 * SMTPC_CHUNK + 16: room for the end */
+    len += end_of_data(c, c->outbuf + len);
   c->sent += (int64_t)len;
   smtpc__send_data(c, c->outbuf, len, 1);
 }
@@ -235,6 +236,20 @@ static void start_body(smtpc_conn *c) {
   smtpc__body_next(c);
 }
 
+/* DATA's reply, pipelined or not: 354 starts the message, 4xx/5xx ends the transaction. */
+static void on_data_reply(smtpc_conn *c, const smtpc_reply *r) {
+  int cls = r->code / 100;
+  if (r->code == 354) {
+    start_body(c);
+  } else if (cls == 4 || cls == 5) {
+    rest_get(c, r);
+    c->final = *r;
+    smtpc__tx_finish(c, 0); /* dirty: RSET before the next one */
+  } else {
+    smtpc__proto_error(c, "unexpected reply to DATA");
+  }
+}
+
 static void conclude_envelope(smtpc_conn *c) {
   int mc = c->mail_r.code / 100;
   /* A pipelined DATA answered 354 although the transaction cannot go on: the server now reads
@@ -275,16 +290,7 @@ static void conclude_envelope(smtpc_conn *c) {
     return;
   }
   if (c->pipe_data) { /* DATA's reply came with the others */
-    int dc = c->data_r.code / 100;
-    if (c->data_r.code == 354) {
-      start_body(c);
-    } else if (dc == 4 || dc == 5) {
-      rest_get(c, &c->data_r);
-      c->final = c->data_r;
-      smtpc__tx_finish(c, 0); /* dirty: RSET before the next one */
-    } else {
-      smtpc__proto_error(c, "unexpected reply to DATA");
-    }
+    on_data_reply(c, &c->data_r);
     return;
   }
   c->st = ST_DATA;
@@ -360,15 +366,7 @@ void smtpc__tx_reply(smtpc_conn *c, const smtpc_reply *r) {
       on_envelope_reply(c, r);
       break;
     case ST_DATA:
-      if (r->code == 354) {
-        start_body(c);
-      } else if (cls == 4 || cls == 5) {
-        rest_get(c, r);
-        c->final = *r;
-        smtpc__tx_finish(c, 0); /* dirty: RSET before the next one */
-      } else {
-        smtpc__proto_error(c, "unexpected reply to DATA");
-      }
+      on_data_reply(c, r);
       break;
     case ST_BODY: /* the server spoke out of turn: it gave up on this transaction */
       if (cls == 4 || cls == 5) {
