@@ -2,7 +2,6 @@
 #include "conn/tcp_connection.hpp"
 
 #include <cerrno>
-#include <cstdlib>
 #include <sys/socket.h>
 
 #include "tls/stream.hpp"
